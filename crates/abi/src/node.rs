@@ -1,0 +1,122 @@
+//! Node life cycle states and the message kinds nodes exchange.
+
+use core::fmt;
+
+/// Where a node is in its life, as published in its [`crate::shared::NodeSlot`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum NodeState {
+    /// Not started (or not in the plan).
+    Absent = 0,
+    /// Started by node 0, not yet ready.
+    Booting = 1,
+    Running = 2,
+    /// Stopped on request.
+    Halted = 3,
+    /// Stopped by a fault; the slot holds the reason.
+    Crashed = 4,
+}
+
+impl NodeState {
+    /// Decodes a peer-written value; unknown values are not trusted.
+    pub fn from_raw(v: u32) -> Option<NodeState> {
+        Some(match v {
+            0 => NodeState::Absent,
+            1 => NodeState::Booting,
+            2 => NodeState::Running,
+            3 => NodeState::Halted,
+            4 => NodeState::Crashed,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Absent => "absent",
+            NodeState::Booting => "booting",
+            NodeState::Running => "running",
+            NodeState::Halted => "halted",
+            NodeState::Crashed => "crashed",
+        }
+    }
+}
+
+impl fmt::Display for NodeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a mailbox message means. Carried as `Message::kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MessageKind {
+    /// args[0] = sender's TSC at send.
+    Ping = 1,
+    /// args[0] = the ping's TSC, echoed back.
+    Pong = 2,
+    /// Node 0 asks the receiver to stop (state becomes Halted).
+    Halt = 3,
+}
+
+impl MessageKind {
+    pub fn from_raw(v: u32) -> Option<MessageKind> {
+        Some(match v {
+            1 => MessageKind::Ping,
+            2 => MessageKind::Pong,
+            3 => MessageKind::Halt,
+            _ => return None,
+        })
+    }
+}
+
+/// Faults a node can be told to inject into itself (`mint boot --fault`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum FaultKind {
+    None = 0,
+    PageFault = 1,
+    Panic = 2,
+    /// A write into node 0's partition.
+    WildWrite = 3,
+    /// Spin with interrupts off.
+    Hang = 4,
+    InvalidOpcode = 5,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 5] = [
+        FaultKind::PageFault,
+        FaultKind::Panic,
+        FaultKind::WildWrite,
+        FaultKind::Hang,
+        FaultKind::InvalidOpcode,
+    ];
+
+    pub fn from_raw(v: u32) -> Option<FaultKind> {
+        Some(match v {
+            0 => FaultKind::None,
+            1 => FaultKind::PageFault,
+            2 => FaultKind::Panic,
+            3 => FaultKind::WildWrite,
+            4 => FaultKind::Hang,
+            5 => FaultKind::InvalidOpcode,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::None => "none",
+            FaultKind::PageFault => "page-fault",
+            FaultKind::Panic => "panic",
+            FaultKind::WildWrite => "wild-write",
+            FaultKind::Hang => "hang",
+            FaultKind::InvalidOpcode => "invalid-opcode",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FaultKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}

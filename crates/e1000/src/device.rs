@@ -1,0 +1,364 @@
+//! The NIC's receive side as the support node plays it: frame in, descriptor written back, cause raised.
+//!
+//! [`DeviceModel::receive`] does what an 82540EM does when a frame arrives from the wire, reading
+//! its configuration from the registers the driver programmed (RCTL, RDLEN, RDH, RDT, IMS) every
+//! time — the driver may reprogram them at any moment, and each read is only an atomic load of
+//! the shared register page. It returns whether the driver's interrupt must be raised; raising
+//! it (an IPI) is the caller's job.
+//!
+//! Everything the driver wrote is untrusted: a bad RDLEN, RDH or RDT, an undecodable buffer
+//! size, or a buffer address outside the allowed memory drops the frame with a named reason
+//! and a count in [`DropCounters`], never a panic or a stray write.
+
+use crate::desc::{RxDescriptor, RxErrors, RxStatus};
+use crate::regs::{
+    Interrupt, Rctl, Register, RegisterAccess, Status, rctl_buffer_size, rctl_rdmts_divisor,
+};
+use crate::ring::{DescriptorRing, DmaError, DmaMemory};
+
+/// Shortest frame accepted, without FCS (64-byte Ethernet minimum less the 4-byte CRC).
+pub const MIN_FRAME: usize = 60;
+/// Longest frame accepted while RCTL.LPE is clear, without FCS (1522 with CRC, VLAN-tagged).
+pub const MAX_STANDARD_FRAME: usize = 1518;
+
+/// A register value the driver programmed that the device cannot work with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigError {
+    /// RCTL's BSIZE/BSEX combination is reserved.
+    BufferSize {
+        /// The RCTL value read.
+        rctl: u32,
+    },
+    /// RDLEN is zero, not a multiple of 128, or larger than the ring memory.
+    RingLength {
+        /// The RDLEN value read.
+        rdlen: u32,
+    },
+    /// RDH is outside the ring.
+    Head {
+        /// The RDH value read.
+        rdh: u32,
+        /// Descriptors in the ring.
+        count: u16,
+    },
+    /// RDT is outside the ring.
+    Tail {
+        /// The RDT value read.
+        rdt: u32,
+        /// Descriptors in the ring.
+        count: u16,
+    },
+}
+
+/// Why a frame was not received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxDrop {
+    /// RCTL.EN is clear.
+    NotEnabled,
+    /// Shorter than [`MIN_FRAME`].
+    Undersize {
+        /// Frame length.
+        len: usize,
+    },
+    /// Longer than the receive buffer (or than [`MAX_STANDARD_FRAME`] without RCTL.LPE).
+    Oversize {
+        /// Frame length.
+        len: usize,
+        /// Longest frame the configuration accepts.
+        max: usize,
+    },
+    /// The driver's register programming is unusable.
+    BadConfig(ConfigError),
+    /// RDH == RDT: the driver has given the device no free descriptor. MPC was incremented and
+    /// RXO raised, as the NIC does on an overrun.
+    NoDescriptor {
+        /// RXO is unmasked in IMS: the caller must raise the driver's interrupt.
+        raise_interrupt: bool,
+    },
+    /// The descriptor's buffer address is outside the allowed memory. The descriptor is not
+    /// consumed (RDH stays).
+    DmaFault(DmaError),
+}
+
+impl RxDrop {
+    /// Short stable name, for logs and counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RxDrop::NotEnabled => "not-enabled",
+            RxDrop::Undersize { .. } => "undersize",
+            RxDrop::Oversize { .. } => "oversize",
+            RxDrop::BadConfig(_) => "bad-config",
+            RxDrop::NoDescriptor { .. } => "no-descriptor",
+            RxDrop::DmaFault(_) => "dma-fault",
+        }
+    }
+
+    /// Whether the drop itself raised an unmasked cause (only an overrun does).
+    pub fn raise_interrupt(&self) -> bool {
+        matches!(
+            self,
+            RxDrop::NoDescriptor {
+                raise_interrupt: true
+            }
+        )
+    }
+}
+
+impl core::fmt::Display for RxDrop {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.reason())?;
+        match self {
+            RxDrop::Undersize { len } => write!(f, " ({len} < {MIN_FRAME} bytes)"),
+            RxDrop::Oversize { len, max } => write!(f, " ({len} > {max} bytes)"),
+            RxDrop::BadConfig(c) => write!(f, " ({c:?})"),
+            RxDrop::DmaFault(e) => write!(f, " ({e})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A frame the device placed in the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Descriptor written back.
+    pub index: u16,
+    /// Bytes DMA'd.
+    pub length: u16,
+    /// Causes set in ICR ([`Interrupt`] bits: RXT0, maybe RXDMT0).
+    pub causes: u32,
+    /// Some cause is unmasked in IMS: the caller must raise the driver's interrupt.
+    pub raise_interrupt: bool,
+}
+
+/// Frames dropped by the device model, by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DropCounters {
+    /// [`RxDrop::NotEnabled`].
+    pub not_enabled: u64,
+    /// [`RxDrop::Undersize`].
+    pub undersize: u64,
+    /// [`RxDrop::Oversize`].
+    pub oversize: u64,
+    /// [`RxDrop::BadConfig`].
+    pub bad_config: u64,
+    /// [`RxDrop::NoDescriptor`].
+    pub no_descriptor: u64,
+    /// [`RxDrop::DmaFault`].
+    pub dma_fault: u64,
+}
+
+impl DropCounters {
+    /// All drops.
+    pub fn total(&self) -> u64 {
+        self.not_enabled
+            + self.undersize
+            + self.oversize
+            + self.bad_config
+            + self.no_descriptor
+            + self.dma_fault
+    }
+
+    fn count(&mut self, drop: &RxDrop) {
+        let slot = match drop {
+            RxDrop::NotEnabled => &mut self.not_enabled,
+            RxDrop::Undersize { .. } => &mut self.undersize,
+            RxDrop::Oversize { .. } => &mut self.oversize,
+            RxDrop::BadConfig(_) => &mut self.bad_config,
+            RxDrop::NoDescriptor { .. } => &mut self.no_descriptor,
+            RxDrop::DmaFault(_) => &mut self.dma_fault,
+        };
+        *slot += 1;
+    }
+}
+
+/// The support node's e1000 receive unit. Holds only statistics: all configuration is read
+/// from the registers on each frame.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceModel {
+    received: u64,
+    bytes: u64,
+    drops: DropCounters,
+}
+
+impl DeviceModel {
+    /// A model with zeroed statistics.
+    pub const fn new() -> Self {
+        Self {
+            received: 0,
+            bytes: 0,
+            drops: DropCounters {
+                not_enabled: 0,
+                undersize: 0,
+                oversize: 0,
+                bad_config: 0,
+                no_descriptor: 0,
+                dma_fault: 0,
+            },
+        }
+    }
+
+    /// Frames placed in the ring.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Bytes placed in the ring.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Drops by reason.
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// Receives one frame (without FCS) from the wire into the driver's ring.
+    ///
+    /// On success the frame is in the buffer of descriptor `index`, its write-back (length,
+    /// DD | EOP, checksum 0) published with one store, RDH advanced, GPRC incremented and RXT0
+    /// (plus RXDMT0 when free descriptors fell to the RCTL.RDMTS threshold) set in ICR.
+    pub fn receive<R, D, M>(
+        &mut self,
+        regs: &R,
+        ring: &D,
+        dma: &M,
+        frame: &[u8],
+    ) -> Result<Received, RxDrop>
+    where
+        R: RegisterAccess + ?Sized,
+        D: DescriptorRing + ?Sized,
+        M: DmaMemory + ?Sized,
+    {
+        match Self::place(regs, ring, dma, frame) {
+            Ok(r) => {
+                self.received += 1;
+                self.bytes += u64::from(r.length);
+                Ok(r)
+            }
+            Err(drop) => {
+                self.drops.count(&drop);
+                Err(drop)
+            }
+        }
+    }
+
+    fn place<R, D, M>(regs: &R, ring: &D, dma: &M, frame: &[u8]) -> Result<Received, RxDrop>
+    where
+        R: RegisterAccess + ?Sized,
+        D: DescriptorRing + ?Sized,
+        M: DmaMemory + ?Sized,
+    {
+        let rctl = Rctl::from_bits_retain(regs.read(Register::RCTL));
+        if !rctl.contains(Rctl::EN) {
+            return Err(RxDrop::NotEnabled);
+        }
+        let mut max =
+            rctl_buffer_size(rctl.bits()).ok_or(RxDrop::BadConfig(ConfigError::BufferSize {
+                rctl: rctl.bits(),
+            }))?;
+        if !rctl.contains(Rctl::LPE) {
+            max = max.min(MAX_STANDARD_FRAME);
+        }
+        let len = frame.len();
+        if len < MIN_FRAME {
+            return Err(RxDrop::Undersize { len });
+        }
+        if len > max {
+            return Err(RxDrop::Oversize { len, max });
+        }
+        // max <= 16384, so the length fits the descriptor's u16.
+        let length = len as u16;
+
+        let count = ring_count(regs.read(Register::RDLEN), ring.len())?;
+        let rdh = regs.read(Register::RDH);
+        let head = u16::try_from(rdh)
+            .ok()
+            .filter(|&h| h < count)
+            .ok_or(RxDrop::BadConfig(ConfigError::Head { rdh, count }))?;
+        let rdt = regs.read(Register::RDT);
+        let tail = u16::try_from(rdt)
+            .ok()
+            .filter(|&t| t < count)
+            .ok_or(RxDrop::BadConfig(ConfigError::Tail { rdt, count }))?;
+
+        if head == tail {
+            // The driver is behind: the frame is lost, as in the NIC's FIFO overrun. MPC and RXO
+            // make that visible to the driver (and wake it if it is the one missing interrupts).
+            increment(regs, Register::MPC);
+            regs.write(Register::ICS, Interrupt::RXO.bits());
+            let raise_interrupt = regs.read(Register::IMS) & Interrupt::RXO.bits() != 0;
+            return Err(RxDrop::NoDescriptor { raise_interrupt });
+        }
+
+        let d = ring.load(head);
+        dma.write(d.buffer_addr, frame).map_err(RxDrop::DmaFault)?;
+        // After the copy, one Release store: the driver that sees DD sees the whole frame.
+        ring.store_writeback(
+            head,
+            &RxDescriptor {
+                buffer_addr: d.buffer_addr,
+                length,
+                checksum: 0,
+                status: RxStatus::DD | RxStatus::EOP,
+                errors: RxErrors::empty(),
+                special: 0,
+            },
+        );
+        let new_head = if head + 1 == count { 0 } else { head + 1 };
+        regs.write(Register::RDH, u32::from(new_head));
+        increment(regs, Register::GPRC);
+
+        let mut causes = Interrupt::RXT0;
+        if let Some(divisor) = rctl_rdmts_divisor(rctl.bits()) {
+            // Descriptors still owned by the device: new_head up to (not including) tail.
+            // In u32: tail + count overflows u16 for rings near the 65535-descriptor limit.
+            let (tail, count, new_head) = (u32::from(tail), u32::from(count), u32::from(new_head));
+            let free = (tail + count - new_head) % count;
+            if free <= count / u32::from(divisor) {
+                causes |= Interrupt::RXDMT0;
+            }
+        }
+        // Causes last, after RDH and statistics, so a driver woken by them sees the new state.
+        regs.write(Register::ICS, causes.bits());
+        let raise_interrupt = regs.read(Register::IMS) & causes.bits() != 0;
+        Ok(Received {
+            index: head,
+            length,
+            causes: causes.bits(),
+            raise_interrupt,
+        })
+    }
+
+    /// Sets or clears STATUS.LU and raises LSC, as the NIC does when the link changes. Returns
+    /// whether LSC is unmasked (the caller must raise the driver's interrupt).
+    pub fn set_link<R: RegisterAccess + ?Sized>(&self, regs: &R, up: bool) -> bool {
+        let status = Status::from_bits_retain(regs.read(Register::STATUS));
+        let status = if up {
+            status | Status::LU | Status::FD
+        } else {
+            status - Status::LU
+        };
+        regs.write(Register::STATUS, status.bits());
+        regs.write(Register::ICS, Interrupt::LSC.bits());
+        regs.read(Register::IMS) & Interrupt::LSC.bits() != 0
+    }
+}
+
+/// Ring size from RDLEN, validated against the ring memory the device was given.
+fn ring_count(rdlen: u32, available: u16) -> Result<u16, RxDrop> {
+    let bad = RxDrop::BadConfig(ConfigError::RingLength { rdlen });
+    if rdlen == 0 || !rdlen.is_multiple_of(128) {
+        return Err(bad);
+    }
+    let count = u16::try_from(rdlen / RxDescriptor::SIZE as u32).map_err(|_| bad)?;
+    if count > available {
+        return Err(bad);
+    }
+    Ok(count)
+}
+
+/// Statistics registers are incremented with read + write: only the device writes them.
+fn increment<R: RegisterAccess + ?Sized>(regs: &R, reg: Register) {
+    let v = regs.read(reg);
+    regs.write(reg, v.wrapping_add(1));
+}

@@ -1,0 +1,352 @@
+use alloc::format;
+
+use super::{BUF_BASE, Harness, frame};
+use crate::desc::{RxDescriptor, RxErrors, RxStatus};
+use crate::device::{MAX_STANDARD_FRAME, MIN_FRAME};
+use crate::regs::{Interrupt, Rctl, Register, RegisterAccess, rctl_bsize_bits};
+use crate::ring::{DescriptorRing, DmaError, DmaMemory};
+use crate::{ConfigError, DropCounters, RxDrop};
+
+#[test]
+fn receive_writes_back_and_raises_rxt0() {
+    let mut h = Harness::new(16, 2048);
+    let f = frame(7, 200);
+    let r = h.send(&f).expect("room");
+    assert_eq!(r.index, 0);
+    assert_eq!(r.length, 200);
+    assert_eq!(r.causes, Interrupt::RXT0.bits());
+    assert!(r.raise_interrupt);
+    assert_eq!(
+        h.ring.load(0),
+        RxDescriptor {
+            buffer_addr: BUF_BASE,
+            length: 200,
+            checksum: 0,
+            status: RxStatus::DD | RxStatus::EOP,
+            errors: RxErrors::empty(),
+            special: 0,
+        }
+    );
+    let mut buf = [0u8; 200];
+    h.dma.read(BUF_BASE, &mut buf).expect("in range");
+    assert_eq!(&buf[..], &f[..]);
+    assert_eq!(h.reg(Register::RDH), 1);
+    assert_eq!(h.reg(Register::RDT), 15, "device never writes RDT");
+    assert_eq!(h.reg(Register::GPRC), 1);
+    assert_eq!(h.reg(Register::MPC), 0);
+    assert_eq!(h.rx.ack(&h.regs), Interrupt::RXT0.bits());
+    assert_eq!((h.dev.received(), h.dev.bytes()), (1, 200));
+}
+
+#[test]
+fn masked_causes_do_not_raise() {
+    let mut h = Harness::new(16, 2048);
+    h.regs.write(Register::IMC, Interrupt::RXT0.bits());
+    let r = h.send(&frame(0, 64)).expect("room");
+    assert!(!r.raise_interrupt);
+    // The cause is still latched in ICR for a polling driver.
+    assert_eq!(h.regs.peek(Register::ICR), Interrupt::RXT0.bits());
+    h.regs.write(Register::IMC, u32::MAX);
+    for seq in 1..15 {
+        assert!(!h.send(&frame(seq, 64)).expect("room").raise_interrupt);
+    }
+    // Ring full: RXO is masked too.
+    assert_eq!(
+        h.send(&frame(99, 64)),
+        Err(RxDrop::NoDescriptor {
+            raise_interrupt: false
+        })
+    );
+    h.regs.write(Register::IMS, Interrupt::RXT0.bits());
+    h.poll(64);
+    assert!(h.send(&frame(15, 64)).expect("room").raise_interrupt);
+}
+
+#[test]
+fn ring_full_counts_missed_packets_then_recovers() {
+    let mut h = Harness::new(8, 2048);
+    // count - 1 descriptors fit; the last slot stays empty by the driver's design.
+    for seq in 0..7 {
+        h.send(&frame(seq, 64)).expect("room");
+    }
+    assert_eq!(h.reg(Register::RDH), 7);
+    assert_eq!(h.reg(Register::RDT), 7);
+    let _ = h.rx.ack(&h.regs);
+    for n in 1..=3 {
+        let e = h.send(&frame(100 + n, 64)).expect_err("full");
+        assert_eq!(
+            e,
+            RxDrop::NoDescriptor {
+                raise_interrupt: true
+            }
+        );
+        assert!(e.raise_interrupt());
+        assert_eq!(e.reason(), "no-descriptor");
+        assert_eq!(h.reg(Register::MPC), n);
+    }
+    assert_eq!(h.rx.ack(&h.regs), Interrupt::RXO.bits());
+    assert_eq!(h.dev.drops().no_descriptor, 3);
+    assert_eq!(h.reg(Register::GPRC), 7);
+    // The driver cleans; the device has room again.
+    assert_eq!(h.poll(64).delivered, 7);
+    assert_eq!(h.reg(Register::RDT), 6);
+    for seq in 7..14 {
+        h.send(&frame(seq, 64)).expect("room after poll");
+    }
+    assert!(h.send(&frame(200, 64)).is_err());
+    assert_eq!(h.poll(64).delivered, 7);
+    let seqs: alloc::vec::Vec<u32> = h.delivered.iter().map(|f| super::seq_of(f)).collect();
+    assert_eq!(seqs, (0..14).collect::<alloc::vec::Vec<_>>());
+    assert_eq!(h.reg(Register::MPC), 4);
+}
+
+#[test]
+fn rxdmt0_follows_rdmts_threshold() {
+    // (RDMTS field, expected number of successful receives before RXDMT0 first appears) for a
+    // 32-descriptor ring, 31 of them owned by the device after init.
+    let cases = [
+        (Rctl::RDMTS_HALF, Some(31 - 16)),
+        (Rctl::RDMTS_QUARTER, Some(31 - 8)),
+        (Rctl::RDMTS_EIGHTH, Some(31 - 4)),
+        (Rctl::RDMTS_MASK, None), // reserved: never
+    ];
+    for (rdmts, first) in cases {
+        let mut h = Harness::new(32, 2048);
+        let rctl = h.reg(Register::RCTL) & !Rctl::RDMTS_MASK.bits() | rdmts.bits();
+        h.regs.write(Register::RCTL, rctl);
+        let mut first_seen = None;
+        for seq in 0..31u32 {
+            let r = h.send(&frame(seq, 64)).expect("room");
+            let low = r.causes & Interrupt::RXDMT0.bits() != 0;
+            if low && first_seen.is_none() {
+                first_seen = Some(seq + 1);
+            }
+            if first_seen.is_some() {
+                assert!(low, "stays set below the threshold ({rdmts:?}, seq {seq})");
+            }
+        }
+        assert_eq!(first_seen, first, "{rdmts:?}");
+    }
+}
+
+#[test]
+fn length_limits() {
+    let mut h = Harness::new(8, 1024);
+    assert_eq!(
+        h.send(&frame(0, MIN_FRAME - 1)),
+        Err(RxDrop::Undersize { len: 59 })
+    );
+    assert_eq!(h.send(&[]), Err(RxDrop::Undersize { len: 0 }));
+    assert!(h.send(&frame(0, MIN_FRAME)).is_ok());
+    assert!(h.send(&frame(1, 1024)).is_ok());
+    assert_eq!(
+        h.send(&frame(2, 1025)),
+        Err(RxDrop::Oversize {
+            len: 1025,
+            max: 1024
+        })
+    );
+    // Without LPE, long frames are dropped even when the buffer is big enough.
+    let mut h = Harness::new(8, 4096);
+    assert!(h.send(&frame(0, 4096)).is_ok());
+    let rctl = h.reg(Register::RCTL) & !Rctl::LPE.bits();
+    h.regs.write(Register::RCTL, rctl);
+    assert!(h.send(&frame(1, MAX_STANDARD_FRAME)).is_ok());
+    assert_eq!(
+        h.send(&frame(2, MAX_STANDARD_FRAME + 1)),
+        Err(RxDrop::Oversize {
+            len: 1519,
+            max: 1518
+        })
+    );
+    assert_eq!(
+        *h.dev.drops(),
+        DropCounters {
+            oversize: 1,
+            ..Default::default()
+        }
+    );
+}
+
+#[test]
+fn bad_configuration_is_dropped_not_followed() {
+    let mut h = Harness::new(16, 2048);
+    let good_rctl = h.reg(Register::RCTL);
+    let bad = |h: &mut Harness| h.send(&frame(0, 64)).expect_err("bad config");
+
+    // Reserved buffer size (BSEX with BSIZE 00).
+    let rctl = good_rctl & !Rctl::BSIZE_MASK.bits() | Rctl::BSEX.bits();
+    h.regs.write(Register::RCTL, rctl);
+    assert_eq!(
+        bad(&mut h),
+        RxDrop::BadConfig(ConfigError::BufferSize { rctl })
+    );
+    h.regs.write(Register::RCTL, good_rctl);
+
+    for rdlen in [0, 100, 16 * 16 + 16, 32 * 16, !127u32] {
+        h.regs.write(Register::RDLEN, rdlen);
+        assert_eq!(
+            bad(&mut h),
+            RxDrop::BadConfig(ConfigError::RingLength { rdlen }),
+            "{rdlen}"
+        );
+    }
+    // A smaller ring than the memory is allowed (the device view may cover more).
+    h.regs.write(Register::RDLEN, 8 * 16);
+    h.regs.write(Register::RDH, 8);
+    assert_eq!(
+        bad(&mut h),
+        RxDrop::BadConfig(ConfigError::Head { rdh: 8, count: 8 })
+    );
+    h.regs.write(Register::RDLEN, 16 * 16);
+    h.regs.write(Register::RDH, u32::MAX);
+    assert_eq!(
+        bad(&mut h),
+        RxDrop::BadConfig(ConfigError::Head {
+            rdh: u32::MAX,
+            count: 16
+        })
+    );
+    h.regs.write(Register::RDH, 0);
+    h.regs.write(Register::RDT, 16);
+    assert_eq!(
+        bad(&mut h),
+        RxDrop::BadConfig(ConfigError::Tail { rdt: 16, count: 16 })
+    );
+    h.regs.write(Register::RDT, 0x1_0003);
+    assert_eq!(
+        bad(&mut h),
+        RxDrop::BadConfig(ConfigError::Tail {
+            rdt: 0x1_0003,
+            count: 16
+        })
+    );
+    assert_eq!(h.dev.drops().bad_config, 10);
+    assert_eq!(bad(&mut h).reason(), "bad-config");
+
+    // Nothing was written anywhere by the failed attempts.
+    for i in 0..16u16 {
+        assert_eq!(h.ring.load(i).status, RxStatus::empty());
+    }
+    assert_eq!(h.reg(Register::GPRC), 0);
+
+    // Repaired configuration works again.
+    h.regs.write(Register::RDT, 15);
+    assert!(h.send(&frame(0, 64)).is_ok());
+}
+
+#[test]
+fn dma_fault_leaves_descriptor_unconsumed() {
+    let mut h = Harness::new(8, 2048);
+    // The driver (buggy or hostile) points descriptor 0 outside the allowed memory.
+    h.ring.store_buffer_addr(0, 0xffff_ffff_ffff_fff0);
+    let e = h.send(&frame(0, 64)).expect_err("fault");
+    assert_eq!(
+        e,
+        RxDrop::DmaFault(DmaError {
+            addr: 0xffff_ffff_ffff_fff0,
+            len: 64
+        })
+    );
+    assert_eq!(e.reason(), "dma-fault");
+    assert!(!e.raise_interrupt());
+    assert_eq!(h.reg(Register::RDH), 0);
+    assert_eq!(h.ring.load(0).status, RxStatus::empty());
+    assert_eq!(h.regs.peek(Register::ICR), 0);
+    assert_eq!(h.dev.drops().dma_fault, 1);
+    // Straddling the end of memory is a fault too.
+    h.ring.store_buffer_addr(0, BUF_BASE + 8 * 2048 - 10);
+    assert!(matches!(h.send(&frame(0, 64)), Err(RxDrop::DmaFault(_))));
+    h.ring.store_buffer_addr(0, BUF_BASE);
+    assert_eq!(h.send(&frame(0, 64)).map(|r| r.index), Ok(0));
+}
+
+#[test]
+fn not_enabled_and_reason_names() {
+    let mut h = Harness::new(8, 2048);
+    let rctl = h.reg(Register::RCTL);
+    h.regs.write(Register::RCTL, rctl & !Rctl::EN.bits());
+    assert_eq!(h.send(&frame(0, 64)), Err(RxDrop::NotEnabled));
+    assert_eq!(h.dev.drops().not_enabled, 1);
+    assert_eq!(h.dev.drops().total(), 1);
+    let names = [
+        (RxDrop::NotEnabled, "not-enabled"),
+        (RxDrop::Undersize { len: 1 }, "undersize"),
+        (RxDrop::Oversize { len: 1, max: 0 }, "oversize"),
+        (
+            RxDrop::BadConfig(ConfigError::RingLength { rdlen: 0 }),
+            "bad-config",
+        ),
+        (
+            RxDrop::NoDescriptor {
+                raise_interrupt: true,
+            },
+            "no-descriptor",
+        ),
+        (RxDrop::DmaFault(DmaError { addr: 0, len: 0 }), "dma-fault"),
+    ];
+    for (d, name) in names {
+        assert_eq!(d.reason(), name);
+        assert!(format!("{d}").starts_with(name));
+    }
+    assert_eq!(
+        format!(
+            "{}",
+            RxDrop::Oversize {
+                len: 3000,
+                max: 2048
+            }
+        ),
+        "oversize (3000 > 2048 bytes)"
+    );
+}
+
+#[test]
+fn buffer_size_change_takes_effect_immediately() {
+    let mut h = Harness::new(8, 2048);
+    let rctl = h.reg(Register::RCTL) & !(Rctl::BSIZE_MASK | Rctl::BSEX).bits();
+    h.regs
+        .write(Register::RCTL, rctl | rctl_bsize_bits(256).expect("valid"));
+    assert_eq!(
+        h.send(&frame(0, 300)),
+        Err(RxDrop::Oversize { len: 300, max: 256 })
+    );
+}
+
+#[test]
+fn link_changes_raise_lsc() {
+    let h = Harness::new(8, 2048);
+    assert!(h.dev.set_link(&h.regs, true));
+    assert_ne!(h.reg(Register::STATUS) & crate::Status::LU.bits(), 0);
+    assert_eq!(h.rx.ack(&h.regs), Interrupt::LSC.bits());
+    h.regs.write(Register::IMC, Interrupt::LSC.bits());
+    assert!(!h.dev.set_link(&h.regs, false));
+    assert_eq!(h.reg(Register::STATUS) & crate::Status::LU.bits(), 0);
+}
+
+#[test]
+fn largest_ring_the_registers_can_describe() {
+    // RDLEN = 65535 * 16 rounded down to 128: 65528 descriptors (more than the driver accepts,
+    // but a peer may program it); index arithmetic must not overflow u16 near the ring's end.
+    let count = 65528u16;
+    let regs = crate::RegisterFile::new();
+    let ring = crate::testing::MemRing::new(count);
+    let dma = crate::testing::MemDma::new(BUF_BASE, 256);
+    let mut dev = crate::DeviceModel::new();
+    let rctl = Rctl::EN | Rctl::LPE | Rctl::from_bits_retain(rctl_bsize_bits(256).expect("valid"));
+    regs.write(Register::RCTL, rctl.bits());
+    regs.write(Register::RDLEN, u32::from(count) * 16);
+    regs.write(Register::RDH, u32::from(count - 1));
+    regs.write(Register::RDT, 10);
+    ring.store_buffer_addr(count - 1, BUF_BASE);
+    let r = dev
+        .receive(&regs, &ring, &dma, &frame(0, 64))
+        .expect("room");
+    assert_eq!(r.index, count - 1);
+    assert_eq!(regs.peek(Register::RDH), 0);
+    assert_ne!(
+        r.causes & Interrupt::RXDMT0.bits(),
+        0,
+        "ring nearly exhausted"
+    );
+}

@@ -1,0 +1,266 @@
+//! Reading a plan from a TOML file (feature `toml`, host side).
+//!
+//! ```toml
+//! [machine]            # optional; cpus defaults to max core + 1,
+//! cpus = 2             # memory to the layout's minimum
+//! memory = "256M"
+//! [shared]             # optional; size defaults to 16M
+//! size = "16M"
+//! [[node]]
+//! id = 0
+//! cores = [0]
+//! memory = "64M"       # or a plain integer of bytes
+//! devices = ["com1"]
+//! ```
+
+use std::fmt;
+
+use mint_abi::{CoreIndex, NodeId};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+
+use crate::PlanError;
+use crate::device::Device;
+use crate::plan::{DEFAULT_SHARED_SIZE, Machine, NodeSpec, Plan};
+use crate::size::parse_size;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    machine: Option<MachineSection>,
+    shared: Option<SharedSection>,
+    #[serde(rename = "node", default)]
+    nodes: Vec<NodeSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MachineSection {
+    cpus: Option<u8>,
+    memory: Option<Size>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedSection {
+    size: Size,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeSection {
+    id: u8,
+    cores: Vec<u8>,
+    memory: Size,
+    devices: Vec<DeviceName>,
+}
+
+/// A size written as a string (`"64M"`) or an integer of bytes.
+struct Size(u64);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+
+        impl Visitor<'_> for SizeVisitor {
+            type Value = Size;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as \"64M\", \"1G\", \"512K\" or an integer of bytes")
+            }
+
+            fn visit_u64<E: de::Error>(self, bytes: u64) -> Result<Size, E> {
+                Ok(Size(bytes))
+            }
+
+            fn visit_i64<E: de::Error>(self, bytes: i64) -> Result<Size, E> {
+                u64::try_from(bytes)
+                    .map(Size)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Signed(bytes), &self))
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Size, E> {
+                parse_size(text).map(Size).map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+/// A device written by name (`"com1"`, `"e1000"`).
+struct DeviceName(Device);
+
+impl<'de> Deserialize<'de> for DeviceName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map(DeviceName).map_err(de::Error::custom)
+    }
+}
+
+impl Plan {
+    /// Parses a TOML plan file and fills in the defaults: 16 MiB shared,
+    /// `machine.cpus` one past the highest core, `machine.memory` the
+    /// layout's minimum (so the sizes must obey [`Plan::layout`]'s rules
+    /// when it is left out). The result is not otherwise validated.
+    pub fn from_toml_str(text: &str) -> Result<Plan, PlanError> {
+        let file: File = toml::from_str(text).map_err(|err| PlanError::Toml(err.to_string()))?;
+        let nodes: Vec<NodeSpec> = file
+            .nodes
+            .into_iter()
+            .map(|node| NodeSpec {
+                id: NodeId(node.id),
+                cores: node.cores.into_iter().map(CoreIndex).collect(),
+                memory: node.memory.0,
+                devices: node.devices.into_iter().map(|DeviceName(d)| d).collect(),
+            })
+            .collect();
+        let machine = file.machine.unwrap_or(MachineSection {
+            cpus: None,
+            memory: None,
+        });
+        let cpus = machine.cpus.unwrap_or_else(|| {
+            let highest = nodes.iter().flat_map(|node| &node.cores).max();
+            highest.map_or(0, |core| core.0.saturating_add(1))
+        });
+        let mut plan = Plan {
+            machine: Machine { cpus, memory: 0 },
+            shared_size: file
+                .shared
+                .map_or(DEFAULT_SHARED_SIZE, |shared| shared.size.0),
+            nodes,
+        };
+        plan.machine.memory = match machine.memory {
+            Some(Size(memory)) => memory,
+            None => plan.layout()?.required_ram,
+        };
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::size::MIB;
+
+    const EXAMPLE: &str = r#"
+[machine]
+cpus = 2
+memory = "256M"
+
+[shared]
+size = "16M"
+
+[[node]]
+id = 0
+cores = [0]
+memory = "64M"
+devices = ["com1"]
+
+[[node]]
+id = 1
+cores = [1]
+memory = 67108864
+devices = ["com2", "e1000"]
+"#;
+
+    fn err_message(text: &str) -> String {
+        match Plan::from_toml_str(text) {
+            Err(PlanError::Toml(message)) => message,
+            other => panic!("expected a TOML error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_a_full_file() {
+        let plan = Plan::from_toml_str(EXAMPLE).expect("parses");
+        let mut expected = Plan::default();
+        expected.machine.memory = 256 * MIB;
+        expected.nodes[1].devices.push(Device::E1000);
+        assert_eq!(plan, expected);
+        assert!(plan.validate().is_ok());
+    }
+
+    #[test]
+    fn fills_in_defaults() {
+        let text = r#"
+[[node]]
+id = 0
+cores = [0]
+memory = "64M"
+devices = ["com1"]
+[[node]]
+id = 1
+cores = [3]
+memory = "32M"
+devices = ["com2"]
+"#;
+        let plan = Plan::from_toml_str(text).expect("parses");
+        assert_eq!(plan.shared_size, 16 * MIB);
+        assert_eq!(
+            plan.machine,
+            Machine {
+                cpus: 4,
+                memory: (2 + 64 + 32 + 16 + 8) * MIB
+            }
+        );
+        assert_eq!(
+            plan.machine.memory,
+            plan.validate().expect("valid").required_ram
+        );
+    }
+
+    #[test]
+    fn default_memory_needs_valid_sizes() {
+        let text = "[[node]]\nid = 0\ncores = [0]\nmemory = \"63M\"\ndevices = [\"com1\"]\n";
+        assert_eq!(
+            Plan::from_toml_str(text),
+            Err(PlanError::MisalignedMemory {
+                node: NodeId(0),
+                memory: 63 * MIB
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_toml_reports_line_and_column() {
+        let message = err_message("[machine]\ncpus = = 2\n");
+        assert!(message.contains("line 2, column"), "{message}");
+        let err = Plan::from_toml_str("[[node]\n").unwrap_err();
+        assert!(err.to_string().starts_with("invalid plan file: "), "{err}");
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let message = err_message("[machine]\ncpus = 2\ncolour = \"red\"\n");
+        assert!(
+            message.contains("colour") && message.contains("line 3"),
+            "{message}"
+        );
+        let message = err_message(&EXAMPLE.replace("[shared]", "[sharde]"));
+        assert!(message.contains("sharde"), "{message}");
+        let message = err_message(&format!("{EXAMPLE}irq = 4\n"));
+        assert!(message.contains("irq"), "{message}");
+    }
+
+    #[test]
+    fn bad_values_name_the_value_and_place() {
+        let message = err_message(&EXAMPLE.replace("\"64M\"", "\"64Q\""));
+        assert!(
+            message.contains("64Q") && message.contains("line 12, column 10"),
+            "{message}"
+        );
+        let message = err_message(&EXAMPLE.replace("\"com2\"", "\"com9\""));
+        assert!(
+            message.contains("com9") && message.contains("line 19"),
+            "{message}"
+        );
+        let message = err_message(&EXAMPLE.replace("67108864", "-1"));
+        assert!(message.contains("-1"), "{message}");
+        let message = err_message(&EXAMPLE.replace("id = 1", "id = 256"));
+        assert!(message.contains("256"), "{message}");
+        let message = err_message(&EXAMPLE.replace("cores = [1]\n", ""));
+        assert!(message.contains("cores"), "{message}");
+    }
+}

@@ -1,0 +1,475 @@
+//! Structural validation of a plan: ids, cores, devices, sizes and RAM.
+
+use alloc::collections::BTreeMap;
+use mint_abi::{CoreIndex, NodeId};
+
+use crate::PlanError;
+use crate::layout::Layout;
+use crate::plan::{MAX_NODES, NodeSpec, Plan};
+
+impl Plan {
+    /// Checks everything that can be checked without the machine itself and
+    /// returns the layout. Run on the host before boot and again by node 0.
+    ///
+    /// Rules: 1..=[`MAX_NODES`] nodes with ids exactly `0..n`; one core per
+    /// node, cores distinct and below `machine.cpus`, node 0 on core 0 (the
+    /// boot CPU); valid devices, each owned once, and exactly one UART per
+    /// node; the size rules of [`Plan::layout`]; everything within
+    /// `machine.memory`.
+    pub fn validate(&self) -> Result<Layout, PlanError> {
+        self.check_ids()?;
+        let nodes = self.nodes_by_id();
+        self.check_cores(&nodes)?;
+        check_devices(&nodes)?;
+        let layout = self.layout()?;
+        self.check_ram(&layout)?;
+        Ok(layout)
+    }
+
+    fn check_ids(&self) -> Result<(), PlanError> {
+        let count = self.nodes.len();
+        if count == 0 {
+            return Err(PlanError::NoNodes);
+        }
+        if count > MAX_NODES {
+            return Err(PlanError::TooManyNodes { count });
+        }
+        let mut seen = [false; MAX_NODES];
+        for node in &self.nodes {
+            let index = node.id.index();
+            if index >= count {
+                return Err(PlanError::NodeIdOutOfRange {
+                    node: node.id,
+                    count,
+                });
+            }
+            // `index < count <= MAX_NODES`.
+            if core::mem::replace(&mut seen[index], true) {
+                return Err(PlanError::DuplicateNodeId { node: node.id });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_cores(&self, nodes: &[&NodeSpec]) -> Result<(), PlanError> {
+        let mut owners: BTreeMap<CoreIndex, NodeId> = BTreeMap::new();
+        for node in nodes {
+            match node.cores.as_slice() {
+                [] => return Err(PlanError::NoCores { node: node.id }),
+                [_] => {}
+                several => {
+                    return Err(PlanError::SeveralCores {
+                        node: node.id,
+                        cores: several.to_vec(),
+                    });
+                }
+            }
+            for &core in &node.cores {
+                if let Some(&owner) = owners.get(&core) {
+                    return Err(PlanError::CoreOverlap {
+                        node: node.id,
+                        core,
+                        owner,
+                    });
+                }
+                if core.0 >= self.machine.cpus {
+                    return Err(PlanError::MissingCore {
+                        node: node.id,
+                        core,
+                        cpus: self.machine.cpus,
+                    });
+                }
+                owners.insert(core, node.id);
+            }
+        }
+        match owners.get(&CoreIndex(0)) {
+            Some(&NodeId(0)) => Ok(()),
+            _ => Err(PlanError::BootCore {
+                cores: nodes
+                    .iter()
+                    .find(|node| node.id == NodeId(0))
+                    .map(|node| node.cores.clone())
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+
+    fn check_ram(&self, layout: &Layout) -> Result<(), PlanError> {
+        let ram = self.machine.memory;
+        if layout.required_ram <= ram {
+            return Ok(());
+        }
+        // Name the first region that ends past the RAM: one always does.
+        let (region, base, size) = layout
+            .regions()
+            .find(|&(_, base, size)| base.0 + size > ram)
+            .ok_or(PlanError::LayoutOverflow)?;
+        Err(PlanError::BeyondRam {
+            region,
+            base,
+            size,
+            ram,
+            required: layout.required_ram,
+        })
+    }
+}
+
+fn check_devices(nodes: &[&NodeSpec]) -> Result<(), PlanError> {
+    let mut owners = BTreeMap::new();
+    for node in nodes {
+        let mut console = None;
+        for &device in &node.devices {
+            if !device.is_valid() {
+                return Err(PlanError::InvalidDevice {
+                    node: node.id,
+                    device,
+                });
+            }
+            if let Some(&owner) = owners.get(&device) {
+                return Err(PlanError::DuplicateDevice {
+                    node: node.id,
+                    device,
+                    owner,
+                });
+            }
+            owners.insert(device, node.id);
+            if device.is_uart() {
+                if let Some(first) = console {
+                    return Err(PlanError::SeveralConsoles {
+                        node: node.id,
+                        first,
+                        second: device,
+                    });
+                }
+                console = Some(device);
+            }
+        }
+        if console.is_none() {
+            return Err(PlanError::NoConsole { node: node.id });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Device;
+    use crate::layout::Region;
+    use crate::size::MIB;
+    use alloc::string::{String, ToString};
+    use alloc::vec;
+    use mint_abi::PhysAddr;
+
+    fn message(plan: &Plan) -> (PlanError, String) {
+        let err = plan.validate().unwrap_err();
+        let msg = err.to_string();
+        (err, msg)
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let layout = Plan::default().validate().expect("valid");
+        assert_eq!(layout, Plan::default().layout().expect("valid"));
+    }
+
+    #[test]
+    fn needs_a_node() {
+        let mut plan = Plan::default();
+        plan.nodes.clear();
+        assert_eq!(
+            message(&plan),
+            (PlanError::NoNodes, "the plan has no nodes".into())
+        );
+    }
+
+    #[test]
+    fn at_most_max_nodes() {
+        let mut plan = Plan::default_nodes(4).expect("in range");
+        let mut extra = plan.nodes[3].clone();
+        extra.id = NodeId(4);
+        plan.nodes.push(extra);
+        let (err, msg) = message(&plan);
+        assert_eq!(err, PlanError::TooManyNodes { count: 5 });
+        assert!(
+            msg.contains("5 nodes") && msg.contains("at most 4"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn ids_have_no_gaps() {
+        let mut plan = Plan::default();
+        plan.nodes[1].id = NodeId(2);
+        let (err, msg) = message(&plan);
+        assert_eq!(
+            err,
+            PlanError::NodeIdOutOfRange {
+                node: NodeId(2),
+                count: 2
+            }
+        );
+        assert!(
+            msg.starts_with("node 2: ") && msg.contains("0..=1"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn ids_are_unique() {
+        let mut plan = Plan::default();
+        plan.nodes[1].id = NodeId(0);
+        let (err, msg) = message(&plan);
+        assert_eq!(err, PlanError::DuplicateNodeId { node: NodeId(0) });
+        assert!(
+            msg.starts_with("node 0: ") && msg.contains("twice"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn every_node_needs_a_core() {
+        let mut plan = Plan::default();
+        plan.nodes[1].cores.clear();
+        let (err, msg) = message(&plan);
+        assert_eq!(err, PlanError::NoCores { node: NodeId(1) });
+        assert!(msg.starts_with("node 1: "), "{msg}");
+    }
+
+    #[test]
+    fn several_cores_are_not_supported_yet() {
+        let mut plan = Plan::default();
+        plan.machine.cpus = 4;
+        plan.nodes[1].cores = vec![CoreIndex(1), CoreIndex(2)];
+        let (err, msg) = message(&plan);
+        assert_eq!(
+            err,
+            PlanError::SeveralCores {
+                node: NodeId(1),
+                cores: vec![CoreIndex(1), CoreIndex(2)]
+            }
+        );
+        assert!(
+            msg.starts_with("node 1: ") && msg.contains("cpu1, cpu2"),
+            "{msg}"
+        );
+        assert!(msg.contains("not supported yet"), "{msg}");
+    }
+
+    #[test]
+    fn a_core_belongs_to_one_node() {
+        let mut plan = Plan::default_nodes(3).expect("in range");
+        plan.nodes[2].cores = vec![CoreIndex(1)];
+        let (err, msg) = message(&plan);
+        assert_eq!(
+            err,
+            PlanError::CoreOverlap {
+                node: NodeId(2),
+                core: CoreIndex(1),
+                owner: NodeId(1)
+            }
+        );
+        assert_eq!(msg, "node 2: core cpu1 is already owned by node 1");
+    }
+
+    #[test]
+    fn overlap_is_reported_in_id_order() {
+        let mut plan = Plan::default();
+        plan.nodes.reverse();
+        plan.nodes[0].cores = vec![CoreIndex(0)];
+        assert_eq!(
+            message(&plan).1,
+            "node 1: core cpu0 is already owned by node 0"
+        );
+    }
+
+    #[test]
+    fn cores_must_exist() {
+        let mut plan = Plan::default();
+        plan.nodes[1].cores = vec![CoreIndex(2)];
+        let (err, msg) = message(&plan);
+        assert_eq!(
+            err,
+            PlanError::MissingCore {
+                node: NodeId(1),
+                core: CoreIndex(2),
+                cpus: 2
+            }
+        );
+        assert!(msg.starts_with("node 1: missing core cpu2"), "{msg}");
+    }
+
+    #[test]
+    fn node_0_owns_the_boot_cpu() {
+        let mut plan = Plan::default();
+        plan.nodes[0].cores = vec![CoreIndex(1)];
+        plan.nodes[1].cores = vec![CoreIndex(0)];
+        let (err, msg) = message(&plan);
+        assert_eq!(
+            err,
+            PlanError::BootCore {
+                cores: vec![CoreIndex(1)]
+            }
+        );
+        assert!(
+            msg.starts_with("node 0: must own core cpu0") && msg.contains("owns cpu1"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn devices_must_exist() {
+        let mut plan = Plan::default();
+        plan.nodes[1].devices = vec![Device::Com(5)];
+        let (err, msg) = message(&plan);
+        assert_eq!(
+            err,
+            PlanError::InvalidDevice {
+                node: NodeId(1),
+                device: Device::Com(5)
+            }
+        );
+        assert!(msg.starts_with("node 1: ") && msg.contains("com5"), "{msg}");
+    }
+
+    #[test]
+    fn a_device_belongs_to_one_node() {
+        let mut plan = Plan::default();
+        plan.nodes[0].devices.push(Device::E1000);
+        plan.nodes[1].devices.push(Device::E1000);
+        let (err, msg) = message(&plan);
+        assert_eq!(
+            err,
+            PlanError::DuplicateDevice {
+                node: NodeId(1),
+                device: Device::E1000,
+                owner: NodeId(0)
+            }
+        );
+        assert_eq!(msg, "node 1: device e1000 is already owned by node 0");
+
+        let mut plan = Plan::default();
+        plan.nodes[1].devices = vec![Device::Com(1)];
+        assert_eq!(
+            message(&plan).1,
+            "node 1: device com1 is already owned by node 0"
+        );
+    }
+
+    #[test]
+    fn a_device_listed_twice_by_one_node() {
+        let mut plan = Plan::default();
+        plan.nodes[1].devices = vec![Device::Com(2), Device::Com(2)];
+        let (err, msg) = message(&plan);
+        assert_eq!(
+            err,
+            PlanError::DuplicateDevice {
+                node: NodeId(1),
+                device: Device::Com(2),
+                owner: NodeId(1)
+            }
+        );
+        assert_eq!(msg, "node 1: device com2 is listed twice");
+    }
+
+    #[test]
+    fn every_node_needs_a_console() {
+        let mut plan = Plan::default();
+        plan.nodes[1].devices = vec![Device::E1000];
+        let (err, msg) = message(&plan);
+        assert_eq!(err, PlanError::NoConsole { node: NodeId(1) });
+        assert!(msg.starts_with("node 1: has no UART"), "{msg}");
+    }
+
+    #[test]
+    fn one_console_per_node() {
+        let mut plan = Plan::default();
+        plan.nodes[0].devices = vec![Device::Com(1), Device::E1000, Device::Com(3)];
+        let (err, msg) = message(&plan);
+        assert_eq!(
+            err,
+            PlanError::SeveralConsoles {
+                node: NodeId(0),
+                first: Device::Com(1),
+                second: Device::Com(3)
+            }
+        );
+        assert!(
+            msg.starts_with("node 0: ") && msg.contains("com1 and com3"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn size_rules_apply() {
+        let mut plan = Plan::default();
+        plan.nodes[1].memory = 8 * MIB;
+        let (err, msg) = message(&plan);
+        assert_eq!(
+            err,
+            PlanError::NodeMemoryTooSmall {
+                node: NodeId(1),
+                memory: 8 * MIB
+            }
+        );
+        assert!(msg.starts_with("node 1: memory 8 MiB"), "{msg}");
+    }
+
+    #[test]
+    fn memory_beyond_ram() {
+        let mut plan = Plan::default_nodes(3).expect("in range");
+        plan.machine.memory = 160 * MIB;
+        let (err, msg) = message(&plan);
+        assert_eq!(
+            err,
+            PlanError::BeyondRam {
+                region: Region::Node(NodeId(2)),
+                base: PhysAddr(130 * MIB),
+                size: 64 * MIB,
+                ram: 160 * MIB,
+                required: 218 * MIB,
+            }
+        );
+        assert_eq!(
+            msg,
+            "node 2: memory 0x8200000..0xc200000 beyond machine RAM 160 MiB \
+             (the plan needs 218 MiB)"
+        );
+    }
+
+    #[test]
+    fn shared_region_and_acpi_reserve_count_too() {
+        let mut plan = Plan::default();
+        plan.machine.memory = 140 * MIB;
+        let (err, msg) = message(&plan);
+        assert!(
+            matches!(
+                err,
+                PlanError::BeyondRam {
+                    region: Region::Shared,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            msg.starts_with("shared region: ") && msg.contains("140 MiB"),
+            "{msg}"
+        );
+        plan.machine.memory = 150 * MIB;
+        let (err, msg) = message(&plan);
+        assert!(
+            matches!(
+                err,
+                PlanError::BeyondRam {
+                    region: Region::AcpiReserve,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(msg.contains("150 MiB") && msg.contains("154 MiB"), "{msg}");
+        plan.machine.memory = 154 * MIB;
+        assert!(plan.validate().is_ok());
+    }
+}

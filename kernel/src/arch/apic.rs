@@ -1,0 +1,165 @@
+//! This node's local APIC: x2APIC (MSRs) when the CPU has it, xAPIC (MMIO
+//! at the architectural base, mapped uncached in every node) otherwise.
+//!
+//! Hand-written rather than the `x2apic` crate because node 0 needs raw
+//! INIT/SIPI control with delivery-status polling, every node needs the
+//! timer calibrated against the TSC, and both modes behind one typed
+//! register set; the crate's `LocalApic` configures all of that itself.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use mint_abi::{ApicId, Vector};
+use x86_64::registers::model_specific::Msr;
+
+use super::cpu;
+
+/// Physical (and, in every node, virtual) base of the xAPIC registers.
+pub const XAPIC_BASE: u64 = 0xFEE0_0000;
+
+const IA32_APIC_BASE: u32 = 0x1B;
+const APIC_BASE_ENABLE: u64 = 1 << 11;
+const APIC_BASE_X2APIC: u64 = 1 << 10;
+
+/// Local APIC registers by their xAPIC MMIO offset (x2APIC MSR = 0x800 +
+/// offset / 16).
+#[derive(Clone, Copy, Debug)]
+#[repr(u32)]
+enum Reg {
+    Id = 0x20,
+    Eoi = 0xB0,
+    SpuriousVector = 0xF0,
+    ErrorStatus = 0x280,
+    IcrLow = 0x300,
+    IcrHigh = 0x310,
+    LvtTimer = 0x320,
+    LvtError = 0x370,
+    TimerInitialCount = 0x380,
+    TimerCurrentCount = 0x390,
+    TimerDivide = 0x3E0,
+}
+
+/// Interrupt command register fields.
+mod icr {
+    pub const FIXED: u32 = 0b000 << 8;
+    pub const INIT: u32 = 0b101 << 8;
+    pub const STARTUP: u32 = 0b110 << 8;
+    pub const LEVEL_ASSERT: u32 = 1 << 14;
+    pub const DELIVERY_PENDING: u32 = 1 << 12;
+}
+
+const SVR_ENABLE: u32 = 1 << 8;
+const LVT_MASKED: u32 = 1 << 16;
+const LVT_TIMER_PERIODIC: u32 = 1 << 17;
+/// Timer divide configuration value for divide-by-16.
+const DIVIDE_BY_16: u32 = 0b0011;
+
+static X2APIC: AtomicBool = AtomicBool::new(false);
+
+fn read(reg: Reg) -> u32 {
+    if X2APIC.load(Ordering::Relaxed) {
+        // SAFETY: x2APIC mode is enabled (checked above); reading an APIC
+        // MSR has no side effects besides the register's own.
+        unsafe { Msr::new(0x800 + reg as u32 / 16).read() as u32 }
+    } else {
+        // SAFETY: the xAPIC page is mapped uncached at XAPIC_BASE in every
+        // node's page tables; registers are 32-bit aligned.
+        unsafe { core::ptr::read_volatile((XAPIC_BASE + reg as u64) as *const u32) }
+    }
+}
+
+fn write(reg: Reg, v: u32) {
+    if X2APIC.load(Ordering::Relaxed) {
+        // SAFETY: x2APIC mode is enabled; `reg` is a writable APIC register.
+        unsafe { Msr::new(0x800 + reg as u32 / 16).write(u64::from(v)) }
+    } else {
+        // SAFETY: as in `read`.
+        unsafe { core::ptr::write_volatile((XAPIC_BASE + reg as u64) as *mut u32, v) }
+    }
+}
+
+/// Enables this core's local APIC (x2APIC when available) with spurious and
+/// error vectors; returns whether x2APIC mode is on.
+pub fn init(spurious: Vector, error: Vector) -> bool {
+    let x2 = cpu::has_x2apic();
+    let mut base = Msr::new(IA32_APIC_BASE);
+    // SAFETY: IA32_APIC_BASE exists on every x86-64 CPU; we only set the
+    // enable bits and keep the base address.
+    unsafe {
+        let mut v = base.read() | APIC_BASE_ENABLE;
+        if x2 {
+            v |= APIC_BASE_X2APIC;
+        }
+        base.write(v);
+    }
+    X2APIC.store(x2, Ordering::Relaxed);
+    write(Reg::SpuriousVector, SVR_ENABLE | u32::from(spurious.0));
+    write(Reg::LvtError, u32::from(error.0));
+    write(Reg::ErrorStatus, 0);
+    write(Reg::LvtTimer, LVT_MASKED);
+    x2
+}
+
+pub fn is_x2apic() -> bool {
+    X2APIC.load(Ordering::Relaxed)
+}
+
+/// This core's APIC ID as the APIC reports it.
+pub fn id() -> ApicId {
+    let raw = read(Reg::Id);
+    ApicId(if is_x2apic() { raw } else { raw >> 24 })
+}
+
+pub fn end_of_interrupt() {
+    write(Reg::Eoi, 0);
+}
+
+fn send_icr(dest: ApicId, low: u32) {
+    if is_x2apic() {
+        // SAFETY: x2APIC mode; the ICR is one 64-bit MSR (0x830).
+        unsafe { Msr::new(0x830).write((u64::from(dest.0) << 32) | u64::from(low)) };
+    } else {
+        write(Reg::IcrHigh, dest.0 << 24);
+        write(Reg::IcrLow, low);
+        while read(Reg::IcrLow) & icr::DELIVERY_PENDING != 0 {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// Sends a fixed IPI with `vector` to the core `dest`.
+pub fn send_ipi(dest: ApicId, vector: Vector) {
+    send_icr(dest, icr::FIXED | u32::from(vector.0));
+}
+
+/// INIT IPI (asserted): resets `dest` into wait-for-SIPI.
+pub fn send_init(dest: ApicId) {
+    send_icr(dest, icr::INIT | icr::LEVEL_ASSERT);
+}
+
+/// Startup IPI: `dest` starts in real mode at `page * 4096`.
+pub fn send_startup(dest: ApicId, page: u8) {
+    send_icr(dest, icr::STARTUP | icr::LEVEL_ASSERT | u32::from(page));
+}
+
+/// Measures the APIC timer's rate (ticks per second at divide-by-16)
+/// against the TSC over `window_tsc` TSC ticks.
+pub fn calibrate_timer(tsc_hz: u64, window_tsc: u64) -> u64 {
+    write(Reg::TimerDivide, DIVIDE_BY_16);
+    write(Reg::LvtTimer, LVT_MASKED);
+    write(Reg::TimerInitialCount, u32::MAX);
+    let start = cpu::rdtsc();
+    while cpu::rdtsc() - start < window_tsc {
+        core::hint::spin_loop();
+    }
+    let elapsed_tsc = cpu::rdtsc() - start;
+    let counted = u64::from(u32::MAX - read(Reg::TimerCurrentCount));
+    write(Reg::TimerInitialCount, 0);
+    counted * tsc_hz / elapsed_tsc.max(1)
+}
+
+/// Starts the periodic timer: `vector` every `period_ticks` timer ticks.
+pub fn start_periodic_timer(vector: Vector, period_ticks: u32) {
+    write(Reg::TimerDivide, DIVIDE_BY_16);
+    write(Reg::LvtTimer, LVT_TIMER_PERIODIC | u32::from(vector.0));
+    write(Reg::TimerInitialCount, period_ticks.max(1));
+}

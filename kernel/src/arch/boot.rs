@@ -1,0 +1,273 @@
+//! Machine entry: the PVH note, the 32-bit PVH entry of node 0, and the AP
+//! trampoline through which node 0 starts every other node.
+//!
+//! Node 0's entry runs with paging off at the image's physical load address.
+//! Before any Rust code touches `.data` it copies the loaded image to the
+//! "pristine" slot (see `layout.rs`), which is what node 0 later copies into
+//! every other node's partition: each node starts from an untouched image.
+
+use core::arch::global_asm;
+
+/// Physical address the AP trampoline is copied to (SIPI vector 0x08).
+pub const TRAMPOLINE_PHYS: u64 = 0x8000;
+
+/// Byte offsets of the trampoline's parameter slots, written by node 0 before
+/// each SIPI.
+pub struct TrampolineParams;
+
+unsafe extern "C" {
+    static ap_tramp_start: u8;
+    static ap_tramp_end: u8;
+    static tr_cr3: u8;
+    static tr_stack: u8;
+    static tr_arg: u8;
+    static tr_entry: u8;
+}
+
+impl TrampolineParams {
+    fn off(sym: &u8) -> usize {
+        // SAFETY: both are symbols of the same section emitted below; only
+        // their addresses are used.
+        (sym as *const u8 as usize) - unsafe { &ap_tramp_start as *const u8 as usize }
+    }
+    pub fn cr3() -> usize {
+        // SAFETY: address of a linker symbol only.
+        Self::off(unsafe { &tr_cr3 })
+    }
+    pub fn stack() -> usize {
+        // SAFETY: address of a linker symbol only.
+        Self::off(unsafe { &tr_stack })
+    }
+    pub fn arg() -> usize {
+        // SAFETY: address of a linker symbol only.
+        Self::off(unsafe { &tr_arg })
+    }
+    pub fn entry() -> usize {
+        // SAFETY: address of a linker symbol only.
+        Self::off(unsafe { &tr_entry })
+    }
+    /// The trampoline's code and data as linked into the image.
+    pub fn image() -> &'static [u8] {
+        // SAFETY: `ap_tramp_start..ap_tramp_end` is one contiguous read-only
+        // range of the loaded image.
+        unsafe {
+            let start = &ap_tramp_start as *const u8;
+            let len = (&ap_tramp_end as *const u8 as usize) - start as usize;
+            core::slice::from_raw_parts(start, len)
+        }
+    }
+}
+
+// The PVH ELF note (XEN_ELFNOTE_PHYS32_ENTRY = 18): where QEMU enters us.
+global_asm!(
+    r#"
+    .section .note.Xen, "a", @note
+    .balign 4
+    .long 4
+    .long 4
+    .long 18
+    .asciz "Xen"
+    .balign 4
+    .long pvh_start32 - 0xFFFFFFFF80000000
+    "#
+);
+
+// Node 0 entry: 32-bit protected mode, paging off, ebx = hvm_start_info.
+// Symbols are linked in the higher half; until paging is on, their physical
+// addresses are `symbol - KERNEL_VIRT`.
+global_asm!(
+    r#"
+    .section .text.boot, "ax"
+    .code32
+    .global pvh_start32
+    .set KV, 0xFFFFFFFF80000000
+pvh_start32:
+    cli
+    cld
+    # Keep an untouched copy of the loaded image (text, rodata, data).
+    mov esi, offset __image_start - KV
+    mov edi, offset __pristine_start - KV
+    mov ecx, offset __data_end - KV
+    sub ecx, esi
+    rep movsb
+
+    # Boot page tables: identity map of the first 4 GiB in 2 MiB pages, and
+    # the first GiB again at KERNEL_VIRT (PML4[511] -> PDPT[510]).
+    mov edi, offset boot_pml4 - KV
+    xor eax, eax
+    mov ecx, 7 * 1024
+    rep stosd
+    mov eax, offset boot_pdpt - KV
+    or eax, 3
+    mov dword ptr [boot_pml4 - KV], eax
+    mov eax, offset boot_pdpt_hi - KV
+    or eax, 3
+    mov dword ptr [boot_pml4 - KV + 511 * 8], eax
+    mov eax, offset boot_pd - KV
+    or eax, 3
+    mov dword ptr [boot_pdpt_hi - KV + 510 * 8], eax
+    mov edi, offset boot_pdpt - KV
+    mov ecx, 4
+2:
+    mov dword ptr [edi], eax
+    add eax, 4096
+    add edi, 8
+    loop 2b
+    mov edi, offset boot_pd - KV
+    mov eax, 0x83
+    mov ecx, 2048
+3:
+    mov dword ptr [edi], eax
+    add eax, 0x200000
+    add edi, 8
+    loop 3b
+
+    # PAE, OSFXSR, OSXMMEXCPT: the prebuilt `core` uses SSE.
+    mov eax, cr4
+    or eax, 0x620
+    mov cr4, eax
+    mov eax, offset boot_pml4 - KV
+    mov cr3, eax
+    # EFER.LME | EFER.NXE
+    mov ecx, 0xC0000080
+    rdmsr
+    or eax, 0x900
+    wrmsr
+    # PG | PE | MP, clear EM.
+    mov eax, cr0
+    and eax, 0xFFFFFFFB
+    or eax, 0x80000003
+    mov cr0, eax
+    lgdt [boot_gdt_ptr - KV]
+    push 0x08
+    mov eax, offset pvh_long_mode - KV
+    push eax
+    retf
+
+    .code64
+pvh_long_mode:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    xor eax, eax
+    mov fs, ax
+    mov gs, ax
+    movabs rax, offset pvh_high
+    jmp rax
+pvh_high:
+    movabs rsp, offset boot_stack_top
+    mov edi, ebx
+    call pvh_main
+5:
+    hlt
+    jmp 5b
+
+    .section .rodata.boot_gdt, "a"
+    .balign 8
+boot_gdt:
+    .quad 0
+    .quad 0x00AF9A000000FFFF
+    .quad 0x00CF92000000FFFF
+boot_gdt_ptr:
+    .word 23
+    .long boot_gdt - KV
+
+    .section .bss.boot_tables, "aw", @nobits
+    .balign 4096
+boot_pml4:
+    .skip 4096
+boot_pdpt:
+    .skip 4096
+boot_pdpt_hi:
+    .skip 4096
+boot_pd:
+    .skip 4 * 4096
+
+    # The kernel stack of every node (each node has its own copy of .bss).
+    .section .bss.boot_stack, "aw", @nobits
+    .balign 16
+    .global boot_stack_top
+boot_stack:
+    .skip 256 * 1024
+boot_stack_top:
+    "#
+);
+
+// AP trampoline: copied to TRAMPOLINE_PHYS; starts in real mode with
+// CS = 0x0800 and goes straight to long mode (PE and PG together) using the
+// page tables node 0 built for the node in that node's own partition.
+// Parameters sit at fixed offsets right after the first jump, so the 16-bit
+// code can address them with plain numbers (DS = CS).
+global_asm!(
+    r#"
+    .section .rodata.trampoline, "a"
+    .balign 16
+    .global ap_tramp_start
+    .global ap_tramp_end
+    .global tr_cr3
+    .global tr_stack
+    .global tr_arg
+    .global tr_entry
+    .code16
+ap_tramp_start:
+    jmp short ap_tramp16
+    .balign 8
+tr_cr3:                         # offset 8
+    .quad 0
+tr_stack:                       # offset 16
+    .quad 0
+tr_arg:                         # offset 24
+    .quad 0
+tr_entry:                       # offset 32
+    .quad 0
+tr_gdt:                         # offset 40
+    .quad 0
+    .quad 0x00AF9A000000FFFF
+    .quad 0x00CF92000000FFFF
+tr_gdt_ptr:                     # offset 64
+    .word 23
+    .long 0x8000 + 40
+ap_tramp16:
+    cli
+    cld
+    mov ax, cs
+    mov ds, ax
+    lgdt [64]
+    mov eax, cr4
+    or eax, 0x620
+    mov cr4, eax
+    mov eax, dword ptr [8]
+    mov cr3, eax
+    mov ecx, 0xC0000080
+    rdmsr
+    or eax, 0x900
+    wrmsr
+    mov eax, cr0
+    and eax, 0xFFFFFFFB
+    or eax, 0x80000003
+    mov cr0, eax
+    .byte 0x66, 0xEA
+    .long 0x8000 + (ap_tramp64 - ap_tramp_start)
+    .word 0x08
+    .code64
+ap_tramp64:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    xor eax, eax
+    mov fs, ax
+    mov gs, ax
+    mov rsp, qword ptr [0x8000 + 16]
+    mov rdi, qword ptr [0x8000 + 24]
+    mov rax, qword ptr [0x8000 + 32]
+    jmp rax
+ap_tramp_end:
+    "#
+);
+
+const _: () = {
+    // The offsets the 16-bit code above hard-codes.
+    assert!(TRAMPOLINE_PHYS == 0x8000);
+};

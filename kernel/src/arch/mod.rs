@@ -1,0 +1,12 @@
+//! Hardware access of the node kernel: every `unsafe` touching the CPU,
+//! ports, MMIO and page tables lives under this module.
+
+pub mod apic;
+pub mod boot;
+pub mod cpu;
+pub mod firmware;
+pub mod gdt;
+pub mod interrupts;
+pub mod paging;
+pub mod pit;
+pub mod serial;

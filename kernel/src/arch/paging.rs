@@ -1,0 +1,146 @@
+//! Page tables of a node, in 2 MiB pages: its partition window, the shared
+//! region, its local APIC (and, for node 0, the low firmware area and the
+//! I/O APIC). Nothing else is mapped, so a stray access to another node's
+//! memory faults in the node that made it.
+
+use x86_64::PhysAddr;
+use x86_64::structures::paging::{PageTable, PageTableFlags as F};
+
+const HUGE_2M: u64 = 2 << 20;
+
+/// Builds a page-table tree in a run of physical frames that the builder can
+/// reach at `phys + access_offset` (identity while node 0 boots).
+pub struct TableBuilder {
+    frames_phys: u64,
+    frames_len: u64,
+    next: u64,
+    access_offset: u64,
+    pml4_phys: u64,
+}
+
+#[derive(Debug)]
+pub struct OutOfTableFrames;
+
+impl TableBuilder {
+    /// Takes `[frames_phys, frames_phys + frames_len)` (4 KiB aligned) for
+    /// tables; the first frame becomes the PML4.
+    ///
+    /// # Safety
+    /// The frames must be memory nothing else uses, reachable at
+    /// `phys + access_offset` in the current address space.
+    pub unsafe fn new(frames_phys: u64, frames_len: u64, access_offset: u64) -> Self {
+        let mut b = TableBuilder {
+            frames_phys,
+            frames_len,
+            next: frames_phys,
+            access_offset,
+            pml4_phys: 0,
+        };
+        b.pml4_phys = b.alloc().expect("table area holds at least one frame");
+        b
+    }
+
+    pub fn pml4_phys(&self) -> u64 {
+        self.pml4_phys
+    }
+
+    fn alloc(&mut self) -> Result<u64, OutOfTableFrames> {
+        if self.next + 4096 > self.frames_phys + self.frames_len {
+            return Err(OutOfTableFrames);
+        }
+        let f = self.next;
+        self.next += 4096;
+        // SAFETY: `f` is a fresh frame of the area `new` was given.
+        unsafe { self.table(f).zero() };
+        Ok(f)
+    }
+
+    /// # Safety
+    /// `phys` must be a table frame of this builder.
+    unsafe fn table(&self, phys: u64) -> &mut PageTable {
+        // SAFETY: guaranteed by the caller and by `new`'s contract.
+        unsafe { &mut *((phys + self.access_offset) as *mut PageTable) }
+    }
+
+    fn next_level(&mut self, table_phys: u64, index: usize) -> Result<u64, OutOfTableFrames> {
+        // SAFETY: `table_phys` is one of our frames (PML4 or one we linked).
+        let entry = unsafe { &mut self.table(table_phys)[index] };
+        if entry.flags().contains(F::PRESENT) {
+            return Ok(entry.addr().as_u64());
+        }
+        let new = self.alloc()?;
+        // SAFETY: as above; re-borrow after `alloc`.
+        let entry = unsafe { &mut self.table(table_phys)[index] };
+        entry.set_addr(PhysAddr::new(new), F::PRESENT | F::WRITABLE);
+        Ok(new)
+    }
+
+    /// Maps `[virt, virt+len)` to `[phys, phys+len)` with 2 MiB pages.
+    pub fn map(
+        &mut self,
+        virt: u64,
+        phys: u64,
+        len: u64,
+        flags: F,
+    ) -> Result<(), OutOfTableFrames> {
+        debug_assert!(virt % HUGE_2M == 0 && phys % HUGE_2M == 0 && len % HUGE_2M == 0);
+        let mut off = 0;
+        while off < len {
+            let v = virt + off;
+            let pdpt = self.next_level(self.pml4_phys, ((v >> 39) & 511) as usize)?;
+            let pd = self.next_level(pdpt, ((v >> 30) & 511) as usize)?;
+            // SAFETY: `pd` is one of our frames.
+            let entry = unsafe { &mut self.table(pd)[((v >> 21) & 511) as usize] };
+            entry.set_addr(PhysAddr::new(phys + off), flags | F::PRESENT | F::HUGE_PAGE);
+            off += HUGE_2M;
+        }
+        Ok(())
+    }
+}
+
+/// Flags for normal memory.
+pub const RAM: F = F::WRITABLE;
+/// Flags for shared memory: writable, never executed.
+pub const SHARED: F = F::WRITABLE.union(F::NO_EXECUTE);
+/// Flags for device registers: uncached, never executed.
+pub const MMIO: F = F::WRITABLE
+    .union(F::NO_CACHE)
+    .union(F::WRITE_THROUGH)
+    .union(F::NO_EXECUTE);
+
+/// Loads `pml4_phys` into CR3.
+///
+/// # Safety
+/// The tables must map the code, stack and data in use at the call.
+pub unsafe fn activate(pml4_phys: u64) {
+    use x86_64::registers::control::{Cr3, Cr3Flags};
+    use x86_64::structures::paging::PhysFrame;
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        Cr3::write(
+            PhysFrame::from_start_address(PhysAddr::new(pml4_phys)).expect("PML4 is page aligned"),
+            Cr3Flags::empty(),
+        )
+    };
+}
+
+/// Removes the 2 MiB mapping of the low firmware area (virtual 0..2 MiB)
+/// from the active tables; other nodes use it only while they start.
+pub fn unmap_low_area() {
+    use x86_64::registers::control::Cr3;
+    let (frame, _) = Cr3::read();
+    // The tables live in this node's window, which is mapped at
+    // `layout::WINDOW_VIRT` + (phys - partition base); node code resolves
+    // that through `crate::layout::phys_to_virt`.
+    let pml4 = crate::layout::phys_to_virt(frame.start_address().as_u64()) as *mut PageTable;
+    let table = |t: *mut PageTable| -> &'static mut PageTable {
+        // SAFETY: `t` is one of this node's table frames (see below).
+        unsafe { &mut *t }
+    };
+    // CR3's tables are this node's, built in its own window by node 0, and
+    // entry 0/0/0 maps only the low area no live code or data uses now.
+    let pdpt = crate::layout::phys_to_virt(table(pml4)[0].addr().as_u64()) as *mut PageTable;
+    let pd = crate::layout::phys_to_virt(table(pdpt)[0].addr().as_u64()) as *mut PageTable;
+    table(pd)[0].set_unused();
+    x86_64::instructions::tlb::flush_all();
+}

@@ -1,0 +1,370 @@
+//! Node 0's bring-up of the machine: read what the loader and ACPI say,
+//! check the plan against it, prepare every other node's partition (its
+//! copy of the kernel, page tables, boot info), move node 0 onto its own
+//! tables, set up the shared region, then start the other nodes with
+//! INIT-SIPI-SIPI and run the machine (ping round, monitor, report/shell).
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use mint_abi::node::{FaultKind, NodeState};
+use mint_abi::shared::{ABI_VERSION, MAX_NODES, SHARED_MAGIC, SHARED_VIRT};
+use mint_abi::{NodeId, PhysAddr};
+use mint_plan::{Layout, MachineFacts, Plan};
+
+use crate::arch::boot::{TRAMPOLINE_PHYS, TrampolineParams};
+use crate::arch::interrupts;
+use crate::arch::paging::{self, TableBuilder};
+use crate::arch::{apic, cpu, firmware, gdt, pit, serial};
+use crate::layout::{self, BOOT_INFO_MAGIC, KERNEL_VIRT, NodeBootInfo, WINDOW_VIRT, WindowLayout};
+use crate::{mem, println, shared};
+
+use super::{fault, monitor, ping, shell};
+
+/// xAPIC and I/O APIC register pages (2 MiB aligned frames containing them).
+const LAPIC_FRAME: u64 = 0xFEE0_0000;
+const IOAPIC_FRAME: u64 = 0xFEC0_0000;
+const TWO_MIB: u64 = 2 << 20;
+/// Partition size node 0 assumes for its early heap, before it has a plan.
+const EARLY_PARTITION: u64 = mint_plan::MIN_NODE_MEMORY;
+
+/// What `mint` asked this boot to do (`mint.mode=` on the command line).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Boot, ping, report, power off.
+    Boot,
+    /// Boot, ping, then node 0's shell until `exit`.
+    Run,
+}
+
+/// The validated machine description node 0 keeps for the report.
+pub struct MachineRecord {
+    pub plan: Plan,
+    pub layout: Layout,
+    pub mode: Mode,
+    pub x2apic: bool,
+}
+
+static RECORD: AtomicPtr<MachineRecord> = AtomicPtr::new(core::ptr::null_mut());
+
+pub fn record() -> &'static MachineRecord {
+    let p = RECORD.load(Ordering::Acquire);
+    assert!(!p.is_null(), "machine record read before node 0 set it");
+    // SAFETY: set once from a leaked Box before any reader runs; never freed.
+    unsafe { &*p }
+}
+
+/// Node 0 ends the boot with a machine-readable error the CLI picks up.
+fn refuse(what: &str) -> ! {
+    println!("MINT-ERROR {what}");
+    cpu::qemu_exit(2)
+}
+
+/// Node 0's entry from the PVH stub (boot page tables: the first 4 GiB
+/// identity mapped, the first GiB again at KERNEL_VIRT).
+#[unsafe(no_mangle)]
+extern "C" fn pvh_main(start_info: u32) -> ! {
+    serial::init(mint_plan::Device::Com(1).io_port().unwrap_or(0x3F8));
+    gdt::init();
+    interrupts::init();
+    interrupts::set_exception_handler(fault::on_exception);
+    let early = WindowLayout::new(EARLY_PARTITION).unwrap_or_else(|| {
+        println!(
+            "MINT-ERROR kernel image too large for a {} MiB partition",
+            EARLY_PARTITION >> 20
+        );
+        cpu::qemu_exit(2)
+    });
+    // SAFETY: node 0's partition starts at physical 2 MiB, is at least
+    // EARLY_PARTITION long (checked against the memory map below before
+    // anything else is placed there) and is mapped at KERNEL_VIRT.
+    unsafe { mem::init_heap(WINDOW_VIRT + early.heap_off, early.heap_len) };
+
+    let boot = firmware::read_start_info(u64::from(start_info)).unwrap_or_else(|e| refuse(e));
+    let plan =
+        Plan::from_cmdline(&boot.cmdline).unwrap_or_else(|e| refuse(&alloc::format!("plan: {e}")));
+    let cpus = firmware::madt_cpus(boot.rsdp).unwrap_or_else(|e| refuse(&e));
+    let facts = MachineFacts {
+        cpus,
+        ram: merge_ranges(boot.ram),
+    };
+    let layout = plan
+        .check_machine(&facts)
+        .unwrap_or_else(|e| refuse(&alloc::format!("plan does not fit this machine: {e}")));
+    let n = plan.nodes.len();
+    let (base0, size0) = (layout.nodes[0].1.as_u64(), layout.nodes[0].2);
+    if base0 != WINDOW_VIRT - KERNEL_VIRT || size0 > (1 << 30) - TWO_MIB {
+        refuse("node 0's partition must start at 2 MiB and end below 1 GiB");
+    }
+    let window0 =
+        WindowLayout::new(size0).unwrap_or_else(|| refuse("node 0's partition is too small"));
+    layout::set_partition(base0, size0);
+    if let Some(port) = console_of(&plan, NodeId(0)) {
+        serial::init(port);
+    }
+    println!(
+        "node0: mint ABI v{ABI_VERSION}, {n} nodes, {} CPUs in MADT, plan checked",
+        facts.cpus.len()
+    );
+
+    pit::mask_legacy_pic();
+    let tsc_hz = pit::calibrate_tsc(10, 5);
+    let mode = if boot
+        .cmdline
+        .split_whitespace()
+        .any(|w| w == "mint.mode=run")
+    {
+        Mode::Run
+    } else {
+        Mode::Boot
+    };
+    let faults = parse_faults(&boot.cmdline, n).unwrap_or_else(|e| refuse(&e));
+
+    // Every other node's partition, through the identity map.
+    let mut starts = Vec::new();
+    for (id, base, size) in layout.nodes.iter().copied().skip(1) {
+        let start = prepare_partition(&plan, &layout, &facts, id, base.as_u64(), size)
+            .unwrap_or_else(|e| refuse(&e));
+        starts.push(start);
+    }
+
+    // Node 0's own tables: its window, the low area, shared region, APICs.
+    let (shared_phys, shared_size) = (layout.shared.0.as_u64(), layout.shared.1);
+    // SAFETY: the table frames are node 0's reserved table area.
+    let mut tables =
+        unsafe { TableBuilder::new(base0 + window0.tables_off, layout::TABLE_FRAMES * 4096, 0) };
+    let mapped = tables
+        .map(0, 0, TWO_MIB, paging::RAM)
+        .and_then(|_| tables.map(WINDOW_VIRT, base0, size0, paging::RAM))
+        .and_then(|_| tables.map(SHARED_VIRT, shared_phys, shared_size, paging::SHARED))
+        .and_then(|_| tables.map(LAPIC_FRAME, LAPIC_FRAME, TWO_MIB, paging::MMIO))
+        .and_then(|_| tables.map(IOAPIC_FRAME, IOAPIC_FRAME, TWO_MIB, paging::MMIO));
+    if mapped.is_err() {
+        refuse("node 0: page-table area exhausted");
+    }
+    // SAFETY: the new tables map node 0's whole window (code, stack, heap,
+    // statics) at the same virtual addresses as the boot tables.
+    unsafe { paging::activate(tables.pml4_phys()) };
+    // SAFETY: the rest of node 0's window after the early heap is its own
+    // unused memory, now mapped by its tables.
+    unsafe {
+        let end_early = early.heap_off + early.heap_len;
+        mem::extend_heap((window0.heap_off + window0.heap_len).saturating_sub(end_early))
+    };
+
+    // The shared region: zero it, fill the header, publish magic last.
+    // SAFETY: mapped just above, owned by this machine run; no other node
+    // runs yet.
+    unsafe { core::ptr::write_bytes(SHARED_VIRT as *mut u8, 0, shared_size as usize) };
+    let header = shared::header();
+    header.version.store(ABI_VERSION, Ordering::Relaxed);
+    header.node_count.store(n as u32, Ordering::Relaxed);
+    header.size.store(shared_size, Ordering::Relaxed);
+    header.tsc_hz.store(tsc_hz, Ordering::Relaxed);
+    for node in &plan.nodes {
+        let apic = plan.apic_id_of(&facts, node.id).unwrap_or_default();
+        header.apic_ids[node.id.index()].store(apic.0, Ordering::Relaxed);
+        header.inject_fault[node.id.index()]
+            .store(faults[node.id.index()] as u32, Ordering::Relaxed);
+    }
+    header.magic.store(SHARED_MAGIC, Ordering::Release);
+    shared::slot(NodeId(0)).set_state(NodeState::Booting);
+
+    let record = Box::new(MachineRecord {
+        plan,
+        layout,
+        mode,
+        x2apic: cpu::has_x2apic(),
+    });
+    RECORD.store(Box::into_raw(record), Ordering::Release);
+    PENDING_STARTS.store(Box::into_raw(Box::new(starts)), Ordering::Release);
+    super::start_node(NodeId(0), n as u8, window0)
+}
+
+/// Trampoline parameters of one node to start.
+struct NodeStart {
+    id: NodeId,
+    cr3: u64,
+    boot_info_virt: u64,
+}
+
+static PENDING_STARTS: AtomicPtr<Vec<NodeStart>> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Node 0 after its own start: start the others, ping, watch, report.
+pub fn run_machine() -> ! {
+    let p = PENDING_STARTS.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    // SAFETY: set once from a leaked Box in `pvh_main`; taken once here.
+    let starts = if p.is_null() {
+        Vec::new()
+    } else {
+        *unsafe { Box::from_raw(p) }
+    };
+    for s in &starts {
+        start_node(s);
+    }
+    shared::header().go.store(1, Ordering::Release);
+    ping::round();
+    monitor::settle();
+    monitor::print_report();
+    match record().mode {
+        Mode::Boot => monitor::power_off(),
+        Mode::Run => shell::run(),
+    }
+}
+
+/// INIT-SIPI-SIPI one node and wait until it reports Running (or fails).
+fn start_node(s: &NodeStart) {
+    let apic = super::apic_of(s.id);
+    let tramp = TrampolineParams::image();
+    // SAFETY: the low 2 MiB are node 0's firmware area, identity mapped in
+    // its tables; nothing else lives at the trampoline page; the AP reads
+    // these bytes only after the SIPI below.
+    unsafe {
+        let dst = TRAMPOLINE_PHYS as *mut u8;
+        core::ptr::copy_nonoverlapping(tramp.as_ptr(), dst, tramp.len());
+        let put = |off: usize, v: u64| core::ptr::write_volatile(dst.add(off) as *mut u64, v);
+        put(TrampolineParams::cr3(), s.cr3);
+        put(TrampolineParams::stack(), boot_stack_top());
+        put(TrampolineParams::arg(), s.boot_info_virt);
+        put(TrampolineParams::entry(), ap_entry_addr());
+    }
+    let slot = shared::slot(s.id);
+    slot.set_state(NodeState::Booting);
+    apic::send_init(apic);
+    delay_us(10_000);
+    apic::send_startup(apic, (TRAMPOLINE_PHYS >> 12) as u8);
+    delay_us(200);
+    apic::send_startup(apic, (TRAMPOLINE_PHYS >> 12) as u8);
+    let deadline = cpu::rdtsc() + super::ms_to_ticks(5_000);
+    while slot.state() == Some(NodeState::Booting) && cpu::rdtsc() < deadline {
+        core::hint::spin_loop();
+    }
+    match slot.state() {
+        Some(NodeState::Running) => println!("node0: started {} on {apic}", s.id),
+        Some(NodeState::Booting) => {
+            slot.declare_crashed_from(NodeState::Booting, "did not start within 5 s");
+            println!("node0: {} did not start", s.id);
+        }
+        other => println!("node0: {} ended its start as {:?}", s.id, other),
+    }
+}
+
+fn delay_us(us: u64) {
+    let end = cpu::rdtsc() + super::tsc_hz() / 1_000_000 * us;
+    while cpu::rdtsc() < end {
+        core::hint::spin_loop();
+    }
+}
+
+fn boot_stack_top() -> u64 {
+    unsafe extern "C" {
+        #[link_name = "boot_stack_top"]
+        static STACK_TOP: u8;
+    }
+    // SAFETY: address of a linker symbol (the top of every node's stack).
+    unsafe { &STACK_TOP as *const u8 as u64 }
+}
+
+fn ap_entry_addr() -> u64 {
+    unsafe extern "C" {
+        fn ap_entry(info: *const NodeBootInfo) -> !;
+    }
+    ap_entry as *const () as u64
+}
+
+fn console_of(plan: &Plan, id: NodeId) -> Option<u16> {
+    plan.nodes
+        .iter()
+        .find(|n| n.id == id)?
+        .devices
+        .iter()
+        .find_map(|d| d.io_port())
+}
+
+/// Copies the pristine kernel into node `id`'s partition, builds its page
+/// tables there and writes its boot info. Runs under the identity map.
+fn prepare_partition(
+    plan: &Plan,
+    layout: &Layout,
+    _facts: &MachineFacts,
+    id: NodeId,
+    base: u64,
+    size: u64,
+) -> Result<NodeStart, String> {
+    let w = WindowLayout::new(size).ok_or_else(|| alloc::format!("{id}: partition too small"))?;
+    let console = console_of(plan, id).ok_or_else(|| alloc::format!("{id}: no console UART"))?;
+    let pristine = WINDOW_VIRT + w.pristine_off;
+    // SAFETY: `base..base+size` is node `id`'s partition (plan checked
+    // against the memory map), identity mapped now and not yet running; the
+    // pristine copy is node 0's, `loaded_len` long.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            pristine as *const u8,
+            base as *mut u8,
+            w.loaded_len as usize,
+        );
+        core::ptr::write_bytes((base + w.bss_off) as *mut u8, 0, w.bss_len as usize);
+    }
+    // SAFETY: the table area lies inside the node's partition (layout).
+    let mut t = unsafe { TableBuilder::new(base + w.tables_off, layout::TABLE_FRAMES * 4096, 0) };
+    let (shared_phys, shared_size) = (layout.shared.0.as_u64(), layout.shared.1);
+    t.map(0, 0, TWO_MIB, paging::RAM)
+        .and_then(|_| t.map(WINDOW_VIRT, base, size, paging::RAM))
+        .and_then(|_| t.map(SHARED_VIRT, shared_phys, shared_size, paging::SHARED))
+        .and_then(|_| t.map(LAPIC_FRAME, LAPIC_FRAME, TWO_MIB, paging::MMIO))
+        .map_err(|_| alloc::format!("{id}: page-table area exhausted"))?;
+    let info = NodeBootInfo {
+        magic: BOOT_INFO_MAGIC,
+        node: id.0,
+        node_count: plan.nodes.len() as u8,
+        console_port: console,
+        apic_id: 0,
+        partition_base: base,
+        partition_size: size,
+        shared_phys,
+        shared_size,
+    };
+    // SAFETY: the boot-info page is inside the node's partition (layout).
+    unsafe { core::ptr::write_volatile((base + w.boot_info_off) as *mut NodeBootInfo, info) };
+    Ok(NodeStart {
+        id,
+        cr3: t.pml4_phys(),
+        boot_info_virt: WINDOW_VIRT + w.boot_info_off,
+    })
+}
+
+/// `mint.fault=NODE:KIND` words: which node injects which fault.
+fn parse_faults(cmdline: &str, n: usize) -> Result<[FaultKind; MAX_NODES], String> {
+    let mut faults = [FaultKind::None; MAX_NODES];
+    for word in cmdline.split_whitespace() {
+        let Some(spec) = word.strip_prefix("mint.fault=") else {
+            continue;
+        };
+        let (node, kind) = spec
+            .split_once(':')
+            .ok_or_else(|| alloc::format!("fault '{spec}': expected NODE:KIND"))?;
+        let node: usize = node
+            .parse()
+            .ok()
+            .filter(|&i| i < n)
+            .ok_or_else(|| alloc::format!("fault '{spec}': no node {node} in the plan"))?;
+        faults[node] = FaultKind::parse(kind)
+            .ok_or_else(|| alloc::format!("fault '{spec}': unknown kind {kind}"))?;
+    }
+    Ok(faults)
+}
+
+/// Adjacent RAM ranges of the memory map, merged.
+fn merge_ranges(mut ram: Vec<(PhysAddr, u64)>) -> Vec<(PhysAddr, u64)> {
+    ram.sort_by_key(|r| r.0);
+    let mut out: Vec<(PhysAddr, u64)> = Vec::new();
+    for (base, size) in ram {
+        match out.last_mut() {
+            Some(last) if last.0.as_u64() + last.1 == base.as_u64() => last.1 += size,
+            _ => out.push((base, size)),
+        }
+    }
+    out
+}

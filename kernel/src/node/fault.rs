@@ -1,0 +1,128 @@
+//! Fault containment: a CPU exception or a panic ends this node only. The
+//! handler runs on this node's own IST stack with its own IDT, writes the
+//! reason into this node's slot of the shared region, and halts the core;
+//! the other nodes see the state change and keep running.
+
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+
+use mint_abi::NodeId;
+use mint_abi::node::FaultKind;
+
+use crate::arch::cpu;
+use crate::arch::interrupts::{InterruptFrame, exception_name};
+use crate::layout::WINDOW_VIRT;
+use crate::{println, shared};
+
+/// A fixed-capacity string for building a reason without the heap (which a
+/// fault may have broken).
+struct ReasonBuf {
+    buf: [u8; mint_abi::shared::REASON_LEN],
+    len: usize,
+}
+
+impl ReasonBuf {
+    fn new() -> Self {
+        ReasonBuf {
+            buf: [0; mint_abi::shared::REASON_LEN],
+            len: 0,
+        }
+    }
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("(reason not UTF-8)")
+    }
+}
+
+impl Write for ReasonBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for &b in s.as_bytes() {
+            if self.len < self.buf.len() {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn stop(reason: &ReasonBuf) -> ! {
+    let me = super::me();
+    println!("{me} CRASHED: {}", reason.as_str());
+    shared::slot(me).record_crash(reason.as_str());
+    cpu::halt_forever()
+}
+
+/// Every CPU exception of this node ends here.
+pub fn on_exception(frame: &mut InterruptFrame) {
+    let mut r = ReasonBuf::new();
+    let _ = write!(
+        r,
+        "{} at rip {:#x}",
+        exception_name(frame.vector),
+        frame.rip
+    );
+    if frame.vector == 14 {
+        let addr = x86_64::registers::control::Cr2::read_raw();
+        let access = if frame.error_code & 2 != 0 {
+            "write"
+        } else {
+            "read"
+        };
+        let _ = write!(r, ": {access} of {addr:#x}");
+        if !crate::layout::window_contains(addr) {
+            let _ = write!(r, " (outside this node's memory)");
+        }
+    } else if frame.error_code != 0 {
+        let _ = write!(r, ", error code {:#x}", frame.error_code);
+    }
+    stop(&r)
+}
+
+/// The panic handler of this node.
+pub fn on_panic(info: &core::panic::PanicInfo) -> ! {
+    let mut r = ReasonBuf::new();
+    let _ = write!(r, "panic: {}", info.message());
+    if let Some(loc) = info.location() {
+        let _ = write!(r, " at {}:{}", loc.file(), loc.line());
+    }
+    stop(&r)
+}
+
+/// Injects the fault node 0 was asked to put into this node, if any.
+pub fn inject_if_asked(me: NodeId) {
+    let raw = shared::header().inject_fault[me.index()].load(Ordering::Acquire);
+    let kind = FaultKind::from_raw(raw).unwrap_or(FaultKind::None);
+    if kind == FaultKind::None {
+        return;
+    }
+    println!("{me}: injecting fault '{}'", kind.as_str());
+    match kind {
+        FaultKind::None => {}
+        FaultKind::PageFault => {
+            // SAFETY: deliberately faulting: this canonical address is never
+            // mapped in any node, so the read raises #PF and never returns.
+            let v = unsafe { core::ptr::read_volatile(0x0000_7fff_dead_0000 as *const u64) };
+            println!("unreachable: read {v}");
+        }
+        FaultKind::Panic => panic!("injected panic"),
+        FaultKind::WildWrite => {
+            // Node 0's partition by physical address (as a stray DMA-style
+            // pointer would name it): not mapped here, so it faults instead
+            // of corrupting node 0.
+            let target = WINDOW_VIRT - crate::layout::KERNEL_VIRT + 0x1000;
+            // SAFETY: deliberately faulting: the low half holds nothing of
+            // node 0 in this node's tables, so the write raises #PF.
+            unsafe { core::ptr::write_volatile(target as *mut u64, 0xBAD) };
+        }
+        FaultKind::Hang => {
+            x86_64::instructions::interrupts::disable();
+            loop {
+                core::hint::spin_loop();
+            }
+        }
+        FaultKind::InvalidOpcode => {
+            // SAFETY: deliberately faulting: ud2 raises #UD.
+            unsafe { core::arch::asm!("ud2") };
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! What a node does, from its first instruction to its end.
+//!
+//! - `boot0`: node 0 only: discover the machine, check the plan, prepare
+//!   every partition, start the other nodes.
+//! - this module: every node's start (`start_node`), its timer (heartbeat)
+//!   and its mailbox interrupt.
+//! - `fault`: containment: exceptions and panics end this node only.
+//! - `ping`: timed IPI + mailbox round trips to every peer.
+//! - `monitor`: node 0 watches heartbeats and writes the run report.
+//! - `shell`: node 0's interactive console.
+
+pub mod boot0;
+pub mod fault;
+pub mod monitor;
+pub mod ping;
+pub mod shell;
+
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+
+use mint_abi::node::{MessageKind, NodeState};
+use mint_abi::{ApicId, NodeId};
+use mint_mailbox::Message;
+
+use crate::arch::interrupts::{self, InterruptFrame, vectors};
+use crate::arch::{apic, cpu, gdt, paging, serial};
+use crate::layout::{self, BOOT_INFO_MAGIC, NodeBootInfo, WindowLayout};
+use crate::{mem, println, shared};
+
+/// Heartbeat rate of every node's APIC timer.
+pub const TIMER_HZ: u64 = 100;
+
+static ME: AtomicU8 = AtomicU8::new(0);
+static NODE_COUNT: AtomicU8 = AtomicU8::new(1);
+static TSC_HZ: AtomicU64 = AtomicU64::new(1);
+static HALT_REQUESTED: AtomicBool = AtomicBool::new(false);
+static CORRUPT_MAILBOXES: AtomicU64 = AtomicU64::new(0);
+
+pub fn me() -> NodeId {
+    NodeId(ME.load(Ordering::Relaxed))
+}
+
+pub fn node_count() -> u8 {
+    NODE_COUNT.load(Ordering::Relaxed)
+}
+
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+pub fn ticks_to_ns(ticks: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000_000 / u128::from(tsc_hz())) as u64
+}
+
+pub fn ms_to_ticks(ms: u64) -> u64 {
+    tsc_hz() / 1000 * ms
+}
+
+/// The APIC ID of `node`'s core, as node 0 published it.
+pub fn apic_of(node: NodeId) -> ApicId {
+    ApicId(shared::header().apic_ids[node.index()].load(Ordering::Acquire))
+}
+
+/// Entry of every node but node 0, reached from the AP trampoline with this
+/// node's page tables and stack; `info` is this node's boot info (virtual).
+#[unsafe(no_mangle)]
+extern "C" fn ap_entry(info: *const NodeBootInfo) -> ! {
+    // SAFETY: node 0 placed a NodeBootInfo at this window address before
+    // starting us; copied out by value.
+    let info = unsafe { core::ptr::read_volatile(info) };
+    if info.magic != BOOT_INFO_MAGIC {
+        cpu::halt_forever();
+    }
+    serial::init(info.console_port);
+    gdt::init();
+    interrupts::init();
+    interrupts::set_exception_handler(fault::on_exception);
+    layout::set_partition(info.partition_base, info.partition_size);
+    paging::unmap_low_area();
+    let Some(window) = WindowLayout::new(info.partition_size) else {
+        println!("node{}: partition too small for the kernel", info.node);
+        cpu::halt_forever();
+    };
+    // SAFETY: the heap range is this node's own memory past its image,
+    // tables and boot info (see `layout`), mapped by the tables node 0 built.
+    unsafe { mem::init_heap(layout::WINDOW_VIRT + window.heap_off, window.heap_len) };
+    if !shared::header().is_valid() {
+        println!(
+            "node{}: shared region header invalid or ABI version differs",
+            info.node
+        );
+        cpu::halt_forever();
+    }
+    start_node(NodeId(info.node), info.node_count, window)
+}
+
+/// Common start of every node, with its GDT, IDT, tables and heap ready.
+pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
+    ME.store(id.0, Ordering::Relaxed);
+    NODE_COUNT.store(count, Ordering::Relaxed);
+    TSC_HZ.store(
+        shared::header().tsc_hz.load(Ordering::Acquire).max(1),
+        Ordering::Relaxed,
+    );
+    let slot = shared::slot(id);
+
+    let x2 = apic::init(vectors::SPURIOUS, vectors::APIC_ERROR);
+    let apic_id = apic::id();
+    if apic_id != apic_of(id) {
+        slot.record_crash("started on a core whose APIC ID differs from the plan's");
+        cpu::halt_forever();
+    }
+    interrupts::register(vectors::TIMER, on_timer);
+    interrupts::register(vectors::MAILBOX, on_mailbox);
+    interrupts::register(vectors::APIC_ERROR, on_apic_error);
+    let apic_hz = apic::calibrate_timer(tsc_hz(), ms_to_ticks(10));
+    apic::start_periodic_timer(vectors::TIMER, (apic_hz / TIMER_HZ) as u32);
+    x86_64::instructions::interrupts::enable();
+
+    slot.running_tsc.store(cpu::rdtsc(), Ordering::Relaxed);
+    slot.set_state(NodeState::Running);
+    println!(
+        "{id} running on {apic_id} ({}), tsc {} MHz, apic timer {} kHz, heap {} KiB, image {} KiB",
+        if x2 { "x2APIC" } else { "xAPIC" },
+        tsc_hz() / 1_000_000,
+        apic_hz / 1000,
+        mem::heap_free() / 1024,
+        window.loaded_len / 1024,
+    );
+    if id == NodeId(0) {
+        boot0::run_machine()
+    }
+    // Wait for node 0's go, then do what was asked.
+    while shared::header().go.load(Ordering::Acquire) == 0 {
+        x86_64::instructions::hlt();
+    }
+    fault::inject_if_asked(id);
+    ping::round();
+    idle()
+}
+
+/// Waits for interrupts until node 0 asks this node to halt.
+pub fn idle() -> ! {
+    loop {
+        x86_64::instructions::hlt();
+        if HALT_REQUESTED.load(Ordering::Acquire) {
+            println!("{} halted on request", me());
+            shared::slot(me()).set_state(NodeState::Halted);
+            cpu::halt_forever();
+        }
+    }
+}
+
+fn on_timer(_frame: &mut InterruptFrame) {
+    shared::slot(me()).heartbeat.fetch_add(1, Ordering::Relaxed);
+    apic::end_of_interrupt();
+}
+
+fn on_apic_error(_frame: &mut InterruptFrame) {
+    apic::end_of_interrupt();
+}
+
+/// Sends `msg` to `to` and raises its mailbox interrupt. Interrupts are off
+/// meanwhile: this node's mailbox handler also produces into the same
+/// mailbox (Pong replies), and a mailbox has exactly one producer context.
+pub fn send(to: NodeId, msg: Message) -> Result<(), mint_mailbox::Full> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        shared::mailbox(to, me()).push(msg)?;
+        apic::send_ipi(apic_of(to), vectors::MAILBOX);
+        Ok(())
+    })
+}
+
+fn on_mailbox(_frame: &mut InterruptFrame) {
+    let me = me();
+    for from in (0..node_count()).map(NodeId) {
+        if from == me {
+            continue;
+        }
+        let mailbox = shared::mailbox(me, from);
+        loop {
+            match mailbox.pop() {
+                Ok(Some(msg)) => handle_message(from, msg),
+                Ok(None) => break,
+                Err(_) => {
+                    // A corrupt peer index: stop reading this mailbox.
+                    CORRUPT_MAILBOXES.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    }
+    apic::end_of_interrupt();
+}
+
+fn handle_message(from: NodeId, msg: Message) {
+    match MessageKind::from_raw(msg.kind) {
+        Some(MessageKind::Ping) => {
+            let _ = send(
+                from,
+                Message::new(MessageKind::Pong as u32, msg.seq, msg.args),
+            );
+        }
+        Some(MessageKind::Pong) => ping::on_pong(from, msg.seq),
+        Some(MessageKind::Halt) if from == NodeId(0) => {
+            HALT_REQUESTED.store(true, Ordering::Release)
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,192 @@
+//! Node 0's watch over the machine: heartbeats, the end of the ping round,
+//! and the run report the `mint` CLI reads (`MINT-REPORT {json}` on node
+//! 0's console).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+
+use mint_abi::NodeId;
+use mint_abi::node::{MessageKind, NodeState};
+use mint_abi::shared::{MAX_NODES, PINGS_PER_PEER, REASON_LEN};
+use mint_mailbox::Message;
+
+use crate::arch::cpu;
+use crate::{println, shared};
+
+use super::boot0::record;
+
+/// A node whose heartbeat has not moved for this long is declared crashed.
+pub const HEARTBEAT_TIMEOUT_MS: u64 = 1000;
+/// The ping round must end within this.
+const SETTLE_TIMEOUT_MS: u64 = 20_000;
+
+/// Per-node heartbeat watch state.
+#[derive(Clone, Copy, Default)]
+pub struct Watch {
+    last_beat: u64,
+    last_change_tsc: u64,
+}
+
+/// Checks every node's heartbeat once; declares silent nodes crashed.
+pub fn check_heartbeats(watch: &mut [Watch; MAX_NODES]) {
+    let now = cpu::rdtsc();
+    for id in (1..super::node_count()).map(NodeId) {
+        let slot = shared::slot(id);
+        let beat = slot.heartbeat.load(Ordering::Relaxed);
+        let w = &mut watch[id.index()];
+        if beat != w.last_beat || w.last_change_tsc == 0 {
+            *w = Watch {
+                last_beat: beat,
+                last_change_tsc: now,
+            };
+        } else if slot.state() == Some(NodeState::Running)
+            && now - w.last_change_tsc > super::ms_to_ticks(HEARTBEAT_TIMEOUT_MS)
+            && slot.declare_crashed_from(
+                NodeState::Running,
+                "heartbeat lost: no timer tick for 1000 ms (stuck with interrupts off?)",
+            )
+        {
+            println!("node0: {id} declared crashed: heartbeat lost");
+        }
+    }
+}
+
+/// Waits until every node has finished its ping round or stopped.
+pub fn settle() {
+    let mut watch = [Watch::default(); MAX_NODES];
+    let deadline = cpu::rdtsc() + super::ms_to_ticks(SETTLE_TIMEOUT_MS);
+    loop {
+        check_heartbeats(&mut watch);
+        let settled = (0..super::node_count()).map(NodeId).all(|id| {
+            let slot = shared::slot(id);
+            match slot.state() {
+                Some(NodeState::Running) => slot.pings_done.load(Ordering::Acquire) != 0,
+                Some(NodeState::Booting) => false,
+                _ => true,
+            }
+        });
+        if settled || cpu::rdtsc() > deadline {
+            return;
+        }
+        x86_64::instructions::hlt();
+    }
+}
+
+/// Asks every running node to halt, then powers the machine off.
+pub fn power_off() -> ! {
+    for id in (1..super::node_count()).map(NodeId) {
+        if shared::slot(id).state() == Some(NodeState::Running) {
+            let _ = super::send(id, Message::new(MessageKind::Halt as u32, 0, [0; 3]));
+        }
+    }
+    let deadline = cpu::rdtsc() + super::ms_to_ticks(200);
+    while cpu::rdtsc() < deadline
+        && (1..super::node_count())
+            .any(|i| shared::slot(NodeId(i)).state() == Some(NodeState::Running))
+    {
+        core::hint::spin_loop();
+    }
+    println!("MINT-POWEROFF");
+    cpu::qemu_exit(0)
+}
+
+/// RTT samples (ns) `from` measured to `to`.
+pub fn rtt_samples(from: NodeId, to: NodeId) -> Vec<u64> {
+    let slot = shared::slot(from);
+    let n = (slot.ping_count[to.index()].load(Ordering::Acquire) as usize).min(PINGS_PER_PEER);
+    slot.ping_rtt[to.index()][..n]
+        .iter()
+        .map(|t| super::ticks_to_ns(t.load(Ordering::Relaxed)))
+        .collect()
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn percentile(sorted: &[u64], p: u64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p * sorted.len() as u64).div_ceil(100).max(1) as usize;
+    sorted[rank - 1]
+}
+
+/// Prints `MINT-REPORT {json}`: the state table with RTT figures and the
+/// raw RTT samples behind them.
+pub fn print_report() {
+    let rec = record();
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "{{\"tsc_hz\":{},\"x2apic\":{},\"nodes\":[",
+        super::tsc_hz(),
+        rec.x2apic
+    );
+    for (i, node) in rec.plan.nodes.iter().enumerate() {
+        let id = node.id;
+        let slot = shared::slot(id);
+        let state = slot.state().map_or("garbage", |st| st.as_str());
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{{\"id\":{},\"state\":\"{state}\"", id.0);
+        if slot.state() == Some(NodeState::Crashed) {
+            let mut buf = [0u8; REASON_LEN];
+            let _ = write!(s, ",\"reason\":\"{}\"", json_escape(slot.reason(&mut buf)));
+        }
+        let cores: Vec<u8> = node.cores.iter().map(|c| c.0).collect();
+        let apic = shared::header().apic_ids[id.index()].load(Ordering::Relaxed);
+        let (base, size) = rec.layout.node(id).map_or((0, 0), |(b, s)| (b.as_u64(), s));
+        let _ = write!(
+            s,
+            ",\"cores\":{cores:?},\"apic_ids\":[{apic}],\"memory\":{{\"base\":{base},\"size\":{size}}},\"devices\":["
+        );
+        for (j, d) in node.devices.iter().enumerate() {
+            let _ = write!(s, "{}\"{d}\"", if j > 0 { "," } else { "" });
+        }
+        let _ = write!(
+            s,
+            "],\"heartbeats\":{}",
+            slot.heartbeat.load(Ordering::Relaxed)
+        );
+        let mut all = Vec::new();
+        let _ = write!(s, ",\"peers\":[");
+        let mut first = true;
+        for peer in rec.plan.nodes.iter().map(|n| n.id).filter(|&p| p != id) {
+            let samples = rtt_samples(id, peer);
+            let _ = write!(
+                s,
+                "{}{{\"peer\":{},\"rtt_ns\":{samples:?}}}",
+                if first { "" } else { "," },
+                peer.0
+            );
+            first = false;
+            all.extend(samples);
+        }
+        all.sort_unstable();
+        let _ = write!(
+            s,
+            "],\"ipi_rtt_ns\":{{\"count\":{},\"p50\":{},\"max\":{}}}}}",
+            all.len(),
+            percentile(&all, 50),
+            all.last().copied().unwrap_or(0)
+        );
+    }
+    s.push_str("]}");
+    println!("MINT-REPORT {s}");
+}
+
+fn json_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,126 @@
+//! Node 0's interactive shell on its console (`mint run`).
+
+use alloc::string::String;
+use core::sync::atomic::Ordering;
+
+use mint_abi::NodeId;
+use mint_abi::node::NodeState;
+use mint_abi::shared::REASON_LEN;
+
+use crate::arch::serial;
+use crate::{print, println, shared};
+
+use super::monitor::{self, Watch};
+
+const HELP: &str = "commands:
+  help              this text
+  nodes             the node state table
+  ping <node> [n]   n timed IPI round trips to a node (default 8)
+  exit              halt every node and power the machine off";
+
+/// Reads and runs commands until `exit`.
+pub fn run() -> ! {
+    println!("mint shell on node0; type 'help'");
+    let mut watch = [Watch::default(); mint_abi::shared::MAX_NODES];
+    let mut line = String::new();
+    print!("mint> ");
+    loop {
+        monitor::check_heartbeats(&mut watch);
+        let Some(b) = serial::try_read() else {
+            x86_64::instructions::hlt();
+            continue;
+        };
+        match b {
+            b'\r' | b'\n' => {
+                println!();
+                let cmd = core::mem::take(&mut line);
+                if execute(cmd.trim()) == Flow::Exit {
+                    monitor::power_off();
+                }
+                print!("mint> ");
+            }
+            0x08 | 0x7f => {
+                line.pop();
+            }
+            b if b.is_ascii_graphic() || b == b' ' => {
+                if line.len() < 256 {
+                    line.push(b as char);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Exit,
+}
+
+fn execute(cmd: &str) -> Flow {
+    let mut words = cmd.split_whitespace();
+    match words.next() {
+        None => {}
+        Some("help") => println!("{HELP}"),
+        Some("nodes") => nodes(),
+        Some("ping") => ping(words.next(), words.next()),
+        Some("exit" | "quit" | "poweroff") => return Flow::Exit,
+        Some(other) => println!("unknown command '{other}'; type 'help'"),
+    }
+    Flow::Continue
+}
+
+fn nodes() {
+    println!("node  state     apic  heartbeats  reason");
+    for id in (0..super::node_count()).map(NodeId) {
+        let slot = shared::slot(id);
+        let state = slot.state().map_or("garbage", |s| s.as_str());
+        let mut buf = [0u8; REASON_LEN];
+        let reason = if slot.state() == Some(NodeState::Crashed) {
+            slot.reason(&mut buf)
+        } else {
+            ""
+        };
+        println!(
+            "{:<5} {:<9} {:<5} {:<11} {}",
+            id.0,
+            state,
+            super::apic_of(id).0,
+            slot.heartbeat.load(Ordering::Relaxed),
+            reason
+        );
+    }
+}
+
+fn ping(node: Option<&str>, count: Option<&str>) {
+    let Some(peer) = node.and_then(|n| n.parse::<u8>().ok()) else {
+        println!("usage: ping <node> [count]");
+        return;
+    };
+    if peer >= super::node_count() || NodeId(peer) == super::me() {
+        println!(
+            "ping: no peer node {peer} (nodes are 0..{})",
+            super::node_count() - 1
+        );
+        return;
+    }
+    let count = match count.map(str::parse::<u32>) {
+        None => 8,
+        Some(Ok(c)) if (1..=10_000).contains(&c) => c,
+        Some(_) => {
+            println!("ping: count must be 1..10000");
+            return;
+        }
+    };
+    let peer = NodeId(peer);
+    for seq in 0..count {
+        match super::ping::ping_once(peer, seq) {
+            Some(t) => println!(
+                "reply from {peer}: seq {seq} rtt {} ns",
+                super::ticks_to_ns(t)
+            ),
+            None => println!("no reply from {peer}: seq {seq} timed out"),
+        }
+    }
+}
