@@ -1,1 +1,84 @@
-fn main() {}
+//! `mint`: the host side of the mint multikernel.
+//!
+//! - `kernel`: builds the node kernel image (a nested, freestanding cargo build).
+//! - `qemu`: finds or installs QEMU, picks the accelerator, builds the command line.
+//! - `machine`: starts one machine run, shows and logs every node's console.
+//! - `plan`: loads and checks the partition plan before anything boots.
+//! - `boot` / `run`: the subcommands.
+
+mod boot;
+mod kernel;
+mod machine;
+mod plan;
+mod qemu;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "mint",
+    version,
+    about = "Split one x86-64 machine into independent OS nodes, no hypervisor."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Boot the machine, ping every node from every node, report, power off.
+    Boot(boot::BootArgs),
+    /// Boot the machine with an interactive shell on node 0's console.
+    Run(run::RunArgs),
+    /// Check a partition plan without booting; print its physical layout.
+    Plan(PlanArgs),
+}
+
+/// How to describe and start the machine; shared by every subcommand.
+#[derive(Args, Clone, Debug)]
+pub struct MachineArgs {
+    /// N nodes of one core each (default: 2).
+    #[arg(long, conflicts_with = "config", value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub nodes: Option<u8>,
+    /// A partition plan in TOML (see docs/ARCHITECTURE.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// Accelerator: auto (KVM only where it is real hardware virtualization), kvm or tcg.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "kvm", "tcg"])]
+    pub accel: String,
+    /// Use this kernel image instead of building one.
+    #[arg(long, value_name = "ELF")]
+    pub kernel: Option<std::path::PathBuf>,
+    /// Where to keep per-node console logs (default: runs/<time>).
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<std::path::PathBuf>,
+    /// Give up on the machine after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    machine: MachineArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Boot(args) => boot::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Plan(args) => plan::show(&args.machine),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mint: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

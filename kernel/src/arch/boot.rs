@@ -262,7 +262,12 @@ ap_tramp64:
     mov rsp, qword ptr [0x8000 + 16]
     mov rdi, qword ptr [0x8000 + 24]
     mov rax, qword ptr [0x8000 + 32]
-    jmp rax
+    # A call, not a jump: the entry expects the ABI's stack alignment
+    # (rsp = 8 mod 16 after the pushed return address).
+    call rax
+2:
+    hlt
+    jmp 2b
 ap_tramp_end:
     "#
 );

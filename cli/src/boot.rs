@@ -1,0 +1,238 @@
+//! `mint boot`: boot the machine, have every node ping every other, print
+//! the per-node report, power off. Exit 0 only if every node that should
+//! run does (and, with `--fault`, only if the fault stayed in its node).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use mint_abi::node::FaultKind;
+use serde_json::{Value, json};
+
+use crate::machine::{Echo, Event, Machine, Options};
+use crate::{MachineArgs, kernel, plan, qemu};
+
+#[derive(Args)]
+pub struct BootArgs {
+    #[command(flatten)]
+    pub machine: MachineArgs,
+    /// Make node NODE inject a fault into itself: page-fault, panic,
+    /// wild-write (into node 0's partition), hang (interrupts off), invalid-opcode.
+    #[arg(long, value_name = "NODE:KIND")]
+    pub fault: Option<String>,
+    /// Print the report as JSON on stdout (consoles go to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A checked `--fault` request.
+#[derive(Clone, Copy, Debug)]
+pub struct FaultRequest {
+    pub node: u8,
+    pub kind: FaultKind,
+}
+
+pub fn parse_fault(spec: &str, nodes: usize) -> Result<FaultRequest> {
+    let (node, kind) = spec
+        .split_once(':')
+        .with_context(|| format!("--fault '{spec}': expected NODE:KIND, e.g. 1:page-fault"))?;
+    let node: u8 = node
+        .parse()
+        .ok()
+        .with_context(|| format!("--fault '{spec}': '{node}' is not a node number"))?;
+    if usize::from(node) >= nodes {
+        bail!(
+            "--fault '{spec}': the plan has no node {node} (nodes are 0..{})",
+            nodes - 1
+        );
+    }
+    if node == 0 {
+        bail!("--fault '{spec}': node 0 runs the monitor and the report; inject into another node");
+    }
+    let kind = FaultKind::parse(kind).with_context(|| {
+        let kinds: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
+        format!(
+            "--fault '{spec}': unknown kind '{kind}' (one of {})",
+            kinds.join(", ")
+        )
+    })?;
+    Ok(FaultRequest { node, kind })
+}
+
+pub fn run(args: BootArgs) -> Result<ExitCode> {
+    let (plan, _layout) = plan::load(&args.machine)?;
+    let fault = args
+        .fault
+        .as_deref()
+        .map(|f| parse_fault(f, plan.nodes.len()))
+        .transpose()?;
+    let accel = qemu::choose(&args.machine.accel)?;
+    let qemu = qemu::find_or_install()?;
+    let kernel = match &args.machine.kernel {
+        Some(k) => k.clone(),
+        None => kernel::build(args.json)?,
+    };
+    let log_dir = args
+        .machine
+        .log_dir
+        .clone()
+        .unwrap_or_else(crate::machine::default_log_dir);
+    let mut cmdline = vec!["mint.mode=boot".to_string()];
+    if let Some(f) = fault {
+        cmdline.push(format!("mint.fault={}:{}", f.node, f.kind.as_str()));
+    }
+    let machine = Machine::start(Options {
+        qemu,
+        accel,
+        kernel,
+        plan: &plan,
+        cmdline,
+        log_dir: log_dir.clone(),
+        echo: if args.json {
+            Echo::Stderr
+        } else {
+            Echo::Stdout
+        },
+    })?;
+    let mut report: Option<Value> = None;
+    let mut refused: Option<String> = None;
+    let outcome = machine.finish(Duration::from_secs(args.machine.timeout), |ev| {
+        if let Event::Line { node, text } = ev {
+            if node.0 != 0 {
+                return;
+            }
+            if let Some(j) = text.strip_prefix("MINT-REPORT ") {
+                report = serde_json::from_str(j).ok();
+            } else if let Some(e) = text.strip_prefix("MINT-ERROR ") {
+                refused = Some(e.to_string());
+            }
+        }
+    });
+    if accel == qemu::Accel::Kvm && qemu::is_kvm_failure(&outcome.qemu_stderr) {
+        bail!(
+            "KVM could not run the guest (QEMU: {}); use --accel tcg",
+            outcome.qemu_stderr.lines().next().unwrap_or("").trim()
+        );
+    }
+    if let Some(e) = refused {
+        bail!("node 0 refused to boot: {e}");
+    }
+    let Some(mut report) = report else {
+        bail!(
+            "the machine ended without a report ({}); QEMU said: {}; consoles in {}",
+            if outcome.timed_out {
+                format!("timed out after {} s", args.machine.timeout)
+            } else {
+                format!(
+                    "QEMU exit status {:?}",
+                    outcome.status.and_then(|s| s.code())
+                )
+            },
+            outcome.qemu_stderr.trim(),
+            log_dir.display()
+        );
+    };
+    let ok = judge(&mut report, fault);
+    report["accel"] = json!(accel.as_str());
+    report["log_dir"] = json!(log_dir.display().to_string());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Decides the verdict: every node running, or, with a fault, the target
+/// crashed with a reason and every other node running.
+pub fn judge(report: &mut Value, fault: Option<FaultRequest>) -> bool {
+    let nodes = report["nodes"].as_array().cloned().unwrap_or_default();
+    let state = |n: &Value| n["state"].as_str().unwrap_or("").to_string();
+    let others_running = nodes
+        .iter()
+        .filter(|n| Some(n["id"].as_u64().unwrap_or(u64::MAX)) != fault.map(|f| u64::from(f.node)))
+        .all(|n| state(n) == "running");
+    let (ok, verdict) = match fault {
+        None => (
+            others_running,
+            if others_running {
+                "all nodes running"
+            } else {
+                "a node is not running"
+            },
+        ),
+        Some(f) => {
+            let target = nodes
+                .iter()
+                .find(|n| n["id"].as_u64() == Some(u64::from(f.node)));
+            let crashed = target.is_some_and(|n| state(n) == "crashed" && n["reason"].is_string());
+            let ok = crashed && others_running;
+            report["fault"] = json!({"node": f.node, "kind": f.kind.as_str(), "contained": ok});
+            (
+                ok,
+                if ok {
+                    "fault contained: target crashed, every other node running"
+                } else {
+                    "fault NOT contained"
+                },
+            )
+        }
+    };
+    report["verdict"] = json!(verdict);
+    report["ok"] = json!(ok);
+    ok
+}
+
+fn print_table(report: &Value) {
+    println!();
+    println!(
+        "accel {}  tsc {} MHz  {}  logs {}",
+        report["accel"].as_str().unwrap_or("?"),
+        report["tsc_hz"].as_u64().unwrap_or(0) / 1_000_000,
+        if report["x2apic"].as_bool() == Some(true) {
+            "x2APIC"
+        } else {
+            "xAPIC"
+        },
+        report["log_dir"].as_str().unwrap_or("?")
+    );
+    println!(
+        "{:<5} {:<8} {:<6} {:<6} {:<24} {:<12} {:>7} {:>12} {:>12}",
+        "node", "state", "cores", "apic", "memory", "devices", "pings", "rtt p50 ns", "rtt max ns"
+    );
+    for n in report["nodes"].as_array().into_iter().flatten() {
+        let list = |v: &Value| {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| x.to_string().trim_matches('"').to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default()
+        };
+        let base = n["memory"]["base"].as_u64().unwrap_or(0);
+        let size = n["memory"]["size"].as_u64().unwrap_or(0);
+        println!(
+            "{:<5} {:<8} {:<6} {:<6} {:<24} {:<12} {:>7} {:>12} {:>12}",
+            n["id"].to_string(),
+            n["state"].as_str().unwrap_or("?"),
+            list(&n["cores"]),
+            list(&n["apic_ids"]),
+            format!("{} MiB @ {:#x}", size >> 20, base),
+            list(&n["devices"]),
+            n["ipi_rtt_ns"]["count"].to_string(),
+            n["ipi_rtt_ns"]["p50"].to_string(),
+            n["ipi_rtt_ns"]["max"].to_string(),
+        );
+        if let Some(r) = n["reason"].as_str() {
+            println!("      reason: {r}");
+        }
+    }
+    println!("verdict: {}", report["verdict"].as_str().unwrap_or("?"));
+}
