@@ -94,6 +94,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         } else {
             Echo::Stdout
         },
+        machine_override: (args.machine.qemu_cpus, args.machine.qemu_memory_mib),
     })?;
     let mut report: Option<Value> = None;
     let mut refused: Option<String> = None;

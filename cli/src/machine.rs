@@ -32,6 +32,8 @@ pub struct Options<'a> {
     pub cmdline: Vec<String>,
     pub log_dir: PathBuf,
     pub echo: Echo,
+    /// CPUs and RAM (MiB) QEMU gets when they should differ from the plan's.
+    pub machine_override: (Option<u8>, Option<u64>),
 }
 
 /// Something a node printed, or the end of its console.
@@ -84,8 +86,23 @@ impl Machine {
                     "max"
                 },
             ])
-            .args(["-smp", &plan.machine.cpus.to_string()])
-            .args(["-m", &format!("{}M", plan.machine.memory.div_ceil(1 << 20))])
+            .args([
+                "-smp",
+                &opts
+                    .machine_override
+                    .0
+                    .unwrap_or(plan.machine.cpus)
+                    .to_string(),
+            ])
+            .args([
+                "-m",
+                &format!(
+                    "{}M",
+                    opts.machine_override
+                        .1
+                        .unwrap_or(plan.machine.memory.div_ceil(1 << 20))
+                ),
+            ])
             .args([
                 "-display",
                 "none",

@@ -59,6 +59,13 @@ pub struct MachineArgs {
     /// Give up on the machine after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Testing: start QEMU with this many CPUs instead of the plan's, to
+    /// exercise node 0's own check of the plan against the machine.
+    #[arg(long, hide = true)]
+    pub qemu_cpus: Option<u8>,
+    /// Testing: start QEMU with this much RAM (MiB) instead of the plan's.
+    #[arg(long, hide = true)]
+    pub qemu_memory_mib: Option<u64>,
 }
 
 #[derive(Args)]

@@ -39,6 +39,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         cmdline: vec!["mint.mode=run".into()],
         log_dir: log_dir.clone(),
         echo: Echo::Stdout,
+        machine_override: (args.machine.qemu_cpus, args.machine.qemu_memory_mib),
     })?;
     // Forward stdin lines to node 0's shell from a separate thread.
     let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
