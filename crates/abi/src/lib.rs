@@ -4,12 +4,14 @@
 //! - [`shared`]: the versioned `#[repr(C)]` layout of the one memory region
 //!   nodes share, and what each field means. Nodes share nothing else.
 //! - [`node`]: node states and message kinds carried in mailboxes.
+//! - [`debug_nic`]: the debug NIC the support node plays for the target.
 //!
 //! This crate holds layouts and meanings, not algorithms; the queue
 //! algorithm is `mint-mailbox`, the hardware access is the node kernel's.
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod debug_nic;
 pub mod ids;
 pub mod node;
 pub mod shared;

@@ -8,6 +8,8 @@
 //! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, run control | node 0 |
 //! | 0x1000 | [`NodeSlot`] × [`MAX_NODES`]: state, heartbeat, crash reason, ping samples | the slot's node (node 0's monitor may declare a silent node crashed) |
 //! | ...    | [`Mailbox`] × MAX_NODES × MAX_NODES, indexed `[to][from]` | producer: `from`; consumer: `to` |
+//! | ...    | [`crate::debug_nic::DebugNic`]: e1000 register page, posted-IRQ flag, run control | see that module |
+//! | [`crate::debug_nic::dma_window_offset`].. | DMA window: the target driver's RX ring and buffers | device: buffers, write-back; driver: ring setup |
 //!
 //! Every field is an atomic: the peer is another kernel that may be faulty,
 //! so nothing here is read as a plain reference to a Rust type with
@@ -25,7 +27,7 @@ use crate::node::NodeState;
 /// "MINTSHRD", little endian.
 pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"MINTSHRD");
 /// Bumped whenever this layout changes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// Nodes a region can describe (one ISA UART per node: COM1..COM4).
 pub const MAX_NODES: usize = 4;
 /// Messages per mailbox.
@@ -84,6 +86,8 @@ pub struct SharedRegion {
     pub nodes: [NodeSlot; MAX_NODES],
     /// `mailboxes[to][from]`.
     pub mailboxes: [[NodeMailbox; MAX_NODES]; MAX_NODES],
+    /// The debug NIC (support node <-> target node's e1000 driver).
+    pub debug_nic: crate::debug_nic::DebugNic,
 }
 
 /// Bytes of the region this layout occupies; the rest is for later users.

@@ -45,5 +45,7 @@ mod tests;
 pub use desc::{RxDescriptor, RxDescriptorView, RxErrors, RxStatus, ViewError};
 pub use device::{ConfigError, DeviceModel, DropCounters, Received, RxDrop};
 pub use driver::{BufferAddrs, Contiguous, InitError, PollError, PollResult, RxCounters, RxRing};
-pub use regs::{Ctrl, Interrupt, Rctl, Register, RegisterAccess, RegisterFile, Status};
+pub use regs::{
+    Ctrl, Interrupt, Rctl, Register, RegisterAccess, RegisterFile, RegisterSlots, Status,
+};
 pub use ring::{DescriptorRing, DmaError, DmaMemory};

@@ -328,11 +328,23 @@ impl<T: RegisterAccess + ?Sized> RegisterAccess for &T {
 /// clear-on-read register would let a concurrent driver read lose counts; cumulative counters
 /// are also what a debugging session wants to look at.
 ///
-/// Backed by atomics so one page can be shared by a "driver" and a "device" in tests (and, if a
-/// kernel wants, by two cores).
+/// Backed by atomics so one page can be shared by a "driver" and a "device": in tests an
+/// in-process array, in the kernel a register page in the shared region (any [`RegisterSlots`]).
 #[derive(Debug)]
-pub struct RegisterFile {
-    regs: [AtomicU32; Register::ALL.len()],
+pub struct RegisterFile<S: RegisterSlots = [AtomicU32; Register::ALL.len()]> {
+    regs: S,
+}
+
+/// Where a [`RegisterFile`] keeps its registers: one `AtomicU32` per [`Register::index`].
+pub trait RegisterSlots {
+    /// The slot of register number `index` (`index < Register::ALL.len()`).
+    fn slot(&self, index: usize) -> &AtomicU32;
+}
+
+impl<const N: usize> RegisterSlots for [AtomicU32; N] {
+    fn slot(&self, index: usize) -> &AtomicU32 {
+        &self[index]
+    }
 }
 
 impl Default for RegisterFile {
@@ -348,6 +360,13 @@ impl RegisterFile {
             regs: [const { AtomicU32::new(0) }; Register::ALL.len()],
         }
     }
+}
+
+impl<S: RegisterSlots> RegisterFile<S> {
+    /// The reference semantics over caller-provided storage.
+    pub const fn with_slots(regs: S) -> Self {
+        Self { regs }
+    }
 
     /// The stored value of `reg`, without read side effects (ICR is not cleared).
     pub fn peek(&self, reg: Register) -> u32 {
@@ -360,11 +379,11 @@ impl RegisterFile {
     }
 
     fn slot(&self, reg: Register) -> &AtomicU32 {
-        &self.regs[reg.index()]
+        self.regs.slot(reg.index())
     }
 }
 
-impl RegisterAccess for RegisterFile {
+impl<S: RegisterSlots> RegisterAccess for RegisterFile<S> {
     fn read(&self, reg: Register) -> u32 {
         match reg {
             // Swap, not load-then-store: a cause raised between the two would be lost.

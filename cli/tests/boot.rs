@@ -1,0 +1,665 @@
+//! End-to-end tests of `mint boot`: each boots a real machine under QEMU (or
+//! must refuse to) and checks what the binary reports.
+//!
+//! - healthy machines of 1, 2 and 4 nodes, and a custom TOML plan: the JSON
+//!   report's nodes, resources and IPI round-trip figures;
+//! - every `--fault` kind on a 3-node machine: the target crashes with the
+//!   right reason, the other nodes keep running and keep talking;
+//! - per-node console logs under `--log-dir`;
+//! - bad plans and bad flags refused with exit 2 before QEMU starts;
+//! - node 0's own check of the plan against the machine QEMU really gives it;
+//! - `--accel kvm` on a host with and without hardware virtualization.
+//!
+//! The host is small (2 cores) and QEMU emulates in software, so machines
+//! run one at a time: every test that might start QEMU holds [`MACHINE`].
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+const MINT: &str = env!("CARGO_BIN_EXE_mint");
+/// Pings each node sends to each peer in `mint boot`.
+const PINGS_PER_PEER: usize = 32;
+/// Memory of each node in a `--nodes N` plan.
+const DEFAULT_NODE_MEMORY: u64 = 64 << 20;
+
+/// Held while a test may run a machine.
+static MACHINE: Mutex<()> = Mutex::new(());
+
+fn one_machine_at_a_time() -> MutexGuard<'static, ()> {
+    MACHINE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One finished `mint` process.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl Run {
+    /// The exit code and both streams, for assertion messages.
+    fn context(&self) -> String {
+        format!(
+            "exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+
+    /// The `--json` report on stdout.
+    fn report(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not a JSON report ({e})\n{}", self.context()))
+    }
+
+    fn assert_exit(&self, code: i32) {
+        assert_eq!(self.code, code, "{}", self.context());
+    }
+
+    fn assert_stderr_mentions(&self, fragments: &[&str]) {
+        for fragment in fragments {
+            assert!(
+                self.stderr.contains(fragment),
+                "stderr should mention {fragment:?}\n{}",
+                self.context()
+            );
+        }
+    }
+
+    /// Whether any node's console was echoed, i.e. a machine ran.
+    fn console_seen(&self) -> bool {
+        let echoed = |s: &str| s.lines().any(|l| l.starts_with("[node"));
+        echoed(&self.stdout) || echoed(&self.stderr)
+    }
+}
+
+/// Runs `mint` with `args`.
+fn mint(args: &[&str]) -> Run {
+    let start = Instant::now();
+    let out = Command::new(MINT)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {MINT}: {e}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// `mint boot --json` with `args`, one machine at a time, consoles logged
+/// to a fresh directory (returned, so the logs outlive the run).
+fn boot(args: &[&str]) -> (Run, TempDir) {
+    let logs = TempDir::new().expect("temporary log directory");
+    let log_dir = logs.path().to_str().expect("UTF-8 temp path");
+    let mut all = vec!["boot", "--json", "--timeout", "120", "--log-dir", log_dir];
+    all.extend_from_slice(args);
+    let _machine = one_machine_at_a_time();
+    (mint(&all), logs)
+}
+
+/// `mint boot` with `args` must be refused before QEMU starts: exit 2, no
+/// console, no report, not even the log directory.
+fn refused(args: &[&str]) -> Run {
+    let scratch = TempDir::new().expect("temporary directory");
+    let log_dir = scratch.path().join("logs");
+    let mut all = vec!["boot", "--timeout", "120", "--log-dir"];
+    all.push(log_dir.to_str().expect("UTF-8 temp path"));
+    all.extend_from_slice(args);
+    // Held in case a regression boots after all.
+    let _machine = one_machine_at_a_time();
+    let run = mint(&all);
+    run.assert_exit(2);
+    assert!(
+        !run.console_seen(),
+        "QEMU must not start\n{}",
+        run.context()
+    );
+    assert!(
+        run.stdout.is_empty(),
+        "nothing on stdout\n{}",
+        run.context()
+    );
+    assert!(
+        !log_dir.exists(),
+        "the machine was started (log directory created)\n{}",
+        run.context()
+    );
+    run
+}
+
+/// Like [`refused`], for one of mint's own errors (not clap's).
+fn refused_with(args: &[&str], fragments: &[&str]) -> Run {
+    let run = refused(args);
+    assert!(run.stderr.starts_with("mint: error: "), "{}", run.context());
+    run.assert_stderr_mentions(fragments);
+    run
+}
+
+/// Whether the host CPU offers hardware virtualization (vmx or svm).
+fn host_has_hardware_virtualization() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"))
+}
+
+fn nodes(report: &Value) -> &Vec<Value> {
+    report["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("report has no nodes array: {report:#}"))
+}
+
+fn node(report: &Value, id: u64) -> &Value {
+    nodes(report)
+        .iter()
+        .find(|n| n["id"] == id)
+        .unwrap_or_else(|| panic!("report has no node {id}: {report:#}"))
+}
+
+fn uint(v: &Value, what: &str) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("{what} is not an unsigned integer: {v}"))
+}
+
+/// The RTT samples `node` measured with `peer`.
+fn samples_with(node: &Value, peer: u64) -> Vec<u64> {
+    let entry = node["peers"]
+        .as_array()
+        .and_then(|peers| peers.iter().find(|p| p["peer"] == peer))
+        .unwrap_or_else(|| panic!("no peers entry for node {peer}: {node:#}"));
+    entry["rtt_ns"]
+        .as_array()
+        .unwrap_or_else(|| panic!("rtt_ns is not an array: {entry}"))
+        .iter()
+        .map(|s| uint(s, "an RTT sample"))
+        .collect()
+}
+
+/// The accelerator `--accel auto` must pick on this host.
+fn assert_auto_accel(report: &Value) {
+    let accel = report["accel"].as_str().unwrap_or("?");
+    if host_has_hardware_virtualization() {
+        assert!(accel == "kvm" || accel == "tcg", "accel {accel}");
+    } else {
+        assert_eq!(accel, "tcg", "no vmx/svm on this host");
+    }
+}
+
+/// Every node of `report` is running with the resources of `plan`'s shape:
+/// one core `cores[i]`, one APIC id, `memory[i]` bytes, `devices[i]`; the
+/// partitions are disjoint.
+fn assert_nodes(report: &Value, cores: &[u64], memory: &[u64], devices: &[&str]) {
+    let nodes = nodes(report);
+    let ids: Vec<u64> = nodes.iter().map(|n| uint(&n["id"], "id")).collect();
+    let expected_ids: Vec<u64> = (0..cores.len() as u64).collect();
+    assert_eq!(ids, expected_ids, "node ids: {report:#}");
+    let mut apic_ids = Vec::new();
+    let mut ranges = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(n["state"], "running", "node {i}: {n:#}");
+        assert!(n.get("reason").is_none(), "node {i}: {n:#}");
+        assert_eq!(n["cores"], json!([cores[i]]), "node {i}: {n:#}");
+        let apic = n["apic_ids"].as_array().expect("apic_ids array");
+        assert_eq!(apic.len(), 1, "node {i}: {n:#}");
+        apic_ids.push(uint(&apic[0], "apic id"));
+        assert_eq!(n["devices"], json!([devices[i]]), "node {i}: {n:#}");
+        let base = uint(&n["memory"]["base"], "memory.base");
+        let size = uint(&n["memory"]["size"], "memory.size");
+        assert_eq!(size, memory[i], "node {i}: {n:#}");
+        ranges.push((base, base + size, i));
+    }
+    apic_ids.sort_unstable();
+    apic_ids.dedup();
+    assert_eq!(apic_ids.len(), nodes.len(), "APIC ids distinct: {report:#}");
+    ranges.sort_unstable();
+    for pair in ranges.windows(2) {
+        let ((_, end, a), (base, _, b)) = (pair[0], pair[1]);
+        assert!(
+            end <= base,
+            "memory of nodes {a} and {b} overlaps: {report:#}"
+        );
+    }
+}
+
+/// Every node pinged every other `PINGS_PER_PEER` times, and the summary
+/// agrees with the raw samples.
+fn assert_full_ping_rounds(report: &Value) {
+    let nodes = nodes(report);
+    let ids: Vec<u64> = nodes.iter().map(|n| uint(&n["id"], "id")).collect();
+    for n in nodes {
+        let id = uint(&n["id"], "id");
+        let peers: Vec<u64> = n["peers"]
+            .as_array()
+            .expect("peers array")
+            .iter()
+            .map(|p| uint(&p["peer"], "peer"))
+            .collect();
+        let others: Vec<u64> = ids.iter().copied().filter(|&p| p != id).collect();
+        assert_eq!(peers, others, "node {id}'s peers: {n:#}");
+        let mut all = Vec::new();
+        for &peer in &others {
+            let samples = samples_with(n, peer);
+            assert_eq!(samples.len(), PINGS_PER_PEER, "node {id} <-> {peer}: {n:#}");
+            all.extend(samples);
+        }
+        let rtt = &n["ipi_rtt_ns"];
+        let count = uint(&rtt["count"], "ipi_rtt_ns.count");
+        let p50 = uint(&rtt["p50"], "ipi_rtt_ns.p50");
+        let max = uint(&rtt["max"], "ipi_rtt_ns.max");
+        assert_eq!(
+            count as usize,
+            PINGS_PER_PEER * others.len(),
+            "node {id}: {n:#}"
+        );
+        assert_eq!(
+            count as usize,
+            all.len(),
+            "count vs samples, node {id}: {n:#}"
+        );
+        if others.is_empty() {
+            continue;
+        }
+        assert!(p50 > 0, "node {id}: {n:#}");
+        assert!(max >= p50, "node {id}: {n:#}");
+        assert_eq!(
+            Some(&max),
+            all.iter().max(),
+            "max vs samples, node {id}: {n:#}"
+        );
+        // p50 is a median of the samples.
+        assert!(all.contains(&p50), "p50 is not a sample, node {id}: {n:#}");
+        let at_most = all.iter().filter(|&&s| s <= p50).count();
+        let at_least = all.iter().filter(|&&s| s >= p50).count();
+        assert!(
+            2 * at_most >= all.len() && 2 * at_least >= all.len(),
+            "p50 is not a median, node {id}: {n:#}"
+        );
+    }
+}
+
+/// `mint boot --nodes n`: every node up with its default resources.
+fn boots_default_nodes(n: u8) {
+    let (run, _logs) = boot(&["--nodes", &n.to_string()]);
+    run.assert_exit(0);
+    let report = run.report();
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_auto_accel(&report);
+    assert_eq!(nodes(&report).len(), usize::from(n), "{report:#}");
+    let cores: Vec<u64> = (0..u64::from(n)).collect();
+    let memory = vec![DEFAULT_NODE_MEMORY; usize::from(n)];
+    let devices: Vec<String> = (1..=n).map(|k| format!("com{k}")).collect();
+    let devices: Vec<&str> = devices.iter().map(String::as_str).collect();
+    assert_nodes(&report, &cores, &memory, &devices);
+    assert_full_ping_rounds(&report);
+}
+
+#[test]
+fn boots_one_node() {
+    boots_default_nodes(1);
+}
+
+#[test]
+fn boots_two_nodes() {
+    boots_default_nodes(2);
+}
+
+#[test]
+fn boots_four_nodes() {
+    boots_default_nodes(4);
+}
+
+/// A plan file's own sizes, cores and devices reach the machine.
+#[test]
+fn boots_a_custom_plan() {
+    let dir = TempDir::new().expect("temporary directory");
+    let plan = write_plan(
+        dir.path(),
+        r#"
+[machine]
+cpus = 3
+memory = "256M"
+[shared]
+size = "8M"
+[[node]]
+id = 0
+cores = [0]
+memory = "64M"
+devices = ["com1"]
+[[node]]
+id = 1
+cores = [2]
+memory = "32M"
+devices = ["com3"]
+"#,
+    );
+    let (run, _logs) = boot(&["--config", path_str(&plan)]);
+    run.assert_exit(0);
+    let report = run.report();
+    assert_nodes(&report, &[0, 2], &[64 << 20, 32 << 20], &["com1", "com3"]);
+    assert_full_ping_rounds(&report);
+}
+
+/// `--fault 1:KIND` on 3 nodes: node 1 crashes with a reason containing
+/// every one of `reason`, nodes 0 and 2 keep running and finish their
+/// ping round with each other. Returns the report.
+fn fault_is_contained(kind: &str, reason: &[&str]) -> Value {
+    let (run, _logs) = boot(&["--nodes", "3", "--fault", &format!("1:{kind}")]);
+    run.assert_exit(0);
+    let report = run.report();
+    assert_eq!(
+        report["fault"],
+        json!({"node": 1, "kind": kind, "contained": true}),
+        "{report:#}"
+    );
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(nodes(&report).len(), 3, "{report:#}");
+    let target = node(&report, 1);
+    assert_eq!(target["state"], "crashed", "{target:#}");
+    let why = target["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason: {target:#}"));
+    for fragment in reason {
+        assert!(
+            why.contains(fragment),
+            "reason {why:?} should mention {fragment:?}"
+        );
+    }
+    for id in [0, 2] {
+        let n = node(&report, id);
+        assert_eq!(n["state"], "running", "node {id}: {n:#}");
+        assert!(n.get("reason").is_none(), "node {id}: {n:#}");
+    }
+    assert_eq!(
+        samples_with(node(&report, 2), 0).len(),
+        PINGS_PER_PEER,
+        "{report:#}"
+    );
+    assert_eq!(
+        samples_with(node(&report, 0), 2).len(),
+        PINGS_PER_PEER,
+        "{report:#}"
+    );
+    report
+}
+
+#[test]
+fn fault_page_fault_is_contained() {
+    fault_is_contained("page-fault", &["page fault"]);
+}
+
+#[test]
+fn fault_panic_is_contained() {
+    fault_is_contained("panic", &["panic: injected panic"]);
+}
+
+/// The wild write aims into node 0's partition and is stopped there.
+#[test]
+fn fault_wild_write_is_contained() {
+    let report = fault_is_contained(
+        "wild-write",
+        &["page fault", "write of", "outside this node's memory"],
+    );
+    let why = node(&report, 1)["reason"].as_str().unwrap_or_default();
+    let address = why
+        .split("write of 0x")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_hexdigit()).next())
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or_else(|| panic!("no address in {why:?}"));
+    let node0 = &node(&report, 0)["memory"];
+    let base = uint(&node0["base"], "memory.base");
+    let size = uint(&node0["size"], "memory.size");
+    assert!(
+        (base..base + size).contains(&address),
+        "the wild write {address:#x} should aim into node 0's memory {base:#x}+{size:#x}"
+    );
+}
+
+#[test]
+fn fault_hang_is_contained() {
+    fault_is_contained("hang", &["heartbeat lost"]);
+}
+
+#[test]
+fn fault_invalid_opcode_is_contained() {
+    fault_is_contained("invalid-opcode", &["invalid opcode"]);
+}
+
+#[test]
+fn consoles_are_logged_per_node() {
+    let (run, logs) = boot(&["--nodes", "2"]);
+    run.assert_exit(0);
+    assert_eq!(
+        run.report()["log_dir"],
+        path_str(logs.path()),
+        "{}",
+        run.context()
+    );
+    let read = |name: &str| {
+        let path = logs.path().join(name);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}\n{}", path.display(), run.context()))
+    };
+    let node0 = read("node0.log");
+    let node1 = read("node1.log");
+    assert!(node1.contains("node1 running"), "node1.log:\n{node1}");
+    assert!(node0.contains("MINT-REPORT"), "node0.log:\n{node0}");
+    assert!(!node1.contains("MINT-REPORT"), "node1.log:\n{node1}");
+}
+
+// ---- refused before boot ----
+
+/// The first node of every bad plan below: valid on its own.
+const NODE0: &str = r#"
+[[node]]
+id = 0
+cores = [0]
+memory = "64M"
+devices = ["com1"]
+"#;
+
+fn write_plan(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("plan.toml");
+    std::fs::write(&path, text).expect("write plan");
+    path
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temp path")
+}
+
+/// `mint boot --config` with NODE0 and then `rest` is refused, naming
+/// every one of `fragments`.
+fn plan_refused(prelude: &str, rest: &str, fragments: &[&str]) -> Run {
+    let dir = TempDir::new().expect("temporary directory");
+    let plan = write_plan(dir.path(), &format!("{prelude}{NODE0}{rest}"));
+    refused_with(&["--config", path_str(&plan)], fragments)
+}
+
+#[test]
+fn refuses_overlapping_cores() {
+    plan_refused(
+        "",
+        "[[node]]\nid = 1\ncores = [0]\nmemory = \"64M\"\ndevices = [\"com2\"]\n",
+        &[
+            "partition plan rejected",
+            "node 1: core cpu0 is already owned by node 0",
+        ],
+    );
+}
+
+#[test]
+fn refuses_a_core_beyond_the_machine() {
+    plan_refused(
+        "[machine]\ncpus = 2\n",
+        "[[node]]\nid = 1\ncores = [3]\nmemory = \"64M\"\ndevices = [\"com2\"]\n",
+        &["node 1: missing core cpu3", "2 CPUs"],
+    );
+}
+
+#[test]
+fn refuses_memory_beyond_ram() {
+    plan_refused(
+        "[machine]\ncpus = 2\nmemory = \"128M\"\n",
+        "[[node]]\nid = 1\ncores = [1]\nmemory = \"64M\"\ndevices = [\"com2\"]\n",
+        &[
+            "node 1: memory",
+            "beyond machine RAM 128 MiB",
+            "needs 154 MiB",
+        ],
+    );
+}
+
+#[test]
+fn refuses_a_device_listed_twice() {
+    plan_refused(
+        "",
+        "[[node]]\nid = 1\ncores = [1]\nmemory = \"64M\"\ndevices = [\"com2\", \"com2\"]\n",
+        &["node 1: device com2 is listed twice"],
+    );
+}
+
+#[test]
+fn refuses_a_device_owned_by_two_nodes() {
+    plan_refused(
+        "",
+        "[[node]]\nid = 1\ncores = [1]\nmemory = \"64M\"\ndevices = [\"com1\"]\n",
+        &["node 1: device com1 is already owned by node 0"],
+    );
+}
+
+#[test]
+fn refuses_a_node_without_cores() {
+    plan_refused(
+        "[machine]\ncpus = 2\nmemory = \"256M\"\n",
+        "[[node]]\nid = 1\ncores = []\nmemory = \"64M\"\ndevices = [\"com2\"]\n",
+        &["node 1: owns no core"],
+    );
+}
+
+#[test]
+fn refuses_a_malformed_plan_file() {
+    // NODE0 is lines 1-6 (a blank line first): the second node's `memory`,
+    // where the unclosed array is noticed, is line 10.
+    let run = plan_refused(
+        "",
+        "[[node]]\nid = 1\ncores = [1\nmemory = \"64M\"\n",
+        &["invalid plan file", "line 10", "plan.toml"],
+    );
+    assert!(
+        !run.stderr.contains("partition plan rejected"),
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn refuses_an_unknown_key() {
+    plan_refused(
+        "",
+        "[[node]]\nid = 1\ncores = [1]\nmemory = \"64M\"\ndevices = [\"com2\"]\ncolour = \"red\"\n",
+        &[
+            "invalid plan file",
+            "unknown field `colour`",
+            "line 12",
+            "plan.toml",
+        ],
+    );
+}
+
+#[test]
+fn refuses_a_missing_plan_file() {
+    refused_with(
+        &["--config", "/nonexistent/mint-plan.toml"],
+        &["cannot read plan /nonexistent/mint-plan.toml"],
+    );
+}
+
+#[test]
+fn refuses_node_counts_out_of_range() {
+    for n in ["0", "5"] {
+        let run = refused(&["--nodes", n]);
+        run.assert_stderr_mentions(&[&format!("invalid value '{n}' for '--nodes"), "1..=4"]);
+    }
+}
+
+#[test]
+fn refuses_bad_fault_requests() {
+    let cases: [(&str, &[&str]); 5] = [
+        (
+            "1:explode",
+            &[
+                "unknown kind 'explode'",
+                "page-fault, panic, wild-write, hang, invalid-opcode",
+            ],
+        ),
+        ("0:panic", &["--fault '0:panic'", "node 0 runs the monitor"]),
+        ("7:panic", &["--fault '7:panic'", "no node 7", "0..1"]),
+        ("nonsense", &["--fault 'nonsense'", "expected NODE:KIND"]),
+        ("x:panic", &["'x' is not a node number"]),
+    ];
+    for (spec, fragments) in cases {
+        refused_with(&["--nodes", "2", "--fault", spec], fragments);
+    }
+}
+
+// ---- node 0's own check ----
+
+#[test]
+fn node0_refuses_a_machine_with_too_few_cpus() {
+    let (run, _logs) = boot(&["--nodes", "2", "--qemu-cpus", "1"]);
+    run.assert_exit(2);
+    run.assert_stderr_mentions(&[
+        "mint: error: node 0 refused to boot: plan does not fit this machine: ",
+        "node 1: core cpu1 not present on this machine",
+    ]);
+    assert!(run.stdout.is_empty(), "no report\n{}", run.context());
+}
+
+#[test]
+fn node0_refuses_a_machine_with_too_little_ram() {
+    let (run, _logs) = boot(&["--nodes", "2", "--qemu-memory-mib", "100"]);
+    run.assert_exit(2);
+    run.assert_stderr_mentions(&[
+        "mint: error: node 0 refused to boot: plan does not fit this machine: ",
+        "node 1: ",
+        "usable RAM",
+    ]);
+    assert!(run.stdout.is_empty(), "no report\n{}", run.context());
+}
+
+// ---- accelerator ----
+
+#[test]
+fn accel_kvm_needs_hardware_virtualization() {
+    if host_has_hardware_virtualization() {
+        let (run, _logs) = boot(&["--nodes", "2", "--accel", "kvm"]);
+        run.assert_exit(0);
+        assert_eq!(run.report()["accel"], "kvm", "{}", run.context());
+        return;
+    }
+    let run = refused_with(&["--nodes", "2", "--accel", "kvm"], &["--accel kvm: "]);
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "took {:?}\n{}",
+        run.elapsed,
+        run.context()
+    );
+    // Without /dev/kvm at all, that is the reason given instead.
+    let why = if Path::new("/dev/kvm").exists() {
+        "hardware virtualization"
+    } else {
+        "/dev/kvm"
+    };
+    run.assert_stderr_mentions(&[why, "--accel tcg"]);
+}

@@ -1,0 +1,243 @@
+//! The debug NIC: what the support node and the target node's e1000 driver
+//! share to play "a NIC without the NIC" (seed 003, figure 7).
+//!
+//! - [`NicRegisters`]: the e1000 register file the driver programs, one
+//!   cache line per register (so RDH, written by the device, and RDT,
+//!   written by the driver, never share a line). The e1000 crate's
+//!   `Register::index()` selects the slot.
+//! - [`DebugNic::irq_pending`]: posted-interrupt flag. The device sets it
+//!   and sends the IPI only on the 0 -> 1 edge; the driver's handler clears
+//!   it first thing, so causes raised afterwards raise a new IPI.
+//! - [`RunControl`]: one generator run, configured by the support node,
+//!   armed and finally accounted for by the target.
+//! - The DMA window: every byte of the shared region from
+//!   [`dma_window_offset`] to its end. The driver places its RX ring and
+//!   buffers there and programs their *physical* addresses, as it would for
+//!   a real NIC; the device validates every address against the window.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::ids::Vector;
+
+/// The vector the target's e1000 driver handles (its "INTx").
+pub const NIC_VECTOR: Vector = Vector(0x40);
+/// Register slots (the e1000 crate's `Register::ALL.len()` must fit).
+pub const NIC_REGISTER_SLOTS: usize = 32;
+
+#[repr(C, align(64))]
+pub struct PaddedU32(pub AtomicU32);
+
+#[repr(C, align(4096))]
+pub struct NicRegisters(pub [PaddedU32; NIC_REGISTER_SLOTS]);
+
+/// Phases of a run, in [`RunControl::phase`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum RunPhase {
+    Idle = 0,
+    /// Support node filled the config; the target should reset and arm.
+    Configured = 1,
+    /// Target reset its counters and waits for frames.
+    Armed = 2,
+    /// Support node finished injecting; `sent` and device drops are final.
+    Injected = 3,
+    /// Target accounted for every frame (or gave up); results are final.
+    Complete = 4,
+}
+
+impl RunPhase {
+    pub fn from_raw(v: u32) -> Option<RunPhase> {
+        Some(match v {
+            0 => RunPhase::Idle,
+            1 => RunPhase::Configured,
+            2 => RunPhase::Armed,
+            3 => RunPhase::Injected,
+            4 => RunPhase::Complete,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a frame did not reach the application, as counted in [`RunControl::drops`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum DropReason {
+    /// Device: the ring had no free descriptor (the NIC's MPC).
+    RingFull = 0,
+    /// Device: receiver disabled, bad ring configuration, DMA address outside
+    /// the window, or a frame the device refused (size).
+    DeviceRefused = 1,
+    /// Driver: a completed descriptor it would not follow (bad length, no
+    /// EOP, error bits, changed buffer address, DMA error).
+    BadDescriptor = 2,
+    /// Driver: no free socket buffer.
+    SocketBufferFull = 3,
+    /// Stack: the UDP/IP stack did not deliver it (socket full, not for us).
+    Stack = 4,
+    /// Application: payload check failed (checksum, length).
+    BadChecksum = 5,
+    /// Application: a sequence number seen before.
+    Duplicate = 6,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 7;
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::RingFull,
+        DropReason::DeviceRefused,
+        DropReason::BadDescriptor,
+        DropReason::SocketBufferFull,
+        DropReason::Stack,
+        DropReason::BadChecksum,
+        DropReason::Duplicate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::RingFull => "ring_full",
+            DropReason::DeviceRefused => "device_refused",
+            DropReason::BadDescriptor => "bad_descriptor",
+            DropReason::SocketBufferFull => "socket_buffer_full",
+            DropReason::Stack => "stack",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// One generator run. Config fields are written by the support node before
+/// `phase` becomes Configured; counters by their owner as noted.
+#[repr(C, align(64))]
+pub struct RunControl {
+    pub phase: AtomicU32,
+    pub run_id: AtomicU32,
+    pub size: AtomicU32,
+    pub count: AtomicU32,
+    /// `mint_traffic::PacketKind` as 0 = udp, 1 = raw.
+    pub kind: AtomicU32,
+    pub seed: AtomicU64,
+    /// Non-zero: the target prints its raw samples on its console at the end.
+    pub dump_samples: AtomicU32,
+    /// Support: frames handed to the device.
+    pub sent: AtomicU64,
+    /// Target: frames the application accepted (unique, intact).
+    pub delivered: AtomicU64,
+    pub out_of_order: AtomicU64,
+    /// Drops by [`DropReason`]; device reasons by the support node, the
+    /// rest by the target.
+    pub drops: [AtomicU64; DropReason::COUNT],
+    /// Target: interrupts handled, and IPIs the support node sent.
+    pub interrupts: AtomicU64,
+    pub ipis_sent: AtomicU64,
+    /// Target: TSC of the first injection seen and of the last delivery.
+    pub first_inject_tsc: AtomicU64,
+    pub last_delivery_tsc: AtomicU64,
+    pub delivered_bytes: AtomicU64,
+}
+
+/// The debug NIC's shared state.
+#[repr(C, align(4096))]
+pub struct DebugNic {
+    pub regs: NicRegisters,
+    /// The node that attaches the driver (node id + 1; 0 = none), set by
+    /// node 0 before it starts the others.
+    pub driver_target: AtomicU32,
+    /// Set by the driver when its ring is programmed (node id + 1; 0 = none).
+    pub driver_ready: AtomicU32,
+    pub irq_pending: PaddedU32,
+    /// TSC at which the support node sent the last IPI.
+    pub ipi_sent_tsc: PaddedU64,
+    pub run: RunControl,
+}
+
+#[repr(C, align(64))]
+pub struct PaddedU64(pub AtomicU64);
+
+impl RunControl {
+    pub fn phase(&self) -> Option<RunPhase> {
+        RunPhase::from_raw(self.phase.load(Ordering::Acquire))
+    }
+
+    pub fn set_phase(&self, p: RunPhase) {
+        self.phase.store(p as u32, Ordering::Release);
+    }
+
+    pub fn drop_count(&self, r: DropReason) -> u64 {
+        self.drops[r as usize].load(Ordering::Acquire)
+    }
+
+    pub fn count_drop(&self, r: DropReason, n: u64) {
+        self.drops[r as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Clears every counter (support node, before Configured).
+    pub fn reset_counters(&self) {
+        for c in [
+            &self.sent,
+            &self.delivered,
+            &self.out_of_order,
+            &self.interrupts,
+            &self.ipis_sent,
+            &self.first_inject_tsc,
+            &self.last_delivery_tsc,
+            &self.delivered_bytes,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        for d in &self.drops {
+            d.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Frames neither delivered nor dropped with a reason.
+    pub fn unaccounted(&self) -> i64 {
+        let dropped: u64 = DropReason::ALL.iter().map(|&r| self.drop_count(r)).sum();
+        self.sent.load(Ordering::Acquire) as i64
+            - self.delivered.load(Ordering::Acquire) as i64
+            - dropped as i64
+    }
+}
+
+/// Offset of the DMA window in a shared region: the first 64 KiB boundary
+/// after the fixed layout.
+pub const fn dma_window_offset() -> u64 {
+    let fixed = core::mem::size_of::<crate::shared::SharedRegion>() as u64;
+    (fixed + 0xFFFF) & !0xFFFF
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_do_not_share_cache_lines() {
+        assert_eq!(core::mem::size_of::<PaddedU32>(), 64);
+        assert!(core::mem::size_of::<NicRegisters>() >= NIC_REGISTER_SLOTS * 64);
+        assert_eq!(core::mem::offset_of!(DebugNic, irq_pending) % 64, 0);
+    }
+
+    #[test]
+    fn phases_round_trip_and_reject_garbage() {
+        for p in [
+            RunPhase::Idle,
+            RunPhase::Configured,
+            RunPhase::Armed,
+            RunPhase::Injected,
+            RunPhase::Complete,
+        ] {
+            assert_eq!(RunPhase::from_raw(p as u32), Some(p));
+        }
+        assert_eq!(RunPhase::from_raw(9), None);
+    }
+
+    #[test]
+    fn dma_window_is_aligned_and_after_the_fixed_part() {
+        let off = dma_window_offset();
+        assert_eq!(off % 0x10000, 0);
+        assert!(off >= core::mem::size_of::<crate::shared::SharedRegion>() as u64);
+        assert!(
+            off < 4 << 20,
+            "the smallest shared region keeps a DMA window"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! The NIC side of mint: the e1000 driver (target node) and the debug-
+//! support mechanism that plays the NIC for it (support node).
+//!
+//! - `shared_backend`: the e1000 crate's register/ring/DMA traits over the
+//!   shared region (the only raw-memory code here).
+//! - `driver`: the target's e1000 driver in debug mode: RX ring and buffers
+//!   in the shared DMA window, interrupt handler on the IPI vector,
+//!   socket buffers for the stack.
+//! - `support`: the support node's device model and interrupt generator.
+
+pub mod driver;
+pub mod shared_backend;
+pub mod support;
+
+use core::sync::atomic::Ordering;
+
+use mint_abi::NodeId;
+
+/// The node the debug NIC is attached to, if any (set by node 0 at boot).
+pub fn debug_target() -> Option<NodeId> {
+    let raw = crate::shared::region().debug_nic.driver_target.load(Ordering::Acquire);
+    (raw != 0).then(|| NodeId((raw - 1) as u8))
+}

@@ -1,0 +1,149 @@
+//! The debug-support mechanism of the support node: it plays the e1000 for
+//! the target's driver (the e1000 crate's `DeviceModel` over the shared
+//! register page and the driver's ring in the DMA window) and runs the
+//! interrupt generator: frames built once per run, stamped per packet,
+//! injected at TSC deadlines, each followed by a posted-style IPI.
+//!
+//! Send processing time per packet is the TSC around exactly the
+//! mechanism's work: stamp, copy into the RX buffer, descriptor write-back,
+//! register updates, IPI request.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use mint_abi::debug_nic::{DropReason, NIC_VECTOR, RunPhase};
+use mint_abi::NodeId;
+use mint_e1000::{DeviceModel, Register, RegisterAccess, RxDrop};
+use mint_traffic::{Endpoints, FrameTemplate, GenConfig, PacketKind, Schedule};
+
+use super::shared_backend::{self, DmaWindow, SharedRing};
+use crate::arch::{apic, cpu};
+use crate::node;
+use crate::shared;
+
+/// How long the target may take to arm, and to account for a run after the
+/// last injection without making progress.
+const ARM_TIMEOUT_MS: u64 = 3_000;
+const SETTLE_TIMEOUT_MS: u64 = 3_000;
+
+/// What one run measured on the support node.
+pub struct RunResult {
+    pub run_id: u32,
+    /// TSC ticks of each packet's send processing.
+    pub send_ticks: Vec<u64>,
+    /// TSC ticks from the first deadline to the end of the last send.
+    pub inject_span: u64,
+    pub completed: bool,
+}
+
+/// Runs one generator run against the driver on `target`.
+pub fn run(
+    cfg: &GenConfig,
+    target: NodeId,
+    dump_samples: bool,
+    shared_phys: u64,
+    shared_size: u64,
+) -> Result<RunResult, String> {
+    cfg.validate().map_err(|e| alloc::format!("gen: {e}"))?;
+    let nic = &shared::region().debug_nic;
+    let ctl = &nic.run;
+    if nic.driver_ready.load(Ordering::Acquire) != u32::from(target.0) + 1 {
+        return Err(alloc::format!("gen: no e1000 driver attached on {target}"));
+    }
+    if !matches!(ctl.phase(), Some(RunPhase::Idle | RunPhase::Complete)) {
+        return Err(String::from("gen: a run is already in progress"));
+    }
+
+    // Configure and wait for the target to arm.
+    ctl.reset_counters();
+    ctl.size.store(cfg.size, Ordering::Relaxed);
+    ctl.count.store(cfg.count, Ordering::Relaxed);
+    ctl.kind.store(matches!(cfg.kind, PacketKind::Raw) as u32, Ordering::Relaxed);
+    ctl.seed.store(cfg.seed, Ordering::Relaxed);
+    ctl.dump_samples.store(u32::from(dump_samples), Ordering::Relaxed);
+    let run_id = ctl.run_id.load(Ordering::Relaxed).wrapping_add(1);
+    ctl.run_id.store(run_id, Ordering::Relaxed);
+    ctl.set_phase(RunPhase::Configured);
+    if !wait_for(|| ctl.phase() == Some(RunPhase::Armed), ARM_TIMEOUT_MS) {
+        ctl.set_phase(RunPhase::Idle);
+        return Err(alloc::format!("gen: {target} did not arm within {ARM_TIMEOUT_MS} ms"));
+    }
+
+    // The device's view of the driver's ring, validated once per run.
+    let regs = shared_backend::registers();
+    let dma = DmaWindow::new(shared_phys, shared_size);
+    let ring_phys = u64::from(regs.read(Register::RDBAL)) | (u64::from(regs.read(Register::RDBAH)) << 32);
+    let count = (regs.read(Register::RDLEN) / 16).min(u32::from(u16::MAX)) as u16;
+    let ring = SharedRing::new(&dma, ring_phys, count)
+        .map_err(|e| alloc::format!("gen: the driver's ring is outside the DMA window: {e:?}"))?;
+
+    let mut template = Box::new(
+        FrameTemplate::from_config(cfg, &Endpoints::default()).map_err(|e| alloc::format!("gen: {e}"))?,
+    );
+    let mut model = DeviceModel::new();
+    let mut send_ticks = Vec::with_capacity(cfg.count as usize);
+    let tsc_hz = u128::from(node::tsc_hz());
+    let target_apic = node::apic_of(target);
+    let raise = || {
+        if nic.irq_pending.0.swap(1, Ordering::AcqRel) == 0 {
+            nic.ipi_sent_tsc.0.store(cpu::rdtsc(), Ordering::Release);
+            apic::send_ipi(target_apic, NIC_VECTOR);
+            ctl.ipis_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+
+    let start = cpu::rdtsc() + node::ms_to_ticks(1);
+    let mut last_end = start;
+    for (seq, offset_ns) in Schedule::new(cfg).enumerate() {
+        let deadline = start + (u128::from(offset_ns) * tsc_hz / 1_000_000_000) as u64;
+        while cpu::rdtsc() < deadline {
+            core::hint::spin_loop();
+        }
+        let t0 = cpu::rdtsc();
+        let frame = template.stamp_own(seq as u32, t0);
+        match model.receive(&regs, &ring, &dma, frame) {
+            Ok(r) => {
+                if r.raise_interrupt {
+                    raise();
+                }
+            }
+            Err(drop) => {
+                let reason = match drop {
+                    RxDrop::NoDescriptor { .. } => DropReason::RingFull,
+                    _ => DropReason::DeviceRefused,
+                };
+                ctl.count_drop(reason, 1);
+                if drop.raise_interrupt() {
+                    raise();
+                }
+            }
+        }
+        let t1 = cpu::rdtsc();
+        ctl.sent.fetch_add(1, Ordering::Release);
+        send_ticks.push(t1 - t0);
+        last_end = t1;
+    }
+    ctl.set_phase(RunPhase::Injected);
+
+    // The target accounts for every frame, or stops waiting on its own.
+    let completed = wait_for(|| ctl.phase() == Some(RunPhase::Complete), SETTLE_TIMEOUT_MS + 1000);
+    Ok(RunResult {
+        run_id,
+        send_ticks,
+        inject_span: last_end - start,
+        completed,
+    })
+}
+
+fn wait_for(cond: impl Fn() -> bool, ms: u64) -> bool {
+    let deadline = cpu::rdtsc() + node::ms_to_ticks(ms);
+    while !cond() {
+        if cpu::rdtsc() > deadline {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
+}
