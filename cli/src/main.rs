@@ -4,9 +4,10 @@
 //! - `qemu`: finds or installs QEMU, picks the accelerator, builds the command line.
 //! - `machine`: starts one machine run, shows and logs every node's console.
 //! - `plan`: loads and checks the partition plan before anything boots.
-//! - `boot` / `run`: the subcommands.
+//! - `boot` / `run` / `generate` (`mint gen`): the subcommands.
 
 mod boot;
+mod generate;
 mod kernel;
 mod machine;
 mod plan;
@@ -34,6 +35,9 @@ enum Command {
     Boot(boot::BootArgs),
     /// Boot the machine with an interactive shell on node 0's console.
     Run(run::RunArgs),
+    /// Inject frames into the target node's e1000 driver through the
+    /// shared-memory debug NIC and real IPIs; measure and account for each.
+    Gen(generate::GenArgs),
     /// Check a partition plan without booting; print its physical layout.
     Plan(PlanArgs),
 }
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Boot(args) => boot::run(args),
         Command::Run(args) => run::run(args),
+        Command::Gen(args) => generate::run(args),
         Command::Plan(args) => plan::show(&args.machine),
     };
     match result {

@@ -7,6 +7,9 @@
 //! - `node`: what a node does: node 0's bring-up of the machine, every
 //!   node's start, mailboxes, heartbeat, fault containment, the ping round,
 //!   the monitor and report, node 0's shell.
+//! - `nic`: the e1000 driver (target) and the debug-support mechanism
+//!   that plays the NIC for it (support node).
+//! - `net`: the target's UDP/IPv4 stack and the receiving application.
 #![no_std]
 #![no_main]
 
@@ -15,6 +18,8 @@ extern crate alloc;
 mod arch;
 mod layout;
 mod mem;
+mod net;
+mod nic;
 mod node;
 mod shared;
 

@@ -152,7 +152,8 @@ pub fn attach(shared_phys: u64, shared_size: u64) -> Result<(), alloc::string::S
             dma.len / 1024
         ));
     }
-    let ring = SharedRing::new(&dma, dma.phys, RING_SLOTS).map_err(|e| alloc::format!("e1000 ring: {e:?}"))?;
+    let ring = SharedRing::new(&dma, dma.phys, RING_SLOTS)
+        .map_err(|e| alloc::format!("e1000 ring: {e:?}"))?;
     let regs = shared_backend::registers();
     let buffers = Contiguous {
         base: buffers_phys,
@@ -176,7 +177,10 @@ pub fn attach(shared_phys: u64, shared_size: u64) -> Result<(), alloc::string::S
     DRIVER.store(Box::into_raw(driver), Ordering::Release);
     interrupts::register(NIC_VECTOR, on_interrupt);
     let me = crate::node::me();
-    shared::region().debug_nic.driver_ready.store(u32::from(me.0) + 1, Ordering::Release);
+    shared::region()
+        .debug_nic
+        .driver_ready
+        .store(u32::from(me.0) + 1, Ordering::Release);
     Ok(())
 }
 
@@ -219,11 +223,18 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
     let _causes = d.rx.ack(&d.regs);
     let skbs = skbs();
     let before = d.rx.counters().dropped();
-    let result = d.rx.poll(&d.regs, &d.ring, &d.dma, &mut d.scratch, usize::MAX, |frame| {
-        if !skbs.push(frame) {
-            run.count_drop(DropReason::SocketBufferFull, 1);
-        }
-    });
+    let result = d.rx.poll(
+        &d.regs,
+        &d.ring,
+        &d.dma,
+        &mut d.scratch,
+        usize::MAX,
+        |frame| {
+            if !skbs.push(frame) {
+                run.count_drop(DropReason::SocketBufferFull, 1);
+            }
+        },
+    );
     let refused = d.rx.counters().dropped() - before;
     if refused > 0 {
         run.count_drop(DropReason::BadDescriptor, refused);

@@ -18,6 +18,9 @@ use mint_abi::NodeId;
 
 /// The node the debug NIC is attached to, if any (set by node 0 at boot).
 pub fn debug_target() -> Option<NodeId> {
-    let raw = crate::shared::region().debug_nic.driver_target.load(Ordering::Acquire);
+    let raw = crate::shared::region()
+        .debug_nic
+        .driver_target
+        .load(Ordering::Acquire);
     (raw != 0).then(|| NodeId((raw - 1) as u8))
 }

@@ -95,7 +95,9 @@ impl SharedRing {
         // SAFETY: the range is inside the mapped DMA window (checked above),
         // 16-byte aligned, and `[AtomicU64; 2]` has no invalid bit patterns;
         // the peer may change the words concurrently, which atomics allow.
-        let descs = unsafe { core::slice::from_raw_parts(ptr as *const [AtomicU64; 2], usize::from(count)) };
+        let descs = unsafe {
+            core::slice::from_raw_parts(ptr as *const [AtomicU64; 2], usize::from(count))
+        };
         Ok(SharedRing { descs })
     }
 }

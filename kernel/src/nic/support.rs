@@ -13,8 +13,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use mint_abi::debug_nic::{DropReason, NIC_VECTOR, RunPhase};
 use mint_abi::NodeId;
+use mint_abi::debug_nic::{DropReason, NIC_VECTOR, RunPhase};
 use mint_e1000::{DeviceModel, Register, RegisterAccess, RxDrop};
 use mint_traffic::{Endpoints, FrameTemplate, GenConfig, PacketKind, Schedule};
 
@@ -60,27 +60,35 @@ pub fn run(
     ctl.reset_counters();
     ctl.size.store(cfg.size, Ordering::Relaxed);
     ctl.count.store(cfg.count, Ordering::Relaxed);
-    ctl.kind.store(matches!(cfg.kind, PacketKind::Raw) as u32, Ordering::Relaxed);
+    ctl.kind.store(
+        matches!(cfg.kind, PacketKind::Raw) as u32,
+        Ordering::Relaxed,
+    );
     ctl.seed.store(cfg.seed, Ordering::Relaxed);
-    ctl.dump_samples.store(u32::from(dump_samples), Ordering::Relaxed);
+    ctl.dump_samples
+        .store(u32::from(dump_samples), Ordering::Relaxed);
     let run_id = ctl.run_id.load(Ordering::Relaxed).wrapping_add(1);
     ctl.run_id.store(run_id, Ordering::Relaxed);
     ctl.set_phase(RunPhase::Configured);
     if !wait_for(|| ctl.phase() == Some(RunPhase::Armed), ARM_TIMEOUT_MS) {
         ctl.set_phase(RunPhase::Idle);
-        return Err(alloc::format!("gen: {target} did not arm within {ARM_TIMEOUT_MS} ms"));
+        return Err(alloc::format!(
+            "gen: {target} did not arm within {ARM_TIMEOUT_MS} ms"
+        ));
     }
 
     // The device's view of the driver's ring, validated once per run.
     let regs = shared_backend::registers();
     let dma = DmaWindow::new(shared_phys, shared_size);
-    let ring_phys = u64::from(regs.read(Register::RDBAL)) | (u64::from(regs.read(Register::RDBAH)) << 32);
+    let ring_phys =
+        u64::from(regs.read(Register::RDBAL)) | (u64::from(regs.read(Register::RDBAH)) << 32);
     let count = (regs.read(Register::RDLEN) / 16).min(u32::from(u16::MAX)) as u16;
     let ring = SharedRing::new(&dma, ring_phys, count)
         .map_err(|e| alloc::format!("gen: the driver's ring is outside the DMA window: {e:?}"))?;
 
     let mut template = Box::new(
-        FrameTemplate::from_config(cfg, &Endpoints::default()).map_err(|e| alloc::format!("gen: {e}"))?,
+        FrameTemplate::from_config(cfg, &Endpoints::default())
+            .map_err(|e| alloc::format!("gen: {e}"))?,
     );
     let mut model = DeviceModel::new();
     let mut send_ticks = Vec::with_capacity(cfg.count as usize);
@@ -128,7 +136,10 @@ pub fn run(
     ctl.set_phase(RunPhase::Injected);
 
     // The target accounts for every frame, or stops waiting on its own.
-    let completed = wait_for(|| ctl.phase() == Some(RunPhase::Complete), SETTLE_TIMEOUT_MS + 1000);
+    let completed = wait_for(
+        || ctl.phase() == Some(RunPhase::Complete),
+        SETTLE_TIMEOUT_MS + 1000,
+    );
     Ok(RunResult {
         run_id,
         send_ticks,

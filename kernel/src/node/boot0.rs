@@ -37,6 +37,8 @@ pub enum Mode {
     Boot,
     /// Boot, ping, then node 0's shell until `exit`.
     Run,
+    /// Boot, ping, one generator run against the debug NIC, report, power off.
+    Gen,
 }
 
 /// The validated machine description node 0 keeps for the report.
@@ -45,6 +47,10 @@ pub struct MachineRecord {
     pub layout: Layout,
     pub mode: Mode,
     pub x2apic: bool,
+    /// The node the debug NIC's driver runs on (the generator's target).
+    pub nic_target: Option<NodeId>,
+    /// The run `mint gen` asked for.
+    pub gen_run: Option<mint_traffic::GenConfig>,
 }
 
 static RECORD: AtomicPtr<MachineRecord> = AtomicPtr::new(core::ptr::null_mut());
@@ -111,15 +117,17 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
 
     pit::mask_legacy_pic();
     let tsc_hz = pit::calibrate_tsc(10, 5);
-    let mode = if boot
+    let mode = match boot
         .cmdline
         .split_whitespace()
-        .any(|w| w == "mint.mode=run")
+        .find_map(|w| w.strip_prefix("mint.mode="))
     {
-        Mode::Run
-    } else {
-        Mode::Boot
+        Some("run") => Mode::Run,
+        Some("gen") => Mode::Gen,
+        _ => Mode::Boot,
     };
+    let (nic_target, gen_run) =
+        parse_debug_nic(&boot.cmdline, n, mode).unwrap_or_else(|e| refuse(&e));
     let faults = parse_faults(&boot.cmdline, n).unwrap_or_else(|e| refuse(&e));
 
     // Every other node's partition, through the identity map.
@@ -169,6 +177,12 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         header.inject_fault[node.id.index()]
             .store(faults[node.id.index()] as u32, Ordering::Relaxed);
     }
+    let nic_slot = nic_target.map_or(0, |t| u32::from(t.0) + 1);
+    shared::region()
+        .debug_nic
+        .driver_target
+        .store(nic_slot, Ordering::Relaxed);
+    super::set_shared_window(shared_phys, shared_size);
     header.magic.store(SHARED_MAGIC, Ordering::Release);
     shared::slot(NodeId(0)).set_state(NodeState::Booting);
 
@@ -177,6 +191,8 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         layout,
         mode,
         x2apic: cpu::has_x2apic(),
+        nic_target,
+        gen_run,
     });
     RECORD.store(Box::into_raw(record), Ordering::Release);
     PENDING_STARTS.store(Box::into_raw(Box::new(starts)), Ordering::Release);
@@ -211,6 +227,18 @@ pub fn run_machine() -> ! {
     match record().mode {
         Mode::Boot => monitor::power_off(),
         Mode::Run => shell::run(),
+        Mode::Gen => {
+            let rec = record();
+            match (rec.gen_run.as_ref(), rec.nic_target) {
+                (Some(cfg), Some(target)) => {
+                    if let Err(e) = super::generator::run(cfg, target, true) {
+                        println!("MINT-ERROR {e}");
+                    }
+                }
+                _ => println!("MINT-ERROR gen mode without a run or a target"),
+            }
+            monitor::power_off()
+        }
     }
 }
 
@@ -354,6 +382,51 @@ fn parse_faults(cmdline: &str, n: usize) -> Result<[FaultKind; MAX_NODES], Strin
             .ok_or_else(|| alloc::format!("fault '{spec}': unknown kind {kind}"))?;
     }
     Ok(faults)
+}
+
+/// `mint.debug=SUPPORT:TARGET` and `mint.gen=k=v,k=v`: where the debug NIC
+/// goes and what `mint gen` runs. The shell (`mint run`) gets the NIC on
+/// node 1 by default.
+fn parse_debug_nic(
+    cmdline: &str,
+    n: usize,
+    mode: Mode,
+) -> Result<(Option<NodeId>, Option<mint_traffic::GenConfig>), String> {
+    let word = |key: &str| cmdline.split_whitespace().find_map(|w| w.strip_prefix(key));
+    let target = match word("mint.debug=") {
+        Some(spec) => {
+            let (support, target) = spec
+                .split_once(':')
+                .ok_or_else(|| alloc::format!("debug NIC '{spec}': expected SUPPORT:TARGET"))?;
+            if support != "0" {
+                return Err(alloc::format!(
+                    "debug NIC '{spec}': the support node must be node 0"
+                ));
+            }
+            let t: usize = target
+                .parse()
+                .ok()
+                .filter(|&t| t > 0 && t < n)
+                .ok_or_else(|| {
+                    alloc::format!("debug NIC '{spec}': target must be a node 1..{}", n - 1)
+                })?;
+            Some(NodeId(t as u8))
+        }
+        None if n >= 2 && mode != Mode::Boot => Some(NodeId(1)),
+        None => None,
+    };
+    let gen_run = match word("mint.gen=") {
+        Some(kv) => Some(
+            mint_traffic::GenConfig::from_kv(&kv.replace(',', " "))
+                .and_then(|c| c.validate().map(|()| c))
+                .map_err(|e| alloc::format!("gen: {e}"))?,
+        ),
+        None => None,
+    };
+    if mode == Mode::Gen && (gen_run.is_none() || target.is_none()) {
+        return Err(String::from("gen mode needs mint.gen= and a target node"));
+    }
+    Ok((target, gen_run))
 }
 
 /// Adjacent RAM ranges of the memory map, merged.

@@ -11,6 +11,7 @@
 
 pub mod boot0;
 pub mod fault;
+pub mod generator;
 pub mod monitor;
 pub mod ping;
 pub mod shell;
@@ -33,7 +34,34 @@ static ME: AtomicU8 = AtomicU8::new(0);
 static NODE_COUNT: AtomicU8 = AtomicU8::new(1);
 static TSC_HZ: AtomicU64 = AtomicU64::new(1);
 static HALT_REQUESTED: AtomicBool = AtomicBool::new(false);
+static SHARED_PHYS: AtomicU64 = AtomicU64::new(0);
+static SHARED_SIZE: AtomicU64 = AtomicU64::new(0);
 static CORRUPT_MAILBOXES: AtomicU64 = AtomicU64::new(0);
+
+/// Physical base and size of the shared region.
+pub fn shared_window() -> (u64, u64) {
+    (
+        SHARED_PHYS.load(Ordering::Relaxed),
+        SHARED_SIZE.load(Ordering::Relaxed),
+    )
+}
+
+pub fn set_shared_window(phys: u64, size: u64) {
+    SHARED_PHYS.store(phys, Ordering::Relaxed);
+    SHARED_SIZE.store(size, Ordering::Relaxed);
+}
+
+/// Whether node 0 asked this node to stop.
+pub fn halt_requested() -> bool {
+    HALT_REQUESTED.load(Ordering::Acquire)
+}
+
+/// Stops this node as node 0 asked.
+pub fn halt_now() -> ! {
+    println!("{} halted on request", me());
+    shared::slot(me()).set_state(NodeState::Halted);
+    cpu::halt_forever()
+}
 
 pub fn me() -> NodeId {
     NodeId(ME.load(Ordering::Relaxed))
@@ -90,6 +118,7 @@ extern "C" fn ap_entry(info: *const NodeBootInfo) -> ! {
         );
         cpu::halt_forever();
     }
+    set_shared_window(info.shared_phys, info.shared_size);
     start_node(NodeId(info.node), info.node_count, window)
 }
 
@@ -134,7 +163,19 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
         x86_64::instructions::hlt();
     }
     fault::inject_if_asked(id);
+    let nic = crate::nic::debug_target() == Some(id);
+    if nic {
+        let (phys, size) = shared_window();
+        if let Err(e) = crate::nic::driver::attach(phys, size) {
+            println!("{id}: {e}");
+        } else {
+            println!("{id}: e1000 driver attached in debug mode (RX ring in shared memory)");
+        }
+    }
     ping::round();
+    if nic {
+        crate::net::receive_forever()
+    }
     idle()
 }
 
@@ -142,10 +183,8 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
 pub fn idle() -> ! {
     loop {
         x86_64::instructions::hlt();
-        if HALT_REQUESTED.load(Ordering::Acquire) {
-            println!("{} halted on request", me());
-            shared::slot(me()).set_state(NodeState::Halted);
-            cpu::halt_forever();
+        if halt_requested() {
+            halt_now();
         }
     }
 }

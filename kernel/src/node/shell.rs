@@ -16,6 +16,10 @@ const HELP: &str = "commands:
   help              this text
   nodes             the node state table
   ping <node> [n]   n timed IPI round trips to a node (default 8)
+  gen k=v ...       one interrupt-generator run against the debug NIC, e.g.
+                    gen size=1500 count=5000 interval=2000 pattern=fixed kind=udp seed=1
+                    (size 60..16384 bytes, interval in ns, 0 = back to back;
+                    pattern fixed|poisson|burst:K; kind udp|raw)
   exit              halt every node and power the machine off";
 
 /// Reads and runs commands until `exit`.
@@ -65,6 +69,9 @@ fn execute(cmd: &str) -> Flow {
         Some("help") => println!("{HELP}"),
         Some("nodes") => nodes(),
         Some("ping") => ping(words.next(), words.next()),
+        Some("gen") => {
+            let _ = generate(cmd.trim_start_matches("gen").trim());
+        }
         Some("exit" | "quit" | "poweroff") => return Flow::Exit,
         Some(other) => println!("unknown command '{other}'; type 'help'"),
     }
@@ -121,6 +128,27 @@ fn ping(node: Option<&str>, count: Option<&str>) {
                 super::ticks_to_ns(t)
             ),
             None => println!("no reply from {peer}: seq {seq} timed out"),
+        }
+    }
+}
+
+fn generate(args: &str) -> Option<()> {
+    let cfg = match mint_traffic::GenConfig::from_kv(args).and_then(|c| c.validate().map(|()| c)) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("gen: {e}");
+            return None;
+        }
+    };
+    let Some(target) = super::boot0::record().nic_target else {
+        println!("gen: no debug NIC target on this machine (needs at least 2 nodes)");
+        return None;
+    };
+    match super::generator::run(&cfg, target, false) {
+        Ok(_) => Some(()),
+        Err(e) => {
+            println!("{e}");
+            None
         }
     }
 }

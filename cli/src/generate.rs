@@ -1,0 +1,384 @@
+//! `mint gen`: one run of the interrupt generator against the e1000 driver
+//! on the target node, through the shared-memory debug NIC and real IPIs.
+//! Every figure is computed here from the raw TSC samples the nodes print
+//! (kept in the run's log directory); the counts come from the nodes'
+//! accounting, and every injected frame must be delivered or dropped with a
+//! counted reason.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use mint_traffic::{GenConfig, PacketKind, Pattern, Summary};
+use serde_json::{Value, json};
+
+use crate::machine::{Echo, Event, Machine, Options};
+use crate::{MachineArgs, kernel, plan, qemu};
+
+#[derive(Args)]
+pub struct GenArgs {
+    #[command(flatten)]
+    pub machine: MachineArgs,
+    /// Frame size in bytes (60..=16384, without FCS).
+    #[arg(long, default_value = "1514")]
+    pub size: String,
+    /// Frames to inject.
+    #[arg(long, default_value = "1000")]
+    pub count: String,
+    /// Mean interval between frames in ns (0 = back to back; units ns/us/ms/s accepted).
+    #[arg(
+        long = "interval-ns",
+        default_value = "10000",
+        allow_hyphen_values = true
+    )]
+    pub interval: String,
+    /// fixed, poisson or burst:K.
+    #[arg(long, default_value = "fixed")]
+    pub pattern: String,
+    /// udp (through the target's UDP/IP stack) or raw (Ethernet).
+    #[arg(long, default_value = "udp")]
+    pub kind: String,
+    /// Seed of the schedule and payloads.
+    #[arg(long, default_value = "1")]
+    pub seed: String,
+    /// The node playing the NIC (runs the generator); must be 0.
+    #[arg(long, default_value_t = 0)]
+    pub support: u8,
+    /// The node whose e1000 driver receives.
+    #[arg(long, default_value_t = 1)]
+    pub target: u8,
+    /// Print the result as JSON on stdout (consoles go to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The run's configuration, checked before anything boots.
+pub fn config(args: &GenArgs) -> Result<GenConfig> {
+    let cfg = GenConfig {
+        size: mint_traffic::config::parse_size(&args.size)?,
+        count: mint_traffic::config::parse_count(&args.count)?,
+        interval_ns: mint_traffic::config::parse_interval_ns(&args.interval)?,
+        pattern: args.pattern.parse::<Pattern>()?,
+        kind: args.kind.parse::<PacketKind>()?,
+        seed: mint_traffic::config::parse_seed(&args.seed)?,
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Raw samples by metric, in TSC ticks.
+#[derive(Default)]
+struct Samples {
+    values: BTreeMap<String, Vec<u64>>,
+    ends: BTreeMap<String, usize>,
+}
+
+impl Samples {
+    /// Takes a `MINT-SAMPLES <run> <metric> <first> v,v,...` or
+    /// `MINT-SAMPLES-END <run> <metric> <n>` line.
+    fn take(&mut self, line: &str) -> Result<()> {
+        let mut w = line.split(' ');
+        match w.next() {
+            Some("MINT-SAMPLES") => {
+                let (_run, metric, first) = (w.next(), w.next().context("sample line")?, w.next());
+                let first: usize = first.and_then(|f| f.parse().ok()).context("sample index")?;
+                let v = self.values.entry(metric.to_string()).or_default();
+                if v.len() != first {
+                    bail!(
+                        "samples of {metric} arrived out of order (index {first}, have {})",
+                        v.len()
+                    );
+                }
+                for x in w.next().unwrap_or("").split(',').filter(|s| !s.is_empty()) {
+                    v.push(x.parse().with_context(|| format!("bad sample '{x}'"))?);
+                }
+            }
+            Some("MINT-SAMPLES-END") => {
+                let (_run, metric) = (w.next(), w.next().context("sample end line")?);
+                let n: usize = w
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .context("sample count")?;
+                self.ends.insert(metric.to_string(), n);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn metric(&self, name: &str) -> Result<&[u64]> {
+        let v = self.values.get(name).map(Vec::as_slice).unwrap_or(&[]);
+        match self.ends.get(name) {
+            Some(&n) if n == v.len() => Ok(v),
+            Some(&n) => bail!("{name}: {} samples arrived, the node sent {n}", v.len()),
+            None => bail!("{name}: the node never finished sending its samples"),
+        }
+    }
+}
+
+pub fn run(args: GenArgs) -> Result<ExitCode> {
+    let cfg = config(&args).context("bad generator settings")?;
+    let (plan, _layout) = plan::load(&args.machine)?;
+    if args.support != 0 {
+        bail!(
+            "--support {}: the support node must be node 0 (it runs the generator)",
+            args.support
+        );
+    }
+    let n = plan.nodes.len();
+    if args.target == 0 || usize::from(args.target) >= n {
+        bail!(
+            "--target {}: the target must be another node of the plan (1..{})",
+            args.target,
+            n.saturating_sub(1)
+        );
+    }
+    let accel = qemu::choose(&args.machine.accel)?;
+    let qemu = qemu::find_or_install()?;
+    let kernel = match &args.machine.kernel {
+        Some(k) => k.clone(),
+        None => kernel::build(args.json)?,
+    };
+    let log_dir = args
+        .machine
+        .log_dir
+        .clone()
+        .unwrap_or_else(crate::machine::default_log_dir);
+    let kv = cfg.to_string().replace(' ', ",");
+    let machine = Machine::start(Options {
+        qemu,
+        accel,
+        kernel,
+        plan: &plan,
+        cmdline: vec![
+            "mint.mode=gen".into(),
+            format!("mint.debug={}:{}", args.support, args.target),
+            format!("mint.gen={kv}"),
+        ],
+        log_dir: log_dir.clone(),
+        echo: if args.json {
+            Echo::Stderr
+        } else {
+            Echo::Stdout
+        },
+        machine_override: (args.machine.qemu_cpus, args.machine.qemu_memory_mib),
+    })?;
+    let mut record: Option<Value> = None;
+    let mut error: Option<String> = None;
+    let mut samples = Samples::default();
+    let mut sample_error: Option<anyhow::Error> = None;
+    let outcome = machine.finish(Duration::from_secs(args.machine.timeout), |ev| {
+        let Event::Line { node, text } = ev else {
+            return;
+        };
+        if text.starts_with("MINT-SAMPLES") {
+            if let Err(e) = samples.take(&text) {
+                sample_error.get_or_insert(e);
+            }
+        } else if node.0 == 0 {
+            if let Some(j) = text.strip_prefix("MINT-GEN ") {
+                record = serde_json::from_str(j).ok();
+            } else if let Some(e) = text.strip_prefix("MINT-ERROR ") {
+                error = Some(e.to_string());
+            }
+        }
+    });
+    if let Some(e) = error {
+        bail!("node 0: {e}");
+    }
+    if let Some(e) = sample_error {
+        return Err(e.context("reading the nodes' raw samples"));
+    }
+    let Some(record) = record else {
+        bail!(
+            "the machine ended without a generator record ({}); QEMU said: {}; consoles in {}",
+            if outcome.timed_out {
+                "timed out".to_string()
+            } else {
+                format!("exit {:?}", outcome.status.and_then(|s| s.code()))
+            },
+            outcome.qemu_stderr.trim(),
+            log_dir.display()
+        );
+    };
+    let report = summarize(&cfg, &record, &samples, accel.as_str(), &log_dir)?;
+    let ok = report["ok"].as_bool() == Some(true);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report);
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn to_ns(ticks: f64, tsc_hz: f64) -> f64 {
+    ticks * 1e9 / tsc_hz
+}
+
+fn summary_ns(values: &[u64], tsc_hz: f64) -> Value {
+    let mut v = values.to_vec();
+    let s = Summary::from_samples(&mut v);
+    json!({
+        "count": s.count,
+        "mean": to_ns(s.mean, tsc_hz),
+        "p50": to_ns(s.p50 as f64, tsc_hz),
+        "p99": to_ns(s.p99 as f64, tsc_hz),
+        "min": to_ns(s.min as f64, tsc_hz),
+        "max": to_ns(s.max as f64, tsc_hz),
+    })
+}
+
+fn summarize(
+    cfg: &GenConfig,
+    rec: &Value,
+    samples: &Samples,
+    accel: &str,
+    log_dir: &std::path::Path,
+) -> Result<Value> {
+    let tsc_hz = rec["tsc_hz"]
+        .as_f64()
+        .filter(|&h| h > 0.0)
+        .context("record without tsc_hz")?;
+    let sent = rec["sent"].as_u64().unwrap_or(0);
+    let delivered = rec["delivered"].as_u64().unwrap_or(0);
+    let unaccounted = rec["unaccounted"].as_i64().unwrap_or(i64::MAX);
+    let corrupted = rec["corrupted"].as_u64().unwrap_or(u64::MAX);
+    let completed = rec["completed"].as_bool() == Some(true);
+    let send = samples.metric("send_time")?;
+    let latency = samples.metric("latency")?;
+    let intervals = samples.metric("irq_interval")?;
+    let ipi = samples.metric("ipi_latency")?;
+    if send.len() as u64 != sent.min(send.len() as u64) || (send.len() as u64) < sent.min(1 << 20) {
+        bail!("send_time: {} samples for {sent} frames sent", send.len());
+    }
+    let span = rec["last_delivery_tsc"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(rec["first_inject_tsc"].as_u64().unwrap_or(0));
+    let bytes = rec["delivered_bytes"].as_u64().unwrap_or(0);
+    let throughput = if span > 0 {
+        bytes as f64 * 8.0 / (span as f64 / tsc_hz) / 1e9
+    } else {
+        0.0
+    };
+    let send_summary = summary_ns(send, tsc_hz);
+    let send_mean = send_summary["mean"].as_f64().unwrap_or(0.0);
+    let interval_summary = summary_ns(intervals, tsc_hz);
+
+    let samples_path = log_dir.join(format!("samples-run{}.json", rec["run"]));
+    let raw = json!({
+        "unit": "tsc_ticks",
+        "tsc_hz": tsc_hz,
+        "send_time": send,
+        "latency": latency,
+        "irq_interval": intervals,
+        "ipi_latency": ipi,
+    });
+    std::fs::write(&samples_path, serde_json::to_vec(&raw)?)
+        .with_context(|| format!("cannot write {}", samples_path.display()))?;
+
+    let ok = completed && unaccounted == 0 && corrupted == 0;
+    Ok(json!({
+        "accel": accel,
+        "config": rec["config"],
+        "sent": sent,
+        "delivered": delivered,
+        "dropped": rec["dropped"],
+        "unaccounted": unaccounted,
+        "corrupted": corrupted,
+        "out_of_order": rec["out_of_order"],
+        "success_rate": if sent > 0 { delivered as f64 / sent as f64 } else { 0.0 },
+        "send_time_ns": send_summary,
+        "send_throughput_gbps": if send_mean > 0.0 { f64::from(cfg.size) * 8.0 / send_mean } else { 0.0 },
+        "throughput_gbps": throughput,
+        "interval_ns": {
+            "requested": cfg.interval_ns,
+            "p50": interval_summary["p50"],
+            "p99": interval_summary["p99"],
+            "count": interval_summary["count"],
+        },
+        "latency_ns": summary_ns(latency, tsc_hz),
+        "ipi_to_handler_ns": summary_ns(ipi, tsc_hz),
+        "interrupts": rec["interrupts"],
+        "ipis_sent": rec["ipis_sent"],
+        "tsc_hz": tsc_hz,
+        "completed": completed,
+        "ok": ok,
+        "samples_file": samples_path.display().to_string(),
+        "log_dir": log_dir.display().to_string(),
+    }))
+}
+
+fn print_summary(r: &Value) {
+    let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.0}"));
+    println!();
+    println!(
+        "generator: {} (accel {})",
+        r["config"],
+        r["accel"].as_str().unwrap_or("?")
+    );
+    println!(
+        "sent {}  delivered {}  unaccounted {}  corrupted {}  success {:.2} %",
+        r["sent"],
+        r["delivered"],
+        r["unaccounted"],
+        r["corrupted"],
+        r["success_rate"].as_f64().unwrap_or(0.0) * 100.0
+    );
+    if let Some(d) = r["dropped"].as_object() {
+        let parts: Vec<String> = d
+            .iter()
+            .filter(|(_, n)| n.as_u64() != Some(0))
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        println!(
+            "dropped: {}",
+            if parts.is_empty() {
+                "none".into()
+            } else {
+                parts.join(", ")
+            }
+        );
+    }
+    println!(
+        "send processing time: mean {} ns, p50 {} ns, p99 {} ns  ({:.2} Gbps per send)",
+        f(&r["send_time_ns"]["mean"]),
+        f(&r["send_time_ns"]["p50"]),
+        f(&r["send_time_ns"]["p99"]),
+        r["send_throughput_gbps"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "interrupt interval at the target: requested {} ns, p50 {} ns, p99 {} ns ({} interrupts, {} IPIs)",
+        r["interval_ns"]["requested"],
+        f(&r["interval_ns"]["p50"]),
+        f(&r["interval_ns"]["p99"]),
+        r["interrupts"],
+        r["ipis_sent"]
+    );
+    println!(
+        "IPI to handler: p50 {} ns, p99 {} ns;  injection to application: p50 {} ns, p99 {} ns",
+        f(&r["ipi_to_handler_ns"]["p50"]),
+        f(&r["ipi_to_handler_ns"]["p99"]),
+        f(&r["latency_ns"]["p50"]),
+        f(&r["latency_ns"]["p99"])
+    );
+    println!(
+        "delivered throughput: {:.3} Gbps",
+        r["throughput_gbps"].as_f64().unwrap_or(0.0)
+    );
+    println!("raw samples: {}", r["samples_file"].as_str().unwrap_or("?"));
+    println!(
+        "verdict: {}",
+        if r["ok"].as_bool() == Some(true) {
+            "every frame accounted for"
+        } else {
+            "FAILED: frames unaccounted or corrupted, or the run did not complete"
+        }
+    );
+}

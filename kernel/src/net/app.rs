@@ -1,0 +1,193 @@
+//! The receiving application: checks each payload (CRC over header and
+//! body), tracks sequence numbers, measures injection-to-application
+//! latency, and at the end of a run publishes its accounting and prints its
+//! raw samples.
+
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+use mint_abi::debug_nic::{DropReason, RunControl};
+use mint_traffic::{Observation, PacketKind, SeqTracker, Summary};
+
+use super::device::Stats;
+use crate::arch::cpu;
+use crate::nic::driver::{self, MAX_SAMPLES};
+use crate::{node, println};
+
+pub struct App {
+    run_id: u32,
+    count: u32,
+    size: u32,
+    kind: PacketKind,
+    dump: bool,
+    tracker: SeqTracker,
+    /// TSC ticks from injection to this application, per delivered packet.
+    latency: Vec<u64>,
+    delivered: u64,
+    out_of_order: u64,
+    bad_checksum: u64,
+    duplicates: u64,
+    first_inject: u64,
+    last_delivery: u64,
+}
+
+impl App {
+    pub fn new() -> App {
+        App {
+            run_id: 0,
+            count: 0,
+            size: 0,
+            kind: PacketKind::Udp,
+            dump: false,
+            tracker: SeqTracker::new(),
+            latency: Vec::new(),
+            delivered: 0,
+            out_of_order: 0,
+            bad_checksum: 0,
+            duplicates: 0,
+            first_inject: u64::MAX,
+            last_delivery: 0,
+        }
+    }
+
+    /// Resets for the run the support node configured.
+    pub fn arm(&mut self, ctl: &RunControl) {
+        let latency = core::mem::take(&mut self.latency);
+        *self = App::new();
+        self.latency = latency;
+        self.latency.clear();
+        self.run_id = ctl.run_id.load(Ordering::Acquire);
+        self.count = ctl.count.load(Ordering::Acquire);
+        self.size = ctl.size.load(Ordering::Acquire);
+        self.kind = if ctl.kind.load(Ordering::Acquire) == 1 {
+            PacketKind::Raw
+        } else {
+            PacketKind::Udp
+        };
+        self.dump = ctl.dump_samples.load(Ordering::Acquire) != 0;
+        let want = (self.count as usize).min(MAX_SAMPLES);
+        if self.latency.capacity() < want {
+            self.latency.reserve_exact(want - self.latency.len());
+        }
+    }
+
+    /// Payloads looked at so far (delivered or refused).
+    pub fn seen(&self) -> u64 {
+        self.delivered + self.bad_checksum + self.duplicates
+    }
+
+    /// A raw-Ethernet frame (the stack is bypassed).
+    pub fn consume_raw(&mut self, frame: &[u8]) {
+        match mint_traffic::parse_frame(PacketKind::Raw, frame) {
+            Ok(payload) => self.consume(payload),
+            Err(_) => self.bad_checksum += 1,
+        }
+    }
+
+    /// A UDP payload (or a raw frame's payload).
+    pub fn consume(&mut self, payload: &[u8]) {
+        let now = cpu::rdtsc();
+        let info = match mint_traffic::check(payload) {
+            Ok(info) if info.seq < self.count => info,
+            _ => {
+                self.bad_checksum += 1;
+                return;
+            }
+        };
+        match self.tracker.observe(info.seq) {
+            Observation::Duplicate | Observation::Stale => {
+                self.duplicates += 1;
+                return;
+            }
+            Observation::OutOfOrder => self.out_of_order += 1,
+            Observation::InOrder | Observation::Gap(_) => {}
+        }
+        self.delivered += 1;
+        if self.latency.len() < MAX_SAMPLES {
+            self.latency.push(now.saturating_sub(info.inject_tsc));
+        }
+        self.first_inject = self.first_inject.min(info.inject_tsc);
+        self.last_delivery = now;
+    }
+
+    /// Whether every sent frame is delivered or dropped with a reason.
+    pub fn accounted(&self, ctl: &RunControl, stats: &Stats) -> bool {
+        let sent = ctl.sent.load(Ordering::Acquire);
+        let live_drops: u64 = [
+            DropReason::RingFull,
+            DropReason::DeviceRefused,
+            DropReason::BadDescriptor,
+            DropReason::SocketBufferFull,
+        ]
+        .iter()
+        .map(|&r| ctl.drop_count(r))
+        .sum();
+        let stack = stats.to_stack.saturating_sub(stats.from_stack);
+        self.delivered + self.bad_checksum + self.duplicates + stack + live_drops >= sent
+            && driver::skbs().is_empty()
+    }
+
+    /// Publishes the run's accounting and prints its summary (and, when
+    /// asked, the raw samples) on this node's console.
+    pub fn finish(&mut self, ctl: &RunControl, stats: &Stats) {
+        ctl.delivered.store(self.delivered, Ordering::Relaxed);
+        ctl.out_of_order.store(self.out_of_order, Ordering::Relaxed);
+        ctl.drops[DropReason::BadChecksum as usize].store(self.bad_checksum, Ordering::Relaxed);
+        ctl.drops[DropReason::Duplicate as usize].store(self.duplicates, Ordering::Relaxed);
+        super::count_final_drops(ctl, stats);
+        ctl.delivered_bytes
+            .store(self.delivered * u64::from(self.size), Ordering::Relaxed);
+        ctl.first_inject_tsc.store(
+            if self.first_inject == u64::MAX {
+                0
+            } else {
+                self.first_inject
+            },
+            Ordering::Relaxed,
+        );
+        ctl.last_delivery_tsc
+            .store(self.last_delivery, Ordering::Relaxed);
+
+        let (mut intervals, mut ipi) =
+            driver::with_samples(|s| (s.intervals.clone(), s.ipi_latency.clone()));
+        if self.dump {
+            dump(self.run_id, "latency", &self.latency);
+            dump(self.run_id, "irq_interval", &intervals);
+            dump(self.run_id, "ipi_latency", &ipi);
+        }
+        let mut lat = self.latency.clone();
+        let ns = |t: u64| node::ticks_to_ns(t);
+        let l = Summary::from_samples(&mut lat);
+        let i = Summary::from_samples(&mut intervals);
+        let p = Summary::from_samples(&mut ipi);
+        println!(
+            "run {}: delivered {}/{} ({} out of order, {} bad, {} duplicate, {} stack drops); latency p50 {} ns p99 {} ns; irq interval p50 {} ns; ipi->handler p50 {} ns",
+            self.run_id,
+            self.delivered,
+            ctl.sent.load(Ordering::Acquire),
+            self.out_of_order,
+            self.bad_checksum,
+            self.duplicates,
+            stats.to_stack.saturating_sub(stats.from_stack),
+            ns(l.p50),
+            ns(l.p99),
+            ns(i.p50),
+            ns(p.p50),
+        );
+    }
+}
+
+/// Prints raw TSC-tick samples as `MINT-SAMPLES <run> <metric> <i> v,v,...`
+/// lines of at most 256 values (`i` = index of the first value).
+pub fn dump(run: u32, metric: &str, values: &[u64]) {
+    use core::fmt::Write;
+    let mut line = alloc::string::String::with_capacity(256 * 12);
+    for (n, chunk) in values.chunks(256).enumerate() {
+        line.clear();
+        for (k, v) in chunk.iter().enumerate() {
+            let _ = write!(line, "{}{v}", if k > 0 { "," } else { "" });
+        }
+        println!("MINT-SAMPLES {run} {metric} {} {line}", n * 256);
+    }
+    println!("MINT-SAMPLES-END {run} {metric} {}", values.len());
+}

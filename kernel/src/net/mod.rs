@@ -1,0 +1,117 @@
+//! The target node's network side: a real UDP/IPv4 stack (smoltcp) over
+//! the e1000 driver's socket buffers, and the receiving application that
+//! proves every packet arrived once, intact and in order, and measures its
+//! latency from injection (support node's TSC) to the application.
+//!
+//! Raw-Ethernet runs (ethertype 0x88B5) bypass the stack, as a packet
+//! socket would; UDP runs go through smoltcp to a UDP socket on port 7777.
+
+mod app;
+mod device;
+
+use alloc::vec;
+use core::sync::atomic::Ordering;
+
+use mint_abi::debug_nic::{DropReason, RunPhase};
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::socket::udp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+
+use crate::arch::cpu;
+use crate::nic::driver;
+use crate::{node, shared};
+
+use app::App;
+pub use app::dump as dump_samples;
+use device::SkbDevice;
+
+/// Packets the UDP socket can hold between two drains.
+const SOCKET_PACKETS: usize = 64;
+/// A run is over when nothing happened for this long after the last injection.
+const QUIET_MS: u64 = 500;
+
+fn now() -> Instant {
+    Instant::from_micros((node::ticks_to_ns(cpu::rdtsc()) / 1000) as i64)
+}
+
+/// The target's main loop: arm runs, move frames through the stack into the
+/// application, account for each run. Never returns.
+pub fn receive_forever() -> ! {
+    let endpoints = mint_traffic::Endpoints::default();
+    let mut dev_stats = device::Stats::default();
+    let mut app = App::new();
+    let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(
+        endpoints.dst_mac,
+    )));
+    let mut iface = {
+        let mut dev = SkbDevice::new(driver::skbs(), &mut app, &mut dev_stats);
+        Interface::new(config, &mut dev, now())
+    };
+    iface.update_ip_addrs(|addrs| {
+        let [a, b, c, d] = endpoints.dst_ip;
+        let _ = addrs.push(IpCidr::new(IpAddress::v4(a, b, c, d), 24));
+    });
+    let rx = udp::PacketBuffer::new(
+        vec![udp::PacketMetadata::EMPTY; SOCKET_PACKETS],
+        vec![0u8; SOCKET_PACKETS * driver::BUFFER_SIZE],
+    );
+    let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 1], vec![0u8; 64]);
+    let mut socket = udp::Socket::new(rx, tx);
+    if socket.bind(endpoints.dst_port).is_err() {
+        panic!("cannot bind UDP port {}", endpoints.dst_port);
+    }
+    let mut sockets = SocketSet::new(vec![]);
+    let handle = sockets.add(socket);
+
+    let ctl = &shared::region().debug_nic.run;
+    let mut last_progress = cpu::rdtsc();
+    loop {
+        if node::halt_requested() {
+            node::halt_now();
+        }
+        match ctl.phase() {
+            Some(RunPhase::Configured) => {
+                app.arm(ctl);
+                dev_stats = device::Stats::default();
+                driver::reset_samples();
+                ctl.set_phase(RunPhase::Armed);
+                last_progress = cpu::rdtsc();
+            }
+            Some(RunPhase::Injected) => {
+                let quiet = cpu::rdtsc() - last_progress > node::ms_to_ticks(QUIET_MS);
+                if app.accounted(ctl, &dev_stats) || quiet {
+                    app.finish(ctl, &dev_stats);
+                    ctl.set_phase(RunPhase::Complete);
+                }
+            }
+            _ => {}
+        }
+
+        let before = app.seen() + dev_stats.to_stack;
+        {
+            let mut dev = SkbDevice::new(driver::skbs(), &mut app, &mut dev_stats);
+            iface.poll(now(), &mut dev, &mut sockets);
+        }
+        let socket = sockets.get_mut::<udp::Socket>(handle);
+        while let Ok((payload, _meta)) = socket.recv() {
+            dev_stats.from_stack += 1;
+            app.consume(payload);
+        }
+        if app.seen() + dev_stats.to_stack != before {
+            last_progress = cpu::rdtsc();
+        } else if driver::skbs().is_empty() {
+            // Nothing to do until the next interrupt (or timer tick).
+            x86_64::instructions::hlt();
+        }
+    }
+}
+
+/// Frames the stack took but did not hand to the socket.
+fn stack_drops(stats: &device::Stats) -> u64 {
+    stats.to_stack.saturating_sub(stats.from_stack)
+}
+
+pub(crate) fn count_final_drops(ctl: &mint_abi::debug_nic::RunControl, stats: &device::Stats) {
+    ctl.drops[DropReason::Stack as usize].store(stack_drops(stats), Ordering::Relaxed);
+}

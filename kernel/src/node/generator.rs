@@ -1,0 +1,91 @@
+//! Node 0 as the support node: runs the interrupt generator against the
+//! target's driver and reports the run (`MINT-GEN {json}` plus raw
+//! send-time samples for `mint gen`; a summary in the shell).
+
+use alloc::string::String;
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
+
+use mint_abi::NodeId;
+use mint_abi::debug_nic::DropReason;
+use mint_traffic::{GenConfig, Summary};
+
+use crate::nic::support;
+use crate::{println, shared};
+
+/// Runs one generator run; `machine_readable` prints the JSON record and
+/// raw samples the CLI collects, otherwise a human summary.
+pub fn run(cfg: &GenConfig, target: NodeId, machine_readable: bool) -> Result<bool, String> {
+    let (shared_phys, shared_size) = super::shared_window();
+    let r = support::run(cfg, target, machine_readable, shared_phys, shared_size)?;
+    let ctl = &shared::region().debug_nic.run;
+    let sent = ctl.sent.load(Ordering::Acquire);
+    let delivered = ctl.delivered.load(Ordering::Acquire);
+    let corrupted = ctl.drop_count(DropReason::BadChecksum);
+    let unaccounted = ctl.unaccounted();
+    if machine_readable {
+        crate::net::dump_samples(r.run_id, "send_time", &r.send_ticks);
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            "{{\"run\":{},\"tsc_hz\":{},\"completed\":{},\"config\":{{\"size\":{},\"count\":{},\"interval_ns\":{},\"pattern\":\"{}\",\"kind\":\"{}\",\"seed\":{}}}",
+            r.run_id,
+            super::tsc_hz(),
+            r.completed,
+            cfg.size,
+            cfg.count,
+            cfg.interval_ns,
+            cfg.pattern,
+            cfg.kind.as_str(),
+            cfg.seed
+        );
+        let _ = write!(
+            s,
+            ",\"sent\":{sent},\"delivered\":{delivered},\"dropped\":{{"
+        );
+        for (i, reason) in DropReason::ALL.iter().enumerate() {
+            let _ = write!(
+                s,
+                "{}\"{}\":{}",
+                if i > 0 { "," } else { "" },
+                reason.as_str(),
+                ctl.drop_count(*reason)
+            );
+        }
+        let _ = write!(
+            s,
+            "}},\"unaccounted\":{unaccounted},\"corrupted\":{corrupted},\"out_of_order\":{},\"interrupts\":{},\"ipis_sent\":{},\"first_inject_tsc\":{},\"last_delivery_tsc\":{},\"delivered_bytes\":{},\"inject_span_ticks\":{}}}",
+            ctl.out_of_order.load(Ordering::Acquire),
+            ctl.interrupts.load(Ordering::Acquire),
+            ctl.ipis_sent.load(Ordering::Acquire),
+            ctl.first_inject_tsc.load(Ordering::Acquire),
+            ctl.last_delivery_tsc.load(Ordering::Acquire),
+            ctl.delivered_bytes.load(Ordering::Acquire),
+            r.inject_span,
+        );
+        println!("MINT-GEN {s}");
+    } else {
+        let mut send = r.send_ticks.clone();
+        let st = Summary::from_samples(&mut send);
+        let ns = super::ticks_to_ns;
+        println!(
+            "gen run {}: sent {sent}, delivered {delivered}, unaccounted {unaccounted}, corrupted {corrupted}, interrupts {}, IPIs {}",
+            r.run_id,
+            ctl.interrupts.load(Ordering::Acquire),
+            ctl.ipis_sent.load(Ordering::Acquire)
+        );
+        for reason in DropReason::ALL {
+            let n = ctl.drop_count(reason);
+            if n > 0 {
+                println!("  dropped {}: {n}", reason.as_str());
+            }
+        }
+        println!(
+            "  send processing time: mean {} ns, p50 {} ns, p99 {} ns; the target printed its latency figures on its console",
+            ns(st.mean as u64),
+            ns(st.p50),
+            ns(st.p99)
+        );
+    }
+    Ok(r.completed && unaccounted == 0 && corrupted == 0)
+}
