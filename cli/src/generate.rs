@@ -25,12 +25,12 @@ pub struct GenArgs {
     #[arg(long, default_value = "1514")]
     pub size: String,
     /// Frames to inject.
-    #[arg(long, default_value = "1000")]
+    #[arg(long, default_value = "5000")]
     pub count: String,
     /// Mean interval between frames in ns (0 = back to back; units ns/us/ms/s accepted).
     #[arg(
         long = "interval-ns",
-        default_value = "10000",
+        default_value = "200000",
         allow_hyphen_values = true
     )]
     pub interval: String,
