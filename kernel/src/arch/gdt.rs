@@ -7,7 +7,7 @@
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
 use x86_64::instructions::tables::load_tss;
-use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable};
 use x86_64::structures::tss::TaskStateSegment;
 
 /// IST slots (1-based in the IDT, 0-based in the TSS array).
@@ -45,12 +45,9 @@ pub fn init() {
         let tss_sel = gdt.append(Descriptor::tss_segment(&*core::ptr::addr_of!(TSS)));
         gdt.load();
         CS::set_reg(code);
-        for seg in [data] {
-            DS::set_reg(seg);
-            ES::set_reg(seg);
-            SS::set_reg(seg);
-        }
+        DS::set_reg(data);
+        ES::set_reg(data);
+        SS::set_reg(data);
         load_tss(tss_sel);
-        let _: SegmentSelector = tss_sel;
     }
 }

@@ -51,15 +51,16 @@ impl TableBuilder {
         let f = self.next;
         self.next += 4096;
         // SAFETY: `f` is a fresh frame of the area `new` was given.
-        unsafe { self.table(f).zero() };
+        unsafe { table_at(f + self.access_offset).zero() };
         Ok(f)
     }
 
     /// # Safety
     /// `phys` must be a table frame of this builder.
-    unsafe fn table(&self, phys: u64) -> &mut PageTable {
-        // SAFETY: guaranteed by the caller and by `new`'s contract.
-        unsafe { &mut *((phys + self.access_offset) as *mut PageTable) }
+    unsafe fn table(&mut self, phys: u64) -> &mut PageTable {
+        // SAFETY: guaranteed by the caller and by `new`'s contract; `&mut
+        // self` keeps two tables of this builder from being borrowed at once.
+        unsafe { table_at(phys + self.access_offset) }
     }
 
     fn next_level(&mut self, table_phys: u64, index: usize) -> Result<u64, OutOfTableFrames> {
@@ -83,7 +84,11 @@ impl TableBuilder {
         len: u64,
         flags: F,
     ) -> Result<(), OutOfTableFrames> {
-        debug_assert!(virt % HUGE_2M == 0 && phys % HUGE_2M == 0 && len % HUGE_2M == 0);
+        debug_assert!(
+            virt.is_multiple_of(HUGE_2M)
+                && phys.is_multiple_of(HUGE_2M)
+                && len.is_multiple_of(HUGE_2M)
+        );
         let mut off = 0;
         while off < len {
             let v = virt + off;
@@ -96,6 +101,13 @@ impl TableBuilder {
         }
         Ok(())
     }
+}
+
+/// # Safety
+/// `virt` must be the address of a page-table frame nothing else borrows.
+unsafe fn table_at<'a>(virt: u64) -> &'a mut PageTable {
+    // SAFETY: guaranteed by the caller.
+    unsafe { &mut *(virt as *mut PageTable) }
 }
 
 /// Flags for normal memory.

@@ -78,6 +78,9 @@ impl SkbPool {
 
     /// Consumer: the oldest published buffer, if any (stays owned by the
     /// consumer until `release_front`).
+    // A mutable slice from `&self` is this SPSC pool's design: the buffer is
+    // interior-mutable (UnsafeCell) and owned by the one consumer.
+    #[allow(clippy::mut_from_ref)]
     pub fn front(&self) -> Option<&mut [u8]> {
         let head = self.head.load(Ordering::Relaxed);
         if head == self.tail.load(Ordering::Acquire) {

@@ -89,7 +89,7 @@ impl SharedRing {
     pub fn new(window: &DmaWindow, phys: u64, count: u16) -> Result<SharedRing, DmaError> {
         let len = usize::from(count) * RxDescriptor::SIZE;
         let ptr = window.translate(phys, len)?;
-        if phys % 16 != 0 || count == 0 {
+        if !phys.is_multiple_of(16) || count == 0 {
             return Err(DmaError { addr: phys, len });
         }
         // SAFETY: the range is inside the mapped DMA window (checked above),

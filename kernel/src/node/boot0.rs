@@ -211,11 +211,12 @@ static PENDING_STARTS: AtomicPtr<Vec<NodeStart>> = AtomicPtr::new(core::ptr::nul
 /// Node 0 after its own start: start the others, ping, watch, report.
 pub fn run_machine() -> ! {
     let p = PENDING_STARTS.swap(core::ptr::null_mut(), Ordering::AcqRel);
-    // SAFETY: set once from a leaked Box in `pvh_main`; taken once here.
     let starts = if p.is_null() {
         Vec::new()
     } else {
-        *unsafe { Box::from_raw(p) }
+        // SAFETY: set once from a leaked Box in `pvh_main`; taken once here.
+        let boxed = unsafe { Box::from_raw(p) };
+        *boxed
     };
     for s in &starts {
         start_node(s);

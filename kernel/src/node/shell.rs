@@ -46,11 +46,7 @@ pub fn run() -> ! {
             0x08 | 0x7f => {
                 line.pop();
             }
-            b if b.is_ascii_graphic() || b == b' ' => {
-                if line.len() < 256 {
-                    line.push(b as char);
-                }
-            }
+            b if (b.is_ascii_graphic() || b == b' ') && line.len() < 256 => line.push(b as char),
             _ => {}
         }
     }
