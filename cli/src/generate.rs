@@ -49,6 +49,11 @@ pub struct GenArgs {
     /// The node whose e1000 driver receives.
     #[arg(long, default_value_t = 1)]
     pub target: u8,
+    /// Fault injection: corrupt every Nth descriptor write-back (zero
+    /// length, oversize, no EOP, error bits in turn); the driver must count
+    /// and survive each. 0 = never.
+    #[arg(long, default_value_t = 0)]
+    pub corrupt_every: u32,
     /// Print the result as JSON on stdout (consoles go to stderr).
     #[arg(long)]
     pub json: bool,
@@ -156,6 +161,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
             "mint.mode=gen".into(),
             format!("mint.debug={}:{}", args.support, args.target),
             format!("mint.gen={kv}"),
+            format!("mint.corrupt={}", args.corrupt_every),
         ],
         log_dir: log_dir.clone(),
         echo: if args.json {

@@ -169,7 +169,12 @@ mod tests {
         assert_eq!(size_of::<NodeSlot>() % 4096, 0);
         assert_eq!(offset_of!(SharedRegion, mailboxes) % 64, 0);
         assert_eq!(size_of::<NodeMailbox>(), 128 + MAILBOX_SLOTS * 32);
-        const { assert!(SHARED_FIXED_SIZE < 4 << 20, "fits the smallest shared region") };
+        const {
+            assert!(
+                SHARED_FIXED_SIZE < 4 << 20,
+                "fits the smallest shared region"
+            )
+        };
     }
 
     #[test]

@@ -229,7 +229,26 @@ impl DeviceModel {
         D: DescriptorRing + ?Sized,
         M: DmaMemory + ?Sized,
     {
-        match Self::place(regs, ring, dma, frame) {
+        self.receive_with_fault(regs, ring, dma, frame, None)
+    }
+
+    /// As [`receive`](Self::receive), but, with `fault`, publishes a corrupted write-back for
+    /// this frame (fault injection: the driver must count it and carry on, never follow it).
+    /// The frame still counts as received by the device.
+    pub fn receive_with_fault<R, D, M>(
+        &mut self,
+        regs: &R,
+        ring: &D,
+        dma: &M,
+        frame: &[u8],
+        fault: Option<WritebackFault>,
+    ) -> Result<Received, RxDrop>
+    where
+        R: RegisterAccess + ?Sized,
+        D: DescriptorRing + ?Sized,
+        M: DmaMemory + ?Sized,
+    {
+        match Self::place(regs, ring, dma, frame, fault) {
             Ok(r) => {
                 self.received += 1;
                 self.bytes += u64::from(r.length);
@@ -242,7 +261,13 @@ impl DeviceModel {
         }
     }
 
-    fn place<R, D, M>(regs: &R, ring: &D, dma: &M, frame: &[u8]) -> Result<Received, RxDrop>
+    fn place<R, D, M>(
+        regs: &R,
+        ring: &D,
+        dma: &M,
+        frame: &[u8],
+        fault: Option<WritebackFault>,
+    ) -> Result<Received, RxDrop>
     where
         R: RegisterAccess + ?Sized,
         D: DescriptorRing + ?Sized,
@@ -252,13 +277,15 @@ impl DeviceModel {
         if !rctl.contains(Rctl::EN) {
             return Err(RxDrop::NotEnabled);
         }
-        let mut max =
+        let buffer_size =
             rctl_buffer_size(rctl.bits()).ok_or(RxDrop::BadConfig(ConfigError::BufferSize {
                 rctl: rctl.bits(),
             }))?;
-        if !rctl.contains(Rctl::LPE) {
-            max = max.min(MAX_STANDARD_FRAME);
-        }
+        let max = if rctl.contains(Rctl::LPE) {
+            buffer_size
+        } else {
+            buffer_size.min(MAX_STANDARD_FRAME)
+        };
         let len = frame.len();
         if len < MIN_FRAME {
             return Err(RxDrop::Undersize { len });
@@ -292,18 +319,19 @@ impl DeviceModel {
 
         let d = ring.load(head);
         dma.write(d.buffer_addr, frame).map_err(RxDrop::DmaFault)?;
+        let mut writeback = RxDescriptor {
+            buffer_addr: d.buffer_addr,
+            length,
+            checksum: 0,
+            status: RxStatus::DD | RxStatus::EOP,
+            errors: RxErrors::empty(),
+            special: 0,
+        };
+        if let Some(f) = fault {
+            f.apply(&mut writeback, buffer_size);
+        }
         // After the copy, one Release store: the driver that sees DD sees the whole frame.
-        ring.store_writeback(
-            head,
-            &RxDescriptor {
-                buffer_addr: d.buffer_addr,
-                length,
-                checksum: 0,
-                status: RxStatus::DD | RxStatus::EOP,
-                errors: RxErrors::empty(),
-                special: 0,
-            },
-        );
+        ring.store_writeback(head, &writeback);
         let new_head = if head + 1 == count { 0 } else { head + 1 };
         regs.write(Register::RDH, u32::from(new_head));
         increment(regs, Register::GPRC);
@@ -361,4 +389,37 @@ fn ring_count(rdlen: u32, available: u16) -> Result<u16, RxDrop> {
 fn increment<R: RegisterAccess + ?Sized>(regs: &R, reg: Register) {
     let v = regs.read(reg);
     regs.write(reg, v.wrapping_add(1));
+}
+
+/// A corrupted write-back the device model can publish instead of a valid one (fault
+/// injection). Each is something a driver must refuse: it must count it and recycle the
+/// descriptor, never trust the length or reassemble.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WritebackFault {
+    /// Length 0 with DD|EOP.
+    ZeroLength,
+    /// A length beyond the buffer size.
+    Oversize,
+    /// DD without EOP (a frame claiming to continue in the next descriptor).
+    NoEop,
+    /// DD|EOP with the RX data error bit set.
+    ErrorBits,
+}
+
+impl WritebackFault {
+    pub const ALL: [WritebackFault; 4] = [
+        WritebackFault::ZeroLength,
+        WritebackFault::Oversize,
+        WritebackFault::NoEop,
+        WritebackFault::ErrorBits,
+    ];
+
+    fn apply(self, d: &mut RxDescriptor, buffer_size: usize) {
+        match self {
+            WritebackFault::ZeroLength => d.length = 0,
+            WritebackFault::Oversize => d.length = (buffer_size as u16).saturating_add(1),
+            WritebackFault::NoEop => d.status = RxStatus::DD,
+            WritebackFault::ErrorBits => d.errors = RxErrors::RXE,
+        }
+    }
 }

@@ -43,7 +43,7 @@ pub mod testing;
 mod tests;
 
 pub use desc::{RxDescriptor, RxDescriptorView, RxErrors, RxStatus, ViewError};
-pub use device::{ConfigError, DeviceModel, DropCounters, Received, RxDrop};
+pub use device::{ConfigError, DeviceModel, DropCounters, Received, RxDrop, WritebackFault};
 pub use driver::{BufferAddrs, Contiguous, InitError, PollError, PollResult, RxCounters, RxRing};
 pub use regs::{
     Ctrl, Interrupt, Rctl, Register, RegisterAccess, RegisterFile, RegisterSlots, Status,

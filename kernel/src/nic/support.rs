@@ -4,6 +4,10 @@
 //! interrupt generator: frames built once per run, stamped per packet,
 //! injected at TSC deadlines, each followed by a posted-style IPI.
 //!
+//! With `corrupt_every = N`, every Nth frame gets a corrupted descriptor
+//! write-back (zero length, oversize, no EOP, error bits in turn): fault
+//! injection for the driver, which must count and survive each.
+//!
 //! Send processing time per packet is the TSC around exactly the
 //! mechanism's work: stamp, copy into the RX buffer, descriptor write-back,
 //! register updates, IPI request.
@@ -15,7 +19,7 @@ use core::sync::atomic::Ordering;
 
 use mint_abi::NodeId;
 use mint_abi::debug_nic::{DropReason, NIC_VECTOR, RunPhase};
-use mint_e1000::{DeviceModel, Register, RegisterAccess, RxDrop};
+use mint_e1000::{DeviceModel, Register, RegisterAccess, RxDrop, WritebackFault};
 use mint_traffic::{Endpoints, FrameTemplate, GenConfig, PacketKind, Schedule};
 
 use super::shared_backend::{self, DmaWindow, SharedRing};
@@ -43,6 +47,7 @@ pub fn run(
     cfg: &GenConfig,
     target: NodeId,
     dump_samples: bool,
+    corrupt_every: u32,
     shared_phys: u64,
     shared_size: u64,
 ) -> Result<RunResult, String> {
@@ -111,7 +116,12 @@ pub fn run(
         }
         let t0 = cpu::rdtsc();
         let frame = template.stamp_own(seq as u32, t0);
-        match model.receive(&regs, &ring, &dma, frame) {
+        // Fault injection: every Nth write-back is corrupted, cycling through
+        // the kinds a driver must refuse.
+        let fault = (corrupt_every > 0 && (seq as u32 + 1) % corrupt_every == 0).then(|| {
+            WritebackFault::ALL[(seq / corrupt_every as usize) % WritebackFault::ALL.len()]
+        });
+        match model.receive_with_fault(&regs, &ring, &dma, frame, fault) {
             Ok(r) => {
                 if r.raise_interrupt {
                     raise();

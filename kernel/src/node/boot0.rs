@@ -51,6 +51,8 @@ pub struct MachineRecord {
     pub nic_target: Option<NodeId>,
     /// The run `mint gen` asked for.
     pub gen_run: Option<mint_traffic::GenConfig>,
+    /// Corrupt every Nth descriptor write-back of that run (0 = never).
+    pub corrupt_every: u32,
 }
 
 static RECORD: AtomicPtr<MachineRecord> = AtomicPtr::new(core::ptr::null_mut());
@@ -128,6 +130,16 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
     };
     let (nic_target, gen_run) =
         parse_debug_nic(&boot.cmdline, n, mode).unwrap_or_else(|e| refuse(&e));
+    let corrupt_every = match boot
+        .cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("mint.corrupt="))
+    {
+        Some(v) => v
+            .parse::<u32>()
+            .unwrap_or_else(|_| refuse(&alloc::format!("mint.corrupt={v}: not a number"))),
+        None => 0,
+    };
     let faults = parse_faults(&boot.cmdline, n).unwrap_or_else(|e| refuse(&e));
 
     // Every other node's partition, through the identity map.
@@ -193,6 +205,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         x2apic: cpu::has_x2apic(),
         nic_target,
         gen_run,
+        corrupt_every,
     });
     RECORD.store(Box::into_raw(record), Ordering::Release);
     PENDING_STARTS.store(Box::into_raw(Box::new(starts)), Ordering::Release);
@@ -232,7 +245,7 @@ pub fn run_machine() -> ! {
             let rec = record();
             match (rec.gen_run.as_ref(), rec.nic_target) {
                 (Some(cfg), Some(target)) => {
-                    if let Err(e) = super::generator::run(cfg, target, true) {
+                    if let Err(e) = super::generator::run(cfg, target, rec.corrupt_every, true) {
                         println!("MINT-ERROR {e}");
                     }
                 }

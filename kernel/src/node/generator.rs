@@ -15,9 +15,21 @@ use crate::{println, shared};
 
 /// Runs one generator run; `machine_readable` prints the JSON record and
 /// raw samples the CLI collects, otherwise a human summary.
-pub fn run(cfg: &GenConfig, target: NodeId, machine_readable: bool) -> Result<bool, String> {
+pub fn run(
+    cfg: &GenConfig,
+    target: NodeId,
+    corrupt_every: u32,
+    machine_readable: bool,
+) -> Result<bool, String> {
     let (shared_phys, shared_size) = super::shared_window();
-    let r = support::run(cfg, target, machine_readable, shared_phys, shared_size)?;
+    let r = support::run(
+        cfg,
+        target,
+        machine_readable,
+        corrupt_every,
+        shared_phys,
+        shared_size,
+    )?;
     let ctl = &shared::region().debug_nic.run;
     let sent = ctl.sent.load(Ordering::Acquire);
     let delivered = ctl.delivered.load(Ordering::Acquire);
@@ -28,7 +40,7 @@ pub fn run(cfg: &GenConfig, target: NodeId, machine_readable: bool) -> Result<bo
         let mut s = String::new();
         let _ = write!(
             s,
-            "{{\"run\":{},\"tsc_hz\":{},\"completed\":{},\"config\":{{\"size\":{},\"count\":{},\"interval_ns\":{},\"pattern\":\"{}\",\"kind\":\"{}\",\"seed\":{}}}",
+            "{{\"run\":{},\"tsc_hz\":{},\"completed\":{},\"config\":{{\"size\":{},\"count\":{},\"interval_ns\":{},\"pattern\":\"{}\",\"kind\":\"{}\",\"seed\":{},\"corrupt_every\":{}}}",
             r.run_id,
             super::tsc_hz(),
             r.completed,
@@ -37,7 +49,8 @@ pub fn run(cfg: &GenConfig, target: NodeId, machine_readable: bool) -> Result<bo
             cfg.interval_ns,
             cfg.pattern,
             cfg.kind.as_str(),
-            cfg.seed
+            cfg.seed,
+            corrupt_every
         );
         let _ = write!(
             s,

@@ -19,7 +19,8 @@ const HELP: &str = "commands:
   gen k=v ...       one interrupt-generator run against the debug NIC, e.g.
                     gen size=1500 count=5000 interval=2000 pattern=fixed kind=udp seed=1
                     (size 60..16384 bytes, interval in ns, 0 = back to back;
-                    pattern fixed|poisson|burst:K; kind udp|raw)
+                    pattern fixed|poisson|burst:K; kind udp|raw; corrupt=N
+                    corrupts every Nth descriptor write-back)
   exit              halt every node and power the machine off";
 
 /// Reads and runs commands until `exit`.
@@ -129,7 +130,27 @@ fn ping(node: Option<&str>, count: Option<&str>) {
 }
 
 fn generate(args: &str) -> Option<()> {
-    let cfg = match mint_traffic::GenConfig::from_kv(args).and_then(|c| c.validate().map(|()| c)) {
+    // `corrupt=N` is the shell's fault-injection knob; the rest is the run.
+    let mut corrupt_every = 0;
+    let mut rest = String::new();
+    for word in args.split_whitespace() {
+        match word.strip_prefix("corrupt=") {
+            Some(v) => match v.parse() {
+                Ok(n) => corrupt_every = n,
+                Err(_) => {
+                    println!("gen: corrupt={v}: not a number");
+                    return None;
+                }
+            },
+            None => {
+                rest.push_str(word);
+                rest.push(' ');
+            }
+        }
+    }
+    let cfg = match mint_traffic::GenConfig::from_kv(rest.trim())
+        .and_then(|c| c.validate().map(|()| c))
+    {
         Ok(c) => c,
         Err(e) => {
             println!("gen: {e}");
@@ -140,7 +161,7 @@ fn generate(args: &str) -> Option<()> {
         println!("gen: no debug NIC target on this machine (needs at least 2 nodes)");
         return None;
     };
-    match super::generator::run(&cfg, target, false) {
+    match super::generator::run(&cfg, target, corrupt_every, false) {
         Ok(_) => Some(()),
         Err(e) => {
             println!("{e}");

@@ -350,3 +350,41 @@ fn largest_ring_the_registers_can_describe() {
         "ring nearly exhausted"
     );
 }
+
+#[test]
+fn injected_writeback_faults_are_refused_by_the_driver_which_carries_on() {
+    use crate::WritebackFault;
+    // Without LPE the device caps frames at 1518, yet an Oversize fault must
+    // still exceed the driver's *buffer* size to be a fault at all.
+    for lpe in [true, false] {
+        let mut h = Harness::new(16, 2048);
+        if !lpe {
+            let rctl = h.reg(Register::RCTL) & !Rctl::LPE.bits();
+            h.regs.write(Register::RCTL, rctl);
+        }
+        for (i, fault) in WritebackFault::ALL.into_iter().enumerate() {
+            let f = frame(i as u32, 300);
+            let r = h
+                .dev
+                .receive_with_fault(&h.regs, &h.ring, &h.dma, &f, Some(fault))
+                .expect("room");
+            assert!(r.raise_interrupt);
+            assert_eq!(h.poll(16).delivered, 0, "{fault:?} must not be delivered");
+        }
+        let c = *h.rx.counters();
+        assert_eq!(c.bad_length, 2, "zero and oversize lengths (lpe {lpe})");
+        assert_eq!(c.no_eop, 1);
+        assert_eq!(c.rx_errors, 1);
+        assert_eq!(c.delivered, 0);
+        // The ring keeps working after every fault.
+        let good = frame(9, 500);
+        h.send(&good).expect("room");
+        assert_eq!(h.poll(16).delivered, 1);
+        assert_eq!(h.delivered, alloc::vec![good]);
+        assert_eq!(
+            h.dev.received(),
+            5,
+            "faulty write-backs still count as received"
+        );
+    }
+}
