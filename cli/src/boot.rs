@@ -11,7 +11,7 @@ use mint_abi::node::FaultKind;
 use serde_json::{Value, json};
 
 use crate::machine::{Echo, Event, Machine, Options};
-use crate::{MachineArgs, kernel, plan, qemu};
+use crate::{MachineArgs, plan, qemu};
 
 #[derive(Args)]
 pub struct BootArgs {
@@ -67,34 +67,21 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|f| parse_fault(f, plan.nodes.len()))
         .transpose()?;
-    let accel = qemu::choose(&args.machine.accel)?;
-    let qemu = qemu::find_or_install()?;
-    let kernel = match &args.machine.kernel {
-        Some(k) => k.clone(),
-        None => kernel::build(args.json)?,
-    };
-    let log_dir = args
-        .machine
-        .log_dir
-        .clone()
-        .unwrap_or_else(crate::machine::default_log_dir);
+    let prepared = crate::machine::prepare(&args.machine, args.json)?;
+    let log_dir = prepared.log_dir.clone();
     let mut cmdline = vec!["mint.mode=boot".to_string()];
     if let Some(f) = fault {
         cmdline.push(format!("mint.fault={}:{}", f.node, f.kind.as_str()));
     }
     let machine = Machine::start(Options {
-        qemu,
-        accel,
-        kernel,
+        prepared: &prepared,
         plan: &plan,
         cmdline,
-        log_dir: log_dir.clone(),
         echo: if args.json {
             Echo::Stderr
         } else {
             Echo::Stdout
         },
-        machine_override: (args.machine.qemu_cpus, args.machine.qemu_memory_mib),
     })?;
     let mut report: Option<Value> = None;
     let mut refused: Option<String> = None;
@@ -110,7 +97,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
             }
         }
     });
-    if accel == qemu::Accel::Kvm && qemu::is_kvm_failure(&outcome.qemu_stderr) {
+    if prepared.accel == qemu::Accel::Kvm && qemu::is_kvm_failure(&outcome.qemu_stderr) {
         bail!(
             "KVM could not run the guest (QEMU: {}); use --accel tcg",
             outcome.qemu_stderr.lines().next().unwrap_or("").trim()
@@ -135,7 +122,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         );
     };
     let ok = judge(&mut report, fault);
-    report["accel"] = json!(accel.as_str());
+    report["accel"] = json!(prepared.accel.as_str());
     report["log_dir"] = json!(log_dir.display().to_string());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

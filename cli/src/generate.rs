@@ -15,7 +15,7 @@ use mint_traffic::{GenConfig, PacketKind, Pattern, Summary};
 use serde_json::{Value, json};
 
 use crate::machine::{Echo, Event, Machine, Options};
-use crate::{MachineArgs, kernel, plan, qemu};
+use crate::{MachineArgs, plan};
 
 #[derive(Args)]
 pub struct GenArgs {
@@ -140,22 +140,11 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
             n.saturating_sub(1)
         );
     }
-    let accel = qemu::choose(&args.machine.accel)?;
-    let qemu = qemu::find_or_install()?;
-    let kernel = match &args.machine.kernel {
-        Some(k) => k.clone(),
-        None => kernel::build(args.json)?,
-    };
-    let log_dir = args
-        .machine
-        .log_dir
-        .clone()
-        .unwrap_or_else(crate::machine::default_log_dir);
+    let prepared = crate::machine::prepare(&args.machine, args.json)?;
+    let log_dir = prepared.log_dir.clone();
     let kv = cfg.to_string().replace(' ', ",");
     let machine = Machine::start(Options {
-        qemu,
-        accel,
-        kernel,
+        prepared: &prepared,
         plan: &plan,
         cmdline: vec![
             "mint.mode=gen".into(),
@@ -163,13 +152,11 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
             format!("mint.gen={kv}"),
             format!("mint.corrupt={}", args.corrupt_every),
         ],
-        log_dir: log_dir.clone(),
         echo: if args.json {
             Echo::Stderr
         } else {
             Echo::Stdout
         },
-        machine_override: (args.machine.qemu_cpus, args.machine.qemu_memory_mib),
     })?;
     let mut record: Option<Value> = None;
     let mut error: Option<String> = None;
@@ -209,7 +196,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
             log_dir.display()
         );
     };
-    let report = summarize(&cfg, &record, &samples, accel.as_str(), &log_dir)?;
+    let report = summarize(&cfg, &record, &samples, prepared.accel.as_str(), &log_dir)?;
     let ok = report["ok"].as_bool() == Some(true);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

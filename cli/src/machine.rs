@@ -24,16 +24,11 @@ pub enum Echo {
 }
 
 pub struct Options<'a> {
-    pub qemu: PathBuf,
-    pub accel: Accel,
-    pub kernel: PathBuf,
+    pub prepared: &'a Prepared,
     pub plan: &'a Plan,
     /// Extra kernel command-line words (mode, faults).
     pub cmdline: Vec<String>,
-    pub log_dir: PathBuf,
     pub echo: Echo,
-    /// CPUs and RAM (MiB) QEMU gets when they should differ from the plan's.
-    pub machine_override: (Option<u8>, Option<u64>),
 }
 
 /// Something a node printed, or the end of its console.
@@ -63,8 +58,9 @@ const COM_PORTS: u8 = 4;
 
 impl Machine {
     pub fn start(opts: Options<'_>) -> Result<Machine> {
-        std::fs::create_dir_all(&opts.log_dir)
-            .with_context(|| format!("cannot create log directory {}", opts.log_dir.display()))?;
+        let p = opts.prepared;
+        std::fs::create_dir_all(&p.log_dir)
+            .with_context(|| format!("cannot create log directory {}", p.log_dir.display()))?;
         let socket_dir =
             std::env::temp_dir().join(format!("mint-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&socket_dir)?;
@@ -72,24 +68,16 @@ impl Machine {
         let plan = opts.plan;
         let mut cmdline = vec![plan.encode()];
         cmdline.extend(opts.cmdline.iter().cloned());
-        let mut cmd = Command::new(&opts.qemu);
-        let accel = match opts.accel {
+        let mut cmd = Command::new(&p.qemu);
+        let accel = match p.accel {
             Accel::Kvm => "kvm".to_string(),
             Accel::Tcg => "tcg,thread=multi".to_string(),
         };
         cmd.args(["-machine", "pc", "-accel", &accel])
-            .args([
-                "-cpu",
-                if opts.accel == Accel::Kvm {
-                    "host"
-                } else {
-                    "max"
-                },
-            ])
+            .args(["-cpu", if p.accel == Accel::Kvm { "host" } else { "max" }])
             .args([
                 "-smp",
-                &opts
-                    .machine_override
+                &p.machine_override
                     .0
                     .unwrap_or(plan.machine.cpus)
                     .to_string(),
@@ -98,7 +86,7 @@ impl Machine {
                 "-m",
                 &format!(
                     "{}M",
-                    opts.machine_override
+                    p.machine_override
                         .1
                         .unwrap_or(plan.machine.memory.div_ceil(1 << 20))
                 ),
@@ -112,7 +100,7 @@ impl Machine {
                 "-nodefaults",
             ])
             .arg("-kernel")
-            .arg(&opts.kernel)
+            .arg(&p.kernel)
             .args(["-append", &cmdline.join(" ")])
             .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
             .args(["-monitor", "none"]);
@@ -136,7 +124,7 @@ impl Machine {
                         &format!("socket,id=com{com},path={}", path.display()),
                     ])
                     .args(["-serial", &format!("chardev:com{com}")]);
-                    let log = log_path(&opts.log_dir, node);
+                    let log = log_path(&p.log_dir, node);
                     let input = (node == NodeId(0)).then(|| node0_input.clone());
                     spawn_console(listener, node, log, opts.echo, tx.clone(), input)?;
                     consoles_open += 1;
@@ -151,7 +139,7 @@ impl Machine {
             .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
-            .with_context(|| format!("cannot start {}", opts.qemu.display()))?;
+            .with_context(|| format!("cannot start {}", p.qemu.display()))?;
         let mut qemu_err = child.stderr.take().context("QEMU stderr")?;
         let (etx, stderr) = mpsc::channel();
         std::thread::spawn(move || {
@@ -293,6 +281,40 @@ fn spawn_console(
         let _ = tx.send(Event::Closed);
     });
     Ok(())
+}
+
+/// Everything a subcommand needs before it starts a machine: QEMU, the
+/// kernel image, the accelerator and the log directory.
+pub struct Prepared {
+    pub qemu: PathBuf,
+    pub kernel: PathBuf,
+    pub accel: Accel,
+    pub log_dir: PathBuf,
+    /// CPUs and RAM (MiB) QEMU gets when they should differ from the plan's.
+    pub machine_override: (Option<u8>, Option<u64>),
+}
+
+pub fn prepare(args: &crate::MachineArgs, quiet_build: bool) -> Result<Prepared> {
+    if args.accel == "kvm" {
+        // Fail fast, before building anything, where KVM cannot be real.
+        if let Some(why) = crate::qemu::kvm_unusable_reason() {
+            bail!("--accel kvm: {why}; use --accel tcg (or auto)");
+        }
+    }
+    let qemu = crate::qemu::find_or_install()?;
+    let kernel = match &args.kernel {
+        Some(k) => k.clone(),
+        None => crate::kernel::build(quiet_build)?,
+    };
+    let accel = crate::qemu::choose(&args.accel, &qemu, &kernel)?;
+    let log_dir = args.log_dir.clone().unwrap_or_else(default_log_dir);
+    Ok(Prepared {
+        qemu,
+        kernel,
+        accel,
+        log_dir,
+        machine_override: (args.qemu_cpus, args.qemu_memory_mib),
+    })
 }
 
 /// Default log directory: `runs/<unix time>-<pid>` under the workspace.

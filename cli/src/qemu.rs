@@ -111,19 +111,80 @@ pub fn kvm_unusable_reason() -> Option<String> {
     None
 }
 
-/// Resolves `--accel`.
-pub fn choose(requested: &str) -> Result<Accel> {
+/// Resolves `--accel`: KVM only where it is hardware virtualization *and*
+/// the kernel really runs under it (checked by a one-node probe boot).
+pub fn choose(requested: &str, qemu: &Path, kernel: &Path) -> Result<Accel> {
+    let kvm = || match kvm_unusable_reason() {
+        Some(why) => Err(why),
+        None => probe_kvm(qemu, kernel),
+    };
     match requested {
         "tcg" => Ok(Accel::Tcg),
-        "kvm" => match kvm_unusable_reason() {
-            None => Ok(Accel::Kvm),
-            Some(why) => bail!("--accel kvm: {why}; use --accel tcg (or auto)"),
+        "kvm" => match kvm() {
+            Ok(()) => Ok(Accel::Kvm),
+            Err(why) => bail!("--accel kvm: {why}; use --accel tcg (or auto)"),
         },
-        _ => Ok(if kvm_unusable_reason().is_none() {
-            Accel::Kvm
-        } else {
-            Accel::Tcg
+        _ => Ok(match kvm() {
+            Ok(()) => Accel::Kvm,
+            Err(_) => Accel::Tcg,
         }),
+    }
+}
+
+/// Boots a one-node machine under KVM and waits for its report.
+fn probe_kvm(qemu: &Path, kernel: &Path) -> std::result::Result<(), String> {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+
+    let plan = mint_plan::Plan::default_nodes(1).map_err(|e| e.to_string())?;
+    let mut child = Command::new(qemu)
+        .args([
+            "-machine", "pc", "-accel", "kvm", "-cpu", "host", "-smp", "1",
+        ])
+        .args(["-m", &format!("{}M", plan.machine.memory.div_ceil(1 << 20))])
+        .args([
+            "-display",
+            "none",
+            "-vga",
+            "none",
+            "-nodefaults",
+            "-no-reboot",
+        ])
+        .arg("-kernel")
+        .arg(kernel)
+        .args(["-append", &format!("{} mint.mode=boot", plan.encode())])
+        .args(["-serial", "stdio", "-monitor", "none"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
+    let mut out = child.stdout.take().ok_or("no QEMU stdout")?;
+    let mut err = child.stderr.take().ok_or("no QEMU stderr")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let stdout = reader.join().unwrap_or_default();
+    let mut stderr = String::new();
+    let _ = err.read_to_string(&mut stderr);
+    if stdout.contains("MINT-REPORT") {
+        Ok(())
+    } else if is_kvm_failure(&stderr) {
+        Err(format!(
+            "the kernel does not run under this KVM (QEMU: {})",
+            stderr.lines().next().unwrap_or("").trim()
+        ))
+    } else {
+        Err("a one-node probe boot under KVM gave no report within 30 s".into())
     }
 }
 

@@ -10,7 +10,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::machine::{Echo, Event, Machine, Options};
-use crate::{MachineArgs, kernel, plan, qemu};
+use crate::{MachineArgs, plan};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -20,26 +20,13 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
     let (plan, _layout) = plan::load(&args.machine)?;
-    let accel = qemu::choose(&args.machine.accel)?;
-    let qemu = qemu::find_or_install()?;
-    let kernel = match &args.machine.kernel {
-        Some(k) => k.clone(),
-        None => kernel::build(false)?,
-    };
-    let log_dir = args
-        .machine
-        .log_dir
-        .clone()
-        .unwrap_or_else(crate::machine::default_log_dir);
+    let prepared = crate::machine::prepare(&args.machine, false)?;
+    let log_dir = prepared.log_dir.clone();
     let mut machine = Machine::start(Options {
-        qemu,
-        accel,
-        kernel,
+        prepared: &prepared,
         plan: &plan,
         cmdline: vec!["mint.mode=run".into()],
-        log_dir: log_dir.clone(),
         echo: Echo::Stdout,
-        machine_override: (args.machine.qemu_cpus, args.machine.qemu_memory_mib),
     })?;
     // Forward stdin lines to node 0's shell from a separate thread.
     let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
