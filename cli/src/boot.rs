@@ -121,24 +121,15 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
             log_dir.display()
         );
     };
-    let ok = judge(&mut report, fault);
+    judge(&mut report, fault);
     report["accel"] = json!(prepared.accel.as_str());
     report["log_dir"] = json!(log_dir.display().to_string());
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_table(&report);
-    }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    crate::emit(&report, args.json, print_table)
 }
 
-/// Decides the verdict: every node running, or, with a fault, the target
+/// Writes the verdict (`"verdict"`, `"ok"`): every node running, or, with a fault, the target
 /// crashed with a reason and every other node running.
-pub fn judge(report: &mut Value, fault: Option<FaultRequest>) -> bool {
+pub fn judge(report: &mut Value, fault: Option<FaultRequest>) {
     let nodes = report["nodes"].as_array().cloned().unwrap_or_default();
     let state = |n: &Value| n["state"].as_str().unwrap_or("").to_string();
     let others_running = nodes
@@ -173,7 +164,6 @@ pub fn judge(report: &mut Value, fault: Option<FaultRequest>) -> bool {
     };
     report["verdict"] = json!(verdict);
     report["ok"] = json!(ok);
-    ok
 }
 
 fn print_table(report: &Value) {

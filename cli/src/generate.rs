@@ -197,17 +197,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
         );
     };
     let report = summarize(&cfg, &record, &samples, prepared.accel.as_str(), &log_dir)?;
-    let ok = report["ok"].as_bool() == Some(true);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_summary(&report);
-    }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    crate::emit(&report, args.json, print_summary)
 }
 
 fn to_ns(ticks: f64, tsc_hz: f64) -> f64 {

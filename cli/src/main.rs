@@ -78,6 +78,25 @@ struct PlanArgs {
     machine: MachineArgs,
 }
 
+/// Prints a report (JSON, or for people) and turns its `"ok"` into the exit
+/// code: 0 when it holds, 1 when the run finished but failed.
+pub fn emit(
+    report: &serde_json::Value,
+    json: bool,
+    for_people: fn(&serde_json::Value),
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        for_people(report);
+    }
+    Ok(if report["ok"].as_bool() == Some(true) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -442,22 +442,31 @@ fn nic_on_node_2_of_3() {
 
 // ---- patterns ----
 
-/// One slow run of `pattern` (400 frames of 1000 B, seed 7): all delivered.
-fn pattern_run(pattern: Pattern) -> Value {
+/// One slow run of `pattern` (400 frames of 1000 B, seed 7): all
+/// delivered. Returns the report and the target's interrupt intervals in
+/// ns (from the raw samples).
+fn pattern_run(pattern: Pattern) -> (Value, Vec<f64>) {
     let cfg = GenConfig {
         seed: 7,
         ..config(1000, 400, SLOW_NS, pattern, PacketKind::Udp)
     };
-    let (report, _run, _logs) = generate_ok(&cfg, &[]);
+    let (report, _run, logs) = generate_ok(&cfg, &[]);
     assert_all_delivered(&report, 400);
     assert_eq!(report["interval_ns"]["requested"], SLOW_NS, "{report:#}");
-    report
+    let raw = samples(&report, logs.path());
+    let tsc_hz = float(&raw["tsc_hz"], "tsc_hz");
+    let intervals = metric(&raw, "irq_interval")
+        .into_iter()
+        .map(|t| t as f64 * 1e9 / tsc_hz)
+        .collect();
+    (report, intervals)
 }
 
-/// One frame every interval: about one interrupt per frame, one interval apart.
+/// One frame every interval: interrupts one interval apart, and not
+/// taken in a few large batches.
 #[test]
 fn pattern_fixed() {
-    let report = pattern_run(Pattern::Fixed);
+    let (report, _intervals) = pattern_run(Pattern::Fixed);
     let p50 = float(&report["interval_ns"]["p50"], "interval_ns.p50");
     assert!(
         (0.75 * SLOW_NS as f64..=1.25 * SLOW_NS as f64).contains(&p50),
@@ -465,7 +474,7 @@ fn pattern_fixed() {
     );
     let interrupts = uint(&report["interrupts"], "interrupts");
     assert!(
-        interrupts > 400 / 2,
+        interrupts > 400 / 4,
         "a slow fixed run should interrupt about once per frame: {report:#}"
     );
 }
@@ -474,7 +483,7 @@ fn pattern_fixed() {
 /// is 4.6 times its mean; a fixed run's stays near 1-2 times).
 #[test]
 fn pattern_poisson() {
-    let report = pattern_run(Pattern::Poisson);
+    let (report, _intervals) = pattern_run(Pattern::Poisson);
     let p99 = float(&report["interval_ns"]["p99"], "interval_ns.p99");
     assert!(
         p99 > 3.0 * SLOW_NS as f64,
@@ -482,22 +491,31 @@ fn pattern_poisson() {
     );
 }
 
-/// Groups of 8 back to back, 8 intervals apart: the driver takes each
-/// group in about one interrupt, so interrupts are a fraction of the
-/// frames and typically 8 intervals apart.
+/// 50 groups of 8 back to back, 8 intervals apart: the target sees a
+/// group's interrupts close together and then a long gap, so nearly all
+/// of the run's time between interrupts lies in gaps of at least 4
+/// intervals. By hand: 88-100 % for burst:8 (also with one or two
+/// CPU-bound processes beside QEMU), 0-7 % for fixed on a quiet host.
+///
+/// The interrupt count is no reliable sign: 51-100 for the 400 frames on
+/// a quiet host, but up to 400 when QEMU shares the CPUs (the group is
+/// then sent slowly enough for the target to take each frame on its own).
 #[test]
 fn pattern_burst() {
-    let report = pattern_run(Pattern::Burst(8));
-    let interrupts = uint(&report["interrupts"], "interrupts");
+    let (report, intervals) = pattern_run(Pattern::Burst(8));
+    let total: f64 = intervals.iter().sum();
+    let in_gaps: f64 = intervals
+        .iter()
+        .filter(|&&ns| ns >= 4.0 * SLOW_NS as f64)
+        .sum();
     assert!(
-        interrupts <= 400 / 4,
-        "{interrupts} interrupts for 50 bursts of 8: {report:#}"
+        total > 0.0 && in_gaps >= 0.75 * total,
+        "{in_gaps} of {total} ns between interrupts in gaps of 4 intervals or more: {report:#}"
     );
-    let p50 = float(&report["interval_ns"]["p50"], "interval_ns.p50");
+    let p99 = float(&report["interval_ns"]["p99"], "interval_ns.p99");
     assert!(
-        p50 >= 4.0 * SLOW_NS as f64,
-        "interval p50 {p50} ns: bursts are {} ns apart: {report:#}",
-        8 * SLOW_NS
+        p99 >= 4.0 * SLOW_NS as f64,
+        "interval p99 {p99} ns: no gaps between bursts: {report:#}"
     );
 }
 

@@ -58,6 +58,43 @@ impl TrampolineParams {
     }
 }
 
+/// Turns on long mode once CR3 holds the page tables: PAE, OSFXSR and
+/// OSXMMEXCPT (the prebuilt `core` uses SSE), EFER.LME|NXE, then
+/// CR0.PG|PE|MP with EM clear. The same for node 0 and every other node.
+macro_rules! enable_long_mode {
+    () => {
+        "
+    mov eax, cr4
+    or eax, 0x620
+    mov cr4, eax
+    mov ecx, 0xC0000080
+    rdmsr
+    or eax, 0x900
+    wrmsr
+    mov eax, cr0
+    and eax, 0xFFFFFFFB
+    or eax, 0x80000003
+    mov cr0, eax
+"
+    };
+}
+
+/// Loads the flat data segment (GDT selector 0x10) and clears FS/GS, first
+/// thing in 64-bit mode.
+macro_rules! load_data_segments {
+    () => {
+        "
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    xor eax, eax
+    mov fs, ax
+    mov gs, ax
+"
+    };
+}
+
 // The PVH ELF note (XEN_ELFNOTE_PHYS32_ENTRY = 18): where QEMU enters us.
 global_asm!(
     r#"
@@ -122,22 +159,11 @@ pvh_start32:
     add edi, 8
     loop 3b
 
-    # PAE, OSFXSR, OSXMMEXCPT: the prebuilt `core` uses SSE.
-    mov eax, cr4
-    or eax, 0x620
-    mov cr4, eax
     mov eax, offset boot_pml4 - KV
     mov cr3, eax
-    # EFER.LME | EFER.NXE
-    mov ecx, 0xC0000080
-    rdmsr
-    or eax, 0x900
-    wrmsr
-    # PG | PE | MP, clear EM.
-    mov eax, cr0
-    and eax, 0xFFFFFFFB
-    or eax, 0x80000003
-    mov cr0, eax
+    "#,
+    enable_long_mode!(),
+    r#"
     lgdt [boot_gdt_ptr - KV]
     push 0x08
     mov eax, offset pvh_long_mode - KV
@@ -146,13 +172,9 @@ pvh_start32:
 
     .code64
 pvh_long_mode:
-    mov ax, 0x10
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    xor eax, eax
-    mov fs, ax
-    mov gs, ax
+    "#,
+    load_data_segments!(),
+    r#"
     movabs rax, offset pvh_high
     jmp rax
 pvh_high:
@@ -234,31 +256,19 @@ ap_tramp16:
     mov ax, cs
     mov ds, ax
     lgdt [64]
-    mov eax, cr4
-    or eax, 0x620
-    mov cr4, eax
     mov eax, dword ptr [8]
     mov cr3, eax
-    mov ecx, 0xC0000080
-    rdmsr
-    or eax, 0x900
-    wrmsr
-    mov eax, cr0
-    and eax, 0xFFFFFFFB
-    or eax, 0x80000003
-    mov cr0, eax
+    "#,
+    enable_long_mode!(),
+    r#"
     .byte 0x66, 0xEA
     .long 0x8000 + (ap_tramp64 - ap_tramp_start)
     .word 0x08
     .code64
 ap_tramp64:
-    mov ax, 0x10
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    xor eax, eax
-    mov fs, ax
-    mov gs, ax
+    "#,
+    load_data_segments!(),
+    r#"
     mov rsp, qword ptr [0x8000 + 16]
     mov rdi, qword ptr [0x8000 + 24]
     mov rax, qword ptr [0x8000 + 32]
