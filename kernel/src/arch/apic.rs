@@ -83,13 +83,14 @@ pub fn init(spurious: Vector, error: Vector) -> bool {
     let x2 = cpu::has_x2apic();
     let mut base = Msr::new(IA32_APIC_BASE);
     // SAFETY: IA32_APIC_BASE exists on every x86-64 CPU; we only set the
-    // enable bits and keep the base address.
+    // enable bits and keep the base address. xAPIC first, then x2APIC: the
+    // architecture does not allow going from disabled straight to x2APIC.
     unsafe {
-        let mut v = base.read() | APIC_BASE_ENABLE;
-        if x2 {
-            v |= APIC_BASE_X2APIC;
-        }
+        let v = base.read() | APIC_BASE_ENABLE;
         base.write(v);
+        if x2 {
+            base.write(v | APIC_BASE_X2APIC);
+        }
     }
     X2APIC.store(x2, Ordering::Relaxed);
     write(Reg::SpuriousVector, SVR_ENABLE | u32::from(spurious.0));
