@@ -11,58 +11,24 @@
 //! - `--accel kvm` on a host with and without hardware virtualization.
 //!
 //! The host is small (2 cores) and QEMU emulates in software, so machines
-//! run one at a time: every test that might start QEMU holds [`MACHINE`].
+//! run one at a time: every test that might start QEMU holds the guard of
+//! [`common::one_machine_at_a_time`].
+
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{Run, mint, one_machine_at_a_time, run_logged, uint};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-const MINT: &str = env!("CARGO_BIN_EXE_mint");
 /// Pings each node sends to each peer in `mint boot`.
 const PINGS_PER_PEER: usize = 32;
 /// Memory of each node in a `--nodes N` plan.
 const DEFAULT_NODE_MEMORY: u64 = 64 << 20;
 
-/// Held while a test may run a machine.
-static MACHINE: Mutex<()> = Mutex::new(());
-
-fn one_machine_at_a_time() -> MutexGuard<'static, ()> {
-    MACHINE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// One finished `mint` process.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
 impl Run {
-    /// The exit code and both streams, for assertion messages.
-    fn context(&self) -> String {
-        format!(
-            "exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    /// The `--json` report on stdout.
-    fn report(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not a JSON report ({e})\n{}", self.context()))
-    }
-
-    fn assert_exit(&self, code: i32) {
-        assert_eq!(self.code, code, "{}", self.context());
-    }
-
     fn assert_stderr_mentions(&self, fragments: &[&str]) {
         for fragment in fragments {
             assert!(
@@ -72,38 +38,12 @@ impl Run {
             );
         }
     }
-
-    /// Whether any node's console was echoed, i.e. a machine ran.
-    fn console_seen(&self) -> bool {
-        let echoed = |s: &str| s.lines().any(|l| l.starts_with("[node"));
-        echoed(&self.stdout) || echoed(&self.stderr)
-    }
-}
-
-/// Runs `mint` with `args`.
-fn mint(args: &[&str]) -> Run {
-    let start = Instant::now();
-    let out = Command::new(MINT)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {MINT}: {e}"));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
 }
 
 /// `mint boot --json` with `args`, one machine at a time, consoles logged
 /// to a fresh directory (returned, so the logs outlive the run).
 fn boot(args: &[&str]) -> (Run, TempDir) {
-    let logs = TempDir::new().expect("temporary log directory");
-    let log_dir = logs.path().to_str().expect("UTF-8 temp path");
-    let mut all = vec!["boot", "--json", "--timeout", "120", "--log-dir", log_dir];
-    all.extend_from_slice(args);
-    let _machine = one_machine_at_a_time();
-    (mint(&all), logs)
+    run_logged("boot", args)
 }
 
 /// `mint boot` with `args` must be refused before QEMU starts: exit 2, no
@@ -164,11 +104,6 @@ fn node(report: &Value, id: u64) -> &Value {
         .iter()
         .find(|n| n["id"] == id)
         .unwrap_or_else(|| panic!("report has no node {id}: {report:#}"))
-}
-
-fn uint(v: &Value, what: &str) -> u64 {
-    v.as_u64()
-        .unwrap_or_else(|| panic!("{what} is not an unsigned integer: {v}"))
 }
 
 /// The RTT samples `node` measured with `peer`.
