@@ -237,6 +237,7 @@ fn summarize(
     let latency = samples.metric("latency")?;
     let intervals = samples.metric("irq_interval")?;
     let ipi = samples.metric("ipi_latency")?;
+    let ipi_request = samples.metric("ipi_request")?;
     if send.len() as u64 != sent.min(send.len() as u64) || (send.len() as u64) < sent.min(1 << 20) {
         bail!("send_time: {} samples for {sent} frames sent", send.len());
     }
@@ -262,6 +263,7 @@ fn summarize(
         "latency": latency,
         "irq_interval": intervals,
         "ipi_latency": ipi,
+        "ipi_request": ipi_request,
     });
     std::fs::write(&samples_path, serde_json::to_vec(&raw)?)
         .with_context(|| format!("cannot write {}", samples_path.display()))?;
@@ -288,6 +290,11 @@ fn summarize(
         },
         "latency_ns": summary_ns(latency, tsc_hz),
         "ipi_to_handler_ns": summary_ns(ipi, tsc_hz),
+        // The IPI-sending part of the send time, over the sends that sent one.
+        "ipi_request_ns": summary_ns(
+            &ipi_request.iter().copied().filter(|&t| t > 0).collect::<Vec<_>>(),
+            tsc_hz
+        ),
         "interrupts": rec["interrupts"],
         "ipis_sent": rec["ipis_sent"],
         "tsc_hz": tsc_hz,
@@ -335,6 +342,12 @@ fn print_summary(r: &Value) {
         f(&r["send_time_ns"]["p50"]),
         f(&r["send_time_ns"]["p99"]),
         r["send_throughput_gbps"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  of which requesting the IPI: p50 {} ns, p99 {} ns (over {} sends that sent one)",
+        f(&r["ipi_request_ns"]["p50"]),
+        f(&r["ipi_request_ns"]["p99"]),
+        r["ipi_request_ns"]["count"]
     );
     println!(
         "interrupt interval at the target: requested {} ns, p50 {} ns, p99 {} ns ({} interrupts, {} IPIs)",

@@ -37,6 +37,9 @@ pub struct RunResult {
     pub run_id: u32,
     /// TSC ticks of each packet's send processing.
     pub send_ticks: Vec<u64>,
+    /// The part of each send spent requesting the IPI (0 when the posted
+    /// flag was already set and no IPI was sent).
+    pub ipi_request_ticks: Vec<u64>,
     /// TSC ticks from the first deadline to the end of the last send.
     pub inject_span: u64,
     pub completed: bool,
@@ -97,13 +100,19 @@ pub fn run(
     );
     let mut model = DeviceModel::new();
     let mut send_ticks = Vec::with_capacity(cfg.count as usize);
+    let mut ipi_request_ticks = Vec::with_capacity(cfg.count as usize);
     let tsc_hz = u128::from(node::tsc_hz());
     let target_apic = node::apic_of(target);
+    // Returns the TSC ticks spent sending an IPI (0 if none was needed).
     let raise = || {
         if nic.irq_pending.0.swap(1, Ordering::AcqRel) == 0 {
-            nic.ipi_sent_tsc.0.store(cpu::rdtsc(), Ordering::Release);
+            let t = cpu::rdtsc();
+            nic.ipi_sent_tsc.0.store(t, Ordering::Release);
             apic::send_ipi(target_apic, NIC_VECTOR);
             ctl.ipis_sent.fetch_add(1, Ordering::Relaxed);
+            cpu::rdtsc() - t
+        } else {
+            0
         }
     };
 
@@ -121,26 +130,22 @@ pub fn run(
         let fault = (corrupt_every > 0 && (seq as u32 + 1) % corrupt_every == 0).then(|| {
             WritebackFault::ALL[(seq / corrupt_every as usize) % WritebackFault::ALL.len()]
         });
-        match model.receive_with_fault(&regs, &ring, &dma, frame, fault) {
-            Ok(r) => {
-                if r.raise_interrupt {
-                    raise();
-                }
-            }
+        let ipi_ticks = match model.receive_with_fault(&regs, &ring, &dma, frame, fault) {
+            Ok(r) if r.raise_interrupt => raise(),
+            Ok(_) => 0,
             Err(drop) => {
                 let reason = match drop {
                     RxDrop::NoDescriptor { .. } => DropReason::RingFull,
                     _ => DropReason::DeviceRefused,
                 };
                 ctl.count_drop(reason, 1);
-                if drop.raise_interrupt() {
-                    raise();
-                }
+                if drop.raise_interrupt() { raise() } else { 0 }
             }
-        }
+        };
         let t1 = cpu::rdtsc();
         ctl.sent.fetch_add(1, Ordering::Release);
         send_ticks.push(t1 - t0);
+        ipi_request_ticks.push(ipi_ticks);
         last_end = t1;
     }
     ctl.set_phase(RunPhase::Injected);
@@ -153,6 +158,7 @@ pub fn run(
     Ok(RunResult {
         run_id,
         send_ticks,
+        ipi_request_ticks,
         inject_span: last_end - start,
         completed,
     })

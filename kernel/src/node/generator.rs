@@ -37,6 +37,7 @@ pub fn run(
     let unaccounted = ctl.unaccounted();
     if machine_readable {
         crate::net::dump_samples(r.run_id, "send_time", &r.send_ticks);
+        crate::net::dump_samples(r.run_id, "ipi_request", &r.ipi_request_ticks);
         let mut s = String::new();
         let _ = write!(
             s,
