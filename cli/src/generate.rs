@@ -133,6 +133,9 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
         );
     }
     let n = plan.nodes.len();
+    if n < 2 {
+        bail!("mint gen needs at least 2 nodes (a support node and a target); the plan has {n}");
+    }
     if args.target == 0 || usize::from(args.target) >= n {
         bail!(
             "--target {}: the target must be another node of the plan (1..{})",

@@ -72,6 +72,10 @@ pub fn receive_forever() -> ! {
         }
         match ctl.phase() {
             Some(RunPhase::Configured) => {
+                // Frames a previous, abandoned run left behind are not this run's.
+                while driver::skbs().front().is_some() {
+                    driver::skbs().release_front();
+                }
                 app.arm(ctl);
                 dev_stats = device::Stats::default();
                 driver::reset_samples();
