@@ -128,12 +128,48 @@ pub struct RxCounters {
     pub bad_buffer_addr: u64,
     /// Completions whose buffer could not be read.
     pub dma_errors: u64,
+    /// Valid frames the caller's [`RxSink`] had no room for.
+    pub sink_full: u64,
 }
 
 impl RxCounters {
+    /// Completions refused for what the descriptor or its buffer said (not
+    /// for lack of room on the caller's side).
+    pub fn refused(&self) -> u64 {
+        self.bad_length + self.no_eop + self.rx_errors + self.bad_buffer_addr + self.dma_errors
+    }
+
     /// Every completion that was recycled without delivery.
     pub fn dropped(&self) -> u64 {
-        self.bad_length + self.no_eop + self.rx_errors + self.bad_buffer_addr + self.dma_errors
+        self.refused() + self.sink_full
+    }
+}
+
+/// Where [`RxRing::poll_into`] puts frames: straight into the caller's
+/// buffers (a socket buffer, say), so a frame is copied once, from the DMA
+/// buffer to its destination.
+pub trait RxSink {
+    /// A buffer of at least `len` bytes for the next frame, or `None` when
+    /// the caller has no room (the frame is dropped and counted as
+    /// `sink_full`).
+    fn buffer(&mut self, len: usize) -> Option<&mut [u8]>;
+    /// The first `len` bytes of the last buffer now hold a complete frame.
+    fn commit(&mut self, len: usize);
+}
+
+/// The [`RxSink`] behind [`RxRing::poll`]: one scratch buffer and a callback.
+struct ScratchSink<'a, F> {
+    scratch: &'a mut [u8],
+    deliver: F,
+}
+
+impl<F: FnMut(&[u8])> RxSink for ScratchSink<'_, F> {
+    fn buffer(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.scratch.get_mut(..len)
+    }
+
+    fn commit(&mut self, len: usize) {
+        (self.deliver)(&self.scratch[..len]);
     }
 }
 
@@ -272,7 +308,7 @@ impl<B: BufferAddrs> RxRing<B> {
         dma: &M,
         scratch: &mut [u8],
         budget: usize,
-        mut deliver: F,
+        deliver: F,
     ) -> Result<PollResult, PollError>
     where
         R: RegisterAccess + ?Sized,
@@ -286,6 +322,31 @@ impl<B: BufferAddrs> RxRing<B> {
                 got: scratch.len(),
             });
         }
+        Ok(self.poll_into(
+            regs,
+            ring,
+            dma,
+            budget,
+            &mut ScratchSink { scratch, deliver },
+        ))
+    }
+
+    /// As [`poll`](Self::poll), but each valid frame is read from its DMA
+    /// buffer directly into a buffer `sink` provides: one copy per frame.
+    pub fn poll_into<R, D, M, S>(
+        &mut self,
+        regs: &R,
+        ring: &D,
+        dma: &M,
+        budget: usize,
+        sink: &mut S,
+    ) -> PollResult
+    where
+        R: RegisterAccess + ?Sized,
+        D: DescriptorRing + ?Sized,
+        M: DmaMemory + ?Sized,
+        S: RxSink + ?Sized,
+    {
         let limit = budget.min(usize::from(self.count - 1));
         let mut result = PollResult::default();
         let mut index = self.next_to_clean;
@@ -300,16 +361,19 @@ impl<B: BufferAddrs> RxRing<B> {
                 Ok(len) => {
                     // Read from our own address, not the descriptor's: they are equal here, and
                     // using ours leaves nothing for the peer to change between check and use.
-                    let frame = &mut scratch[..len];
-                    match dma.read(expected, frame) {
-                        Ok(()) => {
-                            deliver(frame);
+                    match sink.buffer(len).map(|b| dma.read(expected, &mut b[..len])) {
+                        Some(Ok(())) => {
+                            sink.commit(len);
                             self.counters.delivered += 1;
                             self.counters.bytes += len as u64;
                             result.delivered += 1;
                         }
-                        Err(_) => {
+                        Some(Err(_)) => {
                             self.counters.dma_errors += 1;
+                            result.dropped += 1;
+                        }
+                        None => {
+                            self.counters.sink_full += 1;
                             result.dropped += 1;
                         }
                     }
@@ -339,7 +403,7 @@ impl<B: BufferAddrs> RxRing<B> {
             regs.write(Register::RDT, u32::from(self.prev(index)));
         }
         result.more = limit > 0 && result.cleaned == limit;
-        Ok(result)
+        result
     }
 
     fn validate(&self, d: &RxDescriptor, expected: u64) -> Result<usize, Reject> {

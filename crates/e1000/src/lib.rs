@@ -44,7 +44,9 @@ mod tests;
 
 pub use desc::{RxDescriptor, RxDescriptorView, RxErrors, RxStatus, ViewError};
 pub use device::{ConfigError, DeviceModel, DropCounters, Received, RxDrop, WritebackFault};
-pub use driver::{BufferAddrs, Contiguous, InitError, PollError, PollResult, RxCounters, RxRing};
+pub use driver::{
+    BufferAddrs, Contiguous, InitError, PollError, PollResult, RxCounters, RxRing, RxSink,
+};
 pub use regs::{
     Ctrl, Interrupt, Rctl, Register, RegisterAccess, RegisterFile, RegisterSlots, Status,
 };

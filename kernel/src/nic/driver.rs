@@ -47,6 +47,24 @@ pub struct SkbPool {
 // on this node's single core.
 unsafe impl Sync for SkbPool {}
 
+/// The driver's side of the pool: frames go from the DMA buffer straight
+/// into a socket buffer (one copy).
+struct SkbProducer<'a>(&'a SkbPool);
+
+impl mint_e1000::RxSink for SkbProducer<'_> {
+    fn buffer(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.0.free_slot().and_then(|b| b.get_mut(..len))
+    }
+
+    fn commit(&mut self, len: usize) {
+        self.0.publish(len);
+    }
+}
+
+// Buffers are handed out as `&mut` from `&self` by design: they are
+// interior-mutable (UnsafeCell) and each slot has exactly one owner at a
+// time (the producer while free, the consumer while published).
+#[allow(clippy::mut_from_ref)]
 impl SkbPool {
     fn new() -> SkbPool {
         SkbPool {
@@ -57,30 +75,31 @@ impl SkbPool {
         }
     }
 
-    /// Producer: copies `frame` into a free buffer, or returns false.
-    fn push(&self, frame: &[u8]) -> bool {
+    /// Producer: the next free buffer, if any (published by `publish`).
+    fn free_slot(&self) -> Option<&mut [u8]> {
         let tail = self.tail.load(Ordering::Relaxed);
         let head = self.head.load(Ordering::Acquire);
-        if tail.wrapping_sub(head) as usize >= SKB_SLOTS || frame.len() > BUFFER_SIZE {
-            return false;
+        if tail.wrapping_sub(head) as usize >= SKB_SLOTS {
+            return None;
         }
         let slot = tail as usize % SKB_SLOTS;
-        // SAFETY: slot `tail` is free (not in head..tail) and only the producer
-        // writes free slots; the range is inside the pool.
-        unsafe {
+        // SAFETY: slot `tail` is free (not in head..tail) and only the
+        // producer (the interrupt handler) touches free slots.
+        Some(unsafe {
             let base = (*self.data.get()).as_mut_ptr().add(slot * BUFFER_SIZE);
-            core::ptr::copy_nonoverlapping(frame.as_ptr(), base, frame.len());
-        }
-        self.lens[slot].store(frame.len() as u32, Ordering::Relaxed);
+            core::slice::from_raw_parts_mut(base, BUFFER_SIZE)
+        })
+    }
+
+    /// Producer: the free buffer now holds a `len`-byte frame.
+    fn publish(&self, len: usize) {
+        let tail = self.tail.load(Ordering::Relaxed);
+        self.lens[tail as usize % SKB_SLOTS].store(len as u32, Ordering::Relaxed);
         self.tail.store(tail.wrapping_add(1), Ordering::Release);
-        true
     }
 
     /// Consumer: the oldest published buffer, if any (stays owned by the
     /// consumer until `release_front`).
-    // A mutable slice from `&self` is this SPSC pool's design: the buffer is
-    // interior-mutable (UnsafeCell) and owned by the one consumer.
-    #[allow(clippy::mut_from_ref)]
     pub fn front(&self) -> Option<&mut [u8]> {
         let head = self.head.load(Ordering::Relaxed);
         if head == self.tail.load(Ordering::Acquire) {
@@ -125,7 +144,6 @@ struct Driver {
     ring: SharedRing,
     dma: DmaWindow,
     rx: RxRing<Contiguous>,
-    scratch: Box<[u8]>,
     samples: IrqSamples,
 }
 
@@ -169,7 +187,6 @@ pub fn attach(shared_phys: u64, shared_size: u64) -> Result<(), alloc::string::S
         ring,
         dma,
         rx,
-        scratch: vec![0u8; BUFFER_SIZE].into_boxed_slice(),
         samples: IrqSamples {
             intervals: Vec::with_capacity(MAX_SAMPLES),
             ipi_latency: Vec::with_capacity(MAX_SAMPLES),
@@ -224,26 +241,25 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
         d.samples.ipi_latency.push(entry.saturating_sub(sent));
     }
     let _causes = d.rx.ack(&d.regs);
-    let skbs = skbs();
-    let before = d.rx.counters().dropped();
-    let result = d.rx.poll(
+    let before = *d.rx.counters();
+    let result = d.rx.poll_into(
         &d.regs,
         &d.ring,
         &d.dma,
-        &mut d.scratch,
         usize::MAX,
-        |frame| {
-            if !skbs.push(frame) {
-                run.count_drop(DropReason::SocketBufferFull, 1);
-            }
-        },
+        &mut SkbProducer(skbs()),
     );
-    let refused = d.rx.counters().dropped() - before;
+    let after = d.rx.counters();
+    let refused = after.refused() - before.refused();
     if refused > 0 {
         run.count_drop(DropReason::BadDescriptor, refused);
     }
+    let full = after.sink_full - before.sink_full;
+    if full > 0 {
+        run.count_drop(DropReason::SocketBufferFull, full);
+    }
     // More completed descriptors than one poll may clean: come back.
-    if matches!(result, Ok(r) if r.more) {
+    if result.more {
         nic.irq_pending.0.store(1, Ordering::Release);
         apic::send_ipi(apic::id(), NIC_VECTOR);
     }

@@ -127,9 +127,10 @@ pub fn run(
         let frame = template.stamp_own(seq as u32, t0);
         // Fault injection: every Nth write-back is corrupted, cycling through
         // the kinds a driver must refuse.
-        let fault = (corrupt_every > 0 && (seq as u32 + 1) % corrupt_every == 0).then(|| {
-            WritebackFault::ALL[(seq / corrupt_every as usize) % WritebackFault::ALL.len()]
-        });
+        let fault =
+            (corrupt_every > 0 && (seq as u32 + 1).is_multiple_of(corrupt_every)).then(|| {
+                WritebackFault::ALL[(seq / corrupt_every as usize) % WritebackFault::ALL.len()]
+            });
         let ipi_ticks = match model.receive_with_fault(&regs, &ring, &dma, frame, fault) {
             Ok(r) if r.raise_interrupt => raise(),
             Ok(_) => 0,
