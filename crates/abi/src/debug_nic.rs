@@ -145,7 +145,8 @@ pub struct DebugNic {
     /// Set by the driver when its ring is programmed (node id + 1; 0 = none).
     pub driver_ready: AtomicU32,
     pub irq_pending: PaddedU32,
-    /// TSC at which the support node sent the last IPI.
+    /// TSC at which the support node sent its last IPI; the target's handler
+    /// takes it (swaps in 0) to time IPI-to-handler latency.
     pub ipi_sent_tsc: PaddedU64,
     pub run: RunControl,
 }

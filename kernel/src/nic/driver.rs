@@ -221,7 +221,7 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
     let nic = &shared::region().debug_nic;
     // Clear the posted flag before reading causes: anything raised after
     // this point sends a new IPI (see mint_abi::debug_nic).
-    let posted = nic.irq_pending.0.swap(0, Ordering::AcqRel);
+    nic.irq_pending.0.swap(0, Ordering::AcqRel);
     let p = DRIVER.load(Ordering::Acquire);
     if p.is_null() {
         apic::end_of_interrupt();
@@ -236,9 +236,14 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
         d.samples.intervals.push(entry - d.samples.last_entry);
     }
     d.samples.last_entry = entry;
-    if posted != 0 && d.samples.ipi_latency.len() < MAX_SAMPLES {
-        let sent = nic.ipi_sent_tsc.0.load(Ordering::Acquire);
-        d.samples.ipi_latency.push(entry.saturating_sub(sent));
+    // IPI-to-handler latency: each IPI's send stamp is taken exactly once.
+    // A stamp from after this entry belongs to an IPI still in flight (this
+    // entry has another cause): leave it for the entry that IPI makes.
+    let sent = nic.ipi_sent_tsc.0.swap(0, Ordering::AcqRel);
+    if sent > entry {
+        nic.ipi_sent_tsc.0.store(sent, Ordering::Release);
+    } else if sent != 0 && d.samples.ipi_latency.len() < MAX_SAMPLES {
+        d.samples.ipi_latency.push(entry - sent);
     }
     let _causes = d.rx.ack(&d.regs);
     let before = *d.rx.counters();
