@@ -54,6 +54,10 @@ pub struct GenArgs {
     /// and survive each. 0 = never.
     #[arg(long, default_value_t = 0)]
     pub corrupt_every: u32,
+    /// Write every injected frame, as the NIC received it, to this pcap file
+    /// (timestamps from the injection TSC).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
     /// Print the result as JSON on stdout (consoles go to stderr).
     #[arg(long)]
     pub json: bool,
@@ -199,8 +203,46 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
             log_dir.display()
         );
     };
+    if let Some(path) = &args.pcap {
+        write_pcap(path, &cfg, &record, samples.metric("inject_tsc")?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let report = summarize(&cfg, &record, &samples, prepared.accel.as_str(), &log_dir)?;
     crate::emit(&report, args.json, print_summary)
+}
+
+/// Rebuilds every injected frame (frames are deterministic given the run's
+/// config, the sequence number and the stamped TSC) and writes them with
+/// timestamps relative to the host clock at the end of the run.
+fn write_pcap(
+    path: &std::path::Path,
+    cfg: &GenConfig,
+    rec: &Value,
+    inject_tsc: &[u64],
+) -> Result<()> {
+    use pcap_file::pcap::{PcapPacket, PcapWriter};
+    let tsc_hz = rec["tsc_hz"]
+        .as_f64()
+        .filter(|&h| h > 0.0)
+        .context("record without tsc_hz")?;
+    let sent = rec["sent"].as_u64().unwrap_or(0) as usize;
+    if inject_tsc.len() != sent {
+        bail!("{} injection stamps for {sent} frames", inject_tsc.len());
+    }
+    let template =
+        mint_traffic::FrameTemplate::from_config(cfg, &mint_traffic::Endpoints::default())?;
+    let first = inject_tsc.first().copied().unwrap_or(0);
+    let last = inject_tsc.last().copied().unwrap_or(0);
+    let end = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let start = end.saturating_sub(Duration::from_secs_f64((last - first) as f64 / tsc_hz));
+    let mut writer = PcapWriter::new(std::fs::File::create(path)?)?;
+    let mut frame = vec![0u8; template.len()];
+    for (seq, &tsc) in inject_tsc.iter().enumerate() {
+        let len = template.render(&mut frame, seq as u32, tsc)?;
+        let at = start + Duration::from_secs_f64((tsc - first) as f64 / tsc_hz);
+        writer.write_packet(&PcapPacket::new(at, len as u32, &frame[..len]))?;
+    }
+    Ok(())
 }
 
 fn to_ns(ticks: f64, tsc_hz: f64) -> f64 {

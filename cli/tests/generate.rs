@@ -653,3 +653,40 @@ fn refuses_bad_support_and_target_nodes() {
         &["--target 3", "another node", "1..2"],
     );
 }
+
+// ---------------------------------------------------------------------------
+// Capture
+
+/// `--pcap` writes every injected frame: as many as were sent, each the
+/// configured size, each a valid frame whose payload carries its sequence
+/// number and passes the payload check, with timestamps in order.
+#[test]
+fn pcap_holds_every_injected_frame() {
+    use pcap_file::pcap::PcapReader;
+    for kind in [PacketKind::Udp, PacketKind::Raw] {
+        let dir = TempDir::new().expect("temp dir");
+        let pcap = dir.path().join("run.pcap");
+        let pcap_arg = pcap.to_str().expect("UTF-8 temp path");
+        let cfg = config(700, 150, SLOW_NS, Pattern::Poisson, kind);
+        let (report, _run, _logs) = generate_ok(&cfg, &["--pcap", pcap_arg]);
+        assert_all_delivered(&report, 150);
+        let mut reader = PcapReader::new(std::fs::File::open(&pcap).expect("pcap written"))
+            .expect("pcap header");
+        let mut last = std::time::Duration::ZERO;
+        let mut n = 0u32;
+        while let Some(packet) = reader.next_packet() {
+            let packet = packet.expect("pcap packet");
+            assert_eq!(packet.data.len(), 700, "frame {n}");
+            assert_eq!(packet.orig_len, 700, "frame {n}");
+            assert!(packet.timestamp >= last, "timestamps go back at frame {n}");
+            last = packet.timestamp;
+            let payload = mint_traffic::parse_frame(kind, &packet.data)
+                .unwrap_or_else(|e| panic!("frame {n} is not a valid {kind} frame: {e:?}"));
+            let info = mint_traffic::check(payload)
+                .unwrap_or_else(|e| panic!("frame {n} payload fails its check: {e:?}"));
+            assert_eq!(info.seq, n, "frames in sequence order");
+            n += 1;
+        }
+        assert_eq!(n, 150, "one pcap record per frame sent");
+    }
+}

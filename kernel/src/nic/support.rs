@@ -40,6 +40,8 @@ pub struct RunResult {
     /// The part of each send spent requesting the IPI (0 when the posted
     /// flag was already set and no IPI was sent).
     pub ipi_request_ticks: Vec<u64>,
+    /// Each frame's injection TSC (stamped in its payload).
+    pub inject_tsc: Vec<u64>,
     /// TSC ticks from the first deadline to the end of the last send.
     pub inject_span: u64,
     pub completed: bool,
@@ -101,6 +103,7 @@ pub fn run(
     let mut model = DeviceModel::new();
     let mut send_ticks = Vec::with_capacity(cfg.count as usize);
     let mut ipi_request_ticks = Vec::with_capacity(cfg.count as usize);
+    let mut inject_tsc = Vec::with_capacity(cfg.count as usize);
     let tsc_hz = u128::from(node::tsc_hz());
     let target_apic = node::apic_of(target);
     // Returns the TSC ticks spent sending an IPI (0 if none was needed).
@@ -147,6 +150,7 @@ pub fn run(
         ctl.sent.fetch_add(1, Ordering::Release);
         send_ticks.push(t1 - t0);
         ipi_request_ticks.push(ipi_ticks);
+        inject_tsc.push(t0);
         last_end = t1;
     }
     ctl.set_phase(RunPhase::Injected);
@@ -160,6 +164,7 @@ pub fn run(
         run_id,
         send_ticks,
         ipi_request_ticks,
+        inject_tsc,
         inject_span: last_end - start,
         completed,
     })

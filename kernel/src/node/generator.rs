@@ -38,6 +38,7 @@ pub fn run(
     if machine_readable {
         crate::net::dump_samples(r.run_id, "send_time", &r.send_ticks);
         crate::net::dump_samples(r.run_id, "ipi_request", &r.ipi_request_ticks);
+        crate::net::dump_samples(r.run_id, "inject_tsc", &r.inject_tsc);
         let mut s = String::new();
         let _ = write!(
             s,
