@@ -68,6 +68,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         .map(|f| parse_fault(f, plan.nodes.len()))
         .transpose()?;
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
+    let timeout = args.machine.timeout.unwrap_or(120);
     let log_dir = prepared.log_dir.clone();
     let mut cmdline = vec!["mint.mode=boot".to_string()];
     if let Some(f) = fault {
@@ -85,7 +86,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
     })?;
     let mut report: Option<Value> = None;
     let mut refused: Option<String> = None;
-    let outcome = machine.finish(Duration::from_secs(args.machine.timeout), |ev| {
+    let outcome = machine.finish(Duration::from_secs(timeout), |ev| {
         if let Event::Line { node, text } = ev {
             if node.0 != 0 {
                 return;
@@ -110,7 +111,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         bail!(
             "the machine ended without a report ({}); QEMU said: {}; consoles in {}",
             if outcome.timed_out {
-                format!("timed out after {} s", args.machine.timeout)
+                format!("timed out after {timeout} s")
             } else {
                 format!(
                     "QEMU exit status {:?}",

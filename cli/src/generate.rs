@@ -147,7 +147,22 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
             n.saturating_sub(1)
         );
     }
+    if plan.shared_size < mint_abi::debug_nic::min_shared_size() {
+        bail!(
+            "the debug NIC needs a shared region of at least {} MiB (its RX ring and {} buffers of {} KiB); the plan gives {} MiB",
+            mint_abi::debug_nic::min_shared_size() >> 20,
+            mint_abi::debug_nic::RING_SLOTS,
+            mint_abi::debug_nic::BUFFER_SIZE / 1024,
+            plan.shared_size >> 20
+        );
+    }
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
+    // Injection takes the schedule's length; printing the raw samples
+    // takes about 100 us per frame and node under emulation.
+    let timeout = args
+        .machine
+        .timeout
+        .unwrap_or(120 + cfg.nominal_duration_ns() / 1_000_000_000 + u64::from(cfg.count) / 5_000);
     let log_dir = prepared.log_dir.clone();
     let kv = cfg.to_string().replace(' ', ",");
     let machine = Machine::start(Options {
@@ -169,7 +184,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
     let mut error: Option<String> = None;
     let mut samples = Samples::default();
     let mut sample_error: Option<anyhow::Error> = None;
-    let outcome = machine.finish(Duration::from_secs(args.machine.timeout), |ev| {
+    let outcome = machine.finish(Duration::from_secs(timeout), |ev| {
         let Event::Line { node, text } = ev else {
             return;
         };

@@ -195,26 +195,25 @@ impl Machine {
         let deadline = Instant::now() + timeout;
         let mut timed_out = false;
         loop {
+            // Checked on every turn: busy consoles must not hold off the deadline.
+            if !timed_out && Instant::now() > deadline {
+                timed_out = true;
+                let _ = self.child.kill();
+            }
             if let Some(ev) = self.next_event(Duration::from_millis(50)) {
                 on_event(ev);
                 continue;
             }
-            if !self.running() && self.consoles_open == 0 {
-                break;
-            }
             if !self.running() {
-                // Consoles close right after QEMU exits; give them a moment.
-                let drain = Instant::now() + Duration::from_secs(2);
+                // The consoles' readers may still hold the last lines;
+                // they close right after QEMU's end.
+                let drain = Instant::now() + Duration::from_secs(10);
                 while self.consoles_open > 0 && Instant::now() < drain {
                     if let Some(ev) = self.next_event(Duration::from_millis(50)) {
                         on_event(ev);
                     }
                 }
                 break;
-            }
-            if Instant::now() > deadline {
-                timed_out = true;
-                let _ = self.child.kill();
             }
         }
         let status = self.child.wait().ok();

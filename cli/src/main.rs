@@ -60,9 +60,10 @@ pub struct MachineArgs {
     /// Where to keep per-node console logs (default: runs/<time>).
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<std::path::PathBuf>,
-    /// Give up on the machine after this many seconds.
-    #[arg(long, default_value_t = 120)]
-    pub timeout: u64,
+    /// Give up on the machine after this many seconds (default: 120 for
+    /// `boot`; for `gen`, 120 plus the run's own length; none for `run`).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
     /// Testing: start QEMU with this many CPUs instead of the plan's, to
     /// exercise node 0's own check of the plan against the machine.
     #[arg(long, hide = true)]

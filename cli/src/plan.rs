@@ -3,10 +3,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use mint_plan::{Layout, Plan};
 
 use crate::MachineArgs;
+
+/// RAM at or above this makes QEMU's `pc` machine put part of it above 4 GiB.
+const QEMU_PC_LOW_RAM_LIMIT: u64 = 0xE000_0000;
 
 /// The plan to boot, validated, with its physical layout.
 pub fn load(args: &MachineArgs) -> Result<(Plan, Layout)> {
@@ -20,6 +23,14 @@ pub fn load(args: &MachineArgs) -> Result<(Plan, Layout)> {
         (None, None) => Plan::default(),
     };
     let layout = plan.validate().context("partition plan rejected")?;
+    if plan.machine.memory >= QEMU_PC_LOW_RAM_LIMIT {
+        bail!(
+            "partition plan rejected: machine memory {} MiB: the QEMU `pc` machine keeps RAM in one \
+             range only below {} MiB (above that it splits RAM around the PCI hole at 3 GiB)",
+            plan.machine.memory >> 20,
+            QEMU_PC_LOW_RAM_LIMIT >> 20
+        );
+    }
     Ok((plan, layout))
 }
 

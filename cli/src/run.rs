@@ -4,9 +4,9 @@
 
 use std::io::BufRead;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::machine::{Echo, Event, Machine, Options};
@@ -39,31 +39,72 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
         let _ = tx.send(None);
     });
+    let started = Instant::now();
+    let timeout = args.machine.timeout.map(Duration::from_secs);
+    let mut shell_ready = false;
     let mut powered_off = false;
+    let mut node0_error: Option<String> = None;
+    // Once `exit` is typed (or input ends), the machine has this long to go.
+    let mut leaving: Option<Instant> = None;
     while machine.running() {
         while let Some(ev) = machine.next_event(Duration::from_millis(20)) {
             if let Event::Line { node, text } = ev {
-                powered_off |= node.0 == 0 && text == "MINT-POWEROFF";
+                if node.0 != 0 {
+                    continue;
+                }
+                shell_ready |= text.starts_with("mint shell on node0");
+                powered_off |= text == "MINT-POWEROFF";
+                if let Some(e) = text.strip_prefix("MINT-ERROR ") {
+                    node0_error = Some(e.to_string());
+                }
             }
         }
-        if powered_off {
+        let expired = timeout.is_some_and(|t| started.elapsed() > t)
+            || leaving.is_some_and(|t| t.elapsed() > Duration::from_secs(10));
+        if expired || node0_error.is_some() {
+            break;
+        }
+        // Input waits for the shell: bytes typed before node 0 listens
+        // would be lost.
+        if powered_off || !shell_ready {
             continue;
         }
         match rx.try_recv() {
-            Ok(Some(line)) => machine.type_to_node0(format!("{line}\r").as_bytes())?,
+            Ok(Some(line)) => {
+                if matches!(line.trim(), "exit" | "quit" | "poweroff") {
+                    leaving.get_or_insert_with(Instant::now);
+                }
+                machine.type_to_node0(format!("{line}\r").as_bytes())?;
+            }
             // End of input: leave the shell as `exit` would.
-            Ok(None) => machine.type_to_node0(b"exit\r")?,
+            Ok(None) => {
+                if leaving.is_none() {
+                    leaving = Some(Instant::now());
+                    machine.type_to_node0(b"exit\r")?;
+                }
+            }
             Err(_) => {}
         }
     }
-    let outcome = machine.finish(Duration::from_secs(5), |_| {});
+    // Powered off: QEMU is ending by itself; otherwise it is stopped now.
+    let outcome = machine.finish(Duration::from_secs(if powered_off { 5 } else { 0 }), |_| {});
+    if let Some(e) = node0_error {
+        bail!("node 0: {e}; consoles in {}", log_dir.display());
+    }
+    if !powered_off {
+        bail!(
+            "the machine did not power off ({}); consoles in {}",
+            if outcome.timed_out {
+                "stopped it"
+            } else {
+                "QEMU ended"
+            },
+            log_dir.display()
+        );
+    }
     eprintln!(
         "mint: machine stopped; consoles logged in {}",
         log_dir.display()
     );
-    Ok(if powered_off && !outcome.timed_out {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(ExitCode::SUCCESS)
 }

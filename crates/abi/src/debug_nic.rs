@@ -21,6 +21,22 @@ use crate::ids::Vector;
 
 /// The vector the target's e1000 driver handles (its "INTx").
 pub const NIC_VECTOR: Vector = Vector(0x40);
+/// Descriptors in the driver's RX ring.
+pub const RING_SLOTS: u16 = 256;
+/// Bytes per RX buffer (RCTL BSIZE 16384 with BSEX): the largest frame.
+pub const BUFFER_SIZE: usize = 16384;
+
+/// Bytes of DMA window the driver's ring and buffers take.
+pub const fn dma_bytes_needed() -> u64 {
+    let ring = (RING_SLOTS as u64 * 16 + 4095) & !4095;
+    ring + RING_SLOTS as u64 * BUFFER_SIZE as u64
+}
+
+/// The smallest shared region that holds the debug NIC (2 MiB aligned).
+pub const fn min_shared_size() -> u64 {
+    let need = dma_window_offset() + dma_bytes_needed();
+    (need + (2 << 20) - 1) & !((2 << 20) - 1)
+}
 /// Register slots (the e1000 crate's `Register::ALL.len()` must fit).
 pub const NIC_REGISTER_SLOTS: usize = 32;
 
@@ -43,6 +59,8 @@ pub enum RunPhase {
     Injected = 3,
     /// Target accounted for every frame (or gave up); results are final.
     Complete = 4,
+    /// Target could not take the run (no memory for its raw samples).
+    Refused = 5,
 }
 
 impl RunPhase {
@@ -53,6 +71,7 @@ impl RunPhase {
             2 => RunPhase::Armed,
             3 => RunPhase::Injected,
             4 => RunPhase::Complete,
+            5 => RunPhase::Refused,
             _ => return None,
         })
     }
@@ -133,6 +152,11 @@ pub struct RunControl {
     pub first_inject_tsc: AtomicU64,
     pub last_delivery_tsc: AtomicU64,
     pub delivered_bytes: AtomicU64,
+    /// Target: frames it has looked at so far; the support node keeps
+    /// waiting for Complete as long as this moves.
+    pub progress: AtomicU64,
+    /// Target: set once its raw samples are printed (when asked).
+    pub samples_done: AtomicU32,
 }
 
 /// The debug NIC's shared state.
@@ -182,12 +206,14 @@ impl RunControl {
             &self.first_inject_tsc,
             &self.last_delivery_tsc,
             &self.delivered_bytes,
+            &self.progress,
         ] {
             c.store(0, Ordering::Relaxed);
         }
         for d in &self.drops {
             d.store(0, Ordering::Relaxed);
         }
+        self.samples_done.store(0, Ordering::Relaxed);
     }
 
     /// Frames neither delivered nor dropped with a reason.
@@ -225,6 +251,7 @@ mod tests {
             RunPhase::Armed,
             RunPhase::Injected,
             RunPhase::Complete,
+            RunPhase::Refused,
         ] {
             assert_eq!(RunPhase::from_raw(p as u32), Some(p));
         }
@@ -240,5 +267,13 @@ mod tests {
             off < 4 << 20,
             "the smallest shared region keeps a DMA window"
         );
+    }
+
+    #[test]
+    fn min_shared_size_fits_ring_and_buffers() {
+        let min = min_shared_size();
+        assert_eq!(min % (2 << 20), 0);
+        assert!(min - dma_window_offset() >= dma_bytes_needed());
+        assert!(dma_bytes_needed() >= 256 * 16384);
     }
 }

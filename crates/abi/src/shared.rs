@@ -5,7 +5,7 @@
 //!
 //! | offset | what | written by |
 //! |---|---|---|
-//! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, run control | node 0 |
+//! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, `go`, faults to inject | node 0 |
 //! | 0x1000 | [`NodeSlot`] × [`MAX_NODES`]: state, heartbeat, crash reason, ping samples | the slot's node (node 0's monitor may declare a silent node crashed) |
 //! | ...    | [`Mailbox`] × MAX_NODES × MAX_NODES, indexed `[to][from]` | producer: `from`; consumer: `to` |
 //! | ...    | [`crate::debug_nic::DebugNic`]: e1000 register page, posted-IRQ flag, run control | see that module |
@@ -112,16 +112,22 @@ impl NodeSlot {
 
     /// Declares a node crashed from outside (the monitor), unless it already
     /// reported its own end. Returns whether this call made the change.
+    /// The reason is written only when this call made the change, so a
+    /// reason the node recorded itself is never overwritten.
     pub fn declare_crashed_from(&self, from: NodeState, reason: &str) -> bool {
-        self.write_reason(reason);
-        self.state
+        let changed = self
+            .state
             .compare_exchange(
                 from as u32,
                 NodeState::Crashed as u32,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )
-            .is_ok()
+            .is_ok();
+        if changed {
+            self.write_reason(reason);
+        }
+        changed
     }
 
     fn write_reason(&self, reason: &str) {

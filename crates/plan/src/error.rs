@@ -90,6 +90,11 @@ pub enum PlanError {
         node: NodeId,
         memory: u64,
     },
+    NodeMemoryTooLarge {
+        node: NodeId,
+        memory: u64,
+        max: u64,
+    },
     MisalignedShared {
         size: u64,
     },
@@ -249,6 +254,13 @@ impl fmt::Display for PlanError {
                 node.0,
                 Bytes(*memory),
                 Bytes(MIN_NODE_MEMORY)
+            ),
+            NodeMemoryTooLarge { node, memory, max } => write!(
+                f,
+                "node {}: memory {} is above the {} a node can map",
+                node.0,
+                Bytes(*memory),
+                Bytes(*max)
             ),
             MisalignedShared { size } => write!(
                 f,

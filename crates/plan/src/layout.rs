@@ -19,6 +19,12 @@ pub const PARTITION_ALIGN: u64 = 2 * MIB;
 pub const MIN_NODE_MEMORY: u64 = 16 * MIB;
 /// The smallest shared region.
 pub const MIN_SHARED_SIZE: u64 = 4 * MIB;
+/// The largest node partition: a node maps its partition in the top 2 GiB of
+/// its address space (the kernel is linked there), from 2 MiB in.
+pub const MAX_NODE_MEMORY: u64 = 2048 * MIB - LOW_RESERVE;
+/// Node 0 starts under boot page tables that map the first GiB at the
+/// kernel's address, so its partition (from 2 MiB) must end below 1 GiB.
+pub const MAX_NODE0_MEMORY: u64 = 1024 * MIB - LOW_RESERVE;
 
 /// Where everything goes in physical memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +89,8 @@ impl Plan {
     }
 
     /// Lays the plan out in physical memory. Checks only sizes: each node's
-    /// memory is a multiple of 2 MiB and at least 16 MiB, the shared region a
+    /// memory is a multiple of 2 MiB, at least 16 MiB and at most what a node
+    /// can map ([`MAX_NODE_MEMORY`], [`MAX_NODE0_MEMORY`]), the shared region a
     /// multiple of 2 MiB and at least 4 MiB, and everything fits in 64 bits.
     /// [`Plan::validate`] checks the rest.
     pub fn layout(&self) -> Result<Layout, PlanError> {
@@ -96,6 +103,18 @@ impl Plan {
             }
             if memory < MIN_NODE_MEMORY {
                 return Err(PlanError::NodeMemoryTooSmall { node: id, memory });
+            }
+            let max = if id == NodeId(0) {
+                MAX_NODE0_MEMORY
+            } else {
+                MAX_NODE_MEMORY
+            };
+            if memory > max {
+                return Err(PlanError::NodeMemoryTooLarge {
+                    node: id,
+                    memory,
+                    max,
+                });
             }
             nodes.push((id, PhysAddr(next), memory));
             next = next.checked_add(memory).ok_or(PlanError::LayoutOverflow)?;
@@ -214,6 +233,36 @@ mod tests {
     }
 
     #[test]
+    fn node_memory_has_a_maximum_a_node_can_map() {
+        let mut plan = Plan::default();
+        plan.nodes[1].memory = MAX_NODE_MEMORY;
+        assert!(plan.layout().is_ok(), "the largest window fits");
+        plan.nodes[1].memory = MAX_NODE_MEMORY + 2 * MIB;
+        let err = plan.layout().unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::NodeMemoryTooLarge {
+                node: NodeId(1),
+                memory: 2048 * MIB,
+                max: MAX_NODE_MEMORY
+            }
+        );
+        assert!(format!("{err}").starts_with("node 1: "), "{err}");
+        // Node 0 must end below 1 GiB.
+        let mut plan = Plan::default();
+        plan.nodes[0].memory = MAX_NODE0_MEMORY;
+        assert!(plan.layout().is_ok());
+        plan.nodes[0].memory = MAX_NODE0_MEMORY + 2 * MIB;
+        assert!(matches!(
+            plan.layout(),
+            Err(PlanError::NodeMemoryTooLarge {
+                node: NodeId(0),
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn shared_size_rules() {
         let mut plan = Plan {
             shared_size: 5 * MIB,
@@ -231,8 +280,13 @@ mod tests {
     #[test]
     fn overflow_is_an_error() {
         let mut plan = Plan::default();
+        // Node sizes are capped well before they could overflow...
         plan.nodes[0].memory = u64::MAX - (u64::MAX % PARTITION_ALIGN);
-        assert_eq!(plan.layout(), Err(PlanError::LayoutOverflow));
+        assert!(matches!(
+            plan.layout(),
+            Err(PlanError::NodeMemoryTooLarge { .. })
+        ));
+        // ...the shared region is not.
         plan.nodes[0].memory = 64 * MIB;
         plan.shared_size = u64::MAX - (u64::MAX % PARTITION_ALIGN) - 128 * MIB;
         assert_eq!(plan.layout(), Err(PlanError::LayoutOverflow));

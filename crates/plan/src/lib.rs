@@ -36,7 +36,8 @@ pub use device::Device;
 pub use encode::{CMDLINE_KEY, ENCODING_VERSION};
 pub use error::PlanError;
 pub use layout::{
-    ACPI_RESERVE, LOW_RESERVE, Layout, MIN_NODE_MEMORY, MIN_SHARED_SIZE, PARTITION_ALIGN, Region,
+    ACPI_RESERVE, LOW_RESERVE, Layout, MAX_NODE_MEMORY, MAX_NODE0_MEMORY, MIN_NODE_MEMORY,
+    MIN_SHARED_SIZE, PARTITION_ALIGN, Region,
 };
 pub use machine::MachineFacts;
 pub use plan::{DEFAULT_NODE_MEMORY, DEFAULT_SHARED_SIZE, MAX_NODES, Machine, NodeSpec, Plan};

@@ -116,14 +116,21 @@ pub fn end_of_interrupt() {
 
 fn send_icr(dest: ApicId, low: u32) {
     if is_x2apic() {
+        // WRMSR to the x2APIC ICR does not serialize: without a full fence
+        // the IPI could overtake the stores it announces (a mailbox tail).
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
         // SAFETY: x2APIC mode; the ICR is one 64-bit MSR (0x830).
         unsafe { Msr::new(0x830).write((u64::from(dest.0) << 32) | u64::from(low)) };
     } else {
-        write(Reg::IcrHigh, dest.0 << 24);
-        write(Reg::IcrLow, low);
-        while read(Reg::IcrLow) & icr::DELIVERY_PENDING != 0 {
-            core::hint::spin_loop();
-        }
+        // Two register writes make one command: an interrupt handler that
+        // sent its own IPI in between would retarget this one.
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            write(Reg::IcrHigh, dest.0 << 24);
+            write(Reg::IcrLow, low);
+            while read(Reg::IcrLow) & icr::DELIVERY_PENDING != 0 {
+                core::hint::spin_loop();
+            }
+        });
     }
 }
 

@@ -59,8 +59,9 @@ impl TrampolineParams {
 }
 
 /// Turns on long mode once CR3 holds the page tables: PAE, OSFXSR and
-/// OSXMMEXCPT (the prebuilt `core` uses SSE), EFER.LME|NXE, then
-/// CR0.PG|PE|MP with EM clear. The same for node 0 and every other node.
+/// OSXMMEXCPT (the prebuilt `core` uses SSE), EFER.LME|NXE, then CR0 set
+/// whole to PG|WP|NE|ET|MP|PE: caches on (CD and NW clear; an AP leaves
+/// INIT with both set), EM clear. The same for node 0 and every other node.
 macro_rules! enable_long_mode {
     () => {
         "
@@ -71,9 +72,7 @@ macro_rules! enable_long_mode {
     rdmsr
     or eax, 0x900
     wrmsr
-    mov eax, cr0
-    and eax, 0xFFFFFFFB
-    or eax, 0x80000003
+    mov eax, 0x80010033
     mov cr0, eax
 "
     };

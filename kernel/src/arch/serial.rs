@@ -53,7 +53,9 @@ pub fn init(base: u16) {
     write_reg(base, Reg::Data, 1); // divisor 1 = 115200 baud
     write_reg(base, Reg::InterruptEnable, 0);
     write_reg(base, Reg::LineControl, LCR_8N1);
-    write_reg(base, Reg::FifoControl, 0xC7);
+    // FIFOs on, trigger level 14; no FIFO reset, so bytes typed before the
+    // node came up are kept.
+    write_reg(base, Reg::FifoControl, 0xC1);
     write_reg(base, Reg::ModemControl, 0x03);
     CONSOLE_BASE.store(base, Ordering::Relaxed);
 }

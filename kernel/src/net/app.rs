@@ -6,7 +6,7 @@
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use mint_abi::debug_nic::{DropReason, RunControl};
+use mint_abi::debug_nic::{DropReason, RunControl, RunPhase};
 use mint_traffic::{Observation, PacketKind, SeqTracker, Summary};
 
 use super::device::Stats;
@@ -51,7 +51,8 @@ impl App {
     }
 
     /// Resets for the run the support node configured.
-    pub fn arm(&mut self, ctl: &RunControl) {
+    /// Fails when this node has no memory for the run's raw samples.
+    pub fn arm(&mut self, ctl: &RunControl) -> Result<(), &'static str> {
         let latency = core::mem::take(&mut self.latency);
         *self = App::new();
         self.latency = latency;
@@ -66,9 +67,9 @@ impl App {
         };
         self.dump = ctl.dump_samples.load(Ordering::Acquire) != 0;
         let want = (self.count as usize).min(MAX_SAMPLES);
-        if self.latency.capacity() < want {
-            self.latency.reserve_exact(want - self.latency.len());
-        }
+        self.latency
+            .try_reserve_exact(want)
+            .map_err(|_| "latency samples")
     }
 
     /// Payloads looked at so far (delivered or refused).
@@ -127,8 +128,8 @@ impl App {
             && driver::skbs().is_empty()
     }
 
-    /// Publishes the run's accounting and prints its summary (and, when
-    /// asked, the raw samples) on this node's console.
+    /// Publishes the run's accounting, marks the run Complete, then prints
+    /// (when asked) the raw samples and a summary on this node's console.
     pub fn finish(&mut self, ctl: &RunControl, stats: &Stats) {
         ctl.delivered.store(self.delivered, Ordering::Relaxed);
         ctl.out_of_order.store(self.out_of_order, Ordering::Relaxed);
@@ -148,16 +149,24 @@ impl App {
         ctl.last_delivery_tsc
             .store(self.last_delivery, Ordering::Relaxed);
 
-        let (mut intervals, mut ipi) =
-            driver::with_samples(|s| (s.intervals.clone(), s.ipi_latency.clone()));
+        ctl.set_phase(RunPhase::Complete);
+
+        // The counts are final and published; the raw samples follow (the
+        // UART is slow, and the support node need not wait for them).
+        let (mut intervals, mut ipi) = driver::with_samples(|s| {
+            (
+                core::mem::take(&mut s.intervals),
+                core::mem::take(&mut s.ipi_latency),
+            )
+        });
         if self.dump {
             dump(self.run_id, "latency", &self.latency);
             dump(self.run_id, "irq_interval", &intervals);
             dump(self.run_id, "ipi_latency", &ipi);
+            ctl.samples_done.store(1, Ordering::Release);
         }
-        let mut lat = self.latency.clone();
         let ns = |t: u64| node::ticks_to_ns(t);
-        let l = Summary::from_samples(&mut lat);
+        let l = Summary::from_samples(&mut self.latency);
         let i = Summary::from_samples(&mut intervals);
         let p = Summary::from_samples(&mut ipi);
         println!(

@@ -81,27 +81,28 @@ impl phy::Device for SkbDevice<'_> {
         Self: 'a;
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        // Raw frames never reach the stack: the application takes them.
-        while let Some(frame) = self.pool.front() {
-            if !is_raw(frame) {
-                break;
+        // Decide on the very frame the token will carry: raw frames never
+        // reach the stack, the application takes them here.
+        loop {
+            let frame = self.pool.front()?;
+            if is_raw(frame) {
+                self.app.consume_raw(frame);
+                self.pool.release_front();
+                continue;
             }
-            self.app.consume_raw(frame);
-            self.pool.release_front();
+            if self.budget == 0 {
+                return None;
+            }
+            self.budget -= 1;
+            self.stats.to_stack += 1;
+            return Some((
+                RxToken { pool: self.pool },
+                TxToken {
+                    scratch: &mut self.tx_scratch,
+                    discarded: &mut self.stats.tx_discarded,
+                },
+            ));
         }
-        if self.budget == 0 {
-            return None;
-        }
-        self.pool.front()?;
-        self.budget -= 1;
-        self.stats.to_stack += 1;
-        Some((
-            RxToken { pool: self.pool },
-            TxToken {
-                scratch: &mut self.tx_scratch,
-                discarded: &mut self.stats.tx_discarded,
-            },
-        ))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {

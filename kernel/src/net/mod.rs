@@ -20,7 +20,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
 use crate::arch::cpu;
 use crate::nic::driver;
-use crate::{node, shared};
+use crate::{node, println, shared};
 
 use app::App;
 pub use app::dump as dump_samples;
@@ -28,8 +28,11 @@ use device::SkbDevice;
 
 /// Packets the UDP socket can hold between two drains.
 const SOCKET_PACKETS: usize = 64;
-/// A run is over when nothing happened for this long after the last injection.
+/// After the last injection, a run is over when nothing is in flight and
+/// nothing happened for this long...
 const QUIET_MS: u64 = 500;
+/// ...or, whatever is in flight, when nothing happened for this long.
+const STUCK_MS: u64 = 5_000;
 
 fn now() -> Instant {
     Instant::from_micros((node::ticks_to_ns(cpu::rdtsc()) / 1000) as i64)
@@ -66,6 +69,9 @@ pub fn receive_forever() -> ! {
 
     let ctl = &shared::region().debug_nic.run;
     let mut last_progress = cpu::rdtsc();
+    // When this node first saw the run's injection end (the quiet window
+    // starts no earlier).
+    let mut injected_seen: Option<u64> = None;
     loop {
         if node::halt_requested() {
             node::halt_now();
@@ -76,17 +82,33 @@ pub fn receive_forever() -> ! {
                 while driver::skbs().front().is_some() {
                     driver::skbs().release_front();
                 }
-                app.arm(ctl);
                 dev_stats = device::Stats::default();
-                driver::reset_samples();
-                ctl.set_phase(RunPhase::Armed);
+                injected_seen = None;
                 last_progress = cpu::rdtsc();
+                let armed = app.arm(ctl).and_then(|()| {
+                    let frames = ctl.count.load(Ordering::Acquire) as usize;
+                    driver::reset_samples(frames).map_err(|_| "interrupt samples")
+                });
+                match armed {
+                    Ok(()) => ctl.set_phase(RunPhase::Armed),
+                    Err(what) => {
+                        println!("run refused: no memory for its raw {what}");
+                        ctl.set_phase(RunPhase::Refused);
+                    }
+                }
             }
             Some(RunPhase::Injected) => {
-                let quiet = cpu::rdtsc() - last_progress > node::ms_to_ticks(QUIET_MS);
-                if app.accounted(ctl, &dev_stats) || quiet {
+                let now = cpu::rdtsc();
+                let since = *injected_seen.get_or_insert(now);
+                let idle_for = now - last_progress.max(since);
+                let drained = driver::skbs().is_empty() && !driver::has_pending_completions();
+                let done = app.accounted(ctl, &dev_stats) && drained;
+                // Give up waiting for frames only when nothing is left in
+                // flight, or when nothing moved for much longer.
+                let quiet = idle_for > node::ms_to_ticks(QUIET_MS) && drained;
+                let stuck = idle_for > node::ms_to_ticks(STUCK_MS);
+                if done || quiet || stuck {
                     app.finish(ctl, &dev_stats);
-                    ctl.set_phase(RunPhase::Complete);
                 }
             }
             _ => {}
@@ -102,11 +124,20 @@ pub fn receive_forever() -> ! {
             dev_stats.from_stack += 1;
             app.consume(payload);
         }
-        if app.seen() + dev_stats.to_stack != before {
+        let after = app.seen() + dev_stats.to_stack;
+        if after != before {
             last_progress = cpu::rdtsc();
-        } else if driver::skbs().is_empty() {
-            // Nothing to do until the next interrupt (or timer tick).
-            x86_64::instructions::hlt();
+            ctl.progress.store(after, Ordering::Release);
+            continue;
+        }
+        // Nothing to do until the next interrupt (or timer tick). Checked
+        // with interrupts off, so a frame arriving between the check and
+        // the halt still wakes us (`sti; hlt`).
+        x86_64::instructions::interrupts::disable();
+        if driver::skbs().is_empty() {
+            x86_64::instructions::interrupts::enable_and_hlt();
+        } else {
+            x86_64::instructions::interrupts::enable();
         }
     }
 }

@@ -12,7 +12,6 @@
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use mint_abi::debug_nic::{DropReason, NIC_VECTOR};
@@ -23,10 +22,8 @@ use crate::arch::interrupts::{self, InterruptFrame};
 use crate::arch::{apic, cpu};
 use crate::shared;
 
-/// Descriptors in the ring.
-pub const RING_SLOTS: u16 = 256;
-/// Bytes per RX buffer (RCTL BSIZE 16384 with BSEX): the largest frame.
-pub const BUFFER_SIZE: usize = 16384;
+pub use mint_abi::debug_nic::{BUFFER_SIZE, RING_SLOTS};
+
 /// Socket buffers between the interrupt handler and the stack.
 pub const SKB_SLOTS: usize = 512;
 /// Raw samples kept per metric and run.
@@ -35,7 +32,9 @@ pub const MAX_SAMPLES: usize = 1 << 20;
 /// A fixed pool of socket buffers: single producer (the interrupt handler)
 /// and single consumer (the node's main loop) on the same core.
 pub struct SkbPool {
-    data: UnsafeCell<Vec<u8>>,
+    /// `SKB_SLOTS * BUFFER_SIZE` bytes, leaked at creation: only raw
+    /// pointers into it exist, one slot per owner.
+    base: *mut u8,
     lens: Vec<AtomicU32>,
     head: AtomicU32,
     tail: AtomicU32,
@@ -61,14 +60,14 @@ impl mint_e1000::RxSink for SkbProducer<'_> {
     }
 }
 
-// Buffers are handed out as `&mut` from `&self` by design: they are
-// interior-mutable (UnsafeCell) and each slot has exactly one owner at a
+// Buffers are handed out as `&mut` from `&self` by design: the pool's memory
+// is reached only through `base`, and each slot has exactly one owner at a
 // time (the producer while free, the consumer while published).
 #[allow(clippy::mut_from_ref)]
 impl SkbPool {
     fn new() -> SkbPool {
         SkbPool {
-            data: UnsafeCell::new(vec![0u8; SKB_SLOTS * BUFFER_SIZE]),
+            base: vec![0u8; SKB_SLOTS * BUFFER_SIZE].leak().as_mut_ptr(),
             lens: (0..SKB_SLOTS).map(|_| AtomicU32::new(0)).collect(),
             head: AtomicU32::new(0),
             tail: AtomicU32::new(0),
@@ -86,8 +85,7 @@ impl SkbPool {
         // SAFETY: slot `tail` is free (not in head..tail) and only the
         // producer (the interrupt handler) touches free slots.
         Some(unsafe {
-            let base = (*self.data.get()).as_mut_ptr().add(slot * BUFFER_SIZE);
-            core::slice::from_raw_parts_mut(base, BUFFER_SIZE)
+            core::slice::from_raw_parts_mut(self.base.add(slot * BUFFER_SIZE), BUFFER_SIZE)
         })
     }
 
@@ -110,10 +108,7 @@ impl SkbPool {
         // SAFETY: slot `head` is published (head != tail) and only the
         // consumer touches published slots until it advances `head`; the
         // consumer (one main loop) holds at most one front at a time.
-        Some(unsafe {
-            let base = (*self.data.get()).as_mut_ptr().add(slot * BUFFER_SIZE);
-            core::slice::from_raw_parts_mut(base, len)
-        })
+        Some(unsafe { core::slice::from_raw_parts_mut(self.base.add(slot * BUFFER_SIZE), len) })
     }
 
     /// Consumer: frees the front buffer.
@@ -188,8 +183,8 @@ pub fn attach(shared_phys: u64, shared_size: u64) -> Result<(), alloc::string::S
         dma,
         rx,
         samples: IrqSamples {
-            intervals: Vec::with_capacity(MAX_SAMPLES),
-            ipi_latency: Vec::with_capacity(MAX_SAMPLES),
+            intervals: Vec::new(),
+            ipi_latency: Vec::new(),
             last_entry: 0,
         },
     });
@@ -232,7 +227,7 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
     let d = unsafe { &mut *p };
     let run = &nic.run;
     run.interrupts.fetch_add(1, Ordering::Relaxed);
-    if d.samples.last_entry != 0 && d.samples.intervals.len() < MAX_SAMPLES {
+    if d.samples.last_entry != 0 && d.samples.intervals.len() < d.samples.intervals.capacity() {
         d.samples.intervals.push(entry - d.samples.last_entry);
     }
     d.samples.last_entry = entry;
@@ -242,7 +237,7 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
     let sent = nic.ipi_sent_tsc.0.swap(0, Ordering::AcqRel);
     if sent > entry {
         nic.ipi_sent_tsc.0.store(sent, Ordering::Release);
-    } else if sent != 0 && d.samples.ipi_latency.len() < MAX_SAMPLES {
+    } else if sent != 0 && d.samples.ipi_latency.len() < d.samples.ipi_latency.capacity() {
         d.samples.ipi_latency.push(entry - sent);
     }
     let _causes = d.rx.ack(&d.regs);
@@ -271,11 +266,33 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
     apic::end_of_interrupt();
 }
 
-/// Resets the per-run interrupt samples.
-pub fn reset_samples() {
+/// Resets the per-run interrupt samples and makes room for `frames` of
+/// them (at most [`MAX_SAMPLES`]), so the handler never allocates.
+pub fn reset_samples(frames: usize) -> Result<(), alloc::collections::TryReserveError> {
+    let want = frames.min(MAX_SAMPLES);
     with_samples(|s| {
         s.intervals.clear();
         s.ipi_latency.clear();
         s.last_entry = 0;
-    });
+        s.intervals.try_reserve_exact(want)?;
+        s.ipi_latency.try_reserve_exact(want)
+    })
+}
+
+/// Whether the ring holds a completed descriptor the handler has not
+/// cleaned yet (its interrupt is on the way).
+pub fn has_pending_completions() -> bool {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let p = DRIVER.load(Ordering::Acquire);
+        if p.is_null() {
+            return false;
+        }
+        // SAFETY: interrupts are off, so the handler cannot run; the Box
+        // lives forever.
+        let d = unsafe { &*p };
+        let next = d.rx.next_to_clean();
+        mint_e1000::DescriptorRing::load(&d.ring, next)
+            .status
+            .contains(mint_e1000::RxStatus::DD)
+    })
 }

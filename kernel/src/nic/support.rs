@@ -28,7 +28,7 @@ use crate::node;
 use crate::shared;
 
 /// How long the target may take to arm, and to account for a run after the
-/// last injection without making progress.
+/// last injection without making any progress.
 const ARM_TIMEOUT_MS: u64 = 3_000;
 const SETTLE_TIMEOUT_MS: u64 = 3_000;
 
@@ -62,8 +62,28 @@ pub fn run(
     if nic.driver_ready.load(Ordering::Acquire) != u32::from(target.0) + 1 {
         return Err(alloc::format!("gen: no e1000 driver attached on {target}"));
     }
-    if !matches!(ctl.phase(), Some(RunPhase::Idle | RunPhase::Complete)) {
+    // Armed or Refused left over from a run that gave up waiting count as
+    // idle: the target re-arms for each Configured.
+    if !matches!(
+        ctl.phase(),
+        Some(RunPhase::Idle | RunPhase::Complete | RunPhase::Armed | RunPhase::Refused)
+    ) {
         return Err(String::from("gen: a run is already in progress"));
+    }
+    // Raw samples for every frame, reserved before anything is sent.
+    let frames = cfg.count as usize;
+    let free = crate::mem::heap_free();
+    let mut send_ticks = Vec::new();
+    let mut ipi_request_ticks = Vec::new();
+    let mut inject_tsc = Vec::new();
+    for v in [&mut send_ticks, &mut ipi_request_ticks, &mut inject_tsc] {
+        v.try_reserve_exact(frames).map_err(|_| {
+            alloc::format!(
+                "gen: {frames} frames need {} MiB of node 0's memory for raw samples; {} MiB are free",
+                (frames * 24) >> 20,
+                free >> 20
+            )
+        })?;
     }
 
     // Configure and wait for the target to arm.
@@ -80,10 +100,16 @@ pub fn run(
     let run_id = ctl.run_id.load(Ordering::Relaxed).wrapping_add(1);
     ctl.run_id.store(run_id, Ordering::Relaxed);
     ctl.set_phase(RunPhase::Configured);
-    if !wait_for(|| ctl.phase() == Some(RunPhase::Armed), ARM_TIMEOUT_MS) {
+    let answered = || matches!(ctl.phase(), Some(RunPhase::Armed | RunPhase::Refused));
+    if !wait_for(answered, ARM_TIMEOUT_MS) {
         ctl.set_phase(RunPhase::Idle);
         return Err(alloc::format!(
             "gen: {target} did not arm within {ARM_TIMEOUT_MS} ms"
+        ));
+    }
+    if ctl.phase() == Some(RunPhase::Refused) {
+        return Err(alloc::format!(
+            "gen: {target} refused the run: no memory for {frames} frames' raw samples (see its console)"
         ));
     }
 
@@ -101,9 +127,6 @@ pub fn run(
             .map_err(|e| alloc::format!("gen: {e}"))?,
     );
     let mut model = DeviceModel::new();
-    let mut send_ticks = Vec::with_capacity(cfg.count as usize);
-    let mut ipi_request_ticks = Vec::with_capacity(cfg.count as usize);
-    let mut inject_tsc = Vec::with_capacity(cfg.count as usize);
     let tsc_hz = u128::from(node::tsc_hz());
     let target_apic = node::apic_of(target);
     // Returns the TSC ticks spent sending an IPI (0 if none was needed).
@@ -155,10 +178,12 @@ pub fn run(
     }
     ctl.set_phase(RunPhase::Injected);
 
-    // The target accounts for every frame, or stops waiting on its own.
-    let completed = wait_for(
+    // The target accounts for every frame, or stops waiting on its own; as
+    // long as it makes progress, it is not stuck.
+    let completed = wait_while_progressing(
         || ctl.phase() == Some(RunPhase::Complete),
-        SETTLE_TIMEOUT_MS + 1000,
+        || ctl.progress.load(Ordering::Acquire),
+        SETTLE_TIMEOUT_MS,
     );
     Ok(RunResult {
         run_id,
@@ -168,6 +193,28 @@ pub fn run(
         inject_span: last_end - start,
         completed,
     })
+}
+
+/// Waits until `done`, giving up after `ms` without any change in
+/// `progress`.
+pub fn wait_while_progressing(
+    done: impl Fn() -> bool,
+    progress: impl Fn() -> u64,
+    ms: u64,
+) -> bool {
+    let mut last = progress();
+    let mut deadline = cpu::rdtsc() + node::ms_to_ticks(ms);
+    while !done() {
+        let now = progress();
+        if now != last {
+            last = now;
+            deadline = cpu::rdtsc() + node::ms_to_ticks(ms);
+        } else if cpu::rdtsc() > deadline {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
+    true
 }
 
 fn wait_for(cond: impl Fn() -> bool, ms: u64) -> bool {

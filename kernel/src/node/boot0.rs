@@ -287,6 +287,9 @@ fn start_node(s: &NodeStart) {
         Some(NodeState::Running) => println!("node0: started {} on {apic}", s.id),
         Some(NodeState::Booting) => {
             slot.declare_crashed_from(NodeState::Booting, "did not start within 5 s");
+            // Park the core (wait-for-SIPI) so a late start cannot run the
+            // next node's trampoline parameters.
+            apic::send_init(apic);
             println!("node0: {} did not start", s.id);
         }
         other => println!("node0: {} ended its start as {:?}", s.id, other),

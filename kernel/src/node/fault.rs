@@ -48,7 +48,14 @@ impl Write for ReasonBuf {
 fn stop(reason: &ReasonBuf) -> ! {
     let me = super::me();
     println!("{me} CRASHED: {}", reason.as_str());
-    shared::slot(me).record_crash(reason.as_str());
+    if super::shared_ready() {
+        shared::slot(me).record_crash(reason.as_str());
+    }
+    if me == NodeId(0) {
+        // Node 0 runs the machine: nobody else could report or power off.
+        println!("MINT-ERROR node0 crashed: {}", reason.as_str());
+        cpu::qemu_exit(3);
+    }
     cpu::halt_forever()
 }
 

@@ -79,6 +79,21 @@ pub fn run(
             r.inject_span,
         );
         println!("MINT-GEN {s}");
+        // The target prints its raw samples after Complete; the machine must
+        // not power off under it. Its UART needs about 100 us per frame.
+        let budget_ms = 10_000 + u64::from(cfg.count) / 10;
+        let run = &shared::region().debug_nic.run;
+        if r.completed
+            && !crate::nic::support::wait_while_progressing(
+                || run.samples_done.load(Ordering::Acquire) != 0,
+                || 0,
+                budget_ms,
+            )
+        {
+            println!(
+                "MINT-ERROR {target} did not finish printing its raw samples within {budget_ms} ms"
+            );
+        }
     } else {
         let mut send = r.send_ticks.clone();
         let st = Summary::from_samples(&mut send);

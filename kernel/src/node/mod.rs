@@ -35,6 +35,8 @@ static NODE_COUNT: AtomicU8 = AtomicU8::new(1);
 static TSC_HZ: AtomicU64 = AtomicU64::new(1);
 static HALT_REQUESTED: AtomicBool = AtomicBool::new(false);
 static SHARED_PHYS: AtomicU64 = AtomicU64::new(0);
+/// Set once this node maps the shared region (node 0: after it set it up).
+static SHARED_READY: AtomicBool = AtomicBool::new(false);
 static SHARED_SIZE: AtomicU64 = AtomicU64::new(0);
 static CORRUPT_MAILBOXES: AtomicU64 = AtomicU64::new(0);
 
@@ -49,6 +51,12 @@ pub fn shared_window() -> (u64, u64) {
 pub fn set_shared_window(phys: u64, size: u64) {
     SHARED_PHYS.store(phys, Ordering::Relaxed);
     SHARED_SIZE.store(size, Ordering::Relaxed);
+    SHARED_READY.store(true, Ordering::Release);
+}
+
+/// Whether the shared region is mapped and set up for this node.
+pub fn shared_ready() -> bool {
+    SHARED_READY.load(Ordering::Acquire)
 }
 
 /// Whether node 0 asked this node to stop.
@@ -163,15 +171,19 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
         x86_64::instructions::hlt();
     }
     fault::inject_if_asked(id);
-    let nic = crate::nic::debug_target() == Some(id);
-    if nic {
+    let nic = crate::nic::debug_target() == Some(id) && {
         let (phys, size) = shared_window();
-        if let Err(e) = crate::nic::driver::attach(phys, size) {
-            println!("{id}: {e}");
-        } else {
-            println!("{id}: e1000 driver attached in debug mode (RX ring in shared memory)");
+        match crate::nic::driver::attach(phys, size) {
+            Ok(()) => {
+                println!("{id}: e1000 driver attached in debug mode (RX ring in shared memory)");
+                true
+            }
+            Err(e) => {
+                println!("{id}: e1000 driver not attached: {e}");
+                false
+            }
         }
-    }
+    };
     ping::round();
     if nic {
         crate::net::receive_forever()
@@ -182,10 +194,13 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
 /// Waits for interrupts until node 0 asks this node to halt.
 pub fn idle() -> ! {
     loop {
-        x86_64::instructions::hlt();
+        // Checked with interrupts off, then `sti; hlt`: a request that
+        // arrives in between still wakes the halt.
+        x86_64::instructions::interrupts::disable();
         if halt_requested() {
             halt_now();
         }
+        x86_64::instructions::interrupts::enable_and_hlt();
     }
 }
 
