@@ -200,6 +200,17 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
             }
         }
     });
+    if outcome.timed_out {
+        bail!(
+            "stopped the machine after the {timeout} s timeout{}; consoles in {}",
+            if record.is_some() {
+                " (the run had completed; its raw samples had not all arrived)"
+            } else {
+                ""
+            },
+            log_dir.display()
+        );
+    }
     if let Some(e) = error {
         bail!("node 0: {e}");
     }
@@ -208,12 +219,8 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
     }
     let Some(record) = record else {
         bail!(
-            "the machine ended without a generator record ({}); QEMU said: {}; consoles in {}",
-            if outcome.timed_out {
-                "timed out".to_string()
-            } else {
-                format!("exit {:?}", outcome.status.and_then(|s| s.code()))
-            },
+            "the machine ended without a generator record (QEMU exit {:?}); QEMU said: {}; consoles in {}",
+            outcome.status.and_then(|s| s.code()),
             outcome.qemu_stderr.trim(),
             log_dir.display()
         );
