@@ -690,3 +690,84 @@ fn pcap_holds_every_injected_frame() {
         assert_eq!(n, 150, "one pcap record per frame sent");
     }
 }
+
+// ---------------------------------------------------------------------------
+// End of a run
+
+/// Raw frames never reach the UDP stack, even when they arrive while the
+/// target is deciding where the previous ones go: a long, fast raw run
+/// counts no `stack` drop.
+#[test]
+fn raw_frames_never_count_as_stack_drops() {
+    let cfg = config(1000, 20_000, 30_000, Pattern::Fixed, PacketKind::Raw);
+    let (report, _run, _logs) = generate_ok(&cfg, &[]);
+    assert_accounted(&report, 20_000);
+    assert_eq!(report["dropped"]["stack"], 0, "{report:#}");
+}
+
+/// Frames far apart (600 ms): the last one is still in flight when the
+/// support node says it is done injecting, and must still be waited for.
+#[test]
+fn sparse_frames_are_all_waited_for() {
+    let cfg = config(500, 4, 600_000_000, Pattern::Fixed, PacketKind::Udp);
+    let (report, _run, _logs) = generate_ok(&cfg, &[]);
+    assert_all_delivered(&report, 4);
+}
+
+/// `--timeout` ends a run whose consoles never stop talking, and says so.
+#[test]
+fn timeout_ends_a_busy_run() {
+    let logs = TempDir::new().expect("temp dir");
+    let _machine = common::one_machine_at_a_time();
+    let run = common::mint(&[
+        "gen",
+        "--count",
+        "200000",
+        "--interval-ns",
+        "10000",
+        "--timeout",
+        "5",
+        "--log-dir",
+        logs.path().to_str().expect("UTF-8 temp path"),
+    ]);
+    run.assert_exit(2);
+    assert!(
+        run.stderr.contains("after the 5 s timeout"),
+        "{}",
+        run.context()
+    );
+    assert!(
+        run.elapsed < std::time::Duration::from_secs(30),
+        "{}",
+        run.context()
+    );
+}
+
+/// A plan whose shared region cannot hold the debug NIC is refused before
+/// anything boots, naming the minimum.
+#[test]
+fn refuses_a_shared_region_too_small_for_the_nic() {
+    let dir = TempDir::new().expect("temp dir");
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "[shared]\nsize = \"4M\"\n[[node]]\nid = 0\ncores = [0]\nmemory = \"64M\"\ndevices = [\"com1\"]\n\
+         [[node]]\nid = 1\ncores = [1]\nmemory = \"64M\"\ndevices = [\"com2\"]\n",
+    )
+    .expect("plan written");
+    let run = common::mint(&[
+        "gen",
+        "--config",
+        plan.to_str().expect("UTF-8"),
+        "--count",
+        "10",
+    ]);
+    run.assert_exit(2);
+    assert!(
+        run.stderr
+            .contains("the debug NIC needs a shared region of at least"),
+        "{}",
+        run.context()
+    );
+    assert!(!run.console_seen(), "{}", run.context());
+}
