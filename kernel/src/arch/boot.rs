@@ -94,6 +94,43 @@ macro_rules! load_data_segments {
     };
 }
 
+/// Writes the AP trampoline and its parameters to [`TRAMPOLINE_PHYS`]:
+/// the next SIPI starts a core there, in long mode on `cr3`, with `stack`,
+/// calling `entry(arg)`.
+pub fn install_trampoline(cr3: u64, stack: u64, arg: u64, entry: u64) {
+    let code = TrampolineParams::image();
+    // SAFETY: the low 2 MiB are node 0's firmware area, identity mapped in
+    // all of its page tables, and nothing but the trampoline lives at
+    // TRAMPOLINE_PHYS; a core reads these bytes only after the next SIPI.
+    unsafe {
+        let dst = TRAMPOLINE_PHYS as *mut u8;
+        core::ptr::copy_nonoverlapping(code.as_ptr(), dst, code.len());
+        let put = |off: usize, v: u64| core::ptr::write_volatile(dst.add(off) as *mut u64, v);
+        put(TrampolineParams::cr3(), cr3);
+        put(TrampolineParams::stack(), stack);
+        put(TrampolineParams::arg(), arg);
+        put(TrampolineParams::entry(), entry);
+    }
+}
+
+/// The top of the kernel stack (in every node's own copy of the image).
+pub fn kernel_stack_top() -> u64 {
+    unsafe extern "C" {
+        #[link_name = "boot_stack_top"]
+        static STACK_TOP: u8;
+    }
+    // SAFETY: address of a linker symbol only.
+    unsafe { &STACK_TOP as *const u8 as u64 }
+}
+
+/// Where a started core enters Rust (`node::ap_entry`).
+pub fn ap_entry_addr() -> u64 {
+    unsafe extern "C" {
+        fn ap_entry(info: *const crate::layout::NodeBootInfo) -> !;
+    }
+    ap_entry as *const () as u64
+}
+
 // The PVH ELF note (XEN_ELFNOTE_PHYS32_ENTRY = 18): where QEMU enters us.
 global_asm!(
     r#"

@@ -8,5 +8,6 @@ pub mod firmware;
 pub mod gdt;
 pub mod interrupts;
 pub mod paging;
+pub mod partition;
 pub mod pit;
 pub mod serial;

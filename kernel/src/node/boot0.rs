@@ -4,29 +4,24 @@
 //! tables, set up the shared region, then start the other nodes with
 //! INIT-SIPI-SIPI and run the machine (ping round, monitor, report/shell).
 
-use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::Ordering;
 
 use mint_abi::node::{FaultKind, NodeState};
-use mint_abi::shared::{ABI_VERSION, MAX_NODES, SHARED_MAGIC, SHARED_VIRT};
+use mint_abi::shared::{ABI_VERSION, MAX_NODES, SHARED_MAGIC};
 use mint_abi::{NodeId, PhysAddr};
 use mint_plan::{Layout, MachineFacts, Plan};
 
-use crate::arch::boot::{TRAMPOLINE_PHYS, TrampolineParams};
+use crate::arch::boot::{self, TRAMPOLINE_PHYS};
 use crate::arch::interrupts;
-use crate::arch::paging::{self, TableBuilder};
+use crate::arch::partition::{BootMemory, PhysRange};
 use crate::arch::{apic, cpu, firmware, gdt, pit, serial};
 use crate::layout::{self, BOOT_INFO_MAGIC, KERNEL_VIRT, NodeBootInfo, WINDOW_VIRT, WindowLayout};
 use crate::{mem, println, shared};
 
 use super::{fault, monitor, ping, shell};
 
-/// xAPIC and I/O APIC register pages (2 MiB aligned frames containing them).
-const LAPIC_FRAME: u64 = 0xFEE0_0000;
-const IOAPIC_FRAME: u64 = 0xFEC0_0000;
-const TWO_MIB: u64 = 2 << 20;
 /// Partition size node 0 assumes for its early heap, before it has a plan.
 const EARLY_PARTITION: u64 = mint_plan::MIN_NODE_MEMORY;
 
@@ -53,15 +48,16 @@ pub struct MachineRecord {
     pub gen_run: Option<mint_traffic::GenConfig>,
     /// Corrupt every Nth descriptor write-back of that run (0 = never).
     pub corrupt_every: u32,
+    /// The other nodes, prepared and waiting for their INIT-SIPI-SIPI.
+    starts: Vec<NodeStart>,
 }
 
-static RECORD: AtomicPtr<MachineRecord> = AtomicPtr::new(core::ptr::null_mut());
+static RECORD: spin::Once<MachineRecord> = spin::Once::new();
 
 pub fn record() -> &'static MachineRecord {
-    let p = RECORD.load(Ordering::Acquire);
-    assert!(!p.is_null(), "machine record read before node 0 set it");
-    // SAFETY: set once from a leaked Box before any reader runs; never freed.
-    unsafe { &*p }
+    RECORD
+        .get()
+        .expect("machine record read before node 0 set it")
 }
 
 /// Node 0 ends the boot with a machine-readable error the CLI picks up.
@@ -103,8 +99,10 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         .unwrap_or_else(|e| refuse(&alloc::format!("plan does not fit this machine: {e}")));
     let n = plan.nodes.len();
     let (base0, size0) = (layout.nodes[0].1.as_u64(), layout.nodes[0].2);
-    if base0 != WINDOW_VIRT - KERNEL_VIRT || size0 > (1 << 30) - TWO_MIB {
-        refuse("node 0's partition must start at 2 MiB and end below 1 GiB");
+    // The plan's layout puts node 0 where PVH loaded this image (and keeps
+    // it below 1 GiB, which the boot tables map at KERNEL_VIRT).
+    if base0 != WINDOW_VIRT - KERNEL_VIRT {
+        refuse("node 0's partition must start where the kernel is loaded (2 MiB)");
     }
     let window0 =
         WindowLayout::new(size0).unwrap_or_else(|| refuse("node 0's partition is too small"));
@@ -142,46 +140,48 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
     };
     let faults = parse_faults(&boot.cmdline, n).unwrap_or_else(|e| refuse(&e));
 
-    // Every other node's partition, through the identity map.
+    // Every other node's partition, through the identity map; then node 0
+    // moves onto its own tables and can reach no other partition again.
+    let shared = PhysRange {
+        base: layout.shared.0.as_u64(),
+        size: layout.shared.1,
+    };
+    // SAFETY: node 0, boot page tables (first 4 GiB identity mapped), no
+    // other node started yet; `base0..+size0` is node 0's partition.
+    let boot_memory = unsafe {
+        BootMemory::new(PhysRange {
+            base: base0,
+            size: size0,
+        })
+    };
     let mut starts = Vec::new();
     for (id, base, size) in layout.nodes.iter().copied().skip(1) {
-        let start = prepare_partition(&plan, &layout, &facts, id, base.as_u64(), size)
-            .unwrap_or_else(|e| refuse(&e));
+        let part = PhysRange {
+            base: base.as_u64(),
+            size,
+        };
+        let start =
+            prepare_node(&boot_memory, &plan, id, part, shared).unwrap_or_else(|e| refuse(&e));
         starts.push(start);
     }
-
-    // Node 0's own tables: its window, the low area, shared region, APICs.
-    let (shared_phys, shared_size) = (layout.shared.0.as_u64(), layout.shared.1);
-    // SAFETY: the table frames are node 0's reserved table area.
-    let mut tables =
-        unsafe { TableBuilder::new(base0 + window0.tables_off, layout::TABLE_FRAMES * 4096, 0) };
-    let mapped = tables
-        .map(0, 0, TWO_MIB, paging::RAM)
-        .and_then(|_| tables.map(WINDOW_VIRT, base0, size0, paging::RAM))
-        .and_then(|_| tables.map(SHARED_VIRT, shared_phys, shared_size, paging::SHARED))
-        .and_then(|_| tables.map(LAPIC_FRAME, LAPIC_FRAME, TWO_MIB, paging::MMIO))
-        .and_then(|_| tables.map(IOAPIC_FRAME, IOAPIC_FRAME, TWO_MIB, paging::MMIO));
-    if mapped.is_err() {
-        refuse("node 0: page-table area exhausted");
-    }
-    // SAFETY: the new tables map node 0's whole window (code, stack, heap,
-    // statics) at the same virtual addresses as the boot tables.
-    unsafe { paging::activate(tables.pml4_phys()) };
+    boot_memory
+        .clear_shared(shared)
+        .unwrap_or_else(|e| refuse(&e));
+    boot_memory
+        .switch_to_node0_tables(&window0, shared)
+        .unwrap_or_else(|e| refuse(&alloc::format!("node 0: {e}")));
     // SAFETY: the rest of node 0's window after the early heap is its own
-    // unused memory, now mapped by its tables.
+    // unused memory, mapped by its tables.
     unsafe {
         let end_early = early.heap_off + early.heap_len;
         mem::extend_heap((window0.heap_off + window0.heap_len).saturating_sub(end_early))
     };
 
-    // The shared region: zero it, fill the header, publish magic last.
-    // SAFETY: mapped just above, owned by this machine run; no other node
-    // runs yet.
-    unsafe { core::ptr::write_bytes(SHARED_VIRT as *mut u8, 0, shared_size as usize) };
+    // The shared region (zeroed above): fill the header, publish magic last.
     let header = shared::header();
     header.version.store(ABI_VERSION, Ordering::Relaxed);
     header.node_count.store(n as u32, Ordering::Relaxed);
-    header.size.store(shared_size, Ordering::Relaxed);
+    header.size.store(shared.size, Ordering::Relaxed);
     header.tsc_hz.store(tsc_hz, Ordering::Relaxed);
     for node in &plan.nodes {
         let apic = plan.apic_id_of(&facts, node.id).unwrap_or_default();
@@ -194,11 +194,11 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         .debug_nic
         .driver_target
         .store(nic_slot, Ordering::Relaxed);
-    super::set_shared_window(shared_phys, shared_size);
+    super::set_shared_window(shared.base, shared.size);
     header.magic.store(SHARED_MAGIC, Ordering::Release);
     shared::slot(NodeId(0)).set_state(NodeState::Booting);
 
-    let record = Box::new(MachineRecord {
+    RECORD.call_once(|| MachineRecord {
         plan,
         layout,
         mode,
@@ -206,9 +206,8 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         nic_target,
         gen_run,
         corrupt_every,
+        starts,
     });
-    RECORD.store(Box::into_raw(record), Ordering::Release);
-    PENDING_STARTS.store(Box::into_raw(Box::new(starts)), Ordering::Release);
     super::start_node(NodeId(0), n as u8, window0)
 }
 
@@ -219,19 +218,9 @@ struct NodeStart {
     boot_info_virt: u64,
 }
 
-static PENDING_STARTS: AtomicPtr<Vec<NodeStart>> = AtomicPtr::new(core::ptr::null_mut());
-
 /// Node 0 after its own start: start the others, ping, watch, report.
 pub fn run_machine() -> ! {
-    let p = PENDING_STARTS.swap(core::ptr::null_mut(), Ordering::AcqRel);
-    let starts = if p.is_null() {
-        Vec::new()
-    } else {
-        // SAFETY: set once from a leaked Box in `pvh_main`; taken once here.
-        let boxed = unsafe { Box::from_raw(p) };
-        *boxed
-    };
-    for s in &starts {
+    for s in &record().starts {
         start_node(s);
     }
     shared::header().go.store(1, Ordering::Release);
@@ -259,19 +248,12 @@ pub fn run_machine() -> ! {
 /// INIT-SIPI-SIPI one node and wait until it reports Running (or fails).
 fn start_node(s: &NodeStart) {
     let apic = super::apic_of(s.id);
-    let tramp = TrampolineParams::image();
-    // SAFETY: the low 2 MiB are node 0's firmware area, identity mapped in
-    // its tables; nothing else lives at the trampoline page; the AP reads
-    // these bytes only after the SIPI below.
-    unsafe {
-        let dst = TRAMPOLINE_PHYS as *mut u8;
-        core::ptr::copy_nonoverlapping(tramp.as_ptr(), dst, tramp.len());
-        let put = |off: usize, v: u64| core::ptr::write_volatile(dst.add(off) as *mut u64, v);
-        put(TrampolineParams::cr3(), s.cr3);
-        put(TrampolineParams::stack(), boot_stack_top());
-        put(TrampolineParams::arg(), s.boot_info_virt);
-        put(TrampolineParams::entry(), ap_entry_addr());
-    }
+    boot::install_trampoline(
+        s.cr3,
+        boot::kernel_stack_top(),
+        s.boot_info_virt,
+        boot::ap_entry_addr(),
+    );
     let slot = shared::slot(s.id);
     slot.set_state(NodeState::Booting);
     apic::send_init(apic);
@@ -303,22 +285,6 @@ fn delay_us(us: u64) {
     }
 }
 
-fn boot_stack_top() -> u64 {
-    unsafe extern "C" {
-        #[link_name = "boot_stack_top"]
-        static STACK_TOP: u8;
-    }
-    // SAFETY: address of a linker symbol (the top of every node's stack).
-    unsafe { &STACK_TOP as *const u8 as u64 }
-}
-
-fn ap_entry_addr() -> u64 {
-    unsafe extern "C" {
-        fn ap_entry(info: *const NodeBootInfo) -> !;
-    }
-    ap_entry as *const () as u64
-}
-
 fn console_of(plan: &Plan, id: NodeId) -> Option<u16> {
     plan.nodes
         .iter()
@@ -328,54 +294,34 @@ fn console_of(plan: &Plan, id: NodeId) -> Option<u16> {
         .find_map(|d| d.io_port())
 }
 
-/// Copies the pristine kernel into node `id`'s partition, builds its page
-/// tables there and writes its boot info. Runs under the identity map.
-fn prepare_partition(
+/// Gives node `id` its kernel copy, page tables and boot info in `part`.
+fn prepare_node(
+    memory: &BootMemory,
     plan: &Plan,
-    layout: &Layout,
-    _facts: &MachineFacts,
     id: NodeId,
-    base: u64,
-    size: u64,
+    part: PhysRange,
+    shared: PhysRange,
 ) -> Result<NodeStart, String> {
-    let w = WindowLayout::new(size).ok_or_else(|| alloc::format!("{id}: partition too small"))?;
+    let w =
+        WindowLayout::new(part.size).ok_or_else(|| alloc::format!("{id}: partition too small"))?;
     let console = console_of(plan, id).ok_or_else(|| alloc::format!("{id}: no console UART"))?;
-    let pristine = WINDOW_VIRT + w.pristine_off;
-    // SAFETY: `base..base+size` is node `id`'s partition (plan checked
-    // against the memory map), identity mapped now and not yet running; the
-    // pristine copy is node 0's, `loaded_len` long.
-    unsafe {
-        core::ptr::copy_nonoverlapping(
-            pristine as *const u8,
-            base as *mut u8,
-            w.loaded_len as usize,
-        );
-        core::ptr::write_bytes((base + w.bss_off) as *mut u8, 0, w.bss_len as usize);
-    }
-    // SAFETY: the table area lies inside the node's partition (layout).
-    let mut t = unsafe { TableBuilder::new(base + w.tables_off, layout::TABLE_FRAMES * 4096, 0) };
-    let (shared_phys, shared_size) = (layout.shared.0.as_u64(), layout.shared.1);
-    t.map(0, 0, TWO_MIB, paging::RAM)
-        .and_then(|_| t.map(WINDOW_VIRT, base, size, paging::RAM))
-        .and_then(|_| t.map(SHARED_VIRT, shared_phys, shared_size, paging::SHARED))
-        .and_then(|_| t.map(LAPIC_FRAME, LAPIC_FRAME, TWO_MIB, paging::MMIO))
-        .map_err(|_| alloc::format!("{id}: page-table area exhausted"))?;
     let info = NodeBootInfo {
         magic: BOOT_INFO_MAGIC,
         node: id.0,
         node_count: plan.nodes.len() as u8,
         console_port: console,
         apic_id: 0,
-        partition_base: base,
-        partition_size: size,
-        shared_phys,
-        shared_size,
+        partition_base: part.base,
+        partition_size: part.size,
+        shared_phys: shared.base,
+        shared_size: shared.size,
     };
-    // SAFETY: the boot-info page is inside the node's partition (layout).
-    unsafe { core::ptr::write_volatile((base + w.boot_info_off) as *mut NodeBootInfo, info) };
+    let cr3 = memory
+        .prepare_node(part, &w, shared, &info)
+        .map_err(|e| alloc::format!("{id}: {e}"))?;
     Ok(NodeStart {
         id,
-        cr3: t.pml4_phys(),
+        cr3,
         boot_info_virt: WINDOW_VIRT + w.boot_info_off,
     })
 }

@@ -1,0 +1,165 @@
+//! Building node address spaces during node 0's boot: the only code that
+//! writes physical memory outside node 0's own window.
+//!
+//! It works through [`BootMemory`], a capability that exists only while
+//! node 0's boot page tables identity-map the first 4 GiB and no other node
+//! runs. Every write is checked to stay out of node 0's window and the low
+//! area; the capability is consumed when node 0 switches to its own tables,
+//! after which node 0 can no longer reach other partitions at all.
+
+use alloc::string::String;
+use core::ops::Range;
+
+use mint_abi::shared::SHARED_VIRT;
+
+use super::paging::{self, TableBuilder};
+use crate::layout::{self, NodeBootInfo, WINDOW_VIRT, WindowLayout};
+
+/// xAPIC and I/O APIC register pages (the 2 MiB frames containing them).
+const LAPIC_FRAME: u64 = 0xFEE0_0000;
+const IOAPIC_FRAME: u64 = 0xFEC0_0000;
+const TWO_MIB: u64 = 2 << 20;
+const IDENTITY_LIMIT: u64 = 4 << 30;
+
+/// Physical write access during node 0's boot (see the module docs).
+pub struct BootMemory {
+    node0: Range<u64>,
+}
+
+/// A physical range `[base, base + size)`.
+#[derive(Clone, Copy, Debug)]
+pub struct PhysRange {
+    pub base: u64,
+    pub size: u64,
+}
+
+impl PhysRange {
+    fn range(self) -> Range<u64> {
+        self.base..self.base + self.size
+    }
+}
+
+impl BootMemory {
+    /// # Safety
+    /// Call once, from node 0, while its boot page tables identity-map the
+    /// first 4 GiB and before any other node runs; `node0` is node 0's own
+    /// partition (which this capability will not write).
+    pub unsafe fn new(node0: PhysRange) -> BootMemory {
+        BootMemory {
+            node0: node0.range(),
+        }
+    }
+
+    /// Checks that `r` may be written: below the identity limit, clear of
+    /// the low area and of node 0's window.
+    fn check(&self, r: PhysRange, what: &str) -> Result<(), String> {
+        let range = r.range();
+        let overlaps = |o: &Range<u64>| range.start < o.end && o.start < range.end;
+        if r.base < TWO_MIB || range.end > IDENTITY_LIMIT || overlaps(&self.node0) {
+            return Err(alloc::format!(
+                "{what} {:#x}..{:#x} is not memory node 0 may prepare",
+                range.start,
+                range.end
+            ));
+        }
+        Ok(())
+    }
+
+    fn copy(&self, dst: u64, src: &[u8]) {
+        // SAFETY: the caller checked `dst..dst+len` with `check` (writable,
+        // identity-mapped RAM outside node 0's window and the low area);
+        // `src` is node 0's own memory, so the two do not overlap.
+        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
+    }
+
+    fn zero(&self, dst: u64, len: u64) {
+        // SAFETY: as in `copy`.
+        unsafe { core::ptr::write_bytes(dst as *mut u8, 0, len as usize) };
+    }
+
+    /// Zeroes the shared region before anyone uses it.
+    pub fn clear_shared(&self, shared: PhysRange) -> Result<(), String> {
+        self.check(shared, "shared region")?;
+        self.zero(shared.base, shared.size);
+        Ok(())
+    }
+
+    /// Gives a node its own copy of the kernel in `part` and its address
+    /// space: the pristine image (text, rodata, data) and zeroed bss, page
+    /// tables mapping its window, the shared region, its local APIC and (to
+    /// start from the trampoline) the low area, and its boot info. Returns
+    /// the node's CR3.
+    pub fn prepare_node(
+        &self,
+        part: PhysRange,
+        window: &WindowLayout,
+        shared: PhysRange,
+        info: &NodeBootInfo,
+    ) -> Result<u64, String> {
+        self.check(part, "partition")?;
+        let pristine = WINDOW_VIRT + window.pristine_off;
+        // SAFETY: node 0's pristine slot holds `loaded_len` bytes of the
+        // image copied before any Rust code ran, never written since.
+        let image = unsafe {
+            core::slice::from_raw_parts(pristine as *const u8, window.loaded_len as usize)
+        };
+        self.copy(part.base, image);
+        self.zero(part.base + window.bss_off, window.bss_len);
+        let tables = self.build_tables(part, window, shared, false)?;
+        let info_bytes = info as *const NodeBootInfo as *const u8;
+        // SAFETY: a `#[repr(C)]` plain-data struct viewed as its bytes.
+        let info_bytes = unsafe {
+            core::slice::from_raw_parts(info_bytes, core::mem::size_of::<NodeBootInfo>())
+        };
+        self.copy(part.base + window.boot_info_off, info_bytes);
+        Ok(tables)
+    }
+
+    fn build_tables(
+        &self,
+        part: PhysRange,
+        window: &WindowLayout,
+        shared: PhysRange,
+        node0: bool,
+    ) -> Result<u64, String> {
+        // SAFETY: the table frames are the partition's reserved table area
+        // (inside `part`, checked by the caller or node 0's own), reachable
+        // through the identity map.
+        let mut t = unsafe {
+            TableBuilder::new(
+                part.base + window.tables_off,
+                layout::TABLE_FRAMES * 4096,
+                0,
+            )
+        };
+        let mut mapped = t
+            .map(0, 0, TWO_MIB, paging::RAM)
+            .and_then(|_| t.map(WINDOW_VIRT, part.base, part.size, paging::RAM))
+            .and_then(|_| t.map(SHARED_VIRT, shared.base, shared.size, paging::SHARED))
+            .and_then(|_| t.map(LAPIC_FRAME, LAPIC_FRAME, TWO_MIB, paging::MMIO));
+        if node0 {
+            mapped = mapped.and_then(|_| t.map(IOAPIC_FRAME, IOAPIC_FRAME, TWO_MIB, paging::MMIO));
+        }
+        mapped.map_err(|_| String::from("page-table area exhausted"))?;
+        Ok(t.pml4_phys())
+    }
+
+    /// Builds node 0's own tables (its window, the low area it owns, the
+    /// shared region, the local and I/O APIC) and switches to them. From
+    /// here on node 0 reaches no other partition: the capability ends.
+    pub fn switch_to_node0_tables(
+        self,
+        window: &WindowLayout,
+        shared: PhysRange,
+    ) -> Result<(), String> {
+        let part = PhysRange {
+            base: self.node0.start,
+            size: self.node0.end - self.node0.start,
+        };
+        let cr3 = self.build_tables(part, window, shared, true)?;
+        // SAFETY: the new tables map node 0's whole window (code, stack,
+        // heap, statics) at the same virtual addresses as the boot tables.
+        unsafe { paging::activate(cr3) };
+        Ok(())
+    }
+}
