@@ -48,7 +48,7 @@ pub struct MachineArgs {
     /// N nodes of one core each (default: 2).
     #[arg(long, conflicts_with = "config", value_parser = clap::value_parser!(u8).range(1..=4))]
     pub nodes: Option<u8>,
-    /// A partition plan in TOML (see docs/ARCHITECTURE.md).
+    /// A partition plan in TOML (see examples/four-nodes.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
     /// Accelerator: auto (KVM only where it is real hardware virtualization), kvm or tcg.

@@ -264,3 +264,20 @@ devices = ["com2"]
         assert!(message.contains("cores"), "{message}");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use crate::{MIB, Plan};
+
+    /// The example shipped with mint stays a valid plan.
+    #[test]
+    fn shipped_example_is_valid() {
+        let plan = Plan::from_toml_str(include_str!("../../../examples/four-nodes.toml"))
+            .expect("example parses");
+        let layout = plan.validate().expect("example validates");
+        assert_eq!(plan.nodes.len(), 4);
+        assert_eq!(plan.machine.cpus, 4);
+        assert_eq!(layout.shared.1, 32 * MIB);
+        assert!(layout.required_ram <= plan.machine.memory);
+    }
+}
