@@ -121,7 +121,6 @@ pub struct NodeBootInfo {
     pub node: u8,
     pub node_count: u8,
     pub console_port: u16,
-    pub apic_id: u32,
     pub partition_base: u64,
     pub partition_size: u64,
     pub shared_phys: u64,

@@ -310,7 +310,6 @@ fn prepare_node(
         node: id.0,
         node_count: plan.nodes.len() as u8,
         console_port: console,
-        apic_id: 0,
         partition_base: part.base,
         partition_size: part.size,
         shared_phys: shared.base,

@@ -38,7 +38,6 @@ static SHARED_PHYS: AtomicU64 = AtomicU64::new(0);
 /// Set once this node maps the shared region (node 0: after it set it up).
 static SHARED_READY: AtomicBool = AtomicBool::new(false);
 static SHARED_SIZE: AtomicU64 = AtomicU64::new(0);
-static CORRUPT_MAILBOXES: AtomicU64 = AtomicU64::new(0);
 
 /// Physical base and size of the shared region.
 pub fn shared_window() -> (u64, u64) {
@@ -235,9 +234,10 @@ fn on_mailbox(_frame: &mut InterruptFrame) {
             match mailbox.pop() {
                 Ok(Some(msg)) => handle_message(from, msg),
                 Ok(None) => break,
-                Err(_) => {
-                    // A corrupt peer index: stop reading this mailbox.
-                    CORRUPT_MAILBOXES.fetch_add(1, Ordering::Relaxed);
+                Err(corrupt) => {
+                    // A faulty peer: say so, and stop reading its mailbox
+                    // rather than follow its index.
+                    println!("{me}: mailbox from {from}: {corrupt}; ignored");
                     break;
                 }
             }
