@@ -3,7 +3,6 @@
 //! run does (and, with `--fault`, only if the fault stayed in its node).
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -68,7 +67,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         .map(|f| parse_fault(f, plan.nodes.len()))
         .transpose()?;
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
-    let timeout = args.machine.timeout.unwrap_or(120);
+    let timeout = args.machine.timeout_or(120);
     let log_dir = prepared.log_dir.clone();
     let mut cmdline = vec!["mint.mode=boot".to_string()];
     if let Some(f) = fault {
@@ -86,7 +85,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
     })?;
     let mut report: Option<Value> = None;
     let mut refused: Option<String> = None;
-    let outcome = machine.finish(Duration::from_secs(timeout), |ev| {
+    let outcome = machine.finish(timeout, |ev| {
         if let Event::Line { node, text } = ev {
             if node.0 != 0 {
                 return;
@@ -111,7 +110,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         bail!(
             "the machine ended without a report ({}); QEMU said: {}; consoles in {}",
             if outcome.timed_out {
-                format!("timed out after {timeout} s")
+                format!("timed out after {} s", timeout.as_secs())
             } else {
                 format!(
                     "QEMU exit status {:?}",

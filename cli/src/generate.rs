@@ -161,8 +161,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
     // takes about 100 us per frame and node under emulation.
     let timeout = args
         .machine
-        .timeout
-        .unwrap_or(120 + cfg.nominal_duration_ns() / 1_000_000_000 + u64::from(cfg.count) / 5_000);
+        .timeout_or(120 + cfg.nominal_duration_ns() / 1_000_000_000 + u64::from(cfg.count) / 5_000);
     let log_dir = prepared.log_dir.clone();
     let kv = cfg.to_string().replace(' ', ",");
     let machine = Machine::start(Options {
@@ -184,7 +183,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
     let mut error: Option<String> = None;
     let mut samples = Samples::default();
     let mut sample_error: Option<anyhow::Error> = None;
-    let outcome = machine.finish(Duration::from_secs(timeout), |ev| {
+    let outcome = machine.finish(timeout, |ev| {
         let Event::Line { node, text } = ev else {
             return;
         };
@@ -202,7 +201,8 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
     });
     if outcome.timed_out {
         bail!(
-            "stopped the machine after the {timeout} s timeout{}; consoles in {}",
+            "stopped the machine after the {} s timeout{}; consoles in {}",
+            timeout.as_secs(),
             if record.is_some() {
                 " (the run had completed; its raw samples had not all arrived)"
             } else {

@@ -105,6 +105,22 @@ impl Machine {
             .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
             .args(["-monitor", "none"]);
 
+        if let Some((port, wait)) = p.gdb {
+            cmd.args(["-gdb", &format!("tcp:127.0.0.1:{port}")]);
+            if wait {
+                cmd.arg("-S");
+            }
+            eprintln!(
+                "mint: gdb stub on 127.0.0.1:{port}{}: gdb {} -ex 'target remote 127.0.0.1:{port}' \
+                 (thread K+1 = the node on core K; use hbreak)",
+                if wait {
+                    ", CPUs held until gdb continues"
+                } else {
+                    ""
+                },
+                p.kernel.display()
+            );
+        }
         let (tx, events) = mpsc::channel();
         let mut consoles_open = 0;
         let node0_input = Arc::new(Mutex::new(None));
@@ -291,6 +307,8 @@ pub struct Prepared {
     pub log_dir: PathBuf,
     /// CPUs and RAM (MiB) QEMU gets when they should differ from the plan's.
     pub machine_override: (Option<u8>, Option<u64>),
+    /// gdb stub port, and whether the CPUs wait for gdb at the start.
+    pub gdb: Option<(u16, bool)>,
 }
 
 pub fn prepare(args: &crate::MachineArgs, quiet_build: bool) -> Result<Prepared> {
@@ -313,6 +331,7 @@ pub fn prepare(args: &crate::MachineArgs, quiet_build: bool) -> Result<Prepared>
         accel,
         log_dir,
         machine_override: (args.qemu_cpus, args.qemu_memory_mib),
+        gdb: args.gdb.map(|port| (port, args.gdb_wait)),
     })
 }
 

@@ -64,6 +64,15 @@ pub struct MachineArgs {
     /// `boot`; for `gen`, 120 plus the run's own length; none for `run`).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Open QEMU's gdb stub on 127.0.0.1:PORT: one gdb thread per CPU, so
+    /// thread K+1 is the node on core K (all nodes run the same image at the
+    /// same addresses: use hardware breakpoints, `hbreak`).
+    #[arg(long, value_name = "PORT")]
+    pub gdb: Option<u16>,
+    /// With --gdb: hold every CPU at its first instruction until gdb says
+    /// `continue`.
+    #[arg(long, requires = "gdb")]
+    pub gdb_wait: bool,
     /// Testing: start QEMU with this many CPUs instead of the plan's, to
     /// exercise node 0's own check of the plan against the machine.
     #[arg(long, hide = true)]
@@ -71,6 +80,19 @@ pub struct MachineArgs {
     /// Testing: start QEMU with this much RAM (MiB) instead of the plan's.
     #[arg(long, hide = true)]
     pub qemu_memory_mib: Option<u64>,
+}
+
+impl MachineArgs {
+    /// `--timeout`, else `default` seconds; with a gdb stub open, a person
+    /// is at the wheel: no default limit.
+    pub fn timeout_or(&self, default: u64) -> std::time::Duration {
+        const A_YEAR: u64 = 365 * 24 * 3600;
+        std::time::Duration::from_secs(self.timeout.unwrap_or(if self.gdb.is_some() {
+            A_YEAR
+        } else {
+            default
+        }))
+    }
 }
 
 #[derive(Args)]

@@ -17,35 +17,43 @@ use crate::{println, shared};
 
 use super::boot0::record;
 
-/// A node whose heartbeat has not moved for this long is declared crashed.
-pub const HEARTBEAT_TIMEOUT_MS: u64 = 1000;
+/// A node whose heartbeat has not moved while node 0's own timer ticked
+/// this many times (1 s) is declared crashed.
+pub const HEARTBEAT_TIMEOUT_TICKS: u64 = super::TIMER_HZ;
 /// The ping round must end within this.
 const SETTLE_TIMEOUT_MS: u64 = 20_000;
 
 /// Per-node heartbeat watch state.
 #[derive(Clone, Copy, Default)]
 pub struct Watch {
+    seen: bool,
     last_beat: u64,
-    last_change_tsc: u64,
+    /// Node 0's own heartbeat when `last_beat` last changed.
+    own_beat_then: u64,
 }
 
 /// Checks every node's heartbeat once; declares silent nodes crashed.
+///
+/// Time is counted in node 0's own timer ticks, not TSC: when the whole
+/// machine stands still (a gdb breakpoint, the host descheduling QEMU),
+/// node 0's ticks stop too, and nobody is declared dead for it.
 pub fn check_heartbeats(watch: &mut [Watch; MAX_NODES]) {
-    let now = cpu::rdtsc();
+    let own = shared::slot(NodeId(0)).heartbeat.load(Ordering::Relaxed);
     for id in (1..super::node_count()).map(NodeId) {
         let slot = shared::slot(id);
         let beat = slot.heartbeat.load(Ordering::Relaxed);
         let w = &mut watch[id.index()];
-        if beat != w.last_beat || w.last_change_tsc == 0 {
+        if !w.seen || beat != w.last_beat {
             *w = Watch {
+                seen: true,
                 last_beat: beat,
-                last_change_tsc: now,
+                own_beat_then: own,
             };
         } else if slot.state() == Some(NodeState::Running)
-            && now - w.last_change_tsc > super::ms_to_ticks(HEARTBEAT_TIMEOUT_MS)
+            && own - w.own_beat_then > HEARTBEAT_TIMEOUT_TICKS
             && slot.declare_crashed_from(
                 NodeState::Running,
-                "heartbeat lost: no timer tick for 1000 ms (stuck with interrupts off?)",
+                "heartbeat lost: no timer tick while node 0 counted 1 s (stuck with interrupts off?)",
             )
         {
             println!("node0: {id} declared crashed: heartbeat lost");
