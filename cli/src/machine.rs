@@ -105,6 +105,16 @@ impl Machine {
             .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
             .args(["-monitor", "none"]);
 
+        if plan
+            .nodes
+            .iter()
+            .any(|n| n.devices.contains(&Device::E1000))
+        {
+            // QEMU's 82540EM on a hub of its own: no traffic reaches it but
+            // what a test or tool puts there.
+            cmd.args(["-netdev", "hubport,id=mintnet0,hubid=0"])
+                .args(["-device", "e1000,netdev=mintnet0,mac=52:54:00:12:34:56"]);
+        }
         if let Some((port, wait)) = p.gdb {
             cmd.args(["-gdb", &format!("tcp:127.0.0.1:{port}")]);
             if wait {

@@ -106,6 +106,11 @@ pub fn window_contains(virt: u64) -> bool {
     (WINDOW_VIRT..WINDOW_VIRT + PARTITION_SIZE.load(Ordering::Relaxed)).contains(&virt)
 }
 
+/// Physical address of a virtual address inside this node's window.
+pub fn virt_to_phys(virt: u64) -> u64 {
+    virt - WINDOW_VIRT + PARTITION_BASE.load(Ordering::Relaxed)
+}
+
 /// Virtual address of a physical address inside this node's partition.
 pub fn phys_to_virt(phys: u64) -> u64 {
     phys - PARTITION_BASE.load(Ordering::Relaxed) + WINDOW_VIRT
@@ -125,6 +130,13 @@ pub struct NodeBootInfo {
     pub partition_size: u64,
     pub shared_phys: u64,
     pub shared_size: u64,
+    /// Memory BAR of the real e1000 the plan gives this node (0: none),
+    /// mapped uncached at the same address, and its PCI location
+    /// (bus << 16 | device << 8 | function).
+    pub nic_bar: u64,
+    pub nic_pci: u32,
+    /// Its legacy interrupt line (PCI config 0x3C).
+    pub nic_irq: u8,
 }
 
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"MINTBOOT");

@@ -232,6 +232,9 @@ flags! {
     }
 }
 
+/// Bytes of the register space behind BAR 0 (memory-mapped, 128 KiB).
+pub const REGISTER_SPACE: u64 = 128 * 1024;
+
 /// RAH0 bit 31: the receive address in RAL0/RAH0 is valid.
 pub const RAH_AV: u32 = 1 << 31;
 

@@ -9,5 +9,6 @@ pub mod gdt;
 pub mod interrupts;
 pub mod paging;
 pub mod partition;
+pub mod pci;
 pub mod pit;
 pub mod serial;

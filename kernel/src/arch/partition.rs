@@ -86,9 +86,9 @@ impl BootMemory {
 
     /// Gives a node its own copy of the kernel in `part` and its address
     /// space: the pristine image (text, rodata, data) and zeroed bss, page
-    /// tables mapping its window, the shared region, its local APIC and (to
-    /// start from the trampoline) the low area, and its boot info. Returns
-    /// the node's CR3.
+    /// tables mapping its window, the shared region, its local APIC, the
+    /// register frame of its NIC if it has one and (to start from the
+    /// trampoline) the low area, and its boot info. Returns the node's CR3.
     pub fn prepare_node(
         &self,
         part: PhysRange,
@@ -97,6 +97,10 @@ impl BootMemory {
         info: &NodeBootInfo,
     ) -> Result<u64, String> {
         self.check(part, "partition")?;
+        let mmio = (info.nic_bar != 0).then_some(PhysRange {
+            base: info.nic_bar,
+            size: mint_e1000::regs::REGISTER_SPACE,
+        });
         let pristine = WINDOW_VIRT + window.pristine_off;
         // SAFETY: node 0's pristine slot holds `loaded_len` bytes of the
         // image copied before any Rust code ran, never written since.
@@ -105,7 +109,7 @@ impl BootMemory {
         };
         self.copy(part.base, image);
         self.zero(part.base + window.bss_off, window.bss_len);
-        let tables = self.build_tables(part, window, shared, false)?;
+        let tables = self.build_tables(part, window, shared, false, mmio)?;
         let info_bytes = info as *const NodeBootInfo as *const u8;
         // SAFETY: a `#[repr(C)]` plain-data struct viewed as its bytes.
         let info_bytes = unsafe {
@@ -121,6 +125,7 @@ impl BootMemory {
         window: &WindowLayout,
         shared: PhysRange,
         node0: bool,
+        mmio: Option<PhysRange>,
     ) -> Result<u64, String> {
         // SAFETY: the table frames are the partition's reserved table area
         // (inside `part`, checked by the caller or node 0's own), reachable
@@ -140,23 +145,31 @@ impl BootMemory {
         if node0 {
             mapped = mapped.and_then(|_| t.map(IOAPIC_FRAME, IOAPIC_FRAME, TWO_MIB, paging::MMIO));
         }
+        if let Some(regs) = mmio {
+            // The device's register frames, identity and uncached.
+            let first = regs.base & !(TWO_MIB - 1);
+            let end = (regs.base + regs.size).next_multiple_of(TWO_MIB);
+            mapped = mapped.and_then(|_| t.map(first, first, end - first, paging::MMIO));
+        }
         mapped.map_err(|_| String::from("page-table area exhausted"))?;
         Ok(t.pml4_phys())
     }
 
     /// Builds node 0's own tables (its window, the low area it owns, the
-    /// shared region, the local and I/O APIC) and switches to them. From
+    /// shared region, the local and I/O APIC, and the register frame of a
+    /// device the plan gives it) and switches to them. From
     /// here on node 0 reaches no other partition: the capability ends.
     pub fn switch_to_node0_tables(
         self,
         window: &WindowLayout,
         shared: PhysRange,
+        mmio: Option<PhysRange>,
     ) -> Result<(), String> {
         let part = PhysRange {
             base: self.node0.start,
             size: self.node0.end - self.node0.start,
         };
-        let cr3 = self.build_tables(part, window, shared, true)?;
+        let cr3 = self.build_tables(part, window, shared, true, mmio)?;
         // SAFETY: the new tables map node 0's whole window (code, stack,
         // heap, statics) at the same virtual addresses as the boot tables.
         unsafe { paging::activate(cr3) };

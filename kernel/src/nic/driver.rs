@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use mint_abi::debug_nic::{DropReason, NIC_VECTOR};
 use mint_e1000::{Contiguous, RxRing};
 
-use super::shared_backend::{self, DmaWindow, SharedRegisters, SharedRing};
+use super::shared_backend::{self, AtomicRing, DmaWindow, SharedRegisters};
 use crate::arch::interrupts::{self, InterruptFrame};
 use crate::arch::{apic, cpu};
 use crate::shared;
@@ -136,7 +136,7 @@ pub struct IrqSamples {
 /// Everything the interrupt handler owns.
 struct Driver {
     regs: SharedRegisters,
-    ring: SharedRing,
+    ring: AtomicRing,
     dma: DmaWindow,
     rx: RxRing<Contiguous>,
     samples: IrqSamples,
@@ -168,7 +168,7 @@ pub fn attach(shared_phys: u64, shared_size: u64) -> Result<(), alloc::string::S
             dma.len / 1024
         ));
     }
-    let ring = SharedRing::new(&dma, dma.phys, RING_SLOTS)
+    let ring = AtomicRing::in_window(&dma, dma.phys, RING_SLOTS)
         .map_err(|e| alloc::format!("e1000 ring: {e:?}"))?;
     let regs = shared_backend::registers();
     let buffers = Contiguous {

@@ -7,8 +7,12 @@
 //!   in the shared DMA window, interrupt handler on the IPI vector,
 //!   socket buffers for the stack.
 //! - `support`: the support node's device model and interrupt generator.
+//! - `mmio_backend` / `real`: the same traits over a real 8254x's memory
+//!   BAR and the node's own memory, and its bring-up.
 
 pub mod driver;
+pub mod mmio_backend;
+pub mod real;
 pub mod shared_backend;
 pub mod support;
 

@@ -1,5 +1,5 @@
 //! The e1000 crate's access traits over the shared region: the register
-//! page, a descriptor ring and the DMA window. Both the driver (target) and
+//! page, descriptor rings of atomic words, and the DMA window. Both the driver (target) and
 //! the device model (support node) use these; every address that comes from
 //! the peer is checked against the DMA window before memory is touched.
 
@@ -76,17 +76,23 @@ impl DmaMemory for DmaWindow {
     }
 }
 
-/// A ring of legacy RX descriptors in the DMA window, each two `AtomicU64`
-/// (address; length/checksum/status/errors/special), so the device
-/// publishes a write-back with one release store.
-pub struct SharedRing {
+/// A ring of legacy RX descriptors as pairs of `AtomicU64` (address;
+/// length/checksum/status/errors/special: the 16-byte hardware layout,
+/// little endian), so a write-back is published with one release store.
+/// It lives in the shared DMA window (debug NIC) or in the node's own
+/// memory (a real NIC, see `mmio_backend`).
+pub struct AtomicRing {
     descs: &'static [[AtomicU64; 2]],
 }
 
-impl SharedRing {
+impl AtomicRing {
+    pub(super) fn from_static(descs: &'static [[AtomicU64; 2]]) -> AtomicRing {
+        AtomicRing { descs }
+    }
+
     /// The ring of `count` descriptors at physical `phys`, if it lies in the
     /// window and is 16-byte aligned.
-    pub fn new(window: &DmaWindow, phys: u64, count: u16) -> Result<SharedRing, DmaError> {
+    pub fn in_window(window: &DmaWindow, phys: u64, count: u16) -> Result<AtomicRing, DmaError> {
         let len = usize::from(count) * RxDescriptor::SIZE;
         let ptr = window.translate(phys, len)?;
         if !phys.is_multiple_of(16) || count == 0 {
@@ -98,11 +104,11 @@ impl SharedRing {
         let descs = unsafe {
             core::slice::from_raw_parts(ptr as *const [AtomicU64; 2], usize::from(count))
         };
-        Ok(SharedRing { descs })
+        Ok(AtomicRing { descs })
     }
 }
 
-impl DescriptorRing for SharedRing {
+impl DescriptorRing for AtomicRing {
     fn len(&self) -> u16 {
         self.descs.len() as u16
     }

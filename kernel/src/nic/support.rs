@@ -22,7 +22,7 @@ use mint_abi::debug_nic::{DropReason, NIC_VECTOR, RunPhase};
 use mint_e1000::{DeviceModel, Register, RegisterAccess, RxDrop, WritebackFault};
 use mint_traffic::{Endpoints, FrameTemplate, GenConfig, PacketKind, Schedule};
 
-use super::shared_backend::{self, DmaWindow, SharedRing};
+use super::shared_backend::{self, AtomicRing, DmaWindow};
 use crate::arch::{apic, cpu};
 use crate::node;
 use crate::shared;
@@ -119,7 +119,7 @@ pub fn run(
     let ring_phys =
         u64::from(regs.read(Register::RDBAL)) | (u64::from(regs.read(Register::RDBAH)) << 32);
     let count = (regs.read(Register::RDLEN) / 16).min(u32::from(u16::MAX)) as u16;
-    let ring = SharedRing::new(&dma, ring_phys, count)
+    let ring = AtomicRing::in_window(&dma, ring_phys, count)
         .map_err(|e| alloc::format!("gen: the driver's ring is outside the DMA window: {e:?}"))?;
 
     let mut template = Box::new(

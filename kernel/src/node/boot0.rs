@@ -16,7 +16,7 @@ use mint_plan::{Layout, MachineFacts, Plan};
 use crate::arch::boot::{self, TRAMPOLINE_PHYS};
 use crate::arch::interrupts;
 use crate::arch::partition::{BootMemory, PhysRange};
-use crate::arch::{apic, cpu, firmware, gdt, pit, serial};
+use crate::arch::{apic, cpu, firmware, gdt, pci, pit, serial};
 use crate::layout::{self, BOOT_INFO_MAGIC, KERNEL_VIRT, NodeBootInfo, WINDOW_VIRT, WindowLayout};
 use crate::{mem, println, shared};
 
@@ -140,6 +140,36 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
     };
     let faults = parse_faults(&boot.cmdline, n).unwrap_or_else(|e| refuse(&e));
 
+    // A real e1000 in the plan: find it on the PCI bus; its owner gets its
+    // register frame mapped and its location in the boot info.
+    let nic = match plan
+        .nodes
+        .iter()
+        .find(|n| n.devices.contains(&mint_plan::Device::E1000))
+    {
+        None => None,
+        Some(owner) => {
+            let f = pci::find(&[(0x8086, 0x100E)]).unwrap_or_else(|| {
+                refuse(&alloc::format!(
+                    "{}: the plan gives it an e1000, but the PCI bus has no 82540EM",
+                    owner.id
+                ))
+            });
+            let bar = f
+                .bar0
+                .unwrap_or_else(|| refuse(&alloc::format!("e1000 at {}: no memory BAR", f.at)));
+            pci::enable_memory_and_dma(f.at);
+            let packed =
+                u32::from(f.at.bus) << 16 | u32::from(f.at.device) << 8 | u32::from(f.at.function);
+            Some((owner.id, bar, packed, f.interrupt_line))
+        }
+    };
+    let nic_of = |id: NodeId| {
+        nic.filter(|n| n.0 == id)
+            .map_or((0, 0, 0), |n| (n.1, n.2, n.3))
+    };
+    super::set_real_nic(nic_of(NodeId(0)));
+
     // Every other node's partition, through the identity map; then node 0
     // moves onto its own tables and can reach no other partition again.
     let shared = PhysRange {
@@ -160,15 +190,24 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
             base: base.as_u64(),
             size,
         };
-        let start =
-            prepare_node(&boot_memory, &plan, id, part, shared).unwrap_or_else(|e| refuse(&e));
+        let start = prepare_node(&boot_memory, &plan, id, part, shared, nic_of(id))
+            .unwrap_or_else(|e| refuse(&e));
         starts.push(start);
     }
     boot_memory
         .clear_shared(shared)
         .unwrap_or_else(|e| refuse(&e));
     boot_memory
-        .switch_to_node0_tables(&window0, shared)
+        .switch_to_node0_tables(
+            &window0,
+            shared,
+            Some(nic_of(NodeId(0)).0)
+                .filter(|&b| b != 0)
+                .map(|base| PhysRange {
+                    base,
+                    size: mint_e1000::regs::REGISTER_SPACE,
+                }),
+        )
         .unwrap_or_else(|e| refuse(&alloc::format!("node 0: {e}")));
     // SAFETY: the rest of node 0's window after the early heap is its own
     // unused memory, mapped by its tables.
@@ -301,6 +340,7 @@ fn prepare_node(
     id: NodeId,
     part: PhysRange,
     shared: PhysRange,
+    (nic_bar, nic_pci, nic_irq): (u64, u32, u8),
 ) -> Result<NodeStart, String> {
     let w =
         WindowLayout::new(part.size).ok_or_else(|| alloc::format!("{id}: partition too small"))?;
@@ -314,6 +354,9 @@ fn prepare_node(
         partition_size: part.size,
         shared_phys: shared.base,
         shared_size: shared.size,
+        nic_bar,
+        nic_pci,
+        nic_irq,
     };
     let cr3 = memory
         .prepare_node(part, &w, shared, &info)

@@ -58,6 +58,26 @@ pub fn shared_ready() -> bool {
     SHARED_READY.load(Ordering::Acquire)
 }
 
+/// The real e1000 this node owns: BAR (0 = none), packed PCI location
+/// (bus << 16 | device << 8 | function) and INTx line.
+static REAL_NIC: spin::Once<(u64, u32, u8)> = spin::Once::new();
+
+pub fn set_real_nic(nic: (u64, u32, u8)) {
+    REAL_NIC.call_once(|| nic);
+}
+
+/// Brings up the real e1000 the plan gave this node, if any.
+fn attach_real_nic(id: NodeId) {
+    let Some(&(bar, pci, irq)) = REAL_NIC.get().filter(|n| n.0 != 0) else {
+        return;
+    };
+    let at = alloc::format!("{:02x}:{:02x}.{}", pci >> 16, (pci >> 8) & 0xFF, pci & 0xFF);
+    match crate::nic::real::attach(bar, &at, irq) {
+        Ok(summary) => println!("{id}: {summary}"),
+        Err(e) => println!("{id}: {e}"),
+    }
+}
+
 /// Whether node 0 asked this node to stop.
 pub fn halt_requested() -> bool {
     HALT_REQUESTED.load(Ordering::Acquire)
@@ -126,6 +146,7 @@ extern "C" fn ap_entry(info: *const NodeBootInfo) -> ! {
         cpu::halt_forever();
     }
     set_shared_window(info.shared_phys, info.shared_size);
+    set_real_nic((info.nic_bar, info.nic_pci, info.nic_irq));
     start_node(NodeId(info.node), info.node_count, window)
 }
 
@@ -162,6 +183,7 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
         mem::heap_free() / 1024,
         window.loaded_len / 1024,
     );
+    attach_real_nic(id);
     if id == NodeId(0) {
         boot0::run_machine()
     }
