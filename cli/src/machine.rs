@@ -1,7 +1,8 @@
 //! One machine run: QEMU started with the kernel and the plan, every node's
-//! UART connected to a socket the CLI reads. Each console line is echoed
-//! prefixed by its node (`[node1] ...`), written to that node's log file,
-//! and handed to the caller as an [`Event`].
+//! UART connected to a socket the CLI reads. Each console line is written to
+//! that node's log file, handed to the caller as an [`Event`], and (but for
+//! bulk machine records: raw samples, JSON reports) echoed prefixed by its
+//! node (`[node1] ...`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -295,7 +296,13 @@ fn spawn_console(
                 .trim_end_matches('\r')
                 .to_string();
             let _ = writeln!(file, "{text}");
+            // Bulk machine records (raw samples, JSON reports) stay in the
+            // log and reach the caller, but are not echoed to a person.
+            let bulk = ["MINT-SAMPLES", "MINT-REPORT ", "MINT-GEN "]
+                .iter()
+                .any(|p| text.starts_with(p));
             match echo {
+                _ if bulk => {}
                 Echo::Stdout => println!("[{node}] {text}"),
                 Echo::Stderr => eprintln!("[{node}] {text}"),
             }
