@@ -203,7 +203,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
         bail!(
             "stopped the machine after the {} s timeout{}; consoles in {}",
             timeout.as_secs(),
-            if record.is_some() {
+            if record.as_ref().is_some_and(|r| r["completed"] == true) {
                 " (the run had completed; its raw samples had not all arrived)"
             } else {
                 ""

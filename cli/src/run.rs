@@ -41,60 +41,53 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     });
     let started = Instant::now();
     let timeout = args.machine.timeout.map(Duration::from_secs);
-    let mut shell_ready = false;
-    let mut powered_off = false;
-    let mut node0_error: Option<String> = None;
-    // Once `exit` is typed (or input ends), the machine has this long to go.
+    let mut shell = ShellState::default();
+    // Lines typed into the shell, and whether the last one left it.
+    let mut typed = 0usize;
+    let mut exit_typed = false;
+    // Once the shell has read `exit` (every line it reads ends a `mint> `
+    // line on its console), the machine has this long to power off.
     let mut leaving: Option<Instant> = None;
     while machine.running() {
         while let Some(ev) = machine.next_event(Duration::from_millis(20)) {
-            if let Event::Line { node, text } = ev {
-                if node.0 != 0 {
-                    continue;
-                }
-                shell_ready |= text.starts_with("mint shell on node0");
-                powered_off |= text == "MINT-POWEROFF";
-                if let Some(e) = text.strip_prefix("MINT-ERROR ") {
-                    node0_error = Some(e.to_string());
-                }
-            }
+            shell.observe(ev);
+        }
+        if exit_typed && leaving.is_none() && shell.prompts >= typed {
+            leaving = Some(Instant::now());
         }
         let expired = timeout.is_some_and(|t| started.elapsed() > t)
             || leaving.is_some_and(|t| t.elapsed() > Duration::from_secs(10));
-        if expired || node0_error.is_some() {
+        if expired || shell.node0_error.is_some() {
             break;
         }
         // Input waits for the shell: bytes typed before node 0 listens
         // would be lost.
-        if powered_off || !shell_ready {
+        if shell.powered_off || !shell.ready || exit_typed {
             continue;
         }
-        match rx.try_recv() {
-            Ok(Some(line)) => {
-                if matches!(line.trim(), "exit" | "quit" | "poweroff") {
-                    leaving.get_or_insert_with(Instant::now);
-                }
-                machine.type_to_node0(format!("{line}\r").as_bytes())?;
-            }
+        let line = match rx.try_recv() {
+            Ok(Some(line)) => line,
             // End of input: leave the shell as `exit` would.
-            Ok(None) => {
-                if leaving.is_none() {
-                    leaving = Some(Instant::now());
-                    machine.type_to_node0(b"exit\r")?;
-                }
-            }
-            Err(_) => {}
-        }
+            Ok(None) => "exit".to_string(),
+            Err(_) => continue,
+        };
+        exit_typed = matches!(line.trim(), "exit" | "quit" | "poweroff");
+        typed += 1;
+        machine.type_to_node0(format!("{line}\r").as_bytes())?;
     }
     // Powered off: QEMU is ending by itself; otherwise it is stopped now.
-    let outcome = machine.finish(Duration::from_secs(if powered_off { 5 } else { 0 }), |_| {});
-    if let Some(e) = node0_error {
+    let still_running = machine.running();
+    let outcome = machine.finish(
+        Duration::from_secs(if shell.powered_off { 5 } else { 0 }),
+        |ev| shell.observe(ev),
+    );
+    if let Some(e) = shell.node0_error {
         bail!("node 0: {e}; consoles in {}", log_dir.display());
     }
-    if !powered_off {
+    if !shell.powered_off {
         bail!(
             "the machine did not power off ({}); consoles in {}",
-            if outcome.timed_out {
+            if still_running && outcome.timed_out {
                 "stopped it"
             } else {
                 "QEMU ended"
@@ -107,4 +100,32 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         log_dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What node 0's console has told about its shell so far.
+#[derive(Default)]
+struct ShellState {
+    ready: bool,
+    /// Lines starting with the prompt: the shell ends the prompt's line
+    /// when it reads a line, so one per line read.
+    prompts: usize,
+    powered_off: bool,
+    node0_error: Option<String>,
+}
+
+impl ShellState {
+    fn observe(&mut self, ev: Event) {
+        let Event::Line { node, text } = ev else {
+            return;
+        };
+        if node.0 != 0 {
+            return;
+        }
+        self.ready |= text.starts_with("mint shell on node0");
+        self.prompts += usize::from(text.starts_with("mint> "));
+        self.powered_off |= text == "MINT-POWEROFF";
+        if let Some(e) = text.strip_prefix("MINT-ERROR ") {
+            self.node0_error = Some(e.to_string());
+        }
+    }
 }

@@ -103,7 +103,8 @@ pub fn set_partition(base: u64, size: u64) {
 
 /// Whether `virt` lies in this node's partition window.
 pub fn window_contains(virt: u64) -> bool {
-    (WINDOW_VIRT..WINDOW_VIRT + PARTITION_SIZE.load(Ordering::Relaxed)).contains(&virt)
+    virt.checked_sub(WINDOW_VIRT)
+        .is_some_and(|off| off < PARTITION_SIZE.load(Ordering::Relaxed))
 }
 
 /// Physical address of a virtual address inside this node's window.

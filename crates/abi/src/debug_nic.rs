@@ -21,6 +21,11 @@ use crate::ids::Vector;
 
 /// The vector the target's e1000 driver handles (its "INTx").
 pub const NIC_VECTOR: Vector = Vector(0x40);
+/// After the last injection, the target gives up waiting for frames that
+/// make no progress after this long (and then completes the run); the
+/// support node waits for Complete at least this long plus a margin.
+pub const RUN_STUCK_MS: u64 = 5_000;
+
 /// Descriptors in the driver's RX ring.
 pub const RING_SLOTS: u16 = 256;
 /// Bytes per RX buffer (RCTL BSIZE 16384 with BSEX): the largest frame.

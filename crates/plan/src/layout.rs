@@ -20,8 +20,9 @@ pub const MIN_NODE_MEMORY: u64 = 16 * MIB;
 /// The smallest shared region.
 pub const MIN_SHARED_SIZE: u64 = 4 * MIB;
 /// The largest node partition: a node maps its partition in the top 2 GiB of
-/// its address space (the kernel is linked there), from 2 MiB in.
-pub const MAX_NODE_MEMORY: u64 = 2048 * MIB - LOW_RESERVE;
+/// its address space (the kernel is linked there), from 2 MiB in, and keeps
+/// the last 2 MiB unmapped so the window's end stays a valid address.
+pub const MAX_NODE_MEMORY: u64 = 2048 * MIB - LOW_RESERVE - 2 * MIB;
 /// Node 0 starts under boot page tables that map the first GiB at the
 /// kernel's address, so its partition (from 2 MiB) must end below 1 GiB.
 pub const MAX_NODE0_MEMORY: u64 = 1024 * MIB - LOW_RESERVE;
@@ -243,7 +244,7 @@ mod tests {
             err,
             PlanError::NodeMemoryTooLarge {
                 node: NodeId(1),
-                memory: 2048 * MIB,
+                memory: MAX_NODE_MEMORY + 2 * MIB,
                 max: MAX_NODE_MEMORY
             }
         );

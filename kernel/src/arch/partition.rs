@@ -12,11 +12,12 @@ use core::ops::Range;
 
 use mint_abi::shared::SHARED_VIRT;
 
+use super::apic::XAPIC_BASE;
 use super::paging::{self, TableBuilder};
 use crate::layout::{self, NodeBootInfo, WINDOW_VIRT, WindowLayout};
 
-/// xAPIC and I/O APIC register pages (the 2 MiB frames containing them).
-const LAPIC_FRAME: u64 = 0xFEE0_0000;
+/// The 2 MiB frame holding the I/O APIC's registers (the local APIC's is
+/// `apic::XAPIC_BASE`, itself 2 MiB aligned).
 const IOAPIC_FRAME: u64 = 0xFEC0_0000;
 const TWO_MIB: u64 = 2 << 20;
 const IDENTITY_LIMIT: u64 = 4 << 30;
@@ -26,6 +27,10 @@ pub struct BootMemory {
     node0: Range<u64>,
 }
 
+/// A range `check` accepted for writing.
+#[derive(Clone, Copy)]
+struct Checked(PhysRange);
+
 /// A physical range `[base, base + size)`.
 #[derive(Clone, Copy, Debug)]
 pub struct PhysRange {
@@ -34,8 +39,17 @@ pub struct PhysRange {
 }
 
 impl PhysRange {
-    fn range(self) -> Range<u64> {
-        self.base..self.base + self.size
+    /// The range, or `None` if its end overflows.
+    fn range(self) -> Option<Range<u64>> {
+        Some(self.base..self.base.checked_add(self.size)?)
+    }
+
+    /// The register frames of an e1000 whose BAR 0 is at `bar`.
+    pub fn e1000_registers(bar: u64) -> PhysRange {
+        PhysRange {
+            base: bar,
+            size: mint_e1000::regs::REGISTER_SPACE,
+        }
     }
 }
 
@@ -46,41 +60,63 @@ impl BootMemory {
     /// partition (which this capability will not write).
     pub unsafe fn new(node0: PhysRange) -> BootMemory {
         BootMemory {
-            node0: node0.range(),
+            node0: node0.range().unwrap_or(node0.base..u64::MAX),
         }
     }
 
     /// Checks that `r` may be written: below the identity limit, clear of
     /// the low area and of node 0's window.
-    fn check(&self, r: PhysRange, what: &str) -> Result<(), String> {
-        let range = r.range();
+    fn check(&self, r: PhysRange, what: &str) -> Result<Checked, String> {
+        let bad = || {
+            alloc::format!(
+                "{what} {:#x}+{:#x} is not memory node 0 may prepare",
+                r.base,
+                r.size
+            )
+        };
+        let range = r.range().ok_or_else(bad)?;
         let overlaps = |o: &Range<u64>| range.start < o.end && o.start < range.end;
         if r.base < TWO_MIB || range.end > IDENTITY_LIMIT || overlaps(&self.node0) {
-            return Err(alloc::format!(
-                "{what} {:#x}..{:#x} is not memory node 0 may prepare",
-                range.start,
-                range.end
-            ));
+            return Err(bad());
         }
-        Ok(())
+        Ok(Checked(r))
     }
 
-    fn copy(&self, dst: u64, src: &[u8]) {
-        // SAFETY: the caller checked `dst..dst+len` with `check` (writable,
-        // identity-mapped RAM outside node 0's window and the low area);
-        // `src` is node 0's own memory, so the two do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len()) };
+    /// Copies `src` to `offset` within a checked range.
+    fn copy(&self, into: Checked, offset: u64, src: &[u8]) {
+        let end = offset.checked_add(src.len() as u64);
+        assert!(
+            end.is_some_and(|e| e <= into.0.size),
+            "copy past a checked range"
+        );
+        // SAFETY: `into` passed `check` (writable, identity-mapped RAM
+        // outside node 0's window and the low area) and the copy stays inside
+        // it (asserted above); `src` is node 0's own memory, so the two do
+        // not overlap.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                (into.0.base + offset) as *mut u8,
+                src.len(),
+            )
+        };
     }
 
-    fn zero(&self, dst: u64, len: u64) {
+    /// Zeroes `len` bytes at `offset` within a checked range.
+    fn zero(&self, into: Checked, offset: u64, len: u64) {
+        let end = offset.checked_add(len);
+        assert!(
+            end.is_some_and(|e| e <= into.0.size),
+            "zeroing past a checked range"
+        );
         // SAFETY: as in `copy`.
-        unsafe { core::ptr::write_bytes(dst as *mut u8, 0, len as usize) };
+        unsafe { core::ptr::write_bytes((into.0.base + offset) as *mut u8, 0, len as usize) };
     }
 
     /// Zeroes the shared region before anyone uses it.
     pub fn clear_shared(&self, shared: PhysRange) -> Result<(), String> {
-        self.check(shared, "shared region")?;
-        self.zero(shared.base, shared.size);
+        let checked = self.check(shared, "shared region")?;
+        self.zero(checked, 0, shared.size);
         Ok(())
     }
 
@@ -96,26 +132,23 @@ impl BootMemory {
         shared: PhysRange,
         info: &NodeBootInfo,
     ) -> Result<u64, String> {
-        self.check(part, "partition")?;
-        let mmio = (info.nic_bar != 0).then_some(PhysRange {
-            base: info.nic_bar,
-            size: mint_e1000::regs::REGISTER_SPACE,
-        });
+        let checked = self.check(part, "partition")?;
+        let mmio = (info.nic_bar != 0).then(|| PhysRange::e1000_registers(info.nic_bar));
         let pristine = WINDOW_VIRT + window.pristine_off;
         // SAFETY: node 0's pristine slot holds `loaded_len` bytes of the
         // image copied before any Rust code ran, never written since.
         let image = unsafe {
             core::slice::from_raw_parts(pristine as *const u8, window.loaded_len as usize)
         };
-        self.copy(part.base, image);
-        self.zero(part.base + window.bss_off, window.bss_len);
+        self.copy(checked, 0, image);
+        self.zero(checked, window.bss_off, window.bss_len);
         let tables = self.build_tables(part, window, shared, false, mmio)?;
         let info_bytes = info as *const NodeBootInfo as *const u8;
         // SAFETY: a `#[repr(C)]` plain-data struct viewed as its bytes.
         let info_bytes = unsafe {
             core::slice::from_raw_parts(info_bytes, core::mem::size_of::<NodeBootInfo>())
         };
-        self.copy(part.base + window.boot_info_off, info_bytes);
+        self.copy(checked, window.boot_info_off, info_bytes);
         Ok(tables)
     }
 
@@ -141,7 +174,7 @@ impl BootMemory {
             .map(0, 0, TWO_MIB, paging::RAM)
             .and_then(|_| t.map(WINDOW_VIRT, part.base, part.size, paging::RAM))
             .and_then(|_| t.map(SHARED_VIRT, shared.base, shared.size, paging::SHARED))
-            .and_then(|_| t.map(LAPIC_FRAME, LAPIC_FRAME, TWO_MIB, paging::MMIO));
+            .and_then(|_| t.map(XAPIC_BASE, XAPIC_BASE, TWO_MIB, paging::MMIO));
         if node0 {
             mapped = mapped.and_then(|_| t.map(IOAPIC_FRAME, IOAPIC_FRAME, TWO_MIB, paging::MMIO));
         }

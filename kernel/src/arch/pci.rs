@@ -31,29 +31,43 @@ mod reg {
 const COMMAND_MEMORY: u32 = 1 << 1;
 const COMMAND_BUS_MASTER: u32 = 1 << 2;
 
+impl PciAddress {
+    /// The CONFIG_ADDRESS value selecting dword `offset` of this function.
+    fn config_address(self, offset: u8) -> u32 {
+        0x8000_0000
+            | (u32::from(self.bus) << 16)
+            | (u32::from(self.device) << 11)
+            | (u32::from(self.function) << 8)
+            | u32::from(offset & 0xFC)
+    }
+
+    /// Packed as `bus << 16 | device << 8 | function` (boot info).
+    pub fn packed(self) -> u32 {
+        u32::from(self.bus) << 16 | u32::from(self.device) << 8 | u32::from(self.function)
+    }
+
+    pub fn unpacked(v: u32) -> PciAddress {
+        PciAddress {
+            bus: (v >> 16) as u8,
+            device: (v >> 8) as u8,
+            function: v as u8,
+        }
+    }
+}
+
 fn read(at: PciAddress, offset: u8) -> u32 {
-    let address = 0x8000_0000
-        | (u32::from(at.bus) << 16)
-        | (u32::from(at.device) << 11)
-        | (u32::from(at.function) << 8)
-        | u32::from(offset & 0xFC);
     // SAFETY: the PCI configuration ports; an address/data pair has no
     // memory side effects. Only node 0 uses them, during its boot.
     unsafe {
-        Port::<u32>::new(CONFIG_ADDRESS).write(address);
+        Port::<u32>::new(CONFIG_ADDRESS).write(at.config_address(offset));
         Port::<u32>::new(CONFIG_DATA).read()
     }
 }
 
 fn write(at: PciAddress, offset: u8, value: u32) {
-    let address = 0x8000_0000
-        | (u32::from(at.bus) << 16)
-        | (u32::from(at.device) << 11)
-        | (u32::from(at.function) << 8)
-        | u32::from(offset & 0xFC);
     // SAFETY: as in `read`.
     unsafe {
-        Port::<u32>::new(CONFIG_ADDRESS).write(address);
+        Port::<u32>::new(CONFIG_ADDRESS).write(at.config_address(offset));
         Port::<u32>::new(CONFIG_DATA).write(value);
     }
 }

@@ -32,7 +32,7 @@ const SOCKET_PACKETS: usize = 64;
 /// nothing happened for this long...
 const QUIET_MS: u64 = 500;
 /// ...or, whatever is in flight, when nothing happened for this long.
-const STUCK_MS: u64 = 5_000;
+const STUCK_MS: u64 = mint_abi::debug_nic::RUN_STUCK_MS;
 
 fn now() -> Instant {
     Instant::from_micros((node::ticks_to_ns(cpu::rdtsc()) / 1000) as i64)

@@ -158,9 +158,10 @@ pub fn skbs() -> &'static SkbPool {
 /// interrupt handler to `NIC_VECTOR`.
 pub fn attach(shared_phys: u64, shared_size: u64) -> Result<(), alloc::string::String> {
     let dma = DmaWindow::new(shared_phys, shared_size);
-    let ring_bytes = u64::from(RING_SLOTS) * 16;
-    let buffers_phys = dma.phys + crate::layout::align_up(ring_bytes, 4096);
-    let needed = buffers_phys + u64::from(RING_SLOTS) * BUFFER_SIZE as u64 - dma.phys;
+    // The ring first, its buffers from the next page on: the layout
+    // `dma_bytes_needed` (the host's check) describes.
+    let buffers_phys = dma.phys + crate::layout::align_up(u64::from(RING_SLOTS) * 16, 4096);
+    let needed = mint_abi::debug_nic::dma_bytes_needed();
     if needed > dma.len {
         return Err(alloc::format!(
             "e1000: ring and buffers need {} KiB of DMA window, the shared region leaves {} KiB",

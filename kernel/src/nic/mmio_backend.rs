@@ -4,7 +4,6 @@
 //! the NIC reaches by physical address (DMA).
 
 use alloc::alloc::{Layout, alloc_zeroed};
-use core::sync::atomic::AtomicU64;
 
 use mint_e1000::{Register, RegisterAccess};
 
@@ -57,9 +56,9 @@ pub fn dma_alloc(bytes: usize, align: usize) -> Option<(u64, u64)> {
 pub fn local_ring(count: u16) -> Option<(AtomicRing, u64)> {
     let bytes = usize::from(count) * 16;
     let (virt, phys) = dma_alloc(bytes, 128)?;
-    // SAFETY: `bytes` of fresh zeroed memory, 128-byte aligned, never freed;
-    // `[AtomicU64; 2]` is valid for any bits.
-    let descs =
-        unsafe { core::slice::from_raw_parts(virt as *const [AtomicU64; 2], usize::from(count)) };
-    Some((AtomicRing::from_static(descs), phys))
+    // SAFETY: `bytes` of fresh zeroed memory, 128-byte aligned, never freed.
+    Some((
+        unsafe { AtomicRing::from_raw(virt as *const u8, count) },
+        phys,
+    ))
 }

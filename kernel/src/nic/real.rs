@@ -13,6 +13,7 @@ use mint_e1000::{Contiguous, Ctrl, Register, RegisterAccess, RxRing, Status};
 
 use super::mmio_backend::{self, MmioRegisters};
 use crate::arch::cpu;
+use crate::arch::pci::PciAddress;
 use crate::node;
 
 /// Descriptors and buffer size for the real NIC's RX ring.
@@ -22,7 +23,7 @@ const BUFFER_SIZE: usize = 2048;
 /// Resets the NIC at `bar` (mapped uncached) and programs its RX path;
 /// returns a one-line description of what the device then reports. The
 /// ring and buffers stay the NIC's for good (never freed).
-pub fn attach(bar: u64, where_: &str, irq_line: u8) -> Result<String, String> {
+pub fn attach(bar: u64, at: PciAddress, irq_line: u8) -> Result<String, String> {
     // SAFETY: node 0 found this memory BAR on the PCI bus, enabled it and
     // mapped its frame uncached at the same address into this node only
     // (the plan gives the e1000 to exactly one node).
@@ -52,7 +53,8 @@ pub fn attach(bar: u64, where_: &str, irq_line: u8) -> Result<String, String> {
     };
     RxRing::init(&regs, &ring, ring_phys, buffers, BUFFER_SIZE)
         .map_err(|e| alloc::format!("e1000 init: {e:?}"))?;
-    // Polled until the interrupt layer routes the NIC's INTx.
+    // Masked until the interrupt-management layer routes the NIC's INTx;
+    // until then this node does not receive on it.
     regs.write(Register::IMC, u32::MAX);
 
     // What the device itself now holds.
@@ -66,7 +68,7 @@ pub fn attach(bar: u64, where_: &str, irq_line: u8) -> Result<String, String> {
         ));
     }
     let mut s = String::new();
-    let _ = write!(s, "e1000 at {where_}: MAC ");
+    let _ = write!(s, "e1000 at {at}: MAC ");
     for (i, b) in ral
         .to_le_bytes()
         .iter()
@@ -77,7 +79,7 @@ pub fn attach(bar: u64, where_: &str, irq_line: u8) -> Result<String, String> {
     }
     let _ = write!(
         s,
-        "{}, link {}, INTx line {irq_line} (masked: polled), RX ring of {RING_SLOTS} descriptors at {ring_phys:#x} programmed (RDLEN {rdlen}, RCTL {:#x}, RDT {})",
+        "{}, link {}, INTx line {irq_line} (masked until routed), RX ring of {RING_SLOTS} descriptors at {ring_phys:#x} programmed (RDLEN {rdlen}, RCTL {:#x}, RDT {})",
         if rah & RAH_AV != 0 {
             ""
         } else {

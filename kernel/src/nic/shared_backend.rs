@@ -86,7 +86,16 @@ pub struct AtomicRing {
 }
 
 impl AtomicRing {
-    pub(super) fn from_static(descs: &'static [[AtomicU64; 2]]) -> AtomicRing {
+    /// # Safety
+    /// `ptr` must point to `count` descriptors (16 bytes each, 16-byte
+    /// aligned) of mapped memory that stays a descriptor ring for good.
+    pub(super) unsafe fn from_raw(ptr: *const u8, count: u16) -> AtomicRing {
+        // SAFETY: guaranteed by the caller; `[AtomicU64; 2]` is valid for any
+        // bits, and a peer (or the NIC) changing them concurrently is what
+        // atomics allow.
+        let descs = unsafe {
+            core::slice::from_raw_parts(ptr as *const [AtomicU64; 2], usize::from(count))
+        };
         AtomicRing { descs }
     }
 
@@ -98,13 +107,9 @@ impl AtomicRing {
         if !phys.is_multiple_of(16) || count == 0 {
             return Err(DmaError { addr: phys, len });
         }
-        // SAFETY: the range is inside the mapped DMA window (checked above),
-        // 16-byte aligned, and `[AtomicU64; 2]` has no invalid bit patterns;
-        // the peer may change the words concurrently, which atomics allow.
-        let descs = unsafe {
-            core::slice::from_raw_parts(ptr as *const [AtomicU64; 2], usize::from(count))
-        };
-        Ok(AtomicRing { descs })
+        // SAFETY: the range is inside the mapped DMA window (checked above)
+        // and 16-byte aligned; the window is the driver's for good.
+        Ok(unsafe { AtomicRing::from_raw(ptr, count) })
     }
 }
 

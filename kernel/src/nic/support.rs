@@ -30,7 +30,7 @@ use crate::shared;
 /// How long the target may take to arm, and to account for a run after the
 /// last injection without making any progress.
 const ARM_TIMEOUT_MS: u64 = 3_000;
-const SETTLE_TIMEOUT_MS: u64 = 3_000;
+const SETTLE_TIMEOUT_MS: u64 = mint_abi::debug_nic::RUN_STUCK_MS + 2_000;
 
 /// What one run measured on the support node.
 pub struct RunResult {
@@ -197,11 +197,7 @@ pub fn run(
 
 /// Waits until `done`, giving up after `ms` without any change in
 /// `progress`.
-pub fn wait_while_progressing(
-    done: impl Fn() -> bool,
-    progress: impl Fn() -> u64,
-    ms: u64,
-) -> bool {
+fn wait_while_progressing(done: impl Fn() -> bool, progress: impl Fn() -> u64, ms: u64) -> bool {
     let mut last = progress();
     let mut deadline = cpu::rdtsc() + node::ms_to_ticks(ms);
     while !done() {
@@ -217,7 +213,8 @@ pub fn wait_while_progressing(
     true
 }
 
-fn wait_for(cond: impl Fn() -> bool, ms: u64) -> bool {
+/// Waits until `cond`, at most `ms`.
+pub fn wait_for(cond: impl Fn() -> bool, ms: u64) -> bool {
     let deadline = cpu::rdtsc() + node::ms_to_ticks(ms);
     while !cond() {
         if cpu::rdtsc() > deadline {

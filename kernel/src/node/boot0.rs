@@ -159,9 +159,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
                 .bar0
                 .unwrap_or_else(|| refuse(&alloc::format!("e1000 at {}: no memory BAR", f.at)));
             pci::enable_memory_and_dma(f.at);
-            let packed =
-                u32::from(f.at.bus) << 16 | u32::from(f.at.device) << 8 | u32::from(f.at.function);
-            Some((owner.id, bar, packed, f.interrupt_line))
+            Some((owner.id, bar, f.at.packed(), f.interrupt_line))
         }
     };
     let nic_of = |id: NodeId| {
@@ -203,10 +201,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
             shared,
             Some(nic_of(NodeId(0)).0)
                 .filter(|&b| b != 0)
-                .map(|base| PhysRange {
-                    base,
-                    size: mint_e1000::regs::REGISTER_SPACE,
-                }),
+                .map(PhysRange::e1000_registers),
         )
         .unwrap_or_else(|e| refuse(&alloc::format!("node 0: {e}")));
     // SAFETY: the rest of node 0's window after the early heap is its own

@@ -84,9 +84,8 @@ pub fn run(
         let budget_ms = 10_000 + u64::from(cfg.count) / 10;
         let run = &shared::region().debug_nic.run;
         if r.completed
-            && !crate::nic::support::wait_while_progressing(
+            && !crate::nic::support::wait_for(
                 || run.samples_done.load(Ordering::Acquire) != 0,
-                || 0,
                 budget_ms,
             )
         {

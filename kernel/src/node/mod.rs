@@ -71,8 +71,8 @@ fn attach_real_nic(id: NodeId) {
     let Some(&(bar, pci, irq)) = REAL_NIC.get().filter(|n| n.0 != 0) else {
         return;
     };
-    let at = alloc::format!("{:02x}:{:02x}.{}", pci >> 16, (pci >> 8) & 0xFF, pci & 0xFF);
-    match crate::nic::real::attach(bar, &at, irq) {
+    let at = crate::arch::pci::PciAddress::unpacked(pci);
+    match crate::nic::real::attach(bar, at, irq) {
         Ok(summary) => println!("{id}: {summary}"),
         Err(e) => println!("{id}: {e}"),
     }
