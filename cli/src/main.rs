@@ -40,6 +40,9 @@ enum Command {
     Gen(generate::GenArgs),
     /// Check a partition plan without booting; print its physical layout.
     Plan(PlanArgs),
+    /// Lint the node kernel with its own build flags (clippy, warnings denied).
+    #[command(hide = true)]
+    LintKernel,
 }
 
 /// How to describe and start the machine; shared by every subcommand.
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Gen(args) => generate::run(args),
         Command::Plan(args) => plan::show(&args.machine),
+        Command::LintKernel => kernel::lint().map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
