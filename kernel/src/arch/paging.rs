@@ -1,12 +1,15 @@
-//! Page tables of a node, in 2 MiB pages: its partition window, the shared
-//! region, its local APIC (and, for node 0, the low firmware area and the
-//! I/O APIC). Nothing else is mapped, so a stray access to another node's
-//! memory faults in the node that made it.
+//! Page tables of a node: its partition window, the shared region, its local
+//! APIC (and, for node 0, the low firmware area and the I/O APIC). Nothing
+//! else is mapped, so a stray access to another node's memory faults in the
+//! node that made it. Ranges are mapped with 2 MiB pages where alignment
+//! allows and 4 KiB pages elsewhere, so a range may have page-granular
+//! permissions and holes (guard pages).
 
 use x86_64::PhysAddr;
 use x86_64::structures::paging::{PageTable, PageTableFlags as F};
 
 const HUGE_2M: u64 = 2 << 20;
+const PAGE_4K: u64 = 4096;
 
 /// Builds a page-table tree in a run of physical frames that the builder can
 /// reach at `phys + access_offset` (identity while node 0 boots).
@@ -76,30 +79,75 @@ impl TableBuilder {
         Ok(new)
     }
 
-    /// Maps `[virt, virt+len)` to `[phys, phys+len)` with 2 MiB pages.
-    pub fn map(
-        &mut self,
-        virt: u64,
-        phys: u64,
-        len: u64,
-        flags: F,
-    ) -> Result<(), OutOfTableFrames> {
-        debug_assert!(
-            virt.is_multiple_of(HUGE_2M)
-                && phys.is_multiple_of(HUGE_2M)
-                && len.is_multiple_of(HUGE_2M)
-        );
+    /// Maps `[virt, virt+len)` to `[phys, phys+len)` (all 4 KiB aligned):
+    /// 2 MiB pages where `virt` and `phys` are both 2 MiB aligned and a whole
+    /// 2 MiB remains, 4 KiB pages elsewhere. A range already mapped is
+    /// refused rather than silently remapped (`AlreadyMapped`), so later
+    /// calls cannot widen an earlier, stricter mapping.
+    pub fn map(&mut self, virt: u64, phys: u64, len: u64, flags: F) -> Result<(), MapError> {
+        if !(virt.is_multiple_of(PAGE_4K)
+            && phys.is_multiple_of(PAGE_4K)
+            && len.is_multiple_of(PAGE_4K))
+        {
+            return Err(MapError::Unaligned);
+        }
         let mut off = 0;
         while off < len {
-            let v = virt + off;
+            let (v, p) = (virt + off, phys + off);
             let pdpt = self.next_level(self.pml4_phys, ((v >> 39) & 511) as usize)?;
             let pd = self.next_level(pdpt, ((v >> 30) & 511) as usize)?;
+            let pd_index = ((v >> 21) & 511) as usize;
+            if v.is_multiple_of(HUGE_2M) && p.is_multiple_of(HUGE_2M) && len - off >= HUGE_2M {
+                // SAFETY: `pd` is one of our frames.
+                let entry = unsafe { &mut self.table(pd)[pd_index] };
+                if entry.flags().contains(F::PRESENT) {
+                    return Err(MapError::AlreadyMapped(v));
+                }
+                entry.set_addr(PhysAddr::new(p), flags | F::PRESENT | F::HUGE_PAGE);
+                off += HUGE_2M;
+                continue;
+            }
             // SAFETY: `pd` is one of our frames.
-            let entry = unsafe { &mut self.table(pd)[((v >> 21) & 511) as usize] };
-            entry.set_addr(PhysAddr::new(phys + off), flags | F::PRESENT | F::HUGE_PAGE);
-            off += HUGE_2M;
+            if unsafe { self.table(pd)[pd_index].flags() }.contains(F::HUGE_PAGE) {
+                return Err(MapError::AlreadyMapped(v));
+            }
+            let pt = self.next_level(pd, pd_index)?;
+            // SAFETY: `pt` is one of our frames.
+            let entry = unsafe { &mut self.table(pt)[((v >> 12) & 511) as usize] };
+            if entry.flags().contains(F::PRESENT) {
+                return Err(MapError::AlreadyMapped(v));
+            }
+            entry.set_addr(PhysAddr::new(p), flags | F::PRESENT);
+            off += PAGE_4K;
         }
         Ok(())
+    }
+}
+
+/// Why a mapping could not be built.
+#[derive(Debug)]
+pub enum MapError {
+    /// The table area has no free frame left.
+    OutOfTableFrames,
+    /// An address or length is not 4 KiB aligned.
+    Unaligned,
+    /// This virtual address is mapped already.
+    AlreadyMapped(u64),
+}
+
+impl From<OutOfTableFrames> for MapError {
+    fn from(_: OutOfTableFrames) -> Self {
+        MapError::OutOfTableFrames
+    }
+}
+
+impl core::fmt::Display for MapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MapError::OutOfTableFrames => write!(f, "page-table area exhausted"),
+            MapError::Unaligned => write!(f, "mapping not 4 KiB aligned"),
+            MapError::AlreadyMapped(v) => write!(f, "{v:#x} mapped twice"),
+        }
     }
 }
 

@@ -184,7 +184,7 @@ impl BootMemory {
             let end = (regs.base + regs.size).next_multiple_of(TWO_MIB);
             mapped = mapped.and_then(|_| t.map(first, first, end - first, paging::MMIO));
         }
-        mapped.map_err(|_| String::from("page-table area exhausted"))?;
+        mapped.map_err(|e| alloc::format!("node page tables: {e}"))?;
         Ok(t.pml4_phys())
     }
 
