@@ -14,8 +14,16 @@ use crate::arch::cpu;
 use crate::shared;
 
 const NONE: u32 = u32::MAX;
-/// A ping unanswered this long marks the peer unreachable for this round.
-const TIMEOUT_MS: u64 = 50;
+/// A ping is lost when the peer answers nothing for this many of the
+/// peer's own timer ticks (it ran, 1 s of its time, and did not reply), or
+/// when its heartbeat stands still while this node's own timer ticks this
+/// many times (the monitor's rule for a dead node). Counting in timer ticks
+/// rather than a fixed TSC budget keeps a peer whose virtual CPU the host
+/// has descheduled for a while, or an emulator slowed by host load, from
+/// being declared unreachable; a hung or dead peer is still given up on.
+const LOST_AFTER_TICKS: u64 = super::monitor::HEARTBEAT_TIMEOUT_TICKS;
+/// Absolute bound on one round trip, whatever the heartbeats do.
+const ABSOLUTE_TIMEOUT_MS: u64 = 10_000;
 
 static PENDING_PEER: AtomicU8 = AtomicU8::new(0);
 static PENDING_SEQ: AtomicU32 = AtomicU32::new(NONE);
@@ -42,10 +50,20 @@ pub fn ping_once(peer: NodeId, seq: u32) -> Option<u64> {
         peer,
         Message::new(MessageKind::Ping as u32, seq, [t0, 0, 0]),
     );
-    let deadline = t0 + super::ms_to_ticks(TIMEOUT_MS);
+    let deadline = t0 + super::ms_to_ticks(ABSOLUTE_TIMEOUT_MS);
+    let own_beat = || shared::slot(super::me()).heartbeat.load(Ordering::Relaxed);
+    let peer_beat = || shared::slot(peer).heartbeat.load(Ordering::Relaxed);
+    let (peer_at_send, mut peer_last, mut own_when_peer_moved) =
+        (peer_beat(), peer_beat(), own_beat());
     let result = sent.ok().and_then(|()| {
         while !REPLIED.load(Ordering::Acquire) {
-            if cpu::rdtsc() > deadline {
+            let (own, peer_now) = (own_beat(), peer_beat());
+            if peer_now != peer_last {
+                (peer_last, own_when_peer_moved) = (peer_now, own);
+            }
+            let peer_ran_silent = peer_now.wrapping_sub(peer_at_send) > LOST_AFTER_TICKS;
+            let peer_stood_still = own.wrapping_sub(own_when_peer_moved) > LOST_AFTER_TICKS;
+            if peer_ran_silent || peer_stood_still || cpu::rdtsc() > deadline {
                 return None;
             }
             core::hint::spin_loop();
