@@ -305,6 +305,7 @@ fn summarize(
     let intervals = samples.metric("irq_interval")?;
     let ipi = samples.metric("ipi_latency")?;
     let ipi_request = samples.metric("ipi_request")?;
+    let inject = samples.metric("inject_tsc")?;
     if send.len() as u64 != sent.min(send.len() as u64) || (send.len() as u64) < sent.min(1 << 20) {
         bail!("send_time: {} samples for {sent} frames sent", send.len());
     }
@@ -331,6 +332,7 @@ fn summarize(
         "irq_interval": intervals,
         "ipi_latency": ipi,
         "ipi_request": ipi_request,
+        "inject_tsc": inject,
     });
     std::fs::write(&samples_path, serde_json::to_vec(&raw)?)
         .with_context(|| format!("cannot write {}", samples_path.display()))?;
