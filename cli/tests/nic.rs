@@ -69,6 +69,27 @@ fn the_owner_brings_up_the_real_e1000_through_its_registers() {
         ] {
             assert!(line.contains(fact), "'{fact}' missing from: {line}");
         }
+        // Node 0 left the NIC decoding memory and mastering the bus, its
+        // I/O BAR off, and says what the command register read back.
+        let node0_log = log(0);
+        let pci = node0_log
+            .lines()
+            .find(|l| l.contains("the e1000 (PCI") && l.contains("command register 0x"))
+            .unwrap_or_else(|| {
+                panic!("node0 did not report the e1000's PCI command:\n{node0_log}")
+            });
+        let command = pci
+            .split("command register 0x")
+            .nth(1)
+            .and_then(|rest| rest.get(..4))
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+            .unwrap_or_else(|| panic!("no command value in: {pci}"));
+        assert_eq!(command & 0b001, 0, "I/O space decode still on: {pci}");
+        assert_eq!(command & 0b110, 0b110, "memory and bus master: {pci}");
+        assert!(
+            pci.contains(&format!("gives node{owner} the e1000")),
+            "{pci}"
+        );
         let other = log(1 - owner);
         assert!(
             !other.contains("e1000 at"),

@@ -3,13 +3,21 @@
 //! Layout (offsets from the region's base; every node maps it at
 //! [`SHARED_VIRT`]):
 //!
-//! | offset | what | written by |
-//! |---|---|---|
-//! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, `go`, faults to inject | node 0 |
-//! | 0x1000 | [`NodeSlot`] × [`MAX_NODES`]: state, heartbeat, crash reason, ping samples | the slot's node (node 0's monitor may declare a silent node crashed) |
-//! | ...    | [`Mailbox`] × MAX_NODES × MAX_NODES, indexed `[to][from]` | producer: `from`; consumer: `to` |
-//! | ...    | [`crate::debug_nic::DebugNic`]: e1000 register page, posted-IRQ flag, run control | see that module |
-//! | [`crate::debug_nic::dma_window_offset`].. | DMA window: the target driver's RX ring and buffers | device: buffers, write-back; driver: ring setup |
+//! | offset | what | written by | mapped writable in |
+//! |---|---|---|---|
+//! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, `go`, faults to inject, debug NIC target | node 0 | node 0 only |
+//! | 0x1000 + i × 0x1000 | [`NodeSlot`] of node i: state, heartbeat, crash reason, ping samples, incident counters | node i (node 0 marks it booting, and its monitor may declare a silent node crashed) | node i and node 0 |
+//! | [`OPEN_OFFSET`] | [`Mailbox`] × MAX_NODES × MAX_NODES, indexed `[to][from]` | producer: `from`; consumer: `to` | every node |
+//! | ...    | [`crate::debug_nic::DebugNic`]: e1000 register page, posted-IRQ flag, run control | see that module | every node |
+//! | [`crate::debug_nic::dma_window_offset`].. | DMA window: the target driver's RX ring and buffers | device: buffers, write-back; driver: ring setup | every node |
+//!
+//! The header and every slot sit on 4 KiB pages of their own (asserted at
+//! compile time below), so node 0 can map them read-only into every node
+//! that is not their writer ([`segments_for`]): a stray or hostile write to
+//! the header or to another node's slot page-faults in the node that made
+//! it. The rest (the *open* part: mailboxes, debug NIC, DMA window) has
+//! two writers per cache line and stays writable by every node; a peer's
+//! values there are validated, not trusted.
 //!
 //! Every field is an atomic: the peer is another kernel that may be faulty,
 //! so nothing here is read as a plain reference to a Rust type with
@@ -27,7 +35,7 @@ use crate::node::NodeState;
 /// "MINTSHRD", little endian.
 pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"MINTSHRD");
 /// Bumped whenever this layout changes.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 /// Nodes a region can describe (one ISA UART per node: COM1..COM4).
 pub const MAX_NODES: usize = 4;
 /// Messages per mailbox.
@@ -58,6 +66,9 @@ pub struct Header {
     pub go: AtomicU32,
     /// Fault each node is asked to inject into itself (`FaultKind` as u32).
     pub inject_fault: [AtomicU32; MAX_NODES],
+    /// The node that attaches the debug NIC's driver (node id + 1; 0 =
+    /// none), set by node 0 before it starts the others.
+    pub debug_nic_target: AtomicU32,
 }
 
 /// One node's public status.
@@ -77,6 +88,43 @@ pub struct NodeSlot {
     /// Round-trip times (TSC ticks) of this node's pings, per peer.
     pub ping_rtt: [[AtomicU64; PINGS_PER_PEER]; MAX_NODES],
     pub ping_count: [AtomicU32; MAX_NODES],
+    /// What this node refused or gave up on, by [`Incident`].
+    pub incidents: [AtomicU32; Incident::COUNT],
+}
+
+/// Something a node refused or gave up on rather than trust a peer or wait
+/// for ever; counted in its [`NodeSlot::incidents`] and shown in the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Incident {
+    /// A Halt request that did not come through a mailbox node 0 produces.
+    ForgedHalt = 0,
+    /// A mailbox drain stopped after one capacity's worth of messages with
+    /// more still arriving (the rest waits for the next interrupt).
+    MailboxDrainCapped = 1,
+    /// An xAPIC ICR whose delivery status stayed pending past its deadline.
+    StuckIcr = 2,
+    /// A wait on a peer's data that ended at its deadline.
+    WaitExpired = 3,
+}
+
+impl Incident {
+    pub const COUNT: usize = 4;
+    pub const ALL: [Incident; Self::COUNT] = [
+        Incident::ForgedHalt,
+        Incident::MailboxDrainCapped,
+        Incident::StuckIcr,
+        Incident::WaitExpired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Incident::ForgedHalt => "forged_halt",
+            Incident::MailboxDrainCapped => "mailbox_drain_capped",
+            Incident::StuckIcr => "stuck_icr",
+            Incident::WaitExpired => "wait_expired",
+        }
+    }
 }
 
 /// The whole region's fixed part.
@@ -93,7 +141,104 @@ pub struct SharedRegion {
 /// Bytes of the region this layout occupies; the rest is for later users.
 pub const SHARED_FIXED_SIZE: usize = core::mem::size_of::<SharedRegion>();
 
+/// Size of a page the protection is applied at.
+pub const PAGE_SIZE: usize = 4096;
+/// Offset of the header (node 0's page).
+pub const HEADER_OFFSET: usize = core::mem::offset_of!(SharedRegion, header);
+/// Bytes of one node's slot (whole pages).
+pub const SLOT_SIZE: usize = core::mem::size_of::<NodeSlot>();
+/// Offset of the first slot; slot `i` is at `SLOTS_OFFSET + i * SLOT_SIZE`.
+pub const SLOTS_OFFSET: usize = core::mem::offset_of!(SharedRegion, nodes);
+/// Offset of the open part (mailboxes onwards), writable by every node.
+pub const OPEN_OFFSET: usize = core::mem::offset_of!(SharedRegion, mailboxes);
+
+// The protection is per 4 KiB page: the header and every slot must fill
+// whole pages of their own, in this order, with nothing between them.
+const _: () = {
+    assert!(HEADER_OFFSET == 0);
+    assert!(core::mem::size_of::<Header>() == PAGE_SIZE);
+    assert!(SLOTS_OFFSET == PAGE_SIZE);
+    assert!(SLOT_SIZE == PAGE_SIZE);
+    assert!(OPEN_OFFSET == SLOTS_OFFSET + MAX_NODES * SLOT_SIZE);
+    assert!(OPEN_OFFSET.is_multiple_of(PAGE_SIZE));
+    assert!(
+        SHARED_FIXED_SIZE < 4 << 20,
+        "fits the smallest shared region"
+    );
+};
+
+/// Offset of node `index`'s slot.
+pub const fn slot_offset(index: usize) -> usize {
+    SLOTS_OFFSET + index * SLOT_SIZE
+}
+
+/// How a node maps one segment of the protected part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// A page-aligned piece of the region: `[offset, offset + len)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub offset: usize,
+    pub len: usize,
+    pub access: Access,
+}
+
+/// How node `node` must map the protected part of the region, `[0,
+/// OPEN_OFFSET)`, in order and without gaps: the header writable only in
+/// node 0; node i's slot writable in node i and node 0 (which marks a node
+/// booting and declares a silent one crashed), read-only elsewhere. The
+/// rest of the region, from [`OPEN_OFFSET`], is writable by every node.
+pub fn segments_for(node: usize) -> [Segment; 1 + MAX_NODES] {
+    let rw = |writable: bool| {
+        if writable {
+            Access::ReadWrite
+        } else {
+            Access::ReadOnly
+        }
+    };
+    let mut out = [Segment {
+        offset: HEADER_OFFSET,
+        len: core::mem::size_of::<Header>(),
+        access: rw(node == 0),
+    }; 1 + MAX_NODES];
+    for (i, seg) in out.iter_mut().skip(1).enumerate() {
+        *seg = Segment {
+            offset: slot_offset(i),
+            len: SLOT_SIZE,
+            access: rw(node == 0 || node == i),
+        };
+    }
+    out
+}
+
+/// What a region offset holds, to name it in a fault report.
+pub fn describe_offset(offset: u64) -> &'static str {
+    let o = offset as usize;
+    if o < SLOTS_OFFSET {
+        "the shared header"
+    } else if o < OPEN_OFFSET {
+        "a node slot"
+    } else if o < SHARED_FIXED_SIZE {
+        "the shared mailboxes or debug NIC"
+    } else {
+        "the shared DMA window"
+    }
+}
+
 impl NodeSlot {
+    /// Counts one `incident`.
+    pub fn count(&self, incident: Incident) {
+        self.incidents[incident as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn incident_count(&self, incident: Incident) -> u32 {
+        self.incidents[incident as usize].load(Ordering::Relaxed)
+    }
+
     /// This slot's state, or `None` when the value is garbage.
     pub fn state(&self) -> Option<NodeState> {
         NodeState::from_raw(self.state.load(Ordering::Acquire))
@@ -172,15 +317,83 @@ mod tests {
         // The offsets are the ABI: a change here must bump ABI_VERSION.
         assert_eq!(size_of::<Header>(), 4096);
         assert_eq!(offset_of!(SharedRegion, nodes), 0x1000);
-        assert_eq!(size_of::<NodeSlot>() % 4096, 0);
-        assert_eq!(offset_of!(SharedRegion, mailboxes) % 64, 0);
+        assert_eq!(size_of::<NodeSlot>(), 4096);
+        for i in 0..MAX_NODES {
+            assert_eq!(slot_offset(i), 0x1000 + i * 0x1000);
+            assert_eq!(
+                offset_of!(SharedRegion, nodes) + i * size_of::<NodeSlot>(),
+                slot_offset(i)
+            );
+        }
+        assert_eq!(OPEN_OFFSET, 0x5000);
+        assert_eq!(offset_of!(SharedRegion, mailboxes), OPEN_OFFSET);
         assert_eq!(size_of::<NodeMailbox>(), 128 + MAILBOX_SLOTS * 32);
-        const {
-            assert!(
-                SHARED_FIXED_SIZE < 4 << 20,
-                "fits the smallest shared region"
-            )
-        };
+        assert_eq!(offset_of!(Header, debug_nic_target), 0x44);
+    }
+
+    #[test]
+    fn segments_cover_the_protected_part_in_page_units() {
+        for node in 0..MAX_NODES {
+            let segs = segments_for(node);
+            let mut next = 0;
+            for s in segs {
+                assert_eq!(s.offset, next, "node {node}: {segs:?}");
+                assert_eq!(s.offset % PAGE_SIZE, 0);
+                assert_eq!(s.len % PAGE_SIZE, 0);
+                assert!(s.len > 0);
+                next = s.offset + s.len;
+            }
+            assert_eq!(next, OPEN_OFFSET, "node {node}");
+        }
+    }
+
+    #[test]
+    fn only_the_writer_and_node0_may_write() {
+        use Access::*;
+        // Node 0 writes everything it owns and supervises.
+        assert!(segments_for(0).iter().all(|s| s.access == ReadWrite));
+        // Node 1: header read-only, its own slot writable, others' not.
+        let accesses: std::vec::Vec<Access> = segments_for(1).iter().map(|s| s.access).collect();
+        assert_eq!(
+            accesses,
+            [ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly]
+        );
+        for node in 1..MAX_NODES {
+            let segs = segments_for(node);
+            assert_eq!(segs[0].access, ReadOnly, "header in node {node}");
+            for (i, s) in segs[1..].iter().enumerate() {
+                let expect = if i == node { ReadWrite } else { ReadOnly };
+                assert_eq!(s.access, expect, "slot {i} in node {node}");
+            }
+        }
+    }
+
+    #[test]
+    fn offsets_are_named() {
+        assert_eq!(describe_offset(0x20), "the shared header");
+        assert_eq!(describe_offset(0x2008), "a node slot");
+        assert_eq!(
+            describe_offset(OPEN_OFFSET as u64),
+            "the shared mailboxes or debug NIC"
+        );
+        assert_eq!(
+            describe_offset(crate::debug_nic::dma_window_offset()),
+            "the shared DMA window"
+        );
+    }
+
+    #[test]
+    fn incidents_are_counted_per_kind() {
+        let slot = unsafe_free_zeroed_slot();
+        slot.count(Incident::ForgedHalt);
+        slot.count(Incident::ForgedHalt);
+        slot.count(Incident::StuckIcr);
+        assert_eq!(slot.incident_count(Incident::ForgedHalt), 2);
+        assert_eq!(slot.incident_count(Incident::StuckIcr), 1);
+        assert_eq!(slot.incident_count(Incident::MailboxDrainCapped), 0);
+        for (i, k) in Incident::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
     }
 
     #[test]
@@ -223,6 +436,7 @@ mod tests {
             reason: [const { AtomicU8::new(0) }; REASON_LEN],
             ping_rtt: [const { [const { AtomicU64::new(0) }; PINGS_PER_PEER] }; MAX_NODES],
             ping_count: [const { AtomicU32::new(0) }; MAX_NODES],
+            incidents: [const { AtomicU32::new(0) }; Incident::COUNT],
         }
     }
 }

@@ -162,6 +162,8 @@ unsafe fn table_at<'a>(virt: u64) -> &'a mut PageTable {
 pub const RAM: F = F::WRITABLE;
 /// Flags for shared memory: writable, never executed.
 pub const SHARED: F = F::WRITABLE.union(F::NO_EXECUTE);
+/// Flags for shared memory this node may only read (another node's page).
+pub const SHARED_READ_ONLY: F = F::NO_EXECUTE;
 /// Flags for device registers: uncached, never executed.
 pub const MMIO: F = F::WRITABLE
     .union(F::NO_CACHE)

@@ -9,7 +9,7 @@ use core::sync::atomic::Ordering;
 
 use mint_abi::NodeId;
 use mint_abi::node::{MessageKind, NodeState};
-use mint_abi::shared::{MAX_NODES, PINGS_PER_PEER, REASON_LEN};
+use mint_abi::shared::{Incident, MAX_NODES, PINGS_PER_PEER, REASON_LEN};
 use mint_mailbox::Message;
 
 use crate::arch::cpu;
@@ -157,6 +157,17 @@ pub fn print_report() {
             "],\"heartbeats\":{}",
             slot.heartbeat.load(Ordering::Relaxed)
         );
+        let _ = write!(s, ",\"incidents\":{{");
+        for (j, k) in Incident::ALL.iter().enumerate() {
+            let _ = write!(
+                s,
+                "{}\"{}\":{}",
+                if j > 0 { "," } else { "" },
+                k.as_str(),
+                slot.incident_count(*k)
+            );
+        }
+        s.push('}');
         let mut all = Vec::new();
         let _ = write!(s, ",\"peers\":[");
         let mut first = true;
