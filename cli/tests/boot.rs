@@ -5,8 +5,8 @@
 //!   report's nodes, resources and IPI round-trip figures;
 //! - every `--fault` kind on a 3-node machine: the target crashes with the
 //!   right reason, the other nodes keep running and keep talking (a write
-//!   to the read-only shared header faults; a Halt not from node 0 is
-//!   refused and counted);
+//!   to the read-only shared header or into node 0's mailboxes faults; a
+//!   Halt not from node 0 is refused and counted);
 //! - per-node console logs under `--log-dir`;
 //! - bad plans and bad flags refused with exit 2 before QEMU starts;
 //! - node 0's own check of the plan against the machine QEMU really gives it;
@@ -391,6 +391,26 @@ fn fault_header_write_is_contained() {
             "{report:#}"
         );
     }
+}
+
+/// A node cannot speak for node 0: node 1 writing a Halt into the mailbox
+/// node 0 produces for node 2 page-faults (node 0's outboxes are read-only
+/// in node 1), and node 2 keeps running.
+#[test]
+fn fault_mailbox_forge_is_contained() {
+    let report = fault_is_contained(
+        "mailbox-forge",
+        &[
+            "page fault",
+            "write of 0x40000",
+            "another node's mailboxes, read-only in this node",
+        ],
+    );
+    assert_eq!(
+        node(&report, 2)["incidents"]["forged_halt"],
+        0,
+        "{report:#}"
+    );
 }
 
 /// Only node 0 may halt a node: node 2 sends every peer a Halt (through

@@ -89,10 +89,14 @@ pub enum FaultKind {
     /// Send every peer a Halt request, which only node 0 may make: each
     /// refuses it and counts a forged request; then end this node.
     ForgeHalt = 10,
+    /// Put a Halt into a mailbox node 0 produces (to another node, or to
+    /// this one when it has no other peer): node 0's outboxes are mapped
+    /// read-only in every other node, so it page-faults.
+    MailboxForge = 11,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::PageFault,
         FaultKind::Panic,
         FaultKind::WildWrite,
@@ -100,6 +104,7 @@ impl FaultKind {
         FaultKind::InvalidOpcode,
         FaultKind::HeaderWrite,
         FaultKind::ForgeHalt,
+        FaultKind::MailboxForge,
     ];
 
     pub fn from_raw(v: u32) -> Option<FaultKind> {
@@ -112,6 +117,7 @@ impl FaultKind {
             5 => FaultKind::InvalidOpcode,
             9 => FaultKind::HeaderWrite,
             10 => FaultKind::ForgeHalt,
+            11 => FaultKind::MailboxForge,
             _ => return None,
         })
     }
@@ -126,6 +132,7 @@ impl FaultKind {
             FaultKind::InvalidOpcode => "invalid-opcode",
             FaultKind::HeaderWrite => "header-write",
             FaultKind::ForgeHalt => "forge-halt",
+            FaultKind::MailboxForge => "mailbox-forge",
         }
     }
 
@@ -149,6 +156,6 @@ mod tests {
             FaultKind::parse("header-write"),
             Some(FaultKind::HeaderWrite)
         );
-        assert_eq!(FaultKind::from_raw(11), None);
+        assert_eq!(FaultKind::from_raw(12), None);
     }
 }

@@ -6,18 +6,25 @@
 //! | offset | what | written by | mapped writable in |
 //! |---|---|---|---|
 //! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, `go`, faults to inject, debug NIC target | node 0 | node 0 only |
-//! | 0x1000 + i × 0x1000 | [`NodeSlot`] of node i: state, heartbeat, crash reason, ping samples, incident counters | node i (node 0 marks it booting, and its monitor may declare a silent node crashed) | node i and node 0 |
-//! | [`OPEN_OFFSET`] | [`Mailbox`] × MAX_NODES × MAX_NODES, indexed `[to][from]` | producer: `from`; consumer: `to` | every node |
-//! | ...    | [`crate::debug_nic::DebugNic`]: e1000 register page, posted-IRQ flag, run control | see that module | every node |
+//! | 0x1000 + i × 0x1000 | [`NodeSlot`] of node i: state, heartbeat, crash reason, ping samples, incident counters, the consumer index of each mailbox *to* i | node i (node 0 marks it booting, and its monitor may declare a silent node crashed) | node i and node 0 |
+//! | 0x5000 + i × 0x3000 | [`NodeOutboxes`] of node i: producer index and messages of each mailbox *from* i | node i | node i only |
+//! | [`OPEN_OFFSET`] (0x11000) | [`crate::debug_nic::DebugNic`]: e1000 register page, posted-IRQ flag, run control | see that module | every node |
 //! | [`crate::debug_nic::dma_window_offset`].. | DMA window: the target driver's RX ring and buffers | device: buffers, write-back; driver: ring setup | every node |
 //!
-//! The header and every slot sit on 4 KiB pages of their own (asserted at
-//! compile time below), so node 0 can map them read-only into every node
-//! that is not their writer ([`segments_for`]): a stray or hostile write to
-//! the header or to another node's slot page-faults in the node that made
-//! it. The rest (the *open* part: mailboxes, debug NIC, DMA window) has
-//! two writers per cache line and stays writable by every node; a peer's
-//! values there are validated, not trusted.
+//! The mailbox `[to][from]` ([`SharedRegion::mailbox`]) is split by writer:
+//! its consumer index lives in `to`'s slot, its producer index and
+//! messages in `from`'s outboxes. So a message in it really comes from
+//! `from` (or from node 0, which may write slots but not outboxes, and
+//! then only the consumer index).
+//!
+//! The header, every slot and every node's outboxes sit on 4 KiB pages of
+//! their own (asserted at compile time below), so node 0 can map them
+//! read-only into every node that is not their writer ([`segments_for`]):
+//! a stray or hostile write to the header, to another node's slot or into
+//! another node's mailboxes page-faults in the node that made it. The rest
+//! (the *open* part: debug NIC, DMA window) has two writers per cache line
+//! and stays writable by every node; a peer's values there are validated,
+//! not trusted.
 //!
 //! Every field is an atomic: the peer is another kernel that may be faulty,
 //! so nothing here is read as a plain reference to a Rust type with
@@ -28,7 +35,7 @@
 
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use mint_mailbox::Mailbox;
+use mint_mailbox::{ConsumerIndex, Outbox, Queue};
 
 use crate::node::NodeState;
 
@@ -47,8 +54,17 @@ pub const REASON_LEN: usize = 120;
 /// Virtual address at which every node maps the shared region.
 pub const SHARED_VIRT: u64 = 0x40_0000_0000;
 
-/// A node-to-node mailbox as laid out in the region.
-pub type NodeMailbox = Mailbox<MAILBOX_SLOTS>;
+/// The producer's half of a node-to-node mailbox.
+pub type NodeOutbox = Outbox<MAILBOX_SLOTS>;
+/// A node-to-node mailbox: the two halves joined.
+pub type NodeMailbox<'a> = Queue<'a, MAILBOX_SLOTS>;
+
+/// What one node produces: its outbox to every node (indexed by the
+/// receiver; its own is unused). On pages only that node may write.
+#[repr(C, align(4096))]
+pub struct NodeOutboxes {
+    pub to: [NodeOutbox; MAX_NODES],
+}
 
 /// Run-wide facts and controls, owned by node 0.
 #[repr(C, align(4096))]
@@ -90,6 +106,8 @@ pub struct NodeSlot {
     pub ping_count: [AtomicU32; MAX_NODES],
     /// What this node refused or gave up on, by [`Incident`].
     pub incidents: [AtomicU32; Incident::COUNT],
+    /// The consumer index of each mailbox to this node, by sender.
+    pub inbox: [ConsumerIndex; MAX_NODES],
 }
 
 /// Something a node refused or gave up on rather than trust a peer or wait
@@ -132,8 +150,8 @@ impl Incident {
 pub struct SharedRegion {
     pub header: Header,
     pub nodes: [NodeSlot; MAX_NODES],
-    /// `mailboxes[to][from]`.
-    pub mailboxes: [[NodeMailbox; MAX_NODES]; MAX_NODES],
+    /// `outboxes[from].to[to]`: the producer halves of the mailboxes.
+    pub outboxes: [NodeOutboxes; MAX_NODES],
     /// The debug NIC (support node <-> target node's e1000 driver).
     pub debug_nic: crate::debug_nic::DebugNic,
 }
@@ -149,17 +167,25 @@ pub const HEADER_OFFSET: usize = core::mem::offset_of!(SharedRegion, header);
 pub const SLOT_SIZE: usize = core::mem::size_of::<NodeSlot>();
 /// Offset of the first slot; slot `i` is at `SLOTS_OFFSET + i * SLOT_SIZE`.
 pub const SLOTS_OFFSET: usize = core::mem::offset_of!(SharedRegion, nodes);
-/// Offset of the open part (mailboxes onwards), writable by every node.
-pub const OPEN_OFFSET: usize = core::mem::offset_of!(SharedRegion, mailboxes);
+/// Offset of the first node's outboxes; node `i`'s are at
+/// `OUTBOXES_OFFSET + i * OUTBOXES_SIZE`.
+pub const OUTBOXES_OFFSET: usize = core::mem::offset_of!(SharedRegion, outboxes);
+/// Bytes of one node's outboxes (whole pages).
+pub const OUTBOXES_SIZE: usize = core::mem::size_of::<NodeOutboxes>();
+/// Offset of the open part (debug NIC onwards), writable by every node.
+pub const OPEN_OFFSET: usize = core::mem::offset_of!(SharedRegion, debug_nic);
 
-// The protection is per 4 KiB page: the header and every slot must fill
-// whole pages of their own, in this order, with nothing between them.
+// The protection is per 4 KiB page: the header, every slot and every
+// node's outboxes must fill whole pages of their own, in this order, with
+// nothing between them.
 const _: () = {
     assert!(HEADER_OFFSET == 0);
     assert!(core::mem::size_of::<Header>() == PAGE_SIZE);
     assert!(SLOTS_OFFSET == PAGE_SIZE);
     assert!(SLOT_SIZE == PAGE_SIZE);
-    assert!(OPEN_OFFSET == SLOTS_OFFSET + MAX_NODES * SLOT_SIZE);
+    assert!(OUTBOXES_OFFSET == SLOTS_OFFSET + MAX_NODES * SLOT_SIZE);
+    assert!(OUTBOXES_SIZE.is_multiple_of(PAGE_SIZE));
+    assert!(OPEN_OFFSET == OUTBOXES_OFFSET + MAX_NODES * OUTBOXES_SIZE);
     assert!(OPEN_OFFSET.is_multiple_of(PAGE_SIZE));
     assert!(
         SHARED_FIXED_SIZE < 4 << 20,
@@ -170,6 +196,23 @@ const _: () = {
 /// Offset of node `index`'s slot.
 pub const fn slot_offset(index: usize) -> usize {
     SLOTS_OFFSET + index * SLOT_SIZE
+}
+
+/// Offset of node `index`'s outboxes.
+pub const fn outboxes_offset(index: usize) -> usize {
+    OUTBOXES_OFFSET + index * OUTBOXES_SIZE
+}
+
+/// Segments of the protected part: the header, a slot per node, the
+/// outboxes of each node.
+pub const SEGMENTS: usize = 1 + 2 * MAX_NODES;
+
+impl SharedRegion {
+    /// The mailbox carrying messages from `from` to `to` (indices below
+    /// [`MAX_NODES`]): `to`'s consumer index, `from`'s outbox.
+    pub fn mailbox(&self, to: usize, from: usize) -> NodeMailbox<'_> {
+        Queue::new(&self.nodes[to].inbox[from], &self.outboxes[from].to[to])
+    }
 }
 
 /// How a node maps one segment of the protected part.
@@ -190,9 +233,10 @@ pub struct Segment {
 /// How node `node` must map the protected part of the region, `[0,
 /// OPEN_OFFSET)`, in order and without gaps: the header writable only in
 /// node 0; node i's slot writable in node i and node 0 (which marks a node
-/// booting and declares a silent one crashed), read-only elsewhere. The
-/// rest of the region, from [`OPEN_OFFSET`], is writable by every node.
-pub fn segments_for(node: usize) -> [Segment; 1 + MAX_NODES] {
+/// booting and declares a silent one crashed), read-only elsewhere; node
+/// i's outboxes writable in node i only. The rest of the region, from
+/// [`OPEN_OFFSET`], is writable by every node.
+pub fn segments_for(node: usize) -> [Segment; SEGMENTS] {
     let rw = |writable: bool| {
         if writable {
             Access::ReadWrite
@@ -204,12 +248,17 @@ pub fn segments_for(node: usize) -> [Segment; 1 + MAX_NODES] {
         offset: HEADER_OFFSET,
         len: core::mem::size_of::<Header>(),
         access: rw(node == 0),
-    }; 1 + MAX_NODES];
-    for (i, seg) in out.iter_mut().skip(1).enumerate() {
-        *seg = Segment {
+    }; SEGMENTS];
+    for i in 0..MAX_NODES {
+        out[1 + i] = Segment {
             offset: slot_offset(i),
             len: SLOT_SIZE,
             access: rw(node == 0 || node == i),
+        };
+        out[1 + MAX_NODES + i] = Segment {
+            offset: outboxes_offset(i),
+            len: OUTBOXES_SIZE,
+            access: rw(node == i),
         };
     }
     out
@@ -220,10 +269,12 @@ pub fn describe_offset(offset: u64) -> &'static str {
     let o = offset as usize;
     if o < SLOTS_OFFSET {
         "the shared header"
-    } else if o < OPEN_OFFSET {
+    } else if o < OUTBOXES_OFFSET {
         "a node slot"
+    } else if o < OPEN_OFFSET {
+        "another node's mailboxes"
     } else if o < SHARED_FIXED_SIZE {
-        "the shared mailboxes or debug NIC"
+        "the debug NIC"
     } else {
         "the shared DMA window"
     }
@@ -325,9 +376,14 @@ mod tests {
                 slot_offset(i)
             );
         }
-        assert_eq!(OPEN_OFFSET, 0x5000);
-        assert_eq!(offset_of!(SharedRegion, mailboxes), OPEN_OFFSET);
-        assert_eq!(size_of::<NodeMailbox>(), 128 + MAILBOX_SLOTS * 32);
+        assert_eq!(OUTBOXES_OFFSET, 0x5000);
+        assert_eq!(size_of::<NodeOutbox>(), 64 + MAILBOX_SLOTS * 32);
+        assert_eq!(OUTBOXES_SIZE, 0x3000);
+        for i in 0..MAX_NODES {
+            assert_eq!(outboxes_offset(i), 0x5000 + i * 0x3000);
+        }
+        assert_eq!(OPEN_OFFSET, 0x11000);
+        assert_eq!(offset_of!(SharedRegion, debug_nic), OPEN_OFFSET);
         assert_eq!(offset_of!(Header, debug_nic_target), 0x44);
     }
 
@@ -350,20 +406,38 @@ mod tests {
     #[test]
     fn only_the_writer_and_node0_may_write() {
         use Access::*;
-        // Node 0 writes everything it owns and supervises.
-        assert!(segments_for(0).iter().all(|s| s.access == ReadWrite));
-        // Node 1: header read-only, its own slot writable, others' not.
-        let accesses: std::vec::Vec<Access> = segments_for(1).iter().map(|s| s.access).collect();
+        let accesses = |node| -> std::vec::Vec<Access> {
+            segments_for(node).iter().map(|s| s.access).collect()
+        };
+        // Node 0 writes the header and every slot (it supervises them), but
+        // not another node's outboxes: nobody speaks for another node.
         assert_eq!(
-            accesses,
-            [ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly]
+            accesses(0),
+            [
+                ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadOnly,
+                ReadOnly, ReadOnly
+            ]
+        );
+        // Node 1: header read-only, its own slot and outboxes writable,
+        // others' not.
+        assert_eq!(
+            accesses(1),
+            [
+                ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly,
+                ReadOnly
+            ]
         );
         for node in 1..MAX_NODES {
             let segs = segments_for(node);
             assert_eq!(segs[0].access, ReadOnly, "header in node {node}");
-            for (i, s) in segs[1..].iter().enumerate() {
+            for i in 0..MAX_NODES {
                 let expect = if i == node { ReadWrite } else { ReadOnly };
-                assert_eq!(s.access, expect, "slot {i} in node {node}");
+                assert_eq!(segs[1 + i].access, expect, "slot {i} in node {node}");
+                assert_eq!(
+                    segs[1 + MAX_NODES + i].access,
+                    expect,
+                    "outboxes {i} in node {node}"
+                );
             }
         }
     }
@@ -372,14 +446,26 @@ mod tests {
     fn offsets_are_named() {
         assert_eq!(describe_offset(0x20), "the shared header");
         assert_eq!(describe_offset(0x2008), "a node slot");
-        assert_eq!(
-            describe_offset(OPEN_OFFSET as u64),
-            "the shared mailboxes or debug NIC"
-        );
+        assert_eq!(describe_offset(0x5040), "another node's mailboxes");
+        assert_eq!(describe_offset(OPEN_OFFSET as u64), "the debug NIC");
         assert_eq!(
             describe_offset(crate::debug_nic::dma_window_offset()),
             "the shared DMA window"
         );
+    }
+
+    #[test]
+    fn a_mailbox_joins_the_receivers_index_and_the_senders_outbox() {
+        let slot = unsafe_free_zeroed_slot();
+        let outboxes = NodeOutboxes {
+            to: [const { NodeOutbox::new() }; MAX_NODES],
+        };
+        // Node 2 -> node 1: node 1's index for sender 2, node 2's outbox to 1.
+        let q = Queue::new(&slot.inbox[2], &outboxes.to[1]);
+        q.push(mint_mailbox::Message::new(3, 7, [0; 3])).unwrap();
+        let other = Queue::new(&slot.inbox[0], &outboxes.to[0]);
+        assert!(other.is_empty());
+        assert_eq!(q.pop().unwrap().map(|m| m.seq), Some(7));
     }
 
     #[test]
@@ -437,6 +523,7 @@ mod tests {
             ping_rtt: [const { [const { AtomicU64::new(0) }; PINGS_PER_PEER] }; MAX_NODES],
             ping_count: [const { AtomicU32::new(0) }; MAX_NODES],
             incidents: [const { AtomicU32::new(0) }; Incident::COUNT],
+            inbox: [const { ConsumerIndex::new() }; MAX_NODES],
         }
     }
 }

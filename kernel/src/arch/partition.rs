@@ -16,8 +16,8 @@ use super::apic::XAPIC_BASE;
 use super::paging::{self, TableBuilder};
 use crate::layout::{self, NodeBootInfo, WINDOW_VIRT, WindowLayout};
 
-/// The 2 MiB frame holding the I/O APIC's registers (the local APIC's is
-/// `apic::XAPIC_BASE`, itself 2 MiB aligned).
+/// The 2 MiB frame holding the I/O APIC's registers (node 0 only; the
+/// local APIC's single page is `apic::XAPIC_BASE`).
 const IOAPIC_FRAME: u64 = 0xFEC0_0000;
 const TWO_MIB: u64 = 2 << 20;
 const PAGE_4K: u64 = 4096;
@@ -204,7 +204,9 @@ impl BootMemory {
                     paging::SHARED,
                 )
             })
-            .and_then(|_| t.map(XAPIC_BASE, XAPIC_BASE, TWO_MIB, paging::MMIO));
+            // The local APIC's one register page (xAPIC mode uses it; in
+            // x2APIC mode the registers are MSRs and it goes unused).
+            .and_then(|_| t.map(XAPIC_BASE, XAPIC_BASE, PAGE_4K, paging::MMIO));
         if node == 0 {
             mapped = mapped.and_then(|_| t.map(IOAPIC_FRAME, IOAPIC_FRAME, TWO_MIB, paging::MMIO));
         }

@@ -156,5 +156,17 @@ pub fn inject_if_asked(me: NodeId) {
             }
             panic!("injected forge-halt: sent every peer a Halt only node 0 may send");
         }
+        FaultKind::MailboxForge => {
+            let victim = (1..super::node_count())
+                .map(NodeId)
+                .find(|&n| n != me)
+                .unwrap_or(me);
+            let halt = mint_mailbox::Message::new(MessageKind::Halt as u32, 0, [0; 3]);
+            // The producer index and messages are node 0's outbox, mapped
+            // read-only here: the push page-faults before anything changes.
+            let pushed = shared::mailbox(victim, NodeId(0)).push(halt);
+            println!("{me}: forged a Halt from node0 into {victim}'s mailbox: {pushed:?}");
+            panic!("mailbox forgery was not refused");
+        }
     }
 }
