@@ -20,7 +20,8 @@ pub struct BootArgs {
     /// wild-write (into node 0's partition), hang (interrupts off), invalid-opcode,
     /// header-write (into the shared header, read-only outside node 0),
     /// forge-halt (send every peer a Halt only node 0 may send, then end),
-    /// mailbox-forge (write a Halt into a mailbox node 0 produces).
+    /// mailbox-forge (write a Halt into a mailbox node 0 produces),
+    /// nic-overreach (read past the register space of the e1000 it owns).
     #[arg(long, value_name = "NODE:KIND")]
     pub fault: Option<String>,
     /// Print the report as JSON on stdout (consoles go to stderr).

@@ -93,10 +93,14 @@ pub enum FaultKind {
     /// this one when it has no other peer): node 0's outboxes are mapped
     /// read-only in every other node, so it page-faults.
     MailboxForge = 11,
+    /// Read the page right after the register space of the real e1000
+    /// this node owns: only the register space is mapped, so it
+    /// page-faults (a node without a real e1000 panics instead).
+    NicOverreach = 12,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::PageFault,
         FaultKind::Panic,
         FaultKind::WildWrite,
@@ -105,6 +109,7 @@ impl FaultKind {
         FaultKind::HeaderWrite,
         FaultKind::ForgeHalt,
         FaultKind::MailboxForge,
+        FaultKind::NicOverreach,
     ];
 
     pub fn from_raw(v: u32) -> Option<FaultKind> {
@@ -118,6 +123,7 @@ impl FaultKind {
             9 => FaultKind::HeaderWrite,
             10 => FaultKind::ForgeHalt,
             11 => FaultKind::MailboxForge,
+            12 => FaultKind::NicOverreach,
             _ => return None,
         })
     }
@@ -133,6 +139,7 @@ impl FaultKind {
             FaultKind::HeaderWrite => "header-write",
             FaultKind::ForgeHalt => "forge-halt",
             FaultKind::MailboxForge => "mailbox-forge",
+            FaultKind::NicOverreach => "nic-overreach",
         }
     }
 
@@ -156,6 +163,6 @@ mod tests {
             FaultKind::parse("header-write"),
             Some(FaultKind::HeaderWrite)
         );
-        assert_eq!(FaultKind::from_raw(12), None);
+        assert_eq!(FaultKind::from_raw(13), None);
     }
 }

@@ -168,5 +168,17 @@ pub fn inject_if_asked(me: NodeId) {
             println!("{me}: forged a Halt from node0 into {victim}'s mailbox: {pushed:?}");
             panic!("mailbox forgery was not refused");
         }
+        FaultKind::NicOverreach => {
+            let Some(bar) = super::real_nic_bar() else {
+                panic!("injected nic-overreach: this node owns no real e1000");
+            };
+            let past = bar + mint_e1000::regs::REGISTER_SPACE.next_multiple_of(4096);
+            // SAFETY: deliberately faulting: node 0 maps exactly the NIC's
+            // register space, so the page after it is not mapped and the
+            // read raises #PF (reading device memory has no other effect).
+            let v = unsafe { core::ptr::read_volatile(past as *const u32) };
+            println!("{me}: read {v:#x} past the e1000's register space");
+            panic!("read past the NIC's register space was not refused");
+        }
     }
 }

@@ -72,6 +72,11 @@ pub fn set_real_nic(nic: (u64, u32, u8)) {
     REAL_NIC.call_once(|| nic);
 }
 
+/// The register BAR of the real e1000 this node owns, if any.
+pub fn real_nic_bar() -> Option<u64> {
+    REAL_NIC.get().map(|n| n.0).filter(|&bar| bar != 0)
+}
+
 /// Brings up the real e1000 the plan gave this node, if any.
 fn attach_real_nic(id: NodeId) {
     let Some(&(bar, pci, irq)) = REAL_NIC.get().filter(|n| n.0 != 0) else {
