@@ -199,6 +199,32 @@ impl<'a, const N: usize> Queue<'a, N> {
         Ok(Some(Message::from_words(words)))
     }
 
+    /// Consumer side: hands every waiting message to `handle`, but at most
+    /// one capacity's worth (`N`), so a producer that keeps producing
+    /// while this runs cannot keep the consumer here. On a corrupt index it
+    /// stops and reports it (after the messages handled before).
+    pub fn drain(&self, mut handle: impl FnMut(Message)) -> Result<Drained, Corrupt> {
+        let mut taken = 0;
+        while taken < N {
+            match self.pop()? {
+                Some(msg) => {
+                    taken += 1;
+                    handle(msg);
+                }
+                None => {
+                    return Ok(Drained {
+                        taken,
+                        more_waiting: false,
+                    });
+                }
+            }
+        }
+        Ok(Drained {
+            taken,
+            more_waiting: !self.is_empty(),
+        })
+    }
+
     /// Messages waiting, as the consumer would see them (0 if corrupt).
     pub fn len(&self) -> usize {
         let pending = self
@@ -219,6 +245,15 @@ impl<'a, const N: usize> Queue<'a, N> {
     pub fn corrupt_tail_for_test(&self, value: u32) {
         self.out.tail.0.store(value, Ordering::Release);
     }
+}
+
+/// What one [`Queue::drain`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drained {
+    /// Messages handed to the handler.
+    pub taken: usize,
+    /// The drain stopped at its bound with messages still waiting.
+    pub more_waiting: bool,
 }
 
 /// Both halves of a queue in one place.
@@ -342,6 +377,60 @@ mod tests {
             }
         });
         assert!(mb.is_empty());
+    }
+
+    #[test]
+    fn drain_is_bounded_by_the_capacity_against_a_producer_that_never_stops() {
+        let mb: Mailbox<8> = Mailbox::new();
+        let q = mb.queue();
+        for i in 0..8 {
+            q.push(msg(i)).unwrap();
+        }
+        // Every message handled makes the "peer" produce another one.
+        let mut next = 8;
+        let mut seen = std::vec::Vec::new();
+        let drained = q
+            .drain(|m| {
+                seen.push(m.seq);
+                q.push(msg(next)).unwrap();
+                next += 1;
+            })
+            .unwrap();
+        assert_eq!(
+            drained,
+            Drained {
+                taken: 8,
+                more_waiting: true
+            }
+        );
+        assert_eq!(seen, (0..8).collect::<std::vec::Vec<_>>());
+        assert_eq!(q.len(), 8, "the rest waits for the next drain");
+    }
+
+    #[test]
+    fn drain_takes_what_is_there_and_stops_at_corruption() {
+        let mb: Mailbox<8> = Mailbox::new();
+        let q = mb.queue();
+        assert_eq!(
+            q.drain(|_| panic!("nothing to handle")),
+            Ok(Drained {
+                taken: 0,
+                more_waiting: false
+            })
+        );
+        q.push(msg(1)).unwrap();
+        q.push(msg(2)).unwrap();
+        let mut n = 0;
+        assert_eq!(
+            q.drain(|_| n += 1),
+            Ok(Drained {
+                taken: 2,
+                more_waiting: false
+            })
+        );
+        assert_eq!(n, 2);
+        q.corrupt_tail_for_test(1000);
+        assert!(q.drain(|_| panic!("corrupt: nothing handled")).is_err());
     }
 
     #[test]

@@ -293,9 +293,9 @@ pub fn send(to: NodeId, msg: Message) -> Result<(), SendError> {
     })
 }
 
-/// Drains every peer's mailbox. Each is read at most once around (its
-/// capacity): a peer that keeps producing cannot keep this handler, and
-/// the other mailboxes, waiting; what it sent meanwhile waits for the
+/// Drains every peer's mailbox, each at most one capacity's worth
+/// (`Queue::drain`): a peer that keeps producing cannot keep this handler,
+/// and the other mailboxes, waiting; what it sent meanwhile waits for the
 /// next mailbox interrupt (its IPIs keep coming while it produces).
 fn on_mailbox(_frame: &mut InterruptFrame) {
     let me = me();
@@ -304,28 +304,16 @@ fn on_mailbox(_frame: &mut InterruptFrame) {
             continue;
         }
         // The sender is the mailbox, never a claim inside the message:
-        // `mailboxes[me][from]` is the one only `from` produces into.
+        // its messages sit in `from`'s outbox, on pages only `from` may
+        // write (mapped read-only in every other node).
         let mailbox = shared::mailbox(me, from);
-        let mut drained = 0;
-        loop {
-            if drained == mailbox.capacity() {
-                if !mailbox.is_empty() {
-                    shared::slot(me).count(Incident::MailboxDrainCapped);
-                }
-                break;
-            }
-            match mailbox.pop() {
-                Ok(Some(msg)) => {
-                    drained += 1;
-                    handle_message(from, msg)
-                }
-                Ok(None) => break,
-                Err(corrupt) => {
-                    // A faulty peer: say so, and stop reading its mailbox
-                    // rather than follow its index.
-                    println!("{me}: mailbox from {from}: {corrupt}; ignored");
-                    break;
-                }
+        match mailbox.drain(|msg| handle_message(from, msg)) {
+            Ok(d) if d.more_waiting => shared::slot(me).count(Incident::MailboxDrainCapped),
+            Ok(_) => {}
+            Err(corrupt) => {
+                // A faulty peer: say so, and stop reading its mailbox
+                // rather than follow its index.
+                println!("{me}: mailbox from {from}: {corrupt}; ignored");
             }
         }
     }
