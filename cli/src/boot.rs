@@ -215,6 +215,16 @@ fn print_table(report: &Value) {
         if let Some(r) = n["reason"].as_str() {
             println!("      reason: {r}");
         }
+        let incidents: Vec<String> = n["incidents"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| v.as_u64().is_some_and(|c| c > 0))
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !incidents.is_empty() {
+            println!("      refused or gave up: {}", incidents.join(", "));
+        }
     }
     println!("verdict: {}", report["verdict"].as_str().unwrap_or("?"));
 }

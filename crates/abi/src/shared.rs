@@ -122,7 +122,9 @@ pub enum Incident {
     MailboxDrainCapped = 1,
     /// An xAPIC ICR whose delivery status stayed pending past its deadline.
     StuckIcr = 2,
-    /// A wait on a peer's data that ended at its deadline.
+    /// A wait on a peer that ended at its deadline (a ping unanswered, a
+    /// node that did not start, `go` that never came, a round that did
+    /// not settle).
     WaitExpired = 3,
 }
 

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use mint_abi::node::{FaultKind, NodeState};
-use mint_abi::shared::{ABI_VERSION, MAX_NODES, SHARED_MAGIC};
+use mint_abi::shared::{ABI_VERSION, Incident, MAX_NODES, SHARED_MAGIC};
 use mint_abi::{NodeId, PhysAddr};
 use mint_plan::{Layout, MachineFacts, Plan};
 
@@ -325,6 +325,7 @@ fn start_node(s: &NodeStart) {
     match slot.state() {
         Some(NodeState::Running) => println!("node0: started {} on {apic}", s.id),
         Some(NodeState::Booting) => {
+            shared::slot(NodeId(0)).count(Incident::WaitExpired);
             slot.declare_crashed_from(NodeState::Booting, "did not start within 5 s");
             // Park the core (wait-for-SIPI) so a late start cannot run the
             // next node's trampoline parameters.

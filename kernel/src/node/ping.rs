@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use mint_abi::NodeId;
 use mint_abi::node::{MessageKind, NodeState};
-use mint_abi::shared::PINGS_PER_PEER;
+use mint_abi::shared::{Incident, PINGS_PER_PEER};
 use mint_mailbox::Message;
 
 use crate::arch::cpu;
@@ -46,6 +46,7 @@ pub fn ping_once(peer: NodeId, seq: u32) -> Option<u64> {
     let result = sent.ok().and_then(|()| {
         while !REPLIED.load(Ordering::Acquire) {
             if cpu::rdtsc() > deadline {
+                shared::slot(super::me()).count(Incident::WaitExpired);
                 return None;
             }
             core::hint::spin_loop();
