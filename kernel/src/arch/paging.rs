@@ -1,4 +1,5 @@
-//! Page tables of a node: its partition window, the shared region, its local
+//! Page tables of a node: its partition window, the shared region (part of
+//! it read-only, see `mint_abi::shared::segments_for`), its local
 //! APIC (and, for node 0, the low firmware area and the I/O APIC). Nothing
 //! else is mapped, so a stray access to another node's memory faults in the
 //! node that made it. Ranges are mapped with 2 MiB pages where alignment

@@ -186,7 +186,7 @@ impl BootMemory {
             .map(0, 0, TWO_MIB, paging::RAM)
             .and_then(|_| t.map(WINDOW_VIRT, part.base, part.size, paging::RAM));
         // The protected part page by page, as its writers allow; then the
-        // open part (mailboxes, debug NIC, DMA window) writable.
+        // open part (debug NIC, DMA window) writable.
         for seg in shared::segments_for(node) {
             let flags = match seg.access {
                 Access::ReadWrite => paging::SHARED,
