@@ -17,7 +17,11 @@ pub struct BootArgs {
     #[command(flatten)]
     pub machine: MachineArgs,
     /// Make node NODE inject a fault into itself: page-fault, panic,
-    /// wild-write (into node 0's partition), hang (interrupts off), invalid-opcode.
+    /// wild-write (into node 0's partition), hang (interrupts off), invalid-opcode,
+    /// header-write (into the shared header, read-only outside node 0),
+    /// forge-halt (send every peer a Halt only node 0 may send, then end),
+    /// mailbox-forge (write a Halt into a mailbox node 0 produces),
+    /// nic-overreach (read past the register space of the e1000 it owns).
     #[arg(long, value_name = "NODE:KIND")]
     pub fault: Option<String>,
     /// Print the report as JSON on stdout (consoles go to stderr).
@@ -210,6 +214,16 @@ fn print_table(report: &Value) {
         );
         if let Some(r) = n["reason"].as_str() {
             println!("      reason: {r}");
+        }
+        let incidents: Vec<String> = n["incidents"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| v.as_u64().is_some_and(|c| c > 0))
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !incidents.is_empty() {
+            println!("      refused or gave up: {}", incidents.join(", "));
         }
     }
     println!("verdict: {}", report["verdict"].as_str().unwrap_or("?"));

@@ -4,7 +4,9 @@
 //! - healthy machines of 1, 2 and 4 nodes, and a custom TOML plan: the JSON
 //!   report's nodes, resources and IPI round-trip figures;
 //! - every `--fault` kind on a 3-node machine: the target crashes with the
-//!   right reason, the other nodes keep running and keep talking;
+//!   right reason, the other nodes keep running and keep talking (a write
+//!   to the read-only shared header or into node 0's mailboxes faults; a
+//!   Halt not from node 0 is refused and counted);
 //! - per-node console logs under `--log-dir`;
 //! - bad plans and bad flags refused with exit 2 before QEMU starts;
 //! - node 0's own check of the plan against the machine QEMU really gives it;
@@ -368,6 +370,81 @@ fn fault_hang_is_contained() {
 #[test]
 fn fault_invalid_opcode_is_contained() {
     fault_is_contained("invalid-opcode", &["invalid opcode"]);
+}
+
+/// Node 0 maps the shared header read-only into every other node: node
+/// 1's write to it page-faults in node 1 and the reason names the header.
+#[test]
+fn fault_header_write_is_contained() {
+    let report = fault_is_contained(
+        "header-write",
+        &[
+            "page fault",
+            "write of 0x40000000",
+            "the shared header, read-only in this node",
+        ],
+    );
+    for id in [0, 2] {
+        assert_eq!(
+            node(&report, id)["incidents"]["forged_halt"],
+            0,
+            "{report:#}"
+        );
+    }
+}
+
+/// A node cannot speak for node 0: node 1 writing a Halt into the mailbox
+/// node 0 produces for node 2 page-faults (node 0's outboxes are read-only
+/// in node 1), and node 2 keeps running.
+#[test]
+fn fault_mailbox_forge_is_contained() {
+    let report = fault_is_contained(
+        "mailbox-forge",
+        &[
+            "page fault",
+            "write of 0x40000",
+            "another node's mailboxes, read-only in this node",
+        ],
+    );
+    assert_eq!(
+        node(&report, 2)["incidents"]["forged_halt"],
+        0,
+        "{report:#}"
+    );
+}
+
+/// Only node 0 may halt a node: node 2 sends every peer a Halt (through
+/// its own mailboxes, as any peer can), and both refuse it, count it and
+/// say so; node 1 keeps running and finishes its ping round with node 0.
+#[test]
+fn a_halt_not_from_node0_is_refused_and_counted() {
+    let (run, logs) = boot(&["--nodes", "3", "--fault", "2:forge-halt"]);
+    run.assert_exit(0);
+    let report = run.report();
+    assert_eq!(
+        report["fault"],
+        json!({"node": 2, "kind": "forge-halt", "contained": true}),
+        "{report:#}"
+    );
+    let forger = node(&report, 2);
+    assert_eq!(forger["state"], "crashed", "{forger:#}");
+    for id in [0, 1] {
+        let n = node(&report, id);
+        assert_eq!(n["state"], "running", "node {id}: {n:#}");
+        assert_eq!(n["incidents"]["forged_halt"], 1, "node {id}: {n:#}");
+    }
+    assert_eq!(
+        samples_with(node(&report, 1), 0).len(),
+        PINGS_PER_PEER,
+        "{report:#}"
+    );
+    let log = std::fs::read_to_string(logs.path().join("node1.log")).expect("node1's console log");
+    assert!(
+        log.contains("node1: refused a Halt request from node2"),
+        "node1 should say it refused the forged Halt:\n{log}"
+    );
+    // Node 0's own Halt at power-off is still honoured.
+    assert!(log.contains("node1 halted on request"), "{log}");
 }
 
 #[test]

@@ -29,11 +29,13 @@ fn plan_with_nic_on(owner: u8) -> String {
         .collect()
 }
 
-fn boot_with_nic_on(owner: u8) -> (common::Run, TempDir) {
+fn boot_with_nic_on(owner: u8, extra: &[&str]) -> (common::Run, TempDir) {
     let dir = TempDir::new().expect("temp dir");
     let plan = dir.path().join("plan.toml");
     std::fs::write(&plan, plan_with_nic_on(owner)).expect("plan written");
-    let (run, logs) = common::run_logged("boot", &["--config", plan.to_str().expect("UTF-8")]);
+    let mut args = vec!["--config", plan.to_str().expect("UTF-8")];
+    args.extend_from_slice(extra);
+    let (run, logs) = common::run_logged("boot", &args);
     run.assert_exit(0);
     drop(dir);
     (run, logs)
@@ -42,7 +44,7 @@ fn boot_with_nic_on(owner: u8) -> (common::Run, TempDir) {
 #[test]
 fn the_owner_brings_up_the_real_e1000_through_its_registers() {
     for owner in [1u8, 0] {
-        let (run, logs) = boot_with_nic_on(owner);
+        let (run, logs) = boot_with_nic_on(owner, &[]);
         let report = run.report();
         assert_eq!(report["ok"], true, "{report:#}");
         let devices = &report["nodes"][usize::from(owner)]["devices"];
@@ -69,10 +71,70 @@ fn the_owner_brings_up_the_real_e1000_through_its_registers() {
         ] {
             assert!(line.contains(fact), "'{fact}' missing from: {line}");
         }
+        // Node 0 left the NIC decoding memory and mastering the bus, its
+        // I/O BAR off, and says what the command register read back.
+        let node0_log = log(0);
+        let pci = node0_log
+            .lines()
+            .find(|l| l.contains("the e1000 (PCI") && l.contains("command register 0x"))
+            .unwrap_or_else(|| {
+                panic!("node0 did not report the e1000's PCI command:\n{node0_log}")
+            });
+        let command = pci
+            .split("command register 0x")
+            .nth(1)
+            .and_then(|rest| rest.get(..4))
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+            .unwrap_or_else(|| panic!("no command value in: {pci}"));
+        assert_eq!(command & 0b001, 0, "I/O space decode still on: {pci}");
+        assert_eq!(command & 0b110, 0b110, "memory and bus master: {pci}");
+        assert!(
+            pci.contains(&format!("gives node{owner} the e1000")),
+            "{pci}"
+        );
         let other = log(1 - owner);
         assert!(
             !other.contains("e1000 at"),
             "the other node touched the NIC:\n{other}"
         );
     }
+}
+
+/// Only the NIC's register space is mapped into its owner, not the rest of
+/// the 2 MiB frames around it: a read of the page right after it
+/// page-faults in the owner, and node 0 carries on.
+#[test]
+fn the_owner_cannot_reach_past_the_register_space() {
+    let (run, logs) = boot_with_nic_on(1, &["--fault", "1:nic-overreach"]);
+    let report = run.report();
+    assert_eq!(report["ok"], true, "{report:#}");
+    let owner = &report["nodes"][1];
+    assert_eq!(owner["state"], "crashed", "{owner:#}");
+    let why = owner["reason"].as_str().unwrap_or_default();
+    for fragment in ["page fault", "read of 0x", "outside this node's memory"] {
+        assert!(
+            why.contains(fragment),
+            "reason {why:?} should mention {fragment:?}"
+        );
+    }
+    assert_eq!(report["nodes"][0]["state"], "running", "{report:#}");
+    // The address is the first byte after the registers node 0 mapped.
+    let hex_after = |s: &str, key: &str| {
+        s.split(key)
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_hexdigit()).next())
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+    };
+    let node0 = std::fs::read_to_string(logs.path().join("node0.log")).expect("console log");
+    let line = node0
+        .lines()
+        .find(|l| l.contains("the e1000 (PCI"))
+        .unwrap_or_else(|| panic!("node0 did not say what it mapped:\n{node0}"));
+    let base = hex_after(line, "registers 0x").expect("register base");
+    let size = hex_after(line, "+0x").expect("register size");
+    assert_eq!(
+        hex_after(why, "read of 0x"),
+        Some(base + size),
+        "{why} / {line}"
+    );
 }

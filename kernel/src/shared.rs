@@ -5,9 +5,12 @@ use mint_abi::shared::{Header, NodeMailbox, NodeSlot, SHARED_VIRT, SharedRegion}
 
 /// The shared region.
 pub fn region() -> &'static SharedRegion {
-    // SAFETY: every node maps the region at SHARED_VIRT (read-write) before
-    // calling this, for its whole life; `SharedRegion` is all atomics, so
-    // concurrent access by other nodes is defined behaviour.
+    // SAFETY: every node maps the region at SHARED_VIRT before calling
+    // this, for its whole life; `SharedRegion` is all atomics, so
+    // concurrent access by other nodes is defined behaviour. Pages another
+    // node writes are mapped read-only here: a store to them faults (a
+    // contained crash of this node), it does not make the reference
+    // unsound.
     unsafe { &*(SHARED_VIRT as *const SharedRegion) }
 }
 
@@ -19,7 +22,8 @@ pub fn slot(node: NodeId) -> &'static NodeSlot {
     &region().nodes[node.index()]
 }
 
-/// The mailbox carrying messages from `from` to `to`.
-pub fn mailbox(to: NodeId, from: NodeId) -> &'static NodeMailbox {
-    &region().mailboxes[to.index()][from.index()]
+/// The mailbox carrying messages from `from` to `to`: `to`'s consumer
+/// index (in its slot) and `from`'s outbox (on pages only `from` writes).
+pub fn mailbox(to: NodeId, from: NodeId) -> NodeMailbox<'static> {
+    region().mailbox(to.index(), from.index())
 }

@@ -168,9 +168,8 @@ pub struct RunControl {
 #[repr(C, align(4096))]
 pub struct DebugNic {
     pub regs: NicRegisters,
-    /// The node that attaches the driver (node id + 1; 0 = none), set by
-    /// node 0 before it starts the others.
-    pub driver_target: AtomicU32,
+    // Which node attaches the driver is node 0's alone to say: it is
+    // `Header::debug_nic_target`, on node 0's read-only page.
     /// Set by the driver when its ring is programmed (node id + 1; 0 = none).
     pub driver_ready: AtomicU32,
     pub irq_pending: PaddedU32,

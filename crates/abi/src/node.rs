@@ -82,15 +82,34 @@ pub enum FaultKind {
     /// Spin with interrupts off.
     Hang = 4,
     InvalidOpcode = 5,
+    // 6, 7 and 8 are taken by another change in flight; keep them free.
+    /// A write to the shared header, which only node 0 may write: mapped
+    /// read-only in every other node, so it page-faults.
+    HeaderWrite = 9,
+    /// Send every peer a Halt request, which only node 0 may make: each
+    /// refuses it and counts a forged request; then end this node.
+    ForgeHalt = 10,
+    /// Put a Halt into a mailbox node 0 produces (to another node, or to
+    /// this one when it has no other peer): node 0's outboxes are mapped
+    /// read-only in every other node, so it page-faults.
+    MailboxForge = 11,
+    /// Read the page right after the register space of the real e1000
+    /// this node owns: only the register space is mapped, so it
+    /// page-faults (a node without a real e1000 panics instead).
+    NicOverreach = 12,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::PageFault,
         FaultKind::Panic,
         FaultKind::WildWrite,
         FaultKind::Hang,
         FaultKind::InvalidOpcode,
+        FaultKind::HeaderWrite,
+        FaultKind::ForgeHalt,
+        FaultKind::MailboxForge,
+        FaultKind::NicOverreach,
     ];
 
     pub fn from_raw(v: u32) -> Option<FaultKind> {
@@ -101,6 +120,10 @@ impl FaultKind {
             3 => FaultKind::WildWrite,
             4 => FaultKind::Hang,
             5 => FaultKind::InvalidOpcode,
+            9 => FaultKind::HeaderWrite,
+            10 => FaultKind::ForgeHalt,
+            11 => FaultKind::MailboxForge,
+            12 => FaultKind::NicOverreach,
             _ => return None,
         })
     }
@@ -113,10 +136,33 @@ impl FaultKind {
             FaultKind::WildWrite => "wild-write",
             FaultKind::Hang => "hang",
             FaultKind::InvalidOpcode => "invalid-opcode",
+            FaultKind::HeaderWrite => "header-write",
+            FaultKind::ForgeHalt => "forge-halt",
+            FaultKind::MailboxForge => "mailbox-forge",
+            FaultKind::NicOverreach => "nic-overreach",
         }
     }
 
     pub fn parse(s: &str) -> Option<FaultKind> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_kinds_round_trip() {
+        for k in FaultKind::ALL {
+            assert_eq!(FaultKind::from_raw(k as u32), Some(k));
+            assert_eq!(FaultKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(FaultKind::HeaderWrite as u32, 9);
+        assert_eq!(
+            FaultKind::parse("header-write"),
+            Some(FaultKind::HeaderWrite)
+        );
+        assert_eq!(FaultKind::from_raw(13), None);
     }
 }

@@ -3,13 +3,28 @@
 //! Layout (offsets from the region's base; every node maps it at
 //! [`SHARED_VIRT`]):
 //!
-//! | offset | what | written by |
-//! |---|---|---|
-//! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, `go`, faults to inject | node 0 |
-//! | 0x1000 | [`NodeSlot`] × [`MAX_NODES`]: state, heartbeat, crash reason, ping samples | the slot's node (node 0's monitor may declare a silent node crashed) |
-//! | ...    | [`Mailbox`] × MAX_NODES × MAX_NODES, indexed `[to][from]` | producer: `from`; consumer: `to` |
-//! | ...    | [`crate::debug_nic::DebugNic`]: e1000 register page, posted-IRQ flag, run control | see that module |
-//! | [`crate::debug_nic::dma_window_offset`].. | DMA window: the target driver's RX ring and buffers | device: buffers, write-back; driver: ring setup |
+//! | offset | what | written by | mapped writable in |
+//! |---|---|---|---|
+//! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, `go`, faults to inject, debug NIC target | node 0 | node 0 only |
+//! | 0x1000 + i × 0x1000 | [`NodeSlot`] of node i: state, heartbeat, crash reason, ping samples, incident counters, the consumer index of each mailbox *to* i | node i (node 0 marks it booting, and its monitor may declare a silent node crashed) | node i and node 0 |
+//! | 0x5000 + i × 0x3000 | [`NodeOutboxes`] of node i: producer index and messages of each mailbox *from* i | node i | node i only |
+//! | [`OPEN_OFFSET`] (0x11000) | [`crate::debug_nic::DebugNic`]: e1000 register page, posted-IRQ flag, run control | see that module | every node |
+//! | [`crate::debug_nic::dma_window_offset`].. | DMA window: the target driver's RX ring and buffers | device: buffers, write-back; driver: ring setup | every node |
+//!
+//! The mailbox `[to][from]` ([`SharedRegion::mailbox`]) is split by writer:
+//! its consumer index lives in `to`'s slot, its producer index and
+//! messages in `from`'s outboxes. So a message in it really comes from
+//! `from` (or from node 0, which may write slots but not outboxes, and
+//! then only the consumer index).
+//!
+//! The header, every slot and every node's outboxes sit on 4 KiB pages of
+//! their own (asserted at compile time below), so node 0 can map them
+//! read-only into every node that is not their writer ([`segments_for`]):
+//! a stray or hostile write to the header, to another node's slot or into
+//! another node's mailboxes page-faults in the node that made it. The rest
+//! (the *open* part: debug NIC, DMA window) has two writers per cache line
+//! and stays writable by every node; a peer's values there are validated,
+//! not trusted.
 //!
 //! Every field is an atomic: the peer is another kernel that may be faulty,
 //! so nothing here is read as a plain reference to a Rust type with
@@ -20,14 +35,14 @@
 
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use mint_mailbox::Mailbox;
+use mint_mailbox::{ConsumerIndex, Outbox, Queue};
 
 use crate::node::NodeState;
 
 /// "MINTSHRD", little endian.
 pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"MINTSHRD");
 /// Bumped whenever this layout changes.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 /// Nodes a region can describe (one ISA UART per node: COM1..COM4).
 pub const MAX_NODES: usize = 4;
 /// Messages per mailbox.
@@ -39,8 +54,17 @@ pub const REASON_LEN: usize = 120;
 /// Virtual address at which every node maps the shared region.
 pub const SHARED_VIRT: u64 = 0x40_0000_0000;
 
-/// A node-to-node mailbox as laid out in the region.
-pub type NodeMailbox = Mailbox<MAILBOX_SLOTS>;
+/// The producer's half of a node-to-node mailbox.
+pub type NodeOutbox = Outbox<MAILBOX_SLOTS>;
+/// A node-to-node mailbox: the two halves joined.
+pub type NodeMailbox<'a> = Queue<'a, MAILBOX_SLOTS>;
+
+/// What one node produces: its outbox to every node (indexed by the
+/// receiver; its own is unused). On pages only that node may write.
+#[repr(C, align(4096))]
+pub struct NodeOutboxes {
+    pub to: [NodeOutbox; MAX_NODES],
+}
 
 /// Run-wide facts and controls, owned by node 0.
 #[repr(C, align(4096))]
@@ -58,6 +82,9 @@ pub struct Header {
     pub go: AtomicU32,
     /// Fault each node is asked to inject into itself (`FaultKind` as u32).
     pub inject_fault: [AtomicU32; MAX_NODES],
+    /// The node that attaches the debug NIC's driver (node id + 1; 0 =
+    /// none), set by node 0 before it starts the others.
+    pub debug_nic_target: AtomicU32,
 }
 
 /// One node's public status.
@@ -77,6 +104,47 @@ pub struct NodeSlot {
     /// Round-trip times (TSC ticks) of this node's pings, per peer.
     pub ping_rtt: [[AtomicU64; PINGS_PER_PEER]; MAX_NODES],
     pub ping_count: [AtomicU32; MAX_NODES],
+    /// What this node refused or gave up on, by [`Incident`].
+    pub incidents: [AtomicU32; Incident::COUNT],
+    /// The consumer index of each mailbox to this node, by sender.
+    pub inbox: [ConsumerIndex; MAX_NODES],
+}
+
+/// Something a node refused or gave up on rather than trust a peer or wait
+/// for ever; counted in its [`NodeSlot::incidents`] and shown in the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Incident {
+    /// A Halt request that did not come through a mailbox node 0 produces.
+    ForgedHalt = 0,
+    /// A mailbox drain stopped after one capacity's worth of messages with
+    /// more still arriving (the rest waits for the next interrupt).
+    MailboxDrainCapped = 1,
+    /// An xAPIC ICR whose delivery status stayed pending past its deadline.
+    StuckIcr = 2,
+    /// A wait on a peer that ended at its deadline (a ping unanswered, a
+    /// node that did not start, `go` that never came, a round that did
+    /// not settle).
+    WaitExpired = 3,
+}
+
+impl Incident {
+    pub const COUNT: usize = 4;
+    pub const ALL: [Incident; Self::COUNT] = [
+        Incident::ForgedHalt,
+        Incident::MailboxDrainCapped,
+        Incident::StuckIcr,
+        Incident::WaitExpired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Incident::ForgedHalt => "forged_halt",
+            Incident::MailboxDrainCapped => "mailbox_drain_capped",
+            Incident::StuckIcr => "stuck_icr",
+            Incident::WaitExpired => "wait_expired",
+        }
+    }
 }
 
 /// The whole region's fixed part.
@@ -84,8 +152,8 @@ pub struct NodeSlot {
 pub struct SharedRegion {
     pub header: Header,
     pub nodes: [NodeSlot; MAX_NODES],
-    /// `mailboxes[to][from]`.
-    pub mailboxes: [[NodeMailbox; MAX_NODES]; MAX_NODES],
+    /// `outboxes[from].to[to]`: the producer halves of the mailboxes.
+    pub outboxes: [NodeOutboxes; MAX_NODES],
     /// The debug NIC (support node <-> target node's e1000 driver).
     pub debug_nic: crate::debug_nic::DebugNic,
 }
@@ -93,7 +161,137 @@ pub struct SharedRegion {
 /// Bytes of the region this layout occupies; the rest is for later users.
 pub const SHARED_FIXED_SIZE: usize = core::mem::size_of::<SharedRegion>();
 
+/// Size of a page the protection is applied at.
+pub const PAGE_SIZE: usize = 4096;
+/// Offset of the header (node 0's page).
+pub const HEADER_OFFSET: usize = core::mem::offset_of!(SharedRegion, header);
+/// Bytes of one node's slot (whole pages).
+pub const SLOT_SIZE: usize = core::mem::size_of::<NodeSlot>();
+/// Offset of the first slot; slot `i` is at `SLOTS_OFFSET + i * SLOT_SIZE`.
+pub const SLOTS_OFFSET: usize = core::mem::offset_of!(SharedRegion, nodes);
+/// Offset of the first node's outboxes; node `i`'s are at
+/// `OUTBOXES_OFFSET + i * OUTBOXES_SIZE`.
+pub const OUTBOXES_OFFSET: usize = core::mem::offset_of!(SharedRegion, outboxes);
+/// Bytes of one node's outboxes (whole pages).
+pub const OUTBOXES_SIZE: usize = core::mem::size_of::<NodeOutboxes>();
+/// Offset of the open part (debug NIC onwards), writable by every node.
+pub const OPEN_OFFSET: usize = core::mem::offset_of!(SharedRegion, debug_nic);
+
+// The protection is per 4 KiB page: the header, every slot and every
+// node's outboxes must fill whole pages of their own, in this order, with
+// nothing between them.
+const _: () = {
+    assert!(HEADER_OFFSET == 0);
+    assert!(core::mem::size_of::<Header>() == PAGE_SIZE);
+    assert!(SLOTS_OFFSET == PAGE_SIZE);
+    assert!(SLOT_SIZE == PAGE_SIZE);
+    assert!(OUTBOXES_OFFSET == SLOTS_OFFSET + MAX_NODES * SLOT_SIZE);
+    assert!(OUTBOXES_SIZE.is_multiple_of(PAGE_SIZE));
+    assert!(OPEN_OFFSET == OUTBOXES_OFFSET + MAX_NODES * OUTBOXES_SIZE);
+    assert!(OPEN_OFFSET.is_multiple_of(PAGE_SIZE));
+    assert!(
+        SHARED_FIXED_SIZE < 4 << 20,
+        "fits the smallest shared region"
+    );
+};
+
+/// Offset of node `index`'s slot.
+pub const fn slot_offset(index: usize) -> usize {
+    SLOTS_OFFSET + index * SLOT_SIZE
+}
+
+/// Offset of node `index`'s outboxes.
+pub const fn outboxes_offset(index: usize) -> usize {
+    OUTBOXES_OFFSET + index * OUTBOXES_SIZE
+}
+
+/// Segments of the protected part: the header, a slot per node, the
+/// outboxes of each node.
+pub const SEGMENTS: usize = 1 + 2 * MAX_NODES;
+
+impl SharedRegion {
+    /// The mailbox carrying messages from `from` to `to` (indices below
+    /// [`MAX_NODES`]): `to`'s consumer index, `from`'s outbox.
+    pub fn mailbox(&self, to: usize, from: usize) -> NodeMailbox<'_> {
+        Queue::new(&self.nodes[to].inbox[from], &self.outboxes[from].to[to])
+    }
+}
+
+/// How a node maps one segment of the protected part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// A page-aligned piece of the region: `[offset, offset + len)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub offset: usize,
+    pub len: usize,
+    pub access: Access,
+}
+
+/// How node `node` must map the protected part of the region, `[0,
+/// OPEN_OFFSET)`, in order and without gaps: the header writable only in
+/// node 0; node i's slot writable in node i and node 0 (which marks a node
+/// booting and declares a silent one crashed), read-only elsewhere; node
+/// i's outboxes writable in node i only. The rest of the region, from
+/// [`OPEN_OFFSET`], is writable by every node.
+pub fn segments_for(node: usize) -> [Segment; SEGMENTS] {
+    let rw = |writable: bool| {
+        if writable {
+            Access::ReadWrite
+        } else {
+            Access::ReadOnly
+        }
+    };
+    let mut out = [Segment {
+        offset: HEADER_OFFSET,
+        len: core::mem::size_of::<Header>(),
+        access: rw(node == 0),
+    }; SEGMENTS];
+    for i in 0..MAX_NODES {
+        out[1 + i] = Segment {
+            offset: slot_offset(i),
+            len: SLOT_SIZE,
+            access: rw(node == 0 || node == i),
+        };
+        out[1 + MAX_NODES + i] = Segment {
+            offset: outboxes_offset(i),
+            len: OUTBOXES_SIZE,
+            access: rw(node == i),
+        };
+    }
+    out
+}
+
+/// What a region offset holds, to name it in a fault report.
+pub fn describe_offset(offset: u64) -> &'static str {
+    let o = offset as usize;
+    if o < SLOTS_OFFSET {
+        "the shared header"
+    } else if o < OUTBOXES_OFFSET {
+        "a node slot"
+    } else if o < OPEN_OFFSET {
+        "another node's mailboxes"
+    } else if o < SHARED_FIXED_SIZE {
+        "the debug NIC"
+    } else {
+        "the shared DMA window"
+    }
+}
+
 impl NodeSlot {
+    /// Counts one `incident`.
+    pub fn count(&self, incident: Incident) {
+        self.incidents[incident as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn incident_count(&self, incident: Incident) -> u32 {
+        self.incidents[incident as usize].load(Ordering::Relaxed)
+    }
+
     /// This slot's state, or `None` when the value is garbage.
     pub fn state(&self) -> Option<NodeState> {
         NodeState::from_raw(self.state.load(Ordering::Acquire))
@@ -172,15 +370,118 @@ mod tests {
         // The offsets are the ABI: a change here must bump ABI_VERSION.
         assert_eq!(size_of::<Header>(), 4096);
         assert_eq!(offset_of!(SharedRegion, nodes), 0x1000);
-        assert_eq!(size_of::<NodeSlot>() % 4096, 0);
-        assert_eq!(offset_of!(SharedRegion, mailboxes) % 64, 0);
-        assert_eq!(size_of::<NodeMailbox>(), 128 + MAILBOX_SLOTS * 32);
-        const {
-            assert!(
-                SHARED_FIXED_SIZE < 4 << 20,
-                "fits the smallest shared region"
-            )
+        assert_eq!(size_of::<NodeSlot>(), 4096);
+        for i in 0..MAX_NODES {
+            assert_eq!(slot_offset(i), 0x1000 + i * 0x1000);
+            assert_eq!(
+                offset_of!(SharedRegion, nodes) + i * size_of::<NodeSlot>(),
+                slot_offset(i)
+            );
+        }
+        assert_eq!(OUTBOXES_OFFSET, 0x5000);
+        assert_eq!(size_of::<NodeOutbox>(), 64 + MAILBOX_SLOTS * 32);
+        assert_eq!(OUTBOXES_SIZE, 0x3000);
+        for i in 0..MAX_NODES {
+            assert_eq!(outboxes_offset(i), 0x5000 + i * 0x3000);
+        }
+        assert_eq!(OPEN_OFFSET, 0x11000);
+        assert_eq!(offset_of!(SharedRegion, debug_nic), OPEN_OFFSET);
+        assert_eq!(offset_of!(Header, debug_nic_target), 0x44);
+    }
+
+    #[test]
+    fn segments_cover_the_protected_part_in_page_units() {
+        for node in 0..MAX_NODES {
+            let segs = segments_for(node);
+            let mut next = 0;
+            for s in segs {
+                assert_eq!(s.offset, next, "node {node}: {segs:?}");
+                assert_eq!(s.offset % PAGE_SIZE, 0);
+                assert_eq!(s.len % PAGE_SIZE, 0);
+                assert!(s.len > 0);
+                next = s.offset + s.len;
+            }
+            assert_eq!(next, OPEN_OFFSET, "node {node}");
+        }
+    }
+
+    #[test]
+    fn only_the_writer_and_node0_may_write() {
+        use Access::*;
+        let accesses = |node| -> std::vec::Vec<Access> {
+            segments_for(node).iter().map(|s| s.access).collect()
         };
+        // Node 0 writes the header and every slot (it supervises them), but
+        // not another node's outboxes: nobody speaks for another node.
+        assert_eq!(
+            accesses(0),
+            [
+                ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadOnly,
+                ReadOnly, ReadOnly
+            ]
+        );
+        // Node 1: header read-only, its own slot and outboxes writable,
+        // others' not.
+        assert_eq!(
+            accesses(1),
+            [
+                ReadOnly, ReadOnly, ReadWrite, ReadOnly, ReadOnly, ReadOnly, ReadWrite, ReadOnly,
+                ReadOnly
+            ]
+        );
+        for node in 1..MAX_NODES {
+            let segs = segments_for(node);
+            assert_eq!(segs[0].access, ReadOnly, "header in node {node}");
+            for i in 0..MAX_NODES {
+                let expect = if i == node { ReadWrite } else { ReadOnly };
+                assert_eq!(segs[1 + i].access, expect, "slot {i} in node {node}");
+                assert_eq!(
+                    segs[1 + MAX_NODES + i].access,
+                    expect,
+                    "outboxes {i} in node {node}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn offsets_are_named() {
+        assert_eq!(describe_offset(0x20), "the shared header");
+        assert_eq!(describe_offset(0x2008), "a node slot");
+        assert_eq!(describe_offset(0x5040), "another node's mailboxes");
+        assert_eq!(describe_offset(OPEN_OFFSET as u64), "the debug NIC");
+        assert_eq!(
+            describe_offset(crate::debug_nic::dma_window_offset()),
+            "the shared DMA window"
+        );
+    }
+
+    #[test]
+    fn a_mailbox_joins_the_receivers_index_and_the_senders_outbox() {
+        let slot = unsafe_free_zeroed_slot();
+        let outboxes = NodeOutboxes {
+            to: [const { NodeOutbox::new() }; MAX_NODES],
+        };
+        // Node 2 -> node 1: node 1's index for sender 2, node 2's outbox to 1.
+        let q = Queue::new(&slot.inbox[2], &outboxes.to[1]);
+        q.push(mint_mailbox::Message::new(3, 7, [0; 3])).unwrap();
+        let other = Queue::new(&slot.inbox[0], &outboxes.to[0]);
+        assert!(other.is_empty());
+        assert_eq!(q.pop().unwrap().map(|m| m.seq), Some(7));
+    }
+
+    #[test]
+    fn incidents_are_counted_per_kind() {
+        let slot = unsafe_free_zeroed_slot();
+        slot.count(Incident::ForgedHalt);
+        slot.count(Incident::ForgedHalt);
+        slot.count(Incident::StuckIcr);
+        assert_eq!(slot.incident_count(Incident::ForgedHalt), 2);
+        assert_eq!(slot.incident_count(Incident::StuckIcr), 1);
+        assert_eq!(slot.incident_count(Incident::MailboxDrainCapped), 0);
+        for (i, k) in Incident::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
     }
 
     #[test]
@@ -223,6 +524,8 @@ mod tests {
             reason: [const { AtomicU8::new(0) }; REASON_LEN],
             ping_rtt: [const { [const { AtomicU64::new(0) }; PINGS_PER_PEER] }; MAX_NODES],
             ping_count: [const { AtomicU32::new(0) }; MAX_NODES],
+            incidents: [const { AtomicU32::new(0) }; Incident::COUNT],
+            inbox: [const { ConsumerIndex::new() }; MAX_NODES],
         }
     }
 }

@@ -6,7 +6,7 @@
 //! timer calibrated against the TSC, and both modes behind one typed
 //! register set; the crate's `LocalApic` configures all of that itself.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use mint_abi::{ApicId, Vector};
 use x86_64::registers::model_specific::Msr;
@@ -54,6 +54,44 @@ const LVT_TIMER_PERIODIC: u32 = 1 << 17;
 const DIVIDE_BY_16: u32 = 0b0011;
 
 static X2APIC: AtomicBool = AtomicBool::new(false);
+
+/// How long an xAPIC ICR may report "send pending" before the send is
+/// given up as stuck.
+pub const ICR_TIMEOUT_MS: u64 = 10;
+/// [`ICR_TIMEOUT_MS`] in TSC ticks, once [`set_tsc_hz`] knows the rate;
+/// until then 2^32 ticks (about a second at a few GHz).
+static ICR_TIMEOUT_TSC: AtomicU64 = AtomicU64::new(1 << 32);
+
+/// Interrupt commands given up as stuck since this node started.
+static STUCK_ICRS: AtomicU32 = AtomicU32::new(0);
+
+/// How many interrupt commands this node gave up as stuck.
+pub fn stuck_icrs() -> u32 {
+    STUCK_ICRS.load(Ordering::Relaxed)
+}
+
+/// Gives the ICR deadline its TSC rate.
+pub fn set_tsc_hz(tsc_hz: u64) {
+    ICR_TIMEOUT_TSC.store((tsc_hz / 1000 * ICR_TIMEOUT_MS).max(1), Ordering::Relaxed);
+}
+
+/// An xAPIC interrupt command whose delivery status was still pending at
+/// its deadline: the IPI may or may not have been delivered.
+#[derive(Clone, Copy, Debug)]
+pub struct IcrStuck {
+    pub dest: ApicId,
+    pub command: u32,
+}
+
+impl core::fmt::Display for IcrStuck {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "IPI {:#x} to {} still pending after {ICR_TIMEOUT_MS} ms (ICR stuck)",
+            self.command, self.dest
+        )
+    }
+}
 
 fn read(reg: Reg) -> u32 {
     if X2APIC.load(Ordering::Relaxed) {
@@ -114,39 +152,55 @@ pub fn end_of_interrupt() {
     write(Reg::Eoi, 0);
 }
 
-fn send_icr(dest: ApicId, low: u32) {
+/// Writes the interrupt command. In xAPIC mode, waits (bounded by
+/// [`ICR_TIMEOUT_MS`]) until the APIC has accepted it; x2APIC has no
+/// delivery status to wait for.
+fn send_icr(dest: ApicId, low: u32) -> Result<(), IcrStuck> {
     if is_x2apic() {
         // WRMSR to the x2APIC ICR does not serialize: without a full fence
         // the IPI could overtake the stores it announces (a mailbox tail).
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
         // SAFETY: x2APIC mode; the ICR is one 64-bit MSR (0x830).
         unsafe { Msr::new(0x830).write((u64::from(dest.0) << 32) | u64::from(low)) };
+        Ok(())
     } else {
         // Two register writes make one command: an interrupt handler that
         // sent its own IPI in between would retarget this one.
         x86_64::instructions::interrupts::without_interrupts(|| {
             write(Reg::IcrHigh, dest.0 << 24);
             write(Reg::IcrLow, low);
+            let deadline = cpu::rdtsc() + ICR_TIMEOUT_TSC.load(Ordering::Relaxed);
             while read(Reg::IcrLow) & icr::DELIVERY_PENDING != 0 {
+                if cpu::rdtsc() > deadline {
+                    STUCK_ICRS.fetch_add(1, Ordering::Relaxed);
+                    return Err(IcrStuck { dest, command: low });
+                }
                 core::hint::spin_loop();
             }
-        });
+            Ok(())
+        })
     }
 }
 
 /// Sends a fixed IPI with `vector` to the core `dest`.
+pub fn try_send_ipi(dest: ApicId, vector: Vector) -> Result<(), IcrStuck> {
+    send_icr(dest, icr::FIXED | u32::from(vector.0))
+}
+
+/// [`try_send_ipi`] for callers that have nothing better to do with a
+/// stuck ICR than what it already does: count it in [`stuck_icrs`].
 pub fn send_ipi(dest: ApicId, vector: Vector) {
-    send_icr(dest, icr::FIXED | u32::from(vector.0));
+    let _ = try_send_ipi(dest, vector);
 }
 
 /// INIT IPI (asserted): resets `dest` into wait-for-SIPI.
-pub fn send_init(dest: ApicId) {
-    send_icr(dest, icr::INIT | icr::LEVEL_ASSERT);
+pub fn send_init(dest: ApicId) -> Result<(), IcrStuck> {
+    send_icr(dest, icr::INIT | icr::LEVEL_ASSERT)
 }
 
 /// Startup IPI: `dest` starts in real mode at `page * 4096`.
-pub fn send_startup(dest: ApicId, page: u8) {
-    send_icr(dest, icr::STARTUP | icr::LEVEL_ASSERT | u32::from(page));
+pub fn send_startup(dest: ApicId, page: u8) -> Result<(), IcrStuck> {
+    send_icr(dest, icr::STARTUP | icr::LEVEL_ASSERT | u32::from(page))
 }
 
 /// Measures the APIC timer's rate (ticks per second at divide-by-16)

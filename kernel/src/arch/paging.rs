@@ -1,4 +1,5 @@
-//! Page tables of a node: its partition window, the shared region, its local
+//! Page tables of a node: its partition window, the shared region (part of
+//! it read-only, see `mint_abi::shared::segments_for`), its local
 //! APIC (and, for node 0, the low firmware area and the I/O APIC). Nothing
 //! else is mapped, so a stray access to another node's memory faults in the
 //! node that made it. Ranges are mapped with 2 MiB pages where alignment
@@ -162,6 +163,8 @@ unsafe fn table_at<'a>(virt: u64) -> &'a mut PageTable {
 pub const RAM: F = F::WRITABLE;
 /// Flags for shared memory: writable, never executed.
 pub const SHARED: F = F::WRITABLE.union(F::NO_EXECUTE);
+/// Flags for shared memory this node may only read (another node's page).
+pub const SHARED_READ_ONLY: F = F::NO_EXECUTE;
 /// Flags for device registers: uncached, never executed.
 pub const MMIO: F = F::WRITABLE
     .union(F::NO_CACHE)

@@ -10,16 +10,17 @@
 use alloc::string::String;
 use core::ops::Range;
 
-use mint_abi::shared::SHARED_VIRT;
+use mint_abi::shared::{self, Access, OPEN_OFFSET, SHARED_VIRT};
 
 use super::apic::XAPIC_BASE;
 use super::paging::{self, TableBuilder};
 use crate::layout::{self, NodeBootInfo, WINDOW_VIRT, WindowLayout};
 
-/// The 2 MiB frame holding the I/O APIC's registers (the local APIC's is
-/// `apic::XAPIC_BASE`, itself 2 MiB aligned).
+/// The 2 MiB frame holding the I/O APIC's registers (node 0 only; the
+/// local APIC's single page is `apic::XAPIC_BASE`).
 const IOAPIC_FRAME: u64 = 0xFEC0_0000;
 const TWO_MIB: u64 = 2 << 20;
+const PAGE_4K: u64 = 4096;
 const IDENTITY_LIMIT: u64 = 4 << 30;
 
 /// Physical write access during node 0's boot (see the module docs).
@@ -142,7 +143,7 @@ impl BootMemory {
         };
         self.copy(checked, 0, image);
         self.zero(checked, window.bss_off, window.bss_len);
-        let tables = self.build_tables(part, window, shared, false, mmio)?;
+        let tables = self.build_tables(part, window, shared, usize::from(info.node), mmio)?;
         let info_bytes = info as *const NodeBootInfo as *const u8;
         // SAFETY: a `#[repr(C)]` plain-data struct viewed as its bytes.
         let info_bytes = unsafe {
@@ -152,12 +153,16 @@ impl BootMemory {
         Ok(tables)
     }
 
+    /// Node `node`'s tables: the low area, its window, the shared region
+    /// (the header and other nodes' slots read-only unless `node` is node
+    /// 0, see `mint_abi::shared::segments_for`), its local APIC, node 0's
+    /// I/O APIC, and exactly the register pages of its NIC.
     fn build_tables(
         &self,
         part: PhysRange,
         window: &WindowLayout,
         shared: PhysRange,
-        node0: bool,
+        node: usize,
         mmio: Option<PhysRange>,
     ) -> Result<u64, String> {
         // SAFETY: the table frames are the partition's reserved table area
@@ -170,18 +175,47 @@ impl BootMemory {
                 0,
             )
         };
+        let open = OPEN_OFFSET as u64;
+        if shared.size <= open {
+            return Err(alloc::format!(
+                "shared region of {:#x} bytes holds no open part",
+                shared.size
+            ));
+        }
         let mut mapped = t
             .map(0, 0, TWO_MIB, paging::RAM)
-            .and_then(|_| t.map(WINDOW_VIRT, part.base, part.size, paging::RAM))
-            .and_then(|_| t.map(SHARED_VIRT, shared.base, shared.size, paging::SHARED))
-            .and_then(|_| t.map(XAPIC_BASE, XAPIC_BASE, TWO_MIB, paging::MMIO));
-        if node0 {
+            .and_then(|_| t.map(WINDOW_VIRT, part.base, part.size, paging::RAM));
+        // The protected part page by page, as its writers allow; then the
+        // open part (debug NIC, DMA window) writable.
+        for seg in shared::segments_for(node) {
+            let flags = match seg.access {
+                Access::ReadWrite => paging::SHARED,
+                Access::ReadOnly => paging::SHARED_READ_ONLY,
+            };
+            let (off, len) = (seg.offset as u64, seg.len as u64);
+            mapped = mapped.and_then(|_| t.map(SHARED_VIRT + off, shared.base + off, len, flags));
+        }
+        mapped = mapped
+            .and_then(|_| {
+                t.map(
+                    SHARED_VIRT + open,
+                    shared.base + open,
+                    shared.size - open,
+                    paging::SHARED,
+                )
+            })
+            // The local APIC's one register page (xAPIC mode uses it; in
+            // x2APIC mode the registers are MSRs and it goes unused).
+            .and_then(|_| t.map(XAPIC_BASE, XAPIC_BASE, PAGE_4K, paging::MMIO));
+        if node == 0 {
             mapped = mapped.and_then(|_| t.map(IOAPIC_FRAME, IOAPIC_FRAME, TWO_MIB, paging::MMIO));
         }
         if let Some(regs) = mmio {
-            // The device's register frames, identity and uncached.
-            let first = regs.base & !(TWO_MIB - 1);
-            let end = (regs.base + regs.size).next_multiple_of(TWO_MIB);
+            // Exactly the device's register space, identity and uncached,
+            // in 4 KiB pages: not the rest of the 2 MiB frames around it
+            // (another device's BAR may sit there).
+            let first = regs.base & !(PAGE_4K - 1);
+            let end = (regs.base + regs.size).next_multiple_of(PAGE_4K);
             mapped = mapped.and_then(|_| t.map(first, first, end - first, paging::MMIO));
         }
         mapped.map_err(|e| alloc::format!("node page tables: {e}"))?;
@@ -202,7 +236,7 @@ impl BootMemory {
             base: self.node0.start,
             size: self.node0.end - self.node0.start,
         };
-        let cr3 = self.build_tables(part, window, shared, true, mmio)?;
+        let cr3 = self.build_tables(part, window, shared, 0, mmio)?;
         // SAFETY: the new tables map node 0's whole window (code, stack,
         // heap, statics) at the same virtual addresses as the boot tables.
         unsafe { paging::activate(cr3) };

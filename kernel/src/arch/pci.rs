@@ -28,8 +28,11 @@ mod reg {
     pub const INTERRUPT_LINE: u8 = 0x3C;
 }
 
-const COMMAND_MEMORY: u32 = 1 << 1;
-const COMMAND_BUS_MASTER: u32 = 1 << 2;
+/// Command register bits (the low 16 bits of dword 0x04; the high 16 are
+/// the status register, whose error bits are cleared by writing 1).
+pub const COMMAND_IO: u32 = 1 << 0;
+pub const COMMAND_MEMORY: u32 = 1 << 1;
+pub const COMMAND_BUS_MASTER: u32 = 1 << 2;
 
 impl PciAddress {
     /// The CONFIG_ADDRESS value selecting dword `offset` of this function.
@@ -113,12 +116,15 @@ pub fn find(ids: &[(u16, u16)]) -> Option<Function> {
     None
 }
 
-/// Lets the function decode its memory BAR and master the bus (DMA).
-pub fn enable_memory_and_dma(at: PciAddress) {
-    let command = read(at, reg::COMMAND);
-    write(
-        at,
-        reg::COMMAND,
-        command | COMMAND_MEMORY | COMMAND_BUS_MASTER,
-    );
+/// Lets the function decode its memory BAR and master the bus (DMA), and
+/// stops it decoding its I/O BAR: the owner drives it through memory only,
+/// so its I/O ports answer nobody. Returns the command register as read
+/// back before and after.
+pub fn enable_memory_and_dma(at: PciAddress) -> (u16, u16) {
+    let command = read(at, reg::COMMAND) & 0xFFFF;
+    // Only the command half is written: the status half's error bits are
+    // write-1-to-clear, and writing back what was read would clear them.
+    let wanted = (command | COMMAND_MEMORY | COMMAND_BUS_MASTER) & !COMMAND_IO;
+    write(at, reg::COMMAND, wanted);
+    (command as u16, read(at, reg::COMMAND) as u16)
 }

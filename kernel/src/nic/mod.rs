@@ -22,9 +22,8 @@ use mint_abi::NodeId;
 
 /// The node the debug NIC is attached to, if any (set by node 0 at boot).
 pub fn debug_target() -> Option<NodeId> {
-    let raw = crate::shared::region()
-        .debug_nic
-        .driver_target
+    let raw = crate::shared::header()
+        .debug_nic_target
         .load(Ordering::Acquire);
     (raw != 0).then(|| NodeId((raw - 1) as u8))
 }

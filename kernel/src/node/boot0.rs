@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use mint_abi::node::{FaultKind, NodeState};
-use mint_abi::shared::{ABI_VERSION, MAX_NODES, SHARED_MAGIC};
+use mint_abi::shared::{ABI_VERSION, Incident, MAX_NODES, SHARED_MAGIC};
 use mint_abi::{NodeId, PhysAddr};
 use mint_plan::{Layout, MachineFacts, Plan};
 
@@ -158,7 +158,24 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
             let bar = f
                 .bar0
                 .unwrap_or_else(|| refuse(&alloc::format!("e1000 at {}: no memory BAR", f.at)));
-            pci::enable_memory_and_dma(f.at);
+            let (was, command) = pci::enable_memory_and_dma(f.at);
+            let on = |bit: u32| {
+                if u32::from(command) & bit != 0 {
+                    "on"
+                } else {
+                    "off"
+                }
+            };
+            println!(
+                "node0: gives {} the e1000 (PCI {}): command register {command:#06x} (memory {}, bus master {}, I/O {}; was {was:#06x}), registers {:#x}+{:#x} mapped in 4 KiB pages",
+                owner.id,
+                f.at,
+                on(pci::COMMAND_MEMORY),
+                on(pci::COMMAND_BUS_MASTER),
+                on(pci::COMMAND_IO),
+                bar,
+                mint_e1000::regs::REGISTER_SPACE.next_multiple_of(4096),
+            );
             Some((owner.id, bar, f.at.packed(), f.interrupt_line))
         }
     };
@@ -224,10 +241,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
             .store(faults[node.id.index()] as u32, Ordering::Relaxed);
     }
     let nic_slot = nic_target.map_or(0, |t| u32::from(t.0) + 1);
-    shared::region()
-        .debug_nic
-        .driver_target
-        .store(nic_slot, Ordering::Relaxed);
+    header.debug_nic_target.store(nic_slot, Ordering::Relaxed);
     super::set_shared_window(shared.base, shared.size);
     header.magic.store(SHARED_MAGIC, Ordering::Release);
     shared::slot(NodeId(0)).set_state(NodeState::Booting);
@@ -290,11 +304,20 @@ fn start_node(s: &NodeStart) {
     );
     let slot = shared::slot(s.id);
     slot.set_state(NodeState::Booting);
-    apic::send_init(apic);
-    delay_us(10_000);
-    apic::send_startup(apic, (TRAMPOLINE_PHYS >> 12) as u8);
-    delay_us(200);
-    apic::send_startup(apic, (TRAMPOLINE_PHYS >> 12) as u8);
+    let sent = apic::send_init(apic)
+        .and_then(|()| {
+            delay_us(10_000);
+            apic::send_startup(apic, (TRAMPOLINE_PHYS >> 12) as u8)
+        })
+        .and_then(|()| {
+            delay_us(200);
+            apic::send_startup(apic, (TRAMPOLINE_PHYS >> 12) as u8)
+        });
+    if let Err(e) = sent {
+        // Not given up yet: the core may have taken it; the start
+        // deadline below decides.
+        println!("node0: starting {}: {e}", s.id);
+    }
     let deadline = cpu::rdtsc() + super::ms_to_ticks(5_000);
     while slot.state() == Some(NodeState::Booting) && cpu::rdtsc() < deadline {
         core::hint::spin_loop();
@@ -302,10 +325,13 @@ fn start_node(s: &NodeStart) {
     match slot.state() {
         Some(NodeState::Running) => println!("node0: started {} on {apic}", s.id),
         Some(NodeState::Booting) => {
+            shared::slot(NodeId(0)).count(Incident::WaitExpired);
             slot.declare_crashed_from(NodeState::Booting, "did not start within 5 s");
             // Park the core (wait-for-SIPI) so a late start cannot run the
             // next node's trampoline parameters.
-            apic::send_init(apic);
+            if let Err(e) = apic::send_init(apic) {
+                println!("node0: parking {}: {e}", s.id);
+            }
             println!("node0: {} did not start", s.id);
         }
         other => println!("node0: {} ended its start as {:?}", s.id, other),

@@ -7,7 +7,7 @@ use core::fmt::Write;
 use core::sync::atomic::Ordering;
 
 use mint_abi::NodeId;
-use mint_abi::node::FaultKind;
+use mint_abi::node::{FaultKind, MessageKind};
 
 use crate::arch::cpu;
 use crate::arch::interrupts::{InterruptFrame, exception_name};
@@ -76,7 +76,14 @@ pub fn on_exception(frame: &mut InterruptFrame) {
             "read"
         };
         let _ = write!(r, ": {access} of {addr:#x}");
-        if !crate::layout::window_contains(addr) {
+        let (_, shared_size) = super::shared_window();
+        let shared_off = addr.wrapping_sub(mint_abi::shared::SHARED_VIRT);
+        if shared_off < shared_size && frame.error_code & 1 != 0 {
+            // Present but refused: a page of the shared region this node
+            // may only read.
+            let what = mint_abi::shared::describe_offset(shared_off);
+            let _ = write!(r, " ({what}, read-only in this node)");
+        } else if !crate::layout::window_contains(addr) {
             let _ = write!(r, " (outside this node's memory)");
         }
     } else if frame.error_code != 0 {
@@ -130,6 +137,48 @@ pub fn inject_if_asked(me: NodeId) {
         FaultKind::InvalidOpcode => {
             // SAFETY: deliberately faulting: ud2 raises #UD.
             unsafe { core::arch::asm!("ud2") };
+        }
+        FaultKind::HeaderWrite => {
+            // Rewrites node 0's `go` with the value it already holds, so a
+            // write that went through would change nothing; node 0 maps the
+            // header read-only here, so it page-faults instead.
+            let go = &shared::header().go;
+            go.store(go.load(Ordering::Acquire), Ordering::Release);
+            println!("{me}: the shared header took a write from this node");
+            panic!("header write was not refused");
+        }
+        FaultKind::ForgeHalt => {
+            for peer in (0..super::node_count()).map(NodeId).filter(|&p| p != me) {
+                let halt = mint_mailbox::Message::new(MessageKind::Halt as u32, 0, [0; 3]);
+                if let Err(e) = super::send(peer, halt) {
+                    println!("{me}: forged Halt to {peer}: {e}");
+                }
+            }
+            panic!("injected forge-halt: sent every peer a Halt only node 0 may send");
+        }
+        FaultKind::MailboxForge => {
+            let victim = (1..super::node_count())
+                .map(NodeId)
+                .find(|&n| n != me)
+                .unwrap_or(me);
+            let halt = mint_mailbox::Message::new(MessageKind::Halt as u32, 0, [0; 3]);
+            // The producer index and messages are node 0's outbox, mapped
+            // read-only here: the push page-faults before anything changes.
+            let pushed = shared::mailbox(victim, NodeId(0)).push(halt);
+            println!("{me}: forged a Halt from node0 into {victim}'s mailbox: {pushed:?}");
+            panic!("mailbox forgery was not refused");
+        }
+        FaultKind::NicOverreach => {
+            let Some(bar) = super::real_nic_bar() else {
+                panic!("injected nic-overreach: this node owns no real e1000");
+            };
+            let past = bar + mint_e1000::regs::REGISTER_SPACE.next_multiple_of(4096);
+            // SAFETY: deliberately faulting: node 0 maps exactly the NIC's
+            // register space, so the page after it is not mapped and the
+            // read raises #PF (reading device memory has no other effect).
+            let v = unsafe { core::ptr::read_volatile(past as *const u32) };
+            println!("{me}: read {v:#x} past the e1000's register space");
+            panic!("read past the NIC's register space was not refused");
         }
     }
 }

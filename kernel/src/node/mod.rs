@@ -19,6 +19,7 @@ pub mod shell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use mint_abi::node::{MessageKind, NodeState};
+use mint_abi::shared::Incident;
 use mint_abi::{ApicId, NodeId};
 use mint_mailbox::Message;
 
@@ -29,6 +30,11 @@ use crate::{mem, println, shared};
 
 /// Heartbeat rate of every node's APIC timer.
 pub const TIMER_HZ: u64 = 100;
+/// A node that has not seen node 0's `go` this long after it started gives
+/// up waiting: it skips its ping round and idles (still answering pings
+/// and honouring node 0's Halt). Node 0 starts the others one at a time,
+/// each within `boot0`'s 5 s start deadline, before it says go.
+pub const GO_TIMEOUT_MS: u64 = 60_000;
 
 static ME: AtomicU8 = AtomicU8::new(0);
 static NODE_COUNT: AtomicU8 = AtomicU8::new(1);
@@ -64,6 +70,11 @@ static REAL_NIC: spin::Once<(u64, u32, u8)> = spin::Once::new();
 
 pub fn set_real_nic(nic: (u64, u32, u8)) {
     REAL_NIC.call_once(|| nic);
+}
+
+/// The register BAR of the real e1000 this node owns, if any.
+pub fn real_nic_bar() -> Option<u64> {
+    REAL_NIC.get().map(|n| n.0).filter(|&bar| bar != 0)
 }
 
 /// Brings up the real e1000 the plan gave this node, if any.
@@ -158,6 +169,7 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
         shared::header().tsc_hz.load(Ordering::Acquire).max(1),
         Ordering::Relaxed,
     );
+    apic::set_tsc_hz(tsc_hz());
     let slot = shared::slot(id);
 
     let x2 = apic::init(vectors::SPURIOUS, vectors::APIC_ERROR);
@@ -187,8 +199,21 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
     if id == NodeId(0) {
         boot0::run_machine()
     }
-    // Wait for node 0's go, then do what was asked.
+    // Wait (bounded) for node 0's go, then do what was asked.
+    let deadline = cpu::rdtsc() + ms_to_ticks(GO_TIMEOUT_MS);
     while shared::header().go.load(Ordering::Acquire) == 0 {
+        if halt_requested() {
+            halt_now();
+        }
+        if cpu::rdtsc() > deadline {
+            slot.count(Incident::WaitExpired);
+            println!(
+                "{id}: node 0 did not say go within {} s; no ping round, idling",
+                GO_TIMEOUT_MS / 1000
+            );
+            idle();
+        }
+        // The timer wakes this at least every 10 ms.
         x86_64::instructions::hlt();
     }
     fault::inject_if_asked(id);
@@ -226,7 +251,10 @@ pub fn idle() -> ! {
 }
 
 fn on_timer(_frame: &mut InterruptFrame) {
-    shared::slot(me()).heartbeat.fetch_add(1, Ordering::Relaxed);
+    let slot = shared::slot(me());
+    slot.heartbeat.fetch_add(1, Ordering::Relaxed);
+    // ICRs given up as stuck, published where the report reads them.
+    slot.incidents[Incident::StuckIcr as usize].store(apic::stuck_icrs(), Ordering::Relaxed);
     apic::end_of_interrupt();
 }
 
@@ -234,34 +262,58 @@ fn on_apic_error(_frame: &mut InterruptFrame) {
     apic::end_of_interrupt();
 }
 
+/// Why [`send`] did not (fully) send.
+#[derive(Debug)]
+pub enum SendError {
+    /// The mailbox had no free slot: nothing was sent.
+    Full,
+    /// The message is queued, but the IPI announcing it is stuck in this
+    /// core's ICR: the peer sees it only on its next mailbox interrupt.
+    IcrStuck(apic::IcrStuck),
+}
+
+impl core::fmt::Display for SendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SendError::Full => f.write_str("mailbox full"),
+            SendError::IcrStuck(e) => write!(f, "queued, but {e}"),
+        }
+    }
+}
+
 /// Sends `msg` to `to` and raises its mailbox interrupt. Interrupts are off
 /// meanwhile: this node's mailbox handler also produces into the same
 /// mailbox (Pong replies), and a mailbox has exactly one producer context.
-pub fn send(to: NodeId, msg: Message) -> Result<(), mint_mailbox::Full> {
+pub fn send(to: NodeId, msg: Message) -> Result<(), SendError> {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        shared::mailbox(to, me()).push(msg)?;
-        apic::send_ipi(apic_of(to), vectors::MAILBOX);
-        Ok(())
+        shared::mailbox(to, me())
+            .push(msg)
+            .map_err(|_| SendError::Full)?;
+        apic::try_send_ipi(apic_of(to), vectors::MAILBOX).map_err(SendError::IcrStuck)
     })
 }
 
+/// Drains every peer's mailbox, each at most one capacity's worth
+/// (`Queue::drain`): a peer that keeps producing cannot keep this handler,
+/// and the other mailboxes, waiting; what it sent meanwhile waits for the
+/// next mailbox interrupt (its IPIs keep coming while it produces).
 fn on_mailbox(_frame: &mut InterruptFrame) {
     let me = me();
     for from in (0..node_count()).map(NodeId) {
         if from == me {
             continue;
         }
+        // The sender is the mailbox, never a claim inside the message:
+        // its messages sit in `from`'s outbox, on pages only `from` may
+        // write (mapped read-only in every other node).
         let mailbox = shared::mailbox(me, from);
-        loop {
-            match mailbox.pop() {
-                Ok(Some(msg)) => handle_message(from, msg),
-                Ok(None) => break,
-                Err(corrupt) => {
-                    // A faulty peer: say so, and stop reading its mailbox
-                    // rather than follow its index.
-                    println!("{me}: mailbox from {from}: {corrupt}; ignored");
-                    break;
-                }
+        match mailbox.drain(|msg| handle_message(from, msg)) {
+            Ok(d) if d.more_waiting => shared::slot(me).count(Incident::MailboxDrainCapped),
+            Ok(_) => {}
+            Err(corrupt) => {
+                // A faulty peer: say so, and stop reading its mailbox
+                // rather than follow its index.
+                println!("{me}: mailbox from {from}: {corrupt}; ignored");
             }
         }
     }
@@ -279,6 +331,15 @@ fn handle_message(from: NodeId, msg: Message) {
         Some(MessageKind::Pong) => ping::on_pong(from, msg.seq),
         Some(MessageKind::Halt) if from == NodeId(0) => {
             HALT_REQUESTED.store(true, Ordering::Release)
+        }
+        Some(MessageKind::Halt) => {
+            // Only node 0 runs the machine; a peer asking is a forgery
+            // (or a broken peer): refuse, count and say so.
+            shared::slot(me()).count(Incident::ForgedHalt);
+            println!(
+                "{}: refused a Halt request from {from}: only node 0 may halt a node",
+                me()
+            );
         }
         _ => {}
     }

@@ -9,7 +9,7 @@ use core::sync::atomic::Ordering;
 
 use mint_abi::NodeId;
 use mint_abi::node::{MessageKind, NodeState};
-use mint_abi::shared::{MAX_NODES, PINGS_PER_PEER, REASON_LEN};
+use mint_abi::shared::{Incident, MAX_NODES, PINGS_PER_PEER, REASON_LEN};
 use mint_mailbox::Message;
 
 use crate::arch::cpu;
@@ -75,7 +75,15 @@ pub fn settle() {
                 _ => true,
             }
         });
-        if settled || cpu::rdtsc() > deadline {
+        if settled {
+            return;
+        }
+        if cpu::rdtsc() > deadline {
+            shared::slot(NodeId(0)).count(Incident::WaitExpired);
+            println!(
+                "node0: the ping round did not settle within {} s; reporting as is",
+                SETTLE_TIMEOUT_MS / 1000
+            );
             return;
         }
         x86_64::instructions::hlt();
@@ -157,6 +165,17 @@ pub fn print_report() {
             "],\"heartbeats\":{}",
             slot.heartbeat.load(Ordering::Relaxed)
         );
+        let _ = write!(s, ",\"incidents\":{{");
+        for (j, k) in Incident::ALL.iter().enumerate() {
+            let _ = write!(
+                s,
+                "{}\"{}\":{}",
+                if j > 0 { "," } else { "" },
+                k.as_str(),
+                slot.incident_count(*k)
+            );
+        }
+        s.push('}');
         let mut all = Vec::new();
         let _ = write!(s, ",\"peers\":[");
         let mut first = true;

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use mint_abi::NodeId;
 use mint_abi::node::{MessageKind, NodeState};
-use mint_abi::shared::PINGS_PER_PEER;
+use mint_abi::shared::{Incident, PINGS_PER_PEER};
 use mint_mailbox::Message;
 
 use crate::arch::cpu;
@@ -64,6 +64,7 @@ pub fn ping_once(peer: NodeId, seq: u32) -> Option<u64> {
             let peer_ran_silent = peer_now.wrapping_sub(peer_at_send) > LOST_AFTER_TICKS;
             let peer_stood_still = own.wrapping_sub(own_when_peer_moved) > LOST_AFTER_TICKS;
             if peer_ran_silent || peer_stood_still || cpu::rdtsc() > deadline {
+                shared::slot(super::me()).count(Incident::WaitExpired);
                 return None;
             }
             core::hint::spin_loop();
