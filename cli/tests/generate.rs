@@ -31,7 +31,7 @@ use tempfile::TempDir;
 /// The interval of every "slow" run: the target keeps up with every frame.
 const SLOW_NS: u64 = 200_000;
 /// Every drop reason the report counts.
-const DROP_REASONS: [&str; 7] = [
+const DROP_REASONS: [&str; 8] = [
     "ring_full",
     "device_refused",
     "bad_descriptor",
@@ -39,6 +39,7 @@ const DROP_REASONS: [&str; 7] = [
     "stack",
     "bad_checksum",
     "duplicate",
+    "stale_run",
 ];
 
 /// `mint gen --json` with `args`, one machine at a time, consoles and

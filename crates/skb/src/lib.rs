@@ -85,6 +85,17 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The bytes of slot `index`, read-only, for the consumer's `peek`.
+    #[allow(unsafe_code)]
+    fn slot_ref<'a>(&'a self, index: usize, _owner: &'a Consumer) -> &'a [u8] {
+        // SAFETY: only the consumer reaches a published slot (the `Sync`
+        // protocol), and a shared borrow of it excludes the consumer's
+        // mutable loans (`front` takes `&mut self`) while this one lives.
+        unsafe { &**self.buffers[index].get() }
+    }
+}
+
 /// The two handles: the only things that may take a loan of a slot.
 trait Handle {}
 impl Handle for Producer {}
@@ -189,6 +200,19 @@ impl Consumer {
         })
     }
 
+    /// The oldest published frame, read-only, without lending it.
+    pub fn peek(&self) -> Option<&[u8]> {
+        let s = &*self.shared;
+        let head = s.head.load(Ordering::Relaxed);
+        if head == s.tail.load(Ordering::Acquire) {
+            return None;
+        }
+        let slot = head % s.slots();
+        let len = s.lens[slot].load(Ordering::Relaxed);
+        let bytes = s.slot_ref(slot, self);
+        Some(&bytes[..len.min(bytes.len())])
+    }
+
     /// Whether no published buffer is waiting.
     pub fn is_empty(&self) -> bool {
         let s = &self.shared;
@@ -262,6 +286,7 @@ mod tests {
         assert!(!p.commit(1), "commit with no free buffer publishes nothing");
         // The consumer sees each frame once, in order, until released.
         for tag in 1..=3u8 {
+            assert_eq!(c.peek().expect("published")[0], tag);
             let skb = c.front().expect("published");
             assert_eq!(skb.frame(), &[tag; 16][..usize::from(tag)]);
             drop(skb);
