@@ -87,10 +87,10 @@ impl<'a> VolatileSlice<'a> {
     /// # Safety
     /// For all of `'a`, `base..base + len` must be mapped, readable and
     /// writable, must not wrap the address space, and must not be reached
-    /// through any Rust reference (`&`/`&mut` to its bytes) by this
-    /// program: only through volatile or atomic accesses (this type's, or
-    /// atomics laid over it). Other agents (another node, a device) may
-    /// change it at any time.
+    /// by this program through any Rust reference to plain data over it
+    /// (`&[u8]`, `&mut [u8]`, `&T` of a non-atomic `T`): only through
+    /// volatile accesses (this type's) or atomics laid over it. Other
+    /// agents (another node, a device) may change it at any time.
     #[allow(unsafe_code)]
     pub const unsafe fn new(base: *mut u8, len: usize) -> VolatileSlice<'a> {
         VolatileSlice {

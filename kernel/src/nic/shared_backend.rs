@@ -46,8 +46,9 @@ impl DmaWindow {
         // SHARED_VIRT for its whole life (`shared_size` is the size node 0
         // mapped), and the window, from `dma_window_offset` to the region's
         // end, lies above every structure of the fixed layout: no Rust
-        // reference to its bytes exists, only this slice's volatile
-        // accesses and the atomics of the rings laid over it.
+        // reference to its bytes as plain data exists, only this slice's
+        // volatile accesses and the atomics `AtomicRing` lays over the
+        // descriptor ring.
         let bytes = unsafe { VolatileSlice::new((SHARED_VIRT + off) as *mut u8, len as usize) };
         DmaWindow {
             phys: shared_phys + off,
