@@ -554,7 +554,10 @@ fn target_run_line(logs: &Path, node: u8) -> String {
     let log = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     log.lines()
-        .find_map(|l| l.split_once("run 1: delivered ").map(|(_, rest)| rest.to_string()))
+        .find_map(|l| {
+            l.split_once("run 1: delivered ")
+                .map(|(_, rest)| rest.to_string())
+        })
         .unwrap_or_else(|| panic!("no run summary in {}:\n{log}", path.display()))
 }
 
@@ -589,7 +592,10 @@ fn lost_ipis_are_recovered_by_the_timer_tick() {
     );
     let record = generator_record(logs.path());
     assert_eq!(record["recoveries"], report["recoveries"], "{record:#}");
-    assert_eq!(record["ipis_forgotten"], report["ipis_forgotten"], "{record:#}");
+    assert_eq!(
+        record["ipis_forgotten"], report["ipis_forgotten"],
+        "{record:#}"
+    );
     let line = target_run_line(logs.path(), 1);
     assert!(
         line.contains(&format!("; {recoveries} lost IPIs recovered)")),

@@ -17,6 +17,16 @@
 //! index moves only by its own handle: two `&mut` to one buffer cannot be
 //! made, which the borrow checker (not a comment) enforces:
 //!
+//! ```
+//! let (mut producer, mut consumer) = mint_skb::pool(4, 64);
+//! producer.buffer().expect("a free buffer")[..3].copy_from_slice(b"abc");
+//! assert!(producer.commit(3));
+//! let skb = consumer.front().expect("published");
+//! assert_eq!(skb.frame(), b"abc");
+//! skb.release();
+//! assert!(consumer.front().is_none());
+//! ```
+//!
 //! ```compile_fail
 //! let (_producer, mut consumer) = mint_skb::pool(4, 64);
 //! let first = consumer.front();
@@ -29,7 +39,8 @@
 //! core, the producer in interrupt context.
 //!
 //! The `unsafe` (turning a slot's `UnsafeCell` into a loan, and `Sync` for
-//! the shared state) is confined to two accessors and one impl below.
+//! the shared state) is confined to two `unsafe fn` accessors, their three
+//! callers, and one impl below.
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -71,35 +82,32 @@ impl Shared {
         self.buffers.len()
     }
 
-    /// The bytes of slot `index`.
+    /// The bytes of slot `index`, writable.
     ///
-    /// Callers (the two handles' loans) keep to the protocol in the `Sync`
-    /// comment above, which makes this loan the only access to the slot.
+    /// # Safety
+    /// The caller is the one handle that may reach slot `index` now (the
+    /// protocol in the `Sync` comment above: the producer for slot `tail`
+    /// while it is free, the consumer for slot `head` while it is
+    /// published) and keeps that handle borrowed mutably for as long as the
+    /// loan lives, so no other reference to these bytes can exist.
     #[allow(clippy::mut_from_ref, unsafe_code)]
-    fn slot_mut(&self, index: usize, _owner: &mut impl Handle) -> &mut [u8] {
-        // SAFETY: the caller holds the only handle that may reach slot
-        // `index` now (see the `Sync` impl), borrowed mutably for as long
-        // as the returned loan lives, so no other reference to these bytes
-        // exists meanwhile.
-        unsafe { &mut **self.buffers[index].get() }
+    unsafe fn slot_mut(&self, index: usize) -> &mut [u8] {
+        // SAFETY: the caller's contract: this is the only reference.
+        unsafe { &mut *self.buffers[index].get() }
     }
-}
 
-impl Shared {
-    /// The bytes of slot `index`, read-only, for the consumer's `peek`.
+    /// The bytes of slot `index`, read-only.
+    ///
+    /// # Safety
+    /// The caller is the consumer, slot `index` is published, and the
+    /// consumer stays borrowed (shared) while the loan lives, which keeps
+    /// its mutable loans away.
     #[allow(unsafe_code)]
-    fn slot_ref<'a>(&'a self, index: usize, _owner: &'a Consumer) -> &'a [u8] {
-        // SAFETY: only the consumer reaches a published slot (the `Sync`
-        // protocol), and a shared borrow of it excludes the consumer's
-        // mutable loans (`front` takes `&mut self`) while this one lives.
-        unsafe { &**self.buffers[index].get() }
+    unsafe fn slot_ref(&self, index: usize) -> &[u8] {
+        // SAFETY: the caller's contract: no mutable reference exists.
+        unsafe { &*self.buffers[index].get() }
     }
 }
-
-/// The two handles: the only things that may take a loan of a slot.
-trait Handle {}
-impl Handle for Producer {}
-impl Handle for Consumer {}
 
 /// A pool of `slots` buffers of `size` bytes, and its only two handles.
 ///
@@ -143,16 +151,11 @@ impl Producer {
     /// [`commit`](Self::commit) lends the same buffer.
     pub fn buffer(&mut self) -> Option<&mut [u8]> {
         let slot = self.free_slot()?;
-        let shared = self.shared.clone();
-        // The loan borrows `self` mutably; `shared` only keeps the pool
-        // alive, and the bytes live in the pool, not in this Arc clone.
-        let bytes: *mut [u8] = shared.slot_mut(slot, self);
-        drop(shared);
-        // SAFETY: `bytes` is slot `slot` of the pool `self.shared` owns (it
-        // lives as long as `self`); the loan is tied to `&mut self`, which
-        // is the only way to reach a free slot (see `Shared`'s Sync impl).
+        // SAFETY: slot `tail` is free (checked), the producer is the only
+        // handle that reaches free slots, and the loan borrows `self`
+        // mutably.
         #[allow(unsafe_code)]
-        Some(unsafe { &mut *bytes })
+        Some(unsafe { self.shared.slot_mut(slot) })
     }
 
     /// Publishes the buffer last lent by [`buffer`](Self::buffer) with its
@@ -164,8 +167,10 @@ impl Producer {
         };
         let s = &self.shared;
         s.lens[slot].store(len, Ordering::Relaxed);
-        s.tail
-            .store(s.tail.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
+        s.tail.store(
+            s.tail.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Release,
+        );
         true
     }
 }
@@ -185,17 +190,15 @@ impl Consumer {
             return None;
         }
         let slot = head % s.slots();
-        let shared = self.shared.clone();
-        let len = shared.lens[slot].load(Ordering::Relaxed);
-        let bytes: *mut [u8] = shared.slot_mut(slot, self);
-        drop(shared);
-        // SAFETY: as in `Producer::buffer`: slot `head` is published, and
-        // only this consumer, borrowed mutably for the loan, reaches it.
+        let len = s.lens[slot].load(Ordering::Relaxed);
+        // SAFETY: slot `head` is published (head != tail), the consumer is
+        // the only handle that reaches published slots, and the loan
+        // borrows `self` mutably.
         #[allow(unsafe_code)]
-        let bytes = unsafe { &mut *bytes };
+        let bytes = unsafe { s.slot_mut(slot) };
         let len = len.min(bytes.len());
         Some(Skb {
-            head: &self.shared.head,
+            head: &s.head,
             frame: &mut bytes[..len],
         })
     }
@@ -209,7 +212,10 @@ impl Consumer {
         }
         let slot = head % s.slots();
         let len = s.lens[slot].load(Ordering::Relaxed);
-        let bytes = s.slot_ref(slot, self);
+        // SAFETY: slot `head` is published (head != tail), and the loan
+        // borrows the consumer, so none of its mutable loans lives.
+        #[allow(unsafe_code)]
+        let bytes = unsafe { s.slot_ref(slot) };
         Some(&bytes[..len.min(bytes.len())])
     }
 
@@ -289,7 +295,7 @@ mod tests {
             assert_eq!(c.peek().expect("published")[0], tag);
             let skb = c.front().expect("published");
             assert_eq!(skb.frame(), &[tag; 16][..usize::from(tag)]);
-            drop(skb);
+            // Not released: still at the front.
             let skb = c.front().expect("still at the front");
             assert_eq!(skb.frame()[0], tag);
             skb.release();
@@ -363,6 +369,9 @@ mod tests {
             skb.release();
         }
         producer.join().unwrap();
-        assert!(seen.iter().copied().eq(0..FRAMES), "frames lost or reordered");
+        assert!(
+            seen.iter().copied().eq(0..FRAMES),
+            "frames lost or reordered"
+        );
     }
 }

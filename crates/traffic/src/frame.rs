@@ -241,7 +241,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameTemplate<B> {
         let (off, len) = (payload_offset(self.kind), self.len);
         let frame = &mut self.storage.as_mut()[..len];
         // Lengths agree by construction.
-        let _ = self.payload.stamp_as(&mut frame[off..], run, seq, inject_tsc);
+        let _ = self
+            .payload
+            .stamp_as(&mut frame[off..], run, seq, inject_tsc);
         frame
     }
 

@@ -326,7 +326,8 @@ fn seq_and_run_do_not_overlap() {
     let t = PayloadTemplate::new(1, 0).with_run(0xAB);
     let mut buf = vec![0u8; t.payload_len()];
     t.write(&mut buf).unwrap();
-    t.stamp(&mut buf, mint_traffic::payload::MAX_SEQ, 1).unwrap();
+    t.stamp(&mut buf, mint_traffic::payload::MAX_SEQ, 1)
+        .unwrap();
     let info = check(&buf).unwrap();
     assert_eq!((info.seq, info.run), (mint_traffic::payload::MAX_SEQ, 0xAB));
     assert_eq!(&buf[2..6], &[0xFF, 0xFF, 0xFF, 0xAB]);

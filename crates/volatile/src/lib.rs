@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn bounds_are_checked_and_nothing_is_touched_outside() {
-        let mut mem = vec![0xAAu8; 64];
+        let mut mem = [0xAAu8; 64];
         let s = VolatileSlice::from_mut(&mut mem[8..40]);
         assert_eq!(s.len(), 32);
         assert!(s.copy_from(0, &[1; 32]).is_ok());
@@ -294,7 +294,10 @@ mod tests {
                 size: 32
             }
         );
-        assert!(s.copy_from(usize::MAX, &[3; 2]).is_err(), "offset + len wraps");
+        assert!(
+            s.copy_from(usize::MAX, &[3; 2]).is_err(),
+            "offset + len wraps"
+        );
         assert!(s.copy_to(33, &mut []).is_err());
         assert!(s.copy_to(32, &mut []).is_ok(), "empty access at the end");
         assert!(s.read_u8(32).is_err());
@@ -304,7 +307,11 @@ mod tests {
         let sub = s.subslice(16, 16).unwrap();
         assert!(sub.copy_from(1, &[0; 16]).is_err());
         assert_eq!(sub.read_u8(14), Ok(1));
-        assert_eq!(sub.read_u8(15), Ok(2), "the sub-slice ends where the slice does");
+        assert_eq!(
+            sub.read_u8(15),
+            Ok(2),
+            "the sub-slice ends where the slice does"
+        );
         assert_eq!(s.read_u8(31), Ok(2));
         assert!(mem[..8].iter().all(|&b| b == 0xAA), "below the slice");
         assert!(mem[40..].iter().all(|&b| b == 0xAA), "above the slice");

@@ -278,9 +278,13 @@ pub fn discard_leftovers() -> usize {
         let Some(d) = (unsafe { driver() }) else {
             return 0;
         };
-        let r = d
-            .rx
-            .poll_into(&d.regs, &d.ring, &d.dma, usize::MAX, &mut Discard(&mut d.skbs));
+        let r = d.rx.poll_into(
+            &d.regs,
+            &d.ring,
+            &d.dma,
+            usize::MAX,
+            &mut Discard(&mut d.skbs),
+        );
         d.watch = None;
         r.cleaned
     })
