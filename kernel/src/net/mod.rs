@@ -81,6 +81,9 @@ pub fn receive_forever(mut skbs: mint_skb::Consumer) -> ! {
             Some(RunPhase::Configured) => {
                 // Frames a previous, abandoned run left behind are not this
                 // run's: in the ring, in socket buffers, in the UDP socket.
+                // The ring first: once it is empty no interrupt can fill a
+                // socket buffer again before this run's frames (a full
+                // pool only makes the discarding count them as refused).
                 driver::discard_leftovers();
                 skbs.clear();
                 let socket = sockets.get_mut::<udp::Socket>(handle);
