@@ -624,15 +624,18 @@ fn frames_of_another_run_are_counted_as_stale() {
     );
 }
 
-/// A run without fault injection reports no recovery and no lost IPI, and
-/// the APIC error counts (zero on a healthy machine) in the report.
+/// A run without fault injection loses no IPI on purpose and reports its
+/// recoveries (0 unless the host held the support node's CPU between
+/// setting the posted flag and sending the IPI for two timer ticks: a late
+/// IPI is recovered like a lost one, so no count is asserted) and the APIC
+/// error counts (zero on a healthy machine).
 #[test]
-fn a_clean_run_reports_no_recovery_and_no_apic_error() {
+fn a_clean_run_reports_recoveries_and_apic_errors() {
     let cfg = config(1500, 300, SLOW_NS, Pattern::Fixed, PacketKind::Udp);
     let (report, _run, _logs) = generate_ok(&cfg, &[]);
     assert_all_delivered(&report, 300);
     assert_eq!(report["ipis_forgotten"], 0, "{report:#}");
-    assert_eq!(report["recoveries"], 0, "{report:#}");
+    uint(&report["recoveries"], "recoveries");
     assert_eq!(report["apic_errors"], 0, "{report:#}");
     let status = report["apic_error_status"]
         .as_array()
