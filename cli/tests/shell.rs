@@ -143,14 +143,16 @@ fn gen_in_the_shell_survives_stale_frames_and_lost_ipis() {
             (next(), next())
         })
         .collect();
+    // Only run 2 loses IPIs on purpose (a recovery elsewhere would need the
+    // host to hold a CPU for two timer ticks mid-send: not asserted).
     assert_eq!(recoveries.len(), 3, "{out}");
-    assert_eq!(recoveries[0], (0, 0), "{out}");
+    assert_eq!(recoveries[0].1, 0, "{out}");
     let (recovered, lost) = recoveries[1];
     assert!(
         lost > 0 && recovered >= lost,
         "run 2: {recoveries:?}\n{out}"
     );
-    assert_eq!(recoveries[2], (0, 0), "{out}");
+    assert_eq!(recoveries[2].1, 0, "{out}");
     assert!(
         out.contains("[node0] gen run 3: sent 300, delivered 300, unaccounted 0, corrupted 0"),
         "{out}"
