@@ -54,6 +54,15 @@ pub struct GenArgs {
     /// and survive each. 0 = never.
     #[arg(long, default_value_t = 0)]
     pub corrupt_every: u32,
+    /// Fault injection (for tests): the device model sets the posted flag
+    /// but "forgets" to send every Nth IPI; the target's timer tick must
+    /// recover each. 0 = never.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub forget_ipi_every: u32,
+    /// Fault injection (for tests): every Nth frame carries the previous
+    /// run's id; the target must count it as stale_run. 0 = never.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub stale_every: u32,
     /// Write every injected frame, as the NIC received it, to this pcap file
     /// (timestamps from the injection TSC).
     #[arg(long, value_name = "FILE")]
@@ -172,6 +181,8 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
             format!("mint.debug={}:{}", args.support, args.target),
             format!("mint.gen={kv}"),
             format!("mint.corrupt={}", args.corrupt_every),
+            format!("mint.forget_ipi={}", args.forget_ipi_every),
+            format!("mint.stale={}", args.stale_every),
         ],
         echo: if args.json {
             Echo::Stderr
@@ -251,8 +262,15 @@ fn write_pcap(
     if inject_tsc.len() != sent {
         bail!("{} injection stamps for {sent} frames", inject_tsc.len());
     }
-    let template =
+    let mut template =
         mint_traffic::FrameTemplate::from_config(cfg, &mint_traffic::Endpoints::default())?;
+    // Frames carry the run id's low byte; with stale injection every Nth
+    // the previous run's.
+    let run = rec["run"].as_u64().unwrap_or(0) as u8;
+    let stale_every = rec["config"]["stale_every"].as_u64().unwrap_or(0);
+    template.set_run(run);
+    let mut stale = template.clone();
+    stale.set_run(run.wrapping_sub(1));
     let first = inject_tsc.first().copied().unwrap_or(0);
     let last = inject_tsc.last().copied().unwrap_or(0);
     let end = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
@@ -260,7 +278,9 @@ fn write_pcap(
     let mut writer = PcapWriter::new(std::fs::File::create(path)?)?;
     let mut frame = vec![0u8; template.len()];
     for (seq, &tsc) in inject_tsc.iter().enumerate() {
-        let len = template.render(&mut frame, seq as u32, tsc)?;
+        let is_stale = stale_every > 0 && (seq as u64 + 1).is_multiple_of(stale_every);
+        let t = if is_stale { &stale } else { &template };
+        let len = t.render(&mut frame, seq as u32, tsc)?;
         let at = start + Duration::from_secs_f64((tsc - first) as f64 / tsc_hz);
         writer.write_packet(&PcapPacket::new(at, len as u32, &frame[..len]))?;
     }
@@ -366,6 +386,15 @@ fn summarize(
         ),
         "interrupts": rec["interrupts"],
         "ipis_sent": rec["ipis_sent"],
+        // Lost IPIs the target's timer tick recovered, and the IPIs fault
+        // injection deliberately did not send.
+        "recoveries": rec["recoveries"],
+        "ipis_forgotten": rec["ipis_forgotten"],
+        // Local APIC error interrupts since boot (all nodes), and the ESR
+        // bits each node saw.
+        "apic_errors": rec["apic_errors"],
+        "apic_error_status": rec["apic_error_status"],
+        "incomplete": rec.get("incomplete").cloned().unwrap_or(Value::Null),
         "tsc_hz": tsc_hz,
         "completed": completed,
         "ok": ok,
@@ -426,6 +455,13 @@ fn print_summary(r: &Value) {
         r["interrupts"],
         r["ipis_sent"]
     );
+    println!(
+        "lost IPIs recovered by the target's timer tick: {} ({} deliberately not sent); APIC errors: {} (ESR bits per node {})",
+        r["recoveries"], r["ipis_forgotten"], r["apic_errors"], r["apic_error_status"]
+    );
+    if let Some(why) = r["incomplete"].as_str() {
+        println!("incomplete: {why}");
+    }
     println!(
         "IPI to handler: p50 {} ns, p99 {} ns;  injection to application: p50 {} ns, p99 {} ns",
         f(&r["ipi_to_handler_ns"]["p50"]),

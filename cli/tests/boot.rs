@@ -145,6 +145,10 @@ fn assert_nodes(report: &Value, cores: &[u64], memory: &[u64], devices: &[&str])
     for (i, n) in nodes.iter().enumerate() {
         assert_eq!(n["state"], "running", "node {i}: {n:#}");
         assert!(n.get("reason").is_none(), "node {i}: {n:#}");
+        // A healthy boot raises no local APIC error (the count is read
+        // from the error handler's ESR reads).
+        assert_eq!(n["apic_errors"], 0, "node {i}: {n:#}");
+        assert_eq!(n["apic_error_status"], 0, "node {i}: {n:#}");
         assert_eq!(n["cores"], json!([cores[i]]), "node {i}: {n:#}");
         let apic = n["apic_ids"].as_array().expect("apic_ids array");
         assert_eq!(apic.len(), 1, "node {i}: {n:#}");

@@ -7,7 +7,11 @@
 //!   `Register::index()` selects the slot.
 //! - [`DebugNic::irq_pending`]: posted-interrupt flag. The device sets it
 //!   and sends the IPI only on the 0 -> 1 edge; the driver's handler clears
-//!   it first thing, so causes raised afterwards raise a new IPI.
+//!   it first thing, so causes raised afterwards raise a new IPI. The
+//!   support node clears it before each run (a run abandoned with it set
+//!   would otherwise silence the next), and the target's timer tick clears
+//!   it and polls the ring when it stayed set for [`LOST_IPI_TICKS`] ticks
+//!   with no interrupt (a lost IPI must not silence the NIC for good).
 //! - [`RunControl`]: one generator run, configured by the support node,
 //!   armed and finally accounted for by the target.
 //! - The DMA window: every byte of the shared region from
@@ -102,10 +106,14 @@ pub enum DropReason {
     BadChecksum = 5,
     /// Application: a sequence number seen before.
     Duplicate = 6,
+    /// Application: an intact payload stamped with another run's id (left
+    /// over from an abandoned run, or sent with a wrong id), never counted
+    /// as this run's delivery.
+    StaleRun = 7,
 }
 
 impl DropReason {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::RingFull,
         DropReason::DeviceRefused,
@@ -114,6 +122,7 @@ impl DropReason {
         DropReason::Stack,
         DropReason::BadChecksum,
         DropReason::Duplicate,
+        DropReason::StaleRun,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -125,6 +134,7 @@ impl DropReason {
             DropReason::Stack => "stack",
             DropReason::BadChecksum => "bad_checksum",
             DropReason::Duplicate => "duplicate",
+            DropReason::StaleRun => "stale_run",
         }
     }
 }
@@ -162,6 +172,45 @@ pub struct RunControl {
     pub progress: AtomicU64,
     /// Target: set once its raw samples are printed (when asked).
     pub samples_done: AtomicU32,
+    /// Target: times its timer tick found the posted-IRQ flag set for
+    /// longer than [`LOST_IPI_TICKS`] ticks with no interrupt taken, and
+    /// serviced the ring itself (a lost IPI recovered).
+    pub recoveries: AtomicU64,
+    /// Support: IPIs it deliberately did not send although it set the
+    /// posted flag (fault injection: every Nth IPI "lost").
+    pub ipis_forgotten: AtomicU64,
+}
+
+/// The target's timer ticks (100 Hz) the posted-IRQ flag may stay set
+/// with no interrupt taken before the target assumes the IPI was lost and
+/// polls the ring itself: between 2 and 3 tick periods (20-30 ms).
+pub const LOST_IPI_TICKS: u32 = 2;
+
+/// Local APIC errors each node saw (its APIC-error interrupt, vector 0xFE):
+/// how many, and every error status (ESR) bit seen. Node-wide, not only
+/// the NIC's; kept here so the debug NIC's report can show them.
+#[repr(C, align(64))]
+pub struct ApicErrors {
+    pub count: [AtomicU64; crate::shared::MAX_NODES],
+    /// ESR bits seen, OR-ed (SDM vol. 3, 11.5.3: 0x04 send accept error,
+    /// 0x08 receive accept error, 0x20 send illegal vector, 0x40 received
+    /// illegal vector, 0x80 illegal register address).
+    pub status: [AtomicU32; crate::shared::MAX_NODES],
+}
+
+impl ApicErrors {
+    /// Node `node` (an index) took an APIC-error interrupt with ESR `esr`.
+    pub fn record(&self, node: usize, esr: u32) {
+        if let (Some(c), Some(s)) = (self.count.get(node), self.status.get(node)) {
+            c.fetch_add(1, Ordering::Relaxed);
+            s.fetch_or(esr, Ordering::Relaxed);
+        }
+    }
+
+    /// Errors of every node.
+    pub fn total(&self) -> u64 {
+        self.count.iter().map(|c| c.load(Ordering::Acquire)).sum()
+    }
 }
 
 /// The debug NIC's shared state.
@@ -177,6 +226,7 @@ pub struct DebugNic {
     /// takes it (swaps in 0) to time IPI-to-handler latency.
     pub ipi_sent_tsc: PaddedU64,
     pub run: RunControl,
+    pub apic_errors: ApicErrors,
 }
 
 #[repr(C, align(64))]
@@ -211,6 +261,8 @@ impl RunControl {
             &self.last_delivery_tsc,
             &self.delivered_bytes,
             &self.progress,
+            &self.recoveries,
+            &self.ipis_forgotten,
         ] {
             c.store(0, Ordering::Relaxed);
         }

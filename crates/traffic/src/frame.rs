@@ -231,11 +231,26 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> FrameTemplate<B> {
     /// Stamps the template's own bytes for packet `seq` and returns the
     /// frame, for senders that transmit straight from the template.
     pub fn stamp_own(&mut self, seq: u32, inject_tsc: u64) -> &[u8] {
+        let run = self.payload.run();
+        self.stamp_own_as(run, seq, inject_tsc)
+    }
+
+    /// [`stamp_own`](Self::stamp_own) with another run byte than the
+    /// template's (fault injection).
+    pub fn stamp_own_as(&mut self, run: u8, seq: u32, inject_tsc: u64) -> &[u8] {
         let (off, len) = (payload_offset(self.kind), self.len);
         let frame = &mut self.storage.as_mut()[..len];
         // Lengths agree by construction.
-        let _ = self.payload.stamp(&mut frame[off..], seq, inject_tsc);
+        let _ = self
+            .payload
+            .stamp_as(&mut frame[off..], run, seq, inject_tsc);
         frame
+    }
+
+    /// Every packet stamped from now on carries `run` (the low byte of the
+    /// run id) in its payload.
+    pub fn set_run(&mut self, run: u8) {
+        self.payload = self.payload.with_run(run);
     }
 }
 

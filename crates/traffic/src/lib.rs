@@ -38,7 +38,9 @@ pub mod tracker;
 
 pub use config::{ConfigError, Field, GenConfig, PacketKind, Pattern};
 pub use frame::{Endpoints, FrameError, FrameTemplate, parse_frame, payload_offset};
-pub use payload::{Payload, PayloadError, PayloadInfo, PayloadTemplate, check, fill_body};
+pub use payload::{
+    Payload, PayloadError, PayloadInfo, PayloadTemplate, RunCheckError, check, check_run, fill_body,
+};
 pub use schedule::Schedule;
 pub use stats::{Histogram, Summary};
 pub use tracker::{Observation, SeqTracker};

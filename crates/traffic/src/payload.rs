@@ -5,7 +5,8 @@
 //! ```text
 //! offset  size  field
 //!      0     2  body_len    u16  number of body bytes that follow the header
-//!      2     4  seq         u32  packet number, 0-based, in send order
+//!      2     3  seq         u24  packet number, 0-based, in send order
+//!      5     1  run         u8   the run's id, modulo 256 (see below)
 //!      6     8  inject_tsc  u64  sender's TSC when the packet was injected
 //!     14     4  crc         u32  CRC-32 (IEEE) of  "MINT" ‖ body ‖ bytes 0..14
 //!     18     …  body        body_len bytes, fill_body(seed) — same for every packet of a run
@@ -30,11 +31,19 @@
 //!   the buffer exactly, which rejects random data ~65535 times in 65536
 //!   before the CRC is even computed, and reports truncation distinctly.
 //! - **body_len u16**: the largest body is 16384 − 14 − 18 = 16352 bytes.
+//! - **seq u24 and run u8** share what was a u32 seq: a run has at most
+//!   10 million packets ([`crate::config::MAX_COUNT`] < 2²⁴), and the run
+//!   byte lets a receiver tell a frame of an earlier, abandoned run (still
+//!   in some buffer when the next run starts) from one of the current run,
+//!   without guessing from the sequence number. It is the low byte of the
+//!   support node's run id: a stale frame goes unnoticed only if it is
+//!   exactly a multiple of 256 runs old.
 //!
 //! The receiver calls [`check`], which verifies, in order: length ≥ header
 //! ([`PayloadError::TooShort`]), `body_len` = actual body length
 //! ([`PayloadError::LengthMismatch`]), then the CRC
-//! ([`PayloadError::BadCrc`]). Optionally [`verify_body`] additionally
+//! ([`PayloadError::BadCrc`]); comparing [`PayloadInfo::run`] with the
+//! current run is the receiver's job. Optionally [`verify_body`] additionally
 //! proves the body is the one the run's seed defines.
 
 use core::fmt;
@@ -43,6 +52,9 @@ use crate::rng::SplitMix64;
 
 /// Payload header length in bytes.
 pub const HEADER_LEN: usize = 18;
+/// Largest sequence number the 24-bit `seq` field can carry.
+pub const MAX_SEQ: u32 = (1 << 24) - 1;
+const _: () = assert!(crate::config::MAX_COUNT - 1 <= MAX_SEQ);
 /// Largest body length the `body_len` field can express.
 pub const MAX_BODY_LEN: usize = u16::MAX as usize;
 /// Never transmitted; prefixed to the CRC input so the CRC doubles as a magic.
@@ -53,8 +65,10 @@ pub mod field {
     use core::ops::Range;
     /// `body_len: u16`.
     pub const BODY_LEN: Range<usize> = 0..2;
-    /// `seq: u32`.
-    pub const SEQ: Range<usize> = 2..6;
+    /// `seq: u24`.
+    pub const SEQ: Range<usize> = 2..5;
+    /// `run: u8`.
+    pub const RUN: Range<usize> = 5..6;
     /// `inject_tsc: u64`.
     pub const INJECT_TSC: Range<usize> = 6..14;
     /// `crc: u32`.
@@ -135,6 +149,8 @@ impl core::error::Error for PayloadError {}
 pub struct PayloadInfo {
     /// Packet number.
     pub seq: u32,
+    /// Low byte of the id of the run that sent it.
+    pub run: u8,
     /// Sender's TSC at injection.
     pub inject_tsc: u64,
 }
@@ -196,7 +212,13 @@ impl<T: AsRef<[u8]>> Payload<T> {
 
     /// Header field `seq`.
     pub fn seq(&self) -> u32 {
-        u32::from_le_bytes(self.array(field::SEQ))
+        let [a, b, c] = self.array(field::SEQ);
+        u32::from_le_bytes([a, b, c, 0])
+    }
+
+    /// Header field `run`.
+    pub fn run(&self) -> u8 {
+        self.buffer.as_ref()[field::RUN.start]
     }
 
     /// Header field `inject_tsc`.
@@ -233,6 +255,7 @@ impl<T: AsRef<[u8]>> Payload<T> {
         }
         Ok(PayloadInfo {
             seq: self.seq(),
+            run: self.run(),
             inject_tsc: self.inject_tsc(),
         })
     }
@@ -250,9 +273,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Payload<T> {
         self.buffer.as_mut()[field::BODY_LEN].copy_from_slice(&v.to_le_bytes());
     }
 
-    /// Sets `seq`.
+    /// Sets `seq` (its low 24 bits: callers keep it at most [`MAX_SEQ`]).
     pub fn set_seq(&mut self, v: u32) {
-        self.buffer.as_mut()[field::SEQ].copy_from_slice(&v.to_le_bytes());
+        self.buffer.as_mut()[field::SEQ].copy_from_slice(&v.to_le_bytes()[..3]);
+    }
+
+    /// Sets `run`.
+    pub fn set_run(&mut self, v: u8) {
+        self.buffer.as_mut()[field::RUN.start] = v;
     }
 
     /// Sets `inject_tsc`.
@@ -281,6 +309,67 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Payload<T> {
 /// Verifies a received payload: lengths, then CRC. See the module docs.
 pub fn check(buf: &[u8]) -> Result<PayloadInfo, PayloadError> {
     Payload::new_unchecked(buf).verify()
+}
+
+/// Why [`check_run`] refused a payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RunCheckError {
+    /// The payload itself is bad (length, CRC): see [`check`].
+    Payload(PayloadError),
+    /// Intact, but sent by another run than the current one (a frame an
+    /// abandoned run left in some buffer).
+    StaleRun {
+        /// The run byte it carries.
+        carried: u8,
+        /// The current run's byte.
+        current: u8,
+    },
+    /// Intact and of this run, but numbered beyond the run's packet count.
+    SeqOutOfRange {
+        /// Its sequence number.
+        seq: u32,
+        /// Packets in the run.
+        count: u32,
+    },
+}
+
+impl fmt::Display for RunCheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunCheckError::Payload(e) => e.fmt(f),
+            RunCheckError::StaleRun { carried, current } => write!(
+                f,
+                "payload of run byte {carried:#04x}, the current run's is {current:#04x}"
+            ),
+            RunCheckError::SeqOutOfRange { seq, count } => {
+                write!(f, "payload seq {seq} beyond the run's {count} packets")
+            }
+        }
+    }
+}
+
+impl core::error::Error for RunCheckError {}
+
+/// The receiver's whole check for run `run_id` of `count` packets: the
+/// payload is intact ([`check`]), carries this run's byte (the low byte of
+/// `run_id`), and its seq is below `count`. An intact payload of another
+/// run is [`RunCheckError::StaleRun`], never this run's packet.
+pub fn check_run(buf: &[u8], run_id: u32, count: u32) -> Result<PayloadInfo, RunCheckError> {
+    let info = check(buf).map_err(RunCheckError::Payload)?;
+    let current = run_id as u8;
+    if info.run != current {
+        return Err(RunCheckError::StaleRun {
+            carried: info.run,
+            current,
+        });
+    }
+    if info.seq >= count {
+        return Err(RunCheckError::SeqOutOfRange {
+            seq: info.seq,
+            count,
+        });
+    }
+    Ok(info)
 }
 
 /// Keeps body bytes independent of the schedule's PRNG stream for the same seed.
@@ -335,6 +424,8 @@ pub fn verify_body(seed: u64, body: &[u8]) -> Result<(), PayloadError> {
 pub struct PayloadTemplate {
     seed: u64,
     body_len: u16,
+    /// Stamped into every packet's `run` field.
+    run: u8,
     /// CRC-32 state after `"MINT" ‖ body`: every packet continues from here.
     body_state: u32,
 }
@@ -357,8 +448,19 @@ impl PayloadTemplate {
         PayloadTemplate {
             seed,
             body_len,
+            run: 0,
             body_state: h.finalize(),
         }
+    }
+
+    /// The same template stamping `run` into every packet.
+    pub const fn with_run(self, run: u8) -> Self {
+        PayloadTemplate { run, ..self }
+    }
+
+    /// The run byte every packet carries.
+    pub const fn run(&self) -> u8 {
+        self.run
     }
 
     /// The seed the body is made from.
@@ -396,14 +498,28 @@ impl PayloadTemplate {
         self.stamp(buf, 0, 0)
     }
 
-    /// Per packet: writes `body_len`, `seq`, `inject_tsc` and the CRC into a
-    /// buffer previously filled by [`write`](Self::write). O(header), not
-    /// O(body): the CRC continues from the precomputed body state.
+    /// Per packet: writes `body_len`, `seq`, the template's `run`,
+    /// `inject_tsc` and the CRC into a buffer previously filled by
+    /// [`write`](Self::write). O(header), not O(body): the CRC continues
+    /// from the precomputed body state. `seq` is cut to its low 24 bits.
     pub fn stamp(&self, buf: &mut [u8], seq: u32, inject_tsc: u64) -> Result<(), PayloadError> {
+        self.stamp_as(buf, self.run, seq, inject_tsc)
+    }
+
+    /// [`stamp`](Self::stamp) with another run byte than the template's
+    /// (fault injection: a frame that looks like another run's).
+    pub fn stamp_as(
+        &self,
+        buf: &mut [u8],
+        run: u8,
+        seq: u32,
+        inject_tsc: u64,
+    ) -> Result<(), PayloadError> {
         self.check_buf(buf)?;
         let mut p = Payload::new_unchecked(&mut *buf);
         p.set_body_len(self.body_len);
         p.set_seq(seq);
+        p.set_run(run);
         p.set_inject_tsc(inject_tsc);
         let covered = 4 + u64::from(self.body_len);
         let mut h = crc32fast::Hasher::new_with_initial_len(self.body_state, covered);

@@ -37,6 +37,7 @@ fn exact_sizes_both_kinds() {
             assert_eq!(
                 check(p),
                 Ok(PayloadInfo {
+                    run: 0,
                     seq: 0,
                     inject_tsc: 0
                 })
@@ -161,7 +162,7 @@ fn stamp_patches_only_the_payload_header() {
         let t = FrameTemplate::new(kind, 1514, &Endpoints::default(), 3).unwrap();
         let mut slot = t.frame().to_vec();
         let off = payload_offset(kind);
-        for seq in [1u32, 2, 1_000_000, u32::MAX] {
+        for seq in [1u32, 2, 1_000_000, mint_traffic::payload::MAX_SEQ] {
             t.stamp(&mut slot, seq, u64::from(seq) << 20).unwrap();
             let diff: Vec<usize> = (0..slot.len())
                 .filter(|&i| slot[i] != t.frame()[i])
@@ -174,6 +175,7 @@ fn stamp_patches_only_the_payload_header() {
             assert_eq!(
                 info,
                 PayloadInfo {
+                    run: 0,
                     seq,
                     inject_tsc: u64::from(seq) << 20
                 }
@@ -217,6 +219,7 @@ fn render_and_stamp_own() {
     assert_eq!(
         check(&f[14..]),
         Ok(PayloadInfo {
+            run: 0,
             seq: 77,
             inject_tsc: 88
         })

@@ -26,6 +26,7 @@ fn round_trip() {
         assert_eq!(
             check(&buf),
             Ok(PayloadInfo {
+                run: 0,
                 seq: 41,
                 inject_tsc: 0x0123_4567_89ab_cdef
             })
@@ -41,9 +42,10 @@ fn round_trip() {
 
 #[test]
 fn wire_layout_is_little_endian_at_fixed_offsets() {
+    // seq is 24 bits: the top byte given here is cut; byte 5 is the run (0).
     let buf = make(1, 4, 0x0403_0201, 0x0c0b_0a09_0807_0605);
     assert_eq!(&buf[0..2], &[4, 0]);
-    assert_eq!(&buf[2..6], &[1, 2, 3, 4]);
+    assert_eq!(&buf[2..6], &[1, 2, 3, 0]);
     assert_eq!(&buf[6..14], &[5, 6, 7, 8, 9, 10, 11, 12]);
     // CRC = CRC-32("MINT" ‖ body ‖ header[0..14]) — recompute independently.
     let mut input = b"MINT".to_vec();
@@ -60,6 +62,7 @@ fn restamping_reuses_the_buffer() {
     assert_eq!(
         check(&buf),
         Ok(PayloadInfo {
+            run: 0,
             seq: 0,
             inject_tsc: 0
         })
@@ -222,6 +225,7 @@ fn template_refuses_wrong_buffer_sizes() {
 #[test]
 fn latency() {
     let i = PayloadInfo {
+        run: 0,
         seq: 0,
         inject_tsc: 100,
     };
@@ -273,4 +277,58 @@ fn body_bytes_pinned() {
     let p = make(1, 4, 2, 3);
     assert_eq!(&p[..14], &[4, 0, 2, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]);
     assert_eq!(&p[18..], &b[..4]);
+}
+
+// ---- run id ----
+
+/// A frame stamped by the current run passes; the same frame stamped by
+/// the run before (or any other run byte) is classified as stale, never
+/// as this run's packet; a corrupted one stays corrupted.
+#[test]
+fn stale_run_frames_are_classified() {
+    use mint_traffic::payload::{RunCheckError, check_run};
+    let run_id = 0x1_0203u32; // low byte 0x03
+    let t = PayloadTemplate::new(9, 40).with_run(run_id as u8);
+    let mut buf = vec![0u8; t.payload_len()];
+    t.write(&mut buf).unwrap();
+    t.stamp(&mut buf, 5, 77).unwrap();
+    let info = check_run(&buf, run_id, 10).expect("current run");
+    assert_eq!((info.seq, info.run, info.inject_tsc), (5, 3, 77));
+
+    for other in [0u8, 2, 4, 0xFF] {
+        t.stamp_as(&mut buf, other, 5, 77).unwrap();
+        assert!(check(&buf).is_ok(), "intact payload of run byte {other}");
+        assert_eq!(
+            check_run(&buf, run_id, 10),
+            Err(RunCheckError::StaleRun {
+                carried: other,
+                current: 3
+            })
+        );
+    }
+    // The run byte is covered by the CRC: flipping it is corruption.
+    t.stamp(&mut buf, 5, 77).unwrap();
+    buf[5] ^= 1;
+    assert!(matches!(
+        check_run(&buf, run_id, 10),
+        Err(RunCheckError::Payload(PayloadError::BadCrc { .. }))
+    ));
+    t.stamp(&mut buf, 10, 77).unwrap();
+    assert_eq!(
+        check_run(&buf, run_id, 10),
+        Err(RunCheckError::SeqOutOfRange { seq: 10, count: 10 })
+    );
+}
+
+/// seq and run share bytes 2..6 without overwriting each other.
+#[test]
+fn seq_and_run_do_not_overlap() {
+    let t = PayloadTemplate::new(1, 0).with_run(0xAB);
+    let mut buf = vec![0u8; t.payload_len()];
+    t.write(&mut buf).unwrap();
+    t.stamp(&mut buf, mint_traffic::payload::MAX_SEQ, 1)
+        .unwrap();
+    let info = check(&buf).unwrap();
+    assert_eq!((info.seq, info.run), (mint_traffic::payload::MAX_SEQ, 0xAB));
+    assert_eq!(&buf[2..6], &[0xFF, 0xFF, 0xFF, 0xAB]);
 }

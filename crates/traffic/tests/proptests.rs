@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use mint_traffic::frame::{Endpoints, FrameTemplate, parse_frame};
-use mint_traffic::payload::{PayloadInfo, PayloadTemplate, check};
+use mint_traffic::payload::{MAX_SEQ, PayloadInfo, PayloadTemplate, check};
 use mint_traffic::tracker::{Observation, SeqTracker};
 use mint_traffic::{PacketKind, Schedule, config::GenConfig, config::Pattern};
 use proptest::prelude::*;
@@ -12,15 +12,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn payload_round_trip(seed: u64, seq: u32, tsc: u64, len in 0u16..=16352, seq2: u32, tsc2: u64) {
-        let t = PayloadTemplate::new(seed, len);
+    fn payload_round_trip(seed: u64, seq in 0..=MAX_SEQ, tsc: u64, len in 0u16..=16352, seq2 in 0..=MAX_SEQ, tsc2: u64, run: u8) {
+        let t = PayloadTemplate::new(seed, len).with_run(run);
         let mut buf = vec![0u8; t.payload_len()];
         t.write(&mut buf).unwrap();
         t.stamp(&mut buf, seq, tsc).unwrap();
-        prop_assert_eq!(check(&buf), Ok(PayloadInfo { seq, inject_tsc: tsc }));
+        prop_assert_eq!(check(&buf), Ok(PayloadInfo { seq, run, inject_tsc: tsc }));
         // Re-stamping the same buffer works as well.
         t.stamp(&mut buf, seq2, tsc2).unwrap();
-        prop_assert_eq!(check(&buf), Ok(PayloadInfo { seq: seq2, inject_tsc: tsc2 }));
+        prop_assert_eq!(check(&buf), Ok(PayloadInfo { seq: seq2, run, inject_tsc: tsc2 }));
     }
 
     #[test]
@@ -35,13 +35,13 @@ proptest! {
     }
 
     #[test]
-    fn frame_round_trip(udp: bool, size in 60u32..=16384, seed: u64, seq: u32, tsc: u64) {
+    fn frame_round_trip(udp: bool, size in 60u32..=16384, seed: u64, seq in 0..=MAX_SEQ, tsc: u64) {
         let kind = if udp { PacketKind::Udp } else { PacketKind::Raw };
         let t = FrameTemplate::new(kind, size, &Endpoints::default(), seed).unwrap();
         let mut f = t.frame().to_vec();
         t.stamp(&mut f, seq, tsc).unwrap();
         prop_assert_eq!(f.len(), size as usize);
-        prop_assert_eq!(check(parse_frame(kind, &f).unwrap()), Ok(PayloadInfo { seq, inject_tsc: tsc }));
+        prop_assert_eq!(check(parse_frame(kind, &f).unwrap()), Ok(PayloadInfo { seq, run: 0, inject_tsc: tsc }));
     }
 
     #[test]

@@ -148,6 +148,18 @@ pub fn id() -> ApicId {
     ApicId(if is_x2apic() { raw } else { raw >> 24 })
 }
 
+/// The error status register (ESR), as the SDM asks (vol. 3, 11.5.3): a
+/// write first (any value; 0 in x2APIC mode, where it must be 0) latches
+/// the errors seen since the last write into the register, the read then
+/// returns them.
+pub fn read_error_status() -> u32 {
+    write(Reg::ErrorStatus, 0);
+    read(Reg::ErrorStatus)
+}
+
+/// Signals the end of the interrupt being handled. Never for the spurious
+/// vector (SDM vol. 3, 11.9: a spurious interrupt sets no ISR bit, so an
+/// EOI would retire another, real interrupt's).
 pub fn end_of_interrupt() {
     write(Reg::Eoi, 0);
 }

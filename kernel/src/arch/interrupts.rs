@@ -150,9 +150,28 @@ pub type Handler = fn(&mut InterruptFrame);
 /// What the node does with CPU exceptions (set once by the node layer).
 static EXCEPTION_HANDLER: AtomicUsize = AtomicUsize::new(0);
 
-/// Binds `handler` to `vector` (an external vector, >= 32).
+/// Whether an external vector without a handler is acknowledged with an
+/// EOI: every one but the spurious vector, which the APIC delivers without
+/// setting an ISR bit (an EOI would retire some other, in-service
+/// interrupt and let a lower-priority one in under it).
+const fn eoi_when_unhandled(v: usize) -> bool {
+    v >= FIRST_EXTERNAL as usize && v != vectors::SPURIOUS.0 as usize
+}
+
+// The guard, checked at compile time: the spurious vector gets no EOI, the
+// vectors around it do.
+const _: () = assert!(!eoi_when_unhandled(vectors::SPURIOUS.0 as usize));
+const _: () = assert!(eoi_when_unhandled(vectors::APIC_ERROR.0 as usize));
+const _: () = assert!(!eoi_when_unhandled(14));
+
+/// Binds `handler` to `vector` (an external vector, >= 32, not the
+/// spurious vector: that one must stay unhandled, so never acknowledged).
 pub fn register(vector: Vector, handler: Handler) {
     assert!(vector.0 >= FIRST_EXTERNAL, "{vector} is a CPU exception");
+    assert!(
+        vector != vectors::SPURIOUS,
+        "the spurious vector takes no handler (and no EOI)"
+    );
     HANDLERS[vector.0 as usize].store(handler as usize, Ordering::Release);
 }
 
@@ -209,7 +228,7 @@ extern "C" fn mint_interrupt_dispatch(frame: &mut InterruptFrame) {
         // tables, and they store valid `Handler` function pointers.
         let f: Handler = unsafe { core::mem::transmute::<usize, Handler>(h) };
         f(frame);
-    } else if v >= FIRST_EXTERNAL as usize {
+    } else if eoi_when_unhandled(v) {
         super::apic::end_of_interrupt();
     }
 }

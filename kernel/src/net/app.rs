@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use mint_abi::debug_nic::{DropReason, RunControl, RunPhase};
-use mint_traffic::{Observation, PacketKind, SeqTracker, Summary};
+use mint_traffic::{Observation, PacketKind, RunCheckError, SeqTracker, Summary};
 
 use super::device::Stats;
 use crate::arch::cpu;
@@ -27,6 +27,8 @@ pub struct App {
     out_of_order: u64,
     bad_checksum: u64,
     duplicates: u64,
+    /// Intact payloads of another run (never this run's deliveries).
+    stale_run: u64,
     first_inject: u64,
     last_delivery: u64,
 }
@@ -45,6 +47,7 @@ impl App {
             out_of_order: 0,
             bad_checksum: 0,
             duplicates: 0,
+            stale_run: 0,
             first_inject: u64::MAX,
             last_delivery: 0,
         }
@@ -74,7 +77,7 @@ impl App {
 
     /// Payloads looked at so far (delivered or refused).
     pub fn seen(&self) -> u64 {
-        self.delivered + self.bad_checksum + self.duplicates
+        self.delivered + self.bad_checksum + self.duplicates + self.stale_run
     }
 
     /// A raw-Ethernet frame (the stack is bypassed).
@@ -88,9 +91,13 @@ impl App {
     /// A UDP payload (or a raw frame's payload).
     pub fn consume(&mut self, payload: &[u8]) {
         let now = cpu::rdtsc();
-        let info = match mint_traffic::check(payload) {
-            Ok(info) if info.seq < self.count => info,
-            _ => {
+        let info = match mint_traffic::check_run(payload, self.run_id, self.count) {
+            Ok(info) => info,
+            Err(RunCheckError::StaleRun { .. }) => {
+                self.stale_run += 1;
+                return;
+            }
+            Err(RunCheckError::Payload(_) | RunCheckError::SeqOutOfRange { .. }) => {
                 self.bad_checksum += 1;
                 return;
             }
@@ -111,8 +118,9 @@ impl App {
         self.last_delivery = now;
     }
 
-    /// Whether every sent frame is delivered or dropped with a reason.
-    pub fn accounted(&self, ctl: &RunControl, stats: &Stats) -> bool {
+    /// Whether every sent frame is delivered or dropped with a reason, and
+    /// no socket buffer is left (`skbs_empty`).
+    pub fn accounted(&self, ctl: &RunControl, stats: &Stats, skbs_empty: bool) -> bool {
         let sent = ctl.sent.load(Ordering::Acquire);
         let live_drops: u64 = [
             DropReason::RingFull,
@@ -124,8 +132,7 @@ impl App {
         .map(|&r| ctl.drop_count(r))
         .sum();
         let stack = stats.to_stack.saturating_sub(stats.from_stack);
-        self.delivered + self.bad_checksum + self.duplicates + stack + live_drops >= sent
-            && driver::skbs().is_empty()
+        self.seen() + stack + live_drops >= sent && skbs_empty
     }
 
     /// Publishes the run's accounting, marks the run Complete, then prints
@@ -135,6 +142,7 @@ impl App {
         ctl.out_of_order.store(self.out_of_order, Ordering::Relaxed);
         ctl.drops[DropReason::BadChecksum as usize].store(self.bad_checksum, Ordering::Relaxed);
         ctl.drops[DropReason::Duplicate as usize].store(self.duplicates, Ordering::Relaxed);
+        ctl.drops[DropReason::StaleRun as usize].store(self.stale_run, Ordering::Relaxed);
         super::count_final_drops(ctl, stats);
         ctl.delivered_bytes
             .store(self.delivered * u64::from(self.size), Ordering::Relaxed);
@@ -170,14 +178,16 @@ impl App {
         let i = Summary::from_samples(&mut intervals);
         let p = Summary::from_samples(&mut ipi);
         println!(
-            "run {}: delivered {}/{} ({} out of order, {} bad, {} duplicate, {} stack drops); latency p50 {} ns p99 {} ns; irq interval p50 {} ns; ipi->handler p50 {} ns",
+            "run {}: delivered {}/{} ({} out of order, {} bad, {} duplicate, {} stale-run, {} stack drops; {} lost IPIs recovered); latency p50 {} ns p99 {} ns; irq interval p50 {} ns; ipi->handler p50 {} ns",
             self.run_id,
             self.delivered,
             ctl.sent.load(Ordering::Acquire),
             self.out_of_order,
             self.bad_checksum,
             self.duplicates,
+            self.stale_run,
             stats.to_stack.saturating_sub(stats.from_stack),
+            ctl.recoveries.load(Ordering::Relaxed),
             ns(l.p50),
             ns(l.p99),
             ns(i.p50),

@@ -7,7 +7,9 @@ use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 use super::app::App;
-use crate::nic::driver::{BUFFER_SIZE, SkbPool};
+use mint_skb::{Consumer, Skb};
+
+use crate::nic::driver::BUFFER_SIZE;
 
 /// Frames per `poll` call, so the UDP socket is drained between batches.
 const RX_BUDGET: usize = 32;
@@ -23,7 +25,7 @@ pub struct Stats {
 }
 
 pub struct SkbDevice<'a> {
-    pool: &'static SkbPool,
+    skbs: &'a mut Consumer,
     app: &'a mut App,
     stats: &'a mut Stats,
     budget: usize,
@@ -31,9 +33,9 @@ pub struct SkbDevice<'a> {
 }
 
 impl<'a> SkbDevice<'a> {
-    pub fn new(pool: &'static SkbPool, app: &'a mut App, stats: &'a mut Stats) -> Self {
+    pub fn new(skbs: &'a mut Consumer, app: &'a mut App, stats: &'a mut Stats) -> Self {
         SkbDevice {
-            pool,
+            skbs,
             app,
             stats,
             budget: RX_BUDGET,
@@ -42,14 +44,16 @@ impl<'a> SkbDevice<'a> {
     }
 }
 
-pub struct RxToken {
-    pool: &'static SkbPool,
+/// The oldest socket buffer, lent by the pool's consumer; consuming the
+/// token releases it (dropping it unconsumed leaves it at the front).
+pub struct RxToken<'a> {
+    skb: Skb<'a>,
 }
 
-impl phy::RxToken for RxToken {
+impl phy::RxToken for RxToken<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let r = f(self.pool.front().unwrap_or(&mut []));
-        self.pool.release_front();
+        let r = f(self.skb.frame());
+        self.skb.release();
         r
     }
 }
@@ -72,7 +76,7 @@ impl phy::TxToken for TxToken<'_> {
 
 impl phy::Device for SkbDevice<'_> {
     type RxToken<'a>
-        = RxToken
+        = RxToken<'a>
     where
         Self: 'a;
     type TxToken<'a>
@@ -84,19 +88,21 @@ impl phy::Device for SkbDevice<'_> {
         // Decide on the very frame the token will carry: raw frames never
         // reach the stack, the application takes them here.
         loop {
-            let frame = self.pool.front()?;
-            if is_raw(frame) {
-                self.app.consume_raw(frame);
-                self.pool.release_front();
+            if is_raw(self.skbs.peek()?) {
+                if let Some(skb) = self.skbs.front() {
+                    self.app.consume_raw(skb.frame());
+                    skb.release();
+                }
                 continue;
             }
             if self.budget == 0 {
                 return None;
             }
+            let skb = self.skbs.front()?;
             self.budget -= 1;
             self.stats.to_stack += 1;
             return Some((
-                RxToken { pool: self.pool },
+                RxToken { skb },
                 TxToken {
                     scratch: &mut self.tx_scratch,
                     discarded: &mut self.stats.tx_discarded,

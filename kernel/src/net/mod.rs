@@ -39,8 +39,9 @@ fn now() -> Instant {
 }
 
 /// The target's main loop: arm runs, move frames through the stack into the
-/// application, account for each run. Never returns.
-pub fn receive_forever() -> ! {
+/// application, account for each run. `skbs` is the driver's socket
+/// buffers, drained here only. Never returns.
+pub fn receive_forever(mut skbs: mint_skb::Consumer) -> ! {
     let endpoints = mint_traffic::Endpoints::default();
     let mut dev_stats = device::Stats::default();
     let mut app = App::new();
@@ -48,7 +49,7 @@ pub fn receive_forever() -> ! {
         endpoints.dst_mac,
     )));
     let mut iface = {
-        let mut dev = SkbDevice::new(driver::skbs(), &mut app, &mut dev_stats);
+        let mut dev = SkbDevice::new(&mut skbs, &mut app, &mut dev_stats);
         Interface::new(config, &mut dev, now())
     };
     iface.update_ip_addrs(|addrs| {
@@ -78,10 +79,15 @@ pub fn receive_forever() -> ! {
         }
         match ctl.phase() {
             Some(RunPhase::Configured) => {
-                // Frames a previous, abandoned run left behind are not this run's.
-                while driver::skbs().front().is_some() {
-                    driver::skbs().release_front();
-                }
+                // Frames a previous, abandoned run left behind are not this
+                // run's: in the ring, in socket buffers, in the UDP socket.
+                // The ring first: once it is empty no interrupt can fill a
+                // socket buffer again before this run's frames (a full
+                // pool only makes the discarding count them as refused).
+                driver::discard_leftovers();
+                skbs.clear();
+                let socket = sockets.get_mut::<udp::Socket>(handle);
+                while socket.recv().is_ok() {}
                 dev_stats = device::Stats::default();
                 injected_seen = None;
                 last_progress = cpu::rdtsc();
@@ -101,8 +107,8 @@ pub fn receive_forever() -> ! {
                 let now = cpu::rdtsc();
                 let since = *injected_seen.get_or_insert(now);
                 let idle_for = now - last_progress.max(since);
-                let drained = driver::skbs().is_empty() && !driver::has_pending_completions();
-                let done = app.accounted(ctl, &dev_stats) && drained;
+                let drained = skbs.is_empty() && !driver::has_pending_completions();
+                let done = app.accounted(ctl, &dev_stats, skbs.is_empty()) && drained;
                 // Give up waiting for frames only when nothing is left in
                 // flight, or when nothing moved for much longer.
                 let quiet = idle_for > node::ms_to_ticks(QUIET_MS) && drained;
@@ -116,7 +122,7 @@ pub fn receive_forever() -> ! {
 
         let before = app.seen() + dev_stats.to_stack;
         {
-            let mut dev = SkbDevice::new(driver::skbs(), &mut app, &mut dev_stats);
+            let mut dev = SkbDevice::new(&mut skbs, &mut app, &mut dev_stats);
             iface.poll(now(), &mut dev, &mut sockets);
         }
         let socket = sockets.get_mut::<udp::Socket>(handle);
@@ -134,7 +140,7 @@ pub fn receive_forever() -> ! {
         // with interrupts off, so a frame arriving between the check and
         // the halt still wakes us (`sti; hlt`).
         x86_64::instructions::interrupts::disable();
-        if driver::skbs().is_empty() {
+        if skbs.is_empty() {
             x86_64::instructions::interrupts::enable_and_hlt();
         } else {
             x86_64::instructions::interrupts::enable();

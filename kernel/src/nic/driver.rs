@@ -7,15 +7,20 @@
 //! Interrupt handler: clear the posted-interrupt flag, read ICR (ack),
 //! clean completed descriptors, copy each frame into a socket buffer, give
 //! the descriptors back (RDT). The stack consumes socket buffers outside
-//! the interrupt (`crate::net`).
+//! the interrupt (`crate::net`), through the pool's only `Consumer`
+//! (`mint_skb`: a buffer cannot be lent to both sides at once).
+//!
+//! A lost IPI must not silence the NIC: the timer tick (`on_tick`) polls
+//! the ring itself when the posted flag stayed set too long with no
+//! interrupt, and counts a recovery.
 
 use alloc::boxed::Box;
-use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
-use mint_abi::debug_nic::{DropReason, NIC_VECTOR};
+use mint_abi::debug_nic::{DebugNic, DropReason, LOST_IPI_TICKS, NIC_VECTOR};
 use mint_e1000::{Contiguous, RxRing};
+use mint_skb::{Consumer, Producer};
 
 use super::shared_backend::{self, AtomicRing, DmaWindow, SharedRegisters};
 use crate::arch::interrupts::{self, InterruptFrame};
@@ -29,99 +34,31 @@ pub const SKB_SLOTS: usize = 512;
 /// Raw samples kept per metric and run.
 pub const MAX_SAMPLES: usize = 1 << 20;
 
-/// A fixed pool of socket buffers: single producer (the interrupt handler)
-/// and single consumer (the node's main loop) on the same core.
-pub struct SkbPool {
-    /// `SKB_SLOTS * BUFFER_SIZE` bytes, leaked at creation: only raw
-    /// pointers into it exist, one slot per owner.
-    base: *mut u8,
-    lens: Vec<AtomicU32>,
-    head: AtomicU32,
-    tail: AtomicU32,
-}
-
-// SAFETY: one producer (interrupt context) writes only slot `tail` before
-// publishing it with a release store of `tail`; one consumer reads only
-// published slots `head..tail` and frees them by advancing `head`. Both run
-// on this node's single core.
-unsafe impl Sync for SkbPool {}
-
-/// The driver's side of the pool: frames go from the DMA buffer straight
-/// into a socket buffer (one copy).
-struct SkbProducer<'a>(&'a SkbPool);
+/// The driver's side of the socket buffers: frames go from the DMA buffer
+/// straight into a socket buffer (one copy).
+struct SkbProducer<'a>(&'a mut Producer);
 
 impl mint_e1000::RxSink for SkbProducer<'_> {
     fn buffer(&mut self, len: usize) -> Option<&mut [u8]> {
-        self.0.free_slot().and_then(|b| b.get_mut(..len))
+        self.0.buffer().and_then(|b| b.get_mut(..len))
     }
 
     fn commit(&mut self, len: usize) {
-        self.0.publish(len);
+        self.0.commit(len);
     }
 }
 
-// Buffers are handed out as `&mut` from `&self` by design: the pool's memory
-// is reached only through `base`, and each slot has exactly one owner at a
-// time (the producer while free, the consumer while published).
-#[allow(clippy::mut_from_ref)]
-impl SkbPool {
-    fn new() -> SkbPool {
-        SkbPool {
-            base: vec![0u8; SKB_SLOTS * BUFFER_SIZE].leak().as_mut_ptr(),
-            lens: (0..SKB_SLOTS).map(|_| AtomicU32::new(0)).collect(),
-            head: AtomicU32::new(0),
-            tail: AtomicU32::new(0),
-        }
+/// A sink that takes frames and keeps none: the leftovers of an abandoned
+/// run are cleaned from the ring into a free socket buffer that is never
+/// published.
+struct Discard<'a>(&'a mut Producer);
+
+impl mint_e1000::RxSink for Discard<'_> {
+    fn buffer(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.0.buffer().and_then(|b| b.get_mut(..len))
     }
 
-    /// Producer: the next free buffer, if any (published by `publish`).
-    fn free_slot(&self) -> Option<&mut [u8]> {
-        let tail = self.tail.load(Ordering::Relaxed);
-        let head = self.head.load(Ordering::Acquire);
-        if tail.wrapping_sub(head) as usize >= SKB_SLOTS {
-            return None;
-        }
-        let slot = tail as usize % SKB_SLOTS;
-        // SAFETY: slot `tail` is free (not in head..tail) and only the
-        // producer (the interrupt handler) touches free slots.
-        Some(unsafe {
-            core::slice::from_raw_parts_mut(self.base.add(slot * BUFFER_SIZE), BUFFER_SIZE)
-        })
-    }
-
-    /// Producer: the free buffer now holds a `len`-byte frame.
-    fn publish(&self, len: usize) {
-        let tail = self.tail.load(Ordering::Relaxed);
-        self.lens[tail as usize % SKB_SLOTS].store(len as u32, Ordering::Relaxed);
-        self.tail.store(tail.wrapping_add(1), Ordering::Release);
-    }
-
-    /// Consumer: the oldest published buffer, if any (stays owned by the
-    /// consumer until `release_front`).
-    pub fn front(&self) -> Option<&mut [u8]> {
-        let head = self.head.load(Ordering::Relaxed);
-        if head == self.tail.load(Ordering::Acquire) {
-            return None;
-        }
-        let slot = head as usize % SKB_SLOTS;
-        let len = (self.lens[slot].load(Ordering::Relaxed) as usize).min(BUFFER_SIZE);
-        // SAFETY: slot `head` is published (head != tail) and only the
-        // consumer touches published slots until it advances `head`; the
-        // consumer (one main loop) holds at most one front at a time.
-        Some(unsafe { core::slice::from_raw_parts_mut(self.base.add(slot * BUFFER_SIZE), len) })
-    }
-
-    /// Consumer: frees the front buffer.
-    pub fn release_front(&self) {
-        let head = self.head.load(Ordering::Relaxed);
-        if head != self.tail.load(Ordering::Acquire) {
-            self.head.store(head.wrapping_add(1), Ordering::Release);
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.head.load(Ordering::Acquire) == self.tail.load(Ordering::Acquire)
-    }
+    fn commit(&mut self, _len: usize) {}
 }
 
 /// Raw per-interrupt measurements of the current run.
@@ -133,30 +70,52 @@ pub struct IrqSamples {
     last_entry: u64,
 }
 
-/// Everything the interrupt handler owns.
+/// What the timer tick knows about a posted flag it found set.
+#[derive(Clone, Copy)]
+struct Watch {
+    /// `Driver::taken` when the flag was first seen set.
+    taken: u64,
+    /// Ticks since, the flag set at each and no interrupt taken.
+    ticks: u32,
+}
+
+/// Everything the interrupt handlers (the NIC's and the timer tick's
+/// fallback) own.
 struct Driver {
     regs: SharedRegisters,
     ring: AtomicRing,
     dma: DmaWindow,
     rx: RxRing<Contiguous>,
+    skbs: Producer,
     samples: IrqSamples,
+    /// NIC interrupts taken since attach (never reset).
+    taken: u64,
+    watch: Option<Watch>,
 }
 
+/// Set once by `attach` to a leaked Box, never freed.
 static DRIVER: AtomicPtr<Driver> = AtomicPtr::new(core::ptr::null_mut());
-static SKBS: AtomicPtr<SkbPool> = AtomicPtr::new(core::ptr::null_mut());
 
-/// The socket buffers the stack consumes (after `attach`).
-pub fn skbs() -> &'static SkbPool {
-    let p = SKBS.load(Ordering::Acquire);
-    assert!(!p.is_null(), "e1000 driver not attached");
-    // SAFETY: set once from a leaked Box in `attach`, never freed.
-    unsafe { &*p }
+/// The driver, for an interrupt handler.
+///
+/// # Safety
+/// Only from interrupt context (the NIC handler or the timer tick), or with
+/// interrupts off: those are the only users, and on this single core they
+/// never overlap (interrupt gates clear IF, so handlers do not nest, and
+/// the main loop's users disable interrupts). No two results may live at
+/// once.
+unsafe fn driver<'a>() -> Option<&'a mut Driver> {
+    let p = DRIVER.load(Ordering::Acquire);
+    // SAFETY: non-null only once `attach` stored a leaked Box, which lives
+    // for good; the caller guarantees that this is the only reference.
+    (!p.is_null()).then(|| unsafe { &mut *p })
 }
 
 /// Attaches the driver in debug mode: places the RX ring and buffers at the
 /// start of the DMA window, programs the register page and binds the
-/// interrupt handler to `NIC_VECTOR`.
-pub fn attach(shared_phys: u64, shared_size: u64) -> Result<(), alloc::string::String> {
+/// interrupt handler to `NIC_VECTOR`. Returns the stack's end of the socket
+/// buffers (the only one there is).
+pub fn attach(shared_phys: u64, shared_size: u64) -> Result<Consumer, alloc::string::String> {
     let dma = DmaWindow::new(shared_phys, shared_size);
     // The ring first, its buffers from the next page on: the layout
     // `dma_bytes_needed` (the host's check) describes.
@@ -178,18 +137,21 @@ pub fn attach(shared_phys: u64, shared_size: u64) -> Result<(), alloc::string::S
     };
     let rx = RxRing::init(&regs, &ring, dma.phys, buffers, BUFFER_SIZE)
         .map_err(|e| alloc::format!("e1000 init: {e:?}"))?;
+    let (producer, consumer) = mint_skb::pool(SKB_SLOTS, BUFFER_SIZE);
     let driver = Box::new(Driver {
         regs,
         ring,
         dma,
         rx,
+        skbs: producer,
         samples: IrqSamples {
             intervals: Vec::new(),
             ipi_latency: Vec::new(),
             last_entry: 0,
         },
+        taken: 0,
+        watch: None,
     });
-    SKBS.store(Box::into_raw(Box::new(SkbPool::new())), Ordering::Release);
     DRIVER.store(Box::into_raw(driver), Ordering::Release);
     interrupts::register(NIC_VECTOR, on_interrupt);
     let me = crate::node::me();
@@ -197,18 +159,16 @@ pub fn attach(shared_phys: u64, shared_size: u64) -> Result<(), alloc::string::S
         .debug_nic
         .driver_ready
         .store(u32::from(me.0) + 1, Ordering::Release);
-    Ok(())
+    Ok(consumer)
 }
 
 /// Runs `f` on the handler's samples with interrupts off (the handler
 /// appends to them).
 pub fn with_samples<R>(f: impl FnOnce(&mut IrqSamples) -> R) -> R {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        let p = DRIVER.load(Ordering::Acquire);
-        assert!(!p.is_null(), "e1000 driver not attached");
-        // SAFETY: interrupts are off, so the handler (the only other user)
-        // cannot run; the Box lives forever.
-        f(unsafe { &mut (*p).samples })
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let d = unsafe { driver() }.expect("e1000 driver not attached");
+        f(&mut d.samples)
     })
 }
 
@@ -218,14 +178,12 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
     // Clear the posted flag before reading causes: anything raised after
     // this point sends a new IPI (see mint_abi::debug_nic).
     nic.irq_pending.0.swap(0, Ordering::AcqRel);
-    let p = DRIVER.load(Ordering::Acquire);
-    if p.is_null() {
+    // SAFETY: interrupt context (see `driver`).
+    let Some(d) = (unsafe { driver() }) else {
         apic::end_of_interrupt();
         return;
-    }
-    // SAFETY: the handler is the only user of the Driver while interrupts
-    // are on (other users disable interrupts); it is not reentrant.
-    let d = unsafe { &mut *p };
+    };
+    d.taken = d.taken.wrapping_add(1);
     let run = &nic.run;
     run.interrupts.fetch_add(1, Ordering::Relaxed);
     if d.samples.last_entry != 0 && d.samples.intervals.len() < d.samples.intervals.capacity() {
@@ -241,6 +199,14 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
     } else if sent != 0 && d.samples.ipi_latency.len() < d.samples.ipi_latency.capacity() {
         d.samples.ipi_latency.push(entry - sent);
     }
+    service(d, nic);
+    apic::end_of_interrupt();
+}
+
+/// What the NIC's interrupt does after its bookkeeping: acknowledge the
+/// causes, clean the ring into socket buffers, count what was refused.
+fn service(d: &mut Driver, nic: &DebugNic) {
+    let run = &nic.run;
     let _causes = d.rx.ack(&d.regs);
     let before = *d.rx.counters();
     let result = d.rx.poll_into(
@@ -248,7 +214,7 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
         &d.ring,
         &d.dma,
         usize::MAX,
-        &mut SkbProducer(skbs()),
+        &mut SkbProducer(&mut d.skbs),
     );
     let after = d.rx.counters();
     let refused = after.refused() - before.refused();
@@ -264,7 +230,64 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
         nic.irq_pending.0.store(1, Ordering::Release);
         apic::send_ipi(apic::id(), NIC_VECTOR);
     }
-    apic::end_of_interrupt();
+}
+
+/// The bounded poll fallback, from this node's timer tick (interrupt
+/// context): when the posted flag has been set at [`LOST_IPI_TICKS`]
+/// consecutive ticks with no NIC interrupt taken in between, the IPI it
+/// announced is taken as lost: clear the flag (so the device sends the
+/// next one), service the ring as the interrupt would, count a recovery.
+/// One lost IPI then silences the NIC for 20-30 ms, not for good.
+pub fn on_tick() {
+    // SAFETY: called from the timer's interrupt handler (see `driver`).
+    let Some(d) = (unsafe { driver() }) else {
+        return;
+    };
+    let nic = &shared::region().debug_nic;
+    if nic.irq_pending.0.load(Ordering::Acquire) == 0 {
+        d.watch = None;
+        return;
+    }
+    match d.watch {
+        Some(w) if w.taken == d.taken => {
+            let ticks = w.ticks + 1;
+            if ticks < LOST_IPI_TICKS {
+                d.watch = Some(Watch { ticks, ..w });
+                return;
+            }
+            d.watch = None;
+            nic.irq_pending.0.swap(0, Ordering::AcqRel);
+            nic.run.recoveries.fetch_add(1, Ordering::Relaxed);
+            service(d, nic);
+        }
+        _ => {
+            d.watch = Some(Watch {
+                taken: d.taken,
+                ticks: 0,
+            })
+        }
+    }
+}
+
+/// Cleans whatever completed descriptors an abandoned run left in the ring,
+/// keeping none of the frames (they are not the next run's); returns how
+/// many. Called by the main loop when a run is configured.
+pub fn discard_leftovers() -> usize {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let Some(d) = (unsafe { driver() }) else {
+            return 0;
+        };
+        let r = d.rx.poll_into(
+            &d.regs,
+            &d.ring,
+            &d.dma,
+            usize::MAX,
+            &mut Discard(&mut d.skbs),
+        );
+        d.watch = None;
+        r.cleaned
+    })
 }
 
 /// Resets the per-run interrupt samples and makes room for `frames` of
@@ -284,13 +307,10 @@ pub fn reset_samples(frames: usize) -> Result<(), alloc::collections::TryReserve
 /// cleaned yet (its interrupt is on the way).
 pub fn has_pending_completions() -> bool {
     x86_64::instructions::interrupts::without_interrupts(|| {
-        let p = DRIVER.load(Ordering::Acquire);
-        if p.is_null() {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let Some(d) = (unsafe { driver() }) else {
             return false;
-        }
-        // SAFETY: interrupts are off, so the handler cannot run; the Box
-        // lives forever.
-        let d = unsafe { &*p };
+        };
         let next = d.rx.next_to_clean();
         mint_e1000::DescriptorRing::load(&d.ring, next)
             .status

@@ -44,9 +44,12 @@ impl RegisterAccess for MmioRegisters {
 /// Allocates `bytes` of zeroed, `align`-aligned memory for the NIC to reach
 /// by DMA, for good; returns (virtual, physical) addresses.
 pub fn dma_alloc(bytes: usize, align: usize) -> Option<(u64, u64)> {
-    let layout = Layout::from_size_align(bytes, align).ok()?;
-    // SAFETY: a non-zero-size layout; the memory is never freed (the NIC may
-    // write to it at any time).
+    let layout = Layout::from_size_align(bytes, align)
+        .ok()
+        .filter(|l| l.size() > 0)?;
+    // SAFETY: the layout's size is not zero (filtered above), as
+    // `alloc_zeroed` requires; the memory is never freed (the NIC may write
+    // to it at any time).
     let p = unsafe { alloc_zeroed(layout) };
     (!p.is_null()).then(|| (p as u64, layout::virt_to_phys(p as u64)))
 }

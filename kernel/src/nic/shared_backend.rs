@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use mint_abi::debug_nic::{NicRegisters, dma_window_offset};
 use mint_abi::shared::SHARED_VIRT;
 use mint_e1000::{DescriptorRing, DmaError, DmaMemory, RegisterFile, RegisterSlots, RxDescriptor};
+use mint_volatile::VolatileSlice;
 
 /// The register page in the shared region, with the e1000 register
 /// semantics of `mint_e1000::RegisterFile` (ICR read-to-clear, IMS/IMC...).
@@ -26,53 +27,62 @@ pub fn registers() -> SharedRegisters {
 }
 
 /// The DMA window: `[phys, phys + len)` of the shared region, mapped at
-/// `SHARED_VIRT + (phys - shared_phys)`.
+/// `SHARED_VIRT + dma_window_offset()`. Frames are copied in and out only
+/// through its [`VolatileSlice`] (the peer writes these bytes whenever it
+/// likes); the descriptor ring inside it only through [`AtomicRing`].
 #[derive(Clone, Copy)]
 pub struct DmaWindow {
-    shared_phys: u64,
     pub phys: u64,
     pub len: u64,
+    bytes: VolatileSlice<'static>,
 }
 
 impl DmaWindow {
     /// The window of a shared region at `shared_phys` of `shared_size` bytes.
     pub fn new(shared_phys: u64, shared_size: u64) -> DmaWindow {
         let off = dma_window_offset();
+        let len = shared_size.saturating_sub(off);
+        // SAFETY: every node maps the whole shared region read-write at
+        // SHARED_VIRT for its whole life (`shared_size` is the size node 0
+        // mapped), and the window, from `dma_window_offset` to the region's
+        // end, lies above every structure of the fixed layout: no Rust
+        // reference to its bytes as plain data exists, only this slice's
+        // volatile accesses and the atomics `AtomicRing` lays over the
+        // descriptor ring.
+        let bytes = unsafe { VolatileSlice::new((SHARED_VIRT + off) as *mut u8, len as usize) };
         DmaWindow {
-            shared_phys,
             phys: shared_phys + off,
-            len: shared_size.saturating_sub(off),
+            len,
+            bytes,
         }
     }
 
-    /// The virtual address of `[addr, addr+len)` if it lies in the window.
-    fn translate(&self, addr: u64, len: usize) -> Result<*mut u8, DmaError> {
-        let end = addr.checked_add(len as u64);
-        match end {
-            Some(end) if addr >= self.phys && end <= self.phys + self.len => {
-                Ok((SHARED_VIRT + (addr - self.shared_phys)) as *mut u8)
-            }
-            _ => Err(DmaError { addr, len }),
-        }
+    /// `[addr, addr+len)` as a part of the window, if it lies in it.
+    fn part(&self, addr: u64, len: usize) -> Result<VolatileSlice<'static>, DmaError> {
+        let err = DmaError { addr, len };
+        let off = addr
+            .checked_sub(self.phys)
+            .and_then(|o| usize::try_from(o).ok())
+            .ok_or(err)?;
+        self.bytes.subslice(off, len).map_err(|_| err)
     }
 }
 
 impl DmaMemory for DmaWindow {
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
-        let dst = self.translate(addr, data.len())?;
-        // SAFETY: `translate` checked the range lies in the DMA window, which
-        // every node maps read-write at SHARED_VIRT; the window holds plain
-        // bytes, so a racing peer can only make the bytes wrong (which the
-        // payload checks catch), never violate Rust's invariants of ours.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
-        Ok(())
+        self.part(addr, data.len())?
+            .copy_from(0, data)
+            .map_err(|_| DmaError {
+                addr,
+                len: data.len(),
+            })
     }
 
     fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), DmaError> {
-        let src = self.translate(addr, out.len())?;
-        // SAFETY: as in `write`.
-        unsafe { core::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), out.len()) };
-        Ok(())
+        let len = out.len();
+        self.part(addr, len)?
+            .copy_to(0, out)
+            .map_err(|_| DmaError { addr, len })
     }
 }
 
@@ -88,10 +98,12 @@ pub struct AtomicRing {
 impl AtomicRing {
     /// # Safety
     /// `ptr` must point to `count` descriptors (16 bytes each, 16-byte
-    /// aligned) of mapped memory that stays a descriptor ring for good.
+    /// aligned) of mapped memory that stays mapped for good and is reached
+    /// by this node only through atomic or volatile accesses.
     pub(super) unsafe fn from_raw(ptr: *const u8, count: u16) -> AtomicRing {
-        // SAFETY: guaranteed by the caller; `[AtomicU64; 2]` is valid for any
-        // bits, and a peer (or the NIC) changing them concurrently is what
+        // SAFETY: the caller guarantees the memory and its alignment (8 is
+        // all `AtomicU64` needs); `[AtomicU64; 2]` is valid for any bits,
+        // and a peer (or the NIC) changing them concurrently is what
         // atomics allow.
         let descs = unsafe {
             core::slice::from_raw_parts(ptr as *const [AtomicU64; 2], usize::from(count))
@@ -103,12 +115,16 @@ impl AtomicRing {
     /// window and is 16-byte aligned.
     pub fn in_window(window: &DmaWindow, phys: u64, count: u16) -> Result<AtomicRing, DmaError> {
         let len = usize::from(count) * RxDescriptor::SIZE;
-        let ptr = window.translate(phys, len)?;
+        let ptr = window.part(phys, len)?.as_ptr();
         if !phys.is_multiple_of(16) || count == 0 {
             return Err(DmaError { addr: phys, len });
         }
-        // SAFETY: the range is inside the mapped DMA window (checked above)
-        // and 16-byte aligned; the window is the driver's for good.
+        // SAFETY: the range lies inside the DMA window (checked by `part`),
+        // which stays mapped for good; the window starts 64 KiB aligned, so
+        // a 16-byte aligned physical address is a 16-byte aligned virtual
+        // one. The peer may write the same words at any time (atomics), or
+        // aim a frame copy at them (volatile, which the driver's validation
+        // of what it loads copes with).
         Ok(unsafe { AtomicRing::from_raw(ptr, count) })
     }
 }

@@ -4,9 +4,16 @@
 //! interrupt generator: frames built once per run, stamped per packet,
 //! injected at TSC deadlines, each followed by a posted-style IPI.
 //!
-//! With `corrupt_every = N`, every Nth frame gets a corrupted descriptor
-//! write-back (zero length, oversize, no EOP, error bits in turn): fault
-//! injection for the driver, which must count and survive each.
+//! Fault injection ([`Faults`]): with `corrupt_every = N`, every Nth frame
+//! gets a corrupted descriptor write-back (zero length, oversize, no EOP,
+//! error bits in turn), which the driver must count and survive; with
+//! `forget_ipi_every = N`, every Nth IPI is "lost" (the posted flag is set,
+//! the IPI never sent), which the target's timer-tick fallback must
+//! recover; with `stale_every = N`, every Nth frame carries the previous
+//! run's id, which the target must count as `stale_run`, never deliver.
+//!
+//! Every wait on the target has an absolute TSC deadline and, when it
+//! expires, says what it waited for.
 //!
 //! Send processing time per packet is the TSC around exactly the
 //! mechanism's work: stamp, copy into the RX buffer, descriptor write-back,
@@ -31,6 +38,21 @@ use crate::shared;
 /// last injection without making any progress.
 const ARM_TIMEOUT_MS: u64 = 3_000;
 const SETTLE_TIMEOUT_MS: u64 = mint_abi::debug_nic::RUN_STUCK_MS + 2_000;
+/// However much progress it makes, the target has this long after the last
+/// injection to complete the run: at most its ring, its socket buffers and
+/// its UDP socket (under a thousand frames) are left to account for.
+const SETTLE_DEADLINE_MS: u64 = 60_000;
+
+/// Fault injection for one run; 0 = off for each.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Faults {
+    /// Every Nth descriptor write-back corrupted.
+    pub corrupt_every: u32,
+    /// Every Nth IPI not sent although the posted flag was set (lost).
+    pub forget_ipi_every: u32,
+    /// Every Nth frame stamped with the previous run's id.
+    pub stale_every: u32,
+}
 
 /// What one run measured on the support node.
 pub struct RunResult {
@@ -45,6 +67,8 @@ pub struct RunResult {
     /// TSC ticks from the first deadline to the end of the last send.
     pub inject_span: u64,
     pub completed: bool,
+    /// Why the support node stopped waiting for Complete, if it did.
+    pub incomplete: Option<String>,
 }
 
 /// Runs one generator run against the driver on `target`.
@@ -52,7 +76,7 @@ pub fn run(
     cfg: &GenConfig,
     target: NodeId,
     dump_samples: bool,
-    corrupt_every: u32,
+    faults: Faults,
     shared_phys: u64,
     shared_size: u64,
 ) -> Result<RunResult, String> {
@@ -99,6 +123,11 @@ pub fn run(
         .store(u32::from(dump_samples), Ordering::Relaxed);
     let run_id = ctl.run_id.load(Ordering::Relaxed).wrapping_add(1);
     ctl.run_id.store(run_id, Ordering::Relaxed);
+    // A run abandoned with the posted flag set (its IPI lost, or the target
+    // gone before its handler ran) would keep this run from sending any
+    // IPI: start from a clear flag and no IPI stamp.
+    nic.irq_pending.0.store(0, Ordering::Release);
+    nic.ipi_sent_tsc.0.store(0, Ordering::Release);
     ctl.set_phase(RunPhase::Configured);
     let answered = || matches!(ctl.phase(), Some(RunPhase::Armed | RunPhase::Refused));
     if !wait_for(answered, ARM_TIMEOUT_MS) {
@@ -126,12 +155,24 @@ pub fn run(
         FrameTemplate::from_config(cfg, &Endpoints::default())
             .map_err(|e| alloc::format!("gen: {e}"))?,
     );
+    // Every frame carries the run's id (its low byte); stale frames the
+    // previous run's.
+    let run_tag = run_id as u8;
+    template.set_run(run_tag);
     let mut model = DeviceModel::new();
     let tsc_hz = u128::from(node::tsc_hz());
     let target_apic = node::apic_of(target);
-    // Returns the TSC ticks spent sending an IPI (0 if none was needed).
-    let raise = || {
+    // IPIs due (posted flag 0 -> 1 edges), for forgetting every Nth.
+    let mut edges: u32 = 0;
+    // Returns the TSC ticks spent sending an IPI (0 if none was needed, or
+    // it was "lost").
+    let mut raise = || {
         if nic.irq_pending.0.swap(1, Ordering::AcqRel) == 0 {
+            edges = edges.wrapping_add(1);
+            if faults.forget_ipi_every > 0 && edges.is_multiple_of(faults.forget_ipi_every) {
+                ctl.ipis_forgotten.fetch_add(1, Ordering::Relaxed);
+                return 0;
+            }
             let t = cpu::rdtsc();
             nic.ipi_sent_tsc.0.store(t, Ordering::Release);
             apic::send_ipi(target_apic, NIC_VECTOR);
@@ -150,13 +191,18 @@ pub fn run(
             core::hint::spin_loop();
         }
         let t0 = cpu::rdtsc();
-        let frame = template.stamp_own(seq as u32, t0);
+        let nth = |every: u32| every > 0 && (seq as u32 + 1).is_multiple_of(every);
+        let frame = if nth(faults.stale_every) {
+            template.stamp_own_as(run_tag.wrapping_sub(1), seq as u32, t0)
+        } else {
+            template.stamp_own(seq as u32, t0)
+        };
         // Fault injection: every Nth write-back is corrupted, cycling through
         // the kinds a driver must refuse.
-        let fault =
-            (corrupt_every > 0 && (seq as u32 + 1).is_multiple_of(corrupt_every)).then(|| {
-                WritebackFault::ALL[(seq / corrupt_every as usize) % WritebackFault::ALL.len()]
-            });
+        let corrupt_every = faults.corrupt_every;
+        let fault = nth(corrupt_every).then(|| {
+            WritebackFault::ALL[(seq / corrupt_every as usize) % WritebackFault::ALL.len()]
+        });
         let ipi_ticks = match model.receive_with_fault(&regs, &ring, &dma, frame, fault) {
             Ok(r) if r.raise_interrupt => raise(),
             Ok(_) => 0,
@@ -179,38 +225,89 @@ pub fn run(
     ctl.set_phase(RunPhase::Injected);
 
     // The target accounts for every frame, or stops waiting on its own; as
-    // long as it makes progress, it is not stuck.
-    let completed = wait_while_progressing(
+    // long as it makes progress, it is not stuck, up to an absolute
+    // deadline.
+    let incomplete = wait_while_progressing(
         || ctl.phase() == Some(RunPhase::Complete),
         || ctl.progress.load(Ordering::Acquire),
         SETTLE_TIMEOUT_MS,
-    );
+        SETTLE_DEADLINE_MS,
+    )
+    .err()
+    .map(|stall| {
+        alloc::format!(
+            "gen: stopped waiting for {target} to complete run {run_id} (phase Complete, after the last injection): {stall}"
+        )
+    });
     Ok(RunResult {
         run_id,
         send_ticks,
         ipi_request_ticks,
         inject_tsc,
         inject_span: last_end - start,
-        completed,
+        completed: incomplete.is_none(),
+        incomplete,
     })
 }
 
-/// Waits until `done`, giving up after `ms` without any change in
-/// `progress`.
-fn wait_while_progressing(done: impl Fn() -> bool, progress: impl Fn() -> u64, ms: u64) -> bool {
+/// Why [`wait_while_progressing`] gave up.
+enum Stall {
+    /// The progress counter stood still for `ms`.
+    NoProgress { ms: u64, progress: u64 },
+    /// It kept moving, but the absolute deadline `ms` after the start passed.
+    Deadline { ms: u64, progress: u64 },
+}
+
+impl core::fmt::Display for Stall {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Stall::NoProgress { ms, progress } => write!(
+                f,
+                "its progress counter stayed at {progress} frames for {ms} ms"
+            ),
+            Stall::Deadline { ms, progress } => write!(
+                f,
+                "its progress counter still moved (at {progress} frames), but the absolute deadline of {ms} ms passed"
+            ),
+        }
+    }
+}
+
+/// Waits until `done`, giving up after `idle_ms` without any change in
+/// `progress`, and at the latest `max_ms` after the call (an absolute TSC
+/// deadline: a target that keeps counting but never finishes cannot hold
+/// the support node for ever).
+fn wait_while_progressing(
+    done: impl Fn() -> bool,
+    progress: impl Fn() -> u64,
+    idle_ms: u64,
+    max_ms: u64,
+) -> Result<(), Stall> {
+    let start = cpu::rdtsc();
+    let absolute = start + node::ms_to_ticks(max_ms);
     let mut last = progress();
-    let mut deadline = cpu::rdtsc() + node::ms_to_ticks(ms);
+    let mut idle_deadline = start + node::ms_to_ticks(idle_ms);
     while !done() {
-        let now = progress();
-        if now != last {
-            last = now;
-            deadline = cpu::rdtsc() + node::ms_to_ticks(ms);
-        } else if cpu::rdtsc() > deadline {
-            return false;
+        let now_progress = progress();
+        let now = cpu::rdtsc();
+        if now_progress != last {
+            last = now_progress;
+            idle_deadline = now + node::ms_to_ticks(idle_ms);
+        } else if now > idle_deadline {
+            return Err(Stall::NoProgress {
+                ms: idle_ms,
+                progress: last,
+            });
+        }
+        if now > absolute {
+            return Err(Stall::Deadline {
+                ms: max_ms,
+                progress: last,
+            });
         }
         core::hint::spin_loop();
     }
-    true
+    Ok(())
 }
 
 /// Waits until `cond`, at most `ms`.

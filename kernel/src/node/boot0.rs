@@ -46,8 +46,9 @@ pub struct MachineRecord {
     pub nic_target: Option<NodeId>,
     /// The run `mint gen` asked for.
     pub gen_run: Option<mint_traffic::GenConfig>,
-    /// Corrupt every Nth descriptor write-back of that run (0 = never).
-    pub corrupt_every: u32,
+    /// Fault injection for that run (`mint.corrupt=`, `mint.forget_ipi=`,
+    /// `mint.stale=`).
+    pub gen_faults: crate::nic::support::Faults,
     /// The other nodes, prepared and waiting for their INIT-SIPI-SIPI.
     starts: Vec<NodeStart>,
 }
@@ -128,15 +129,23 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
     };
     let (nic_target, gen_run) =
         parse_debug_nic(&boot.cmdline, n, mode).unwrap_or_else(|e| refuse(&e));
-    let corrupt_every = match boot
+    // Fault injection of generator runs: `mint.corrupt=N` (descriptor
+    // write-backs), `mint.forget_ipi=N` (lost IPIs), `mint.stale=N` (frames
+    // of another run).
+    let knob = |key: &str| match boot
         .cmdline
         .split_whitespace()
-        .find_map(|w| w.strip_prefix("mint.corrupt="))
+        .find_map(|w| w.strip_prefix(key))
     {
         Some(v) => v
             .parse::<u32>()
-            .unwrap_or_else(|_| refuse(&alloc::format!("mint.corrupt={v}: not a number"))),
+            .unwrap_or_else(|_| refuse(&alloc::format!("{key}{v}: not a number"))),
         None => 0,
+    };
+    let gen_faults = crate::nic::support::Faults {
+        corrupt_every: knob("mint.corrupt="),
+        forget_ipi_every: knob("mint.forget_ipi="),
+        stale_every: knob("mint.stale="),
     };
     let faults = parse_faults(&boot.cmdline, n).unwrap_or_else(|e| refuse(&e));
 
@@ -253,7 +262,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         x2apic: cpu::has_x2apic(),
         nic_target,
         gen_run,
-        corrupt_every,
+        gen_faults,
         starts,
     });
     super::start_node(NodeId(0), n as u8, window0)
@@ -282,7 +291,7 @@ pub fn run_machine() -> ! {
             let rec = record();
             match (rec.gen_run.as_ref(), rec.nic_target) {
                 (Some(cfg), Some(target)) => {
-                    if let Err(e) = super::generator::run(cfg, target, rec.corrupt_every, true) {
+                    if let Err(e) = super::generator::run(cfg, target, rec.gen_faults, true) {
                         println!("MINT-ERROR {e}");
                     }
                 }

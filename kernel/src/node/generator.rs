@@ -10,7 +10,7 @@ use mint_abi::NodeId;
 use mint_abi::debug_nic::DropReason;
 use mint_traffic::{GenConfig, Summary};
 
-use crate::nic::support;
+use crate::nic::support::{self, Faults};
 use crate::{println, shared};
 
 /// Runs one generator run; `machine_readable` prints the JSON record and
@@ -18,7 +18,7 @@ use crate::{println, shared};
 pub fn run(
     cfg: &GenConfig,
     target: NodeId,
-    corrupt_every: u32,
+    faults: Faults,
     machine_readable: bool,
 ) -> Result<bool, String> {
     let (shared_phys, shared_size) = super::shared_window();
@@ -26,7 +26,7 @@ pub fn run(
         cfg,
         target,
         machine_readable,
-        corrupt_every,
+        faults,
         shared_phys,
         shared_size,
     )?;
@@ -35,6 +35,13 @@ pub fn run(
     let delivered = ctl.delivered.load(Ordering::Acquire);
     let corrupted = ctl.drop_count(DropReason::BadChecksum);
     let unaccounted = ctl.unaccounted();
+    let nic = &shared::region().debug_nic;
+    let recoveries = ctl.recoveries.load(Ordering::Acquire);
+    let forgotten = ctl.ipis_forgotten.load(Ordering::Acquire);
+    let apic_errors = nic.apic_errors.total();
+    if let Some(why) = &r.incomplete {
+        println!("{why}");
+    }
     if machine_readable {
         crate::net::dump_samples(r.run_id, "send_time", &r.send_ticks);
         crate::net::dump_samples(r.run_id, "ipi_request", &r.ipi_request_ticks);
@@ -42,7 +49,7 @@ pub fn run(
         let mut s = String::new();
         let _ = write!(
             s,
-            "{{\"run\":{},\"tsc_hz\":{},\"completed\":{},\"config\":{{\"size\":{},\"count\":{},\"interval_ns\":{},\"pattern\":\"{}\",\"kind\":\"{}\",\"seed\":{},\"corrupt_every\":{}}}",
+            "{{\"run\":{},\"tsc_hz\":{},\"completed\":{},\"config\":{{\"size\":{},\"count\":{},\"interval_ns\":{},\"pattern\":\"{}\",\"kind\":\"{}\",\"seed\":{},\"corrupt_every\":{},\"forget_ipi_every\":{},\"stale_every\":{}}}",
             r.run_id,
             super::tsc_hz(),
             r.completed,
@@ -52,8 +59,14 @@ pub fn run(
             cfg.pattern,
             cfg.kind.as_str(),
             cfg.seed,
-            corrupt_every
+            faults.corrupt_every,
+            faults.forget_ipi_every,
+            faults.stale_every,
         );
+        if let Some(why) = &r.incomplete {
+            // The message is ours: no quotes or backslashes to escape.
+            let _ = write!(s, ",\"incomplete\":\"{}\"", why.replace(['"', '\\'], "'"));
+        }
         let _ = write!(
             s,
             ",\"sent\":{sent},\"delivered\":{delivered},\"dropped\":{{"
@@ -69,7 +82,7 @@ pub fn run(
         }
         let _ = write!(
             s,
-            "}},\"unaccounted\":{unaccounted},\"corrupted\":{corrupted},\"out_of_order\":{},\"interrupts\":{},\"ipis_sent\":{},\"first_inject_tsc\":{},\"last_delivery_tsc\":{},\"delivered_bytes\":{},\"inject_span_ticks\":{}}}",
+            "}},\"unaccounted\":{unaccounted},\"corrupted\":{corrupted},\"out_of_order\":{},\"interrupts\":{},\"ipis_sent\":{},\"first_inject_tsc\":{},\"last_delivery_tsc\":{},\"delivered_bytes\":{},\"inject_span_ticks\":{},\"recoveries\":{recoveries},\"ipis_forgotten\":{forgotten},\"apic_errors\":{apic_errors},\"apic_error_status\":[",
             ctl.out_of_order.load(Ordering::Acquire),
             ctl.interrupts.load(Ordering::Acquire),
             ctl.ipis_sent.load(Ordering::Acquire),
@@ -78,6 +91,11 @@ pub fn run(
             ctl.delivered_bytes.load(Ordering::Acquire),
             r.inject_span,
         );
+        for (i, status) in nic.apic_errors.status.iter().enumerate() {
+            let bits = status.load(Ordering::Acquire);
+            let _ = write!(s, "{}{bits}", if i > 0 { "," } else { "" });
+        }
+        s.push_str("]}");
         println!("MINT-GEN {s}");
         // The target prints its raw samples after Complete; the machine must
         // not power off under it. Its UART needs about 100 us per frame.
@@ -102,6 +120,9 @@ pub fn run(
             r.run_id,
             ctl.interrupts.load(Ordering::Acquire),
             ctl.ipis_sent.load(Ordering::Acquire)
+        );
+        println!(
+            "  lost IPIs recovered by the target's timer tick: {recoveries} ({forgotten} IPIs deliberately not sent); APIC errors: {apic_errors}"
         );
         for reason in DropReason::ALL {
             let n = ctl.drop_count(reason);

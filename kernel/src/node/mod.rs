@@ -217,22 +217,24 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
         x86_64::instructions::hlt();
     }
     fault::inject_if_asked(id);
-    let nic = crate::nic::debug_target() == Some(id) && {
+    let skbs = if crate::nic::debug_target() == Some(id) {
         let (phys, size) = shared_window();
         match crate::nic::driver::attach(phys, size) {
-            Ok(()) => {
+            Ok(skbs) => {
                 println!("{id}: e1000 driver attached in debug mode (RX ring in shared memory)");
-                true
+                Some(skbs)
             }
             Err(e) => {
                 println!("{id}: e1000 driver not attached: {e}");
-                false
+                None
             }
         }
+    } else {
+        None
     };
     ping::round();
-    if nic {
-        crate::net::receive_forever()
+    if let Some(skbs) = skbs {
+        crate::net::receive_forever(skbs)
     }
     idle()
 }
@@ -255,10 +257,19 @@ fn on_timer(_frame: &mut InterruptFrame) {
     slot.heartbeat.fetch_add(1, Ordering::Relaxed);
     // ICRs given up as stuck, published where the report reads them.
     slot.incidents[Incident::StuckIcr as usize].store(apic::stuck_icrs(), Ordering::Relaxed);
+    // The e1000 driver's bounded poll fallback (nothing without a driver).
+    crate::nic::driver::on_tick();
     apic::end_of_interrupt();
 }
 
+/// The local APIC reported an error: read (and so clear) its error status
+/// and count it where the run report shows it.
 fn on_apic_error(_frame: &mut InterruptFrame) {
+    let esr = apic::read_error_status();
+    shared::region()
+        .debug_nic
+        .apic_errors
+        .record(me().index(), esr);
     apic::end_of_interrupt();
 }
 

@@ -160,10 +160,13 @@ pub fn print_report() {
         for (j, d) in node.devices.iter().enumerate() {
             let _ = write!(s, "{}\"{d}\"", if j > 0 { "," } else { "" });
         }
+        let apic_errors = &shared::region().debug_nic.apic_errors;
         let _ = write!(
             s,
-            "],\"heartbeats\":{}",
-            slot.heartbeat.load(Ordering::Relaxed)
+            "],\"heartbeats\":{},\"apic_errors\":{},\"apic_error_status\":{}",
+            slot.heartbeat.load(Ordering::Relaxed),
+            apic_errors.count[id.index()].load(Ordering::Relaxed),
+            apic_errors.status[id.index()].load(Ordering::Relaxed)
         );
         let _ = write!(s, ",\"incidents\":{{");
         for (j, k) in Incident::ALL.iter().enumerate() {

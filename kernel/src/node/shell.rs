@@ -20,7 +20,9 @@ const HELP: &str = "commands:
                     gen size=1500 count=5000 interval=2000 pattern=fixed kind=udp seed=1
                     (size 60..16384 bytes, interval in ns, 0 = back to back;
                     pattern fixed|poisson|burst:K; kind udp|raw; corrupt=N
-                    corrupts every Nth descriptor write-back)
+                    corrupts every Nth descriptor write-back, forget_ipi=N
+                    loses every Nth IPI, stale=N stamps every Nth frame
+                    with the previous run's id)
   exit              halt every node and power the machine off";
 
 /// Reads and runs commands until `exit`.
@@ -130,15 +132,22 @@ fn ping(node: Option<&str>, count: Option<&str>) {
 }
 
 fn generate(args: &str) -> Option<()> {
-    // `corrupt=N` is the shell's fault-injection knob; the rest is the run.
-    let mut corrupt_every = 0;
+    // `corrupt=N`, `forget_ipi=N` and `stale=N` are the shell's
+    // fault-injection knobs; the rest is the run.
+    let mut faults = crate::nic::support::Faults::default();
     let mut rest = String::new();
     for word in args.split_whitespace() {
-        match word.strip_prefix("corrupt=") {
-            Some(v) => match v.parse() {
-                Ok(n) => corrupt_every = n,
+        let knob = match word.split_once('=') {
+            Some(("corrupt", v)) => Some((&mut faults.corrupt_every, "corrupt", v)),
+            Some(("forget_ipi", v)) => Some((&mut faults.forget_ipi_every, "forget_ipi", v)),
+            Some(("stale", v)) => Some((&mut faults.stale_every, "stale", v)),
+            _ => None,
+        };
+        match knob {
+            Some((slot, key, v)) => match v.parse() {
+                Ok(n) => *slot = n,
                 Err(_) => {
-                    println!("gen: corrupt={v}: not a number");
+                    println!("gen: {key}={v}: not a number");
                     return None;
                 }
             },
@@ -161,7 +170,7 @@ fn generate(args: &str) -> Option<()> {
         println!("gen: no debug NIC target on this machine (needs at least 2 nodes)");
         return None;
     };
-    match super::generator::run(&cfg, target, corrupt_every, false) {
+    match super::generator::run(&cfg, target, faults, false) {
         Ok(_) => Some(()),
         Err(e) => {
             println!("{e}");
