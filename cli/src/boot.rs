@@ -23,6 +23,11 @@ pub struct BootArgs {
     /// Print the report as JSON on stdout (consoles go to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Testing: every node but node 0 runs this hidden self-test of the
+    /// kernel (`df`: the direction flag on interrupt entry) after the boot;
+    /// each result lands in the report's `selftests`.
+    #[arg(long, hide = true, value_name = "NAME", value_parser = ["df"])]
+    pub selftest: Option<String>,
 }
 
 /// A checked `--fault` request.
@@ -73,6 +78,9 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
     if let Some(f) = fault {
         cmdline.push(format!("mint.fault={}:{}", f.node, f.kind.as_str()));
     }
+    if let Some(t) = &args.selftest {
+        cmdline.push(format!("mint.selftest={t}"));
+    }
     let machine = Machine::start(Options {
         prepared: &prepared,
         plan: &plan,
@@ -85,8 +93,14 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
     })?;
     let mut report: Option<Value> = None;
     let mut refused: Option<String> = None;
+    let mut selftests: Vec<Value> = Vec::new();
     let outcome = machine.finish(timeout, |ev| {
         if let Event::Line { node, text } = ev {
+            if let Some(j) = text.strip_prefix("MINT-SELFTEST ") {
+                selftests.push(serde_json::from_str(j).unwrap_or_else(
+                    |e| json!({"node": node.0, "unreadable": j, "error": e.to_string()}),
+                ));
+            }
             if node.0 != 0 {
                 return;
             }
@@ -122,6 +136,9 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         );
     };
     judge(&mut report, fault);
+    if args.selftest.is_some() {
+        report["selftests"] = json!(selftests);
+    }
     report["accel"] = json!(prepared.accel.as_str());
     report["log_dir"] = json!(log_dir.display().to_string());
     crate::emit(&report, args.json, print_table)

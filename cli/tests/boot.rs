@@ -598,3 +598,36 @@ fn accel_kvm_needs_hardware_virtualization() {
     };
     run.assert_stderr_mentions(&[why, "--accel tcg"]);
 }
+
+// ---- hidden self-tests of the kernel ----
+
+/// The direction flag on interrupt entry: node 1 copies backwards (DF set)
+/// with its timer running. Some ticks must interrupt the copy (or the test
+/// proves nothing), and no tick's handler may run with DF set.
+#[test]
+fn selftest_interrupt_entry_clears_the_direction_flag() {
+    let (run, _logs) = boot(&["--nodes", "2", "--selftest", "df"]);
+    run.assert_exit(0);
+    let report = run.report();
+    assert_eq!(report["ok"], true, "{report:#}");
+    let results = report["selftests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no selftests in the report: {report:#}"));
+    assert_eq!(results.len(), 1, "one result, from node 1: {report:#}");
+    let r = &results[0];
+    assert_eq!(r["test"], "df", "{r:#}");
+    assert_eq!(r["node"], 1, "{r:#}");
+    assert_eq!(
+        r["copy_intact"], true,
+        "the backwards copies went wrong: {r:#}"
+    );
+    assert!(
+        uint(&r["interrupted_df"], "interrupted_df") > 0,
+        "no timer tick landed inside a backwards copy: {r:#}"
+    );
+    assert_eq!(
+        uint(&r["handler_df"], "handler_df"),
+        0,
+        "the timer handler ran with DF set: {r:#}"
+    );
+}

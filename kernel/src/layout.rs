@@ -138,6 +138,8 @@ pub struct NodeBootInfo {
     pub nic_pci: u32,
     /// Its legacy interrupt line (PCI config 0x3C).
     pub nic_irq: u8,
+    /// The hidden self-test to run (`node::selftest::SelfTest` as u8).
+    pub selftest: u8,
 }
 
 pub const BOOT_INFO_MAGIC: u64 = u64::from_le_bytes(*b"MINTBOOT");

@@ -41,6 +41,7 @@ enum Reg {
 /// Interrupt command register fields.
 mod icr {
     pub const FIXED: u32 = 0b000 << 8;
+    pub const NMI: u32 = 0b100 << 8;
     pub const INIT: u32 = 0b101 << 8;
     pub const STARTUP: u32 = 0b110 << 8;
     pub const LEVEL_ASSERT: u32 = 1 << 14;
@@ -137,6 +138,11 @@ fn send_icr(dest: ApicId, low: u32) {
 /// Sends a fixed IPI with `vector` to the core `dest`.
 pub fn send_ipi(dest: ApicId, vector: Vector) {
     send_icr(dest, icr::FIXED | u32::from(vector.0));
+}
+
+/// A non-maskable interrupt to the core `dest` (the vector field is ignored).
+pub fn send_nmi(dest: ApicId) {
+    send_icr(dest, icr::NMI | icr::LEVEL_ASSERT);
 }
 
 /// INIT IPI (asserted): resets `dest` into wait-for-SIPI.

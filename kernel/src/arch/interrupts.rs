@@ -4,7 +4,8 @@
 //! code where the CPU pushes none, push N, jump to `isr_common`). The common
 //! entry saves the general registers and the SSE state (the prebuilt `core`
 //! uses SSE, so an interrupted computation's XMM registers must survive),
-//! calls [`dispatch`] with the saved frame, and returns with `iretq`.
+//! clears the direction flag (the ABI's DF = 0 on function entry), calls
+//! the dispatcher with the saved frame, and returns with `iretq`.
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +25,11 @@ global_asm!(
     .code64
     .global isr_common
 isr_common:
+    # The SysV ABI requires DF = 0 on function entry, and the interrupted
+    # code may be inside `memmove`'s backwards copy (DF = 1): clear it, or
+    # the handler's own string instructions would run backwards. The
+    # interrupted context's DF comes back with its RFLAGS on iretq.
+    cld
     push rax
     push rbx
     push rcx

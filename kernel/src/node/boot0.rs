@@ -139,6 +139,15 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         None => 0,
     };
     let faults = parse_faults(&boot.cmdline, n).unwrap_or_else(|e| refuse(&e));
+    let selftest = match boot
+        .cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("mint.selftest="))
+    {
+        Some(name) => super::selftest::SelfTest::parse(name)
+            .unwrap_or_else(|| refuse(&alloc::format!("mint.selftest={name}: no such self-test"))),
+        None => super::selftest::SelfTest::None,
+    };
 
     // A real e1000 in the plan: find it on the PCI bus; its owner gets its
     // register frame mapped and its location in the boot info.
@@ -188,7 +197,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
             base: base.as_u64(),
             size,
         };
-        let start = prepare_node(&boot_memory, &plan, id, part, shared, nic_of(id))
+        let start = prepare_node(&boot_memory, &plan, id, part, shared, nic_of(id), selftest)
             .unwrap_or_else(|e| refuse(&e));
         starts.push(start);
     }
@@ -336,6 +345,7 @@ fn prepare_node(
     part: PhysRange,
     shared: PhysRange,
     (nic_bar, nic_pci, nic_irq): (u64, u32, u8),
+    selftest: super::selftest::SelfTest,
 ) -> Result<NodeStart, String> {
     let w =
         WindowLayout::new(part.size).ok_or_else(|| alloc::format!("{id}: partition too small"))?;
@@ -352,6 +362,7 @@ fn prepare_node(
         nic_bar,
         nic_pci,
         nic_irq,
+        selftest: selftest as u8,
     };
     let cr3 = memory
         .prepare_node(part, &w, shared, &info)

@@ -14,6 +14,7 @@ pub mod fault;
 pub mod generator;
 pub mod monitor;
 pub mod ping;
+pub mod selftest;
 pub mod shell;
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -51,6 +52,13 @@ pub fn set_shared_window(phys: u64, size: u64) {
     SHARED_PHYS.store(phys, Ordering::Relaxed);
     SHARED_SIZE.store(size, Ordering::Relaxed);
     SHARED_READY.store(true, Ordering::Release);
+}
+
+/// The hidden self-test this node runs after `go` (see `selftest`).
+static SELF_TEST: AtomicU8 = AtomicU8::new(0);
+
+pub fn set_self_test(test: selftest::SelfTest) {
+    SELF_TEST.store(test as u8, Ordering::Relaxed);
 }
 
 /// Whether the shared region is mapped and set up for this node.
@@ -147,6 +155,7 @@ extern "C" fn ap_entry(info: *const NodeBootInfo) -> ! {
     }
     set_shared_window(info.shared_phys, info.shared_size);
     set_real_nic((info.nic_bar, info.nic_pci, info.nic_irq));
+    set_self_test(selftest::SelfTest::from_raw(info.selftest));
     start_node(NodeId(info.node), info.node_count, window)
 }
 
@@ -191,6 +200,9 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
     while shared::header().go.load(Ordering::Acquire) == 0 {
         x86_64::instructions::hlt();
     }
+    selftest::run(selftest::SelfTest::from_raw(
+        SELF_TEST.load(Ordering::Relaxed),
+    ));
     fault::inject_if_asked(id);
     let nic = crate::nic::debug_target() == Some(id) && {
         let (phys, size) = shared_window();
@@ -225,7 +237,8 @@ pub fn idle() -> ! {
     }
 }
 
-fn on_timer(_frame: &mut InterruptFrame) {
+fn on_timer(frame: &mut InterruptFrame) {
+    selftest::on_tick(frame);
     shared::slot(me()).heartbeat.fetch_add(1, Ordering::Relaxed);
     apic::end_of_interrupt();
 }
