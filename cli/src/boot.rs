@@ -17,7 +17,10 @@ pub struct BootArgs {
     #[command(flatten)]
     pub machine: MachineArgs,
     /// Make node NODE inject a fault into itself: page-fault, panic,
-    /// wild-write (into node 0's partition), hang (interrupts off), invalid-opcode.
+    /// wild-write (into node 0's partition), hang (interrupts off),
+    /// invalid-opcode, stack-overflow (into the kernel stack's guard page),
+    /// double-fault (an exception whose delivery faults), nmi-storm (NMIs
+    /// to itself: the first stops the node).
     #[arg(long, value_name = "NODE:KIND")]
     pub fault: Option<String>,
     /// Print the report as JSON on stdout (consoles go to stderr).

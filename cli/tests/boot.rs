@@ -5,6 +5,8 @@
 //!   report's nodes, resources and IPI round-trip figures;
 //! - every `--fault` kind on a 3-node machine: the target crashes with the
 //!   right reason, the other nodes keep running and keep talking;
+//! - hidden kernel self-tests (`--selftest`): the direction flag on
+//!   interrupt entry;
 //! - per-node console logs under `--log-dir`;
 //! - bad plans and bad flags refused with exit 2 before QEMU starts;
 //! - node 0's own check of the plan against the machine QEMU really gives it;
@@ -370,6 +372,30 @@ fn fault_invalid_opcode_is_contained() {
     fault_is_contained("invalid-opcode", &["invalid opcode"]);
 }
 
+/// Unbounded recursion runs into the guard page below the kernel stack;
+/// the page fault is delivered on its own IST stack and named.
+#[test]
+fn fault_stack_overflow_is_contained() {
+    fault_is_contained(
+        "stack-overflow",
+        &["stack overflow", "kernel stack's guard page", "write of"],
+    );
+}
+
+/// An exception whose delivery faults becomes a double fault, handled on
+/// the #DF stack and reported.
+#[test]
+fn fault_double_fault_is_contained() {
+    fault_is_contained("double-fault", &["double fault", "rsp 0x"]);
+}
+
+/// A node that sends itself NMIs stops at the first (mint raises none);
+/// the rest stay blocked behind it.
+#[test]
+fn fault_nmi_storm_is_contained() {
+    fault_is_contained("nmi-storm", &["NMI at rip"]);
+}
+
 #[test]
 fn consoles_are_logged_per_node() {
     let (run, logs) = boot(&["--nodes", "2"]);
@@ -535,7 +561,7 @@ fn refuses_bad_fault_requests() {
             "1:explode",
             &[
                 "unknown kind 'explode'",
-                "page-fault, panic, wild-write, hang, invalid-opcode",
+                "page-fault, panic, wild-write, hang, invalid-opcode, stack-overflow, double-fault, nmi-storm",
             ],
         ),
         ("0:panic", &["--fault '0:panic'", "node 0 runs the monitor"]),

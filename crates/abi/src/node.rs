@@ -82,15 +82,24 @@ pub enum FaultKind {
     /// Spin with interrupts off.
     Hang = 4,
     InvalidOpcode = 5,
+    /// Unbounded recursion until the kernel stack hits its guard page.
+    StackOverflow = 6,
+    /// An exception whose delivery faults (the CPU raises #DF).
+    DoubleFault = 7,
+    /// The node sends itself NMIs in a loop.
+    NmiStorm = 8,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::PageFault,
         FaultKind::Panic,
         FaultKind::WildWrite,
         FaultKind::Hang,
         FaultKind::InvalidOpcode,
+        FaultKind::StackOverflow,
+        FaultKind::DoubleFault,
+        FaultKind::NmiStorm,
     ];
 
     pub fn from_raw(v: u32) -> Option<FaultKind> {
@@ -101,6 +110,9 @@ impl FaultKind {
             3 => FaultKind::WildWrite,
             4 => FaultKind::Hang,
             5 => FaultKind::InvalidOpcode,
+            6 => FaultKind::StackOverflow,
+            7 => FaultKind::DoubleFault,
+            8 => FaultKind::NmiStorm,
             _ => return None,
         })
     }
@@ -113,6 +125,9 @@ impl FaultKind {
             FaultKind::WildWrite => "wild-write",
             FaultKind::Hang => "hang",
             FaultKind::InvalidOpcode => "invalid-opcode",
+            FaultKind::StackOverflow => "stack-overflow",
+            FaultKind::DoubleFault => "double-fault",
+            FaultKind::NmiStorm => "nmi-storm",
         }
     }
 

@@ -137,6 +137,8 @@ const INTERRUPT_GATE_PRESENT: u8 = 0x8E;
 #[repr(C, align(16))]
 struct Idt([IdtEntry; 256]);
 
+/// Written once by [`init`], then mapped read-only (`paging::seal`).
+#[unsafe(link_section = ".data.mint_ro_after_init")]
 static mut IDT: Idt = Idt([IdtEntry {
     offset_low: 0,
     selector: 0,
@@ -168,13 +170,15 @@ pub fn set_exception_handler(handler: Handler) {
 }
 
 /// Fills and loads this node's IDT: every vector gets its stub, each on an
-/// IST stack chosen by kind.
+/// IST stack chosen by kind (see `gdt`). Called once per node, before the
+/// node seals its read-only-after-init pages.
 pub fn init() {
     use x86_64::instructions::segmentation::{CS, Segment};
     let code_selector: u16 = CS::get_reg().0;
-    // SAFETY: called once per node with interrupts off; `isr_table` is the
-    // generated table of 256 stub addresses; IDT is a static that lives as
-    // long as the node, as lidt requires.
+    // SAFETY: called once per node with interrupts off, while the IDT's page
+    // is still writable; `isr_table` is the generated table of 256 stub
+    // addresses; IDT is a static that lives as long as the node, as lidt
+    // requires.
     unsafe {
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
         for (v, entry) in idt.0.iter_mut().enumerate() {
@@ -182,6 +186,8 @@ pub fn init() {
             let ist = match v {
                 2 => gdt::IST_NMI,
                 8 => gdt::IST_DOUBLE_FAULT,
+                14 => gdt::IST_PAGE_FAULT,
+                18 => gdt::IST_MACHINE_CHECK,
                 0..=31 => gdt::IST_EXCEPTION,
                 _ => gdt::IST_INTERRUPT,
             };
@@ -198,6 +204,25 @@ pub fn init() {
         lidt(&DescriptorTablePointer {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,
             base: VirtAddr::from_ptr(idt.0.as_ptr()),
+        });
+    }
+}
+
+/// Reloads IDTR with this node's IDT cut short after vector 8 (#DF), so
+/// that delivering any later exception faults (#GP: vector beyond the
+/// limit) and the CPU turns the pair into a double fault. For the
+/// deliberate `double-fault` injection only; the IDT itself is untouched.
+///
+/// # Safety
+/// Every exception above 8 and every interrupt becomes a double fault:
+/// the caller must be about to end this node.
+pub unsafe fn truncate_idt_to_double_fault() {
+    const LAST: usize = 8;
+    // SAFETY: loads a prefix of the live IDT; see the function's contract.
+    unsafe {
+        lidt(&DescriptorTablePointer {
+            limit: ((LAST + 1) * core::mem::size_of::<IdtEntry>() - 1) as u16,
+            base: VirtAddr::from_ptr(core::ptr::addr_of!(IDT).cast::<IdtEntry>()),
         });
     }
 }

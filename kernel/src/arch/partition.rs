@@ -14,7 +14,7 @@ use mint_abi::shared::SHARED_VIRT;
 
 use super::apic::XAPIC_BASE;
 use super::paging::{self, TableBuilder};
-use crate::layout::{self, NodeBootInfo, WINDOW_VIRT, WindowLayout};
+use crate::layout::{self, Access, NodeBootInfo, WINDOW_VIRT, WindowLayout};
 
 /// The 2 MiB frame holding the I/O APIC's registers (the local APIC's is
 /// `apic::XAPIC_BASE`, itself 2 MiB aligned).
@@ -170,9 +170,20 @@ impl BootMemory {
                 0,
             )
         };
-        let mut mapped = t
-            .map(0, 0, TWO_MIB, paging::RAM)
-            .and_then(|_| t.map(WINDOW_VIRT, part.base, part.size, paging::RAM))
+        // Node 0 only reads and writes its low area (firmware tables, the
+        // trampoline's copy); another node runs the trampoline from it.
+        let low = if node0 { paging::DATA } else { paging::RAM };
+        let mut mapped = t.map(0, 0, TWO_MIB, low);
+        for r in window.regions() {
+            let flags = match r.access {
+                Access::Code => paging::CODE,
+                Access::ReadOnly => paging::READ_ONLY,
+                Access::ReadWrite => paging::DATA,
+            };
+            mapped =
+                mapped.and_then(|_| t.map(WINDOW_VIRT + r.off, part.base + r.off, r.len, flags));
+        }
+        let mut mapped = mapped
             .and_then(|_| t.map(SHARED_VIRT, shared.base, shared.size, paging::SHARED))
             .and_then(|_| t.map(XAPIC_BASE, XAPIC_BASE, TWO_MIB, paging::MMIO));
         if node0 {
@@ -203,8 +214,12 @@ impl BootMemory {
             size: self.node0.end - self.node0.start,
         };
         let cr3 = self.build_tables(part, window, shared, true, mmio)?;
-        // SAFETY: the new tables map node 0's whole window (code, stack,
-        // heap, statics) at the same virtual addresses as the boot tables.
+        // SAFETY: the new tables map node 0's whole window at the same
+        // virtual addresses as the boot tables, with access node 0's code
+        // keeps to from here on: its text executable, rodata and the
+        // pristine image read-only, stacks (not their guard pages), statics,
+        // tables and heap writable; the low area stays mapped (not
+        // executable: node 0 runs no code there).
         unsafe { paging::activate(cr3) };
         Ok(())
     }

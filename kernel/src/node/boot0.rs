@@ -213,6 +213,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
                 .map(PhysRange::e1000_registers),
         )
         .unwrap_or_else(|e| refuse(&alloc::format!("node 0: {e}")));
+    super::seal(&window0).unwrap_or_else(|e| refuse(&alloc::format!("node 0: sealing: {e}")));
     // SAFETY: the rest of node 0's window after the early heap is its own
     // unused memory, mapped by its tables.
     unsafe {

@@ -143,6 +143,11 @@ extern "C" fn ap_entry(info: *const NodeBootInfo) -> ! {
         println!("node{}: partition too small for the kernel", info.node);
         cpu::halt_forever();
     };
+    // The last write to this node's tables was the unmapping above.
+    if let Err(e) = seal(&window) {
+        println!("node{}: cannot seal its tables: {e}", info.node);
+        cpu::halt_forever();
+    }
     // SAFETY: the heap range is this node's own memory past its image,
     // tables and boot info (see `layout`), mapped by the tables node 0 built.
     unsafe { mem::init_heap(layout::WINDOW_VIRT + window.heap_off, window.heap_len) };
@@ -157,6 +162,15 @@ extern "C" fn ap_entry(info: *const NodeBootInfo) -> ! {
     set_real_nic((info.nic_bar, info.nic_pci, info.nic_irq));
     set_self_test(selftest::SelfTest::from_raw(info.selftest));
     start_node(NodeId(info.node), info.node_count, window)
+}
+
+/// Makes this node's page tables, boot info, GDT, TSS and IDT read-only
+/// (`WindowLayout::sealed`): from here on nothing of this node writes them.
+pub fn seal(window: &WindowLayout) -> Result<(), paging::SealError> {
+    let ranges = window
+        .sealed()
+        .map(|(off, len)| (layout::WINDOW_VIRT + off, len));
+    paging::seal(&ranges)
 }
 
 /// Common start of every node, with its GDT, IDT, tables and heap ready.
