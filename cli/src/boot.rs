@@ -26,10 +26,10 @@ pub struct BootArgs {
     /// Print the report as JSON on stdout (consoles go to stderr).
     #[arg(long)]
     pub json: bool,
-    /// Testing: every node but node 0 runs this hidden self-test of the
-    /// kernel (`df`: the direction flag on interrupt entry) after the boot;
-    /// each result lands in the report's `selftests`.
-    #[arg(long, hide = true, value_name = "NAME", value_parser = ["df"])]
+    /// Testing: every node runs this hidden self-test of the kernel (`df`:
+    /// the direction flag on interrupt entry; `wx`: page permissions) as
+    /// it starts; each node's result lands in the report's `selftests`.
+    #[arg(long, hide = true, value_name = "NAME", value_parser = ["df", "wx"])]
     pub selftest: Option<String>,
 }
 

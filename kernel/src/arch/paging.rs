@@ -236,35 +236,30 @@ impl core::fmt::Display for SealError {
 /// entries are refused: a range to seal must be mapped with 4 KiB pages
 /// (the window's small regions are).
 ///
-/// Every table entry is found before the first one changes, and the
-/// changes are made with CR0.WP off, so sealing the tables that map the
-/// tables themselves cannot fault halfway.
+/// Every page is checked before the first entry changes, and the changes
+/// are made with CR0.WP off, so sealing the tables that map the tables
+/// themselves cannot fault halfway.
 pub fn seal(ranges: &[(u64, u64)]) -> Result<(), SealError> {
     use x86_64::registers::control::{Cr0, Cr0Flags, Cr3};
-    const MAX_PAGES: usize = 64;
-    let mut entries: [*mut u64; MAX_PAGES] = [core::ptr::null_mut(); MAX_PAGES];
-    let mut n = 0;
     let (frame, _) = Cr3::read();
     let pml4 = frame.start_address().as_u64();
-    for &(virt, len) in ranges {
-        let mut v = virt;
-        while v < virt + len {
-            let pte = leaf_entry(pml4, v).ok_or(SealError::NotA4KibPage(v))?;
-            assert!(n < MAX_PAGES, "more pages to seal than expected");
-            entries[n] = pte;
-            n += 1;
-            v += PAGE_4K;
-        }
+    let pages = || {
+        ranges
+            .iter()
+            .flat_map(|&(virt, len)| (virt..virt + len).step_by(PAGE_4K as usize))
+    };
+    for v in pages() {
+        leaf_entry(pml4, v).ok_or(SealError::NotA4KibPage(v))?;
     }
     x86_64::instructions::interrupts::without_interrupts(|| {
-        // SAFETY: each pointer is a 4 KiB page-table entry of this node's
-        // active tables (found by `leaf_entry` in its own window); clearing
-        // its writable bit only takes write access away. CR0.WP is off
-        // only between the two CR0 writes, with interrupts off, and on
-        // again before anything else runs.
+        // SAFETY: each entry is a present 4 KiB page-table entry of this
+        // node's active tables (checked above; `leaf_entry` finds it in the
+        // node's own window); clearing its writable bit only takes write
+        // access away. CR0.WP is off only between the two CR0 updates,
+        // with interrupts off, and on again before anything else runs.
         unsafe {
             Cr0::update(|f| f.remove(Cr0Flags::WRITE_PROTECT));
-            for &pte in &entries[..n] {
+            for pte in pages().filter_map(|v| leaf_entry(pml4, v)) {
                 pte.write_volatile(pte.read_volatile() & !F::WRITABLE.bits());
             }
             x86_64::instructions::tlb::flush_all();

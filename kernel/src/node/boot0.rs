@@ -148,6 +148,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
             .unwrap_or_else(|| refuse(&alloc::format!("mint.selftest={name}: no such self-test"))),
         None => super::selftest::SelfTest::None,
     };
+    super::set_self_test(selftest);
 
     // A real e1000 in the plan: find it on the PCI bus; its owner gets its
     // register frame mapped and its location in the boot info.

@@ -71,6 +71,9 @@ fn stop(reason: &ReasonBuf) -> ! {
 
 /// Every CPU exception of this node ends here.
 pub fn on_exception(frame: &mut InterruptFrame) {
+    if super::selftest::recover_probe(frame) {
+        return;
+    }
     let mut r = ReasonBuf::new();
     match frame.vector {
         8 => describe_double_fault(&mut r, frame),

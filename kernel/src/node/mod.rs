@@ -207,16 +207,16 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
         window.loaded_len / 1024,
     );
     attach_real_nic(id);
+    let self_test = selftest::SelfTest::from_raw(SELF_TEST.load(Ordering::Relaxed));
     if id == NodeId(0) {
+        selftest::run(self_test);
         boot0::run_machine()
     }
     // Wait for node 0's go, then do what was asked.
     while shared::header().go.load(Ordering::Acquire) == 0 {
         x86_64::instructions::hlt();
     }
-    selftest::run(selftest::SelfTest::from_raw(
-        SELF_TEST.load(Ordering::Relaxed),
-    ));
+    selftest::run(self_test);
     fault::inject_if_asked(id);
     let nic = crate::nic::debug_target() == Some(id) && {
         let (phys, size) = shared_window();
