@@ -54,7 +54,8 @@ pub fn set_shared_window(phys: u64, size: u64) {
     SHARED_READY.store(true, Ordering::Release);
 }
 
-/// The hidden self-test this node runs after `go` (see `selftest`).
+/// The hidden self-test this node runs (see `selftest`): node 0 before it
+/// starts the others, every other node after `go`.
 static SELF_TEST: AtomicU8 = AtomicU8::new(0);
 
 pub fn set_self_test(test: selftest::SelfTest) {
