@@ -186,9 +186,10 @@ fn probe(access: Access, addr: u64) -> Option<u64> {
     // (`recover_probe`), so control always reaches the end of the block
     // with the stack as it was. A write stores back the byte it read; an
     // executed target holds a lone `ret`, so a call that does not fault
-    // returns straight to the block. Interrupts may come in between: their
-    // handlers do not page-fault while a probe is armed.
-    unsafe {
+    // returns straight to the block. Interrupts are off while a probe is
+    // armed, so the only page fault `recover_probe` can see then is the
+    // probe's own (an NMI stops the node without resuming anything).
+    x86_64::instructions::interrupts::without_interrupts(|| unsafe {
         match access {
             Access::Read => core::arch::asm!(
                 "lea {t}, [rip + 2f]",
@@ -219,7 +220,7 @@ fn probe(access: Access, addr: u64) -> Option<u64> {
                 t = out(reg) _, resume = in(reg) resume, rsp = in(reg) rsp, addr = in(reg) addr,
             ),
         }
-    }
+    });
     match PROBE_FAULT.load(Ordering::Relaxed) {
         NO_FAULT => None,
         code => Some(code),
