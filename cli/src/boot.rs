@@ -19,7 +19,7 @@ pub struct BootArgs {
     /// Make node NODE inject a fault into itself: page-fault, panic,
     /// wild-write (into node 0's partition), hang (interrupts off),
     /// invalid-opcode, stack-overflow (into the kernel stack's guard page),
-    /// double-fault (an exception whose delivery faults), nmi-storm (NMIs
+    /// double-fault (a page fault whose delivery faults), nmi-storm (NMIs
     /// to itself: the first stops the node).
     #[arg(long, value_name = "NODE:KIND")]
     pub fault: Option<String>,

@@ -84,7 +84,8 @@ pub enum FaultKind {
     InvalidOpcode = 5,
     /// Unbounded recursion until the kernel stack hits its guard page.
     StackOverflow = 6,
-    /// An exception whose delivery faults (the CPU raises #DF).
+    /// A page fault whose delivery faults (the page-fault stack points
+    /// into its guard page): the CPU raises #DF.
     DoubleFault = 7,
     /// The node sends itself NMIs in a loop.
     NmiStorm = 8,

@@ -62,3 +62,28 @@ pub fn init() {
         load_tss(tss_sel);
     }
 }
+
+/// Points the page-fault IST slot at the bottom of its stack, right above
+/// its guard page, so the CPU's first push of the next #PF frame lands in
+/// the guard: a page fault while delivering a page fault, which the CPU
+/// turns into a double fault (delivered on its own stack). For the
+/// deliberate `double-fault` injection only. The TSS is sealed read-only:
+/// the write goes through with CR0.WP off, as a stray write with write
+/// protection off would.
+///
+/// # Safety
+/// The next page fault of this node becomes a double fault: the caller
+/// must be about to end this node.
+pub unsafe fn break_page_fault_stack() {
+    let bottom = stacks::ist_top(IST_PAGE_FAULT) - stacks::IST_STACK_SIZE as u64;
+    let slot = usize::from(IST_PAGE_FAULT) - 1;
+    // SAFETY: the one write is to this node's TSS (a static of its own),
+    // as the caller asked; the CPU reads the TSS only when it delivers an
+    // interrupt through an IST slot, and interrupts are off meanwhile.
+    unsafe {
+        super::paging::with_write_protect_off(|| {
+            let entry = core::ptr::addr_of_mut!(TSS.interrupt_stack_table[slot]);
+            entry.write_volatile(VirtAddr::new(bottom));
+        })
+    };
+}

@@ -208,25 +208,6 @@ pub fn init() {
     }
 }
 
-/// Reloads IDTR with this node's IDT cut short after vector 8 (#DF), so
-/// that delivering any later exception faults (#GP: vector beyond the
-/// limit) and the CPU turns the pair into a double fault. For the
-/// deliberate `double-fault` injection only; the IDT itself is untouched.
-///
-/// # Safety
-/// Every exception above 8 and every interrupt becomes a double fault:
-/// the caller must be about to end this node.
-pub unsafe fn truncate_idt_to_double_fault() {
-    const LAST: usize = 8;
-    // SAFETY: loads a prefix of the live IDT; see the function's contract.
-    unsafe {
-        lidt(&DescriptorTablePointer {
-            limit: ((LAST + 1) * core::mem::size_of::<IdtEntry>() - 1) as u16,
-            base: VirtAddr::from_ptr(core::ptr::addr_of!(IDT).cast::<IdtEntry>()),
-        });
-    }
-}
-
 #[unsafe(no_mangle)]
 extern "C" fn mint_interrupt_dispatch(frame: &mut InterruptFrame) {
     let v = frame.vector as usize;

@@ -240,7 +240,7 @@ impl core::fmt::Display for SealError {
 /// are made with CR0.WP off, so sealing the tables that map the tables
 /// themselves cannot fault halfway.
 pub fn seal(ranges: &[(u64, u64)]) -> Result<(), SealError> {
-    use x86_64::registers::control::{Cr0, Cr0Flags, Cr3};
+    use x86_64::registers::control::Cr3;
     let (frame, _) = Cr3::read();
     let pml4 = frame.start_address().as_u64();
     let pages = || {
@@ -251,22 +251,41 @@ pub fn seal(ranges: &[(u64, u64)]) -> Result<(), SealError> {
     for v in pages() {
         leaf_entry(pml4, v).ok_or(SealError::NotA4KibPage(v))?;
     }
-    x86_64::instructions::interrupts::without_interrupts(|| {
-        // SAFETY: each entry is a present 4 KiB page-table entry of this
-        // node's active tables (checked above; `leaf_entry` finds it in the
-        // node's own window); clearing its writable bit only takes write
-        // access away. CR0.WP is off only between the two CR0 updates,
-        // with interrupts off, and on again before anything else runs.
-        unsafe {
-            Cr0::update(|f| f.remove(Cr0Flags::WRITE_PROTECT));
+    // SAFETY: the closure writes only present 4 KiB page-table entries of
+    // this node's active tables (checked above; `leaf_entry` finds them in
+    // the node's own window), and clearing an entry's writable bit only
+    // takes write access away.
+    unsafe {
+        with_write_protect_off(|| {
             for pte in pages().filter_map(|v| leaf_entry(pml4, v)) {
                 pte.write_volatile(pte.read_volatile() & !F::WRITABLE.bits());
             }
             x86_64::instructions::tlb::flush_all();
-            Cr0::update(|f| f.insert(Cr0Flags::WRITE_PROTECT));
-        }
-    });
+        })
+    };
     Ok(())
+}
+
+/// Runs `f` with CR0.WP off (ring-0 writes then ignore read-only pages)
+/// and interrupts off, and turns CR0.WP on again after it, whatever it was
+/// before.
+///
+/// # Safety
+/// `f` must write only what it means to through read-only pages: nothing
+/// guards them meanwhile.
+pub unsafe fn with_write_protect_off<R>(f: impl FnOnce() -> R) -> R {
+    use x86_64::registers::control::{Cr0, Cr0Flags};
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: clearing CR0.WP only lets this core's own ring-0 writes
+        // through read-only pages; it is set again below before anything
+        // but `f` runs (interrupts are off), and the caller vouches for `f`.
+        unsafe { Cr0::update(|c| c.remove(Cr0Flags::WRITE_PROTECT)) };
+        let r = f();
+        // SAFETY: turning write protection (back) on takes nothing away
+        // that code relies on.
+        unsafe { Cr0::update(|c| c.insert(Cr0Flags::WRITE_PROTECT)) };
+        r
+    })
 }
 
 /// The 4 KiB page-table entry mapping `virt` in the tables at `pml4_phys`

@@ -191,13 +191,13 @@ pub fn inject_if_asked(me: NodeId) {
             println!("unreachable: recursion ended at depth {depth}");
         }
         FaultKind::DoubleFault => {
-            // SAFETY: deliberately faulting: with the IDT cut short after
-            // vector 8, the #GP of a non-canonical read cannot be
-            // delivered (its vector, 13, is past the limit), which is a
-            // second #GP: the CPU raises #DF, whose gate is still there.
+            // SAFETY: deliberately faulting: with the page-fault stack
+            // pointing into its guard page, the #PF of this read cannot be
+            // delivered (its frame push faults), which the CPU turns into
+            // #DF, delivered on the double-fault stack; this node ends.
             unsafe {
-                crate::arch::interrupts::truncate_idt_to_double_fault();
-                let v = core::ptr::read_volatile(0x8000_0000_0000_0000 as *const u64);
+                crate::arch::gdt::break_page_fault_stack();
+                let v = core::ptr::read_volatile(0x0000_7fff_dead_0000 as *const u64);
                 println!("unreachable: read {v}");
             }
         }
