@@ -148,6 +148,7 @@ impl WindowLayout {
         // Guards in address order (`stacks` lays them out so), each
         // followed by its stack up to the next guard.
         let guards = crate::arch::stacks::guard_pages().map(|(virt, _)| virt - WINDOW_VIRT);
+        assert_eq!(guards[0], self.stacks_off, "the stacks open their section");
         for (i, &g) in guards.iter().enumerate() {
             let end = guards.get(i + 1).copied().unwrap_or(self.stacks_end);
             push(
