@@ -17,7 +17,10 @@ pub struct BootArgs {
     #[command(flatten)]
     pub machine: MachineArgs,
     /// Make node NODE inject a fault into itself: page-fault, panic,
-    /// wild-write (into node 0's partition), hang (interrupts off), invalid-opcode,
+    /// wild-write (into node 0's partition), hang (interrupts off),
+    /// invalid-opcode, stack-overflow (into the kernel stack's guard page),
+    /// double-fault (a page fault whose delivery faults), nmi-storm (NMIs
+    /// to itself: the first stops the node),
     /// header-write (into the shared header, read-only outside node 0),
     /// forge-halt (send every peer a Halt only node 0 may send, then end),
     /// mailbox-forge (write a Halt into a mailbox node 0 produces),
@@ -27,6 +30,11 @@ pub struct BootArgs {
     /// Print the report as JSON on stdout (consoles go to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Testing: every node runs this hidden self-test of the kernel (`df`:
+    /// the direction flag on interrupt entry; `wx`: page permissions) as
+    /// it starts; each node's result lands in the report's `selftests`.
+    #[arg(long, hide = true, value_name = "NAME", value_parser = ["df", "wx"])]
+    pub selftest: Option<String>,
 }
 
 /// A checked `--fault` request.
@@ -77,6 +85,9 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
     if let Some(f) = fault {
         cmdline.push(format!("mint.fault={}:{}", f.node, f.kind.as_str()));
     }
+    if let Some(t) = &args.selftest {
+        cmdline.push(format!("mint.selftest={t}"));
+    }
     let machine = Machine::start(Options {
         prepared: &prepared,
         plan: &plan,
@@ -89,8 +100,14 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
     })?;
     let mut report: Option<Value> = None;
     let mut refused: Option<String> = None;
+    let mut selftests: Vec<Value> = Vec::new();
     let outcome = machine.finish(timeout, |ev| {
         if let Event::Line { node, text } = ev {
+            if let Some(j) = text.strip_prefix("MINT-SELFTEST ") {
+                selftests.push(serde_json::from_str(j).unwrap_or_else(
+                    |e| json!({"node": node.0, "unreadable": j, "error": e.to_string()}),
+                ));
+            }
             if node.0 != 0 {
                 return;
             }
@@ -126,6 +143,9 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         );
     };
     judge(&mut report, fault);
+    if args.selftest.is_some() {
+        report["selftests"] = json!(selftests);
+    }
     report["accel"] = json!(prepared.accel.as_str());
     report["log_dir"] = json!(log_dir.display().to_string());
     crate::emit(&report, args.json, print_table)

@@ -7,6 +7,8 @@
 //!   right reason, the other nodes keep running and keep talking (a write
 //!   to the read-only shared header or into node 0's mailboxes faults; a
 //!   Halt not from node 0 is refused and counted);
+//! - hidden kernel self-tests (`--selftest`): the direction flag on
+//!   interrupt entry, page permissions (W^X, read-only after init, guards);
 //! - per-node console logs under `--log-dir`;
 //! - bad plans and bad flags refused with exit 2 before QEMU starts;
 //! - node 0's own check of the plan against the machine QEMU really gives it;
@@ -451,6 +453,35 @@ fn a_halt_not_from_node0_is_refused_and_counted() {
     assert!(log.contains("node1 halted on request"), "{log}");
 }
 
+/// Unbounded recursion runs into the guard page below the kernel stack;
+/// the page fault is delivered on its own IST stack and named.
+#[test]
+fn fault_stack_overflow_is_contained() {
+    fault_is_contained(
+        "stack-overflow",
+        &["stack overflow", "kernel stack's guard page", "write of"],
+    );
+}
+
+/// A page fault whose delivery faults (the page-fault stack points into
+/// its guard page) becomes a double fault, delivered on a stack of its own
+/// and reported with the guard it hit. Had #DF shared the page-fault
+/// stack, it would fault too: a triple fault resets the whole machine.
+#[test]
+fn fault_double_fault_is_contained() {
+    fault_is_contained(
+        "double-fault",
+        &["double fault", "page-fault stack's guard page", "rsp 0x"],
+    );
+}
+
+/// A node that sends itself NMIs stops at the first (mint raises none);
+/// the rest stay blocked behind it.
+#[test]
+fn fault_nmi_storm_is_contained() {
+    fault_is_contained("nmi-storm", &["NMI at rip"]);
+}
+
 #[test]
 fn consoles_are_logged_per_node() {
     let (run, logs) = boot(&["--nodes", "2"]);
@@ -616,7 +647,7 @@ fn refuses_bad_fault_requests() {
             "1:explode",
             &[
                 "unknown kind 'explode'",
-                "page-fault, panic, wild-write, hang, invalid-opcode",
+                "page-fault, panic, wild-write, hang, invalid-opcode, stack-overflow, double-fault, nmi-storm, header-write, forge-halt, mailbox-forge, nic-overreach",
             ],
         ),
         ("0:panic", &["--fault '0:panic'", "node 0 runs the monitor"]),
@@ -678,4 +709,105 @@ fn accel_kvm_needs_hardware_virtualization() {
         "/dev/kvm"
     };
     run.assert_stderr_mentions(&[why, "--accel tcg"]);
+}
+
+// ---- hidden self-tests of the kernel ----
+
+/// `mint boot --nodes 2 --selftest NAME`: the machine is healthy, and each
+/// node reported one result of `name`; returns them by node (0, 1).
+fn selftest(name: &str) -> Vec<Value> {
+    let (run, _logs) = boot(&["--nodes", "2", "--selftest", name]);
+    run.assert_exit(0);
+    let report = run.report();
+    assert_eq!(report["ok"], true, "{report:#}");
+    let mut results = report["selftests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no selftests in the report: {report:#}"))
+        .clone();
+    results.sort_by_key(|r| r["node"].as_u64());
+    let nodes: Vec<&Value> = results.iter().map(|r| &r["node"]).collect();
+    assert_eq!(
+        nodes,
+        [&json!(0), &json!(1)],
+        "one result per node: {report:#}"
+    );
+    for r in &results {
+        assert_eq!(r["test"], name, "{r:#}");
+    }
+    results
+}
+
+/// The direction flag on interrupt entry: each node copies backwards (DF
+/// set) with its timer running. Some ticks must interrupt the copy (or the
+/// test proves nothing), and no tick's handler may run with DF set.
+#[test]
+fn selftest_interrupt_entry_clears_the_direction_flag() {
+    for r in selftest("df") {
+        assert_eq!(
+            r["copy_intact"], true,
+            "the backwards copies went wrong: {r:#}"
+        );
+        assert!(
+            uint(&r["interrupted_df"], "interrupted_df") > 0,
+            "no timer tick landed inside a backwards copy: {r:#}"
+        );
+        assert_eq!(
+            uint(&r["handler_df"], "handler_df"),
+            0,
+            "the timer handler ran with DF set: {r:#}"
+        );
+    }
+}
+
+/// Page permissions, probed by each node in its own address space: W^X in
+/// its window, its tables, GDT and IDT read-only after init, guard pages
+/// unmapped, the low area gone from every node but node 0.
+#[test]
+fn selftest_page_permissions() {
+    // Probes whose outcome the test insists on: name, must fault, and for a
+    // fault whether the page is present (a permission fault, not a hole).
+    let expected: [(&str, bool, bool); 13] = [
+        ("write data", false, false),
+        ("execute text", false, false),
+        ("write text", true, true),
+        ("write rodata", true, true),
+        ("execute rodata", true, true),
+        ("execute data", true, true),
+        ("execute stack", true, true),
+        ("execute heap", true, true),
+        ("write IDT", true, true),
+        ("write GDT", true, true),
+        ("write page tables", true, true),
+        ("read kernel stack guard", true, false),
+        ("read page-fault stack guard", true, false),
+    ];
+    for r in selftest("wx") {
+        let node = uint(&r["node"], "node");
+        let probes = r["probes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no probes: {r:#}"));
+        let find = |what: &str| {
+            probes
+                .iter()
+                .find(|p| p["what"] == what)
+                .unwrap_or_else(|| panic!("node {node}: no probe {what:?}: {r:#}"))
+        };
+        for (what, must_fault, present) in expected {
+            let p = find(what);
+            assert_eq!(p["faulted"], must_fault, "node {node}: {p}");
+            if must_fault {
+                let code = uint(&p["error_code"], "error_code");
+                assert_eq!(code & 1 != 0, present, "node {node}, page present? {p}");
+            }
+        }
+        // Node 0 keeps the low area; every other node dropped it.
+        assert_eq!(
+            find("read low area")["faulted"],
+            node != 0,
+            "node {node}: {r:#}"
+        );
+        for p in probes {
+            assert_eq!(p["faulted"], p["must_fault"], "node {node}: {p}");
+        }
+    }
 }

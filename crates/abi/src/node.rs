@@ -82,7 +82,13 @@ pub enum FaultKind {
     /// Spin with interrupts off.
     Hang = 4,
     InvalidOpcode = 5,
-    // 6, 7 and 8 are taken by another change in flight; keep them free.
+    /// Unbounded recursion until the kernel stack hits its guard page.
+    StackOverflow = 6,
+    /// A page fault whose delivery faults (the page-fault stack points
+    /// into its guard page): the CPU raises #DF.
+    DoubleFault = 7,
+    /// The node sends itself NMIs in a loop.
+    NmiStorm = 8,
     /// A write to the shared header, which only node 0 may write: mapped
     /// read-only in every other node, so it page-faults.
     HeaderWrite = 9,
@@ -100,12 +106,15 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::PageFault,
         FaultKind::Panic,
         FaultKind::WildWrite,
         FaultKind::Hang,
         FaultKind::InvalidOpcode,
+        FaultKind::StackOverflow,
+        FaultKind::DoubleFault,
+        FaultKind::NmiStorm,
         FaultKind::HeaderWrite,
         FaultKind::ForgeHalt,
         FaultKind::MailboxForge,
@@ -120,6 +129,9 @@ impl FaultKind {
             3 => FaultKind::WildWrite,
             4 => FaultKind::Hang,
             5 => FaultKind::InvalidOpcode,
+            6 => FaultKind::StackOverflow,
+            7 => FaultKind::DoubleFault,
+            8 => FaultKind::NmiStorm,
             9 => FaultKind::HeaderWrite,
             10 => FaultKind::ForgeHalt,
             11 => FaultKind::MailboxForge,
@@ -136,6 +148,9 @@ impl FaultKind {
             FaultKind::WildWrite => "wild-write",
             FaultKind::Hang => "hang",
             FaultKind::InvalidOpcode => "invalid-opcode",
+            FaultKind::StackOverflow => "stack-overflow",
+            FaultKind::DoubleFault => "double-fault",
+            FaultKind::NmiStorm => "nmi-storm",
             FaultKind::HeaderWrite => "header-write",
             FaultKind::ForgeHalt => "forge-halt",
             FaultKind::MailboxForge => "mailbox-forge",

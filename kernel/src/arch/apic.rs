@@ -41,6 +41,7 @@ enum Reg {
 /// Interrupt command register fields.
 mod icr {
     pub const FIXED: u32 = 0b000 << 8;
+    pub const NMI: u32 = 0b100 << 8;
     pub const INIT: u32 = 0b101 << 8;
     pub const STARTUP: u32 = 0b110 << 8;
     pub const LEVEL_ASSERT: u32 = 1 << 14;
@@ -203,6 +204,13 @@ pub fn try_send_ipi(dest: ApicId, vector: Vector) -> Result<(), IcrStuck> {
 /// stuck ICR than what it already does: count it in [`stuck_icrs`].
 pub fn send_ipi(dest: ApicId, vector: Vector) {
     let _ = try_send_ipi(dest, vector);
+}
+
+/// A non-maskable interrupt to the core `dest` (the vector field is
+/// ignored). Used only by fault injection; a stuck ICR is counted in
+/// [`stuck_icrs`] like any other.
+pub fn send_nmi(dest: ApicId) -> Result<(), IcrStuck> {
+    send_icr(dest, icr::NMI | icr::LEVEL_ASSERT)
 }
 
 /// INIT IPI (asserted): resets `dest` into wait-for-SIPI.

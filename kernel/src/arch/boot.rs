@@ -15,46 +15,40 @@ pub const TRAMPOLINE_PHYS: u64 = 0x8000;
 /// each SIPI.
 pub struct TrampolineParams;
 
+// Symbols of the trampoline section below. Declared zero-sized: only their
+// addresses are used, never the bytes behind them.
 unsafe extern "C" {
-    static ap_tramp_start: u8;
-    static ap_tramp_end: u8;
-    static tr_cr3: u8;
-    static tr_stack: u8;
-    static tr_arg: u8;
-    static tr_entry: u8;
+    static ap_tramp_start: [u8; 0];
+    static ap_tramp_end: [u8; 0];
+    static tr_cr3: [u8; 0];
+    static tr_stack: [u8; 0];
+    static tr_arg: [u8; 0];
+    static tr_entry: [u8; 0];
 }
 
 impl TrampolineParams {
-    fn off(sym: &u8) -> usize {
-        // SAFETY: both are symbols of the same section emitted below; only
-        // their addresses are used.
-        (sym as *const u8 as usize) - unsafe { &ap_tramp_start as *const u8 as usize }
+    fn off(sym: *const [u8; 0]) -> usize {
+        sym as usize - (&raw const ap_tramp_start) as usize
     }
     pub fn cr3() -> usize {
-        // SAFETY: address of a linker symbol only.
-        Self::off(unsafe { &tr_cr3 })
+        Self::off(&raw const tr_cr3)
     }
     pub fn stack() -> usize {
-        // SAFETY: address of a linker symbol only.
-        Self::off(unsafe { &tr_stack })
+        Self::off(&raw const tr_stack)
     }
     pub fn arg() -> usize {
-        // SAFETY: address of a linker symbol only.
-        Self::off(unsafe { &tr_arg })
+        Self::off(&raw const tr_arg)
     }
     pub fn entry() -> usize {
-        // SAFETY: address of a linker symbol only.
-        Self::off(unsafe { &tr_entry })
+        Self::off(&raw const tr_entry)
     }
     /// The trampoline's code and data as linked into the image.
     pub fn image() -> &'static [u8] {
-        // SAFETY: `ap_tramp_start..ap_tramp_end` is one contiguous read-only
-        // range of the loaded image.
-        unsafe {
-            let start = &ap_tramp_start as *const u8;
-            let len = (&ap_tramp_end as *const u8 as usize) - start as usize;
-            core::slice::from_raw_parts(start, len)
-        }
+        let start = (&raw const ap_tramp_start).cast::<u8>();
+        let len = (&raw const ap_tramp_end) as usize - start as usize;
+        // SAFETY: `ap_tramp_start..ap_tramp_end` is one contiguous range of
+        // the image's rodata (the section below), which nothing writes.
+        unsafe { core::slice::from_raw_parts(start, len) }
     }
 }
 
@@ -115,12 +109,7 @@ pub fn install_trampoline(cr3: u64, stack: u64, arg: u64, entry: u64) {
 
 /// The top of the kernel stack (in every node's own copy of the image).
 pub fn kernel_stack_top() -> u64 {
-    unsafe extern "C" {
-        #[link_name = "boot_stack_top"]
-        static STACK_TOP: u8;
-    }
-    // SAFETY: address of a linker symbol only.
-    unsafe { &STACK_TOP as *const u8 as u64 }
+    super::stacks::kernel_stack_top()
 }
 
 /// Where a started core enters Rust (`node::ap_entry`).
@@ -214,7 +203,7 @@ pvh_long_mode:
     movabs rax, offset pvh_high
     jmp rax
 pvh_high:
-    movabs rsp, offset boot_stack_top
+    movabs rsp, offset MINT_STACKS + {kernel_stack_top}
     mov edi, ebx
     call pvh_main
 5:
@@ -241,15 +230,8 @@ boot_pdpt_hi:
     .skip 4096
 boot_pd:
     .skip 4 * 4096
-
-    # The kernel stack of every node (each node has its own copy of .bss).
-    .section .bss.boot_stack, "aw", @nobits
-    .balign 16
-    .global boot_stack_top
-boot_stack:
-    .skip 256 * 1024
-boot_stack_top:
-    "#
+    "#,
+    kernel_stack_top = const super::stacks::KERNEL_STACK_TOP_OFFSET,
 );
 
 // AP trampoline: copied to TRAMPOLINE_PHYS; starts in real mode with

@@ -4,7 +4,8 @@
 //! code where the CPU pushes none, push N, jump to `isr_common`). The common
 //! entry saves the general registers and the SSE state (the prebuilt `core`
 //! uses SSE, so an interrupted computation's XMM registers must survive),
-//! calls [`dispatch`] with the saved frame, and returns with `iretq`.
+//! clears the direction flag (the ABI's DF = 0 on function entry), calls
+//! the dispatcher with the saved frame, and returns with `iretq`.
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +25,11 @@ global_asm!(
     .code64
     .global isr_common
 isr_common:
+    # The SysV ABI requires DF = 0 on function entry, and the interrupted
+    # code may be inside `memmove`'s backwards copy (DF = 1): clear it, or
+    # the handler's own string instructions would run backwards. The
+    # interrupted context's DF comes back with its RFLAGS on iretq.
+    cld
     push rax
     push rbx
     push rcx
@@ -131,6 +137,8 @@ const INTERRUPT_GATE_PRESENT: u8 = 0x8E;
 #[repr(C, align(16))]
 struct Idt([IdtEntry; 256]);
 
+/// Written once by [`init`], then mapped read-only (`paging::seal`).
+#[unsafe(link_section = ".data.mint_ro_after_init")]
 static mut IDT: Idt = Idt([IdtEntry {
     offset_low: 0,
     selector: 0,
@@ -181,13 +189,15 @@ pub fn set_exception_handler(handler: Handler) {
 }
 
 /// Fills and loads this node's IDT: every vector gets its stub, each on an
-/// IST stack chosen by kind.
+/// IST stack chosen by kind (see `gdt`). Called once per node, before the
+/// node seals its read-only-after-init pages.
 pub fn init() {
     use x86_64::instructions::segmentation::{CS, Segment};
     let code_selector: u16 = CS::get_reg().0;
-    // SAFETY: called once per node with interrupts off; `isr_table` is the
-    // generated table of 256 stub addresses; IDT is a static that lives as
-    // long as the node, as lidt requires.
+    // SAFETY: called once per node with interrupts off, while the IDT's page
+    // is still writable; `isr_table` is the generated table of 256 stub
+    // addresses; IDT is a static that lives as long as the node, as lidt
+    // requires.
     unsafe {
         let idt = &mut *core::ptr::addr_of_mut!(IDT);
         for (v, entry) in idt.0.iter_mut().enumerate() {
@@ -195,6 +205,8 @@ pub fn init() {
             let ist = match v {
                 2 => gdt::IST_NMI,
                 8 => gdt::IST_DOUBLE_FAULT,
+                14 => gdt::IST_PAGE_FAULT,
+                18 => gdt::IST_MACHINE_CHECK,
                 0..=31 => gdt::IST_EXCEPTION,
                 _ => gdt::IST_INTERRUPT,
             };

@@ -12,3 +12,4 @@ pub mod partition;
 pub mod pci;
 pub mod pit;
 pub mod serial;
+pub mod stacks;

@@ -4,7 +4,9 @@
 //! else is mapped, so a stray access to another node's memory faults in the
 //! node that made it. Ranges are mapped with 2 MiB pages where alignment
 //! allows and 4 KiB pages elsewhere, so a range may have page-granular
-//! permissions and holes (guard pages).
+//! permissions and holes (guard pages): the window is W^X (text read-only
+//! and executable, everything else never executed), and [`seal`] makes a
+//! node's own tables, GDT, TSS and IDT read-only once it has set them up.
 
 use x86_64::PhysAddr;
 use x86_64::structures::paging::{PageTable, PageTableFlags as F};
@@ -159,8 +161,15 @@ unsafe fn table_at<'a>(virt: u64) -> &'a mut PageTable {
     unsafe { &mut *(virt as *mut PageTable) }
 }
 
-/// Flags for normal memory.
+/// Flags for normal memory that code runs from and writes (the low area
+/// of a node other than node 0, while the trampoline starts it).
 pub const RAM: F = F::WRITABLE;
+/// Flags for the image's text: read-only, executable.
+pub const CODE: F = F::empty();
+/// Flags for read-only data: never written, never executed.
+pub const READ_ONLY: F = F::NO_EXECUTE;
+/// Flags for data, stacks, tables and heap: writable, never executed.
+pub const DATA: F = F::WRITABLE.union(F::NO_EXECUTE);
 /// Flags for shared memory: writable, never executed.
 pub const SHARED: F = F::WRITABLE.union(F::NO_EXECUTE);
 /// Flags for shared memory this node may only read (another node's page).
@@ -206,4 +215,103 @@ pub fn unmap_low_area() {
     let pd = crate::layout::phys_to_virt(table(pdpt)[0].addr().as_u64()) as *mut PageTable;
     table(pd)[0].set_unused();
     x86_64::instructions::tlb::flush_all();
+}
+
+/// Why [`seal`] could not make a range read-only.
+#[derive(Debug)]
+pub enum SealError {
+    /// This address is not mapped by a 4 KiB page of the active tables.
+    NotA4KibPage(u64),
+}
+
+impl core::fmt::Display for SealError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SealError::NotA4KibPage(v) => write!(f, "{v:#x} is not mapped by a 4 KiB page"),
+        }
+    }
+}
+
+/// Clears the writable bit of every 4 KiB page in `ranges` (virtual
+/// address, length; page aligned) in the active tables, with CR0.WP on, so
+/// that from here on no code of this node can write those pages (the CPU
+/// still reads them: page tables, GDT, TSS, IDT). Pages mapped by 2 MiB
+/// entries are refused: a range to seal must be mapped with 4 KiB pages
+/// (the window's small regions are).
+///
+/// Every page is checked before the first entry changes, and the changes
+/// are made with CR0.WP off, so sealing the tables that map the tables
+/// themselves cannot fault halfway.
+pub fn seal(ranges: &[(u64, u64)]) -> Result<(), SealError> {
+    use x86_64::registers::control::Cr3;
+    let (frame, _) = Cr3::read();
+    let pml4 = frame.start_address().as_u64();
+    let pages = || {
+        ranges
+            .iter()
+            .flat_map(|&(virt, len)| (virt..virt + len).step_by(PAGE_4K as usize))
+    };
+    for v in pages() {
+        leaf_entry(pml4, v).ok_or(SealError::NotA4KibPage(v))?;
+    }
+    // SAFETY: the closure writes only present 4 KiB page-table entries of
+    // this node's active tables (checked above; `leaf_entry` finds them in
+    // the node's own window), and clearing an entry's writable bit only
+    // takes write access away.
+    unsafe {
+        with_write_protect_off(|| {
+            for pte in pages().filter_map(|v| leaf_entry(pml4, v)) {
+                pte.write_volatile(pte.read_volatile() & !F::WRITABLE.bits());
+            }
+            x86_64::instructions::tlb::flush_all();
+        })
+    };
+    Ok(())
+}
+
+/// Runs `f` with CR0.WP off (ring-0 writes then ignore read-only pages)
+/// and interrupts off, and turns CR0.WP on again after it, whatever it was
+/// before.
+///
+/// # Safety
+/// `f` must write only what it means to through read-only pages: nothing
+/// guards them meanwhile.
+pub unsafe fn with_write_protect_off<R>(f: impl FnOnce() -> R) -> R {
+    use x86_64::registers::control::{Cr0, Cr0Flags};
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: clearing CR0.WP only lets this core's own ring-0 writes
+        // through read-only pages; it is set again below before anything
+        // but `f` runs (interrupts are off), and the caller vouches for `f`.
+        unsafe { Cr0::update(|c| c.remove(Cr0Flags::WRITE_PROTECT)) };
+        let r = f();
+        // SAFETY: turning write protection (back) on takes nothing away
+        // that code relies on.
+        unsafe { Cr0::update(|c| c.insert(Cr0Flags::WRITE_PROTECT)) };
+        r
+    })
+}
+
+/// The 4 KiB page-table entry mapping `virt` in the tables at `pml4_phys`
+/// (this node's own, in its window), or `None` if some level is missing
+/// or maps a large page.
+fn leaf_entry(pml4_phys: u64, virt: u64) -> Option<*mut u64> {
+    let mut table = pml4_phys;
+    for shift in [39u64, 30, 21] {
+        let entry = crate::layout::phys_to_virt(table) as *const u64;
+        // SAFETY: `table` is a table frame of this node's active tables,
+        // which node 0 built in this node's window; an index below 512
+        // stays inside the frame.
+        let e = unsafe { entry.add(((virt >> shift) & 511) as usize).read_volatile() };
+        let flags = F::from_bits_truncate(e);
+        if !flags.contains(F::PRESENT) || flags.contains(F::HUGE_PAGE) {
+            return None;
+        }
+        table = e & 0x000f_ffff_ffff_f000;
+    }
+    let pt = crate::layout::phys_to_virt(table) as *mut u64;
+    // SAFETY: as above, for the last level.
+    let pte = unsafe { pt.add(((virt >> 12) & 511) as usize) };
+    // SAFETY: as above.
+    let present = unsafe { pte.read_volatile() } & F::PRESENT.bits() != 0;
+    present.then_some(pte)
 }

@@ -10,11 +10,11 @@
 use alloc::string::String;
 use core::ops::Range;
 
-use mint_abi::shared::{self, Access, OPEN_OFFSET, SHARED_VIRT};
+use mint_abi::shared::{self, Access as SharedAccess, OPEN_OFFSET, SHARED_VIRT};
 
 use super::apic::XAPIC_BASE;
 use super::paging::{self, TableBuilder};
-use crate::layout::{self, NodeBootInfo, WINDOW_VIRT, WindowLayout};
+use crate::layout::{self, Access, NodeBootInfo, WINDOW_VIRT, WindowLayout};
 
 /// The 2 MiB frame holding the I/O APIC's registers (node 0 only; the
 /// local APIC's single page is `apic::XAPIC_BASE`).
@@ -182,15 +182,25 @@ impl BootMemory {
                 shared.size
             ));
         }
-        let mut mapped = t
-            .map(0, 0, TWO_MIB, paging::RAM)
-            .and_then(|_| t.map(WINDOW_VIRT, part.base, part.size, paging::RAM));
-        // The protected part page by page, as its writers allow; then the
-        // open part (debug NIC, DMA window) writable.
+        // Node 0 only reads and writes its low area (firmware tables, the
+        // trampoline's copy); another node runs the trampoline from it.
+        let low = if node == 0 { paging::DATA } else { paging::RAM };
+        let mut mapped = t.map(0, 0, TWO_MIB, low);
+        for r in window.regions() {
+            let flags = match r.access {
+                Access::Code => paging::CODE,
+                Access::ReadOnly => paging::READ_ONLY,
+                Access::ReadWrite => paging::DATA,
+            };
+            mapped =
+                mapped.and_then(|_| t.map(WINDOW_VIRT + r.off, part.base + r.off, r.len, flags));
+        }
+        // The protected part of the shared region page by page, as its
+        // writers allow; then the open part (debug NIC, DMA window) writable.
         for seg in shared::segments_for(node) {
             let flags = match seg.access {
-                Access::ReadWrite => paging::SHARED,
-                Access::ReadOnly => paging::SHARED_READ_ONLY,
+                SharedAccess::ReadWrite => paging::SHARED,
+                SharedAccess::ReadOnly => paging::SHARED_READ_ONLY,
             };
             let (off, len) = (seg.offset as u64, seg.len as u64);
             mapped = mapped.and_then(|_| t.map(SHARED_VIRT + off, shared.base + off, len, flags));
@@ -237,8 +247,12 @@ impl BootMemory {
             size: self.node0.end - self.node0.start,
         };
         let cr3 = self.build_tables(part, window, shared, 0, mmio)?;
-        // SAFETY: the new tables map node 0's whole window (code, stack,
-        // heap, statics) at the same virtual addresses as the boot tables.
+        // SAFETY: the new tables map node 0's whole window at the same
+        // virtual addresses as the boot tables, with access node 0's code
+        // keeps to from here on: its text executable, rodata and the
+        // pristine image read-only, stacks (not their guard pages), statics,
+        // tables and heap writable; the low area stays mapped (not
+        // executable: node 0 runs no code there).
         unsafe { paging::activate(cr3) };
         Ok(())
     }

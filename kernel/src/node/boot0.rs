@@ -148,6 +148,16 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         stale_every: knob("mint.stale="),
     };
     let faults = parse_faults(&boot.cmdline, n).unwrap_or_else(|e| refuse(&e));
+    let selftest = match boot
+        .cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("mint.selftest="))
+    {
+        Some(name) => super::selftest::SelfTest::parse(name)
+            .unwrap_or_else(|| refuse(&alloc::format!("mint.selftest={name}: no such self-test"))),
+        None => super::selftest::SelfTest::None,
+    };
+    super::set_self_test(selftest);
 
     // A real e1000 in the plan: find it on the PCI bus; its owner gets its
     // register frame mapped and its location in the boot info.
@@ -214,7 +224,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
             base: base.as_u64(),
             size,
         };
-        let start = prepare_node(&boot_memory, &plan, id, part, shared, nic_of(id))
+        let start = prepare_node(&boot_memory, &plan, id, part, shared, nic_of(id), selftest)
             .unwrap_or_else(|e| refuse(&e));
         starts.push(start);
     }
@@ -230,6 +240,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
                 .map(PhysRange::e1000_registers),
         )
         .unwrap_or_else(|e| refuse(&alloc::format!("node 0: {e}")));
+    super::seal(&window0).unwrap_or_else(|e| refuse(&alloc::format!("node 0: sealing: {e}")));
     // SAFETY: the rest of node 0's window after the early heap is its own
     // unused memory, mapped by its tables.
     unsafe {
@@ -371,6 +382,7 @@ fn prepare_node(
     part: PhysRange,
     shared: PhysRange,
     (nic_bar, nic_pci, nic_irq): (u64, u32, u8),
+    selftest: super::selftest::SelfTest,
 ) -> Result<NodeStart, String> {
     let w =
         WindowLayout::new(part.size).ok_or_else(|| alloc::format!("{id}: partition too small"))?;
@@ -387,6 +399,7 @@ fn prepare_node(
         nic_bar,
         nic_pci,
         nic_irq,
+        selftest: selftest as u8,
     };
     let cr3 = memory
         .prepare_node(part, &w, shared, &info)

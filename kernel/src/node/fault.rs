@@ -1,16 +1,19 @@
 //! Fault containment: a CPU exception or a panic ends this node only. The
-//! handler runs on this node's own IST stack with its own IDT, writes the
-//! reason into this node's slot of the shared region, and halts the core;
-//! the other nodes see the state change and keep running.
+//! handler runs on this node's own IST stack with its own IDT (#DF, #PF,
+//! NMI and #MC on stacks of their own, so a fault while delivering another
+//! still finds a good stack), writes the reason into this node's slot of
+//! the shared region, and halts the core; the other nodes see the state
+//! change and keep running. A stack that overflows into its guard page is
+//! named in the reason.
 
 use core::fmt::Write;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use mint_abi::NodeId;
 use mint_abi::node::{FaultKind, MessageKind};
 
-use crate::arch::cpu;
 use crate::arch::interrupts::{InterruptFrame, exception_name};
+use crate::arch::{cpu, stacks};
 use crate::layout::WINDOW_VIRT;
 use crate::{println, shared};
 
@@ -45,7 +48,14 @@ impl Write for ReasonBuf {
     }
 }
 
+/// Set by the first [`stop`]: a fault while stopping (or an NMI after it)
+/// only halts, and never overwrites the first reason.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
 fn stop(reason: &ReasonBuf) -> ! {
+    if STOPPING.swap(true, Ordering::AcqRel) {
+        cpu::halt_forever()
+    }
     let me = super::me();
     println!("{me} CRASHED: {}", reason.as_str());
     if super::shared_ready() {
@@ -61,37 +71,82 @@ fn stop(reason: &ReasonBuf) -> ! {
 
 /// Every CPU exception of this node ends here.
 pub fn on_exception(frame: &mut InterruptFrame) {
+    if super::selftest::recover_probe(frame) {
+        return;
+    }
     let mut r = ReasonBuf::new();
-    let _ = write!(
-        r,
-        "{} at rip {:#x}",
-        exception_name(frame.vector),
-        frame.rip
-    );
-    if frame.vector == 14 {
-        let addr = x86_64::registers::control::Cr2::read_raw();
-        let access = if frame.error_code & 2 != 0 {
-            "write"
-        } else {
-            "read"
-        };
-        let _ = write!(r, ": {access} of {addr:#x}");
-        let (_, shared_size) = super::shared_window();
-        let shared_off = addr.wrapping_sub(mint_abi::shared::SHARED_VIRT);
-        if shared_off < shared_size && frame.error_code & 1 != 0 {
-            // Present but refused: a page of the shared region this node
-            // may only read.
-            let what = mint_abi::shared::describe_offset(shared_off);
-            let _ = write!(r, " ({what}, read-only in this node)");
-        } else if !crate::layout::window_contains(addr) {
-            let _ = write!(r, " (outside this node's memory)");
+    match frame.vector {
+        8 => describe_double_fault(&mut r, frame),
+        14 => describe_page_fault(&mut r, frame),
+        2 => {
+            let _ = write!(
+                r,
+                "NMI at rip {:#x} (mint raises none: hardware or a peer in trouble)",
+                frame.rip
+            );
         }
-    } else if frame.error_code != 0 {
-        let _ = write!(r, ", error code {:#x}", frame.error_code);
+        v => {
+            let _ = write!(r, "{} at rip {:#x}", exception_name(v), frame.rip);
+            if frame.error_code != 0 {
+                let _ = write!(r, ", error code {:#x}", frame.error_code);
+            }
+        }
     }
     stop(&r)
 }
 
+fn describe_page_fault(r: &mut ReasonBuf, frame: &InterruptFrame) {
+    let addr = x86_64::registers::control::Cr2::read_raw();
+    let access = if frame.error_code & 0x10 != 0 {
+        "fetch"
+    } else if frame.error_code & 2 != 0 {
+        "write"
+    } else {
+        "read"
+    };
+    if let Some(stack) = stacks::guard_hit(addr) {
+        // The reason is short (REASON_LEN): what happened first.
+        let _ = write!(
+            r,
+            "stack overflow: page fault in the {stack} stack's guard page, {access} of {addr:#x} at rip {:#x}",
+            frame.rip
+        );
+        return;
+    }
+    let _ = write!(
+        r,
+        "page fault at rip {:#x}: {access} of {addr:#x}",
+        frame.rip
+    );
+    let (_, shared_size) = super::shared_window();
+    let shared_off = addr.wrapping_sub(mint_abi::shared::SHARED_VIRT);
+    if shared_off < shared_size && frame.error_code & 1 != 0 {
+        // Present but refused: a page of the shared region this node may
+        // only read.
+        let what = mint_abi::shared::describe_offset(shared_off);
+        let _ = write!(r, " ({what}, read-only in this node)");
+    } else if !crate::layout::window_contains(addr) {
+        let _ = write!(r, " (outside this node's memory)");
+    } else if frame.error_code & 1 != 0 {
+        // Present but refused: W^X or a sealed page.
+        let _ = write!(r, " (not allowed)");
+    }
+}
+
+/// A double fault: the CPU met a fault while delivering another. Its saved
+/// RIP is not reliable (an abort), so the reason names what can be known:
+/// the stack pointer and CR2 (the address of the last page fault), and a
+/// stack overflow when either lies in a guard page.
+fn describe_double_fault(r: &mut ReasonBuf, frame: &InterruptFrame) {
+    let cr2 = x86_64::registers::control::Cr2::read_raw();
+    let _ = write!(r, "double fault");
+    if let Some(stack) = stacks::guard_hit(frame.rsp).or_else(|| stacks::guard_hit(cr2)) {
+        let _ = write!(r, ": stack overflow into the {stack} stack's guard page,");
+    } else {
+        let _ = write!(r, " (a fault while delivering another):");
+    }
+    let _ = write!(r, " rsp {:#x}, cr2 {cr2:#x}", frame.rsp);
+}
 /// The panic handler of this node.
 pub fn on_panic(info: &core::panic::PanicInfo) -> ! {
     let mut r = ReasonBuf::new();
@@ -180,5 +235,48 @@ pub fn inject_if_asked(me: NodeId) {
             println!("{me}: read {v:#x} past the e1000's register space");
             panic!("read past the NIC's register space was not refused");
         }
+        FaultKind::StackOverflow => {
+            let depth = recurse(0);
+            println!("unreachable: recursion ended at depth {depth}");
+        }
+        FaultKind::DoubleFault => {
+            // SAFETY: deliberately faulting: with the page-fault stack
+            // pointing into its guard page, the #PF of this read cannot be
+            // delivered (its frame push faults), which the CPU turns into
+            // #DF, delivered on the double-fault stack; this node ends.
+            unsafe {
+                crate::arch::gdt::break_page_fault_stack();
+                let v = core::ptr::read_volatile(0x0000_7fff_dead_0000 as *const u64);
+                println!("unreachable: read {v}");
+            }
+        }
+        FaultKind::NmiStorm => {
+            // The first NMI stops this node (mint raises none, so one means
+            // trouble); its handler never returns with iretq, so the CPU
+            // keeps every later NMI blocked. Should one ever return, the
+            // loop ends and the node carries on: not contained.
+            let me = crate::arch::apic::id();
+            for _ in 0..NMI_STORM_LENGTH {
+                let _ = crate::arch::apic::send_nmi(me);
+            }
+            println!("{me}: {NMI_STORM_LENGTH} NMIs sent and survived");
+        }
     }
+}
+
+/// NMIs the `nmi-storm` injection sends itself.
+const NMI_STORM_LENGTH: u32 = 100_000;
+
+/// Recursion the compiler cannot turn into a loop: every call goes
+/// through a pointer it cannot see through and keeps a 512-byte array
+/// live across the call, so each level takes a real stack frame until the
+/// kernel stack runs into its guard page.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 512];
+    frame[(depth % 512) as usize] = depth as u8;
+    core::hint::black_box(&mut frame);
+    let next: fn(u64) -> u64 = core::hint::black_box(recurse);
+    let below = next(depth + 1);
+    below + u64::from(core::hint::black_box(&frame)[0])
 }

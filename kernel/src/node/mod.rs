@@ -14,6 +14,7 @@ pub mod fault;
 pub mod generator;
 pub mod monitor;
 pub mod ping;
+pub mod selftest;
 pub mod shell;
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
@@ -57,6 +58,14 @@ pub fn set_shared_window(phys: u64, size: u64) {
     SHARED_PHYS.store(phys, Ordering::Relaxed);
     SHARED_SIZE.store(size, Ordering::Relaxed);
     SHARED_READY.store(true, Ordering::Release);
+}
+
+/// The hidden self-test this node runs (see `selftest`): node 0 before it
+/// starts the others, every other node after `go`.
+static SELF_TEST: AtomicU8 = AtomicU8::new(0);
+
+pub fn set_self_test(test: selftest::SelfTest) {
+    SELF_TEST.store(test as u8, Ordering::Relaxed);
 }
 
 /// Whether the shared region is mapped and set up for this node.
@@ -146,6 +155,11 @@ extern "C" fn ap_entry(info: *const NodeBootInfo) -> ! {
         println!("node{}: partition too small for the kernel", info.node);
         cpu::halt_forever();
     };
+    // The last write to this node's tables was the unmapping above.
+    if let Err(e) = seal(&window) {
+        println!("node{}: cannot seal its tables: {e}", info.node);
+        cpu::halt_forever();
+    }
     // SAFETY: the heap range is this node's own memory past its image,
     // tables and boot info (see `layout`), mapped by the tables node 0 built.
     unsafe { mem::init_heap(layout::WINDOW_VIRT + window.heap_off, window.heap_len) };
@@ -158,7 +172,17 @@ extern "C" fn ap_entry(info: *const NodeBootInfo) -> ! {
     }
     set_shared_window(info.shared_phys, info.shared_size);
     set_real_nic((info.nic_bar, info.nic_pci, info.nic_irq));
+    set_self_test(selftest::SelfTest::from_raw(info.selftest));
     start_node(NodeId(info.node), info.node_count, window)
+}
+
+/// Makes this node's page tables, boot info, GDT, TSS and IDT read-only
+/// (`WindowLayout::sealed`): from here on nothing of this node writes them.
+pub fn seal(window: &WindowLayout) -> Result<(), paging::SealError> {
+    let ranges = window
+        .sealed()
+        .map(|(off, len)| (layout::WINDOW_VIRT + off, len));
+    paging::seal(&ranges)
 }
 
 /// Common start of every node, with its GDT, IDT, tables and heap ready.
@@ -196,7 +220,9 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
         window.loaded_len / 1024,
     );
     attach_real_nic(id);
+    let self_test = selftest::SelfTest::from_raw(SELF_TEST.load(Ordering::Relaxed));
     if id == NodeId(0) {
+        selftest::run(self_test);
         boot0::run_machine()
     }
     // Wait (bounded) for node 0's go, then do what was asked.
@@ -216,6 +242,7 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
         // The timer wakes this at least every 10 ms.
         x86_64::instructions::hlt();
     }
+    selftest::run(self_test);
     fault::inject_if_asked(id);
     let skbs = if crate::nic::debug_target() == Some(id) {
         let (phys, size) = shared_window();
@@ -252,7 +279,8 @@ pub fn idle() -> ! {
     }
 }
 
-fn on_timer(_frame: &mut InterruptFrame) {
+fn on_timer(frame: &mut InterruptFrame) {
+    selftest::on_tick(frame);
     let slot = shared::slot(me());
     slot.heartbeat.fetch_add(1, Ordering::Relaxed);
     // ICRs given up as stuck, published where the report reads them.

@@ -1,0 +1,315 @@
+//! Hidden self-tests (`mint.selftest=NAME` on the kernel command line, from
+//! `mint boot --selftest NAME`): checks of the node kernel's own machinery
+//! that no normal run exercises on purpose. Each prints one
+//! `MINT-SELFTEST {json}` line on the node's console.
+//!
+//! Every node runs the self-test asked for: node 0 just before it starts
+//! the others, every other node right after `go`.
+//!
+//! - `df`: the direction flag on interrupt entry. The node copies
+//!   overlapping buffers backwards (`memmove` runs `rep movsb` with DF set)
+//!   with its timer running; the timer handler counts the ticks that
+//!   interrupted a context with DF = 1 and the ticks in which the handler
+//!   itself ran with DF = 1. The SysV ABI requires DF = 0 on function entry,
+//!   so the second count must stay 0 (the entry stub clears DF); the first
+//!   must be positive, or the test never hit the window it is about.
+//! - `wx`: the node's page permissions. The node probes its own memory
+//!   (writes to text, rodata, its IDT, GDT and page tables; execution from
+//!   rodata, data, stack and heap; reads of guard pages and of the low
+//!   area) and checks that exactly the forbidden accesses page-fault: the
+//!   page-fault handler resumes an armed probe ([`recover_probe`]) instead
+//!   of stopping the node.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use alloc::string::String;
+use alloc::vec;
+use core::fmt::Write;
+
+use crate::arch::interrupts::InterruptFrame;
+use crate::println;
+
+/// The direction flag in RFLAGS.
+const RFLAGS_DF: u64 = 1 << 10;
+
+/// Which self-test a node runs (carried in its boot info).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum SelfTest {
+    None = 0,
+    DirectionFlag = 1,
+    Permissions = 2,
+}
+
+impl SelfTest {
+    pub fn parse(name: &str) -> Option<SelfTest> {
+        match name {
+            "df" => Some(SelfTest::DirectionFlag),
+            "wx" => Some(SelfTest::Permissions),
+            _ => None,
+        }
+    }
+
+    pub fn from_raw(v: u8) -> SelfTest {
+        match v {
+            1 => SelfTest::DirectionFlag,
+            2 => SelfTest::Permissions,
+            _ => SelfTest::None,
+        }
+    }
+}
+
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static TICKS: AtomicU64 = AtomicU64::new(0);
+static INTERRUPTED_DF: AtomicU64 = AtomicU64::new(0);
+static HANDLER_DF: AtomicU64 = AtomicU64::new(0);
+
+/// Enough timer ticks inside the backwards copy to call the window hit.
+const ENOUGH_HITS: u64 = 20;
+/// Give up after this many ticks (3 s of this node's timer).
+const MAX_TICKS: u64 = 3 * super::TIMER_HZ;
+/// Bytes moved by one backwards copy.
+const COPY_LEN: usize = 64 * 1024;
+
+/// Called from this node's timer handler on every tick.
+#[inline(always)]
+pub fn on_tick(frame: &InterruptFrame) {
+    if !ACTIVE.load(Ordering::Relaxed) {
+        return;
+    }
+    // The handler's own flags, read here and not in the entry stub: this is
+    // the state the handler's code (and any `rep movs` it runs) sees.
+    let own = read_rflags();
+    TICKS.fetch_add(1, Ordering::Relaxed);
+    if frame.rflags & RFLAGS_DF != 0 {
+        INTERRUPTED_DF.fetch_add(1, Ordering::Relaxed);
+    }
+    if own & RFLAGS_DF != 0 {
+        HANDLER_DF.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[inline(always)]
+fn read_rflags() -> u64 {
+    let flags: u64;
+    // SAFETY: pushfq/pop reads RFLAGS through this handler's own stack
+    // (the IST stack it runs on, not the interrupted one); no other effect.
+    unsafe { core::arch::asm!("pushfq", "pop {}", out(reg) flags, options(preserves_flags)) };
+    flags
+}
+
+/// Runs `test` on this node (with its timer running) and prints the result.
+pub fn run(test: SelfTest) {
+    match test {
+        SelfTest::None => {}
+        SelfTest::DirectionFlag => direction_flag(),
+        SelfTest::Permissions => permissions(),
+    }
+}
+
+fn direction_flag() {
+    let me = super::me();
+    let mut buf = vec![0u8; COPY_LEN + 1];
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    ACTIVE.store(true, Ordering::Relaxed);
+    let mut copies = 0u64;
+    while INTERRUPTED_DF.load(Ordering::Relaxed) < ENOUGH_HITS
+        && TICKS.load(Ordering::Relaxed) < MAX_TICKS
+    {
+        let p = buf.as_mut_ptr();
+        // SAFETY: both ranges lie inside `buf` (COPY_LEN + 1 bytes); they
+        // overlap with the destination above the source, which is the case
+        // `memmove` copies backwards (DF set) and is defined to handle.
+        unsafe { crate::mem::memmove(p.add(1), p, COPY_LEN) };
+        copies += 1;
+    }
+    ACTIVE.store(false, Ordering::Relaxed);
+    // Each copy moved every byte up by one: byte i now holds the original
+    // byte i - copies, i.e. (i - copies) mod 256, for i >= copies.
+    let intact = buf
+        .iter()
+        .enumerate()
+        .skip(copies.min(COPY_LEN as u64) as usize)
+        .all(|(i, &b)| b == (i as u64).wrapping_sub(copies) as u8);
+    println!(
+        "MINT-SELFTEST {{\"test\":\"df\",\"node\":{},\"copies\":{copies},\"ticks\":{},\"interrupted_df\":{},\"handler_df\":{},\"copy_intact\":{intact}}}",
+        me.0,
+        TICKS.load(Ordering::Relaxed),
+        INTERRUPTED_DF.load(Ordering::Relaxed),
+        HANDLER_DF.load(Ordering::Relaxed),
+    );
+}
+
+/// Where the page-fault handler resumes an armed probe (0: none armed).
+static PROBE_RESUME: AtomicU64 = AtomicU64::new(0);
+/// The stack pointer to resume it with (an execution probe faults after
+/// its `call` pushed the return address).
+static PROBE_RSP: AtomicU64 = AtomicU64::new(0);
+/// The error code of the page fault the probe met, or [`NO_FAULT`].
+static PROBE_FAULT: AtomicU64 = AtomicU64::new(NO_FAULT);
+const NO_FAULT: u64 = u64::MAX;
+
+/// Called by the exception handler first: a page fault of an armed probe
+/// is recorded and the probe resumed past its access; anything else is a
+/// real fault (returns false).
+pub fn recover_probe(frame: &mut InterruptFrame) -> bool {
+    let resume = PROBE_RESUME.load(Ordering::Relaxed);
+    if frame.vector != 14 || resume == 0 {
+        return false;
+    }
+    PROBE_RESUME.store(0, Ordering::Relaxed);
+    PROBE_FAULT.store(frame.error_code, Ordering::Relaxed);
+    frame.rip = resume;
+    frame.rsp = PROBE_RSP.load(Ordering::Relaxed);
+    true
+}
+
+#[derive(Clone, Copy)]
+enum Access {
+    Read,
+    /// Reads the byte, then writes the same value back.
+    Write,
+    /// Calls the address, which holds `ret` (0xC3).
+    Execute,
+}
+
+/// Tries one access; returns the page fault's error code if it faulted.
+fn probe(access: Access, addr: u64) -> Option<u64> {
+    PROBE_FAULT.store(NO_FAULT, Ordering::Relaxed);
+    let resume = PROBE_RESUME.as_ptr();
+    let rsp = PROBE_RSP.as_ptr();
+    // SAFETY: each block arms the probe (resume address and stack pointer
+    // into the statics above), makes one access and disarms; a page fault
+    // on the access is resumed at label 2 with the stack pointer as armed
+    // (`recover_probe`), so control always reaches the end of the block
+    // with the stack as it was. A write stores back the byte it read; an
+    // executed target holds a lone `ret`, so a call that does not fault
+    // returns straight to the block. Interrupts are off while a probe is
+    // armed, so the only page fault `recover_probe` can see then is the
+    // probe's own (an NMI stops the node without resuming anything).
+    x86_64::instructions::interrupts::without_interrupts(|| unsafe {
+        match access {
+            Access::Read => core::arch::asm!(
+                "lea {t}, [rip + 2f]",
+                "mov [{resume}], {t}",
+                "mov [{rsp}], rsp",
+                "mov {t:l}, byte ptr [{addr}]",
+                "2:",
+                "mov qword ptr [{resume}], 0",
+                t = out(reg) _, resume = in(reg) resume, rsp = in(reg) rsp, addr = in(reg) addr,
+            ),
+            Access::Write => core::arch::asm!(
+                "lea {t}, [rip + 2f]",
+                "mov [{resume}], {t}",
+                "mov [{rsp}], rsp",
+                "mov {t:l}, byte ptr [{addr}]",
+                "mov byte ptr [{addr}], {t:l}",
+                "2:",
+                "mov qword ptr [{resume}], 0",
+                t = out(reg) _, resume = in(reg) resume, rsp = in(reg) rsp, addr = in(reg) addr,
+            ),
+            Access::Execute => core::arch::asm!(
+                "lea {t}, [rip + 2f]",
+                "mov [{resume}], {t}",
+                "mov [{rsp}], rsp",
+                "call {addr}",
+                "2:",
+                "mov qword ptr [{resume}], 0",
+                t = out(reg) _, resume = in(reg) resume, rsp = in(reg) rsp, addr = in(reg) addr,
+            ),
+        }
+    });
+    match PROBE_FAULT.load(Ordering::Relaxed) {
+        NO_FAULT => None,
+        code => Some(code),
+    }
+}
+
+/// A `ret` in rodata, in data, and a function in text that only returns.
+static RET_IN_RODATA: [u8; 1] = [0xC3];
+static mut RET_IN_DATA: [u8; 1] = [0xC3];
+extern "C" fn returns_at_once() {}
+
+fn permissions() {
+    use crate::arch::stacks;
+    let me = super::me();
+    let ret_on_stack = [0xC3u8; 16];
+    let ret_on_heap = alloc::boxed::Box::new([0xC3u8; 16]);
+    let idt = x86_64::instructions::tables::sidt().base.as_u64();
+    let gdt = x86_64::instructions::tables::sgdt().base.as_u64();
+    let (pml4, _) = x86_64::registers::control::Cr3::read();
+    let pml4 = crate::layout::phys_to_virt(pml4.start_address().as_u64());
+    let guards = stacks::guard_pages();
+    let data = (&raw const RET_IN_DATA) as u64;
+    // What, how, where, and whether it must fault.
+    let probes: [(&str, Access, u64, bool); 14] = [
+        ("write data", Access::Write, data, false),
+        (
+            "execute text",
+            Access::Execute,
+            returns_at_once as *const () as u64,
+            false,
+        ),
+        (
+            "write text",
+            Access::Write,
+            returns_at_once as *const () as u64,
+            true,
+        ),
+        (
+            "write rodata",
+            Access::Write,
+            RET_IN_RODATA.as_ptr() as u64,
+            true,
+        ),
+        (
+            "execute rodata",
+            Access::Execute,
+            RET_IN_RODATA.as_ptr() as u64,
+            true,
+        ),
+        ("execute data", Access::Execute, data, true),
+        (
+            "execute stack",
+            Access::Execute,
+            ret_on_stack.as_ptr() as u64,
+            true,
+        ),
+        (
+            "execute heap",
+            Access::Execute,
+            ret_on_heap.as_ptr() as u64,
+            true,
+        ),
+        ("write IDT", Access::Write, idt, true),
+        ("write GDT", Access::Write, gdt, true),
+        ("write page tables", Access::Write, pml4, true),
+        ("read kernel stack guard", Access::Read, guards[0].0, true),
+        (
+            "read page-fault stack guard",
+            Access::Read,
+            guards[usize::from(crate::arch::gdt::IST_PAGE_FAULT)].0,
+            true,
+        ),
+        // Node 0 owns the low area (not executable); the others drop it.
+        ("read low area", Access::Read, 0x8000, me.0 != 0),
+    ];
+    let mut out = String::new();
+    for (i, &(what, access, addr, must_fault)) in probes.iter().enumerate() {
+        let fault = probe(access, addr);
+        let _ = write!(
+            out,
+            "{}{{\"what\":\"{what}\",\"addr\":{addr},\"must_fault\":{must_fault},\"faulted\":{},\"error_code\":{}}}",
+            if i > 0 { "," } else { "" },
+            fault.is_some(),
+            fault.map_or(-1, |c| c as i64),
+        );
+    }
+    core::hint::black_box(&ret_on_stack);
+    println!(
+        "MINT-SELFTEST {{\"test\":\"wx\",\"node\":{},\"probes\":[{out}]}}",
+        me.0
+    );
+}
