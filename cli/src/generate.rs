@@ -223,7 +223,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
                 .and_then(|n| n.parse().ok())
             {
                 if let Some(bar) = &injecting {
-                    bar.set(sent);
+                    bar.progress(sent);
                 }
             } else if let Some(j) = text.strip_prefix("MINT-GEN ") {
                 record = serde_json::from_str(j).ok();
@@ -306,12 +306,12 @@ fn estimate(cfg: &GenConfig, accel: crate::qemu::Accel, samples_s: u64) -> Strin
     use indicatif::HumanDuration;
     let injection = Duration::from_nanos(cfg.nominal_duration_ns());
     let emulated = if accel == crate::qemu::Accel::Tcg {
-        "; under software emulation (TCG) longer where a frame takes longer to send than its interval"
+        " (longer under TCG where a frame takes longer to send than its interval)"
     } else {
         ""
     };
     format!(
-        "mint: gen: {} frames, one every {} ns: about {} of injection{emulated}, then up to {} printing the raw samples",
+        "mint: gen: {} frames, one every {} ns: about {} of injection{emulated}, then up to {} for the raw samples",
         cfg.count,
         cfg.interval_ns,
         HumanDuration(injection),

@@ -86,6 +86,19 @@ impl Bar {
             bar.set_position(pos);
         }
     }
+
+    /// Like [`Bar::set`] for a bar made before its work began: the first
+    /// report starts its clock (elapsed time, rate and ETA).
+    pub fn progress(&self, pos: u64) {
+        if let Some(bar) = &self.0 {
+            let first = bar.position() == 0;
+            bar.set_position(pos);
+            if first {
+                bar.reset_elapsed();
+                bar.reset_eta();
+            }
+        }
+    }
 }
 
 impl Drop for Bar {
