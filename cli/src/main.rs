@@ -156,7 +156,7 @@ fn main() -> ExitCode {
     // would have, after its clean-up: see `shutdown`.
     let stop = match &result {
         Err(e) => e.downcast_ref::<shutdown::Stop>().cloned(),
-        Ok(_) => shutdown::output_failure(),
+        Ok(_) => shutdown::pending(),
     };
     if let Some(stop) = stop {
         if let shutdown::Stop::Signal(_) | shutdown::Stop::Output(Some(_)) = stop {

@@ -93,6 +93,16 @@ pub fn output_failure() -> Option<Stop> {
     OUTPUT.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
+/// What is left to act on once a command is done: a signal that came as
+/// its machine was ending, or an output that failed (a report cut short
+/// by a closed stdout). Either ends mint as a stop does.
+pub fn pending() -> Option<Stop> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => output_failure(),
+        sig => Some(Stop::Signal(sig as i32)),
+    }
+}
+
 /// The stop request, if any: a signal, a failed output, or stdout's
 /// reader gone (noticed before anything is written to it).
 pub fn requested() -> Option<Stop> {
