@@ -310,12 +310,19 @@ fn estimate(cfg: &GenConfig, accel: crate::qemu::Accel, samples_s: u64) -> Strin
     } else {
         ""
     };
+    let about = |d: Duration| {
+        if d < Duration::from_secs(1) {
+            "under a second".to_string()
+        } else {
+            format!("about {}", HumanDuration(d))
+        }
+    };
     format!(
-        "mint: gen: {} frames, one every {} ns: about {} of injection{emulated}, then up to {} for the raw samples",
+        "mint: gen: {} frames, one every {} ns: {} of injection{emulated}, then {} for the raw samples",
         cfg.count,
         cfg.interval_ns,
-        HumanDuration(injection),
-        HumanDuration(Duration::from_secs(samples_s.max(1)))
+        about(injection),
+        about(Duration::from_secs(samples_s))
     )
 }
 
