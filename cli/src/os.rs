@@ -17,6 +17,11 @@ use std::process::Command;
 /// `cmd` must be spawned from a thread that lives as long as the child:
 /// mint spawns QEMU from its main thread only.
 pub fn die_with_parent(cmd: &mut Command) {
+    debug_assert_eq!(
+        std::thread::current().name(),
+        Some("main"),
+        "a child that dies with its parent must be spawned from the main thread"
+    );
     let parent = std::process::id();
     // SAFETY: the hook runs in the forked child before exec and calls only
     // `prctl` and `getppid`, both async-signal-safe system calls; it touches
