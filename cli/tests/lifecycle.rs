@@ -14,7 +14,7 @@
 //! - a plan file is capped in size (`/dev/zero`);
 //! - `mint run` says at once that it boots; logs go to the current
 //!   directory's `runs/` or under `$XDG_STATE_HOME`; `mint gen` states its
-//!   estimate and node 0 reports its progress.
+//!   estimate, node 0 reports its progress, and a terminal shows it as bars.
 //!
 //! No test asserts a rate or a schedule: wall-time bounds are loose (the
 //! host is shared and QEMU emulates in software).
@@ -521,4 +521,42 @@ fn gen_states_its_estimate_and_logs_progress() {
     assert!(!progress.is_empty(), "no progress line in node0.log");
     assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
     assert!(progress.iter().all(|&n| n <= 25000), "{progress:?}");
+}
+
+/// On a terminal (a pty from util-linux's `script`), `mint gen` shows its
+/// progress bars; the run still ends with its report. Skipped where
+/// `script` is missing.
+#[test]
+fn gen_shows_progress_bars_on_a_terminal() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` (util-linux) for a pty");
+        return;
+    }
+    let run = Isolated::new();
+    let _machine = one_machine_at_a_time();
+    let mint = format!(
+        "{} gen --count 25000 --interval-ns 100000 --timeout 200 --log-dir {}",
+        common::MINT,
+        path(run.logs.path())
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &mint, "/dev/null"])
+        .env("TMPDIR", run.tmp.path())
+        .env("COLUMNS", "160")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script runs");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("injecting ["), "no injection bar:\n{shown}");
+    assert!(shown.contains("raw samples ["), "no samples bar:\n{shown}");
+    assert!(
+        shown.contains("verdict: every frame accounted for"),
+        "{shown}"
+    );
+    run.assert_no_qemu_within(Duration::from_secs(5));
 }
