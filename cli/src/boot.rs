@@ -72,7 +72,7 @@ pub fn parse_fault(spec: &str, nodes: usize) -> Result<FaultRequest> {
 }
 
 pub fn run(args: BootArgs) -> Result<ExitCode> {
-    let (plan, _layout) = plan::load(&args.machine)?;
+    let (plan, _layout) = plan::load(&args.machine.plan)?;
     let fault = args
         .fault
         .as_deref()
@@ -118,6 +118,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
             }
         }
     });
+    outcome.check_stopped()?;
     if prepared.accel == qemu::Accel::Kvm && qemu::is_kvm_failure(&outcome.qemu_stderr) {
         bail!(
             "KVM could not run the guest (QEMU: {}); use --accel tcg",
@@ -191,8 +192,8 @@ pub fn judge(report: &mut Value, fault: Option<FaultRequest>) {
 }
 
 fn print_table(report: &Value) {
-    println!();
-    println!(
+    outln!();
+    outln!(
         "accel {}  tsc {} MHz  {}  logs {}",
         report["accel"].as_str().unwrap_or("?"),
         report["tsc_hz"].as_u64().unwrap_or(0) / 1_000_000,
@@ -203,9 +204,17 @@ fn print_table(report: &Value) {
         },
         report["log_dir"].as_str().unwrap_or("?")
     );
-    println!(
+    outln!(
         "{:<5} {:<8} {:<6} {:<6} {:<24} {:<12} {:>7} {:>12} {:>12}",
-        "node", "state", "cores", "apic", "memory", "devices", "pings", "rtt p50 ns", "rtt max ns"
+        "node",
+        "state",
+        "cores",
+        "apic",
+        "memory",
+        "devices",
+        "pings",
+        "rtt p50 ns",
+        "rtt max ns"
     );
     for n in report["nodes"].as_array().into_iter().flatten() {
         let list = |v: &Value| {
@@ -220,7 +229,7 @@ fn print_table(report: &Value) {
         };
         let base = n["memory"]["base"].as_u64().unwrap_or(0);
         let size = n["memory"]["size"].as_u64().unwrap_or(0);
-        println!(
+        outln!(
             "{:<5} {:<8} {:<6} {:<6} {:<24} {:<12} {:>7} {:>12} {:>12}",
             n["id"].to_string(),
             n["state"].as_str().unwrap_or("?"),
@@ -233,7 +242,7 @@ fn print_table(report: &Value) {
             n["ipi_rtt_ns"]["max"].to_string(),
         );
         if let Some(r) = n["reason"].as_str() {
-            println!("      reason: {r}");
+            outln!("      reason: {r}");
         }
         let incidents: Vec<String> = n["incidents"]
             .as_object()
@@ -243,8 +252,8 @@ fn print_table(report: &Value) {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         if !incidents.is_empty() {
-            println!("      refused or gave up: {}", incidents.join(", "));
+            outln!("      refused or gave up: {}", incidents.join(", "));
         }
     }
-    println!("verdict: {}", report["verdict"].as_str().unwrap_or("?"));
+    outln!("verdict: {}", report["verdict"].as_str().unwrap_or("?"));
 }

@@ -15,23 +15,26 @@ use mint_traffic::{GenConfig, PacketKind, Pattern, Summary};
 use serde_json::{Value, json};
 
 use crate::machine::{Echo, Event, Machine, Options};
-use crate::{MachineArgs, plan};
+use crate::output::Bar;
+use crate::preflight::OutputFile;
+use crate::{MachineArgs, flags, plan};
 
 #[derive(Args)]
 pub struct GenArgs {
     #[command(flatten)]
     pub machine: MachineArgs,
     /// Frame size in bytes (60..=16384, without FCS).
-    #[arg(long, default_value = "1514")]
+    #[arg(long, default_value = "1514", allow_negative_numbers = true, value_parser = flags::non_negative_text)]
     pub size: String,
     /// Frames to inject.
-    #[arg(long, default_value = "5000")]
+    #[arg(long, default_value = "5000", allow_negative_numbers = true, value_parser = flags::non_negative_text)]
     pub count: String,
     /// Mean interval between frames in ns (0 = back to back; units ns/us/ms/s accepted).
     #[arg(
         long = "interval-ns",
         default_value = "200000",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        value_parser = flags::non_negative_text
     )]
     pub interval: String,
     /// fixed, poisson or burst:K.
@@ -41,27 +44,27 @@ pub struct GenArgs {
     #[arg(long, default_value = "udp")]
     pub kind: String,
     /// Seed of the schedule and payloads.
-    #[arg(long, default_value = "1")]
+    #[arg(long, default_value = "1", allow_negative_numbers = true, value_parser = flags::non_negative_text)]
     pub seed: String,
     /// The node playing the NIC (runs the generator); must be 0.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = flags::u8_value)]
     pub support: u8,
     /// The node whose e1000 driver receives.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true, value_parser = flags::u8_value)]
     pub target: u8,
     /// Fault injection: corrupt every Nth descriptor write-back (zero
     /// length, oversize, no EOP, error bits in turn); the driver must count
     /// and survive each. 0 = never.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = flags::u32_value)]
     pub corrupt_every: u32,
     /// Fault injection (for tests): the device model sets the posted flag
     /// but "forgets" to send every Nth IPI; the target's timer tick must
     /// recover each. 0 = never.
-    #[arg(long, default_value_t = 0, hide = true)]
+    #[arg(long, default_value_t = 0, hide = true, allow_negative_numbers = true, value_parser = flags::u32_value)]
     pub forget_ipi_every: u32,
     /// Fault injection (for tests): every Nth frame carries the previous
     /// run's id; the target must count it as stale_run. 0 = never.
-    #[arg(long, default_value_t = 0, hide = true)]
+    #[arg(long, default_value_t = 0, hide = true, allow_negative_numbers = true, value_parser = flags::u32_value)]
     pub stale_every: u32,
     /// Write every injected frame, as the NIC received it, to this pcap file
     /// (timestamps from the injection TSC).
@@ -126,6 +129,11 @@ impl Samples {
         Ok(())
     }
 
+    /// Sample values received so far, over every metric.
+    fn received(&self) -> u64 {
+        self.values.values().map(|v| v.len() as u64).sum()
+    }
+
     fn metric(&self, name: &str) -> Result<&[u64]> {
         let v = self.values.get(name).map(Vec::as_slice).unwrap_or(&[]);
         match self.ends.get(name) {
@@ -138,7 +146,7 @@ impl Samples {
 
 pub fn run(args: GenArgs) -> Result<ExitCode> {
     let cfg = config(&args).context("bad generator settings")?;
-    let (plan, _layout) = plan::load(&args.machine)?;
+    let (plan, _layout) = plan::load(&args.machine.plan)?;
     if args.support != 0 {
         bail!(
             "--support {}: the support node must be node 0 (it runs the generator)",
@@ -165,12 +173,21 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
             plan.shared_size >> 20
         );
     }
+    // Opened now, written at the end: a path that cannot be written is
+    // refused before the run, not after it.
+    let mut pcap = args
+        .pcap
+        .as_deref()
+        .map(|p| OutputFile::claim(p, "--pcap"))
+        .transpose()?;
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
     // Injection takes the schedule's length; printing the raw samples
     // takes about 100 us per frame and node under emulation.
+    let samples_s = u64::from(cfg.count) / 5_000;
     let timeout = args
         .machine
-        .timeout_or(120 + cfg.nominal_duration_ns() / 1_000_000_000 + u64::from(cfg.count) / 5_000);
+        .timeout_or(120 + cfg.nominal_duration_ns() / 1_000_000_000 + samples_s);
+    errln!("{}", estimate(&cfg, prepared.accel, samples_s));
     let log_dir = prepared.log_dir.clone();
     let kv = cfg.to_string().replace(' ', ",");
     let machine = Machine::start(Options {
@@ -194,22 +211,40 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
     let mut error: Option<String> = None;
     let mut samples = Samples::default();
     let mut sample_error: Option<anyhow::Error> = None;
+    // What the nodes report as they go: node 0's `MINT-PROGRESS sent=N`
+    // about once a second while it injects, then the raw-sample records
+    // (three metrics per frame from each of the two nodes, about).
+    let mut injecting = Some(Bar::new("injecting", u64::from(cfg.count), "frames"));
+    let mut dumping: Option<Bar> = None;
     let outcome = machine.finish(timeout, |ev| {
         let Event::Line { node, text } = ev else {
             return;
         };
         if text.starts_with("MINT-SAMPLES") {
+            injecting = None;
+            let bar = dumping
+                .get_or_insert_with(|| Bar::new("raw samples", 6 * u64::from(cfg.count), "values"));
             if let Err(e) = samples.take(&text) {
                 sample_error.get_or_insert(e);
             }
+            bar.set(samples.received());
         } else if node.0 == 0 {
-            if let Some(j) = text.strip_prefix("MINT-GEN ") {
+            if let Some(sent) = text
+                .strip_prefix("MINT-PROGRESS sent=")
+                .and_then(|n| n.parse().ok())
+            {
+                if let Some(bar) = &injecting {
+                    bar.progress(sent);
+                }
+            } else if let Some(j) = text.strip_prefix("MINT-GEN ") {
                 record = serde_json::from_str(j).ok();
             } else if let Some(e) = text.strip_prefix("MINT-ERROR ") {
                 error = Some(e.to_string());
             }
         }
     });
+    drop((injecting, dumping));
+    outcome.check_stopped()?;
     if outcome.timed_out {
         bail!(
             "stopped the machine after the {} s timeout{}; consoles in {}",
@@ -236,9 +271,10 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
             log_dir.display()
         );
     };
-    if let Some(path) = &args.pcap {
-        write_pcap(path, &cfg, &record, samples.metric("inject_tsc")?)
-            .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(pcap) = &mut pcap {
+        let file = pcap.take()?;
+        write_pcap(file, &cfg, &record, samples.metric("inject_tsc")?)
+            .with_context(|| format!("writing {}", pcap.path().display()))?;
     }
     let report = summarize(&cfg, &record, &samples, prepared.accel.as_str(), &log_dir)?;
     crate::emit(&report, args.json, print_summary)
@@ -247,12 +283,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
 /// Rebuilds every injected frame (frames are deterministic given the run's
 /// config, the sequence number and the stamped TSC) and writes them with
 /// timestamps relative to the host clock at the end of the run.
-fn write_pcap(
-    path: &std::path::Path,
-    cfg: &GenConfig,
-    rec: &Value,
-    inject_tsc: &[u64],
-) -> Result<()> {
+fn write_pcap(file: std::fs::File, cfg: &GenConfig, rec: &Value, inject_tsc: &[u64]) -> Result<()> {
     use pcap_file::pcap::{PcapPacket, PcapWriter};
     let tsc_hz = rec["tsc_hz"]
         .as_f64()
@@ -275,7 +306,7 @@ fn write_pcap(
     let last = inject_tsc.last().copied().unwrap_or(0);
     let end = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
     let start = end.saturating_sub(Duration::from_secs_f64((last - first) as f64 / tsc_hz));
-    let mut writer = PcapWriter::new(std::fs::File::create(path)?)?;
+    let mut writer = PcapWriter::new(std::io::BufWriter::new(file))?;
     let mut frame = vec![0u8; template.len()];
     for (seq, &tsc) in inject_tsc.iter().enumerate() {
         let is_stale = stale_every > 0 && (seq as u64 + 1).is_multiple_of(stale_every);
@@ -284,7 +315,35 @@ fn write_pcap(
         let at = start + Duration::from_secs_f64((tsc - first) as f64 / tsc_hz);
         writer.write_packet(&PcapPacket::new(at, len as u32, &frame[..len]))?;
     }
+    std::io::Write::flush(&mut writer.into_writer())?;
     Ok(())
+}
+
+/// What the run will take, said before it starts: the schedule's length
+/// (count x interval), and the raw samples' printing (`samples_s`, an
+/// emulator's pace).
+fn estimate(cfg: &GenConfig, accel: crate::qemu::Accel, samples_s: u64) -> String {
+    use indicatif::HumanDuration;
+    let injection = Duration::from_nanos(cfg.nominal_duration_ns());
+    let emulated = if accel == crate::qemu::Accel::Tcg {
+        " (longer under TCG where a frame takes longer to send than its interval)"
+    } else {
+        ""
+    };
+    let about = |d: Duration| {
+        if d < Duration::from_secs(1) {
+            "under a second".to_string()
+        } else {
+            format!("about {}", HumanDuration(d))
+        }
+    };
+    format!(
+        "mint: gen: {} frames, one every {} ns: {} of injection{emulated}, then {} for the raw samples",
+        cfg.count,
+        cfg.interval_ns,
+        about(injection),
+        about(Duration::from_secs(samples_s))
+    )
 }
 
 fn to_ns(ticks: f64, tsc_hz: f64) -> f64 {
@@ -405,13 +464,13 @@ fn summarize(
 
 fn print_summary(r: &Value) {
     let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.0}"));
-    println!();
-    println!(
+    outln!();
+    outln!(
         "generator: {} (accel {})",
         r["config"],
         r["accel"].as_str().unwrap_or("?")
     );
-    println!(
+    outln!(
         "sent {}  delivered {}  unaccounted {}  corrupted {}  success {:.2} %",
         r["sent"],
         r["delivered"],
@@ -425,7 +484,7 @@ fn print_summary(r: &Value) {
             .filter(|(_, n)| n.as_u64() != Some(0))
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
-        println!(
+        outln!(
             "dropped: {}",
             if parts.is_empty() {
                 "none".into()
@@ -434,20 +493,20 @@ fn print_summary(r: &Value) {
             }
         );
     }
-    println!(
+    outln!(
         "send processing time: mean {} ns, p50 {} ns, p99 {} ns  ({:.2} Gbps per send)",
         f(&r["send_time_ns"]["mean"]),
         f(&r["send_time_ns"]["p50"]),
         f(&r["send_time_ns"]["p99"]),
         r["send_throughput_gbps"].as_f64().unwrap_or(0.0)
     );
-    println!(
+    outln!(
         "  of which requesting the IPI: p50 {} ns, p99 {} ns (over {} sends that sent one)",
         f(&r["ipi_request_ns"]["p50"]),
         f(&r["ipi_request_ns"]["p99"]),
         r["ipi_request_ns"]["count"]
     );
-    println!(
+    outln!(
         "interrupt interval at the target: requested {} ns, p50 {} ns, p99 {} ns ({} interrupts, {} IPIs)",
         r["interval_ns"]["requested"],
         f(&r["interval_ns"]["p50"]),
@@ -455,26 +514,29 @@ fn print_summary(r: &Value) {
         r["interrupts"],
         r["ipis_sent"]
     );
-    println!(
+    outln!(
         "lost IPIs recovered by the target's timer tick: {} ({} deliberately not sent); APIC errors: {} (ESR bits per node {})",
-        r["recoveries"], r["ipis_forgotten"], r["apic_errors"], r["apic_error_status"]
+        r["recoveries"],
+        r["ipis_forgotten"],
+        r["apic_errors"],
+        r["apic_error_status"]
     );
     if let Some(why) = r["incomplete"].as_str() {
-        println!("incomplete: {why}");
+        outln!("incomplete: {why}");
     }
-    println!(
+    outln!(
         "IPI to handler: p50 {} ns, p99 {} ns;  injection to application: p50 {} ns, p99 {} ns",
         f(&r["ipi_to_handler_ns"]["p50"]),
         f(&r["ipi_to_handler_ns"]["p99"]),
         f(&r["latency_ns"]["p50"]),
         f(&r["latency_ns"]["p99"])
     );
-    println!(
+    outln!(
         "delivered throughput: {:.3} Gbps",
         r["throughput_gbps"].as_f64().unwrap_or(0.0)
     );
-    println!("raw samples: {}", r["samples_file"].as_str().unwrap_or("?"));
-    println!(
+    outln!("raw samples: {}", r["samples_file"].as_str().unwrap_or("?"));
+    outln!(
         "verdict: {}",
         if r["ok"].as_bool() == Some(true) {
             "every frame accounted for"

@@ -1,8 +1,13 @@
 //! One machine run: QEMU started with the kernel and the plan, every node's
 //! UART connected to a socket the CLI reads. Each console line is written to
 //! that node's log file, handed to the caller as an [`Event`], and (but for
-//! bulk machine records: raw samples, JSON reports) echoed prefixed by its
-//! node (`[node1] ...`).
+//! bulk machine records: raw samples, JSON reports, progress) echoed
+//! prefixed by its node (`[node1] ...`).
+//!
+//! A machine never outlives mint: QEMU gets SIGKILL when mint's main
+//! thread ends, however it ends ([`crate::os::die_with_parent`]); while a
+//! machine runs, SIGINT, SIGTERM, SIGHUP and a closed stdout stop it and
+//! remove its socket directory ([`crate::shutdown`]).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -16,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use mint_plan::{Device, NodeId, Plan};
 
 use crate::qemu::Accel;
+use crate::shutdown::{self, Stop};
 
 /// Where console lines are echoed.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -44,8 +50,11 @@ pub struct Machine {
     stderr: Receiver<String>,
     /// Node 0's console, for typing into its shell (set once QEMU connects).
     node0_input: Arc<Mutex<Option<UnixStream>>>,
-    socket_dir: PathBuf,
     consoles_open: usize,
+    // Dropped in this order, after `child` is killed (see `Drop`): the
+    // sockets go once QEMU is gone, and signals end mint at once again.
+    _socket_dir: SocketDir,
+    _guard: shutdown::Guard,
 }
 
 /// How a run ended.
@@ -53,18 +62,73 @@ pub struct Outcome {
     pub status: Option<ExitStatus>,
     pub timed_out: bool,
     pub qemu_stderr: String,
+    /// Stopped early by a signal or a closed output.
+    pub stopped: Option<Stop>,
+}
+
+impl Outcome {
+    /// `Err` when the run was stopped early: mint then ends as `main`
+    /// says, with nothing more to report.
+    pub fn check_stopped(&self) -> Result<()> {
+        match &self.stopped {
+            Some(stop) => Err(stop.clone().into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The directory of a machine's console sockets, removed when dropped.
+struct SocketDir(PathBuf);
+
+impl SocketDir {
+    fn create() -> Result<SocketDir> {
+        let tmp = std::env::temp_dir();
+        remove_stale_socket_dirs(&tmp);
+        let path = tmp.join(format!("mint-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("cannot create the socket directory {}", path.display()))?;
+        Ok(SocketDir(path))
+    }
+}
+
+impl Drop for SocketDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Socket directories of mint processes that are gone (only a SIGKILL can
+/// leave one behind; their QEMUs died with them).
+fn remove_stale_socket_dirs(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("mint-"))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, n)| n.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 const COM_PORTS: u8 = 4;
 
 impl Machine {
+    /// Starts QEMU; call it from the main thread (see
+    /// [`crate::os::die_with_parent`]).
     pub fn start(opts: Options<'_>) -> Result<Machine> {
         let p = opts.prepared;
-        std::fs::create_dir_all(&p.log_dir)
-            .with_context(|| format!("cannot create log directory {}", p.log_dir.display()))?;
-        let socket_dir =
-            std::env::temp_dir().join(format!("mint-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&socket_dir)?;
+        // From here on a signal is handled here, on the main path.
+        let guard = shutdown::guard();
+        let socket_dir = SocketDir::create()?;
 
         let plan = opts.plan;
         let mut cmdline = vec![plan.encode()];
@@ -121,7 +185,7 @@ impl Machine {
             if wait {
                 cmd.arg("-S");
             }
-            eprintln!(
+            errln!(
                 "mint: gdb stub on 127.0.0.1:{port}{}: gdb {} -ex 'target remote 127.0.0.1:{port}' \
                  (thread K+1 = the node on core K; use hbreak)",
                 if wait {
@@ -143,7 +207,7 @@ impl Machine {
                 .map(|n| n.id);
             match owner {
                 Some(node) => {
-                    let path = socket_dir.join(format!("com{com}.sock"));
+                    let path = socket_dir.0.join(format!("com{com}.sock"));
                     let listener = UnixListener::bind(&path)
                         .with_context(|| format!("cannot listen on {}", path.display()))?;
                     cmd.args([
@@ -164,6 +228,7 @@ impl Machine {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        crate::os::die_with_parent(&mut cmd);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", p.qemu.display()))?;
@@ -179,8 +244,9 @@ impl Machine {
             events,
             stderr,
             node0_input,
-            socket_dir,
             consoles_open,
+            _socket_dir: socket_dir,
+            _guard: guard,
         })
     }
 
@@ -216,14 +282,22 @@ impl Machine {
         }
     }
 
-    /// Waits for QEMU to exit (killing it after `timeout`) and for every
-    /// console to drain.
+    /// Waits for QEMU to exit (killing it after `timeout`, or at once on a
+    /// stop request) and for every console to drain.
     pub fn finish(mut self, timeout: Duration, mut on_event: impl FnMut(Event)) -> Outcome {
         let deadline = Instant::now() + timeout;
         let mut timed_out = false;
+        let mut stopped = None;
         loop {
-            // Checked on every turn: busy consoles must not hold off the deadline.
-            if !timed_out && Instant::now() > deadline {
+            // Checked on every turn: busy consoles must not hold off the
+            // deadline or a stop.
+            if stopped.is_none()
+                && let Some(stop) = shutdown::requested()
+            {
+                stopped = Some(stop);
+                let _ = self.child.kill();
+            }
+            if !timed_out && stopped.is_none() && Instant::now() > deadline {
                 timed_out = true;
                 let _ = self.child.kill();
             }
@@ -234,7 +308,8 @@ impl Machine {
             if !self.running() {
                 // The consoles' readers may still hold the last lines;
                 // they close right after QEMU's end.
-                let drain = Instant::now() + Duration::from_secs(10);
+                let drain =
+                    Instant::now() + Duration::from_secs(if stopped.is_some() { 1 } else { 10 });
                 while self.consoles_open > 0 && Instant::now() < drain {
                     if let Some(ev) = self.next_event(Duration::from_millis(50)) {
                         on_event(ev);
@@ -248,20 +323,25 @@ impl Machine {
             .stderr
             .recv_timeout(Duration::from_secs(2))
             .unwrap_or_default();
-        let _ = std::fs::remove_dir_all(&self.socket_dir);
+        // A signal that came while QEMU was ending still counts.
+        let stopped = stopped.or_else(|| match shutdown::requested() {
+            Some(Stop::Signal(sig)) => Some(Stop::Signal(sig)),
+            _ => None,
+        });
         Outcome {
             status,
             timed_out,
             qemu_stderr,
+            stopped,
         }
     }
 }
 
 impl Drop for Machine {
+    /// QEMU first; then the fields: the socket directory, then the guard.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.socket_dir);
     }
 }
 
@@ -298,13 +378,18 @@ fn spawn_console(
             let _ = writeln!(file, "{text}");
             // Bulk machine records (raw samples, JSON reports) stay in the
             // log and reach the caller, but are not echoed to a person.
-            let bulk = ["MINT-SAMPLES", "MINT-REPORT ", "MINT-GEN "]
-                .iter()
-                .any(|p| text.starts_with(p));
+            let bulk = [
+                "MINT-SAMPLES",
+                "MINT-REPORT ",
+                "MINT-GEN ",
+                "MINT-PROGRESS ",
+            ]
+            .iter()
+            .any(|p| text.starts_with(p));
             match echo {
                 _ if bulk => {}
-                Echo::Stdout => println!("[{node}] {text}"),
-                Echo::Stderr => eprintln!("[{node}] {text}"),
+                Echo::Stdout => outln!("[{node}] {text}"),
+                Echo::Stderr => errln!("[{node}] {text}"),
             }
             if tx.send(Event::Line { node, text }).is_err() {
                 break;
@@ -321,13 +406,17 @@ pub struct Prepared {
     pub qemu: PathBuf,
     pub kernel: PathBuf,
     pub accel: Accel,
+    /// The log directory (absolute), locked for the run: see `log`.
     pub log_dir: PathBuf,
+    pub _log: crate::preflight::LogDir,
     /// CPUs and RAM (MiB) QEMU gets when they should differ from the plan's.
     pub machine_override: (Option<u8>, Option<u64>),
     /// gdb stub port, and whether the CPUs wait for gdb at the start.
     pub gdb: Option<(u16, bool)>,
 }
 
+/// Checks what the flags name (`crate::preflight`), then finds QEMU,
+/// builds the kernel and picks the accelerator.
 pub fn prepare(args: &crate::MachineArgs, quiet_build: bool) -> Result<Prepared> {
     if args.accel == "kvm" {
         // Fail fast, before building anything, where KVM cannot be real.
@@ -335,32 +424,29 @@ pub fn prepare(args: &crate::MachineArgs, quiet_build: bool) -> Result<Prepared>
             bail!("--accel kvm: {why}; use --accel tcg (or auto)");
         }
     }
+    if let Some(port) = args.gdb {
+        crate::preflight::check_gdb_port(port)?;
+    }
+    if let Some(kernel) = &args.kernel {
+        crate::preflight::check_kernel(kernel)?;
+    }
+    // Last of the checks: it creates the directory.
+    let log = crate::preflight::LogDir::claim(args.log_dir.as_deref())?;
     let qemu = crate::qemu::find_or_install()?;
     let kernel = match &args.kernel {
         Some(k) => k.clone(),
         None => crate::kernel::build(quiet_build)?,
     };
     let accel = crate::qemu::choose(&args.accel, &qemu, &kernel)?;
-    let log_dir = args.log_dir.clone().unwrap_or_else(default_log_dir);
     Ok(Prepared {
         qemu,
         kernel,
         accel,
-        log_dir,
+        log_dir: log.path.clone(),
+        _log: log,
         machine_override: (args.qemu_cpus, args.qemu_memory_mib),
         gdb: args.gdb.map(|port| (port, args.gdb_wait)),
     })
-}
-
-/// Default log directory: `runs/<unix time>-<pid>` under the workspace.
-pub fn default_log_dir() -> PathBuf {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    crate::kernel::workspace_root()
-        .join("runs")
-        .join(format!("{t}-{}", std::process::id()))
 }
 
 pub fn log_path(dir: &Path, node: NodeId) -> PathBuf {

@@ -4,15 +4,26 @@
 //! - `qemu`: finds or installs QEMU, picks the accelerator, builds the command line.
 //! - `machine`: starts one machine run, shows and logs every node's console.
 //! - `plan`: loads and checks the partition plan before anything boots.
+//! - `preflight`: checks of the flags' files, directories and ports before boot.
+//! - `shutdown`: signals and a closed output stop a run without leaving a machine.
+//! - `output`: lines and progress bars that never panic; `flags`: numeric flags.
+//! - `os`: the few OS calls std lacks (the only module with `unsafe`).
 //! - `boot` / `run` / `generate` (`mint gen`): the subcommands.
+#![deny(unsafe_code)]
 
+#[macro_use]
+mod output;
 mod boot;
+mod flags;
 mod generate;
 mod kernel;
 mod machine;
+mod os;
 mod plan;
+mod preflight;
 mod qemu;
 mod run;
+mod shutdown;
 
 use std::process::ExitCode;
 
@@ -45,32 +56,43 @@ enum Command {
     LintKernel,
 }
 
-/// How to describe and start the machine; shared by every subcommand.
+/// Which plan: `--nodes N`, `--config FILE` or the default (2 nodes).
+/// All that `mint plan` takes.
 #[derive(Args, Clone, Debug)]
-pub struct MachineArgs {
+pub struct PlanArgs {
     /// N nodes of one core each (default: 2).
-    #[arg(long, conflicts_with = "config", value_parser = clap::value_parser!(u8).range(1..=4))]
+    #[arg(long, conflicts_with = "config", allow_negative_numbers = true, value_parser = flags::nodes)]
     pub nodes: Option<u8>,
     /// A partition plan in TOML (see examples/four-nodes.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
+}
+
+/// How to describe and start the machine; shared by every subcommand that
+/// boots one.
+#[derive(Args, Clone, Debug)]
+pub struct MachineArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
     /// Accelerator: auto (KVM only where it is real hardware virtualization), kvm or tcg.
     #[arg(long, default_value = "auto", value_parser = ["auto", "kvm", "tcg"])]
     pub accel: String,
-    /// Use this kernel image instead of building one.
+    /// Use this kernel image (an x86-64 ELF) instead of building one.
     #[arg(long, value_name = "ELF")]
     pub kernel: Option<std::path::PathBuf>,
-    /// Where to keep per-node console logs (default: runs/<time>).
+    /// Where to keep per-node console logs (default: runs/<time> in the
+    /// current directory, or under $XDG_STATE_HOME/mint when that is not
+    /// writable). One run at a time per directory.
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<std::path::PathBuf>,
     /// Give up on the machine after this many seconds (default: 120 for
     /// `boot`; for `gen`, 120 plus the run's own length; none for `run`).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = flags::u64_value)]
     pub timeout: Option<u64>,
     /// Open QEMU's gdb stub on 127.0.0.1:PORT: one gdb thread per CPU, so
     /// thread K+1 is the node on core K (all nodes run the same image at the
     /// same addresses: use hardware breakpoints, `hbreak`).
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true, value_parser = flags::port)]
     pub gdb: Option<u16>,
     /// With --gdb: hold every CPU at its first instruction until gdb says
     /// `continue`.
@@ -78,10 +100,10 @@ pub struct MachineArgs {
     pub gdb_wait: bool,
     /// Testing: start QEMU with this many CPUs instead of the plan's, to
     /// exercise node 0's own check of the plan against the machine.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, allow_negative_numbers = true, value_parser = flags::u8_value)]
     pub qemu_cpus: Option<u8>,
     /// Testing: start QEMU with this much RAM (MiB) instead of the plan's.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, allow_negative_numbers = true, value_parser = flags::u64_value)]
     pub qemu_memory_mib: Option<u64>,
 }
 
@@ -98,12 +120,6 @@ impl MachineArgs {
     }
 }
 
-#[derive(Args)]
-struct PlanArgs {
-    #[command(flatten)]
-    machine: MachineArgs,
-}
-
 /// Prints a report (JSON, or for people) and turns its `"ok"` into the exit
 /// code: 0 when it holds, 1 when the run finished but failed.
 pub fn emit(
@@ -112,7 +128,7 @@ pub fn emit(
     for_people: fn(&serde_json::Value),
 ) -> anyhow::Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        outln!("{}", serde_json::to_string_pretty(report)?);
     } else {
         for_people(report);
     }
@@ -125,17 +141,33 @@ pub fn emit(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = shutdown::install() {
+        errln!("mint: error: cannot handle SIGINT, SIGTERM and SIGHUP: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Boot(args) => boot::run(args),
         Command::Run(args) => run::run(args),
         Command::Gen(args) => generate::run(args),
-        Command::Plan(args) => plan::show(&args.machine),
+        Command::Plan(args) => plan::show(&args),
         Command::LintKernel => kernel::lint().map(|()| ExitCode::SUCCESS),
     };
+    // A run stopped early (a signal, a closed output) ends as the signal
+    // would have, after its clean-up: see `shutdown`.
+    let stop = match &result {
+        Err(e) => e.downcast_ref::<shutdown::Stop>().cloned(),
+        Ok(_) => shutdown::pending(),
+    };
+    if let Some(stop) = stop {
+        if let shutdown::Stop::Signal(_) | shutdown::Stop::Output(Some(_)) = stop {
+            errln!("mint: {stop}; the machine is stopped");
+        }
+        return ExitCode::from(shutdown::end(&stop));
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("mint: error: {e:#}");
+            errln!("mint: error: {e:#}");
             ExitCode::from(2)
         }
     }

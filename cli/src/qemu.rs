@@ -19,7 +19,7 @@ pub fn find_or_install() -> Result<PathBuf> {
             "{QEMU} not found. Install it with:\n  sudo apt-get update && sudo apt-get install -y qemu-system-x86"
         );
     }
-    eprintln!("mint: {QEMU} not found; installing Debian's qemu-system-x86 (running as root)");
+    errln!("mint: {QEMU} not found; installing Debian's qemu-system-x86 (running as root)");
     let ok = Command::new("apt-get")
         .arg("update")
         .status()
@@ -137,27 +137,30 @@ fn probe_kvm(qemu: &Path, kernel: &Path) -> std::result::Result<(), String> {
     use std::time::{Duration, Instant};
 
     let plan = mint_plan::Plan::default_nodes(1).map_err(|e| e.to_string())?;
-    let mut child = Command::new(qemu)
-        .args([
-            "-machine", "pc", "-accel", "kvm", "-cpu", "host", "-smp", "1",
-        ])
-        .args(["-m", &format!("{}M", plan.machine.memory.div_ceil(1 << 20))])
-        .args([
-            "-display",
-            "none",
-            "-vga",
-            "none",
-            "-nodefaults",
-            "-no-reboot",
-        ])
-        .arg("-kernel")
-        .arg(kernel)
-        .args(["-append", &format!("{} mint.mode=boot", plan.encode())])
-        .args(["-serial", "stdio", "-monitor", "none"])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+    let mut cmd = Command::new(qemu);
+    cmd.args([
+        "-machine", "pc", "-accel", "kvm", "-cpu", "host", "-smp", "1",
+    ])
+    .args(["-m", &format!("{}M", plan.machine.memory.div_ceil(1 << 20))])
+    .args([
+        "-display",
+        "none",
+        "-vga",
+        "none",
+        "-nodefaults",
+        "-no-reboot",
+    ])
+    .arg("-kernel")
+    .arg(kernel)
+    .args(["-append", &format!("{} mint.mode=boot", plan.encode())])
+    .args(["-serial", "stdio", "-monitor", "none"])
+    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    // Dies with mint like every machine (spawned from the main thread).
+    crate::os::die_with_parent(&mut cmd);
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", qemu.display()))?;
     let mut out = child.stdout.take().ok_or("no QEMU stdout")?;

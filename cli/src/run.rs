@@ -1,6 +1,9 @@
 //! `mint run`: the machine with node 0's shell on the terminal. Lines typed
 //! on stdin go to node 0's console; when the shell powers the machine off
 //! (`exit`) or stdin ends, the run is over.
+//!
+//! mint says at once that the machine is booting; lines typed before node
+//! 0's shell is ready are kept and sent to it in order once it is.
 
 use std::io::BufRead;
 use std::process::ExitCode;
@@ -19,16 +22,14 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    let (plan, _layout) = plan::load(&args.machine)?;
-    let prepared = crate::machine::prepare(&args.machine, false)?;
-    let log_dir = prepared.log_dir.clone();
-    let mut machine = Machine::start(Options {
-        prepared: &prepared,
-        plan: &plan,
-        cmdline: vec!["mint.mode=run".into()],
-        echo: Echo::Stdout,
-    })?;
-    // Forward stdin lines to node 0's shell from a separate thread.
+    let (plan, _layout) = plan::load(&args.machine.plan)?;
+    errln!(
+        "mint: booting {} nodes; node 0's shell (`mint> `) answers once they run. \
+         Type ahead: what you type now is kept.",
+        plan.nodes.len()
+    );
+    // Forward stdin lines to node 0's shell from a separate thread; lines
+    // typed during the build and the boot wait in the channel.
     let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
@@ -39,6 +40,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
         let _ = tx.send(None);
     });
+    let prepared = crate::machine::prepare(&args.machine, false)?;
+    let log_dir = prepared.log_dir.clone();
+    let mut machine = Machine::start(Options {
+        prepared: &prepared,
+        plan: &plan,
+        cmdline: vec!["mint.mode=run".into()],
+        echo: Echo::Stdout,
+    })?;
     let started = Instant::now();
     let timeout = args.machine.timeout.map(Duration::from_secs);
     let mut shell = ShellState::default();
@@ -57,7 +66,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         }
         let expired = timeout.is_some_and(|t| started.elapsed() > t)
             || leaving.is_some_and(|t| t.elapsed() > Duration::from_secs(10));
-        if expired || shell.node0_error.is_some() {
+        if expired || shell.node0_error.is_some() || crate::shutdown::requested().is_some() {
             break;
         }
         // Input waits for the shell: bytes typed before node 0 listens
@@ -81,6 +90,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         Duration::from_secs(if shell.powered_off { 5 } else { 0 }),
         |ev| shell.observe(ev),
     );
+    outcome.check_stopped()?;
     if let Some(e) = shell.node0_error {
         bail!("node 0: {e}; consoles in {}", log_dir.display());
     }
@@ -95,7 +105,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             log_dir.display()
         );
     }
-    eprintln!(
+    errln!(
         "mint: machine stopped; consoles logged in {}",
         log_dir.display()
     );

@@ -7,8 +7,6 @@
 //! machine whose QEMU lacks x2APIC runs the xAPIC expectations instead of
 //! skipping: nothing here passes without booting.
 
-// Each test binary uses part of the shared helpers.
-#[allow(dead_code)]
 mod common;
 
 use std::process::Command;

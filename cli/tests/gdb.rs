@@ -5,15 +5,13 @@
 //! with every node running. (Under TCG the guest TSC stands still while gdb
 //! holds the machine too; the tick-based heartbeat matters on KVM.)
 
-// This binary drives gdb and mint itself and uses only part of the helpers.
-#[allow(dead_code)]
 mod common;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{MINT, one_machine_at_a_time};
+use common::{MINT, free_port, one_machine_at_a_time};
 use tempfile::TempDir;
 
 /// Kills the `mint` under test if the test fails before it ends.
@@ -26,14 +24,6 @@ impl Drop for KillOnDrop {
             let _ = child.wait();
         }
     }
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 #[test]

@@ -4,8 +4,6 @@
 //! link up, reads its MAC and programs the RX ring with the same `RxRing`
 //! code the debug NIC uses, and the device holds what was programmed.
 
-// This binary uses only part of the shared helpers.
-#[allow(dead_code)]
 mod common;
 
 use tempfile::TempDir;

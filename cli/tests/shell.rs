@@ -4,8 +4,6 @@
 //! input must leave the shell as `exit` would, every command and its bad
 //! input gets an answer, and the machine always ends.
 
-// This binary drives `mint run` itself and uses only part of the helpers.
-#[allow(dead_code)]
 mod common;
 
 use std::io::Write;

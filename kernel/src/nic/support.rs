@@ -185,6 +185,9 @@ pub fn run(
 
     let start = cpu::rdtsc() + node::ms_to_ticks(1);
     let mut last_end = start;
+    // For the host's progress bar: frames sent so far, about once a second,
+    // outside the timed part of a send (the next deadline absorbs it).
+    let mut next_progress = start + node::ms_to_ticks(1_000);
     for (seq, offset_ns) in Schedule::new(cfg).enumerate() {
         let deadline = start + (u128::from(offset_ns) * tsc_hz / 1_000_000_000) as u64;
         while cpu::rdtsc() < deadline {
@@ -221,6 +224,10 @@ pub fn run(
         ipi_request_ticks.push(ipi_ticks);
         inject_tsc.push(t0);
         last_end = t1;
+        if dump_samples && t1 > next_progress {
+            crate::println!("MINT-PROGRESS sent={}", seq + 1);
+            next_progress = t1 + node::ms_to_ticks(1_000);
+        }
     }
     ctl.set_phase(RunPhase::Injected);
 

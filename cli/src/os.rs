@@ -1,0 +1,74 @@
+//! The few calls into the OS that std does not offer: a child that dies
+//! with mint, an advisory lock, and whether stdout's reader has gone.
+//!
+//! The only module of the CLI with `unsafe`; each block says why it holds.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// Makes the child `cmd` starts get SIGKILL when mint ends, however it
+/// ends (even by SIGKILL): the kernel's parent-death signal.
+///
+/// The signal fires when the *thread* that forked the child exits, so
+/// `cmd` must be spawned from a thread that lives as long as the child:
+/// mint spawns QEMU from its main thread only.
+pub fn die_with_parent(cmd: &mut Command) {
+    debug_assert_eq!(
+        std::thread::current().name(),
+        Some("main"),
+        "a child that dies with its parent must be spawned from the main thread"
+    );
+    let parent = std::process::id();
+    // SAFETY: the hook runs in the forked child before exec and calls only
+    // `prctl` and `getppid`, both async-signal-safe system calls; it touches
+    // no memory the parent's other threads may hold (no allocation, no lock).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // mint may have died between fork and prctl: then nobody
+            // would ever send the signal.
+            if libc::getppid() as u32 != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Takes an exclusive `flock` on `file` without waiting: `Ok(false)` when
+/// another process holds it. The lock lasts as long as the open file (the
+/// kernel drops it when mint exits, however it exits).
+pub fn try_lock_exclusive(file: &File) -> io::Result<bool> {
+    // SAFETY: `flock` on a descriptor `file` owns and keeps open for the
+    // call; it reads and writes no memory of ours.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}
+
+/// Whether stdout is a pipe or socket whose reader has gone (`mint boot |
+/// head -1` after `head` exited), found without writing to it.
+pub fn stdout_hung_up() -> bool {
+    let mut fds = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid `pollfd` on our stack, count 1, no waiting; a
+    // closed descriptor only sets POLLNVAL.
+    let rc = unsafe { libc::poll(&mut fds, 1, 0) };
+    rc > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
