@@ -139,7 +139,7 @@ impl Machine {
             Accel::Tcg => "tcg,thread=multi".to_string(),
         };
         cmd.args(["-machine", "pc", "-accel", &accel])
-            .args(["-cpu", if p.accel == Accel::Kvm { "host" } else { "max" }])
+            .args(["-cpu", &p.cpu_model])
             .args([
                 "-smp",
                 &p.machine_override
@@ -406,6 +406,8 @@ pub struct Prepared {
     pub qemu: PathBuf,
     pub kernel: PathBuf,
     pub accel: Accel,
+    /// QEMU's `-cpu` model (the accelerator's, with the `--apic` choice).
+    pub cpu_model: String,
     /// The log directory (absolute), locked for the run: see `log`.
     pub log_dir: PathBuf,
     pub _log: crate::preflight::LogDir,
@@ -438,10 +440,12 @@ pub fn prepare(args: &crate::MachineArgs, quiet_build: bool) -> Result<Prepared>
         None => crate::kernel::build(quiet_build)?,
     };
     let accel = crate::qemu::choose(&args.accel, &qemu, &kernel)?;
+    let cpu_model = crate::qemu::cpu_model(accel, &args.apic, &qemu)?;
     Ok(Prepared {
         qemu,
         kernel,
         accel,
+        cpu_model,
         log_dir: log.path.clone(),
         _log: log,
         machine_override: (args.qemu_cpus, args.qemu_memory_mib),

@@ -77,6 +77,12 @@ pub struct MachineArgs {
     /// Accelerator: auto (KVM only where it is real hardware virtualization), kvm or tcg.
     #[arg(long, default_value = "auto", value_parser = ["auto", "kvm", "tcg"])]
     pub accel: String,
+    /// Local APIC mode of the virtual CPUs: auto (x2APIC where the CPU
+    /// model and QEMU offer it), xapic (MMIO registers, the ICR as two
+    /// writes with a delivery-status poll) or x2apic (MSRs; under software
+    /// emulation QEMU 10 or later).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "xapic", "x2apic"])]
+    pub apic: String,
     /// Use this kernel image (an x86-64 ELF) instead of building one.
     #[arg(long, value_name = "ELF")]
     pub kernel: Option<std::path::PathBuf>,

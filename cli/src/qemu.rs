@@ -71,6 +71,43 @@ pub enum Accel {
     Tcg,
 }
 
+/// QEMU's version as `qemu-system-x86_64 --version` states it
+/// (major, minor), or `None` if it cannot be run or read.
+pub fn version(qemu: &Path) -> Option<(u32, u32)> {
+    let out = Command::new(qemu).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)?;
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
+}
+
+/// The `-cpu` model for `accel` and the `--apic` request (auto, xapic or
+/// x2apic). Software emulation has x2APIC from QEMU 10 on (7.2's TCG lacks
+/// it: the guest would see no x2APIC in CPUID and silently use xAPIC, so an
+/// explicit x2apic request is refused there rather than not honoured).
+pub fn cpu_model(accel: Accel, apic: &str, qemu: &Path) -> Result<String> {
+    let base = if accel == Accel::Kvm { "host" } else { "max" };
+    Ok(match apic {
+        "xapic" => format!("{base},x2apic=off"),
+        "x2apic" => {
+            if accel == Accel::Tcg {
+                match version(qemu) {
+                    Some((major, _)) if major >= 10 => {}
+                    Some((major, minor)) => bail!(
+                        "--apic x2apic: QEMU {major}.{minor}'s software emulation has no x2APIC (QEMU 10 has: Debian's bookworm-backports, as .ci/run installs it); use --apic auto or xapic"
+                    ),
+                    None => bail!("--apic x2apic: cannot tell {}'s version", qemu.display()),
+                }
+            }
+            format!("{base},x2apic=on")
+        }
+        _ => base.to_string(),
+    })
+}
+
 impl Accel {
     pub fn as_str(self) -> &'static str {
         match self {
