@@ -5,7 +5,7 @@
 //!
 //! | offset | what | written by |
 //! |---|---|---|
-//! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, `go`, faults to inject | node 0 |
+//! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, `go`, faults to inject, TSC rate source, cross-core TSC sync lines | node 0 (a sync line's answer: its node) |
 //! | 0x1000 | [`NodeSlot`] × [`MAX_NODES`]: state, heartbeat, crash reason, ping samples | the slot's node (node 0's monitor may declare a silent node crashed) |
 //! | ...    | [`Mailbox`] × MAX_NODES × MAX_NODES, indexed `[to][from]` | producer: `from`; consumer: `to` |
 //! | ...    | [`crate::debug_nic::DebugNic`]: e1000 register page, posted-IRQ flag, run control | see that module |
@@ -27,7 +27,7 @@ use crate::node::NodeState;
 /// "MINTSHRD", little endian.
 pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"MINTSHRD");
 /// Bumped whenever this layout changes.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 /// Nodes a region can describe (one ISA UART per node: COM1..COM4).
 pub const MAX_NODES: usize = 4;
 /// Messages per mailbox.
@@ -58,7 +58,26 @@ pub struct Header {
     pub go: AtomicU32,
     /// Fault each node is asked to inject into itself (`FaultKind` as u32).
     pub inject_fault: [AtomicU32; MAX_NODES],
+    /// Where `tsc_hz` came from: index into `mint_timing::Source::ALL`
+    /// plus 1 (0 = not said), so other nodes can say whose figure they use.
+    pub tsc_source: AtomicU32,
+    /// Node 0's cross-core TSC check with each node (see [`TscSyncLine`]).
+    pub tsc_sync: [TscSyncLine; MAX_NODES],
 }
+
+/// One cache line node 0 and one other node exchange TSC stamps through:
+/// node 0 writes `request` (round number; [`TSC_SYNC_DONE`] ends the
+/// exchange), the node answers with its TSC in `remote_tsc` and the round
+/// number in `answer` (release, after `remote_tsc`).
+#[repr(C, align(64))]
+pub struct TscSyncLine {
+    pub request: AtomicU64,
+    pub remote_tsc: AtomicU64,
+    pub answer: AtomicU64,
+}
+
+/// `TscSyncLine::request` value that ends the exchange.
+pub const TSC_SYNC_DONE: u64 = u64::MAX;
 
 /// One node's public status.
 #[repr(C, align(4096))]
@@ -171,6 +190,8 @@ mod tests {
     fn layout_is_fixed() {
         // The offsets are the ABI: a change here must bump ABI_VERSION.
         assert_eq!(size_of::<Header>(), 4096);
+        assert_eq!(size_of::<TscSyncLine>(), 64);
+        assert_eq!(offset_of!(Header, tsc_sync) % 64, 0);
         assert_eq!(offset_of!(SharedRegion, nodes), 0x1000);
         assert_eq!(size_of::<NodeSlot>() % 4096, 0);
         assert_eq!(offset_of!(SharedRegion, mailboxes) % 64, 0);

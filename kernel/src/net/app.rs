@@ -24,6 +24,8 @@ pub struct App {
     /// TSC ticks from injection to this application, per delivered packet.
     latency: Vec<u64>,
     delivered: u64,
+    /// Payload bytes of the delivered packets: what the application got.
+    delivered_bytes: u64,
     out_of_order: u64,
     bad_checksum: u64,
     duplicates: u64,
@@ -42,6 +44,7 @@ impl App {
             tracker: SeqTracker::new(),
             latency: Vec::new(),
             delivered: 0,
+            delivered_bytes: 0,
             out_of_order: 0,
             bad_checksum: 0,
             duplicates: 0,
@@ -104,6 +107,7 @@ impl App {
             Observation::InOrder | Observation::Gap(_) => {}
         }
         self.delivered += 1;
+        self.delivered_bytes += payload.len() as u64;
         if self.latency.len() < MAX_SAMPLES {
             self.latency.push(now.saturating_sub(info.inject_tsc));
         }
@@ -137,7 +141,7 @@ impl App {
         ctl.drops[DropReason::Duplicate as usize].store(self.duplicates, Ordering::Relaxed);
         super::count_final_drops(ctl, stats);
         ctl.delivered_bytes
-            .store(self.delivered * u64::from(self.size), Ordering::Relaxed);
+            .store(self.delivered_bytes, Ordering::Relaxed);
         ctl.first_inject_tsc.store(
             if self.first_inject == u64::MAX {
                 0
