@@ -170,11 +170,19 @@ impl App {
             ctl.samples_done.store(1, Ordering::Release);
         }
         let ns = |t: u64| node::ticks_to_ns(t);
+        // `n/a` for a figure without samples, never 0.
+        let na = |s: &Summary, v: u64| {
+            if s.is_empty() {
+                alloc::string::String::from("n/a")
+            } else {
+                alloc::format!("{} ns", ns(v))
+            }
+        };
         let l = Summary::from_samples(&mut self.latency);
         let i = Summary::from_samples(&mut intervals);
         let p = Summary::from_samples(&mut ipi);
         println!(
-            "run {}: delivered {}/{} ({} out of order, {} bad, {} duplicate, {} stack drops); latency p50 {} ns p99 {} ns; irq interval p50 {} ns; ipi->handler p50 {} ns",
+            "run {}: delivered {}/{} ({} out of order, {} bad, {} duplicate, {} stack drops); latency p50 {} p99 {}; irq interval p50 {}; ipi->handler p50 {} (cross-core: node 0's TSC to this node's)",
             self.run_id,
             self.delivered,
             ctl.sent.load(Ordering::Acquire),
@@ -182,10 +190,10 @@ impl App {
             self.bad_checksum,
             self.duplicates,
             stats.to_stack.saturating_sub(stats.from_stack),
-            ns(l.p50),
-            ns(l.p99),
-            ns(i.p50),
-            ns(p.p50),
+            na(&l, l.p50),
+            na(&l, l.p99),
+            na(&i, i.p50),
+            na(&p, p.p50),
         );
     }
 }

@@ -24,8 +24,15 @@ use crate::{println, shared};
 /// PIT windows and their length.
 const PIT_WINDOWS: usize = 5;
 const PIT_WINDOW_MS: u64 = 20;
-/// Rounds of the cross-core exchange per node.
+/// Rounds of the cross-core exchange per node: at least the first, at
+/// most the second; it stops in between once the bound is within
+/// [`SYNC_GOOD_ENOUGH_NS`], or after [`SYNC_BUDGET_MS`]. On a loaded host
+/// the two virtual CPUs are not always running at once: the exchange
+/// waits for a moment when they are, rather than settle for the first 64.
 pub const SYNC_ROUNDS: u32 = 64;
+const SYNC_MAX_ROUNDS: u32 = 20_000;
+const SYNC_GOOD_ENOUGH_NS: u64 = 250;
+const SYNC_BUDGET_MS: u64 = 500;
 /// A node whose TSC may be this far from node 0's (worst case of the
 /// bound) has its cross-core latency figures flagged.
 pub const SKEW_LIMIT_NS: u64 = 2_000;
@@ -184,8 +191,19 @@ pub fn is_skewed(bound: Option<OffsetBound>) -> bool {
 pub fn sync_with(node: NodeId) {
     let line = &shared::header().tsc_sync[node.index()];
     let mut tracker = OffsetTracker::new();
+    let hz = super::tsc_hz();
+    let budget_end = cpu::rdtsc() + super::ms_to_ticks(SYNC_BUDGET_MS);
     x86_64::instructions::interrupts::without_interrupts(|| {
-        for round in 1..=u64::from(SYNC_ROUNDS) {
+        for round in 1..=u64::from(SYNC_MAX_ROUNDS) {
+            if round > u64::from(SYNC_ROUNDS)
+                && (cpu::rdtsc() > budget_end
+                    || tracker.bound().is_some_and(|b| {
+                        b.consistent
+                            && mint_timing::ticks_to_ns(b.uncertainty(), hz) <= SYNC_GOOD_ENOUGH_NS
+                    }))
+            {
+                break;
+            }
             let timeout = super::ms_to_ticks(SYNC_ROUND_TIMEOUT_MS);
             let local_before = cpu::rdtsc();
             line.request.store(round, Ordering::Release);
@@ -231,7 +249,6 @@ pub fn sync_with(node: NodeId) {
         },
         Ordering::Release,
     );
-    let hz = super::tsc_hz();
     let ns = |t: i64| mint_timing::signed_ticks_to_ns(t, hz);
     let skewed = is_skewed(Some(b));
     println!(
