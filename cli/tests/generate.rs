@@ -187,6 +187,8 @@ fn assert_all_delivered(report: &Value, count: u64) {
         assert_eq!(n, 0, "dropped.{reason}: {report:#}");
     }
     assert_eq!(report["success_rate"], 1.0, "{report:#}");
+    assert_eq!(report["verdict"], "every frame delivered", "{report:#}");
+    assert_eq!(report["all_delivered"], true, "{report:#}");
     assert!(uint(&report["ipis_sent"], "ipis_sent") >= 1, "{report:#}");
     assert!(uint(&report["interrupts"], "interrupts") >= 1, "{report:#}");
 }
@@ -362,6 +364,44 @@ fn raw_frames_are_delivered() {
     let cfg = config(1514, 500, SLOW_NS, Pattern::Fixed, PacketKind::Raw);
     let (report, _run, _logs) = generate_ok(&cfg, &[]);
     assert_all_delivered(&report, 500);
+    assert_delivered_bytes(&report, &cfg);
+}
+
+/// `delivered_bytes` is what the application received: the payload of
+/// every delivered frame (the frame less its Ethernet, IPv4 and UDP
+/// headers), not frames times the configured size.
+fn assert_delivered_bytes(report: &Value, cfg: &GenConfig) {
+    let delivered = uint(&report["delivered"], "delivered");
+    let payload = u64::from(cfg.size) - mint_traffic::payload_offset(cfg.kind) as u64;
+    assert_eq!(
+        uint(&report["delivered_bytes"], "delivered_bytes"),
+        delivered * payload,
+        "{report:#}"
+    );
+}
+
+/// The report says how far the target's TSC is from node 0's, and marks
+/// the cross-core figures with whether that bound is within the limit.
+fn assert_target_tsc(report: &Value) {
+    let sync = &report["target_tsc_sync"];
+    assert_eq!(sync["reference"], false, "{report:#}");
+    assert!(uint(&sync["rounds"], "rounds") >= 64, "{report:#}");
+    assert!(sync["offset_ns"].is_i64(), "{report:#}");
+    let trusted = report["cross_core_trusted"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("cross_core_trusted: {report:#}"));
+    assert_eq!(trusted, sync["skewed"] == false, "{report:#}");
+    for key in ["latency_ns", "ipi_to_handler_ns"] {
+        assert_eq!(report[key]["cross_core"], true, "{key}: {report:#}");
+        assert_eq!(report[key]["trusted"], trusted, "{key}: {report:#}");
+    }
+    let tsc = &report["tsc"];
+    assert!(tsc["sources"].is_object(), "{report:#}");
+    assert_eq!(
+        tsc["hz"].as_f64(),
+        report["tsc_hz"].as_f64(),
+        "the run's rate is the chosen one: {report:#}"
+    );
 }
 
 /// The NIC on node 2 of 3: node 2's driver receives everything, node 1
@@ -371,6 +411,8 @@ fn nic_on_node_2_of_3() {
     let cfg = config(1500, 300, SLOW_NS, Pattern::Fixed, PacketKind::Udp);
     let (report, _run, logs) = generate_ok(&cfg, &["--nodes", "3", "--target", "2"]);
     assert_all_delivered(&report, 300);
+    assert_delivered_bytes(&report, &cfg);
+    assert_target_tsc(&report);
     let read = |name: &str| {
         let path = logs.path().join(name);
         std::fs::read_to_string(&path)
@@ -542,6 +584,53 @@ fn corrupted_descriptors_are_counted_and_survived() {
         assert_eq!(n, expected, "dropped.{reason}: {report:#}");
     }
     assert_eq!(uint(&report["delivered"], "delivered"), 360, "{report:#}");
+    assert_eq!(report["all_delivered"], false, "{report:#}");
+    assert_eq!(
+        report["verdict"],
+        "every frame accounted for, not every frame delivered: 360 of 400 delivered, 40 dropped with a counted reason",
+        "{report:#}"
+    );
+}
+
+/// The terminal summary of a run with drops: the verdict says every frame
+/// is accounted for, not that every frame arrived; the per-send figure is
+/// called a copy rate, not throughput; the target's TSC offset is shown.
+#[test]
+fn summary_tells_accounted_for_from_delivered() {
+    let logs = TempDir::new().expect("temp dir");
+    let _machine = one_machine_at_a_time();
+    let run = mint(&[
+        "gen",
+        "--size",
+        "1000",
+        "--count",
+        "100",
+        "--interval-ns",
+        &SLOW_NS.to_string(),
+        "--corrupt-every",
+        "10",
+        "--timeout",
+        "120",
+        "--log-dir",
+        logs.path().to_str().expect("UTF-8 temp path"),
+    ]);
+    run.assert_exit(0);
+    let out = &run.stdout;
+    assert!(
+        out.contains(
+            "verdict: every frame accounted for, not every frame delivered: 90 of 100 delivered, 10 dropped with a counted reason"
+        ),
+        "{}",
+        run.context()
+    );
+    assert!(out.contains("per-send copy rate"), "{}", run.context());
+    assert!(!out.contains("Gbps per send"), "{}", run.context());
+    assert!(
+        out.contains("target's TSC vs node 0's: "),
+        "{}",
+        run.context()
+    );
+    assert!(out.contains("tsc "), "{}", run.context());
 }
 
 // ---- refused before boot ----

@@ -54,12 +54,18 @@ impl core::fmt::Display for PitError {
 
 /// TSC ticks per second, measured over `windows` windows (at most
 /// `mint_timing::rate::MAX_WINDOWS`) of `ms` milliseconds each (at most
-/// 50) of PIT channel 2.
+/// 50) of PIT channel 2. The estimate's `windows` may be fewer when some
+/// had to be discarded twice over.
 pub fn calibrate_tsc(ms: u64, windows: usize) -> Result<RateEstimate, PitError> {
     let mut rates = [0u64; mint_timing::rate::MAX_WINDOWS];
     let want = windows.clamp(1, rates.len());
     let mut got = 0;
-    for _ in 0..want {
+    // A discarded window (the count wrapped while this vCPU was away) is
+    // tried again, up to as many times as windows were asked for.
+    for _ in 0..2 * want {
+        if got == want {
+            break;
+        }
         match measure(ms.clamp(1, 50)) {
             Ok(Some(hz)) => {
                 rates[got] = hz;
