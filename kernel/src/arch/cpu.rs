@@ -42,6 +42,10 @@ pub struct CpuidTsc {
     pub cpuid16: Option<u64>,
     /// The hypervisor's vendor signature (CPUID 0x40000000), if any.
     pub hypervisor_vendor: [u8; 12],
+    /// The highest basic leaf (CPUID 0 EAX) and hypervisor leaf (CPUID
+    /// 0x40000000 EAX, 0 without a hypervisor).
+    pub max_leaf: u32,
+    pub max_hypervisor_leaf: u32,
 }
 
 /// Reads CPUID leaves 0x15, 0x16 and 0x40000010 where present.
@@ -49,6 +53,7 @@ pub fn cpuid_tsc() -> CpuidTsc {
     use core::arch::x86_64::__cpuid;
     let mut out = CpuidTsc::default();
     let max = __cpuid(0).eax;
+    out.max_leaf = max;
     if max >= 0x15 {
         let r = __cpuid(0x15);
         if r.eax != 0 && r.ebx != 0 && r.ecx != 0 {
@@ -64,6 +69,7 @@ pub fn cpuid_tsc() -> CpuidTsc {
     let hypervisor_present = __cpuid(1).ecx & (1 << 31) != 0;
     if hypervisor_present {
         let r = __cpuid(0x4000_0000);
+        out.max_hypervisor_leaf = r.eax;
         for (i, reg) in [r.ebx, r.ecx, r.edx].iter().enumerate() {
             out.hypervisor_vendor[i * 4..i * 4 + 4].copy_from_slice(&reg.to_le_bytes());
         }

@@ -45,6 +45,8 @@ pub struct Calibration {
     pub decision: Decision,
     pub pit_error: Option<pit::PitError>,
     pub hypervisor_vendor: [u8; 12],
+    pub max_leaf: u32,
+    pub max_hypervisor_leaf: u32,
 }
 
 static CALIBRATION: spin::Once<Calibration> = spin::Once::new();
@@ -81,6 +83,8 @@ pub fn calibrate(cmdline: &str) -> Result<u64, String> {
         decision,
         pit_error: pit.err(),
         hypervisor_vendor: id.hypervisor_vendor,
+        max_leaf: id.max_leaf,
+        max_hypervisor_leaf: id.max_hypervisor_leaf,
     });
     let summary = sources_line(cal);
     match decision.status {
@@ -334,7 +338,11 @@ pub fn report_json(out: &mut String) {
     }
     let vendor = core::str::from_utf8(&cal.hypervisor_vendor).unwrap_or("");
     let vendor: String = vendor.chars().filter(|c| c.is_ascii_graphic()).collect();
-    let _ = write!(out, "\"hypervisor_vendor\":\"{vendor}\",\"sources\":{{");
+    let _ = write!(
+        out,
+        "\"hypervisor_vendor\":\"{vendor}\",\"cpuid_max_leaf\":{},\"cpuid_max_hypervisor_leaf\":{},\"sources\":{{",
+        cal.max_leaf, cal.max_hypervisor_leaf
+    );
     for (i, src) in Source::ALL.into_iter().enumerate() {
         let _ = write!(out, "{}\"{}\":", if i > 0 { "," } else { "" }, src.as_str());
         match (src, cal.sources.get(src)) {
