@@ -283,12 +283,11 @@ fn to_ns(ticks: f64, tsc_hz: f64) -> f64 {
 /// Summary of `values` (ticks) in ns; every figure `null` without samples.
 fn summary_ns(values: &[u64], tsc_hz: f64) -> Value {
     let mut v = values.to_vec();
-    let s = Summary::from_samples(&mut v);
-    if s.is_empty() {
+    let Some(s) = Summary::from_samples(&mut v).non_empty() else {
         return json!({
             "count": 0, "mean": null, "p50": null, "p99": null, "min": null, "max": null,
         });
-    }
+    };
     json!({
         "count": s.count,
         "mean": to_ns(s.mean, tsc_hz),
@@ -528,4 +527,20 @@ fn print_summary(r: &Value) {
         println!("WARNING: {}", w.as_str().unwrap_or("?"));
     }
     println!("verdict: {}", r["verdict"].as_str().unwrap_or("?"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_metric_is_null_never_zero() {
+        let s = summary_ns(&[], 2.596e9);
+        assert_eq!(s["count"], 0);
+        for k in ["mean", "p50", "p99", "min", "max"] {
+            assert!(s[k].is_null(), "{k}: {s}");
+        }
+        let s = summary_ns(&[2596], 2.596e9);
+        assert_eq!(s["p50"], 1000.0);
+    }
 }

@@ -216,3 +216,40 @@ pub fn warnings(report: &Value) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_name_a_disagreement_and_every_doubtful_node() {
+        let report = json!({
+            "tsc_skew_limit_ns": 2000,
+            "tsc": {"status": "warn", "reason": "sources disagree", "chosen": "pit",
+                    "farthest": "host", "disagreement_ppm": 1003081},
+            "nodes": [
+                {"id": 0, "state": "running", "tsc_sync": {"reference": true, "skewed": false}},
+                {"id": 1, "state": "running", "tsc_sync": {"skewed": true, "worst_abs_ns": 408219}},
+                {"id": 2, "state": "running", "tsc_sync": null},
+                {"id": 3, "state": "crashed", "tsc_sync": null},
+            ],
+        });
+        let w = warnings(&report);
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].starts_with(
+            "TSC: sources disagree (using pit; farthest source host off by 1003081 ppm)"
+        ));
+        assert!(w[1].starts_with("node1's TSC may be up to 408219 ns off"));
+        assert!(w[2].starts_with("node2's TSC was not checked"));
+        let calm = json!({"tsc": {"status": "agree"}, "nodes": []});
+        assert!(warnings(&calm).is_empty());
+    }
+
+    #[test]
+    fn an_override_is_passed_as_is() {
+        let h = host_tsc(Some(5_200_000_000));
+        assert_eq!(h.cmdline().as_deref(), Some("mint.host_tsc_hz=5200000000"));
+        assert_eq!(h.to_json()["overridden"], true);
+        assert!(h.to_json()["windows"].is_null());
+    }
+}
