@@ -122,7 +122,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         );
     };
     judge(&mut report, fault);
-    crate::tsc::annotate(&mut report, &prepared.host_tsc);
+    crate::tsc::annotate(&mut report, &prepared.host_tsc, args.json);
     report["accel"] = json!(prepared.accel.as_str());
     report["log_dir"] = json!(log_dir.display().to_string());
     crate::emit(&report, args.json, print_table)

@@ -238,6 +238,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
         boot_report.as_ref(),
         &prepared.host_tsc,
         args.target,
+        args.json,
     );
     crate::emit(&report, args.json, print_summary)
 }
@@ -405,7 +406,13 @@ fn summarize(
 /// Adds the boot's timing facts (node 0's `MINT-REPORT`) to a gen report:
 /// the TSC sources and the target's offset from node 0, which bounds
 /// every cross-core figure (IPI to handler, injection to application).
-fn add_timing(report: &mut Value, boot: Option<&Value>, host: &crate::tsc::HostTsc, target: u8) {
+fn add_timing(
+    report: &mut Value,
+    boot: Option<&Value>,
+    host: &crate::tsc::HostTsc,
+    target: u8,
+    json: bool,
+) {
     let Some(boot) = boot else {
         report["tsc"] = Value::Null;
         report["target_tsc_sync"] = Value::Null;
@@ -413,7 +420,7 @@ fn add_timing(report: &mut Value, boot: Option<&Value>, host: &crate::tsc::HostT
         return;
     };
     let mut boot = boot.clone();
-    crate::tsc::annotate(&mut boot, host);
+    crate::tsc::annotate(&mut boot, host, json);
     let sync = boot["nodes"]
         .as_array()
         .and_then(|n| n.iter().find(|n| n["id"] == u64::from(target)))

@@ -154,14 +154,17 @@ pub fn measure() -> Result<RateEstimate> {
     }
 }
 
-/// Adds the host's side to a node-0 report's `"tsc"` object and repeats
-/// its warnings on stderr (with `--json` the terminal shows only those).
-pub fn annotate(report: &mut Value, host: &HostTsc) {
+/// Adds the host's side to a node-0 report's `"tsc"` object; with
+/// `to_stderr` (`--json`: the summary for people is not printed) repeats
+/// its warnings there.
+pub fn annotate(report: &mut Value, host: &HostTsc, to_stderr: bool) {
     if report["tsc"].is_object() {
         report["tsc"]["host_measurement"] = host.to_json();
     }
-    for w in warnings(report) {
-        eprintln!("mint: WARNING: {w}");
+    if to_stderr {
+        for w in warnings(report) {
+            eprintln!("mint: WARNING: {w}");
+        }
     }
 }
 
