@@ -147,6 +147,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
     if args.selftest.is_some() {
         report["selftests"] = json!(selftests);
     }
+    crate::tsc::annotate(&mut report, &prepared.host_tsc, args.json);
     report["accel"] = json!(prepared.accel.as_str());
     report["log_dir"] = json!(log_dir.display().to_string());
     crate::emit(&report, args.json, print_table)
@@ -191,12 +192,34 @@ pub fn judge(report: &mut Value, fault: Option<FaultRequest>) {
     report["ok"] = json!(ok);
 }
 
+/// A JSON number for people: "n/a" when it is missing (no samples).
+fn or_na(v: &Value) -> String {
+    match v {
+        Value::Number(n) => n.to_string(),
+        _ => "n/a".into(),
+    }
+}
+
+/// A node's TSC offset from node 0's, for the table.
+fn offset_cell(sync: &Value) -> String {
+    if sync["reference"] == true {
+        return "reference".into();
+    }
+    match (sync["offset_ns"].as_i64(), sync["uncertainty_ns"].as_u64()) {
+        (Some(o), Some(u)) => format!(
+            "{o:+}±{u}{}",
+            if sync["skewed"] == true { " SKEW" } else { "" }
+        ),
+        _ => "n/a".into(),
+    }
+}
+
 fn print_table(report: &Value) {
     outln!();
     outln!(
-        "accel {}  tsc {} MHz  {}  logs {}",
+        "accel {}  tsc {}  {}  logs {}",
         report["accel"].as_str().unwrap_or("?"),
-        report["tsc_hz"].as_u64().unwrap_or(0) / 1_000_000,
+        crate::tsc::describe(report),
         if report["x2apic"].as_bool() == Some(true) {
             "x2APIC"
         } else {
@@ -204,8 +227,11 @@ fn print_table(report: &Value) {
         },
         report["log_dir"].as_str().unwrap_or("?")
     );
+    for w in crate::tsc::warnings(report) {
+        outln!("WARNING: {w}");
+    }
     outln!(
-        "{:<5} {:<8} {:<6} {:<6} {:<24} {:<12} {:>7} {:>12} {:>12}",
+        "{:<5} {:<8} {:<6} {:<6} {:<24} {:<12} {:>7} {:>12} {:>12} {:>16}",
         "node",
         "state",
         "cores",
@@ -214,7 +240,8 @@ fn print_table(report: &Value) {
         "devices",
         "pings",
         "rtt p50 ns",
-        "rtt max ns"
+        "rtt max ns",
+        "tsc offset ns"
     );
     for n in report["nodes"].as_array().into_iter().flatten() {
         let list = |v: &Value| {
@@ -230,7 +257,7 @@ fn print_table(report: &Value) {
         let base = n["memory"]["base"].as_u64().unwrap_or(0);
         let size = n["memory"]["size"].as_u64().unwrap_or(0);
         outln!(
-            "{:<5} {:<8} {:<6} {:<6} {:<24} {:<12} {:>7} {:>12} {:>12}",
+            "{:<5} {:<8} {:<6} {:<6} {:<24} {:<12} {:>7} {:>12} {:>12} {:>16}",
             n["id"].to_string(),
             n["state"].as_str().unwrap_or("?"),
             list(&n["cores"]),
@@ -238,8 +265,9 @@ fn print_table(report: &Value) {
             format!("{} MiB @ {:#x}", size >> 20, base),
             list(&n["devices"]),
             n["ipi_rtt_ns"]["count"].to_string(),
-            n["ipi_rtt_ns"]["p50"].to_string(),
-            n["ipi_rtt_ns"]["max"].to_string(),
+            or_na(&n["ipi_rtt_ns"]["p50"]),
+            or_na(&n["ipi_rtt_ns"]["max"]),
+            offset_cell(&n["tsc_sync"]),
         );
         if let Some(r) = n["reason"].as_str() {
             outln!("      reason: {r}");

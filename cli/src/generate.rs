@@ -208,6 +208,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
         },
     })?;
     let mut record: Option<Value> = None;
+    let mut boot_report: Option<Value> = None;
     let mut error: Option<String> = None;
     let mut samples = Samples::default();
     let mut sample_error: Option<anyhow::Error> = None;
@@ -238,6 +239,8 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
                 }
             } else if let Some(j) = text.strip_prefix("MINT-GEN ") {
                 record = serde_json::from_str(j).ok();
+            } else if let Some(j) = text.strip_prefix("MINT-REPORT ") {
+                boot_report = serde_json::from_str(j).ok();
             } else if let Some(e) = text.strip_prefix("MINT-ERROR ") {
                 error = Some(e.to_string());
             }
@@ -276,7 +279,14 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
         write_pcap(file, &cfg, &record, samples.metric("inject_tsc")?)
             .with_context(|| format!("writing {}", pcap.path().display()))?;
     }
-    let report = summarize(&cfg, &record, &samples, prepared.accel.as_str(), &log_dir)?;
+    let mut report = summarize(&cfg, &record, &samples, prepared.accel.as_str(), &log_dir)?;
+    add_timing(
+        &mut report,
+        boot_report.as_ref(),
+        &prepared.host_tsc,
+        args.target,
+        args.json,
+    );
     crate::emit(&report, args.json, print_summary)
 }
 
@@ -350,9 +360,14 @@ fn to_ns(ticks: f64, tsc_hz: f64) -> f64 {
     ticks * 1e9 / tsc_hz
 }
 
+/// Summary of `values` (ticks) in ns; every figure `null` without samples.
 fn summary_ns(values: &[u64], tsc_hz: f64) -> Value {
     let mut v = values.to_vec();
-    let s = Summary::from_samples(&mut v);
+    let Some(s) = Summary::from_samples(&mut v).non_empty() else {
+        return json!({
+            "count": 0, "mean": null, "p50": null, "p99": null, "min": null, "max": null,
+        });
+    };
     json!({
         "count": s.count,
         "mean": to_ns(s.mean, tsc_hz),
@@ -393,13 +408,9 @@ fn summarize(
         .unwrap_or(0)
         .saturating_sub(rec["first_inject_tsc"].as_u64().unwrap_or(0));
     let bytes = rec["delivered_bytes"].as_u64().unwrap_or(0);
-    let throughput = if span > 0 {
-        bytes as f64 * 8.0 / (span as f64 / tsc_hz) / 1e9
-    } else {
-        0.0
-    };
+    let throughput = (span > 0).then(|| bytes as f64 * 8.0 / (span as f64 / tsc_hz) / 1e9);
     let send_summary = summary_ns(send, tsc_hz);
-    let send_mean = send_summary["mean"].as_f64().unwrap_or(0.0);
+    let send_mean = send_summary["mean"].as_f64().filter(|&m| m > 0.0);
     let interval_summary = summary_ns(intervals, tsc_hz);
 
     let samples_path = log_dir.join(format!("samples-run{}.json", rec["run"]));
@@ -416,7 +427,20 @@ fn summarize(
     std::fs::write(&samples_path, serde_json::to_vec(&raw)?)
         .with_context(|| format!("cannot write {}", samples_path.display()))?;
 
-    let ok = completed && unaccounted == 0 && corrupted == 0;
+    let accounted = completed && unaccounted == 0 && corrupted == 0;
+    let all_delivered = accounted && delivered == sent;
+    let verdict = if all_delivered {
+        "every frame delivered".to_string()
+    } else if accounted {
+        format!(
+            "every frame accounted for, not every frame delivered: {} of {sent} delivered, {} dropped with a counted reason",
+            delivered,
+            sent - delivered
+        )
+    } else {
+        "FAILED: frames unaccounted or corrupted, or the run did not complete".to_string()
+    };
+    let ok = accounted;
     Ok(json!({
         "accel": accel,
         "config": rec["config"],
@@ -426,9 +450,14 @@ fn summarize(
         "unaccounted": unaccounted,
         "corrupted": corrupted,
         "out_of_order": rec["out_of_order"],
-        "success_rate": if sent > 0 { delivered as f64 / sent as f64 } else { 0.0 },
+        "success_rate": (sent > 0).then(|| delivered as f64 / sent as f64),
         "send_time_ns": send_summary,
-        "send_throughput_gbps": if send_mean > 0.0 { f64::from(cfg.size) * 8.0 / send_mean } else { 0.0 },
+        // Frame size over the mean send time: how fast one send copies a
+        // frame in, not a rate frames went through (see throughput_gbps).
+        "send_copy_rate_gbps": send_mean.map(|m| f64::from(cfg.size) * 8.0 / m),
+        // Payload bytes the application received, over first injection
+        // to last delivery.
+        "delivered_bytes": bytes,
         "throughput_gbps": throughput,
         "interval_ns": {
             "requested": cfg.interval_ns,
@@ -456,27 +485,83 @@ fn summarize(
         "incomplete": rec.get("incomplete").cloned().unwrap_or(Value::Null),
         "tsc_hz": tsc_hz,
         "completed": completed,
+        "all_delivered": all_delivered,
+        "verdict": verdict,
         "ok": ok,
         "samples_file": samples_path.display().to_string(),
         "log_dir": log_dir.display().to_string(),
     }))
 }
 
+/// Adds the boot's timing facts (node 0's `MINT-REPORT`) to a gen report:
+/// the TSC sources and the target's offset from node 0, which bounds
+/// every cross-core figure (IPI to handler, injection to application).
+fn add_timing(
+    report: &mut Value,
+    boot: Option<&Value>,
+    host: &crate::tsc::HostTsc,
+    target: u8,
+    json: bool,
+) {
+    let Some(boot) = boot else {
+        report["tsc"] = Value::Null;
+        report["target_tsc_sync"] = Value::Null;
+        report["cross_core_trusted"] = json!(false);
+        return;
+    };
+    let mut boot = boot.clone();
+    crate::tsc::annotate(&mut boot, host, json);
+    let sync = boot["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["id"] == u64::from(target)))
+        .map_or(Value::Null, |n| n["tsc_sync"].clone());
+    let trusted = sync["skewed"] == false && sync["consistent"] == true;
+    report["tsc"] = boot["tsc"].clone();
+    report["tsc_skew_limit_ns"] = boot["tsc_skew_limit_ns"].clone();
+    report["target_tsc_sync"] = sync;
+    report["cross_core_trusted"] = json!(trusted);
+    // Taken with the support node's TSC at one end, the target's at the other.
+    for key in ["latency_ns", "ipi_to_handler_ns"] {
+        report[key]["cross_core"] = json!(true);
+        report[key]["trusted"] = json!(trusted);
+    }
+    report["warnings"] = json!(crate::tsc::warnings(&boot));
+}
+
 fn print_summary(r: &Value) {
-    let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.0}"));
+    let f = |v: &Value| v.as_f64().map_or("n/a".to_string(), |x| format!("{x:.0}"));
     outln!();
     outln!(
         "generator: {} (accel {})",
         r["config"],
         r["accel"].as_str().unwrap_or("?")
     );
+    outln!("tsc {}", crate::tsc::describe(r));
+    let sync = &r["target_tsc_sync"];
     outln!(
-        "sent {}  delivered {}  unaccounted {}  corrupted {}  success {:.2} %",
+        "target's TSC vs node 0's: {}",
+        match (sync["offset_ns"].as_i64(), sync["uncertainty_ns"].as_u64()) {
+            (Some(o), Some(u)) => format!(
+                "{o:+} ns ± {u} ns over {} exchanges{}",
+                sync["rounds"],
+                if r["cross_core_trusted"] == true {
+                    ""
+                } else {
+                    " (beyond the limit: cross-core figures below in doubt)"
+                }
+            ),
+            _ => "n/a (not checked: cross-core figures below unchecked)".into(),
+        }
+    );
+    outln!(
+        "sent {}  delivered {}  unaccounted {}  corrupted {}  success {}",
         r["sent"],
         r["delivered"],
         r["unaccounted"],
         r["corrupted"],
-        r["success_rate"].as_f64().unwrap_or(0.0) * 100.0
+        r["success_rate"]
+            .as_f64()
+            .map_or("n/a".into(), |x| format!("{:.2} %", x * 100.0))
     );
     if let Some(d) = r["dropped"].as_object() {
         let parts: Vec<String> = d
@@ -494,11 +579,13 @@ fn print_summary(r: &Value) {
         );
     }
     outln!(
-        "send processing time: mean {} ns, p50 {} ns, p99 {} ns  ({:.2} Gbps per send)",
+        "send processing time: mean {} ns, p50 {} ns, p99 {} ns  (per-send copy rate {} Gbps: frame size / mean send time, not throughput)",
         f(&r["send_time_ns"]["mean"]),
         f(&r["send_time_ns"]["p50"]),
         f(&r["send_time_ns"]["p99"]),
-        r["send_throughput_gbps"].as_f64().unwrap_or(0.0)
+        r["send_copy_rate_gbps"]
+            .as_f64()
+            .map_or("n/a".into(), |x| format!("{x:.2}"))
     );
     outln!(
         "  of which requesting the IPI: p50 {} ns, p99 {} ns (over {} sends that sent one)",
@@ -525,23 +612,42 @@ fn print_summary(r: &Value) {
         outln!("incomplete: {why}");
     }
     outln!(
-        "IPI to handler: p50 {} ns, p99 {} ns;  injection to application: p50 {} ns, p99 {} ns",
+        "IPI to handler: p50 {} ns, p99 {} ns;  injection to application: p50 {} ns, p99 {} ns  (cross-core{})",
         f(&r["ipi_to_handler_ns"]["p50"]),
         f(&r["ipi_to_handler_ns"]["p99"]),
         f(&r["latency_ns"]["p50"]),
-        f(&r["latency_ns"]["p99"])
-    );
-    outln!(
-        "delivered throughput: {:.3} Gbps",
-        r["throughput_gbps"].as_f64().unwrap_or(0.0)
-    );
-    outln!("raw samples: {}", r["samples_file"].as_str().unwrap_or("?"));
-    outln!(
-        "verdict: {}",
-        if r["ok"].as_bool() == Some(true) {
-            "every frame accounted for"
+        f(&r["latency_ns"]["p99"]),
+        if r["cross_core_trusted"] == true {
+            ""
         } else {
-            "FAILED: frames unaccounted or corrupted, or the run did not complete"
+            ": IN DOUBT, see the TSC offset above"
         }
     );
+    outln!(
+        "delivered throughput (application payload bytes, first injection to last delivery): {} Gbps",
+        r["throughput_gbps"]
+            .as_f64()
+            .map_or("n/a".into(), |x| format!("{x:.3}"))
+    );
+    outln!("raw samples: {}", r["samples_file"].as_str().unwrap_or("?"));
+    for w in r["warnings"].as_array().into_iter().flatten() {
+        outln!("WARNING: {}", w.as_str().unwrap_or("?"));
+    }
+    outln!("verdict: {}", r["verdict"].as_str().unwrap_or("?"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_metric_is_null_never_zero() {
+        let s = summary_ns(&[], 2.596e9);
+        assert_eq!(s["count"], 0);
+        for k in ["mean", "p50", "p99", "min", "max"] {
+            assert!(s[k].is_null(), "{k}: {s}");
+        }
+        let s = summary_ns(&[2596], 2.596e9);
+        assert_eq!(s["p50"], 1000.0);
+    }
 }

@@ -133,6 +133,10 @@ impl Machine {
         let plan = opts.plan;
         let mut cmdline = vec![plan.encode()];
         cmdline.extend(opts.cmdline.iter().cloned());
+        cmdline.extend(p.host_tsc.cmdline());
+        if p.tsc_mismatch_warn {
+            cmdline.push("mint.tsc_mismatch=warn".into());
+        }
         let mut cmd = Command::new(&p.qemu);
         let accel = match p.accel {
             Accel::Kvm => "kvm".to_string(),
@@ -415,6 +419,10 @@ pub struct Prepared {
     pub machine_override: (Option<u8>, Option<u64>),
     /// gdb stub port, and whether the CPUs wait for gdb at the start.
     pub gdb: Option<(u16, bool)>,
+    /// The host's TSC rate for node 0's cross-check (`crate::tsc`).
+    pub host_tsc: crate::tsc::HostTsc,
+    /// `--tsc-mismatch warn`.
+    pub tsc_mismatch_warn: bool,
 }
 
 /// Checks what the flags name (`crate::preflight`), then finds QEMU,
@@ -441,6 +449,10 @@ pub fn prepare(args: &crate::MachineArgs, quiet_build: bool) -> Result<Prepared>
     };
     let accel = crate::qemu::choose(&args.accel, &qemu, &kernel)?;
     let cpu_model = crate::qemu::cpu_model(accel, &args.apic, &qemu)?;
+    let host_tsc = crate::tsc::host_tsc(args.host_tsc_hz);
+    if let Some(problem) = &host_tsc.problem {
+        errln!("mint: WARNING: host TSC: {problem}");
+    }
     Ok(Prepared {
         qemu,
         kernel,
@@ -450,6 +462,8 @@ pub fn prepare(args: &crate::MachineArgs, quiet_build: bool) -> Result<Prepared>
         _log: log,
         machine_override: (args.qemu_cpus, args.qemu_memory_mib),
         gdb: args.gdb.map(|port| (port, args.gdb_wait)),
+        host_tsc,
+        tsc_mismatch_warn: args.tsc_mismatch == "warn",
     })
 }
 

@@ -24,6 +24,7 @@ mod preflight;
 mod qemu;
 mod run;
 mod shutdown;
+mod tsc;
 
 use std::process::ExitCode;
 
@@ -111,6 +112,13 @@ pub struct MachineArgs {
     /// Testing: start QEMU with this much RAM (MiB) instead of the plan's.
     #[arg(long, hide = true, allow_negative_numbers = true, value_parser = flags::u64_value)]
     pub qemu_memory_mib: Option<u64>,
+    /// When the TSC rate sources disagree by more than 2 % (and none is
+    /// exact): refuse the boot, or warn and go on with node 0's choice.
+    #[arg(long, default_value = "refuse", value_parser = ["refuse", "warn"])]
+    pub tsc_mismatch: String,
+    /// Testing: tell node 0 this host TSC rate instead of measuring it.
+    #[arg(long, hide = true, value_name = "HZ")]
+    pub host_tsc_hz: Option<u64>,
 }
 
 impl MachineArgs {

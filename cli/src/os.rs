@@ -1,5 +1,6 @@
-//! The few calls into the OS that std does not offer: a child that dies
-//! with mint, an advisory lock, and whether stdout's reader has gone.
+//! The few calls into the OS and the CPU that std does not offer: a child
+//! that dies with mint, an advisory lock, whether stdout's reader has gone,
+//! the TSC and the raw monotonic clock (the host's TSC rate, `tsc.rs`).
 //!
 //! The only module of the CLI with `unsafe`; each block says why it holds.
 #![allow(unsafe_code)]
@@ -71,4 +72,31 @@ pub fn stdout_hung_up() -> bool {
     // closed descriptor only sets POLLNVAL.
     let rc = unsafe { libc::poll(&mut fds, 1, 0) };
     rc > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// The TSC, after every earlier load has completed (`lfence; rdtsc`).
+pub fn rdtsc() -> u64 {
+    // SAFETY: `lfence` and `rdtsc` exist on every x86-64 CPU (this tool
+    // only builds for x86-64) and touch no memory.
+    unsafe {
+        core::arch::x86_64::_mm_lfence();
+        core::arch::x86_64::_rdtsc()
+    }
+}
+
+/// `CLOCK_MONOTONIC_RAW` in ns: the kernel's clock without NTP slewing.
+pub fn monotonic_raw_ns() -> anyhow::Result<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts) };
+    if rc != 0 {
+        anyhow::bail!(
+            "clock_gettime(CLOCK_MONOTONIC_RAW) failed: {}",
+            io::Error::last_os_error()
+        );
+    }
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }

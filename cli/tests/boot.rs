@@ -197,8 +197,6 @@ fn assert_full_ping_rounds(report: &Value) {
         }
         let rtt = &n["ipi_rtt_ns"];
         let count = uint(&rtt["count"], "ipi_rtt_ns.count");
-        let p50 = uint(&rtt["p50"], "ipi_rtt_ns.p50");
-        let max = uint(&rtt["max"], "ipi_rtt_ns.max");
         assert_eq!(
             count as usize,
             PINGS_PER_PEER * others.len(),
@@ -210,8 +208,15 @@ fn assert_full_ping_rounds(report: &Value) {
             "count vs samples, node {id}: {n:#}"
         );
         if others.is_empty() {
+            // No samples: no figures (null), not 0.
+            assert!(
+                rtt["p50"].is_null() && rtt["max"].is_null(),
+                "node {id}: {n:#}"
+            );
             continue;
         }
+        let p50 = uint(&rtt["p50"], "ipi_rtt_ns.p50");
+        let max = uint(&rtt["max"], "ipi_rtt_ns.max");
         assert!(p50 > 0, "node {id}: {n:#}");
         assert!(max >= p50, "node {id}: {n:#}");
         assert_eq!(
@@ -810,4 +815,252 @@ fn selftest_page_permissions() {
             assert_eq!(p["faulted"], p["must_fault"], "node {node}: {p}");
         }
     }
+}
+
+// ---- timing ----
+
+/// Every TSC rate source the report names, present or not.
+const TSC_SOURCES: [&str; 5] = [
+    "cpuid_0x40000010",
+    "cpuid_0x15",
+    "pit",
+    "host",
+    "cpuid_0x16",
+];
+
+/// The report's `"tsc"` object names every source (each a number or
+/// null; the PIT's an object with its windows), the chosen one among
+/// them, and the rate the run uses.
+fn assert_tsc_object(report: &Value) -> &Value {
+    let tsc = &report["tsc"];
+    let sources = tsc["sources"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no tsc.sources: {report:#}"));
+    let mut names: Vec<&str> = sources.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut expected = TSC_SOURCES.to_vec();
+    expected.sort_unstable();
+    assert_eq!(names, expected, "{report:#}");
+    for (name, v) in sources {
+        if name == "pit" {
+            continue;
+        }
+        assert!(v.is_null() || v.is_u64(), "tsc.sources.{name}: {report:#}");
+    }
+    let pit = &sources["pit"];
+    assert!(pit.is_object(), "tsc.sources.pit: {report:#}");
+    // Five windows asked for; a window the host interrupted too long is
+    // discarded (and retried once).
+    let windows = uint(&pit["windows"], "pit.windows");
+    assert!((1..=5).contains(&windows), "{report:#}");
+    assert!(uint(&pit["kept"], "pit.kept") <= windows, "{report:#}");
+    uint(&pit["spread_ppm"], "pit.spread_ppm");
+    let chosen = tsc["chosen"]
+        .as_str()
+        .unwrap_or_else(|| panic!("tsc.chosen: {report:#}"));
+    assert!(TSC_SOURCES.contains(&chosen), "{report:#}");
+    let chosen_hz = match &sources[chosen] {
+        Value::Object(o) => uint(&o["hz"], "chosen hz"),
+        v => uint(v, "chosen hz"),
+    };
+    assert_eq!(uint(&tsc["hz"], "tsc.hz"), chosen_hz, "{report:#}");
+    assert_eq!(report["tsc_hz"], tsc["hz"], "{report:#}");
+    assert_eq!(tsc["agree_ppm"], 20_000, "{report:#}");
+    assert!(
+        ["agree", "warn"].contains(&tsc["status"].as_str().unwrap_or("?")),
+        "{report:#}"
+    );
+    assert!(tsc["reason"].is_string(), "{report:#}");
+    tsc
+}
+
+/// Without any override the host measures its own TSC and node 0 gets
+/// it; node 0 checks every other node's TSC against its own and the
+/// report and the table carry each node's offset bound; every console
+/// line says whose TSC figure it prints.
+#[test]
+fn every_node_reports_its_tsc_offset_and_every_source() {
+    let (run, logs) = boot(&["--nodes", "3"]);
+    run.assert_exit(0);
+    let report = run.report();
+    let tsc = assert_tsc_object(&report);
+    assert!(tsc["sources"]["host"].is_u64(), "{report:#}");
+    let host = &tsc["host_measurement"];
+    assert_eq!(host["overridden"], false, "{report:#}");
+    assert_eq!(host["reference"], "CLOCK_MONOTONIC_RAW", "{report:#}");
+    assert_eq!(host["windows"], 5, "{report:#}");
+    assert_eq!(host["hz"], tsc["sources"]["host"], "{report:#}");
+
+    let limit = uint(&report["tsc_skew_limit_ns"], "tsc_skew_limit_ns");
+    let mut all_trusted = true;
+    for n in nodes(&report) {
+        let id = uint(&n["id"], "id");
+        let sync = &n["tsc_sync"];
+        assert!(sync.is_object(), "node {id}'s tsc_sync: {report:#}");
+        if id == 0 {
+            assert_eq!(sync["reference"], true, "{report:#}");
+            assert_eq!(sync["offset_ns"], 0, "{report:#}");
+            assert_eq!(sync["skewed"], false, "{report:#}");
+            continue;
+        }
+        assert_eq!(sync["reference"], false, "{report:#}");
+        assert!(
+            uint(&sync["rounds"], "rounds") >= 64,
+            "node {id}: {report:#}"
+        );
+        let offset = sync["offset_ns"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("node {id} offset_ns: {report:#}"));
+        let uncertainty = uint(&sync["uncertainty_ns"], "uncertainty_ns");
+        let worst = uint(&sync["worst_abs_ns"], "worst_abs_ns");
+        // The worst case is the bound's far edge.
+        assert!(worst >= offset.unsigned_abs(), "node {id}: {report:#}");
+        assert!(
+            worst <= offset.unsigned_abs() + uncertainty + 1,
+            "node {id}: {report:#}"
+        );
+        uint(&sync["min_round_trip_ns"], "min_round_trip_ns");
+        let consistent = sync["consistent"].as_bool().expect("consistent");
+        let skewed = sync["skewed"].as_bool().expect("skewed");
+        assert_eq!(
+            skewed,
+            !consistent || worst > limit,
+            "node {id}: {report:#}"
+        );
+        all_trusted &= !skewed;
+    }
+    assert_eq!(report["cross_core_trusted"], all_trusted, "{report:#}");
+
+    let read = |name: &str| std::fs::read_to_string(logs.path().join(name)).expect("console log");
+    let node0 = read("node0.log");
+    assert!(node0.contains("node0: TSC"), "node0.log:\n{node0}");
+    assert!(node0.contains("(measured here: "), "node0.log:\n{node0}");
+    for peer in [1, 2] {
+        assert!(
+            node0.contains(&format!("node{peer}'s TSC is ")),
+            "node0.log:\n{node0}"
+        );
+        let log = read(&format!("node{peer}.log"));
+        assert!(
+            log.contains("(node 0's calibration: "),
+            "node{peer}.log:\n{log}"
+        );
+        assert!(!log.contains("measured here"), "node{peer}.log:\n{log}");
+    }
+}
+
+/// The table (no `--json`) shows each node's TSC offset and the TSC
+/// sources.
+#[test]
+fn the_table_shows_tsc_offsets() {
+    let logs = TempDir::new().expect("temporary directory");
+    let _machine = one_machine_at_a_time();
+    let run = mint(&[
+        "boot",
+        "--nodes",
+        "2",
+        "--timeout",
+        "120",
+        "--log-dir",
+        path_str(logs.path()),
+    ]);
+    run.assert_exit(0);
+    assert!(run.stdout.contains("tsc offset ns"), "{}", run.context());
+    assert!(run.stdout.contains("(from "), "{}", run.context());
+    let row = |id: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.starts_with(id) && l.contains("running"))
+            .unwrap_or_else(|| panic!("no row for node {id}\n{}", run.context()))
+            .to_string()
+    };
+    assert!(row("0 ").contains("reference"), "{}", run.context());
+    assert!(row("1 ").contains('±'), "{}", run.context());
+}
+
+/// A host TSC figure far from the PIT's (`--host-tsc-hz`, standing in for
+/// a wrong measurement): two measurements disagree and neither is exact,
+/// so node 0 refuses the boot, naming every source.
+#[test]
+fn a_wrong_host_tsc_refuses_the_boot() {
+    let (run, _logs) = boot(&["--nodes", "2", "--host-tsc-hz", "5200000000"]);
+    run.assert_exit(2);
+    run.assert_stderr_mentions(&[
+        "mint: error: node 0 refused to boot: TSC calibration refused",
+        "host 5200.0 MHz",
+        "pit ",
+        "cpuid_0x15 ",
+        "cpuid_0x16 ",
+        "cpuid_0x40000010 ",
+        "using pit",
+    ]);
+    assert!(run.stdout.is_empty(), "no report\n{}", run.context());
+}
+
+/// The same with `--tsc-mismatch warn`: the boot goes on with the PIT's
+/// rate, says so loudly on node 0's console and the terminal, and the
+/// report carries every source and the disagreement.
+#[test]
+fn a_wrong_host_tsc_warns_when_told_to_go_on() {
+    let (run, logs) = boot(&[
+        "--nodes",
+        "2",
+        "--host-tsc-hz",
+        "5200000000",
+        "--tsc-mismatch",
+        "warn",
+    ]);
+    run.assert_exit(0);
+    let report = run.report();
+    let tsc = assert_tsc_object(&report);
+    assert_eq!(tsc["status"], "warn", "{report:#}");
+    assert_eq!(tsc["sources"]["host"], 5_200_000_000u64, "{report:#}");
+    assert_eq!(tsc["chosen"], "pit", "{report:#}");
+    assert_eq!(tsc["hz"], tsc["sources"]["pit"]["hz"], "{report:#}");
+    assert_eq!(tsc["farthest"], "host", "{report:#}");
+    assert!(
+        uint(&tsc["disagreement_ppm"], "disagreement_ppm") > 20_000,
+        "{report:#}"
+    );
+    assert_eq!(tsc["host_measurement"]["overridden"], true, "{report:#}");
+    run.assert_stderr_mentions(&["mint: WARNING: TSC: "]);
+    let node0 = std::fs::read_to_string(logs.path().join("node0.log")).expect("node0.log");
+    assert!(
+        node0.contains("WARNING node0: TSC: ") && node0.contains("host 5200.0 MHz"),
+        "node0.log:\n{node0}"
+    );
+}
+
+/// A node that crashed before its ping round has no RTT samples: its
+/// figures are null in the JSON and n/a in the table, never 0.
+#[test]
+fn a_crashed_nodes_rtts_are_null_and_not_available() {
+    let (run, _logs) = boot(&["--nodes", "2", "--fault", "1:page-fault"]);
+    run.assert_exit(0);
+    let report = run.report();
+    let rtt = &node(&report, 1)["ipi_rtt_ns"];
+    assert_eq!(rtt["count"], 0, "{report:#}");
+    assert!(rtt["p50"].is_null(), "{report:#}");
+    assert!(rtt["max"].is_null(), "{report:#}");
+
+    let logs = TempDir::new().expect("temporary directory");
+    let _machine = one_machine_at_a_time();
+    let run = mint(&[
+        "boot",
+        "--nodes",
+        "2",
+        "--fault",
+        "1:page-fault",
+        "--timeout",
+        "120",
+        "--log-dir",
+        path_str(logs.path()),
+    ]);
+    run.assert_exit(0);
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("1 ") && l.contains("crashed"))
+        .unwrap_or_else(|| panic!("no row for node 1\n{}", run.context()));
+    assert_eq!(row.matches("n/a").count(), 2, "{row}\n{}", run.context());
 }

@@ -205,13 +205,30 @@ fn assert_all_delivered(report: &Value, count: u64) {
             "note: {overload} of {count} frames dropped for lack of room (target held up by the host); accounting exact"
         );
     }
-    assert_eq!(
-        uint(&report["delivered"], "delivered") + overload,
-        count,
-        "{report:#}"
-    );
+    let delivered = uint(&report["delivered"], "delivered");
+    assert_eq!(delivered + overload, count, "{report:#}");
+    if overload == 0 {
+        assert_eq!(report["success_rate"], 1.0, "{report:#}");
+        assert_eq!(report["verdict"], "every frame delivered", "{report:#}");
+        assert_eq!(report["all_delivered"], true, "{report:#}");
+    } else {
+        assert_verdict_accounted(report, delivered, count);
+    }
     assert!(uint(&report["ipis_sent"], "ipis_sent") >= 1, "{report:#}");
     assert!(uint(&report["interrupts"], "interrupts") >= 1, "{report:#}");
+}
+
+/// The verdict of a run that lost frames, every one of them counted.
+fn assert_verdict_accounted(report: &Value, delivered: u64, count: u64) {
+    assert_eq!(report["all_delivered"], false, "{report:#}");
+    assert_eq!(
+        report["verdict"],
+        format!(
+            "every frame accounted for, not every frame delivered: {delivered} of {count} delivered, {} dropped with a counted reason",
+            count - delivered
+        ),
+        "{report:#}"
+    );
 }
 
 /// The generator injected frame `i` no earlier than the schedule's offset
@@ -410,6 +427,44 @@ fn raw_frames_are_delivered() {
     let cfg = config(1514, 500, SLOW_NS, Pattern::Fixed, PacketKind::Raw);
     let (report, _run, _logs) = generate_ok(&cfg, &[]);
     assert_all_delivered(&report, 500);
+    assert_delivered_bytes(&report, &cfg);
+}
+
+/// `delivered_bytes` is what the application received: the payload of
+/// every delivered frame (the frame less its Ethernet, IPv4 and UDP
+/// headers), not frames times the configured size.
+fn assert_delivered_bytes(report: &Value, cfg: &GenConfig) {
+    let delivered = uint(&report["delivered"], "delivered");
+    let payload = u64::from(cfg.size) - mint_traffic::payload_offset(cfg.kind) as u64;
+    assert_eq!(
+        uint(&report["delivered_bytes"], "delivered_bytes"),
+        delivered * payload,
+        "{report:#}"
+    );
+}
+
+/// The report says how far the target's TSC is from node 0's, and marks
+/// the cross-core figures with whether that bound is within the limit.
+fn assert_target_tsc(report: &Value) {
+    let sync = &report["target_tsc_sync"];
+    assert_eq!(sync["reference"], false, "{report:#}");
+    assert!(uint(&sync["rounds"], "rounds") >= 64, "{report:#}");
+    assert!(sync["offset_ns"].is_i64(), "{report:#}");
+    let trusted = report["cross_core_trusted"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("cross_core_trusted: {report:#}"));
+    assert_eq!(trusted, sync["skewed"] == false, "{report:#}");
+    for key in ["latency_ns", "ipi_to_handler_ns"] {
+        assert_eq!(report[key]["cross_core"], true, "{key}: {report:#}");
+        assert_eq!(report[key]["trusted"], trusted, "{key}: {report:#}");
+    }
+    let tsc = &report["tsc"];
+    assert!(tsc["sources"].is_object(), "{report:#}");
+    assert_eq!(
+        tsc["hz"].as_f64(),
+        report["tsc_hz"].as_f64(),
+        "the run's rate is the chosen one: {report:#}"
+    );
 }
 
 /// The NIC on node 2 of 3: node 2's driver receives everything, node 1
@@ -419,6 +474,8 @@ fn nic_on_node_2_of_3() {
     let cfg = config(1500, 300, SLOW_NS, Pattern::Fixed, PacketKind::Udp);
     let (report, _run, logs) = generate_ok(&cfg, &["--nodes", "3", "--target", "2"]);
     assert_all_delivered(&report, 300);
+    assert_delivered_bytes(&report, &cfg);
+    assert_target_tsc(&report);
     let read = |name: &str| {
         let path = logs.path().join(name);
         std::fs::read_to_string(&path)
@@ -566,11 +623,9 @@ fn corrupted_descriptors_are_counted_and_survived() {
         let expected = if reason == "bad_descriptor" { 40 } else { 0 };
         assert_eq!(n, expected, "dropped.{reason}: {report:#}");
     }
-    assert_eq!(
-        uint(&report["delivered"], "delivered") + overload,
-        360,
-        "{report:#}"
-    );
+    let delivered = uint(&report["delivered"], "delivered");
+    assert_eq!(delivered + overload, 360, "{report:#}");
+    assert_verdict_accounted(&report, delivered, 400);
 }
 
 /// The target's own summary line of run 1 (`run 1: delivered ...`) from
@@ -638,14 +693,20 @@ fn frames_of_another_run_are_counted_as_stale() {
     let (report, _run, _logs) = generate_ok(&cfg, &["--stale-every", "10"]);
     assert_eq!(report["config"]["stale_every"], 10, "{report:#}");
     assert_accounted(&report, 400);
+    let mut overload = 0;
     for (reason, n) in drops(&report) {
+        if OVERLOAD_REASONS.contains(&reason) {
+            overload += n;
+            continue;
+        }
         let expected = if reason == "stale_run" { 40 } else { 0 };
         assert_eq!(n, expected, "dropped.{reason}: {report:#}");
     }
-    assert_eq!(uint(&report["delivered"], "delivered"), 360, "{report:#}");
+    let delivered = uint(&report["delivered"], "delivered");
+    assert_eq!(delivered + overload, 360, "{report:#}");
     assert_eq!(
         uint(&report["latency_ns"]["count"], "latency_ns.count"),
-        360,
+        delivered,
         "no latency for a stale frame: {report:#}"
     );
 }
@@ -668,6 +729,46 @@ fn a_clean_run_reports_recoveries_and_apic_errors() {
         .unwrap_or_else(|| panic!("no apic_error_status: {report:#}"));
     assert!(status.iter().all(|s| s == 0), "{report:#}");
     assert_eq!(report["incomplete"], Value::Null, "{report:#}");
+}
+
+/// The terminal summary of a run with drops: the verdict says every frame
+/// is accounted for, not that every frame arrived; the per-send figure is
+/// called a copy rate, not throughput; the target's TSC offset is shown.
+#[test]
+fn summary_tells_accounted_for_from_delivered() {
+    let logs = TempDir::new().expect("temp dir");
+    let _machine = one_machine_at_a_time();
+    let run = mint(&[
+        "gen",
+        "--size",
+        "1000",
+        "--count",
+        "100",
+        "--interval-ns",
+        &SLOW_NS.to_string(),
+        "--corrupt-every",
+        "10",
+        "--timeout",
+        "120",
+        "--log-dir",
+        logs.path().to_str().expect("UTF-8 temp path"),
+    ]);
+    run.assert_exit(0);
+    let out = &run.stdout;
+    assert!(
+        out.contains("verdict: every frame accounted for, not every frame delivered: ")
+            && out.contains(" of 100 delivered, "),
+        "{}",
+        run.context()
+    );
+    assert!(out.contains("per-send copy rate"), "{}", run.context());
+    assert!(!out.contains("Gbps per send"), "{}", run.context());
+    assert!(
+        out.contains("target's TSC vs node 0's: "),
+        "{}",
+        run.context()
+    );
+    assert!(out.contains("tsc "), "{}", run.context());
 }
 
 // ---- refused before boot ----

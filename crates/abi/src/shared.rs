@@ -5,8 +5,8 @@
 //!
 //! | offset | what | written by | mapped writable in |
 //! |---|---|---|---|
-//! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, `go`, faults to inject, debug NIC target | node 0 | node 0 only |
-//! | 0x1000 + i × 0x1000 | [`NodeSlot`] of node i: state, heartbeat, crash reason, ping samples, incident counters, the consumer index of each mailbox *to* i | node i (node 0 marks it booting, and its monitor may declare a silent node crashed) | node i and node 0 |
+//! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, `go`, faults to inject, debug NIC target, TSC rate source | node 0 | node 0 only |
+//! | 0x1000 + i × 0x1000 | [`NodeSlot`] of node i: state, heartbeat, crash reason, ping samples, incident counters, the consumer index of each mailbox *to* i, node 0's cross-core TSC sync line with node i | node i (node 0 marks it booting, and its monitor may declare a silent node crashed) | node i and node 0 |
 //! | 0x5000 + i × 0x3000 | [`NodeOutboxes`] of node i: producer index and messages of each mailbox *from* i | node i | node i only |
 //! | [`OPEN_OFFSET`] (0x11000) | [`crate::debug_nic::DebugNic`]: e1000 register page, posted-IRQ flag, run control | see that module | every node |
 //! | [`crate::debug_nic::dma_window_offset`].. | DMA window: the target driver's RX ring and buffers | device: buffers, write-back; driver: ring setup | every node |
@@ -42,7 +42,7 @@ use crate::node::NodeState;
 /// "MINTSHRD", little endian.
 pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"MINTSHRD");
 /// Bumped whenever this layout changes.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
 /// Nodes a region can describe (one ISA UART per node: COM1..COM4).
 pub const MAX_NODES: usize = 4;
 /// Messages per mailbox.
@@ -85,7 +85,24 @@ pub struct Header {
     /// The node that attaches the debug NIC's driver (node id + 1; 0 =
     /// none), set by node 0 before it starts the others.
     pub debug_nic_target: AtomicU32,
+    /// Where `tsc_hz` came from: index into `mint_timing::Source::ALL`
+    /// plus 1 (0 = not said), so other nodes can say whose figure they use.
+    pub tsc_source: AtomicU32,
 }
+
+/// One cache line node 0 and one other node exchange TSC stamps through:
+/// node 0 writes `request` (round number; [`TSC_SYNC_DONE`] ends the
+/// exchange), the node answers with its TSC in `remote_tsc` and the round
+/// number in `answer` (release, after `remote_tsc`).
+#[repr(C, align(64))]
+pub struct TscSyncLine {
+    pub request: AtomicU64,
+    pub remote_tsc: AtomicU64,
+    pub answer: AtomicU64,
+}
+
+/// `TscSyncLine::request` value that ends the exchange.
+pub const TSC_SYNC_DONE: u64 = u64::MAX;
 
 /// One node's public status.
 #[repr(C, align(4096))]
@@ -108,6 +125,10 @@ pub struct NodeSlot {
     pub incidents: [AtomicU32; Incident::COUNT],
     /// The consumer index of each mailbox to this node, by sender.
     pub inbox: [ConsumerIndex; MAX_NODES],
+    /// Node 0's cross-core TSC check with this node (see [`TscSyncLine`]):
+    /// in the slot because its two writers, node 0 and this node, are the
+    /// two nodes that may write the slot's page.
+    pub tsc_sync: TscSyncLine,
 }
 
 /// Something a node refused or gave up on rather than trust a peer or wait
@@ -369,6 +390,8 @@ mod tests {
     fn layout_is_fixed() {
         // The offsets are the ABI: a change here must bump ABI_VERSION.
         assert_eq!(size_of::<Header>(), 4096);
+        assert_eq!(size_of::<TscSyncLine>(), 64);
+        assert_eq!(offset_of!(NodeSlot, tsc_sync) % 64, 0);
         assert_eq!(offset_of!(SharedRegion, nodes), 0x1000);
         assert_eq!(size_of::<NodeSlot>(), 4096);
         for i in 0..MAX_NODES {
@@ -526,6 +549,11 @@ mod tests {
             ping_count: [const { AtomicU32::new(0) }; MAX_NODES],
             incidents: [const { AtomicU32::new(0) }; Incident::COUNT],
             inbox: [const { ConsumerIndex::new() }; MAX_NODES],
+            tsc_sync: TscSyncLine {
+                request: AtomicU64::new(0),
+                remote_tsc: AtomicU64::new(0),
+                answer: AtomicU64::new(0),
+            },
         }
     }
 }

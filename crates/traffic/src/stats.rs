@@ -45,7 +45,9 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The summary of no samples: everything 0.
+    /// The summary of no samples: everything 0. Those zeros are not
+    /// measurements: show an empty summary as "n/a" (or JSON `null`),
+    /// never as 0 ([`Summary::non_empty`] makes that hard to forget).
     pub const fn empty() -> Self {
         Summary {
             count: 0,
@@ -78,6 +80,11 @@ impl Summary {
     /// Whether there were no samples.
     pub const fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// `None` for the summary of no samples, whose figures mean nothing.
+    pub const fn non_empty(self) -> Option<Self> {
+        if self.is_empty() { None } else { Some(self) }
     }
 }
 

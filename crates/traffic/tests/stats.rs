@@ -143,3 +143,11 @@ fn histogram_merge_and_reset() {
     b.merge(&Histogram::new());
     assert_eq!((b.count(), b.min(), b.max()), (2, Some(0), Some(500)));
 }
+
+#[test]
+fn an_empty_summary_is_none_not_zeros() {
+    let empty = mint_traffic::Summary::from_samples(&mut []);
+    assert_eq!(empty.non_empty(), None);
+    let one = mint_traffic::Summary::from_samples(&mut [7]);
+    assert_eq!(one.non_empty().map(|s| s.p50), Some(7));
+}

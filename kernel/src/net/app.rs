@@ -24,6 +24,8 @@ pub struct App {
     /// TSC ticks from injection to this application, per delivered packet.
     latency: Vec<u64>,
     delivered: u64,
+    /// Payload bytes of the delivered packets: what the application got.
+    delivered_bytes: u64,
     out_of_order: u64,
     bad_checksum: u64,
     duplicates: u64,
@@ -44,6 +46,7 @@ impl App {
             tracker: SeqTracker::new(),
             latency: Vec::new(),
             delivered: 0,
+            delivered_bytes: 0,
             out_of_order: 0,
             bad_checksum: 0,
             duplicates: 0,
@@ -111,6 +114,7 @@ impl App {
             Observation::InOrder | Observation::Gap(_) => {}
         }
         self.delivered += 1;
+        self.delivered_bytes += payload.len() as u64;
         if self.latency.len() < MAX_SAMPLES {
             self.latency.push(now.saturating_sub(info.inject_tsc));
         }
@@ -145,7 +149,7 @@ impl App {
         ctl.drops[DropReason::StaleRun as usize].store(self.stale_run, Ordering::Relaxed);
         super::count_final_drops(ctl, stats);
         ctl.delivered_bytes
-            .store(self.delivered * u64::from(self.size), Ordering::Relaxed);
+            .store(self.delivered_bytes, Ordering::Relaxed);
         ctl.first_inject_tsc.store(
             if self.first_inject == u64::MAX {
                 0
@@ -174,11 +178,19 @@ impl App {
             ctl.samples_done.store(1, Ordering::Release);
         }
         let ns = |t: u64| node::ticks_to_ns(t);
+        // `n/a` for a figure without samples, never 0.
+        let na = |s: &Summary, v: u64| {
+            if s.is_empty() {
+                alloc::string::String::from("n/a")
+            } else {
+                alloc::format!("{} ns", ns(v))
+            }
+        };
         let l = Summary::from_samples(&mut self.latency);
         let i = Summary::from_samples(&mut intervals);
         let p = Summary::from_samples(&mut ipi);
         println!(
-            "run {}: delivered {}/{} ({} out of order, {} bad, {} duplicate, {} stale-run, {} stack drops; {} lost IPIs recovered); latency p50 {} ns p99 {} ns; irq interval p50 {} ns; ipi->handler p50 {} ns",
+            "run {}: delivered {}/{} ({} out of order, {} bad, {} duplicate, {} stale-run, {} stack drops; {} lost IPIs recovered); latency p50 {} p99 {}; irq interval p50 {}; ipi->handler p50 {} (cross-core: node 0's TSC to this node's)",
             self.run_id,
             self.delivered,
             ctl.sent.load(Ordering::Acquire),
@@ -188,10 +200,10 @@ impl App {
             self.stale_run,
             stats.to_stack.saturating_sub(stats.from_stack),
             ctl.recoveries.load(Ordering::Relaxed),
-            ns(l.p50),
-            ns(l.p99),
-            ns(i.p50),
-            ns(p.p50),
+            na(&l, l.p50),
+            na(&l, l.p99),
+            na(&i, i.p50),
+            na(&p, p.p50),
         );
     }
 }

@@ -117,7 +117,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
     );
 
     pit::mask_legacy_pic();
-    let tsc_hz = pit::calibrate_tsc(10, 5);
+    let tsc_hz = super::tsc::calibrate(&boot.cmdline).unwrap_or_else(|e| refuse(&e));
     let mode = match boot
         .cmdline
         .split_whitespace()
@@ -254,6 +254,12 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
     header.node_count.store(n as u32, Ordering::Relaxed);
     header.size.store(shared.size, Ordering::Relaxed);
     header.tsc_hz.store(tsc_hz, Ordering::Relaxed);
+    header.tsc_source.store(
+        super::tsc::source_code(
+            super::tsc::calibration().and_then(|c| c.decision.chosen.map(|c| c.0)),
+        ),
+        Ordering::Relaxed,
+    );
     for node in &plan.nodes {
         let apic = plan.apic_id_of(&facts, node.id).unwrap_or_default();
         header.apic_ids[node.id.index()].store(apic.0, Ordering::Relaxed);
@@ -343,7 +349,11 @@ fn start_node(s: &NodeStart) {
         core::hint::spin_loop();
     }
     match slot.state() {
-        Some(NodeState::Running) => println!("node0: started {} on {apic}", s.id),
+        Some(NodeState::Running) => {
+            println!("node0: started {} on {apic}", s.id);
+            // Before any cross-core figure: how far its TSC is from ours.
+            super::tsc::sync_with(s.id);
+        }
         Some(NodeState::Booting) => {
             shared::slot(NodeId(0)).count(Incident::WaitExpired);
             slot.declare_crashed_from(NodeState::Booting, "did not start within 5 s");

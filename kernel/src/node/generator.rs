@@ -130,11 +130,28 @@ pub fn run(
                 println!("  dropped {}: {n}", reason.as_str());
             }
         }
+        let na = |v: u64| {
+            if st.is_empty() {
+                String::from("n/a")
+            } else {
+                alloc::format!("{}", ns(v))
+            }
+        };
         println!(
             "  send processing time: mean {} ns, p50 {} ns, p99 {} ns; the target printed its latency figures on its console",
-            ns(st.mean as u64),
-            ns(st.p50),
-            ns(st.p99)
+            na(st.mean as u64),
+            na(st.p50),
+            na(st.p99)
+        );
+        println!(
+            "  {}",
+            if r.completed && unaccounted == 0 && corrupted == 0 && delivered == sent {
+                "every frame delivered"
+            } else if r.completed && unaccounted == 0 && corrupted == 0 {
+                "every frame accounted for, not every frame delivered"
+            } else {
+                "FAILED: frames unaccounted or corrupted, or the run did not complete"
+            }
         );
     }
     Ok(r.completed && unaccounted == 0 && corrupted == 0)

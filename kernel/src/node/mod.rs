@@ -16,6 +16,7 @@ pub mod monitor;
 pub mod ping;
 pub mod selftest;
 pub mod shell;
+pub mod tsc;
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
@@ -211,10 +212,21 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
 
     slot.running_tsc.store(cpu::rdtsc(), Ordering::Relaxed);
     slot.set_state(NodeState::Running);
+    if id != NodeId(0) {
+        // Node 0 checks this node's TSC against its own before anything
+        // else (it starts as soon as it sees Running).
+        tsc::serve_sync(id);
+    }
+    let source = tsc::published_source().map_or("unknown source", |s| s.as_str());
     println!(
-        "{id} running on {apic_id} ({}), tsc {} MHz, apic timer {} kHz, heap {} KiB, image {} KiB",
+        "{id} running on {apic_id} ({}), tsc {} MHz ({}{source}), apic timer {} kHz, heap {} KiB, image {} KiB",
         if x2 { "x2APIC" } else { "xAPIC" },
         tsc_hz() / 1_000_000,
+        if id == NodeId(0) {
+            "measured here: "
+        } else {
+            "node 0's calibration: "
+        },
         apic_hz / 1000,
         mem::heap_free() / 1024,
         window.loaded_len / 1024,

@@ -118,13 +118,13 @@ pub fn rtt_samples(from: NodeId, to: NodeId) -> Vec<u64> {
         .collect()
 }
 
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[u64], p: u64) -> u64 {
+/// Nearest-rank percentile of sorted samples, as JSON (`null` for none).
+fn percentile(sorted: &[u64], p: u64) -> String {
     if sorted.is_empty() {
-        return 0;
+        return String::from("null");
     }
     let rank = (p * sorted.len() as u64).div_ceil(100).max(1) as usize;
-    sorted[rank - 1]
+    alloc::format!("{}", sorted[rank - 1])
 }
 
 /// Prints `MINT-REPORT {json}`: the state table with RTT figures and the
@@ -132,10 +132,18 @@ fn percentile(sorted: &[u64], p: u64) -> u64 {
 pub fn print_report() {
     let rec = record();
     let mut s = String::new();
+    let _ = write!(s, "{{\"tsc_hz\":{},\"tsc\":", super::tsc_hz());
+    super::tsc::report_json(&mut s);
+    let cross_core_trusted = rec
+        .plan
+        .nodes
+        .iter()
+        .filter(|n| n.id != NodeId(0) && shared::slot(n.id).state() == Some(NodeState::Running))
+        .all(|n| !super::tsc::is_skewed(super::tsc::sync_result(n.id)));
     let _ = write!(
         s,
-        "{{\"tsc_hz\":{},\"x2apic\":{},\"nodes\":[",
-        super::tsc_hz(),
+        ",\"tsc_skew_limit_ns\":{},\"cross_core_trusted\":{cross_core_trusted},\"x2apic\":{},\"nodes\":[",
+        super::tsc::SKEW_LIMIT_NS,
         rec.x2apic
     );
     for (i, node) in rec.plan.nodes.iter().enumerate() {
@@ -179,6 +187,8 @@ pub fn print_report() {
             );
         }
         s.push('}');
+        let _ = write!(s, ",\"tsc_sync\":");
+        super::tsc::sync_json(&mut s, id);
         let mut all = Vec::new();
         let _ = write!(s, ",\"peers\":[");
         let mut first = true;
@@ -199,7 +209,8 @@ pub fn print_report() {
             "],\"ipi_rtt_ns\":{{\"count\":{},\"p50\":{},\"max\":{}}}}}",
             all.len(),
             percentile(&all, 50),
-            all.last().copied().unwrap_or(0)
+            all.last()
+                .map_or(String::from("null"), |m| alloc::format!("{m}"))
         );
     }
     s.push_str("]}");
