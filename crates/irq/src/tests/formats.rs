@@ -15,7 +15,13 @@ use crate::msi::{MSI_ADDRESS_BASE, MsiAddress, MsiData, MsiDecodeError, MsiMessa
 fn pci_intx_entry_encodes_to_known_value() {
     // Vector 0x31, fixed, physical, active low (bit 13), level (bit 15), masked (bit 16),
     // destination APIC 1 (bits 56..=63).
-    let e = RedirectionEntry::fixed(Vector(0x31), 1, TriggerMode::Level, Polarity::ActiveLow, true);
+    let e = RedirectionEntry::fixed(
+        Vector(0x31),
+        1,
+        TriggerMode::Level,
+        Polarity::ActiveLow,
+        true,
+    );
     assert_eq!(e.to_raw(), 0x0100_0000_0001_A031);
     assert_eq!(RedirectionEntry::from_raw(0x0100_0000_0001_A031), Ok(e));
     assert_eq!(e.halves(), (0x0001_A031, 0x0100_0000));
@@ -23,25 +29,89 @@ fn pci_intx_entry_encodes_to_known_value() {
 
 #[test]
 fn every_field_has_its_bit() {
-    let base = RedirectionEntry::fixed(Vector(0), 0, TriggerMode::Edge, Polarity::ActiveHigh, false);
+    let base =
+        RedirectionEntry::fixed(Vector(0), 0, TriggerMode::Edge, Polarity::ActiveHigh, false);
     assert_eq!(base.to_raw(), 0);
     let cases: [(RedirectionEntry, u64); 10] = [
-        (RedirectionEntry { vector: Vector(0xFF), ..base }, 0xFF),
-        (RedirectionEntry { delivery_mode: DeliveryMode::LowestPriority, ..base }, 1 << 8),
-        (RedirectionEntry { delivery_mode: DeliveryMode::ExtInt, ..base }, 0b111 << 8),
-        (RedirectionEntry { delivery_mode: DeliveryMode::Nmi, ..base }, 0b100 << 8),
-        (RedirectionEntry { destination_mode: DestinationMode::Logical, ..base }, 1 << 11),
-        (RedirectionEntry { send_pending: true, ..base }, 1 << 12),
-        (RedirectionEntry { polarity: Polarity::ActiveLow, ..base }, 1 << 13),
-        (RedirectionEntry { remote_irr: true, ..base }, 1 << 14),
-        (RedirectionEntry { trigger: TriggerMode::Level, ..base }, 1 << 15),
-        (RedirectionEntry { masked: true, ..base }, 1 << 16),
+        (
+            RedirectionEntry {
+                vector: Vector(0xFF),
+                ..base
+            },
+            0xFF,
+        ),
+        (
+            RedirectionEntry {
+                delivery_mode: DeliveryMode::LowestPriority,
+                ..base
+            },
+            1 << 8,
+        ),
+        (
+            RedirectionEntry {
+                delivery_mode: DeliveryMode::ExtInt,
+                ..base
+            },
+            0b111 << 8,
+        ),
+        (
+            RedirectionEntry {
+                delivery_mode: DeliveryMode::Nmi,
+                ..base
+            },
+            0b100 << 8,
+        ),
+        (
+            RedirectionEntry {
+                destination_mode: DestinationMode::Logical,
+                ..base
+            },
+            1 << 11,
+        ),
+        (
+            RedirectionEntry {
+                send_pending: true,
+                ..base
+            },
+            1 << 12,
+        ),
+        (
+            RedirectionEntry {
+                polarity: Polarity::ActiveLow,
+                ..base
+            },
+            1 << 13,
+        ),
+        (
+            RedirectionEntry {
+                remote_irr: true,
+                ..base
+            },
+            1 << 14,
+        ),
+        (
+            RedirectionEntry {
+                trigger: TriggerMode::Level,
+                ..base
+            },
+            1 << 15,
+        ),
+        (
+            RedirectionEntry {
+                masked: true,
+                ..base
+            },
+            1 << 16,
+        ),
     ];
     for (e, raw) in cases {
         assert_eq!(e.to_raw(), raw, "{e:?}");
         assert_eq!(RedirectionEntry::from_raw(raw), Ok(e));
     }
-    let dest = RedirectionEntry { destination: 0xA5, ..base };
+    let dest = RedirectionEntry {
+        destination: 0xA5,
+        ..base
+    };
     assert_eq!(dest.to_raw(), 0xA5 << 56);
     assert_eq!(dest.destination_apic(), mint_abi::ApicId(0xA5));
 }
@@ -62,8 +132,18 @@ fn reserved_delivery_modes_are_refused_and_reserved_bits_dropped() {
 
 #[test]
 fn read_only_bits_are_not_writable() {
-    let a = RedirectionEntry::fixed(Vector(0x40), 3, TriggerMode::Level, Polarity::ActiveLow, false);
-    let b = RedirectionEntry { remote_irr: true, send_pending: true, ..a };
+    let a = RedirectionEntry::fixed(
+        Vector(0x40),
+        3,
+        TriggerMode::Level,
+        Polarity::ActiveLow,
+        false,
+    );
+    let b = RedirectionEntry {
+        remote_irr: true,
+        send_pending: true,
+        ..a
+    };
     assert!(a.same_writable(b));
     assert!(!a.same_writable(RedirectionEntry { masked: true, ..a }));
 }
@@ -79,7 +159,10 @@ fn register_indices_and_offsets() {
     assert_eq!(RegisterIndex::redirection_low(Pin(0)), RegisterIndex(0x10));
     assert_eq!(RegisterIndex::redirection_high(Pin(0)), RegisterIndex(0x11));
     assert_eq!(RegisterIndex::redirection_low(Pin(11)), RegisterIndex(0x26));
-    assert_eq!(RegisterIndex::redirection_high(Pin(23)), RegisterIndex(0x3F));
+    assert_eq!(
+        RegisterIndex::redirection_high(Pin(23)),
+        RegisterIndex(0x3F)
+    );
 }
 
 #[test]
@@ -96,7 +179,13 @@ fn version_register() {
 
 #[test]
 fn mmio_writes_never_leave_a_half_entry_live() {
-    let e = RedirectionEntry::fixed(Vector(0x45), 7, TriggerMode::Level, Polarity::ActiveLow, false);
+    let e = RedirectionEntry::fixed(
+        Vector(0x45),
+        7,
+        TriggerMode::Level,
+        Polarity::ActiveLow,
+        false,
+    );
     let w = e.mmio_writes(Pin(5));
     assert_eq!(w[0], (RegisterIndex(0x1A), 0x0001_A045));
     assert_eq!(w[1], (RegisterIndex(0x1B), 0x0700_0000));
@@ -153,10 +242,14 @@ fn msi_refuses_bad_encodings() {
 }
 
 fn valid_entry_raw() -> impl Strategy<Value = u64> {
-    (any::<u64>(), prop::sample::select(vec![0u64, 1, 2, 4, 5, 7])).prop_map(|(r, mode)| {
-        let reserved = ((1u64 << 56) - 1) & !((1u64 << 17) - 1);
-        (r & !reserved & !(0b111 << 8)) | mode << 8
-    })
+    (
+        any::<u64>(),
+        prop::sample::select(vec![0u64, 1, 2, 4, 5, 7]),
+    )
+        .prop_map(|(r, mode)| {
+            let reserved = ((1u64 << 56) - 1) & !((1u64 << 17) - 1);
+            (r & !reserved & !(0b111 << 8)) | mode << 8
+        })
 }
 
 proptest! {

@@ -14,7 +14,10 @@ use crate::{
 fn registration_gives_a_vector_and_programs_the_pin_masked() {
     let mut r = Rig::new();
     let g0 = r.layer.routes().generation();
-    let reg = r.layer.register(&mut r.hw, NIC, N0, source_of(NIC)).unwrap();
+    let reg = r
+        .layer
+        .register(&mut r.hw, NIC, N0, source_of(NIC))
+        .unwrap();
     assert_eq!(reg.gsi, NIC_GSI);
     assert_eq!(reg.pin, Some(Pin(11)));
     assert!(reg.generation > g0);
@@ -38,12 +41,22 @@ fn registration_by_a_non_owner_is_refused_counted_and_changes_nothing() {
     let mut r = Rig::new();
     let before = r.hw.entry(Pin(11));
     let writes = r.hw.entry_writes();
-    let e = r.layer.register(&mut r.hw, NIC, N1, source_of(NIC)).unwrap_err();
+    let e = r
+        .layer
+        .register(&mut r.hw, NIC, N1, source_of(NIC))
+        .unwrap_err();
     let RegisterError::NotOwner(refusal) = e else {
         panic!("{e:?}")
     };
-    assert_eq!((refusal.device, refusal.by, refusal.owner), (NIC, N1, Some(N0)));
-    assert_eq!(refusal.entry, Some(before), "the entry read back is unchanged");
+    assert_eq!(
+        (refusal.device, refusal.by, refusal.owner),
+        (NIC, N1, Some(N0))
+    );
+    assert_eq!(
+        refusal.entry,
+        Some(before),
+        "the entry read back is unchanged"
+    );
     assert_eq!(r.hw.entry(Pin(11)), before);
     assert_eq!(r.hw.entry_writes(), writes, "nothing was written");
     assert_eq!(r.layer.device(NIC).unwrap().counters.refused, 1);
@@ -62,7 +75,8 @@ fn registration_refusals() {
         Err(RegisterError::UnknownNode(NodeId(3)))
     );
     assert_eq!(
-        r.layer.register(&mut r.hw, NIC, N0, IrqSource::pci_intx(Gsi(24))),
+        r.layer
+            .register(&mut r.hw, NIC, N0, IrqSource::pci_intx(Gsi(24))),
         Err(RegisterError::GsiOutOfRange {
             device: NIC,
             gsi: Gsi(24)
@@ -77,7 +91,8 @@ fn registration_refusals() {
         })
     );
     assert_eq!(
-        r.layer.register(&mut r.hw, DISK, N1, IrqSource::pci_intx(NIC_GSI)),
+        r.layer
+            .register(&mut r.hw, DISK, N1, IrqSource::pci_intx(NIC_GSI)),
         Err(RegisterError::GsiTaken {
             gsi: NIC_GSI,
             device: NIC
@@ -107,7 +122,10 @@ fn every_device_gets_its_own_vector_until_none_is_left() {
 fn msi_registration_programs_the_message_above_the_pins() {
     let mut r = Rig::new();
     let reg = r.attach(MSIDEV);
-    assert!(reg.gsi.0 >= 24, "MSI routes get GSIs above the I/O APIC's pins");
+    assert!(
+        reg.gsi.0 >= 24,
+        "MSI routes get GSIs above the I/O APIC's pins"
+    );
     let msg = crate::Msi::read_message(&r.hw, MSIDEV).unwrap();
     assert_eq!(msg.address.destination_apic(), APICS[2]);
     assert_eq!(msg.data.vector, reg.vector);
@@ -186,7 +204,9 @@ fn level_interrupt_delivers_once_until_eoi_and_again_while_asserted() {
 #[test]
 fn unmasking_a_still_asserted_level_line_delivers_at_once() {
     let mut r = Rig::new();
-    r.layer.register(&mut r.hw, NIC, N0, source_of(NIC)).unwrap();
+    r.layer
+        .register(&mut r.hw, NIC, N0, source_of(NIC))
+        .unwrap();
     r.hw.set_line(Pin(11), true);
     assert!(r.take().is_empty(), "masked");
     r.layer.unmask(&mut r.hw, NIC, N0).unwrap();
@@ -202,14 +222,29 @@ fn unmasking_a_still_asserted_level_line_delivers_at_once() {
 #[test]
 fn model_drops_masked_edges_and_eoi_matches_by_vector_only() {
     let mut hw = Machine::new(24);
-    let e = crate::RedirectionEntry::fixed(Vector(0x40), 2, TriggerMode::Edge, Polarity::ActiveHigh, true);
+    let e = crate::RedirectionEntry::fixed(
+        Vector(0x40),
+        2,
+        TriggerMode::Edge,
+        Polarity::ActiveHigh,
+        true,
+    );
     hw.write_entry(Pin(4), e);
     hw.pulse(Pin(4));
     assert_eq!(hw.dropped_edges(Pin(4)), 1);
     hw.write_entry(Pin(4), crate::RedirectionEntry { masked: false, ..e });
-    assert!(hw.take_deliveries().is_empty(), "a dropped edge is not latched");
+    assert!(
+        hw.take_deliveries().is_empty(),
+        "a dropped edge is not latched"
+    );
     // Two level pins sharing a vector: one EOI clears both remote IRRs.
-    let l = crate::RedirectionEntry::fixed(Vector(0x50), 2, TriggerMode::Level, Polarity::ActiveLow, false);
+    let l = crate::RedirectionEntry::fixed(
+        Vector(0x50),
+        2,
+        TriggerMode::Level,
+        Polarity::ActiveLow,
+        false,
+    );
     hw.write_entry(Pin(10), l);
     hw.write_entry(Pin(11), l);
     hw.set_line(Pin(10), true);
@@ -222,7 +257,13 @@ fn model_drops_masked_edges_and_eoi_matches_by_vector_only() {
     // Rewriting a level pin as edge clears remote IRR.
     hw.set_line(Pin(10), true);
     assert!(hw.remote_irr(Pin(10)));
-    hw.write_entry(Pin(10), crate::RedirectionEntry { trigger: TriggerMode::Edge, ..l });
+    hw.write_entry(
+        Pin(10),
+        crate::RedirectionEntry {
+            trigger: TriggerMode::Edge,
+            ..l
+        },
+    );
     assert!(!hw.remote_irr(Pin(10)));
 }
 
@@ -270,7 +311,10 @@ fn interrupts_on_the_wrong_cpu_or_vector_are_counted() {
         }
     );
     assert_eq!(r.layer.device(NIC).unwrap().counters.misrouted, 1);
-    assert!(!r.hw.remote_irr(Pin(11)), "the layer EOIed the misrouted level pin");
+    assert!(
+        !r.hw.remote_irr(Pin(11)),
+        "the layer EOIed the misrouted level pin"
+    );
     assert_eq!(
         r.layer.on_interrupt(&mut r.hw, APICS[0], Vector(0xEE), 5),
         Dispatch::Unknown
@@ -305,7 +349,10 @@ fn a_node_dying_mid_handler_does_not_leave_the_pin_dead() {
         .set_node_state(&mut r.hw, N1, NodeState::Crashed, now)
         .unwrap();
     assert_eq!(report.devices_reset, 2, "DISK and the unregistered UART");
-    assert!(!r.hw.remote_irr(Pin(10)), "cleared with an EOI of the old vector");
+    assert!(
+        !r.hw.remote_irr(Pin(10)),
+        "cleared with an EOI of the old vector"
+    );
     let e = r.hw.entry(Pin(10));
     assert!(e.masked, "masked until the new owner has reset the device");
     assert_eq!(e.destination_apic(), APICS[0]);

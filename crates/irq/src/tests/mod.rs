@@ -110,7 +110,11 @@ impl Rig {
         layer.declare_device(UART, N1, N0).unwrap();
         layer.declare_device(MSIDEV, N2, N2).unwrap();
         layer.init(&mut hw).unwrap();
-        Rig { layer, hw, now: 1000 }
+        Rig {
+            layer,
+            hw,
+            now: 1000,
+        }
     }
 
     pub(crate) fn tick(&mut self) -> u64 {

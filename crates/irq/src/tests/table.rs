@@ -38,9 +38,19 @@ fn routing_table_swaps_whole_and_refuses_clashes() {
         })
     );
     // Pin or vector used twice: refused.
-    assert!(matches!(t.set(route(12, 2, 11, 0x33)), Err(RouteError::PinTaken { .. })));
-    assert!(matches!(t.set(route(12, 2, 12, 0x30)), Err(RouteError::VectorTaken { .. })));
-    assert_eq!(t.generation(), 4, "refused changes do not bump the generation");
+    assert!(matches!(
+        t.set(route(12, 2, 11, 0x33)),
+        Err(RouteError::PinTaken { .. })
+    ));
+    assert!(matches!(
+        t.set(route(12, 2, 12, 0x30)),
+        Err(RouteError::VectorTaken { .. })
+    ));
+    assert_eq!(
+        t.generation(),
+        4,
+        "refused changes do not bump the generation"
+    );
     assert_eq!(t.lookup(Gsi(12)), None);
     // Replacing a route (same device) is one swap.
     assert_eq!(t.set(route(11, 0, 11, 0x40)), Ok(6));
@@ -93,8 +103,16 @@ fn vectors_are_next_fit_and_drain_before_reuse() {
     );
     let c = p.reserve(DeviceId(0)).unwrap();
     assert_eq!(c, Vector(0x32));
-    assert_eq!(p.reserve(DeviceId(2)), None, "draining vectors are not handed out");
-    assert_eq!(p.drained(DeviceId(0), N1), 0, "only the old owner drains it");
+    assert_eq!(
+        p.reserve(DeviceId(2)),
+        None,
+        "draining vectors are not handed out"
+    );
+    assert_eq!(
+        p.drained(DeviceId(0), N1),
+        0,
+        "only the old owner drains it"
+    );
     assert_eq!(p.drained(DeviceId(0), N0), 1);
     assert_eq!(p.reserve(DeviceId(2)), Some(a));
     assert_eq!(VectorPool::new(Vector(0x40), Vector(0x3F)).free(), 0);
@@ -118,7 +136,11 @@ fn outbox_pushes_back_and_keeps_order() {
     }
     assert_eq!(post(&mut o, N1, 99), Err(OutboxFull { to: N1 }));
     assert_eq!(o.counters(N1).refused_full, 1);
-    assert_eq!(o.room(N0), OUTBOX_CAPACITY, "other destinations are independent");
+    assert_eq!(
+        o.room(N0),
+        OUTBOX_CAPACITY,
+        "other destinations are independent"
+    );
     // A mailbox of 3: three go out, the rest wait, in order.
     let mut mb = Mailboxes::new(3);
     assert_eq!(o.flush(&mut mb), 3);
@@ -128,11 +150,17 @@ fn outbox_pushes_back_and_keeps_order() {
     // Still full: sent but unacknowledged notices hold their slots.
     assert_eq!(post(&mut o, N1, 99), Err(OutboxFull { to: N1 }));
     // Acks: a bad one is refused; a good one frees the slots it covers.
-    assert_eq!(o.ack(N1, 5, |_| {}), Err(AckError::NotSent { from: N1, seq: 5 }));
+    assert_eq!(
+        o.ack(N1, 5, |_| {}),
+        Err(AckError::NotSent { from: N1, seq: 5 })
+    );
     let mut seen = 0;
     assert_eq!(o.ack(N1, 2, |_| seen += 1), Ok(2));
     assert_eq!(seen, 2);
-    assert_eq!(o.ack(N1, 2, |_| {}), Err(AckError::NotSent { from: N1, seq: 2 }));
+    assert_eq!(
+        o.ack(N1, 2, |_| {}),
+        Err(AckError::NotSent { from: N1, seq: 2 })
+    );
     assert_eq!(o.room(N1), 2);
     mb.queues[1].clear();
     assert_eq!(o.flush(&mut mb), 3);
@@ -141,7 +169,11 @@ fn outbox_pushes_back_and_keeps_order() {
     o.discard(N1);
     assert_eq!(o.room(N1), OUTBOX_CAPACITY);
     assert_eq!(o.counters(N1).discarded, 6);
-    assert_eq!(post(&mut o, N1, 0), Ok(9), "sequence numbers go on after a discard");
+    assert_eq!(
+        post(&mut o, N1, 0),
+        Ok(9),
+        "sequence numbers go on after a discard"
+    );
 }
 
 #[test]
