@@ -153,7 +153,7 @@ pub(crate) struct Handover {
     step: HandoverStep,
     polls_left: u32,
     polls: u32,
-    new_vector: Vector,
+    pub(crate) new_vector: Vector,
     old_vector: Vector,
     /// The layer holds the pin masked (Quiesced .. Switched).
     pub(crate) pin_masked: bool,

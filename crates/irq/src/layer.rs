@@ -921,6 +921,13 @@ impl IrqLayer {
                         self.end_handover(i, AbortReason::NodeCrashed(node), now);
                         report.handovers_aborted += 1;
                     }
+                } else if h.from == node {
+                    // The old owner died before the switch: do not restore its mask state
+                    // (that would unmask towards a dead CPU); crash handling below masks and
+                    // re-homes the device.
+                    self.vectors.release(h.new_vector);
+                    self.end_handover(i, AbortReason::NodeCrashed(node), now);
+                    report.handovers_aborted += 1;
                 } else {
                     self.abort_handover(hw, i, AbortReason::NodeCrashed(node), now)?;
                     report.handovers_aborted += 1;

@@ -142,6 +142,12 @@ impl Machine {
         }
     }
 
+    /// The device withdrew its interrupt condition: a pending (latched) message is cleared, as
+    /// PCIe requires of a function whose masked vector's events were satisfied.
+    pub fn withdraw_msi(&mut self, device: DeviceId) {
+        self.msi_mut(device).pending = false;
+    }
+
     pub fn line(&self, pin: Pin) -> bool {
         self.pins[usize::from(pin.0)].line
     }
