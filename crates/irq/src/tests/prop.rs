@@ -37,8 +37,10 @@
 //!   `delivered == serviced + died_in_service`.
 //! - **Remote IRR never stuck**: between events, a level pin's remote IRR is set only while a
 //!   handler for its device is running; after settling, no pin has remote IRR set.
-//! - **Vectors**: registered devices' vectors are distinct at all times; the routing table's
-//!   generation never decreases.
+//! - **Vectors**: registered devices' vectors are distinct at all times; after a switch the
+//!   old vector stays draining (not handed out) until the old owner has acknowledged its
+//!   "detached" or "owner crashed" notice, or died; after settling no vector is draining or
+//!   reserved (nothing leaks). The routing table's generation never decreases.
 //! - **Refusals change nothing**: a register / mask / unmask / route by a non-owner, and a
 //!   refused hand-over request, return the typed error and leave the hardware entry (or MSI
 //!   message and mask) and the device's row (but its refusal counter) unchanged.
@@ -154,6 +156,9 @@ struct World {
     alive: [bool; NODES],
     generation: u64,
     last_seq: [u32; NODES],
+    /// Old vectors after a switch, per (vector, old owner, device), until the old owner
+    /// acknowledges its "detached" (or "owner crashed") notice or dies.
+    draining: Vec<(Vector, NodeId, DeviceId)>,
 }
 
 /// What the hardware holds for a device (entry or MSI message and mask).
@@ -195,6 +200,7 @@ impl World {
             alive: [true; NODES],
             generation: 0,
             last_seq: [0; NODES],
+            draining: Vec::new(),
         }
     }
 
@@ -349,17 +355,23 @@ impl World {
             let node = NodeId(n as u8);
             let msgs: Vec<_> = self.mb.queues[n].drain(..).collect();
             let mut last = None;
+            let mut released = Vec::new();
             for m in msgs {
                 let notice = Notice::from_message(m).expect("well-formed notice");
                 assert!(notice.seq > self.last_seq[n], "notices in sequence order");
                 self.last_seq[n] = notice.seq;
                 last = Some(notice.seq);
-                if let NoticeKind::Attached(_) = notice.kind {
-                    self.bind(node, notice.device);
+                match notice.kind {
+                    NoticeKind::Attached(_) => self.bind(node, notice.device),
+                    NoticeKind::Detached | NoticeKind::OwnerCrashed { .. } => {
+                        released.push(notice.device)
+                    }
                 }
             }
             if let Some(seq) = last {
                 self.r.layer.ack_notice(node, seq).expect("ack accepted");
+                self.draining
+                    .retain(|&(_, from, dev)| !(from == node && released.contains(&dev)));
             }
         }
         self.process();
@@ -488,6 +500,7 @@ impl World {
                 }
                 let now = self.r.tick();
                 let t = self.handing_over(d).unwrap();
+                let before = self.info(d);
                 let owner = match self
                     .r
                     .layer
@@ -505,6 +518,10 @@ impl World {
                     Err(e) => panic!("poll: {e:?}"),
                 };
                 assert_eq!(self.info(d).owner, Some(owner), "owner after a poll");
+                if before.owner == Some(t.from) && owner == t.to {
+                    self.draining
+                        .push((before.vector.unwrap(), t.from, self.devs[d].id));
+                }
             }
             Op::Cancel(d) => {
                 let Some(t) = self.handing_over(d) else {
@@ -544,6 +561,7 @@ impl World {
                     .collect();
                 self.alive[n] = false;
                 self.mb.queues[n].clear();
+                self.draining.retain(|&(_, from, _)| from != node);
                 for m in &mut self.devs {
                     if m.in_service == Some(node) {
                         m.in_service = None;
@@ -578,6 +596,16 @@ impl World {
 
     /// The invariants that hold between any two events.
     fn check(&mut self) {
+        for &(v, from, device) in &self.draining {
+            assert_eq!(
+                self.r.layer.vectors().usage(v),
+                crate::VectorUse::Draining {
+                    device,
+                    old_owner: from
+                },
+                "{v} reused before {from} confirmed nothing is pending"
+            );
+        }
         let g = self.r.layer.routes().generation();
         assert!(g >= self.generation, "generation went back");
         self.generation = g;
@@ -672,6 +700,20 @@ impl World {
     }
 
     fn check_settled(&self) {
+        assert!(
+            self.draining.is_empty(),
+            "old owners never released {:?}",
+            self.draining
+        );
+        for v in 0..=255u8 {
+            assert!(
+                !matches!(
+                    self.r.layer.vectors().usage(Vector(v)),
+                    crate::VectorUse::Draining { .. } | crate::VectorUse::Reserved(_)
+                ),
+                "vector {v:#x} leaked"
+            );
+        }
         assert!(!self.r.layer.notices_owed(), "notices still owed");
         for n in 0..NODES {
             if self.alive[n] {
