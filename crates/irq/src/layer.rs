@@ -483,6 +483,32 @@ impl IrqLayer {
         Ok(())
     }
 
+    /// Re-derives the hardware from the table: every device's entry (or MSI) is rewritten from
+    /// its row, every other pin masked. For the next holder of the layer's lock after a node
+    /// died holding it (see `docs/INTERRUPTS.md`): the table is the truth, the hardware follows.
+    /// Returns how many pins and messages were rewritten.
+    pub fn resync(&mut self, hw: &mut impl Hardware) -> Result<usize, HardwareError> {
+        let mut owned = [false; 256];
+        let mut n = 0;
+        for i in 0..MAX_DEVICES {
+            let Some(d) = self.devices[i] else { continue };
+            if let (Some(b), Some(_)) = (d.info.binding, d.info.vector) {
+                if let Binding::Pin { pin, .. } = b {
+                    owned[usize::from(pin.0)] = true;
+                }
+                self.program(hw, i)?;
+                n += 1;
+            }
+        }
+        for p in 0..self.config.pins {
+            if !owned[usize::from(p)] {
+                hw.write_entry(Pin(p), RedirectionEntry::MASKED);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     // ---- queries ----
 
     pub fn config(&self) -> &Config {

@@ -420,3 +420,41 @@ fn a_device_with_no_live_candidate_is_orphaned_then_adopted() {
     assert_eq!(r.hw.entry(Pin(11)).destination_apic(), APICS[0]);
     let _ = ApicId(0);
 }
+
+#[test]
+fn resync_rewrites_the_hardware_from_the_table() {
+    let mut r = Rig::new();
+    let v = r.attach(NIC).vector;
+    r.attach(MSIDEV);
+    // A holder died between its writes: a stray pin unmasked, NIC's entry half-programmed.
+    let stray = crate::RedirectionEntry::fixed(
+        Vector(0x99),
+        7,
+        TriggerMode::Edge,
+        Polarity::ActiveHigh,
+        false,
+    );
+    r.hw.write_entry(Pin(3), stray);
+    r.hw.write_entry(
+        Pin(11),
+        crate::RedirectionEntry {
+            destination: 7,
+            ..r.hw.entry(Pin(11))
+        },
+    );
+    assert_eq!(r.layer.resync(&mut r.hw), Ok(24 - 1 + 2));
+    assert!(r.hw.entry(Pin(3)).masked);
+    let e = r.hw.entry(Pin(11));
+    assert_eq!(
+        (e.destination_apic(), e.vector, e.masked),
+        (APICS[0], v, false)
+    );
+}
+
+#[test]
+fn the_layer_is_fixed_size_plain_data() {
+    // Its state is meant for the shared region: no pointers, no allocation, bounded size.
+    let size = core::mem::size_of::<IrqLayer>();
+    std::println!("IrqLayer: {size} bytes");
+    assert!(size < 32 * 1024, "{size}");
+}
