@@ -34,6 +34,13 @@ pub struct Config {
     pub fallback_owner: NodeId,
     /// EOIs in a row after which a level line that is still asserted is paused (0 = off).
     pub storm_threshold: u32,
+    /// The layer ends level interrupts with the I/O APIC's EOI register (version >= 0x20, and
+    /// the local APICs suppress their EOI broadcast, SVR bit 12). When false, the owner's local
+    /// APIC EOI is broadcast to the I/O APIC by hardware before [`IrqLayer::eoi`] runs, which
+    /// then only keeps the books; remote IRR the layer must clear itself (a crashed owner's) is
+    /// cleared by toggling the masked pin to edge and back (Linux's fallback without an EOI
+    /// register; KVM and QEMU clear remote IRR when a pin becomes edge).
+    pub eoi_register: bool,
 }
 
 impl Config {
@@ -46,6 +53,7 @@ impl Config {
         last_vector: Vector(0xEF),
         fallback_owner: NodeId(0),
         storm_threshold: 1000,
+        eoi_register: true,
     };
 }
 
@@ -733,7 +741,9 @@ impl IrqLayer {
         else {
             return Ok(EoiOutcome::Done);
         };
-        hw.eoi(vector);
+        if self.config.eoi_register {
+            hw.eoi(vector);
+        }
         let again = hw.read_entry(pin).remote_irr;
         let threshold = self.config.storm_threshold;
         let d = self.dev_mut(i);
@@ -782,8 +792,13 @@ impl IrqLayer {
                 } else {
                     let d = self.dev_mut(i);
                     d.info.counters.misrouted += 1;
-                    if d.info.binding.is_some_and(Binding::is_level) {
-                        hw.eoi(vector);
+                    if let Some(Binding::Pin {
+                        pin,
+                        trigger: TriggerMode::Level,
+                        ..
+                    }) = d.info.binding
+                    {
+                        self.clear_remote_irr(hw, pin, vector);
                     }
                     Dispatch::Misrouted { device, owner }
                 }
@@ -986,11 +1001,9 @@ impl IrqLayer {
             self.program(hw, i)?;
             if let Binding::Pin { pin, .. } = binding
                 && hw.read_entry(pin).remote_irr
+                && !self.clear_remote_irr(hw, pin, vector)
             {
-                hw.eoi(vector);
-                if hw.read_entry(pin).remote_irr {
-                    return Err(HardwareError::RemoteIrrStuck { pin, vector });
-                }
+                return Err(HardwareError::RemoteIrrStuck { pin, vector });
             }
             self.vectors.release(vector);
             self.dev_mut(i).info.vector = None;
@@ -1180,6 +1193,27 @@ impl IrqLayer {
             return Err(OpError::NotRegistered(device));
         }
         Ok(i)
+    }
+
+    /// Clears a level pin's remote IRR that no owner will EOI (EOI register, or the edge
+    /// toggle); true when it reads back clear.
+    fn clear_remote_irr(&mut self, hw: &mut impl Hardware, pin: Pin, vector: Vector) -> bool {
+        if self.config.eoi_register {
+            hw.eoi(vector);
+        } else {
+            let e = hw.read_entry(pin);
+            hw.write_entry(
+                pin,
+                RedirectionEntry {
+                    masked: true,
+                    trigger: TriggerMode::Edge,
+                    ..e
+                },
+            );
+            hw.write_entry(pin, RedirectionEntry { masked: true, ..e });
+            hw.write_entry(pin, e);
+        }
+        !hw.read_entry(pin).remote_irr
     }
 
     /// Writes device `i`'s entry (or MSI) from the table and reads it back.

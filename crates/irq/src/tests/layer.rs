@@ -458,3 +458,24 @@ fn the_layer_is_fixed_size_plain_data() {
     std::println!("IrqLayer: {size} bytes");
     assert!(size < 32 * 1024, "{size}");
 }
+
+#[test]
+fn without_an_eoi_register_a_dead_owners_remote_irr_is_cleared_by_the_edge_toggle() {
+    let mut config = Config::QEMU;
+    config.eoi_register = false;
+    let mut r = Rig::with_config(config);
+    r.attach(DISK);
+    r.hw.set_line(Pin(10), true);
+    assert_eq!(r.take().len(), 1);
+    assert!(r.hw.remote_irr(Pin(10)));
+    let eois = r.hw.eois();
+    r.layer
+        .set_node_state(&mut r.hw, N1, NodeState::Crashed, 1)
+        .unwrap();
+    assert_eq!(r.hw.eois(), eois, "no EOI register write");
+    assert!(!r.hw.remote_irr(Pin(10)));
+    let e = r.hw.entry(Pin(10));
+    assert_eq!((e.trigger, e.masked), (TriggerMode::Level, true));
+    r.layer.unmask(&mut r.hw, DISK, N0).unwrap();
+    assert_eq!(r.take().len(), 1, "the new owner still gets the interrupt");
+}
