@@ -834,27 +834,23 @@ impl IrqLayer {
         self.outbox.flush(sink)
     }
 
-    /// `from` acknowledges every notice up to `seq`. A "detached" (or "owner crashed")
-    /// acknowledgement frees the device's previous vector if `from` held it: the node checks
-    /// that its local APIC shows nothing pending on that vector before it acknowledges.
+    /// `from` acknowledges every notice up to `seq`. Acknowledging a notice about a device
+    /// frees the device's previous vectors `from` held (draining): before it acknowledges, the
+    /// node checks that its local APIC's IRR and ISR show nothing pending on any vector of that
+    /// device it no longer owns. Usually the notice is "detached"; it is "owner crashed" or
+    /// "attached" when a hand-over was cut short by the new owner's crash before its
+    /// "detached" notice went out.
     pub fn ack_notice(&mut self, from: NodeId, seq: u32) -> Result<usize, AckError> {
-        let mut detached = [None; OUTBOX_CAPACITY];
+        let mut about = [None; OUTBOX_CAPACITY];
         let mut k = 0;
         let r = self.outbox.ack(from, seq, |n| {
-            // An "owner crashed" notice also ends a hand-over cut short by the new owner's
-            // crash, for the old owner that still holds the draining vector.
-            if matches!(
-                n.kind,
-                NoticeKind::Detached | NoticeKind::OwnerCrashed { .. }
-            ) {
-                detached[k] = Some(n.device);
-                k += 1;
-            }
+            about[k] = Some(n.device);
+            k += 1;
         });
         if r.is_err() {
             self.counters.bad_acks += 1;
         }
-        for d in detached.into_iter().flatten() {
+        for d in about.into_iter().flatten() {
             self.vectors.drained(d, from);
         }
         self.pump_owed();

@@ -543,3 +543,44 @@ fn old_owner_crash_after_switch_skips_its_notice() {
     );
     let _ = pin_of(NIC);
 }
+
+#[test]
+fn new_owner_crash_before_the_detached_notice_still_frees_the_old_vector() {
+    let mut r = Rig::new();
+    let old = r.attach(NIC).vector;
+    let mut mb = Mailboxes::new(16);
+    while r.layer.outbox().room(N0) > 0 {
+        r.layer
+            .outbox_mut()
+            .post(N0, NoticeKind::Detached, DeviceId(15), Gsi(0), Vector(0))
+            .unwrap();
+    }
+    r.layer.flush_notices(&mut mb);
+    r.layer.handover(NIC, N0, N1, 1, 1).unwrap();
+    r.layer
+        .handover_quiesced(&mut r.hw, NIC, N0, false, 2)
+        .unwrap();
+    assert_eq!(
+        r.layer.handover_poll(&mut r.hw, NIC, 3),
+        Ok(HandoverProgress::AwaitingOutbox { to: N0 })
+    );
+    // The new owner dies before node 0 was told "detached": NIC comes back to node 0.
+    r.layer
+        .set_node_state(&mut r.hw, N1, NodeState::Crashed, 4)
+        .unwrap();
+    assert_eq!(r.layer.device(NIC).unwrap().owner, Some(N0));
+    assert_eq!(
+        r.layer.vectors().usage(old),
+        VectorUse::Draining {
+            device: NIC,
+            old_owner: N0
+        }
+    );
+    receive(&mut r, &mut mb, N0);
+    r.layer.flush_notices(&mut mb);
+    let notices = receive(&mut r, &mut mb, N0);
+    assert!(notices
+        .iter()
+        .any(|n| n.device == NIC && n.kind == NoticeKind::Attached(AttachReason::CrashRecovery)));
+    assert_eq!(r.layer.vectors().usage(old), VectorUse::Free);
+}

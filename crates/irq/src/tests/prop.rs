@@ -40,8 +40,8 @@
 //! - **Remote IRR never stuck**: between events, a level pin's remote IRR is set only while a
 //!   handler for its device is running; after settling, no pin has remote IRR set.
 //! - **Vectors**: registered devices' vectors are distinct at all times; after a switch the
-//!   old vector stays draining (not handed out) until the old owner has acknowledged its
-//!   "detached" or "owner crashed" notice, or died; after settling no vector is draining or
+//!   old vector stays draining (not handed out) until the old owner has acknowledged a
+//!   notice about that device (normally its "detached"), or died; after settling no vector is draining or
 //!   reserved (nothing leaks). The routing table's generation never decreases.
 //! - **Refusals change nothing**: a register / mask / unmask / route by a non-owner, and a
 //!   refused hand-over request, return the typed error and leave the hardware entry (or MSI
@@ -159,7 +159,7 @@ struct World {
     generation: u64,
     last_seq: [u32; NODES],
     /// Old vectors after a switch, per (vector, old owner, device), until the old owner
-    /// acknowledges its "detached" (or "owner crashed") notice or dies.
+    /// acknowledges a notice about the device or dies.
     draining: Vec<(Vector, NodeId, DeviceId)>,
 }
 
@@ -371,11 +371,9 @@ impl World {
                 assert!(notice.seq > self.last_seq[n], "notices in sequence order");
                 self.last_seq[n] = notice.seq;
                 last = Some(notice.seq);
-                match notice.kind {
-                    NoticeKind::Attached(_) => self.bind(node, notice.device),
-                    NoticeKind::Detached | NoticeKind::OwnerCrashed { .. } => {
-                        released.push(notice.device)
-                    }
+                released.push(notice.device);
+                if let NoticeKind::Attached(_) = notice.kind {
+                    self.bind(node, notice.device);
                 }
             }
             if let Some(seq) = last {
