@@ -15,7 +15,9 @@ use mint_abi::{ApicId, Gsi, NodeId, Vector};
 use crate::handover::{AbortReason, Handover, HandoverStep, Trace};
 use crate::ioapic::{Pin, Polarity, RedirectionEntry, TriggerMode};
 use crate::msi::MsiMessage;
-use crate::notice::{AckError, AttachReason, NoticeKind, NoticeSink, OUTBOX_CAPACITY, Outbox};
+use crate::notice::{
+    AckError, AttachReason, NO_GSI, NoticeKind, NoticeSink, OUTBOX_CAPACITY, Outbox,
+};
 use crate::route::{RouteEntry, RouteTarget, RoutingTable};
 use crate::vector::{VectorPool, VectorUse};
 use crate::{DeviceId, Hardware, MAX_DEVICES};
@@ -875,7 +877,7 @@ impl IrqLayer {
                         let to = NodeId(n as u8);
                         if self
                             .outbox
-                            .post(to, kind, d.info.id, Gsi(u32::MAX), Vector(0))
+                            .post(to, kind, d.info.id, NO_GSI, Vector(0))
                             .is_ok()
                         {
                             self.dev_mut(i).owed[n] = None;

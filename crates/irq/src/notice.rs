@@ -61,10 +61,14 @@ pub struct Notice {
     pub seq: u32,
     pub kind: NoticeKind,
     pub device: DeviceId,
+    /// [`NO_GSI`] when the device has no registered interrupt yet.
     pub gsi: Gsi,
-    /// The device's vector as of this notice.
+    /// The device's vector as of this notice (0 with [`NO_GSI`]).
     pub vector: Vector,
 }
+
+/// The `gsi` of a notice about a device that has no registered interrupt.
+pub const NO_GSI: Gsi = Gsi(u32::MAX);
 
 /// A message that is not a valid notice (a peer's garbage, or another kind).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

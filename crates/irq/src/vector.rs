@@ -3,9 +3,9 @@
 //! The I/O APIC's EOI matches pins by vector only, so two level pins sharing a vector would
 //! clear each other's remote IRR; mint therefore gives *every* device (edge, level or MSI) a
 //! vector of its own, system-wide. After a hand-over the old vector is *draining*: it is
-//! handed out again only once the old owner has acknowledged the "detached" notice, which it
-//! sends after checking that its local APIC's IRR and ISR show nothing pending for that
-//! vector (Linux's `vector.c` rule), or once that node crashed (its local APIC is dead, and
+//! handed out again only once the old owner has acknowledged a notice about the device
+//! (normally "detached"), which it does after checking that its local APIC's IRR and ISR show
+//! nothing pending for that vector (Linux's `vector.c` rule), or once that node crashed (its local APIC is dead, and
 //! reset when it restarts).
 
 use mint_abi::{NodeId, Vector};
