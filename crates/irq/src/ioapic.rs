@@ -162,7 +162,7 @@ mod field {
 /// One 64-bit I/O APIC redirection-table entry, typed.
 ///
 /// `delivery_status` and `remote_irr` are read-only in hardware: a write ignores them (and the
-/// model in [`crate::testing`] does too). Decoding drops the reserved bits 17..=55.
+/// model in `testing` does too). Decoding drops the reserved bits 17..=55.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RedirectionEntry {
     /// Bits 0..=7.
@@ -338,7 +338,7 @@ impl RedirectionEntry {
 /// Access to one I/O APIC: the only hardware the layer writes for pin-based interrupts.
 ///
 /// The kernel implements it over MMIO (IOREGSEL/IOWIN/EOI, see [`RedirectionEntry::mmio_writes`]);
-/// tests implement it over [`crate::testing::Machine`]. Nothing but the layer may hold an
+/// tests implement it over `testing::Machine`. Nothing but the layer may hold an
 /// implementation: that is what makes the layer the I/O APIC's single writer.
 pub trait IoApic {
     /// Number of input pins (IOAPICVER's maximum redirection entry + 1).

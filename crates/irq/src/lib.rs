@@ -5,7 +5,7 @@
 //!
 //! - [`ioapic`] and [`msi`]: the hardware formats, typed (redirection entries, register
 //!   indices, MSI address/data), and the traits the layer drives ([`IoApic`], [`Msi`],
-//!   [`Lapic`]). The kernel implements them over MMIO and PCI; tests over [`testing`].
+//!   [`Lapic`]). The kernel implements them over MMIO and PCI; tests over `testing`.
 //! - [`route`]: (B) the routing table GSI -> pin or MSI message, swapped whole, with the
 //!   generation counter readers use.
 //! - [`vector`]: one vector per device, never reused while its old owner may hold it.
@@ -15,7 +15,7 @@
 //!   registration; owner-only route / mask / unmask / EOI; (A) the bookkeeping of an interrupt
 //!   a node's CPU took ([`IrqLayer::on_interrupt`]); node crash handling; storm control.
 //! - [`handover`]: the hand-over state machine and its trace.
-//! - [`testing`] (feature `testing`): a model of the I/O APIC and local APICs after QEMU's and
+//! - `testing` (feature `testing`): a model of the I/O APIC and local APICs after QEMU's and
 //!   KVM's, for this crate's tests and other crates'.
 //!
 //! What this crate does *not* do: touch hardware (no `unsafe`), decide where its state lives

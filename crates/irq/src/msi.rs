@@ -177,7 +177,7 @@ impl MsiMessage {
 /// for message-signalled devices, as it drives [`crate::IoApic`] for pins.
 ///
 /// The kernel implements it over PCI configuration space (MSI capability) or the MSI-X table;
-/// the model in [`crate::testing`] latches a message raised while masked and sends it once on
+/// the model in `testing` latches a message raised while masked and sends it once on
 /// unmask, as MSI-X's pending bit does. Devices whose MSI cannot be masked (plain MSI without
 /// per-vector masking) are not handled yet: see `docs/INTERRUPTS.md`.
 pub trait Msi {
