@@ -43,6 +43,9 @@ pub struct Config {
     /// cleared by toggling the masked pin to edge and back (Linux's fallback without an EOI
     /// register; KVM and QEMU clear remote IRR when a pin becomes edge).
     pub eoi_register: bool,
+    /// Notices the outbox holds per destination (1..=8): how far a node may fall behind on
+    /// acknowledgements before posting to it pushes back.
+    pub notice_slots: u8,
 }
 
 impl Config {
@@ -56,6 +59,7 @@ impl Config {
         fallback_owner: NodeId(0),
         storm_threshold: 1000,
         eoi_register: true,
+        notice_slots: 8,
     };
 }
 
@@ -406,7 +410,7 @@ impl IrqLayer {
             devices: [None; MAX_DEVICES],
             routes: RoutingTable::new(),
             vectors: VectorPool::new(config.first_vector, config.last_vector),
-            outbox: Outbox::new(),
+            outbox: Outbox::with_capacity(config.notice_slots as usize),
             counters: LayerCounters::default(),
         }
     }

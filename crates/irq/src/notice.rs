@@ -17,7 +17,8 @@ use mint_mailbox::{Full, Message};
 
 use crate::DeviceId;
 
-/// Notices one destination's outbox holds (queued + sent, not yet acknowledged).
+/// Most notices one destination's outbox can hold (queued + sent, not yet acknowledged);
+/// [`Outbox::with_capacity`] may set fewer.
 pub const OUTBOX_CAPACITY: usize = 8;
 
 /// Message kinds of notices and acks, as carried in [`Message::kind`]. They sit above the ABI's
@@ -231,6 +232,7 @@ impl Queue {
 #[derive(Clone, Debug)]
 pub struct Outbox {
     queues: [Queue; MAX_NODES],
+    capacity: usize,
 }
 
 impl Default for Outbox {
@@ -240,9 +242,23 @@ impl Default for Outbox {
 }
 
 impl Outbox {
+    /// An outbox of [`OUTBOX_CAPACITY`] notices per destination.
     pub const fn new() -> Outbox {
+        Self::with_capacity(OUTBOX_CAPACITY)
+    }
+
+    /// An outbox of `capacity` notices per destination (clamped to 1..=[`OUTBOX_CAPACITY`]).
+    pub const fn with_capacity(capacity: usize) -> Outbox {
+        let capacity = if capacity == 0 {
+            1
+        } else if capacity > OUTBOX_CAPACITY {
+            OUTBOX_CAPACITY
+        } else {
+            capacity
+        };
         Outbox {
             queues: [Queue::new(); MAX_NODES],
+            capacity,
         }
     }
 
@@ -250,7 +266,7 @@ impl Outbox {
     pub fn room(&self, to: NodeId) -> usize {
         self.queues
             .get(to.index())
-            .map_or(0, |q| OUTBOX_CAPACITY - q.len)
+            .map_or(0, |q| self.capacity - q.len)
     }
 
     /// Posts a notice for `to`, assigning its sequence number (returned).
@@ -265,7 +281,7 @@ impl Outbox {
         let Some(q) = self.queues.get_mut(to.index()) else {
             return Err(OutboxFull { to });
         };
-        if q.len == OUTBOX_CAPACITY {
+        if q.len >= self.capacity {
             q.counters.refused_full += 1;
             return Err(OutboxFull { to });
         }

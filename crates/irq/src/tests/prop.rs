@@ -107,30 +107,38 @@ enum Op {
     Cancel(usize),
     Crash(usize),
     Restart(usize),
+    /// The node stops (or resumes) reading its mailbox: a slow peer, so outboxes fill.
+    Slow(usize),
     Notices,
 }
+
+/// A node, or (with `NODES`) the device's current owner.
+const OWNER: usize = NODES;
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     let dev = 0..DEVS.len();
     let node = 0..NODES;
+    // Mostly the owner, sometimes any node (a non-owner's request must be refused).
+    let who = prop_oneof![3 => Just(OWNER), 2 => 0..NODES];
     proptest::collection::vec(
         prop_oneof![
-            3 => (dev.clone(), node.clone()).prop_map(|(dev, by)| Op::Register { dev, by }),
-            5 => dev.clone().prop_map(Op::Assert),
-            1 => dev.clone().prop_map(Op::Withdraw),
-            5 => dev.clone().prop_map(Op::Service),
-            1 => (dev.clone(), node.clone()).prop_map(|(dev, by)| Op::Mask { dev, by }),
-            1 => (dev.clone(), node.clone()).prop_map(|(dev, by)| Op::Unmask { dev, by }),
-            1 => (dev.clone(), node.clone()).prop_map(|(dev, by)| Op::Route { dev, by }),
-            2 => (dev.clone(), node.clone(), 0u32..4)
+            6 => (dev.clone(), who.clone()).prop_map(|(dev, by)| Op::Register { dev, by }),
+            12 => dev.clone().prop_map(Op::Assert),
+            2 => dev.clone().prop_map(Op::Withdraw),
+            8 => dev.clone().prop_map(Op::Service),
+            2 => (dev.clone(), who.clone()).prop_map(|(dev, by)| Op::Mask { dev, by }),
+            2 => (dev.clone(), who.clone()).prop_map(|(dev, by)| Op::Unmask { dev, by }),
+            2 => (dev.clone(), who).prop_map(|(dev, by)| Op::Route { dev, by }),
+            8 => (dev.clone(), node.clone(), 0u32..4)
                 .prop_map(|(dev, to, budget)| Op::Handover { dev, to, budget }),
-            2 => (dev.clone(), any::<bool>())
+            8 => (dev.clone(), any::<bool>())
                 .prop_map(|(dev, mask_device)| Op::Quiesce { dev, mask_device }),
-            3 => dev.clone().prop_map(Op::Poll),
-            1 => dev.clone().prop_map(Op::Cancel),
+            12 => dev.clone().prop_map(Op::Poll),
+            2 => dev.prop_map(Op::Cancel),
             1 => node.clone().prop_map(Op::Crash),
-            1 => node.prop_map(Op::Restart),
-            2 => Just(Op::Notices),
+            6 => node.clone().prop_map(Op::Restart),
+            1 => node.prop_map(Op::Slow),
+            6 => Just(Op::Notices),
         ],
         0..150,
     )
@@ -161,6 +169,21 @@ struct World {
     /// Old vectors after a switch, per (vector, old owner, device), until the old owner
     /// acknowledges a notice about the device or dies.
     draining: Vec<(Vector, NodeId, DeviceId)>,
+    slow: [bool; NODES],
+    stats: Stats,
+}
+
+/// What a run exercised, to show the property is not vacuous.
+#[derive(Clone, Copy, Debug, Default)]
+struct Stats {
+    deliveries: u64,
+    handovers_done: u64,
+    timeouts: u64,
+    cancels: u64,
+    outbox_waits: u64,
+    refusals: u64,
+    crashes: u64,
+    switched_with_line_high: u64,
 }
 
 /// What the hardware holds for a device (entry or MSI message and mask).
@@ -198,6 +221,8 @@ impl World {
         World {
             r: Rig::with_config(crate::Config {
                 eoi_register,
+                // Small outboxes, so slow nodes make them push back.
+                notice_slots: 3,
                 ..crate::Config::QEMU
             }),
             devs,
@@ -206,6 +231,8 @@ impl World {
             generation: 0,
             last_seq: [0; NODES],
             draining: Vec::new(),
+            slow: [false; NODES],
+            stats: Stats::default(),
         }
     }
 
@@ -273,6 +300,7 @@ impl World {
             );
             m.in_service = Some(owner);
             m.delivered += 1;
+            self.stats.deliveries += 1;
         }
     }
 
@@ -308,7 +336,17 @@ impl World {
         self.resignal(d);
     }
 
+    /// `by`, or the device's owner for [`OWNER`].
+    fn who(&self, d: usize, by: usize) -> Option<usize> {
+        if by == OWNER {
+            self.info(d).owner.map(NodeId::index)
+        } else {
+            Some(by)
+        }
+    }
+
     fn owner_op(&mut self, d: usize, by: usize, which: u8) {
+        let Some(by) = self.who(d, by) else { return };
         if !self.alive[by] {
             return;
         }
@@ -337,6 +375,7 @@ impl World {
         match expect_refusal {
             Some(ok) => {
                 assert!(ok, "{id} op {which} by {by}: {r:?}");
+                self.stats.refusals += 1;
                 assert_eq!(
                     self.hw_state(d),
                     before_hw,
@@ -360,6 +399,9 @@ impl World {
         for n in 0..NODES {
             if !self.alive[n] {
                 self.mb.queues[n].clear();
+                continue;
+            }
+            if self.slow[n] {
                 continue;
             }
             let node = NodeId(n as u8);
@@ -403,6 +445,7 @@ impl World {
     fn apply(&mut self, op: &Op) {
         match *op {
             Op::Register { dev, by } => {
+                let Some(by) = self.who(dev, by) else { return };
                 if !self.alive[by] {
                     return;
                 }
@@ -518,15 +561,27 @@ impl World {
                         HandoverProgress::AwaitingQuiesce
                         | HandoverProgress::AwaitingRemoteIrr { .. },
                     ) => t.from,
-                    Ok(HandoverProgress::AwaitingOutbox { .. } | HandoverProgress::Done) => t.to,
+                    Ok(HandoverProgress::AwaitingOutbox { .. }) => {
+                        self.stats.outbox_waits += 1;
+                        t.to
+                    }
+                    Ok(HandoverProgress::Done) => {
+                        self.stats.handovers_done += 1;
+                        t.to
+                    }
                     Err(HandoverError::RemoteIrrTimeout { .. }) => {
+                        self.stats.timeouts += 1;
                         self.unquiesce(d);
                         t.from
                     }
                     Err(e) => panic!("poll: {e:?}"),
                 };
                 assert_eq!(self.info(d).owner, Some(owner), "owner after a poll");
+                self.process();
                 if before.owner == Some(t.from) && owner == t.to {
+                    if self.devs[d].in_service == Some(t.to) {
+                        self.stats.switched_with_line_high += 1;
+                    }
                     self.draining
                         .push((before.vector.unwrap(), t.from, self.devs[d].id));
                 }
@@ -547,6 +602,7 @@ impl World {
                     .layer
                     .cancel_handover(&mut self.r.hw, self.devs[d].id, t.from, now);
                 assert_eq!(r, Ok(()));
+                self.stats.cancels += 1;
                 self.unquiesce(d);
             }
             Op::Crash(n) => {
@@ -568,6 +624,7 @@ impl World {
                     })
                     .collect();
                 self.alive[n] = false;
+                self.stats.crashes += 1;
                 self.mb.queues[n].clear();
                 self.draining.retain(|&(_, from, _)| from != node);
                 for m in &mut self.devs {
@@ -597,6 +654,7 @@ impl World {
                     .set_node_state(&mut self.r.hw, NodeId(n as u8), NodeState::Running, now)
                     .expect("restart");
             }
+            Op::Slow(n) => self.slow[n] = !self.slow[n],
             Op::Notices => self.notices(),
         }
         self.process();
@@ -674,6 +732,7 @@ impl World {
     /// Drives everything to rest: hand-overs end, handlers run, notices are delivered and
     /// acknowledged, owners unmask.
     fn settle(&mut self) {
+        self.slow = [false; NODES];
         for _ in 0..40 {
             for d in 0..self.devs.len() {
                 if self.handing_over(d).is_some() {
@@ -822,4 +881,43 @@ fn twenty_handovers_with_the_line_asserted() {
     assert_eq!(w.info(0).counters.handovers, 20);
     assert_eq!(w.devs[0].delivered, 40);
     assert_eq!(w.devs[0].delivered, w.devs[0].raised);
+}
+
+/// The random sequences reach every path the properties are about: completed hand-overs,
+/// remote-IRR timeouts, cancels, outbox pushback, refusals, crashes, and switches with the
+/// line asserted (delivered to the new owner at the switch).
+#[test]
+fn random_sequences_exercise_every_path() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut total = Stats::default();
+    for k in 0..200 {
+        let ops = ops().new_tree(&mut runner).unwrap().current();
+        let mut w = World::new(k % 2 == 0);
+        for op in &ops {
+            w.apply(op);
+            w.check();
+        }
+        w.settle();
+        w.check_settled();
+        let s = w.stats;
+        total.deliveries += s.deliveries;
+        total.handovers_done += s.handovers_done;
+        total.timeouts += s.timeouts;
+        total.cancels += s.cancels;
+        total.outbox_waits += s.outbox_waits;
+        total.refusals += s.refusals;
+        total.crashes += s.crashes;
+        total.switched_with_line_high += s.switched_with_line_high;
+    }
+    std::println!("{total:?}");
+    assert!(total.deliveries > 500, "{total:?}");
+    assert!(total.handovers_done > 100, "{total:?}");
+    assert!(total.timeouts > 0, "{total:?}");
+    assert!(total.cancels > 0, "{total:?}");
+    assert!(total.outbox_waits > 0, "{total:?}");
+    assert!(total.refusals > 100, "{total:?}");
+    assert!(total.crashes > 50, "{total:?}");
+    assert!(total.switched_with_line_high > 0, "{total:?}");
 }
