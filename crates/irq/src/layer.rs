@@ -251,6 +251,22 @@ pub enum HardwareError {
     },
 }
 
+/// A node state change that could not be applied (fully).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeStateError {
+    /// Not a declared node: nothing changed.
+    UnknownNode(NodeId),
+    /// The state was recorded but a hardware write did not take; call
+    /// [`IrqLayer::resync`] and report.
+    Hardware(HardwareError),
+}
+
+impl From<HardwareError> for NodeStateError {
+    fn from(e: HardwareError) -> Self {
+        NodeStateError::Hardware(e)
+    }
+}
+
 /// A request refused because `by` does not own `device`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Refusal {
@@ -917,10 +933,10 @@ impl IrqLayer {
         node: NodeId,
         state: NodeState,
         now: u64,
-    ) -> Result<NodeReport, HardwareError> {
+    ) -> Result<NodeReport, NodeStateError> {
         if self.apic_of(node).is_none() {
             self.counters.refused_unknown += 1;
-            return Ok(NodeReport::default());
+            return Err(NodeStateError::UnknownNode(node));
         }
         self.nodes[node.index()].state = state;
         let mut report = NodeReport::default();

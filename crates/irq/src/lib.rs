@@ -54,8 +54,8 @@ pub use ioapic::{
 };
 pub use layer::{
     Binding, Config, ConfigError, DeviceCounters, DeviceInfo, DeviceState, Dispatch, EoiOutcome,
-    HardwareError, IrqLayer, IrqSource, LayerCounters, NodeReport, OpError, Refusal, RegisterError,
-    Registration,
+    HardwareError, IrqLayer, IrqSource, LayerCounters, NodeReport, NodeStateError, OpError,
+    Refusal, RegisterError, Registration,
 };
 pub use msi::{Msi, MsiAddress, MsiData, MsiMessage};
 pub use notice::{AttachReason, Notice, NoticeKind, NoticeSink, Outbox, OutboxFull};

@@ -541,7 +541,6 @@ fn old_owner_crash_after_switch_skips_its_notice() {
         ),
         "the dead owner's old vector is free"
     );
-    let _ = pin_of(NIC);
 }
 
 #[test]

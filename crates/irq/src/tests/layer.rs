@@ -1,7 +1,7 @@
 //! Registration, refusals, owner-only operations, EOI, storm control, bookkeeping, crashes.
 
 use mint_abi::node::NodeState;
-use mint_abi::{ApicId, Gsi, NodeId, Vector};
+use mint_abi::{Gsi, NodeId, Vector};
 
 use super::*;
 use crate::testing::Source;
@@ -418,7 +418,11 @@ fn a_device_with_no_live_candidate_is_orphaned_then_adopted() {
     assert_eq!((info.owner, info.state), (Some(N0), DeviceState::Attached));
     assert!(matches!(info.binding, Some(Binding::Pin { .. })));
     assert_eq!(r.hw.entry(Pin(11)).destination_apic(), APICS[0]);
-    let _ = ApicId(0);
+    assert_eq!(
+        r.layer
+            .set_node_state(&mut r.hw, NodeId(3), NodeState::Crashed, 3),
+        Err(crate::NodeStateError::UnknownNode(NodeId(3)))
+    );
 }
 
 #[test]
