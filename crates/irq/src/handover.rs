@@ -459,6 +459,10 @@ impl IrqLayer {
                 self.hmut(i).advance(HandoverStep::RemoteIrrClear, now);
                 self.switch(hw, i, now).map_err(HandoverError::Hardware)?;
             }
+            // A switch whose write did not read back: try again.
+            HandoverStep::RemoteIrrClear => {
+                self.switch(hw, i, now).map_err(HandoverError::Hardware)?;
+            }
             _ => {}
         }
         self.notify(i, now)
@@ -532,6 +536,13 @@ impl IrqLayer {
                 Ok(_) => self.hmut(i).advance(HandoverStep::AttachedNotified, now),
                 Err(_) => return Ok(HandoverProgress::AwaitingOutbox { to: h.to }),
             }
+        }
+        let h = self.dev(i).handover.expect("some");
+        if h.step != HandoverStep::AttachedNotified {
+            return Err(HandoverError::WrongStep {
+                device: d.id,
+                at: h.step,
+            });
         }
         let dm = self.dev_mut(i);
         let mut h = dm.handover.take().expect("some");

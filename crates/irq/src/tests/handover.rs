@@ -583,3 +583,97 @@ fn new_owner_crash_before_the_detached_notice_still_frees_the_old_vector() {
         .any(|n| n.device == NIC && n.kind == NoticeKind::Attached(AttachReason::CrashRecovery)));
     assert_eq!(r.layer.vectors().usage(old), VectorUse::Free);
 }
+
+/// The machine, but a write can be made not to take (a wedged I/O APIC, a wrong mapping).
+struct Flaky {
+    hw: Machine,
+    drop_writes: bool,
+}
+
+impl crate::IoApic for Flaky {
+    fn pins(&self) -> u8 {
+        self.hw.pins()
+    }
+    fn read_entry(&self, pin: Pin) -> crate::RedirectionEntry {
+        self.hw.read_entry(pin)
+    }
+    fn write_entry(&mut self, pin: Pin, entry: crate::RedirectionEntry) {
+        if !self.drop_writes {
+            self.hw.write_entry(pin, entry)
+        }
+    }
+    fn eoi(&mut self, vector: Vector) {
+        crate::IoApic::eoi(&mut self.hw, vector)
+    }
+}
+
+impl Msi for Flaky {
+    fn write_message(&mut self, device: DeviceId, message: crate::MsiMessage) {
+        self.hw.write_message(device, message)
+    }
+    fn read_message(&self, device: DeviceId) -> Option<crate::MsiMessage> {
+        self.hw.read_message(device)
+    }
+    fn set_masked(&mut self, device: DeviceId, masked: bool) {
+        self.hw.set_masked(device, masked)
+    }
+    fn is_masked(&self, device: DeviceId) -> bool {
+        self.hw.is_masked(device)
+    }
+}
+
+impl crate::Lapic for Flaky {
+    fn inject(&mut self, apic: mint_abi::ApicId, vector: Vector) {
+        self.hw.inject(apic, vector)
+    }
+}
+
+#[test]
+fn a_switch_that_does_not_read_back_is_reported_and_retried() {
+    let mut r = Rig::new();
+    r.attach(NIC);
+    let mut hw = Flaky {
+        hw: r.hw.clone(),
+        drop_writes: false,
+    };
+    r.layer.handover(NIC, N0, N1, 1, 1).unwrap();
+    r.layer
+        .handover_quiesced(&mut hw, NIC, N0, false, 2)
+        .unwrap();
+    let masked = hw.hw.entry(Pin(11));
+    assert!(masked.masked);
+    hw.drop_writes = true;
+    let e = r.layer.handover_poll(&mut hw, NIC, 3).unwrap_err();
+    assert!(matches!(
+        e,
+        HandoverError::Hardware(crate::HardwareError::PinReadBack { .. })
+    ));
+    // Nothing moved: old owner, old entry, still masked by the hand-over.
+    assert_eq!(r.layer.device(NIC).unwrap().owner, Some(N0));
+    assert_eq!(hw.hw.entry(Pin(11)), masked);
+    hw.drop_writes = false;
+    assert_eq!(
+        r.layer.handover_poll(&mut hw, NIC, 4),
+        Ok(HandoverProgress::Done)
+    );
+    assert_eq!(r.layer.device(NIC).unwrap().owner, Some(N1));
+    assert_eq!(hw.hw.entry(Pin(11)).destination_apic(), APICS[1]);
+}
+
+#[test]
+fn registration_that_does_not_read_back_changes_nothing() {
+    let mut r = Rig::new();
+    let mut hw = Flaky {
+        hw: r.hw.clone(),
+        drop_writes: true,
+    };
+    let free = r.layer.vectors().free();
+    let e = r
+        .layer
+        .register(&mut hw, NIC, N0, source_of(NIC))
+        .unwrap_err();
+    assert!(matches!(e, crate::RegisterError::Hardware(_)));
+    assert_eq!(r.layer.vectors().free(), free);
+    assert_eq!(r.layer.device(NIC).unwrap().binding, None);
+    assert!(r.layer.routes().lookup(NIC_GSI).is_none());
+}
