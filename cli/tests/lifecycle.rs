@@ -157,8 +157,10 @@ fn closed_stdout_ends_boot_quietly() {
     drop(stdout);
     let (status, took) = common::wait_at_most(&mut child, Duration::from_secs(150));
     let stderr = stderr.join().unwrap_or_default();
+    // The bound: mint notices the closed pipe within its poll
+    // interval (tens of ms) and kills QEMU; 5 s is for a loaded host.
     assert!(
-        took < Duration::from_secs(30),
+        took < Duration::from_secs(5),
         "took {took:?} after stdout closed\n{stderr}"
     );
     assert!(!stderr.contains("timed out"), "{stderr}");
