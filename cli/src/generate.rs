@@ -144,9 +144,56 @@ impl Samples {
     }
 }
 
+/// Node 0 keeps three raw samples (8 bytes each) of every frame it sends;
+/// besides them it needs this much of its partition (image, tables, heap
+/// for everything else).
+const NODE0_OVERHEAD: u64 = 24 << 20;
+
+/// Makes room in node 0's partition for the run's raw samples before
+/// anything boots: a plan mint made up itself (`--nodes`, or none) gives
+/// node 0 what the run needs; a plan file that gives too little is
+/// refused, naming the size it needs. (Node 0 checks again, exactly,
+/// before it sends: this only spares the user a boot that cannot work.)
+fn fit_samples(plan: &mut mint_plan::Plan, cfg: &GenConfig, generated: bool) -> Result<()> {
+    let needed = u64::from(cfg.count) * 24 + NODE0_OVERHEAD;
+    let needed = needed.next_multiple_of(mint_plan::PARTITION_ALIGN);
+    let have = plan.nodes[0].memory;
+    if needed <= have {
+        return Ok(());
+    }
+    let most = (mint_plan::MAX_NODE0_MEMORY - NODE0_OVERHEAD) / 24;
+    if needed > mint_plan::MAX_NODE0_MEMORY {
+        bail!(
+            "--count {}: node 0 keeps 24 bytes of raw samples per frame, {} MiB for this run, more than a node 0 partition can hold ({} MiB): at most about {most} frames per run",
+            cfg.count,
+            (u64::from(cfg.count) * 24) >> 20,
+            mint_plan::MAX_NODE0_MEMORY >> 20
+        );
+    }
+    if !generated {
+        bail!(
+            "--count {}: node 0 needs {} MiB for this run's raw samples and the rest of its work; the plan gives it {} MiB (raise node 0's memory in the plan)",
+            cfg.count,
+            needed >> 20,
+            have >> 20
+        );
+    }
+    plan.nodes[0].memory = needed;
+    plan.machine.memory += needed - have;
+    plan.validate()
+        .context("partition plan rejected after sizing node 0 for the raw samples")?;
+    errln!(
+        "mint: node 0 gets {} MiB (instead of {} MiB) to keep this run's raw samples",
+        needed >> 20,
+        have >> 20
+    );
+    Ok(())
+}
+
 pub fn run(args: GenArgs) -> Result<ExitCode> {
     let cfg = config(&args).context("bad generator settings")?;
-    let (plan, _layout) = plan::load(&args.machine.plan)?;
+    let (mut plan, _layout) = plan::load(&args.machine.plan)?;
+    fit_samples(&mut plan, &cfg, args.machine.plan.config.is_none())?;
     if args.support != 0 {
         bail!(
             "--support {}: the support node must be node 0 (it runs the generator)",

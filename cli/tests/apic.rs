@@ -65,6 +65,31 @@ fn boot_and_ping_on_the_apic_qemu_offers() {
         console.contains(mode),
         "node1.log should say {mode}:\n{console}"
     );
+    assert_timers_agree(logs.path(), 3);
+}
+
+/// Every node calibrated its APIC timer (bracketed windows, median) to
+/// within 2 % of node 0's: one machine has one timer rate, and a node
+/// that read it 10 times too high would tick at 10 Hz instead of 100 (a
+/// single window read late on a loaded host did).
+fn assert_timers_agree(logs: &std::path::Path, nodes: u8) {
+    let khz = |id: u8| -> u64 {
+        let log = std::fs::read_to_string(logs.join(format!("node{id}.log"))).expect("console log");
+        log.split("apic timer ")
+            .nth(1)
+            .and_then(|rest| rest.split(" kHz").next())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("node{id}.log names no APIC timer rate:\n{log}"))
+    };
+    let reference = khz(0) as f64;
+    assert!(reference > 0.0);
+    for id in 1..nodes {
+        let rate = khz(id) as f64;
+        assert!(
+            (rate - reference).abs() <= 0.02 * reference,
+            "node{id}'s APIC timer {rate} kHz, node0's {reference} kHz"
+        );
+    }
 }
 
 /// A generator run on the same APIC: the debug NIC's interrupt is a fixed

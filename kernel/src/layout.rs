@@ -144,7 +144,17 @@ impl WindowLayout {
         };
         push(0, self.text_end, Access::Code);
         push(self.text_end, self.rodata_end, Access::ReadOnly);
-        push(self.rodata_end, self.stacks_off, Access::ReadWrite);
+        // The sealed ranges are regions of their own, each shorter than
+        // 2 MiB, so `map` gives them 4 KiB pages (sealing clears the
+        // writable bit of 4 KiB entries only), whatever the image's size.
+        let (ro_off, ro_len) = (self.ro_after_init_off, self.ro_after_init_len);
+        assert!(
+            self.rodata_end <= ro_off && ro_off + ro_len <= self.stacks_off,
+            "the read-only-after-init section lies in data"
+        );
+        push(self.rodata_end, ro_off, Access::ReadWrite);
+        push(ro_off, ro_off + ro_len, Access::ReadWrite);
+        push(ro_off + ro_len, self.stacks_off, Access::ReadWrite);
         // Guards in address order (`stacks` lays them out so), each
         // followed by its stack up to the next guard.
         let guards = crate::arch::stacks::guard_pages().map(|(virt, _)| virt - WINDOW_VIRT);
@@ -159,7 +169,13 @@ impl WindowLayout {
         }
         push(self.stacks_end, self.pristine_off, Access::ReadWrite);
         push(self.pristine_off, self.tables_off, Access::ReadOnly);
-        push(self.tables_off, self.size, Access::ReadWrite);
+        let sealed_end = self.boot_info_off + 4096;
+        assert!(
+            ro_len < 2 << 20 && sealed_end - self.tables_off < 2 << 20,
+            "sealed ranges must stay under 2 MiB to get 4 KiB pages"
+        );
+        push(self.tables_off, sealed_end, Access::ReadWrite);
+        push(sealed_end, self.size, Access::ReadWrite);
         out
     }
 

@@ -241,6 +241,15 @@ impl RunControl {
         self.phase.store(p as u32, Ordering::Release);
     }
 
+    /// Moves the run from `from` to `to` only if it is still in `from`
+    /// (the phase has two writers: a stale writer must not overwrite the
+    /// other side's newer phase). Whether it moved.
+    pub fn advance_phase(&self, from: RunPhase, to: RunPhase) -> bool {
+        self.phase
+            .compare_exchange(from as u32, to as u32, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
     pub fn drop_count(&self, r: DropReason) -> u64 {
         self.drops[r as usize].load(Ordering::Acquire)
     }

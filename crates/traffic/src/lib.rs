@@ -41,6 +41,6 @@ pub use frame::{Endpoints, FrameError, FrameTemplate, parse_frame, payload_offse
 pub use payload::{
     Payload, PayloadError, PayloadInfo, PayloadTemplate, RunCheckError, check, check_run, fill_body,
 };
-pub use schedule::Schedule;
+pub use schedule::{Schedule, digest as schedule_digest, digest_step as schedule_digest_step};
 pub use stats::{Histogram, Summary};
 pub use tracker::{Observation, SeqTracker};

@@ -101,3 +101,21 @@ impl Iterator for Schedule {
 
 impl ExactSizeIterator for Schedule {}
 impl FusedIterator for Schedule {}
+
+/// A digest of a schedule's offsets (FNV-1a over each offset's 8 bytes,
+/// little-endian): the generator folds in every offset it actually waited
+/// for and reports the digest, so the host can check the run followed the
+/// schedule its config names, not merely some schedule.
+pub const DIGEST_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Folds one offset into a [`DIGEST_SEED`]-started digest.
+pub fn digest_step(acc: u64, offset_ns: u64) -> u64 {
+    offset_ns.to_le_bytes().iter().fold(acc, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The digest of a whole schedule.
+pub fn digest(offsets: impl IntoIterator<Item = u64>) -> u64 {
+    offsets.into_iter().fold(DIGEST_SEED, digest_step)
+}

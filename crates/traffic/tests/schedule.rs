@@ -151,3 +151,30 @@ fn poisson_small_interval_keeps_mean() {
     let m = *v.last().unwrap() as f64 / 100_000.0;
     assert!((m - 3.0).abs() < 0.06, "mean {m}");
 }
+
+/// The digest names the schedule: equal for one config, different for
+/// another pattern or seed with the same count.
+#[test]
+fn digest_tells_schedules_apart() {
+    use mint_traffic::{GenConfig, Pattern, Schedule, schedule_digest};
+    let cfg = GenConfig {
+        count: 400,
+        interval_ns: 200_000,
+        seed: 7,
+        ..GenConfig::default()
+    };
+    let of = |c: &GenConfig| schedule_digest(Schedule::new(c));
+    assert_eq!(of(&cfg), of(&cfg));
+    let burst = GenConfig {
+        pattern: Pattern::Burst(8),
+        ..cfg
+    };
+    let poisson = GenConfig {
+        pattern: Pattern::Poisson,
+        ..cfg
+    };
+    let other_seed = GenConfig { seed: 8, ..poisson };
+    assert_ne!(of(&cfg), of(&burst));
+    assert_ne!(of(&cfg), of(&poisson));
+    assert_ne!(of(&poisson), of(&other_seed));
+}

@@ -170,9 +170,15 @@ pub fn end_of_interrupt() {
 /// delivery status to wait for.
 fn send_icr(dest: ApicId, low: u32) -> Result<(), IcrStuck> {
     if is_x2apic() {
-        // WRMSR to the x2APIC ICR does not serialize: without a full fence
-        // the IPI could overtake the stores it announces (a mailbox tail).
+        // WRMSR to the x2APIC ICR does not serialize: without a fence the
+        // IPI could overtake the stores it announces (a mailbox tail). A
+        // full fence (mfence) orders memory, but WRMSR is no memory access,
+        // so an lfence after it keeps the WRMSR from starting before the
+        // mfence completes (Linux's weak_wrmsr_fence does the same).
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        // SAFETY: lfence has no operands and touches no memory or flags; it
+        // only orders instruction execution.
+        unsafe { core::arch::asm!("lfence", options(nostack, preserves_flags)) };
         // SAFETY: x2APIC mode; the ICR is one 64-bit MSR (0x830).
         unsafe { Msr::new(0x830).write((u64::from(dest.0) << 32) | u64::from(low)) };
         Ok(())
@@ -223,20 +229,81 @@ pub fn send_startup(dest: ApicId, page: u8) -> Result<(), IcrStuck> {
     send_icr(dest, icr::STARTUP | icr::LEVEL_ASSERT | u32::from(page))
 }
 
+/// One reading of the timer's current count (as ticks elapsed since the
+/// count started at `u32::MAX`) bracketed by two TSC reads, the narrowest
+/// of three tries.
+fn timer_stamp() -> mint_timing::Stamp {
+    let mut best: Option<mint_timing::Stamp> = None;
+    for _ in 0..3 {
+        let tsc_before = cpu::rdtsc();
+        let count = read(Reg::TimerCurrentCount);
+        let tsc_after = cpu::rdtsc();
+        let s = mint_timing::Stamp {
+            tsc_before,
+            reference: u64::from(u32::MAX - count),
+            tsc_after,
+        };
+        if best.is_none_or(|b| s.width() < b.width()) {
+            best = Some(s);
+        }
+    }
+    best.expect("three tries")
+}
+
 /// Measures the APIC timer's rate (ticks per second at divide-by-16)
-/// against the TSC over `window_tsc` TSC ticks.
-pub fn calibrate_timer(tsc_hz: u64, window_tsc: u64) -> u64 {
+/// against the TSC: `windows` windows of `window_tsc` TSC ticks, each
+/// bracketed at both ends like the TSC's own calibration (time lost
+/// between the two stamps, a descheduled virtual CPU, does not skew it),
+/// then the median with outliers rejected (`mint_timing::robust_rate`).
+pub fn calibrate_timer(tsc_hz: u64, window_tsc: u64, windows: usize) -> TimerRate {
     write(Reg::TimerDivide, DIVIDE_BY_16);
     write(Reg::LvtTimer, LVT_MASKED);
-    write(Reg::TimerInitialCount, u32::MAX);
-    let start = cpu::rdtsc();
-    while cpu::rdtsc() - start < window_tsc {
-        core::hint::spin_loop();
+    let mut rates = [0u64; mint_timing::rate::MAX_WINDOWS];
+    let n = windows.clamp(1, rates.len());
+    let mut measured = 0;
+    for _ in 0..n {
+        write(Reg::TimerInitialCount, u32::MAX);
+        let start = timer_stamp();
+        while cpu::rdtsc() - start.tsc_after < window_tsc {
+            core::hint::spin_loop();
+        }
+        let end = timer_stamp();
+        // The timer's ticks against the TSC's: the rate is the reference's
+        // elapsed count over the TSC's elapsed time at the stamps' middles.
+        let tsc2 = (u128::from(end.tsc_before) + u128::from(end.tsc_after))
+            .saturating_sub(u128::from(start.tsc_before) + u128::from(start.tsc_after));
+        let counted = end.reference.saturating_sub(start.reference);
+        if tsc2 > 0 && counted > 0 {
+            rates[measured] = (u128::from(counted) * 2 * u128::from(tsc_hz) / tsc2) as u64;
+            measured += 1;
+        }
     }
-    let elapsed_tsc = cpu::rdtsc() - start;
-    let counted = u64::from(u32::MAX - read(Reg::TimerCurrentCount));
     write(Reg::TimerInitialCount, 0);
-    counted * tsc_hz / elapsed_tsc.max(1)
+    match mint_timing::robust_rate(&mut rates[..measured]) {
+        Some(e) => TimerRate {
+            hz: e.hz,
+            consistent: e.is_consistent(mint_timing::rate::OUTLIER_PPM),
+            kept: e.kept,
+            windows: e.windows,
+        },
+        None => TimerRate {
+            hz: 0,
+            consistent: false,
+            kept: 0,
+            windows: 0,
+        },
+    }
+}
+
+/// What [`calibrate_timer`] found.
+#[derive(Clone, Copy, Debug)]
+pub struct TimerRate {
+    /// Timer ticks per second (0: no window could be measured).
+    pub hz: u64,
+    /// Whether most windows agreed with the median.
+    pub consistent: bool,
+    pub kept: u8,
+    pub windows: u8,
 }
 
 /// Starts the periodic timer: `vector` every `period_ticks` timer ticks.

@@ -161,7 +161,17 @@ impl App {
         ctl.last_delivery_tsc
             .store(self.last_delivery, Ordering::Relaxed);
 
-        ctl.set_phase(RunPhase::Complete);
+        // Only the run it finishes: the support node moves the phase on
+        // for a new run only from Complete (or Idle/Armed/Refused), never
+        // from Injected, so this cannot fail today; the exchange keeps a
+        // late finish from overwriting a newer phase should that change.
+        if !ctl.advance_phase(RunPhase::Injected, RunPhase::Complete) {
+            println!(
+                "run {}: finished after the run had moved on ({:?}); counts not published as complete",
+                self.run_id,
+                ctl.phase()
+            );
+        }
 
         // The counts are final and published; the raw samples follow (the
         // UART is slow, and the support node need not wait for them).

@@ -66,6 +66,8 @@ pub struct RunResult {
     pub inject_tsc: Vec<u64>,
     /// TSC ticks from the first deadline to the end of the last send.
     pub inject_span: u64,
+    /// `mint_traffic::schedule_digest` of the offsets this run waited for.
+    pub schedule_digest: u64,
     pub completed: bool,
     /// Why the support node stopped waiting for Complete, if it did.
     pub incomplete: Option<String>,
@@ -188,7 +190,9 @@ pub fn run(
     // For the host's progress bar: frames sent so far, about once a second,
     // outside the timed part of a send (the next deadline absorbs it).
     let mut next_progress = start + node::ms_to_ticks(1_000);
+    let mut schedule_digest = mint_traffic::schedule::DIGEST_SEED;
     for (seq, offset_ns) in Schedule::new(cfg).enumerate() {
+        schedule_digest = mint_traffic::schedule_digest_step(schedule_digest, offset_ns);
         let deadline = start + (u128::from(offset_ns) * tsc_hz / 1_000_000_000) as u64;
         while cpu::rdtsc() < deadline {
             core::hint::spin_loop();
@@ -252,6 +256,7 @@ pub fn run(
         ipi_request_ticks,
         inject_tsc,
         inject_span: last_end - start,
+        schedule_digest,
         completed: incomplete.is_none(),
         incomplete,
     })

@@ -344,9 +344,26 @@ fn start_node(s: &NodeStart) {
         // deadline below decides.
         println!("node0: starting {}: {e}", s.id);
     }
-    let deadline = cpu::rdtsc() + super::ms_to_ticks(5_000);
+    // Generous: a loaded host may leave the new core's virtual CPU
+    // unscheduled for seconds; only a node that never starts costs this.
+    let deadline = cpu::rdtsc() + super::ms_to_ticks(START_TIMEOUT_MS);
     while slot.state() == Some(NodeState::Booting) && cpu::rdtsc() < deadline {
         core::hint::spin_loop();
+    }
+    // Given up only if the slot still says booting when node 0 marks it
+    // crashed (compare-and-swap): a node that reached running in between
+    // has started, and must not be parked.
+    let gave_up = slot.state() == Some(NodeState::Booting)
+        && slot.declare_crashed_from(NodeState::Booting, "did not start within 15 s");
+    if gave_up {
+        shared::slot(NodeId(0)).count(Incident::WaitExpired);
+        // Park the core (wait-for-SIPI) so a late start cannot run the
+        // next node's trampoline parameters.
+        if let Err(e) = apic::send_init(apic) {
+            println!("node0: parking {}: {e}", s.id);
+        }
+        println!("node0: {} did not start", s.id);
+        return;
     }
     match slot.state() {
         Some(NodeState::Running) => {
@@ -354,19 +371,12 @@ fn start_node(s: &NodeStart) {
             // Before any cross-core figure: how far its TSC is from ours.
             super::tsc::sync_with(s.id);
         }
-        Some(NodeState::Booting) => {
-            shared::slot(NodeId(0)).count(Incident::WaitExpired);
-            slot.declare_crashed_from(NodeState::Booting, "did not start within 5 s");
-            // Park the core (wait-for-SIPI) so a late start cannot run the
-            // next node's trampoline parameters.
-            if let Err(e) = apic::send_init(apic) {
-                println!("node0: parking {}: {e}", s.id);
-            }
-            println!("node0: {} did not start", s.id);
-        }
         other => println!("node0: {} ended its start as {:?}", s.id, other),
     }
 }
+
+/// How long node 0 waits for a started node to report running.
+const START_TIMEOUT_MS: u64 = 15_000;
 
 fn delay_us(us: u64) {
     let end = cpu::rdtsc() + super::tsc_hz() / 1_000_000 * us;

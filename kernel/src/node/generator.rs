@@ -82,7 +82,7 @@ pub fn run(
         }
         let _ = write!(
             s,
-            "}},\"unaccounted\":{unaccounted},\"corrupted\":{corrupted},\"out_of_order\":{},\"interrupts\":{},\"ipis_sent\":{},\"first_inject_tsc\":{},\"last_delivery_tsc\":{},\"delivered_bytes\":{},\"inject_span_ticks\":{},\"recoveries\":{recoveries},\"ipis_forgotten\":{forgotten},\"apic_errors\":{apic_errors},\"apic_error_status\":[",
+            "}},\"unaccounted\":{unaccounted},\"corrupted\":{corrupted},\"out_of_order\":{},\"interrupts\":{},\"ipis_sent\":{},\"first_inject_tsc\":{},\"last_delivery_tsc\":{},\"delivered_bytes\":{},\"inject_span_ticks\":{},\"schedule_digest\":{},\"recoveries\":{recoveries},\"ipis_forgotten\":{forgotten},\"apic_errors\":{apic_errors},\"apic_error_status\":[",
             ctl.out_of_order.load(Ordering::Acquire),
             ctl.interrupts.load(Ordering::Acquire),
             ctl.ipis_sent.load(Ordering::Acquire),
@@ -90,6 +90,7 @@ pub fn run(
             ctl.last_delivery_tsc.load(Ordering::Acquire),
             ctl.delivered_bytes.load(Ordering::Acquire),
             r.inject_span,
+            r.schedule_digest,
         );
         for (i, status) in nic.apic_errors.status.iter().enumerate() {
             let bits = status.load(Ordering::Acquire);

@@ -206,7 +206,19 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
     interrupts::register(vectors::TIMER, on_timer);
     interrupts::register(vectors::MAILBOX, on_mailbox);
     interrupts::register(vectors::APIC_ERROR, on_apic_error);
-    let apic_hz = apic::calibrate_timer(tsc_hz(), ms_to_ticks(10));
+    // Five 10 ms windows, each bracketed by TSC reads (a single window
+    // read late on a loaded host gave rates up to 10x too high, and so a
+    // 10 Hz "100 Hz" heartbeat).
+    let timer = apic::calibrate_timer(tsc_hz(), ms_to_ticks(10), 5);
+    if !timer.consistent || timer.hz == 0 {
+        println!(
+            "WARNING {id}: APIC timer calibration inconsistent ({} of {} windows agree); using {} kHz",
+            timer.kept,
+            timer.windows,
+            timer.hz / 1000
+        );
+    }
+    let apic_hz = timer.hz.max(TIMER_HZ);
     apic::start_periodic_timer(vectors::TIMER, (apic_hz / TIMER_HZ) as u32);
     x86_64::instructions::interrupts::enable();
 

@@ -97,7 +97,9 @@ pub fn power_off() -> ! {
             let _ = super::send(id, Message::new(MessageKind::Halt as u32, 0, [0; 3]));
         }
     }
-    let deadline = cpu::rdtsc() + super::ms_to_ticks(200);
+    // Each running node halts at its next mailbox interrupt; 2 s leaves a
+    // loaded host room to schedule their virtual CPUs.
+    let deadline = cpu::rdtsc() + super::ms_to_ticks(2_000);
     while cpu::rdtsc() < deadline
         && (1..super::node_count())
             .any(|i| shared::slot(NodeId(i)).state() == Some(NodeState::Running))
