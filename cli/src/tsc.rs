@@ -92,21 +92,7 @@ pub fn host_tsc(overridden: Option<u64>) -> HostTsc {
 }
 
 fn stamp() -> Result<Stamp> {
-    let mut best: Option<Stamp> = None;
-    for _ in 0..STAMP_TRIES {
-        let tsc_before = crate::os::rdtsc();
-        let reference = crate::os::monotonic_raw_ns()?;
-        let tsc_after = crate::os::rdtsc();
-        let s = Stamp {
-            tsc_before,
-            reference,
-            tsc_after,
-        };
-        if best.is_none_or(|b| s.width() < b.width()) {
-            best = Some(s);
-        }
-    }
-    best.ok_or_else(|| anyhow::anyhow!("no stamp"))
+    mint_timing::narrowest_stamp(STAMP_TRIES, crate::os::rdtsc, crate::os::monotonic_raw_ns)
 }
 
 /// The host's TSC rate over [`WINDOWS`] windows of [`WINDOW`].

@@ -25,7 +25,7 @@ pub mod rate;
 pub mod sync;
 
 pub use policy::{Decision, Source, Sources, Status, decide};
-pub use rate::{RateEstimate, Stamp, robust_rate, window_rate};
+pub use rate::{RateEstimate, Stamp, narrowest_stamp, robust_rate, window_rate};
 pub use sync::{Exchange, OffsetBound, OffsetTracker};
 
 /// Parts per million of `value` off `reference` (absolute), saturating.

@@ -233,21 +233,12 @@ pub fn send_startup(dest: ApicId, page: u8) -> Result<(), IcrStuck> {
 /// count started at `u32::MAX`) bracketed by two TSC reads, the narrowest
 /// of three tries.
 fn timer_stamp() -> mint_timing::Stamp {
-    let mut best: Option<mint_timing::Stamp> = None;
-    for _ in 0..3 {
-        let tsc_before = cpu::rdtsc();
-        let count = read(Reg::TimerCurrentCount);
-        let tsc_after = cpu::rdtsc();
-        let s = mint_timing::Stamp {
-            tsc_before,
-            reference: u64::from(u32::MAX - count),
-            tsc_after,
-        };
-        if best.is_none_or(|b| s.width() < b.width()) {
-            best = Some(s);
-        }
+    let reading = mint_timing::narrowest_stamp(3, cpu::rdtsc, || {
+        Ok::<u64, core::convert::Infallible>(u64::from(u32::MAX - read(Reg::TimerCurrentCount)))
+    });
+    match reading {
+        Ok(s) => s,
     }
-    best.expect("three tries")
 }
 
 /// Measures the APIC timer's rate (ticks per second at divide-by-16)

@@ -100,21 +100,12 @@ impl Pit {
 
     /// The narrowest of a few bracketed readings of the counter.
     fn stamp(&mut self) -> Stamp {
-        let mut best: Option<Stamp> = None;
-        for _ in 0..STAMP_TRIES {
-            let tsc_before = cpu::rdtsc();
-            let reference = self.elapsed();
-            let tsc_after = cpu::rdtsc();
-            let s = Stamp {
-                tsc_before,
-                reference,
-                tsc_after,
-            };
-            if best.is_none_or(|b| s.width() < b.width()) {
-                best = Some(s);
-            }
+        let reading = mint_timing::narrowest_stamp(STAMP_TRIES, cpu::rdtsc, || {
+            Ok::<u64, core::convert::Infallible>(self.elapsed())
+        });
+        match reading {
+            Ok(s) => s,
         }
-        best.expect("STAMP_TRIES > 0")
     }
 
     /// Whether the count has passed 0 (the window wrapped).
