@@ -97,6 +97,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         } else {
             Echo::Stdout
         },
+        netdevs: Vec::new(),
     })?;
     let mut report: Option<Value> = None;
     let mut refused: Option<String> = None;

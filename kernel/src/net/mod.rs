@@ -116,6 +116,9 @@ pub fn receive_forever(mut skbs: mint_skb::Consumer, mac: [u8; 6]) -> ! {
                 if done || quiet || stuck {
                     driver::flush_device_counters();
                     app.finish(ctl, &dev_stats);
+                    if let Some(state) = driver::describe_real() {
+                        crate::println!("{}: {state}", node::me());
+                    }
                 }
             }
             _ => {}

@@ -350,11 +350,8 @@ pub fn unmask_real() {
         if let Some(d) = unsafe { driver() }
             && let Backend::Real { regs, .. } = &d.backend
         {
-            mint_e1000::RegisterAccess::write(
-                regs,
-                mint_e1000::Register::IMS,
-                RxRing::<Contiguous>::INTERRUPTS.bits(),
-            );
+            use mint_e1000::{Register, RegisterAccess};
+            regs.write(Register::IMS, RxRing::<Contiguous>::INTERRUPTS.bits());
         }
     })
 }
@@ -367,6 +364,32 @@ pub fn real_counters() -> Option<(u64, u64)> {
         let run = &shared::region().debug_nic.run;
         collect_missed(d, run);
         matches!(d.backend, Backend::Real { .. }).then_some((d.taken, d.missed))
+    })
+}
+
+/// A real NIC's state in one line (the owner's console, after a run).
+pub fn describe_real() -> Option<alloc::string::String> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let d = unsafe { driver() }?;
+        let Backend::Real { regs, .. } = &d.backend else {
+            return None;
+        };
+        use mint_e1000::{Register, RegisterAccess};
+        let next = d.rx.next_to_clean();
+        let dd = mint_e1000::DescriptorRing::load(&d.ring, next)
+            .status
+            .contains(mint_e1000::RxStatus::DD);
+        Some(alloc::format!(
+            "e1000: {} interrupts, {} missed (MPC) since attach; RDH {} RDT {} next to clean {next} (done: {dd}); IMS {:#x} STATUS {:#x}; {:?}",
+            d.taken,
+            d.missed,
+            regs.read(Register::RDH),
+            regs.read(Register::RDT),
+            regs.read(Register::IMS),
+            regs.read(Register::STATUS),
+            d.rx.counters(),
+        ))
     })
 }
 
@@ -416,6 +439,10 @@ pub fn on_tick() {
     let Some(d) = (unsafe { driver() }) else {
         return;
     };
+    if matches!(d.backend, Backend::Real { .. }) {
+        // A real NIC's interrupt is a level line, not a posted flag.
+        return;
+    }
     let nic = &shared::region().debug_nic;
     if nic.irq_pending.0.load(Ordering::Acquire) == 0 {
         d.watch = None;

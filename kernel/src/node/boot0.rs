@@ -34,6 +34,9 @@ pub enum Mode {
     Run,
     /// Boot, ping, one generator run against the debug NIC, report, power off.
     Gen,
+    /// Boot, ping, one run of host frames into the real e1000, report,
+    /// power off (`mint nic`).
+    Nic,
 }
 
 /// The validated machine description node 0 keeps for the report.
@@ -127,6 +130,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
     {
         Some("run") => Mode::Run,
         Some("gen") => Mode::Gen,
+        Some("nic") => Mode::Nic,
         _ => Mode::Boot,
     };
     let (nic_target, gen_run) =
@@ -371,6 +375,31 @@ pub fn run_machine() -> ! {
             }
             monitor::power_off()
         }
+        Mode::Nic => {
+            let rec = record();
+            let owner = rec
+                .plan
+                .nodes
+                .iter()
+                .find(|n| n.devices.contains(&mint_plan::Device::E1000))
+                .map(|n| n.id);
+            match (rec.gen_run.as_ref(), owner) {
+                (Some(cfg), Some(owner)) if owner != NodeId(0) => {
+                    if let Err(e) = super::nicrun::run(cfg, owner) {
+                        println!("MINT-ERROR {e}");
+                    }
+                }
+                (_, Some(NodeId(0))) => {
+                    println!(
+                        "MINT-ERROR nic mode: node 0 runs the machine and cannot receive on the e1000"
+                    )
+                }
+                _ => println!(
+                    "MINT-ERROR nic mode without a run (mint.gen=) or an e1000 in the plan"
+                ),
+            }
+            monitor::power_off()
+        }
     }
 }
 
@@ -527,7 +556,7 @@ fn parse_debug_nic(
                 })?;
             Some(NodeId(t as u8))
         }
-        None if n >= 2 && mode != Mode::Boot => Some(NodeId(1)),
+        None if n >= 2 && matches!(mode, Mode::Run | Mode::Gen) => Some(NodeId(1)),
         None => None,
     };
     let gen_run = match word("mint.gen=") {

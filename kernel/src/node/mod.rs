@@ -13,6 +13,7 @@ pub mod boot0;
 pub mod fault;
 pub mod generator;
 pub mod monitor;
+pub mod nicrun;
 pub mod ping;
 pub mod selftest;
 pub mod shell;
