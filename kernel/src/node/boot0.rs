@@ -357,6 +357,9 @@ pub fn run_machine() -> ! {
         start_node(s);
     }
     shared::header().go.store(1, Ordering::Release);
+    if super::self_test() == super::selftest::SelfTest::IrqRefusal {
+        super::selftest::irq_refusal();
+    }
     ping::round();
     monitor::settle();
     monitor::print_report();

@@ -70,6 +70,11 @@ pub fn set_self_test(test: selftest::SelfTest) {
     SELF_TEST.store(test as u8, Ordering::Relaxed);
 }
 
+/// The self-test this node runs.
+pub fn self_test() -> selftest::SelfTest {
+    selftest::SelfTest::from_raw(SELF_TEST.load(Ordering::Relaxed))
+}
+
 /// Whether the shared region is mapped and set up for this node.
 pub fn shared_ready() -> bool {
     SHARED_READY.load(Ordering::Acquire)
