@@ -257,3 +257,31 @@ fn a_node_that_does_not_own_the_nic_is_refused_and_the_entry_is_unchanged() {
     );
     assert_eq!(r["irq"]["eoi"], "lapic_broadcast", "{:#}", r["irq"]);
 }
+
+/// `mint nic`'s own checks, before anything boots: node 0 cannot receive
+/// (it runs the machine), a frame must fit the real NIC's buffers, and a
+/// plan file must give the e1000 to the node asked for.
+#[test]
+fn bad_nic_requests_are_refused_before_boot() {
+    let dir = TempDir::new().expect("temp dir");
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(&plan, plan_with_nic_on(1)).expect("plan written");
+    let plan = plan.to_str().expect("UTF-8");
+    for (args, says) in [
+        (vec!["nic", "--node", "0"], "node 0 runs the machine"),
+        (vec!["nic", "--size", "1515"], "at most 1514 bytes"),
+        (
+            vec!["nic", "--config", plan, "--node", "2"],
+            "gives the e1000 to node1",
+        ),
+        (
+            vec!["nic", "--nodes", "2", "--node", "2"],
+            "the plan has 2 nodes",
+        ),
+    ] {
+        let run = common::mint(&args);
+        run.assert_exit(2);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.context());
+        assert!(!run.console_seen(), "{args:?} booted: {}", run.context());
+    }
+}
