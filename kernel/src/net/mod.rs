@@ -78,7 +78,10 @@ pub fn receive_forever(mut skbs: mint_skb::Consumer, mac: [u8; 6]) -> ! {
             node::halt_now();
         }
         match ctl.phase() {
-            Some(RunPhase::Configured) => {
+            // A real NIC arms only once its receiver takes frames as they
+            // come (QEMU's 82540EM holds them for a second after RCTL is
+            // written: `driver::REAL_RX_SETTLE_MS`).
+            Some(RunPhase::Configured) if driver::real_rx_settled() => {
                 // Frames a previous, abandoned run left behind are not this
                 // run's: in the ring, in socket buffers, in the UDP socket.
                 // The ring first: once it is empty no interrupt can fill a

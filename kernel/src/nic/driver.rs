@@ -319,6 +319,8 @@ pub fn attach_real(
     dma: LocalDma,
 ) -> Consumer {
     let (producer, consumer) = mint_skb::pool(SKB_SLOTS, rx.buffer_size());
+    // `RxRing::init` has just written RCTL.EN.
+    REAL_RX_ENABLED_TSC.store(cpu::rdtsc().max(1), Ordering::Relaxed);
     let driver = Box::new(Driver {
         backend: Backend::Real { regs, dma },
         ring,
@@ -354,6 +356,23 @@ pub fn unmask_real() {
             regs.write(Register::IMS, RxRing::<Contiguous>::INTERRUPTS.bits());
         }
     })
+}
+
+/// When the real NIC's receiver was enabled (TSC; 0: no real NIC).
+static REAL_RX_ENABLED_TSC: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// QEMU's 82540EM holds every frame that arrives in the first second after
+/// RCTL is written (its `flush_queue_timer`, which keeps the NIC from
+/// receiving until it fires), then delivers them at once: a run must not
+/// start before that. Silicon has no such delay; the wait costs a real NIC
+/// nothing but this much time once.
+pub const REAL_RX_SETTLE_MS: u64 = 1_100;
+
+/// Whether the real NIC (if any) has had its receiver on long enough to
+/// take frames as they come (see [`REAL_RX_SETTLE_MS`]).
+pub fn real_rx_settled() -> bool {
+    let since = REAL_RX_ENABLED_TSC.load(Ordering::Relaxed);
+    since == 0 || cpu::rdtsc().saturating_sub(since) >= crate::node::ms_to_ticks(REAL_RX_SETTLE_MS)
 }
 
 /// Interrupts the real NIC raised and packets it missed (MPC), since attach.
