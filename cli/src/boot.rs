@@ -31,9 +31,10 @@ pub struct BootArgs {
     #[arg(long)]
     pub json: bool,
     /// Testing: every node runs this hidden self-test of the kernel (`df`:
-    /// the direction flag on interrupt entry; `wx`: page permissions) as
-    /// it starts; each node's result lands in the report's `selftests`.
-    #[arg(long, hide = true, value_name = "NAME", value_parser = ["df", "wx"])]
+    /// the direction flag on interrupt entry; `wx`: page permissions;
+    /// `irq`: the interrupt layer refuses nodes that do not own the e1000)
+    /// as it starts; each node's result lands in the report's `selftests`.
+    #[arg(long, hide = true, value_name = "NAME", value_parser = ["df", "wx", "irq"])]
     pub selftest: Option<String>,
 }
 
@@ -97,6 +98,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         } else {
             Echo::Stdout
         },
+        netdevs: Vec::new(),
     })?;
     let mut report: Option<Value> = None;
     let mut refused: Option<String> = None;

@@ -91,7 +91,7 @@ pub fn config(args: &GenArgs) -> Result<GenConfig> {
 
 /// Raw samples by metric, in TSC ticks.
 #[derive(Default)]
-struct Samples {
+pub(crate) struct Samples {
     values: BTreeMap<String, Vec<u64>>,
     ends: BTreeMap<String, usize>,
 }
@@ -99,7 +99,7 @@ struct Samples {
 impl Samples {
     /// Takes a `MINT-SAMPLES <run> <metric> <first> v,v,...` or
     /// `MINT-SAMPLES-END <run> <metric> <n>` line.
-    fn take(&mut self, line: &str) -> Result<()> {
+    pub(crate) fn take(&mut self, line: &str) -> Result<()> {
         let mut w = line.split(' ');
         match w.next() {
             Some("MINT-SAMPLES") => {
@@ -130,11 +130,11 @@ impl Samples {
     }
 
     /// Sample values received so far, over every metric.
-    fn received(&self) -> u64 {
+    pub(crate) fn received(&self) -> u64 {
         self.values.values().map(|v| v.len() as u64).sum()
     }
 
-    fn metric(&self, name: &str) -> Result<&[u64]> {
+    pub(crate) fn metric(&self, name: &str) -> Result<&[u64]> {
         let v = self.values.get(name).map(Vec::as_slice).unwrap_or(&[]);
         match self.ends.get(name) {
             Some(&n) if n == v.len() => Ok(v),
@@ -253,6 +253,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
         } else {
             Echo::Stdout
         },
+        netdevs: Vec::new(),
     })?;
     let mut record: Option<Value> = None;
     let mut boot_report: Option<Value> = None;
@@ -408,7 +409,7 @@ fn to_ns(ticks: f64, tsc_hz: f64) -> f64 {
 }
 
 /// Summary of `values` (ticks) in ns; every figure `null` without samples.
-fn summary_ns(values: &[u64], tsc_hz: f64) -> Value {
+pub(crate) fn summary_ns(values: &[u64], tsc_hz: f64) -> Value {
     let mut v = values.to_vec();
     let Some(s) = Summary::from_samples(&mut v).non_empty() else {
         return json!({

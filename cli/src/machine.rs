@@ -36,6 +36,32 @@ pub struct Options<'a> {
     /// Extra kernel command-line words (mode, faults).
     pub cmdline: Vec<String>,
     pub echo: Echo,
+    /// QEMU `-netdev`s for the e1000, the first with `id=mintnet0`, which
+    /// the device attaches to (none: a hub port of its own, no traffic).
+    /// `mint nic` connects a loopback UDP socket.
+    pub netdevs: Vec<String>,
+}
+
+/// A handle to node 0's console input usable from another thread (for a
+/// sender that tells node 0 when it is done).
+#[derive(Clone)]
+pub struct Node0Input(Arc<Mutex<Option<UnixStream>>>);
+
+impl Node0Input {
+    /// Writes `text` to node 0's console (waiting, bounded, for QEMU to
+    /// connect it).
+    pub fn write(&self, text: &[u8]) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.0.lock().expect("console lock").as_mut() {
+                return s.write_all(text).context("writing to node 0's console");
+            }
+            if Instant::now() > deadline {
+                bail!("node 0's console never connected");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 /// Something a node printed, or the end of its console.
@@ -121,6 +147,9 @@ fn remove_stale_socket_dirs(tmp: &Path) {
 
 const COM_PORTS: u8 = 4;
 
+/// The MAC QEMU gives the e1000.
+pub const E1000_MAC: &str = "52:54:00:12:34:56";
+
 impl Machine {
     /// Starts QEMU; call it from the main thread (see
     /// [`crate::os::die_with_parent`]).
@@ -179,10 +208,15 @@ impl Machine {
             .iter()
             .any(|n| n.devices.contains(&Device::E1000))
         {
-            // QEMU's 82540EM on a hub of its own: no traffic reaches it but
-            // what a test or tool puts there.
-            cmd.args(["-netdev", "hubport,id=mintnet0,hubid=0"])
-                .args(["-device", "e1000,netdev=mintnet0,mac=52:54:00:12:34:56"]);
+            // QEMU's 82540EM on a hub of its own (no traffic reaches it
+            // but what a test or tool puts there), or on the netdev asked for.
+            if opts.netdevs.is_empty() {
+                cmd.args(["-netdev", "hubport,id=mintnet0,hubid=0"]);
+            }
+            for netdev in &opts.netdevs {
+                cmd.args(["-netdev", netdev]);
+            }
+            cmd.args(["-device", &format!("e1000,netdev=mintnet0,mac={E1000_MAC}")]);
         }
         if let Some((port, wait)) = p.gdb {
             cmd.args(["-gdb", &format!("tcp:127.0.0.1:{port}")]);
@@ -270,6 +304,11 @@ impl Machine {
     /// Whether QEMU is still running.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Node 0's console input, for another thread.
+    pub fn node0_input(&self) -> Node0Input {
+        Node0Input(self.node0_input.clone())
     }
 
     /// Sends text to node 0's console (its shell).

@@ -8,7 +8,7 @@
 //! - `shutdown`: signals and a closed output stop a run without leaving a machine.
 //! - `output`: lines and progress bars that never panic; `flags`: numeric flags.
 //! - `os`: the few OS calls std lacks (the only module with `unsafe`).
-//! - `boot` / `run` / `generate` (`mint gen`): the subcommands.
+//! - `boot` / `run` / `generate` (`mint gen`) / `nic` (`mint nic`): the subcommands.
 #![deny(unsafe_code)]
 
 #[macro_use]
@@ -18,6 +18,7 @@ mod flags;
 mod generate;
 mod kernel;
 mod machine;
+mod nic;
 mod os;
 mod plan;
 mod preflight;
@@ -50,6 +51,10 @@ enum Command {
     /// Inject frames into the target node's e1000 driver through the
     /// shared-memory debug NIC and real IPIs; measure and account for each.
     Gen(generate::GenArgs),
+    /// Send frames from the host into the real (emulated) e1000 a node
+    /// owns; it takes them through its INTx, routed by the interrupt
+    /// layer, and validates and accounts for each.
+    Nic(nic::NicArgs),
     /// Check a partition plan without booting; print its physical layout.
     Plan(PlanArgs),
     /// Lint the node kernel with its own build flags (clippy, warnings denied).
@@ -163,6 +168,7 @@ fn main() -> ExitCode {
         Command::Boot(args) => boot::run(args),
         Command::Run(args) => run::run(args),
         Command::Gen(args) => generate::run(args),
+        Command::Nic(args) => nic::run(args),
         Command::Plan(args) => plan::show(&args),
         Command::LintKernel => kernel::lint().map(|()| ExitCode::SUCCESS),
     };

@@ -47,6 +47,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         plan: &plan,
         cmdline: vec!["mint.mode=run".into()],
         echo: Echo::Stdout,
+        netdevs: Vec::new(),
     })?;
     let started = Instant::now();
     let timeout = args.machine.timeout.map(Duration::from_secs);

@@ -136,3 +136,152 @@ fn the_owner_cannot_reach_past_the_register_space() {
         "{why} / {line}"
     );
 }
+
+/// Frames the host sends reach the real e1000's owner through its INTx,
+/// which the interrupt layer routed: every frame is accounted for
+/// (delivered, dropped with a reason, or lost before the NIC in the
+/// host's socket buffer), none corrupted, and the owner took interrupts
+/// on the vector the layer gave the line.
+#[test]
+fn frames_from_the_host_are_received_through_the_interrupt_layer() {
+    let (run, _logs) = common::run_logged(
+        "nic",
+        &[
+            "--node", "1", "--count", "200", "--size", "1514", "--rate", "100",
+        ],
+    );
+    let r = run.report();
+    assert_eq!(r["ok"], true, "{}", run.context());
+    run.assert_exit(0);
+    let sent = common::uint(&r["sent"], "sent");
+    assert_eq!(sent, 200, "{r:#}");
+    assert_eq!(r["unaccounted"], 0, "{r:#}");
+    assert_eq!(r["corrupted"], 0, "{r:#}");
+    let delivered = common::uint(&r["delivered"], "delivered");
+    let lost = common::uint(&r["lost_before_nic"], "lost_before_nic");
+    let dropped: u64 = r["dropped"]
+        .as_object()
+        .expect("dropped by reason")
+        .values()
+        .map(|v| common::uint(v, "a drop count"))
+        .sum();
+    assert_eq!(delivered + dropped + lost, sent, "{r:#}");
+    assert!(delivered > 0, "nothing received: {r:#}");
+    assert!(common::uint(&r["interrupts"], "interrupts") > 0, "{r:#}");
+    // The NIC's missed-packet counter is part of the drops.
+    assert_eq!(r["missed_by_nic"], r["dropped"]["ring_full"], "{r:#}");
+    let d = &r["device"];
+    assert_eq!(d["owner"], 1, "{d:#}");
+    assert_eq!(d["trigger"], "level", "{d:#}");
+    assert_eq!(d["masked"], false, "{d:#}");
+    let vector = common::uint(&d["vector"], "vector");
+    // The layer's range: above the debug NIC's 0x40, below the mailbox.
+    assert!((0x41..0xF0).contains(&vector), "{d:#}");
+    assert_eq!(d["entry"]["vector"], vector, "{d:#}");
+    assert_eq!(d["entry"]["destination"], 1, "{d:#}");
+}
+
+/// A node that does not own the e1000 asking the interrupt layer to
+/// unmask or route its interrupt is refused, the refusal is counted on
+/// the device, and the I/O APIC entry (read back by node 0 before and
+/// after each request) is unchanged; node 0 asks directly, node 2 over
+/// the mailbox.
+#[test]
+fn a_node_that_does_not_own_the_nic_is_refused_and_the_entry_is_unchanged() {
+    let dir = TempDir::new().expect("temp dir");
+    let plan = dir.path().join("plan.toml");
+    let text: String = (0..3u8)
+        .map(|id| {
+            let devices = if id == 1 {
+                "[\"com2\", \"e1000\"]".to_string()
+            } else {
+                format!("[\"com{}\"]", id + 1)
+            };
+            format!("[[node]]\nid = {id}\ncores = [{id}]\nmemory = \"64M\"\ndevices = {devices}\n")
+        })
+        .collect();
+    std::fs::write(&plan, text).expect("plan written");
+    let (run, _logs) = common::run_logged(
+        "boot",
+        &[
+            "--config",
+            plan.to_str().expect("UTF-8"),
+            "--selftest",
+            "irq",
+        ],
+    );
+    run.assert_exit(0);
+    let r = run.report();
+    let tests = r["selftests"].as_array().expect("selftests");
+    let mut asked = 0;
+    for node in [0u64, 2] {
+        let t = tests
+            .iter()
+            .find(|t| t["node"] == node)
+            .unwrap_or_else(|| panic!("node{node} ran no irq self-test: {r:#}"));
+        assert_eq!(t["owner"], false, "{t:#}");
+        let requests = t["requests"].as_array().expect("requests");
+        assert_eq!(requests.len(), 2, "{t:#}");
+        for q in requests {
+            assert_eq!(q["status"], "not_owner", "{q:#}");
+            assert_eq!(q["unchanged"], true, "{q:#}");
+            // Still the owner's: its vector, its CPU, unmasked.
+            assert_eq!(q["after"]["destination"], 1, "{q:#}");
+            assert_eq!(q["after"], q["before"], "{q:#}");
+            asked += 1;
+        }
+    }
+    let owner = tests.iter().find(|t| t["node"] == 1).expect("owner's line");
+    assert_eq!(owner["owner"], true, "{owner:#}");
+    let devices = r["irq"]["devices"].as_array().expect("irq devices");
+    let nic = devices
+        .iter()
+        .find(|d| d["device"] == "nic0")
+        .expect("nic0");
+    assert_eq!(nic["refused"], asked, "{nic:#}");
+    assert_eq!(nic["owner"], 1, "{nic:#}");
+    assert_eq!(nic["state"], "attached", "{nic:#}");
+    // Each level GSI its own vector (EOI broadcast matches by vector).
+    let routes = r["irq"]["routes"].as_array().expect("routes");
+    let mut vectors: Vec<u64> = routes
+        .iter()
+        .map(|x| common::uint(&x["vector"], "vector"))
+        .collect();
+    let n = vectors.len();
+    vectors.sort_unstable();
+    vectors.dedup();
+    assert_eq!(
+        vectors.len(),
+        n,
+        "a vector shared between routes: {routes:?}"
+    );
+    assert_eq!(r["irq"]["eoi"], "lapic_broadcast", "{:#}", r["irq"]);
+}
+
+/// `mint nic`'s own checks, before anything boots: node 0 cannot receive
+/// (it runs the machine), a frame must fit the real NIC's buffers, and a
+/// plan file must give the e1000 to the node asked for.
+#[test]
+fn bad_nic_requests_are_refused_before_boot() {
+    let dir = TempDir::new().expect("temp dir");
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(&plan, plan_with_nic_on(1)).expect("plan written");
+    let plan = plan.to_str().expect("UTF-8");
+    for (args, says) in [
+        (vec!["nic", "--node", "0"], "node 0 runs the machine"),
+        (vec!["nic", "--size", "1515"], "at most 1514 bytes"),
+        (
+            vec!["nic", "--config", plan, "--node", "2"],
+            "gives the e1000 to node1",
+        ),
+        (
+            vec!["nic", "--nodes", "2", "--node", "2"],
+            "the plan has 2 nodes",
+        ),
+    ] {
+        let run = common::mint(&args);
+        run.assert_exit(2);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.context());
+        assert!(!run.console_seen(), "{args:?} booted: {}", run.context());
+    }
+}

@@ -242,6 +242,9 @@ pub struct NodeBootInfo {
     pub nic_pci: u32,
     /// Its legacy interrupt line (PCI config 0x3C).
     pub nic_irq: u8,
+    /// Where that line arrives (GSI, trigger, polarity after the MADT's
+    /// overrides), as `mint_irq::request`'s register argument.
+    pub nic_source: u64,
     /// The hidden self-test to run (`node::selftest::SelfTest` as u8).
     pub selftest: u8,
 }

@@ -1,6 +1,8 @@
 //! mint node kernel: one image, one independent instance per OS node.
 //!
 //! - `arch`: hardware access (the only place with `unsafe` on hardware).
+//! - `irq`: the interrupt layer's kernel half (`mint-irq` over the real
+//!   I/O APIC), run by node 0; other nodes ask it over the mailbox.
 //! - `layout`: the node's address space and partition window.
 //! - `mem`: `memcpy` & co. and the node's heap.
 //! - `shared`: the node's view of the shared region (`mint-abi` layout).
@@ -16,6 +18,7 @@
 extern crate alloc;
 
 mod arch;
+mod irq;
 mod layout;
 mod mem;
 mod net;

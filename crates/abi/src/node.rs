@@ -57,6 +57,14 @@ pub enum MessageKind {
     Pong = 2,
     /// Node 0 asks the receiver to stop (state becomes Halted).
     Halt = 3,
+    /// A node asks the interrupt layer (run by node 0) for an operation on a
+    /// device's interrupt: args[0] = operation | device << 8, args[1] = its
+    /// argument (see the kernel's `irq` module). Only node 0 acts on it.
+    IrqRequest = 4,
+    /// Node 0's answer to an [`MessageKind::IrqRequest`] with the same `seq`:
+    /// args[0] = operation | status << 8 | vector << 16 | gsi << 32,
+    /// args[1] / args[2] = the device's redirection entry before / after.
+    IrqReply = 5,
 }
 
 impl MessageKind {
@@ -65,6 +73,8 @@ impl MessageKind {
             1 => MessageKind::Ping,
             2 => MessageKind::Pong,
             3 => MessageKind::Halt,
+            4 => MessageKind::IrqRequest,
+            5 => MessageKind::IrqReply,
             _ => return None,
         })
     }

@@ -15,6 +15,8 @@
 //!   registration; owner-only route / mask / unmask / EOI; (A) the bookkeeping of an interrupt
 //!   a node's CPU took ([`IrqLayer::on_interrupt`]); node crash handling; storm control.
 //! - [`handover`]: the hand-over state machine and its trace.
+//! - [`request`]: layer operations another node asks node 0 for over the mailbox, and where
+//!   a PCI INTx line arrives after the MADT's overrides.
 //! - `testing` (feature `testing`): a model of the I/O APIC and local APICs after QEMU's and
 //!   KVM's, for this crate's tests and other crates'.
 //!
@@ -38,6 +40,7 @@ pub mod ioapic;
 pub mod layer;
 pub mod msi;
 pub mod notice;
+pub mod request;
 pub mod route;
 pub mod vector;
 

@@ -26,6 +26,7 @@ const APIC_BASE_X2APIC: u64 = 1 << 10;
 #[repr(u32)]
 enum Reg {
     Id = 0x20,
+    Version = 0x30,
     Eoi = 0xB0,
     SpuriousVector = 0xF0,
     ErrorStatus = 0x280,
@@ -49,6 +50,10 @@ mod icr {
 }
 
 const SVR_ENABLE: u32 = 1 << 8;
+/// SVR bit 12: suppress the EOI broadcast to I/O APICs (directed EOI).
+const SVR_SUPPRESS_EOI_BROADCAST: u32 = 1 << 12;
+/// Version register bit 24: EOI-broadcast suppression is supported.
+const LVR_DIRECTED_EOI: u32 = 1 << 24;
 const LVT_MASKED: u32 = 1 << 16;
 const LVT_TIMER_PERIODIC: u32 = 1 << 17;
 /// Timer divide configuration value for divide-by-16.
@@ -137,6 +142,40 @@ pub fn init(spurious: Vector, error: Vector) -> bool {
     write(Reg::ErrorStatus, 0);
     write(Reg::LvtTimer, LVT_MASKED);
     x2
+}
+
+/// Whether this local APIC can suppress its EOI broadcast (SDM vol. 3,
+/// 11.8.5): what its version register advertises, and whether SVR bit 12
+/// sticks when written (it is written back as it was at once). In x2APIC
+/// mode a reserved SVR bit written raises #GP, so the write is tried there
+/// only when the version register advertises the feature; in xAPIC mode
+/// (MMIO) a reserved bit is ignored, so it is always tried.
+#[derive(Clone, Copy, Debug)]
+pub struct DirectedEoi {
+    pub version_register: u32,
+    pub advertised: bool,
+    /// `None`: not tried (x2APIC mode without the feature advertised).
+    pub sticks: Option<bool>,
+}
+
+/// Probes [`DirectedEoi`] on this core, leaving the SVR as it was.
+pub fn probe_directed_eoi() -> DirectedEoi {
+    let version_register = read(Reg::Version);
+    let svr = read(Reg::SpuriousVector);
+    let advertised = version_register & LVR_DIRECTED_EOI != 0;
+    let sticks = (advertised || !is_x2apic()).then(|| {
+        x86_64::instructions::interrupts::without_interrupts(|| {
+            write(Reg::SpuriousVector, svr | SVR_SUPPRESS_EOI_BROADCAST);
+            let stuck = read(Reg::SpuriousVector) & SVR_SUPPRESS_EOI_BROADCAST != 0;
+            write(Reg::SpuriousVector, svr);
+            stuck
+        })
+    });
+    DirectedEoi {
+        version_register,
+        advertised,
+        sticks,
+    }
 }
 
 pub fn is_x2apic() -> bool {

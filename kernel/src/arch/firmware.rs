@@ -132,3 +132,70 @@ pub fn madt_cpus(rsdp: u64) -> Result<Vec<ApicId>, String> {
         .map(|p| ApicId(p.local_apic_id))
         .collect())
 }
+
+/// An ISA interrupt the MADT remaps (interrupt source override): the GSI
+/// it arrives on and, when the firmware says, its trigger and polarity.
+#[derive(Clone, Copy, Debug)]
+pub struct IrqOverride {
+    pub isa: u8,
+    pub gsi: u32,
+    /// `Some(true)` level, `Some(false)` edge, `None` as the bus says.
+    pub level: Option<bool>,
+    /// `Some(true)` active low, `Some(false)` active high, `None` as the bus says.
+    pub active_low: Option<bool>,
+}
+
+/// What the MADT says about the I/O APIC(s) and interrupt routing.
+#[derive(Clone, Debug, Default)]
+pub struct IrqFacts {
+    /// (physical base, first GSI) of each I/O APIC.
+    pub io_apics: Vec<(u64, u32)>,
+    pub overrides: Vec<IrqOverride>,
+}
+
+/// The MADT's I/O APICs and interrupt source overrides.
+pub fn madt_irq_facts(rsdp: u64) -> Result<IrqFacts, String> {
+    use acpi::InterruptModel;
+    use acpi::platform::interrupt::{Polarity, TriggerMode};
+    if rsdp == 0 {
+        return Err(String::from("no RSDP from the loader"));
+    }
+    // SAFETY: as in `madt_cpus`.
+    let tables = unsafe { AcpiTables::from_rsdp(IdentityMapped, rsdp as usize) }
+        .map_err(|e| alloc::format!("ACPI: {e:?}"))?;
+    // SAFETY: as in `madt_cpus`.
+    let madt = unsafe { tables.get_sdt::<Madt>(Signature::MADT) }
+        .map_err(|e| alloc::format!("ACPI MADT: {e:?}"))?
+        .ok_or_else(|| String::from("ACPI: no MADT"))?;
+    let (model, _) = madt
+        .parse_interrupt_model()
+        .map_err(|e| alloc::format!("ACPI MADT: {e:?}"))?;
+    let InterruptModel::Apic(apic) = model else {
+        return Err(String::from("ACPI MADT: no APIC interrupt model"));
+    };
+    Ok(IrqFacts {
+        io_apics: apic
+            .io_apics
+            .iter()
+            .map(|io| (u64::from(io.address), io.global_system_interrupt_base))
+            .collect(),
+        overrides: apic
+            .interrupt_source_overrides
+            .iter()
+            .map(|o| IrqOverride {
+                isa: o.isa_source,
+                gsi: o.global_system_interrupt,
+                level: match o.trigger_mode {
+                    TriggerMode::Level => Some(true),
+                    TriggerMode::Edge => Some(false),
+                    TriggerMode::SameAsBus => None,
+                },
+                active_low: match o.polarity {
+                    Polarity::ActiveLow => Some(true),
+                    Polarity::ActiveHigh => Some(false),
+                    Polarity::SameAsBus => None,
+                },
+            })
+            .collect(),
+    })
+}

@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod firmware;
 pub mod gdt;
 pub mod interrupts;
+pub mod ioapic;
 pub mod paging;
 pub mod partition;
 pub mod pci;

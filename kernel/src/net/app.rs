@@ -116,7 +116,9 @@ impl App {
         self.delivered += 1;
         self.delivered_bytes += payload.len() as u64;
         if self.latency.len() < MAX_SAMPLES {
-            self.latency.push(now.saturating_sub(info.inject_tsc));
+            // Wrapping: a stamp from another clock (the host's TSC, `mint
+            // nic`) may be ahead of this one; the reader adds the offset.
+            self.latency.push(now.wrapping_sub(info.inject_tsc));
         }
         self.first_inject = self.first_inject.min(info.inject_tsc);
         self.last_delivery = now;

@@ -40,14 +40,14 @@ fn now() -> Instant {
 
 /// The target's main loop: arm runs, move frames through the stack into the
 /// application, account for each run. `skbs` is the driver's socket
-/// buffers, drained here only. Never returns.
-pub fn receive_forever(mut skbs: mint_skb::Consumer) -> ! {
+/// buffers, drained here only; `mac` the interface's own address (the
+/// debug NIC's target gets the generator's destination, a real NIC its
+/// own MAC). Never returns.
+pub fn receive_forever(mut skbs: mint_skb::Consumer, mac: [u8; 6]) -> ! {
     let endpoints = mint_traffic::Endpoints::default();
     let mut dev_stats = device::Stats::default();
     let mut app = App::new();
-    let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(
-        endpoints.dst_mac,
-    )));
+    let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
     let mut iface = {
         let mut dev = SkbDevice::new(&mut skbs, &mut app, &mut dev_stats);
         Interface::new(config, &mut dev, now())
@@ -78,7 +78,10 @@ pub fn receive_forever(mut skbs: mint_skb::Consumer) -> ! {
             node::halt_now();
         }
         match ctl.phase() {
-            Some(RunPhase::Configured) => {
+            // A real NIC arms only once its receiver takes frames as they
+            // come (QEMU's 82540EM holds them for a second after RCTL is
+            // written: `driver::REAL_RX_SETTLE_MS`).
+            Some(RunPhase::Configured) if driver::real_rx_settled() => {
                 // Frames a previous, abandoned run left behind are not this
                 // run's: in the ring, in socket buffers, in the UDP socket.
                 // The ring first: once it is empty no interrupt can fill a
@@ -114,7 +117,11 @@ pub fn receive_forever(mut skbs: mint_skb::Consumer) -> ! {
                 let quiet = idle_for > node::ms_to_ticks(QUIET_MS) && drained;
                 let stuck = idle_for > node::ms_to_ticks(STUCK_MS);
                 if done || quiet || stuck {
+                    driver::flush_device_counters();
                     app.finish(ctl, &dev_stats);
+                    if let Some(state) = driver::describe_real() {
+                        crate::println!("{}: {state}", node::me());
+                    }
                 }
             }
             _ => {}

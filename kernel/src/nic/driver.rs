@@ -18,10 +18,12 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use mint_abi::debug_nic::{DebugNic, DropReason, LOST_IPI_TICKS, NIC_VECTOR};
+use mint_abi::Vector;
+use mint_abi::debug_nic::{DebugNic, DropReason, LOST_IPI_TICKS, NIC_VECTOR, RunControl};
 use mint_e1000::{Contiguous, RxRing};
 use mint_skb::{Consumer, Producer};
 
+use super::mmio_backend::{LocalDma, MmioRegisters};
 use super::shared_backend::{self, AtomicRing, DmaWindow, SharedRegisters};
 use crate::arch::interrupts::{self, InterruptFrame};
 use crate::arch::{apic, cpu};
@@ -79,17 +81,32 @@ struct Watch {
     ticks: u32,
 }
 
+/// Where the driver's registers, ring and frames are.
+enum Backend {
+    /// The debug NIC: registers in the shared page, ring and buffers in
+    /// the shared DMA window, interrupts as the support node's IPI.
+    Debug {
+        regs: SharedRegisters,
+        dma: DmaWindow,
+    },
+    /// A real 8254x: registers through its memory BAR, ring and buffers in
+    /// this node's memory, its INTx through the interrupt layer.
+    Real { regs: MmioRegisters, dma: LocalDma },
+}
+
 /// Everything the interrupt handlers (the NIC's and the timer tick's
 /// fallback) own.
 struct Driver {
-    regs: SharedRegisters,
+    backend: Backend,
     ring: AtomicRing,
-    dma: DmaWindow,
     rx: RxRing<Contiguous>,
     skbs: Producer,
     samples: IrqSamples,
     /// NIC interrupts taken since attach (never reset).
     taken: u64,
+    /// A real NIC's missed-packet count (MPC, clear on read), accumulated
+    /// since attach.
+    missed: u64,
     watch: Option<Watch>,
 }
 
@@ -139,9 +156,8 @@ pub fn attach(shared_phys: u64, shared_size: u64) -> Result<Consumer, alloc::str
         .map_err(|e| alloc::format!("e1000 init: {e:?}"))?;
     let (producer, consumer) = mint_skb::pool(SKB_SLOTS, BUFFER_SIZE);
     let driver = Box::new(Driver {
-        regs,
+        backend: Backend::Debug { regs, dma },
         ring,
-        dma,
         rx,
         skbs: producer,
         samples: IrqSamples {
@@ -150,6 +166,7 @@ pub fn attach(shared_phys: u64, shared_size: u64) -> Result<Consumer, alloc::str
             last_entry: 0,
         },
         taken: 0,
+        missed: 0,
         watch: None,
     });
     DRIVER.store(Box::into_raw(driver), Ordering::Release);
@@ -206,16 +223,43 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
 /// What the NIC's interrupt does after its bookkeeping: acknowledge the
 /// causes, clean the ring into socket buffers, count what was refused.
 fn service(d: &mut Driver, nic: &DebugNic) {
-    let run = &nic.run;
-    let _causes = d.rx.ack(&d.regs);
+    let more = clean(d, &nic.run, &mut |d| {
+        let Driver {
+            backend,
+            ring,
+            rx,
+            skbs,
+            ..
+        } = d;
+        let mut sink = SkbProducer(skbs);
+        match backend {
+            Backend::Debug { regs, dma } => {
+                let _causes = rx.ack(regs);
+                rx.poll_into(regs, ring, dma, usize::MAX, &mut sink)
+            }
+            Backend::Real { regs, dma } => {
+                let _causes = rx.ack(regs);
+                rx.poll_into(regs, ring, dma, usize::MAX, &mut sink)
+            }
+        }
+    });
+    // More completed descriptors than one poll may clean: come back (a
+    // real NIC's handler polls again itself, see `on_real_interrupt`).
+    if more && matches!(d.backend, Backend::Debug { .. }) {
+        nic.irq_pending.0.store(1, Ordering::Release);
+        apic::send_ipi(apic::id(), NIC_VECTOR);
+    }
+}
+
+/// Runs one poll (`poll`) and counts what the driver refused; returns
+/// whether completions are left.
+fn clean(
+    d: &mut Driver,
+    run: &RunControl,
+    poll: &mut dyn FnMut(&mut Driver) -> mint_e1000::PollResult,
+) -> bool {
     let before = *d.rx.counters();
-    let result = d.rx.poll_into(
-        &d.regs,
-        &d.ring,
-        &d.dma,
-        usize::MAX,
-        &mut SkbProducer(&mut d.skbs),
-    );
+    let result = poll(d);
     let after = d.rx.counters();
     let refused = after.refused() - before.refused();
     if refused > 0 {
@@ -225,11 +269,182 @@ fn service(d: &mut Driver, nic: &DebugNic) {
     if full > 0 {
         run.count_drop(DropReason::SocketBufferFull, full);
     }
-    // More completed descriptors than one poll may clean: come back.
-    if result.more {
-        nic.irq_pending.0.store(1, Ordering::Release);
-        apic::send_ipi(apic::id(), NIC_VECTOR);
+    result.more
+}
+
+/// Polls a real NIC's ring once (acknowledging ICR first); `None` for
+/// the debug NIC.
+fn clean_real(d: &mut Driver, run: &RunControl) -> Option<bool> {
+    if !matches!(d.backend, Backend::Real { .. }) {
+        return None;
     }
+    Some(clean(d, run, &mut |d| {
+        let Driver {
+            backend,
+            ring,
+            rx,
+            skbs,
+            ..
+        } = d;
+        let Backend::Real { regs, dma } = backend else {
+            unreachable!("checked above")
+        };
+        let _causes = rx.ack(regs);
+        rx.poll_into(regs, ring, dma, usize::MAX, &mut SkbProducer(skbs))
+    }))
+}
+
+/// Reads a real NIC's missed-packet count (clear on read) into the run's
+/// `ring_full` drops and the driver's total.
+fn collect_missed(d: &mut Driver, run: &RunControl) {
+    if let Backend::Real { regs, .. } = &d.backend {
+        let missed = u64::from(mint_e1000::RegisterAccess::read(
+            regs,
+            mint_e1000::Register::MPC,
+        ));
+        if missed > 0 {
+            d.missed += missed;
+            run.count_drop(DropReason::RingFull, missed);
+        }
+    }
+}
+
+/// Attaches the driver to a real 8254x whose ring `RxRing::init`
+/// programmed (its causes masked at the device until [`bind_real`]).
+/// Returns the stack's end of the socket buffers.
+pub fn attach_real(
+    regs: MmioRegisters,
+    ring: AtomicRing,
+    rx: RxRing<Contiguous>,
+    dma: LocalDma,
+) -> Consumer {
+    let (producer, consumer) = mint_skb::pool(SKB_SLOTS, rx.buffer_size());
+    // `RxRing::init` has just written RCTL.EN.
+    REAL_RX_ENABLED_TSC.store(cpu::rdtsc().max(1), Ordering::Relaxed);
+    let driver = Box::new(Driver {
+        backend: Backend::Real { regs, dma },
+        ring,
+        rx,
+        skbs: producer,
+        samples: IrqSamples {
+            intervals: Vec::new(),
+            ipi_latency: Vec::new(),
+            last_entry: 0,
+        },
+        taken: 0,
+        missed: 0,
+        watch: None,
+    });
+    DRIVER.store(Box::into_raw(driver), Ordering::Release);
+    consumer
+}
+
+/// Binds the real NIC's handler to the vector the interrupt layer gave
+/// its INTx. The caller unmasks the pin, then [`unmask_real`] the device.
+pub fn bind_real(vector: Vector) {
+    interrupts::register(vector, on_real_interrupt);
+}
+
+/// Unmasks the real NIC's receive causes at the device (IMS).
+pub fn unmask_real() {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        if let Some(d) = unsafe { driver() }
+            && let Backend::Real { regs, .. } = &d.backend
+        {
+            use mint_e1000::{Register, RegisterAccess};
+            regs.write(Register::IMS, RxRing::<Contiguous>::INTERRUPTS.bits());
+        }
+    })
+}
+
+/// When the real NIC's receiver was enabled (TSC; 0: no real NIC).
+static REAL_RX_ENABLED_TSC: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// QEMU's 82540EM holds every frame that arrives in the first second after
+/// RCTL is written (its `flush_queue_timer`, which keeps the NIC from
+/// receiving until it fires), then delivers them at once: a run must not
+/// start before that. Silicon has no such delay; the wait costs a real NIC
+/// nothing but this much time once.
+pub const REAL_RX_SETTLE_MS: u64 = 1_100;
+
+/// Whether the real NIC (if any) has had its receiver on long enough to
+/// take frames as they come (see [`REAL_RX_SETTLE_MS`]).
+pub fn real_rx_settled() -> bool {
+    let since = REAL_RX_ENABLED_TSC.load(Ordering::Relaxed);
+    since == 0 || cpu::rdtsc().saturating_sub(since) >= crate::node::ms_to_ticks(REAL_RX_SETTLE_MS)
+}
+
+/// Interrupts the real NIC raised and packets it missed (MPC), since attach.
+pub fn real_counters() -> Option<(u64, u64)> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let d = unsafe { driver() }?;
+        let run = &shared::region().debug_nic.run;
+        collect_missed(d, run);
+        matches!(d.backend, Backend::Real { .. }).then_some((d.taken, d.missed))
+    })
+}
+
+/// A real NIC's state in one line (the owner's console, after a run).
+pub fn describe_real() -> Option<alloc::string::String> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let d = unsafe { driver() }?;
+        let Backend::Real { regs, .. } = &d.backend else {
+            return None;
+        };
+        use mint_e1000::{Register, RegisterAccess};
+        let next = d.rx.next_to_clean();
+        let dd = mint_e1000::DescriptorRing::load(&d.ring, next)
+            .status
+            .contains(mint_e1000::RxStatus::DD);
+        Some(alloc::format!(
+            "e1000: {} interrupts, {} missed (MPC) since attach; RDH {} RDT {} next to clean {next} (done: {dd}); IMS {:#x} STATUS {:#x}; {:?}",
+            d.taken,
+            d.missed,
+            regs.read(Register::RDH),
+            regs.read(Register::RDT),
+            regs.read(Register::IMS),
+            regs.read(Register::STATUS),
+            d.rx.counters(),
+        ))
+    })
+}
+
+/// Before a run's accounting is published: the NIC's own drop counters.
+pub fn flush_device_counters() {
+    let _ = real_counters();
+}
+
+/// Most polls of the ring per real-NIC interrupt (each cleans what has
+/// completed; a frame completing after the last one re-asserts the line).
+const REAL_POLLS: usize = 4;
+
+/// The real NIC's INTx, taken on its owner's CPU: read ICR (which
+/// deasserts the line), clean the ring with the same code as the debug
+/// NIC, read MPC, then end the interrupt at the local APIC, whose EOI is
+/// broadcast by vector to the I/O APIC and clears the pin's remote IRR
+/// (the line, if asserted again meanwhile, is then delivered again).
+fn on_real_interrupt(_frame: &mut InterruptFrame) {
+    let entry = cpu::rdtsc();
+    let run = &shared::region().debug_nic.run;
+    // SAFETY: interrupt context (see `driver`).
+    if let Some(d) = unsafe { driver() } {
+        d.taken = d.taken.wrapping_add(1);
+        run.interrupts.fetch_add(1, Ordering::Relaxed);
+        if d.samples.last_entry != 0 && d.samples.intervals.len() < d.samples.intervals.capacity() {
+            d.samples.intervals.push(entry - d.samples.last_entry);
+        }
+        d.samples.last_entry = entry;
+        for _ in 0..REAL_POLLS {
+            if clean_real(d, run) != Some(true) {
+                break;
+            }
+        }
+        collect_missed(d, run);
+    }
+    apic::end_of_interrupt();
 }
 
 /// The bounded poll fallback, from this node's timer tick (interrupt
@@ -243,6 +458,10 @@ pub fn on_tick() {
     let Some(d) = (unsafe { driver() }) else {
         return;
     };
+    if matches!(d.backend, Backend::Real { .. }) {
+        // A real NIC's interrupt is a level line, not a posted flag.
+        return;
+    }
     let nic = &shared::region().debug_nic;
     if nic.irq_pending.0.load(Ordering::Acquire) == 0 {
         d.watch = None;
@@ -278,14 +497,20 @@ pub fn discard_leftovers() -> usize {
         let Some(d) = (unsafe { driver() }) else {
             return 0;
         };
-        let r = d.rx.poll_into(
-            &d.regs,
-            &d.ring,
-            &d.dma,
-            usize::MAX,
-            &mut Discard(&mut d.skbs),
-        );
-        d.watch = None;
+        let Driver {
+            backend,
+            ring,
+            rx,
+            skbs,
+            watch,
+            ..
+        } = d;
+        let mut sink = Discard(skbs);
+        let r = match backend {
+            Backend::Debug { regs, dma } => rx.poll_into(regs, ring, dma, usize::MAX, &mut sink),
+            Backend::Real { regs, dma } => rx.poll_into(regs, ring, dma, usize::MAX, &mut sink),
+        };
+        *watch = None;
         r.cleaned
     })
 }

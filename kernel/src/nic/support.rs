@@ -36,12 +36,12 @@ use crate::shared;
 
 /// How long the target may take to arm, and to account for a run after the
 /// last injection without making any progress.
-const ARM_TIMEOUT_MS: u64 = 3_000;
-const SETTLE_TIMEOUT_MS: u64 = mint_abi::debug_nic::RUN_STUCK_MS + 2_000;
+pub(crate) const ARM_TIMEOUT_MS: u64 = 3_000;
+pub(crate) const SETTLE_TIMEOUT_MS: u64 = mint_abi::debug_nic::RUN_STUCK_MS + 2_000;
 /// However much progress it makes, the target has this long after the last
 /// injection to complete the run: at most its ring, its socket buffers and
 /// its UDP socket (under a thousand frames) are left to account for.
-const SETTLE_DEADLINE_MS: u64 = 60_000;
+pub(crate) const SETTLE_DEADLINE_MS: u64 = 60_000;
 
 /// Fault injection for one run; 0 = off for each.
 #[derive(Clone, Copy, Debug, Default)]
@@ -263,7 +263,7 @@ pub fn run(
 }
 
 /// Why [`wait_while_progressing`] gave up.
-enum Stall {
+pub(crate) enum Stall {
     /// The progress counter stood still for `ms`.
     NoProgress { ms: u64, progress: u64 },
     /// It kept moving, but the absolute deadline `ms` after the start passed.
@@ -289,7 +289,7 @@ impl core::fmt::Display for Stall {
 /// `progress`, and at the latest `max_ms` after the call (an absolute TSC
 /// deadline: a target that keeps counting but never finishes cannot hold
 /// the support node for ever).
-fn wait_while_progressing(
+pub(crate) fn wait_while_progressing(
     done: impl Fn() -> bool,
     progress: impl Fn() -> u64,
     idle_ms: u64,

@@ -34,6 +34,9 @@ pub enum Mode {
     Run,
     /// Boot, ping, one generator run against the debug NIC, report, power off.
     Gen,
+    /// Boot, ping, one run of host frames into the real e1000, report,
+    /// power off (`mint nic`).
+    Nic,
 }
 
 /// The validated machine description node 0 keeps for the report.
@@ -91,6 +94,8 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
     let plan =
         Plan::from_cmdline(&boot.cmdline).unwrap_or_else(|e| refuse(&alloc::format!("plan: {e}")));
     let cpus = firmware::madt_cpus(boot.rsdp).unwrap_or_else(|e| refuse(&e));
+    // Read now: the ACPI tables are not mapped once node 0 has its own tables.
+    let irq_facts = firmware::madt_irq_facts(boot.rsdp).unwrap_or_else(|e| refuse(&e));
     let facts = MachineFacts {
         cpus,
         ram: merge_ranges(boot.ram),
@@ -125,6 +130,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
     {
         Some("run") => Mode::Run,
         Some("gen") => Mode::Gen,
+        Some("nic") => Mode::Nic,
         _ => Mode::Boot,
     };
     let (nic_target, gen_run) =
@@ -195,12 +201,42 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
                 bar,
                 mint_e1000::regs::REGISTER_SPACE.next_multiple_of(4096),
             );
-            Some((owner.id, bar, f.at.packed(), f.interrupt_line))
+            let overrides: Vec<mint_irq::request::SourceOverride> = irq_facts
+                .overrides
+                .iter()
+                .map(|o| mint_irq::request::SourceOverride {
+                    isa: o.isa,
+                    gsi: o.gsi,
+                    level: o.level,
+                    active_low: o.active_low,
+                })
+                .collect();
+            let source = mint_irq::request::intx_source(f.interrupt_line, &overrides);
+            let encoded = mint_irq::request::Request {
+                device: crate::irq::NIC0,
+                op: mint_irq::request::Op::Register(source),
+            }
+            .encode()[1];
+            println!(
+                "node0: the e1000's INTx: PCI interrupt line {} -> {source:?} (MADT: {} interrupt source overrides; I/O APICs {:x?})",
+                f.interrupt_line,
+                overrides.len(),
+                irq_facts.io_apics,
+            );
+            Some((
+                owner.id,
+                super::RealNic {
+                    bar,
+                    pci: f.at.packed(),
+                    line: f.interrupt_line,
+                    source: encoded,
+                },
+            ))
         }
     };
     let nic_of = |id: NodeId| {
         nic.filter(|n| n.0 == id)
-            .map_or((0, 0, 0), |n| (n.1, n.2, n.3))
+            .map_or(super::RealNic::default(), |n| n.1)
     };
     super::set_real_nic(nic_of(NodeId(0)));
 
@@ -235,12 +271,35 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         .switch_to_node0_tables(
             &window0,
             shared,
-            Some(nic_of(NodeId(0)).0)
+            Some(nic_of(NodeId(0)).bar)
                 .filter(|&b| b != 0)
                 .map(PhysRange::e1000_registers),
         )
         .unwrap_or_else(|e| refuse(&alloc::format!("node 0: {e}")));
     super::seal(&window0).unwrap_or_else(|e| refuse(&alloc::format!("node 0: sealing: {e}")));
+    // The interrupt layer, now that node 0's tables map the I/O APIC (the
+    // MADT must name one I/O APIC there, with GSI base 0).
+    if irq_facts.io_apics != [(crate::arch::ioapic::IOAPIC_BASE, 0)] {
+        refuse(&alloc::format!(
+            "the interrupt layer needs one I/O APIC at {:#x} with GSI base 0; the MADT lists {:x?}",
+            crate::arch::ioapic::IOAPIC_BASE,
+            irq_facts.io_apics
+        ));
+    }
+    let apic_ids: Vec<(NodeId, mint_abi::ApicId)> = plan
+        .nodes
+        .iter()
+        .map(|node| {
+            (
+                node.id,
+                plan.apic_id_of(&facts, node.id).unwrap_or_default(),
+            )
+        })
+        .collect();
+    match crate::irq::init_node0(&apic_ids, nic.map(|n| n.0)) {
+        Ok(line) => println!("{line}"),
+        Err(e) => refuse(&e),
+    }
     // SAFETY: the rest of node 0's window after the early heap is its own
     // unused memory, mapped by its tables.
     unsafe {
@@ -298,6 +357,9 @@ pub fn run_machine() -> ! {
         start_node(s);
     }
     shared::header().go.store(1, Ordering::Release);
+    if super::self_test() == super::selftest::SelfTest::IrqRefusal {
+        super::selftest::irq_refusal();
+    }
     ping::round();
     monitor::settle();
     monitor::print_report();
@@ -313,6 +375,31 @@ pub fn run_machine() -> ! {
                     }
                 }
                 _ => println!("MINT-ERROR gen mode without a run or a target"),
+            }
+            monitor::power_off()
+        }
+        Mode::Nic => {
+            let rec = record();
+            let owner = rec
+                .plan
+                .nodes
+                .iter()
+                .find(|n| n.devices.contains(&mint_plan::Device::E1000))
+                .map(|n| n.id);
+            match (rec.gen_run.as_ref(), owner) {
+                (Some(cfg), Some(owner)) if owner != NodeId(0) => {
+                    if let Err(e) = super::nicrun::run(cfg, owner) {
+                        println!("MINT-ERROR {e}");
+                    }
+                }
+                (_, Some(NodeId(0))) => {
+                    println!(
+                        "MINT-ERROR nic mode: node 0 runs the machine and cannot receive on the e1000"
+                    )
+                }
+                _ => println!(
+                    "MINT-ERROR nic mode without a run (mint.gen=) or an e1000 in the plan"
+                ),
             }
             monitor::power_off()
         }
@@ -368,6 +455,7 @@ fn start_node(s: &NodeStart) {
     match slot.state() {
         Some(NodeState::Running) => {
             println!("node0: started {} on {apic}", s.id);
+            crate::irq::set_node_state(s.id, NodeState::Running);
             // Before any cross-core figure: how far its TSC is from ours.
             super::tsc::sync_with(s.id);
         }
@@ -401,7 +489,7 @@ fn prepare_node(
     id: NodeId,
     part: PhysRange,
     shared: PhysRange,
-    (nic_bar, nic_pci, nic_irq): (u64, u32, u8),
+    nic: super::RealNic,
     selftest: super::selftest::SelfTest,
 ) -> Result<NodeStart, String> {
     let w =
@@ -416,9 +504,10 @@ fn prepare_node(
         partition_size: part.size,
         shared_phys: shared.base,
         shared_size: shared.size,
-        nic_bar,
-        nic_pci,
-        nic_irq,
+        nic_bar: nic.bar,
+        nic_pci: nic.pci,
+        nic_irq: nic.line,
+        nic_source: nic.source,
         selftest: selftest as u8,
     };
     let cr3 = memory
@@ -480,7 +569,7 @@ fn parse_debug_nic(
                 })?;
             Some(NodeId(t as u8))
         }
-        None if n >= 2 && mode != Mode::Boot => Some(NodeId(1)),
+        None if n >= 2 && matches!(mode, Mode::Run | Mode::Gen) => Some(NodeId(1)),
         None => None,
     };
     let gen_run = match word("mint.gen=") {

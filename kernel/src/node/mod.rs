@@ -13,6 +13,7 @@ pub mod boot0;
 pub mod fault;
 pub mod generator;
 pub mod monitor;
+pub mod nicrun;
 pub mod ping;
 pub mod selftest;
 pub mod shell;
@@ -69,34 +70,124 @@ pub fn set_self_test(test: selftest::SelfTest) {
     SELF_TEST.store(test as u8, Ordering::Relaxed);
 }
 
+/// The self-test this node runs.
+pub fn self_test() -> selftest::SelfTest {
+    selftest::SelfTest::from_raw(SELF_TEST.load(Ordering::Relaxed))
+}
+
 /// Whether the shared region is mapped and set up for this node.
 pub fn shared_ready() -> bool {
     SHARED_READY.load(Ordering::Acquire)
 }
 
-/// The real e1000 this node owns: BAR (0 = none), packed PCI location
-/// (bus << 16 | device << 8 | function) and INTx line.
-static REAL_NIC: spin::Once<(u64, u32, u8)> = spin::Once::new();
+/// The real e1000 this node owns.
+#[derive(Clone, Copy, Default)]
+pub struct RealNic {
+    /// Memory BAR (0 = none).
+    pub bar: u64,
+    /// Packed PCI location (bus << 16 | device << 8 | function).
+    pub pci: u32,
+    /// INTx line (PCI config 0x3C).
+    pub line: u8,
+    /// Where it arrives, as `mint_irq::request`'s register argument.
+    pub source: u64,
+}
 
-pub fn set_real_nic(nic: (u64, u32, u8)) {
+static REAL_NIC: spin::Once<RealNic> = spin::Once::new();
+
+pub fn set_real_nic(nic: RealNic) {
     REAL_NIC.call_once(|| nic);
 }
 
 /// The register BAR of the real e1000 this node owns, if any.
 pub fn real_nic_bar() -> Option<u64> {
-    REAL_NIC.get().map(|n| n.0).filter(|&bar| bar != 0)
+    REAL_NIC.get().map(|n| n.bar).filter(|&bar| bar != 0)
 }
 
-/// Brings up the real e1000 the plan gave this node, if any.
-fn attach_real_nic(id: NodeId) {
-    let Some(&(bar, pci, irq)) = REAL_NIC.get().filter(|n| n.0 != 0) else {
-        return;
+/// Brings up the real e1000 the plan gave this node, if any: its RX ring
+/// (`nic::real`), the driver, and its INTx through the interrupt layer
+/// (register: a vector of its own; then unmask at the pin and at the
+/// device). Returns the socket buffers and the NIC's MAC when this node
+/// receives on it (every owner but node 0, which runs the machine).
+fn attach_real_nic(id: NodeId) -> Option<(mint_skb::Consumer, [u8; 6])> {
+    use mint_irq::request::{Op, Request, Status};
+    let nic = *REAL_NIC.get().filter(|n| n.bar != 0)?;
+    let at = crate::arch::pci::PciAddress::unpacked(nic.pci);
+    let attached = match crate::nic::real::attach(nic.bar, at, nic.line) {
+        Ok(a) => a,
+        Err(e) => {
+            println!("{id}: {e}");
+            return None;
+        }
     };
-    let at = crate::arch::pci::PciAddress::unpacked(pci);
-    match crate::nic::real::attach(bar, at, irq) {
-        Ok(summary) => println!("{id}: {summary}"),
-        Err(e) => println!("{id}: {e}"),
+    println!("{id}: {}", attached.summary);
+    let mac = attached.mac;
+    let skbs =
+        crate::nic::driver::attach_real(attached.regs, attached.ring, attached.rx, attached.dma);
+    let Ok(Request {
+        op: op @ Op::Register(source),
+        ..
+    }) = Request::decode([1, nic.source, 0])
+    else {
+        println!("{id}: e1000: node 0 gave no usable interrupt source");
+        return None;
+    };
+    let ask = |op: Op| match crate::irq::request(crate::irq::NIC0, op) {
+        Ok(o) if o.reply.status == Status::Ok => Ok(o.reply),
+        Ok(o) => Err(alloc::format!(
+            "{} refused ({}){}",
+            op.as_str(),
+            o.reply.status.as_str(),
+            o.error
+                .map_or(alloc::string::String::new(), |e| alloc::format!(": {e}"))
+        )),
+        Err(e) => Err(e),
+    };
+    let registered = match ask(op) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("{id}: e1000: interrupt layer: {e}");
+            return None;
+        }
+    };
+    let (Some(gsi), Some(vector)) = (registered.gsi, registered.vector) else {
+        println!("{id}: e1000: the interrupt layer gave no vector");
+        return None;
+    };
+    crate::nic::driver::bind_real(vector);
+    let how = match source {
+        mint_irq::IrqSource::Gsi {
+            trigger, polarity, ..
+        } => alloc::format!(
+            "{}, {}",
+            if trigger == mint_irq::TriggerMode::Level {
+                "level"
+            } else {
+                "edge"
+            },
+            if polarity == mint_irq::Polarity::ActiveLow {
+                "active low"
+            } else {
+                "active high"
+            }
+        ),
+        mint_irq::IrqSource::Msi => alloc::string::String::from("MSI"),
+    };
+    if id == NodeId(0) {
+        println!(
+            "{id}: e1000 INTx {gsi} ({how}) registered on {vector}, kept masked: node 0 runs the machine and does not receive"
+        );
+        return None;
     }
+    if let Err(e) = ask(Op::Unmask) {
+        println!("{id}: e1000: interrupt layer: {e}");
+        return None;
+    }
+    crate::nic::driver::unmask_real();
+    println!(
+        "{id}: e1000 INTx {gsi} ({how}) on {vector} through the interrupt layer, unmasked; receiving"
+    );
+    Some((skbs, mac))
 }
 
 /// Whether node 0 asked this node to stop.
@@ -172,7 +263,12 @@ extern "C" fn ap_entry(info: *const NodeBootInfo) -> ! {
         cpu::halt_forever();
     }
     set_shared_window(info.shared_phys, info.shared_size);
-    set_real_nic((info.nic_bar, info.nic_pci, info.nic_irq));
+    set_real_nic(RealNic {
+        bar: info.nic_bar,
+        pci: info.nic_pci,
+        line: info.nic_irq,
+        source: info.nic_source,
+    });
     set_self_test(selftest::SelfTest::from_raw(info.selftest));
     start_node(NodeId(info.node), info.node_count, window)
 }
@@ -243,7 +339,7 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
         mem::heap_free() / 1024,
         window.loaded_len / 1024,
     );
-    attach_real_nic(id);
+    let real_nic = attach_real_nic(id);
     let self_test = selftest::SelfTest::from_raw(SELF_TEST.load(Ordering::Relaxed));
     if id == NodeId(0) {
         selftest::run(self_test);
@@ -268,7 +364,10 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
     }
     selftest::run(self_test);
     fault::inject_if_asked(id);
-    let skbs = if crate::nic::debug_target() == Some(id) {
+    let skbs = if crate::nic::debug_target() == Some(id) && real_nic.is_some() {
+        println!("{id}: e1000 driver not attached in debug mode: this node drives the real e1000");
+        None
+    } else if crate::nic::debug_target() == Some(id) {
         let (phys, size) = shared_window();
         match crate::nic::driver::attach(phys, size) {
             Ok(skbs) => {
@@ -285,7 +384,10 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
     };
     ping::round();
     if let Some(skbs) = skbs {
-        crate::net::receive_forever(skbs)
+        crate::net::receive_forever(skbs, mint_traffic::Endpoints::default().dst_mac)
+    }
+    if let Some((skbs, mac)) = real_nic {
+        crate::net::receive_forever(skbs, mac)
     }
     idle()
 }
@@ -395,6 +497,8 @@ fn handle_message(from: NodeId, msg: Message) {
         Some(MessageKind::Halt) if from == NodeId(0) => {
             HALT_REQUESTED.store(true, Ordering::Release)
         }
+        Some(MessageKind::IrqRequest) if me() == NodeId(0) => crate::irq::on_request(from, msg),
+        Some(MessageKind::IrqReply) if from == NodeId(0) => crate::irq::on_reply(msg),
         Some(MessageKind::Halt) => {
             // Only node 0 runs the machine; a peer asking is a forgery
             // (or a broken peer): refuse, count and say so.

@@ -215,7 +215,9 @@ pub fn print_report() {
                 .map_or(String::from("null"), |m| alloc::format!("{m}"))
         );
     }
-    s.push_str("]}");
+    s.push_str("],\"irq\":");
+    crate::irq::report_json(&mut s);
+    s.push('}');
     println!("MINT-REPORT {s}");
 }
 

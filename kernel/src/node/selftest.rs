@@ -13,6 +13,13 @@
 //!   itself ran with DF = 1. The SysV ABI requires DF = 0 on function entry,
 //!   so the second count must stay 0 (the entry stub clears DF); the first
 //!   must be positive, or the test never hit the window it is about.
+//! - `irq`: the interrupt layer refuses a node that does not own a device.
+//!   Every node that does not own the e1000 asks the layer to unmask its
+//!   interrupt and to route it to its own CPU (node 0 directly, once the
+//!   owner registered it; the others over the mailbox); each request must
+//!   be refused (not the owner) with the device's I/O APIC entry, read by
+//!   node 0 before and after, unchanged. The layer counts the refusals on
+//!   the device (the report's `irq.devices[].refused`).
 //! - `wx`: the node's page permissions. The node probes its own memory
 //!   (writes to text, rodata, its IDT, GDT and page tables; execution from
 //!   rodata, data, stack and heap; reads of guard pages and of the low
@@ -39,6 +46,7 @@ pub enum SelfTest {
     None = 0,
     DirectionFlag = 1,
     Permissions = 2,
+    IrqRefusal = 3,
 }
 
 impl SelfTest {
@@ -46,6 +54,7 @@ impl SelfTest {
         match name {
             "df" => Some(SelfTest::DirectionFlag),
             "wx" => Some(SelfTest::Permissions),
+            "irq" => Some(SelfTest::IrqRefusal),
             _ => None,
         }
     }
@@ -54,6 +63,7 @@ impl SelfTest {
         match v {
             1 => SelfTest::DirectionFlag,
             2 => SelfTest::Permissions,
+            3 => SelfTest::IrqRefusal,
             _ => SelfTest::None,
         }
     }
@@ -104,7 +114,65 @@ pub fn run(test: SelfTest) {
         SelfTest::None => {}
         SelfTest::DirectionFlag => direction_flag(),
         SelfTest::Permissions => permissions(),
+        // Node 0 asks after the others started (the owner registers its
+        // interrupt as it starts): see `boot0::run_machine`.
+        SelfTest::IrqRefusal if super::me() == mint_abi::NodeId(0) => {}
+        SelfTest::IrqRefusal => irq_refusal(),
     }
+}
+
+/// The `irq` self-test on this node (see the module docs).
+pub fn irq_refusal() {
+    use mint_irq::request::{Op, Status};
+    let me = super::me();
+    if super::real_nic_bar().is_some() {
+        println!(
+            "MINT-SELFTEST {{\"test\":\"irq\",\"node\":{},\"owner\":true}}",
+            me.0
+        );
+        return;
+    }
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "{{\"test\":\"irq\",\"node\":{},\"owner\":false,\"requests\":[",
+        me.0
+    );
+    let ops = [Op::Unmask, Op::Route(super::apic_of(me).0)];
+    for (i, op) in ops.into_iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        match crate::irq::request(crate::irq::NIC0, op) {
+            Ok(o) => {
+                let r = o.reply;
+                let entry = |raw: u64| {
+                    mint_irq::RedirectionEntry::from_raw(raw)
+                        .map_or(String::from("null"), crate::irq::entry_json)
+                };
+                let _ = write!(
+                    s,
+                    "{{\"op\":\"{}\",\"status\":\"{}\",\"refused\":{},\"before\":{},\"after\":{},\"unchanged\":{}}}",
+                    op.as_str(),
+                    r.status.as_str(),
+                    r.status == Status::NotOwner,
+                    entry(r.before),
+                    entry(r.after),
+                    r.before == r.after && r.before != 0,
+                );
+            }
+            Err(e) => {
+                let _ = write!(
+                    s,
+                    "{{\"op\":\"{}\",\"error\":\"{}\"}}",
+                    op.as_str(),
+                    e.replace(['"', '\\'], "'")
+                );
+            }
+        }
+    }
+    s.push_str("]}");
+    println!("MINT-SELFTEST {s}");
 }
 
 fn direction_flag() {

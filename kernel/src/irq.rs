@@ -1,0 +1,399 @@
+//! The interrupt layer's kernel half: one `mint_irq::IrqLayer` over the
+//! real I/O APIC (`arch::ioapic`), run by node 0.
+//!
+//! Placement (this slice): the layer's state lives in node 0's own memory,
+//! behind a spin lock taken with interrupts off, and node 0's CPU runs
+//! every layer operation. Node 0 is the only node whose tables map the I/O
+//! APIC. Another node asks for an operation on a device it owns with a
+//! `MessageKind::IrqRequest` mailbox message (`mint_irq::request`); node 0
+//! runs it in its mailbox interrupt, as the asking node (`by`), so a node
+//! that does not own the device is refused by the layer, the refusal is
+//! counted on the device, and the reply carries the device's entry as read
+//! before and after (unchanged).
+//!
+//! The interrupt itself never passes through node 0: the I/O APIC sends it
+//! straight to the owner's local APIC, whose EOI is broadcast back to the
+//! I/O APIC by vector (QEMU's LAPIC has no EOI-broadcast suppression the
+//! kernel could turn on: see `probe_directed_eoi` and docs/INTERRUPTS.md),
+//! which clears remote IRR. The layer is therefore configured with
+//! `eoi_register = false`, and its own `eoi` / `on_interrupt` bookkeeping is
+//! not on the interrupt path in this slice: the owner's driver counts its
+//! interrupts (`RunControl::interrupts`).
+
+use alloc::string::String;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use mint_abi::node::{MessageKind, NodeState};
+use mint_abi::{NodeId, Vector};
+use mint_irq::request::{Op, Reply, Request, Status};
+use mint_irq::{
+    Binding, Config, DeviceId, IoApic, IrqLayer, OpError, RedirectionEntry, RegisterError,
+};
+use mint_mailbox::Message;
+use spin::Mutex;
+
+use crate::arch::ioapic::{IOAPIC_BASE, IoApicMmio};
+use crate::arch::{apic, cpu};
+use crate::node;
+
+/// The plan's e1000 ("nic0").
+pub const NIC0: DeviceId = DeviceId(0);
+
+struct Layer {
+    layer: IrqLayer,
+    hw: IoApicMmio,
+    /// What the local APICs and the I/O APIC offer (for the report).
+    facts: Facts,
+}
+
+#[derive(Clone, Copy)]
+struct Facts {
+    directed_eoi: apic::DirectedEoi,
+}
+
+static LAYER: Mutex<Option<Layer>> = Mutex::new(None);
+
+/// Runs `f` on the layer with interrupts off (node 0's mailbox handler
+/// takes the same lock); `None` on a node that does not run the layer.
+fn with_layer<R>(f: impl FnOnce(&mut Layer) -> R) -> Option<R> {
+    x86_64::instructions::interrupts::without_interrupts(|| LAYER.lock().as_mut().map(f))
+}
+
+/// Node 0, once its own tables map the I/O APIC: builds the layer, masks
+/// every pin, declares the plan's nodes and the e1000 with its owner.
+/// Returns a line for node 0's console.
+pub fn init_node0(
+    apic_ids: &[(NodeId, mint_abi::ApicId)],
+    nic_owner: Option<NodeId>,
+) -> Result<String, String> {
+    // SAFETY: node 0's tables map the I/O APIC's frame uncached at its
+    // physical address (`partition.rs`), and this is the layer's only
+    // instance (stored below, behind the lock).
+    let mut hw = unsafe { IoApicMmio::new(IOAPIC_BASE) };
+    let version = hw.version();
+    let directed_eoi = apic::probe_directed_eoi();
+    let config = Config {
+        pins: hw.pins().min(Config::QEMU.pins),
+        // See the module docs: the owner's LAPIC EOI is broadcast.
+        eoi_register: false,
+        // Above the debug NIC's fixed vector (0x40), which its target's IDT
+        // binds outside the layer.
+        first_vector: Vector(mint_abi::debug_nic::NIC_VECTOR.0 + 1),
+        ..Config::QEMU
+    };
+    let mut layer = IrqLayer::new(config);
+    for &(id, apic_id) in apic_ids {
+        let state = if id == NodeId(0) {
+            NodeState::Running
+        } else {
+            NodeState::Booting
+        };
+        layer
+            .declare_node(id, apic_id, state)
+            .map_err(|e| alloc::format!("interrupt layer: {id}: {e:?}"))?;
+    }
+    if let Some(owner) = nic_owner {
+        layer
+            .declare_device(NIC0, owner, owner)
+            .map_err(|e| alloc::format!("interrupt layer: nic0: {e:?}"))?;
+    }
+    layer
+        .init(&mut hw)
+        .map_err(|e| alloc::format!("interrupt layer: {e:?}"))?;
+    let mut line = String::new();
+    let _ = write!(
+        line,
+        "node0: interrupt layer: I/O APIC version {:#04x}, {} pins ({} managed, all masked), EOI register {}; local APIC version {:#x}, EOI-broadcast suppression {} (SVR bit 12 {}): level pins end by the owner's broadcast EOI",
+        version.version,
+        version.pins(),
+        config.pins,
+        if version.has_eoi_register() {
+            "present"
+        } else {
+            "absent"
+        },
+        directed_eoi.version_register,
+        if directed_eoi.advertised {
+            "advertised"
+        } else {
+            "not advertised"
+        },
+        match directed_eoi.sticks {
+            Some(true) => "sticks",
+            Some(false) => "does not stick",
+            None => "not tried: reserved in x2APIC mode",
+        },
+    );
+    *LAYER.lock() = Some(Layer {
+        layer,
+        hw,
+        facts: Facts { directed_eoi },
+    });
+    Ok(line)
+}
+
+/// Node 0's monitor: `node` reached `state`.
+pub fn set_node_state(node: NodeId, state: NodeState) {
+    with_layer(|l| {
+        let _ = l.layer.set_node_state(&mut l.hw, node, state, cpu::rdtsc());
+    });
+}
+
+/// What an operation did, as the asking node learns it.
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome {
+    pub reply: Reply,
+    /// The layer's error, when node 0 ran it itself (for its console).
+    pub error: Option<LayerError>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum LayerError {
+    Register(RegisterError),
+    Op(OpError),
+}
+
+impl core::fmt::Display for LayerError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LayerError::Register(e) => write!(f, "{e}"),
+            LayerError::Op(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn pin_of(layer: &IrqLayer, device: DeviceId, op: Op) -> Option<mint_irq::Pin> {
+    match layer.device(device).and_then(|d| d.binding) {
+        Some(Binding::Pin { pin, .. }) => Some(pin),
+        Some(Binding::Msi { .. }) => None,
+        None => match op {
+            Op::Register(mint_irq::IrqSource::Gsi { gsi, .. }) => {
+                let base = layer.config().gsi_base.0;
+                let p = gsi.0.checked_sub(base)?;
+                (p < u32::from(layer.config().pins)).then_some(mint_irq::Pin(p as u8))
+            }
+            _ => None,
+        },
+    }
+}
+
+/// Runs `request` for `by` on node 0's layer.
+fn apply(by: NodeId, request: Request) -> Outcome {
+    with_layer(|l| {
+        let pin = pin_of(&l.layer, request.device, request.op);
+        let before = pin.map_or(0, |p| l.hw.read_entry(p).to_raw());
+        let result = match request.op {
+            Op::Register(source) => l
+                .layer
+                .register(&mut l.hw, request.device, by, source)
+                .map(|_| ())
+                .map_err(LayerError::Register),
+            Op::Unmask => l
+                .layer
+                .unmask(&mut l.hw, request.device, by)
+                .map_err(LayerError::Op),
+            Op::Mask => l
+                .layer
+                .mask(&mut l.hw, request.device, by)
+                .map_err(LayerError::Op),
+            Op::Route(apic_id) => l
+                .layer
+                .route(&mut l.hw, request.device, by, mint_abi::ApicId(apic_id))
+                .map(|_| ())
+                .map_err(LayerError::Op),
+        };
+        let pin = pin_of(&l.layer, request.device, request.op);
+        let after = pin.map_or(0, |p| l.hw.read_entry(p).to_raw());
+        let info = l.layer.device(request.device);
+        let status = match result {
+            Ok(()) => Status::Ok,
+            Err(LayerError::Register(RegisterError::NotOwner(_)))
+            | Err(LayerError::Op(OpError::NotOwner(_))) => Status::NotOwner,
+            Err(_) => Status::Refused,
+        };
+        Outcome {
+            reply: Reply {
+                status,
+                vector: info.and_then(|d| d.vector),
+                gsi: info.and_then(|d| d.binding).map(|b| b.gsi()),
+                before,
+                after,
+            },
+            error: result.err(),
+        }
+    })
+    .unwrap_or(Outcome {
+        reply: Reply {
+            status: Status::Refused,
+            vector: None,
+            gsi: None,
+            before: 0,
+            after: 0,
+        },
+        error: None,
+    })
+}
+
+/// Requests refused as malformed (node 0: garbage from a peer).
+static MALFORMED: AtomicU32 = AtomicU32::new(0);
+
+/// Node 0's mailbox handler: `from` asks for an operation.
+pub fn on_request(from: NodeId, msg: Message) {
+    let reply = match Request::decode(msg.args) {
+        Ok(request) => apply(from, request).reply,
+        Err(_) => {
+            MALFORMED.fetch_add(1, Ordering::Relaxed);
+            Reply {
+                status: Status::Malformed,
+                vector: None,
+                gsi: None,
+                before: 0,
+                after: 0,
+            }
+        }
+    };
+    let _ = node::send(
+        from,
+        Message::new(MessageKind::IrqReply as u32, msg.seq, reply.encode()),
+    );
+}
+
+/// The last reply this node got from node 0: its sequence number, then
+/// its three arguments (written by this node's mailbox handler).
+static REPLY_SEQ: AtomicU32 = AtomicU32::new(0);
+static REPLY_ARGS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+static NEXT_SEQ: AtomicU32 = AtomicU32::new(1);
+
+/// This node's mailbox handler: node 0 answered.
+pub fn on_reply(msg: Message) {
+    for (slot, v) in REPLY_ARGS.iter().zip(msg.args) {
+        slot.store(v, Ordering::Relaxed);
+    }
+    REPLY_SEQ.store(msg.seq, Ordering::Release);
+}
+
+/// How long a node waits for node 0's answer.
+const REPLY_TIMEOUT_MS: u64 = 2_000;
+
+/// Asks the layer for `op` on `device` as this node: on node 0 directly,
+/// elsewhere over the mailbox (waiting, bounded, for the answer).
+pub fn request(device: DeviceId, op: Op) -> Result<Outcome, String> {
+    let request = Request { device, op };
+    let me = node::me();
+    if me == NodeId(0) {
+        return Ok(apply(me, request));
+    }
+    let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
+    node::send(
+        NodeId(0),
+        Message::new(MessageKind::IrqRequest as u32, seq, request.encode()),
+    )
+    .map_err(|e| alloc::format!("asking node 0's interrupt layer: {e}"))?;
+    let deadline = cpu::rdtsc() + node::ms_to_ticks(REPLY_TIMEOUT_MS);
+    while REPLY_SEQ.load(Ordering::Acquire) != seq {
+        if cpu::rdtsc() > deadline {
+            return Err(alloc::format!(
+                "node 0's interrupt layer did not answer {} within {REPLY_TIMEOUT_MS} ms",
+                op.as_str()
+            ));
+        }
+        core::hint::spin_loop();
+    }
+    let args = [0, 1, 2].map(|i| REPLY_ARGS[i].load(Ordering::Relaxed));
+    let reply = Reply::decode(args).ok_or("node 0 sent a reply this node cannot read")?;
+    Ok(Outcome { reply, error: None })
+}
+
+/// The layer's state as JSON for node 0's report: the I/O APIC, each
+/// device's row and counters, the routing table. `null` on other nodes.
+pub fn report_json(s: &mut String) {
+    let written = with_layer(|l| {
+        let v = l.hw.version();
+        let c = l.layer.config();
+        let _ = write!(
+            s,
+            "{{\"ioapic\":{{\"version\":{},\"pins\":{},\"managed_pins\":{},\"eoi_register\":{}}},\"eoi\":\"{}\",\"lapic_directed_eoi\":{{\"advertised\":{},\"sticks\":{}}},\"malformed_requests\":{},\"refused_unknown\":{},\"devices\":[",
+            v.version,
+            v.pins(),
+            c.pins,
+            v.has_eoi_register(),
+            if c.eoi_register {
+                "ioapic_register"
+            } else {
+                "lapic_broadcast"
+            },
+            l.facts.directed_eoi.advertised,
+            match l.facts.directed_eoi.sticks {
+                Some(true) => "true",
+                Some(false) => "false",
+                None => "null",
+            },
+            MALFORMED.load(Ordering::Relaxed),
+            l.layer.counters().refused_unknown,
+        );
+        for (i, d) in l.layer.devices().enumerate() {
+            let entry = match d.binding {
+                Some(Binding::Pin { pin, .. }) => Some(l.hw.read_entry(pin)),
+                _ => None,
+            };
+            let _ = write!(
+                s,
+                "{}{{\"device\":\"nic{}\",\"owner\":{},\"state\":\"{}\",\"gsi\":{},\"vector\":{},\"trigger\":{},\"masked\":{},\"entry\":{},\"refused\":{},\"misrouted\":{},\"storm_pauses\":{}}}",
+                if i > 0 { "," } else { "" },
+                d.id.0,
+                d.owner
+                    .map_or(String::from("null"), |o| alloc::format!("{}", o.0)),
+                d.state.as_str(),
+                d.binding
+                    .map_or(String::from("null"), |b| alloc::format!("{}", b.gsi().0)),
+                d.vector
+                    .map_or(String::from("null"), |v| alloc::format!("{}", v.0)),
+                d.binding.map_or("null", |b| if b.is_level() {
+                    "\"level\""
+                } else {
+                    "\"edge\""
+                }),
+                d.masked,
+                entry.map_or(String::from("null"), entry_json),
+                d.counters.refused,
+                d.counters.misrouted,
+                d.counters.storm_pauses,
+            );
+        }
+        let _ = write!(
+            s,
+            "],\"generation\":{},\"routes\":[",
+            l.layer.routes().generation()
+        );
+        for (i, r) in l.layer.routes().iter().enumerate() {
+            let _ = write!(
+                s,
+                "{}{{\"gsi\":{},\"device\":\"nic{}\",\"destination_apic\":{},\"vector\":{}}}",
+                if i > 0 { "," } else { "" },
+                r.gsi.0,
+                r.device.0,
+                r.destination.0,
+                r.vector.0
+            );
+        }
+        s.push_str("]}");
+    });
+    if written.is_none() {
+        s.push_str("null");
+    }
+}
+
+/// A redirection entry as JSON.
+pub fn entry_json(e: RedirectionEntry) -> String {
+    alloc::format!(
+        "{{\"raw\":{},\"vector\":{},\"destination\":{},\"masked\":{},\"level\":{},\"active_low\":{},\"remote_irr\":{}}}",
+        e.to_raw(),
+        e.vector.0,
+        e.destination,
+        e.masked,
+        e.trigger == mint_irq::TriggerMode::Level,
+        e.polarity == mint_irq::Polarity::ActiveLow,
+        e.remote_irr
+    )
+}
