@@ -147,7 +147,7 @@ fn nic_plan(args: &NicArgs) -> Result<mint_plan::Plan> {
 fn udp_socket_stats(port: u16) -> Option<(u64, u64)> {
     let table = std::fs::read_to_string("/proc/net/udp").ok()?;
     let local = format!("0100007F:{port:04X}");
-    table.lines().skip(1).find_map(|line| {
+    let mut rows = table.lines().skip(1).filter_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.get(1) != Some(&local.as_str()) {
             return None;
@@ -158,7 +158,12 @@ fn udp_socket_stats(port: u16) -> Option<(u64, u64)> {
             .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok())?;
         let drops = f.last()?.parse().ok()?;
         Some((rx_queue, drops))
-    })
+    });
+    let first = rows.next()?;
+    // Two sockets on QEMU's port (another process bound it with
+    // SO_REUSEADDR too) make the row ambiguous: attribute nothing rather
+    // than another socket's drops.
+    rows.next().is_none().then_some(first)
 }
 
 /// What the sender did.
@@ -351,6 +356,15 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
     });
     outcome.check_stopped()?;
     if outcome.timed_out {
+        // A sender that failed never told node 0 it was done, so node 0
+        // waited on: name that failure, not only the timeout it caused.
+        if let Ok(Err(e)) = sent_rx.try_recv() {
+            bail!(
+                "sending the frames failed ({e:#}), so the run never ended; stopped the machine after the {} s timeout; consoles in {}",
+                timeout.as_secs(),
+                log_dir.display()
+            );
+        }
         bail!(
             "stopped the machine after the {} s timeout; consoles in {}",
             timeout.as_secs(),

@@ -168,8 +168,9 @@ fn frames_from_the_host_are_received_through_the_interrupt_layer() {
     assert_eq!(delivered + dropped + lost, sent, "{r:#}");
     assert!(delivered > 0, "nothing received: {r:#}");
     assert!(common::uint(&r["interrupts"], "interrupts") > 0, "{r:#}");
-    // The NIC's missed-packet counter is part of the drops.
-    assert_eq!(r["missed_by_nic"], r["dropped"]["ring_full"], "{r:#}");
+    // The NIC's missed-packet counter is reported (QEMU's 82540EM never
+    // misses: with its ring full it stops taking frames).
+    common::uint(&r["missed_by_nic"], "missed_by_nic");
     let d = &r["device"];
     assert_eq!(d["owner"], 1, "{d:#}");
     assert_eq!(d["trigger"], "level", "{d:#}");

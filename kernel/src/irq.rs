@@ -104,7 +104,7 @@ pub fn init_node0(
     let mut line = String::new();
     let _ = write!(
         line,
-        "node0: interrupt layer: I/O APIC version {:#04x}, {} pins ({} managed, all masked), EOI register {}; local APIC version {:#x}, EOI-broadcast suppression {} (SVR bit 12 {}): level pins end by the owner's broadcast EOI",
+        "node0: interrupt layer: I/O APIC version {:#04x}, {} pins ({} managed, all masked), EOI register {}; local APIC version {:#x}, EOI-broadcast suppression {} (SVR bit 12 {}, probed in xAPIC mode before the APIC is switched to its final mode): level pins end by the owner's broadcast EOI",
         version.version,
         version.pins(),
         config.pins,
@@ -273,8 +273,11 @@ pub fn on_reply(msg: Message) {
     REPLY_SEQ.store(msg.seq, Ordering::Release);
 }
 
-/// How long a node waits for node 0's answer.
-const REPLY_TIMEOUT_MS: u64 = 2_000;
+/// How long a node waits for node 0's answer: node 0 may be busy with
+/// interrupts off for a while (a TSC sync with another node takes up to
+/// 500 ms, longer rounds on a loaded host), and a request that timed out
+/// cannot simply be repeated (a second registration is refused).
+const REPLY_TIMEOUT_MS: u64 = 10_000;
 
 /// Asks the layer for `op` on `device` as this node: on node 0 directly,
 /// elsewhere over the mailbox (waiting, bounded, for the answer).
@@ -298,7 +301,14 @@ pub fn request(device: DeviceId, op: Op) -> Result<Outcome, String> {
                 op.as_str()
             ));
         }
-        core::hint::spin_loop();
+        // The reply comes with an IPI, and the timer wakes this every
+        // 10 ms: halt rather than spin (a spinning virtual CPU takes host
+        // time node 0's needs to answer).
+        if x86_64::instructions::interrupts::are_enabled() {
+            x86_64::instructions::hlt();
+        } else {
+            core::hint::spin_loop();
+        }
     }
     let args = [0, 1, 2].map(|i| REPLY_ARGS[i].load(Ordering::Relaxed));
     let reply = Reply::decode(args).ok_or("node 0 sent a reply this node cannot read")?;
@@ -396,4 +406,15 @@ pub fn entry_json(e: RedirectionEntry) -> String {
         e.polarity == mint_irq::Polarity::ActiveLow,
         e.remote_irr
     )
+}
+
+/// Node 0: whether `device` is registered and its owner has unmasked it
+/// (the owner's side of the bring-up is done).
+pub fn owner_ready(device: DeviceId) -> bool {
+    with_layer(|l| {
+        l.layer
+            .device(device)
+            .is_some_and(|d| d.vector.is_some() && !d.masked)
+    })
+    .unwrap_or(false)
 }

@@ -356,8 +356,26 @@ pub fn run_machine() -> ! {
     for s in &record().starts {
         start_node(s);
     }
+    let irq_test = super::self_test() == super::selftest::SelfTest::IrqRefusal;
+    // (An owner that is node 0 keeps its pin masked: nothing to wait for.)
+    let nic_elsewhere = record()
+        .plan
+        .nodes
+        .iter()
+        .any(|n| n.id != NodeId(0) && n.devices.contains(&mint_plan::Device::E1000));
+    if irq_test && nic_elsewhere {
+        // The non-owners' requests must meet a registered, unmasked NIC:
+        // wait (bounded) for its owner's bring-up before anyone asks.
+        let deadline = cpu::rdtsc() + super::ms_to_ticks(30_000);
+        while !crate::irq::owner_ready(crate::irq::NIC0) && cpu::rdtsc() < deadline {
+            x86_64::instructions::hlt();
+        }
+        if !crate::irq::owner_ready(crate::irq::NIC0) {
+            println!("node0: the e1000's owner did not register and unmask it within 30 s");
+        }
+    }
     shared::header().go.store(1, Ordering::Release);
-    if super::self_test() == super::selftest::SelfTest::IrqRefusal {
+    if irq_test {
         super::selftest::irq_refusal();
     }
     ping::round();
