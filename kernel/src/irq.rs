@@ -61,11 +61,14 @@ fn with_layer<R>(f: impl FnOnce(&mut Layer) -> R) -> Option<R> {
 }
 
 /// Node 0, once its own tables map the I/O APIC: builds the layer, masks
-/// every pin, declares the plan's nodes and the e1000 with its owner.
-/// Returns a line for node 0's console.
+/// every pin, declares the plan's nodes and the e1000 with its owner and
+/// the source node 0 read from PCI and the MADT (the owner's registration
+/// must claim exactly that source); node 0 is its default owner, taking it
+/// (masked) when its owner crashes or halts. Returns a line for node 0's
+/// console.
 pub fn init_node0(
     apic_ids: &[(NodeId, mint_abi::ApicId)],
-    nic_owner: Option<NodeId>,
+    nic: Option<(NodeId, mint_irq::IrqSource)>,
 ) -> Result<String, String> {
     // SAFETY: node 0's tables map the I/O APIC's frame uncached at its
     // physical address (`partition.rs`), and this is the layer's only
@@ -93,9 +96,9 @@ pub fn init_node0(
             .declare_node(id, apic_id, state)
             .map_err(|e| alloc::format!("interrupt layer: {id}: {e:?}"))?;
     }
-    if let Some(owner) = nic_owner {
+    if let Some((owner, source)) = nic {
         layer
-            .declare_device(NIC0, owner, owner)
+            .declare_device_at(NIC0, owner, NodeId(0), source)
             .map_err(|e| alloc::format!("interrupt layer: nic0: {e:?}"))?;
     }
     layer
@@ -349,7 +352,7 @@ pub fn report_json(s: &mut String) {
             };
             let _ = write!(
                 s,
-                "{}{{\"device\":\"nic{}\",\"owner\":{},\"state\":\"{}\",\"gsi\":{},\"vector\":{},\"trigger\":{},\"masked\":{},\"entry\":{},\"refused\":{},\"misrouted\":{},\"storm_pauses\":{}}}",
+                "{}{{\"device\":\"nic{}\",\"owner\":{},\"state\":\"{}\",\"gsi\":{},\"vector\":{},\"trigger\":{},\"masked\":{},\"entry\":{},\"refused\":{},\"misrouted\":{},\"storm_pauses\":{},\"default_owner\":{},\"crash_resets\":{}}}",
                 if i > 0 { "," } else { "" },
                 d.id.0,
                 d.owner
@@ -369,6 +372,8 @@ pub fn report_json(s: &mut String) {
                 d.counters.refused,
                 d.counters.misrouted,
                 d.counters.storm_pauses,
+                d.default_owner.0,
+                d.counters.crash_resets,
             );
         }
         let _ = write!(
