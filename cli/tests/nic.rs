@@ -9,6 +9,11 @@ mod common;
 use tempfile::TempDir;
 
 fn plan_with_nic_on(owner: u8) -> String {
+    plan_of(2, owner)
+}
+
+/// `nodes` nodes, one core and a COM port each, the e1000 on `owner`.
+fn plan_of(nodes: u8, owner: u8) -> String {
     let devices = |id: u8| {
         let com = format!("\"com{}\"", id + 1);
         if id == owner {
@@ -17,7 +22,7 @@ fn plan_with_nic_on(owner: u8) -> String {
             format!("[{com}]")
         }
     };
-    (0..2u8)
+    (0..nodes)
         .map(|id| {
             format!(
                 "[[node]]\nid = {id}\ncores = [{id}]\nmemory = \"64M\"\ndevices = {}\n",
@@ -284,5 +289,74 @@ fn bad_nic_requests_are_refused_before_boot() {
         run.assert_exit(2);
         assert!(run.stderr.contains(says), "{args:?}: {}", run.context());
         assert!(!run.console_seen(), "{args:?} booted: {}", run.context());
+    }
+}
+
+/// A node that dies owning the e1000 (after registering and unmasking its
+/// INTx) loses it: node 0 sees the crash, the interrupt layer masks the pin
+/// (read back), leaves no remote IRR, and gives the device back to its
+/// default owner, node 0, which keeps it masked; the others run on.
+#[test]
+fn a_crashed_owner_loses_the_nic_to_node_0_masked() {
+    for fault in ["1:panic", "1:hang"] {
+        let dir = TempDir::new().expect("temp dir");
+        let plan = dir.path().join("plan.toml");
+        std::fs::write(&plan, plan_of(3, 1)).expect("plan written");
+        let (run, logs) = common::run_logged(
+            "boot",
+            &["--config", plan.to_str().expect("UTF-8"), "--fault", fault],
+        );
+        run.assert_exit(0);
+        let report = run.report();
+        let ctx = || format!("{fault}: {report:#}\n{}", run.context());
+        assert_eq!(report["nodes"][1]["state"], "crashed", "{}", ctx());
+        for id in [0, 2] {
+            assert_eq!(report["nodes"][id]["state"], "running", "{}", ctx());
+        }
+        let nic = &report["irq"]["devices"][0];
+        assert_eq!(nic["device"], "nic0", "{}", ctx());
+        assert_eq!(nic["owner"], 0, "back to its default owner: {}", ctx());
+        assert_eq!(nic["default_owner"], 0, "{}", ctx());
+        assert_eq!(nic["state"], "attached", "{}", ctx());
+        assert_eq!(nic["crash_resets"], 1, "{}", ctx());
+        assert_eq!(nic["masked"], true, "{}", ctx());
+        let entry = &nic["entry"];
+        assert_eq!(
+            entry["masked"],
+            true,
+            "the pin reads back masked: {}",
+            ctx()
+        );
+        assert_eq!(entry["remote_irr"], false, "{}", ctx());
+        assert_eq!(entry["level"], true, "{}", ctx());
+        assert_eq!(
+            entry["vector"],
+            nic["vector"],
+            "a fresh vector, programmed: {}",
+            ctx()
+        );
+        assert_eq!(
+            report["irq"]["routes"][0]["destination_apic"],
+            report["nodes"][0]["apic_ids"][0],
+            "routed to node 0's CPU: {}",
+            ctx()
+        );
+        let node1 = std::fs::read_to_string(logs.path().join("node1.log")).expect("console log");
+        assert!(
+            node1.contains("through the interrupt layer, unmasked"),
+            "node 1 did not own the unmasked NIC before its fault:\n{node1}"
+        );
+        let node0 = std::fs::read_to_string(logs.path().join("node0.log")).expect("console log");
+        let line = node0
+            .lines()
+            .find(|l| l.contains("interrupt layer: node1 crashed owning nic0"))
+            .unwrap_or_else(|| panic!("{fault}: node 0 did not say it took the NIC:\n{node0}"));
+        for fact in [
+            "now attached by node0",
+            "read back: masked",
+            "remote IRR clear",
+        ] {
+            assert!(line.contains(fact), "'{fact}' missing from: {line}");
+        }
     }
 }

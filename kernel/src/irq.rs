@@ -143,6 +143,79 @@ pub fn set_node_state(node: NodeId, state: NodeState) {
     });
 }
 
+/// Node 0: tells the layer about every node the shared slots show crashed,
+/// halted or gone while the layer still counts it booting or running, so
+/// the layer's crash handling runs (the node's pins masked, a remote IRR it
+/// left cleared, its devices back to their default owner, node 0, which
+/// keeps them masked). Prints one console line per device taken. Called by
+/// node 0's monitor (`check_heartbeats`, and before the report).
+pub fn observe_nodes() {
+    let mut lines: alloc::vec::Vec<String> = alloc::vec::Vec::new();
+    with_layer(|l| {
+        for id in (1..mint_abi::shared::MAX_NODES as u8).map(NodeId) {
+            let Some(known) = l.layer.node_state(id) else {
+                continue;
+            };
+            let Some(now) = crate::shared::slot(id).state() else {
+                continue;
+            };
+            let gone = matches!(
+                now,
+                NodeState::Crashed | NodeState::Halted | NodeState::Absent
+            );
+            if !gone || !matches!(known, NodeState::Running | NodeState::Booting) {
+                continue;
+            }
+            let owned: alloc::vec::Vec<DeviceId> = l
+                .layer
+                .devices()
+                .filter(|d| d.owner == Some(id))
+                .map(|d| d.id)
+                .collect();
+            match l.layer.set_node_state(&mut l.hw, id, now, cpu::rdtsc()) {
+                Ok(_) => {}
+                Err(e) => {
+                    let resynced = l.layer.resync(&mut l.hw);
+                    lines.push(alloc::format!(
+                        "node0: interrupt layer: {id} {}: {e:?}; hardware re-derived from the table: {resynced:?}",
+                        now.as_str()
+                    ));
+                }
+            }
+            for dev in owned {
+                let Some(d) = l.layer.device(dev) else {
+                    continue;
+                };
+                let entry = match d.binding {
+                    Some(Binding::Pin { pin, .. }) => {
+                        let e = l.hw.read_entry(pin);
+                        alloc::format!(
+                            "entry {:#018x} read back: {}, remote IRR {}",
+                            e.to_raw(),
+                            if e.masked { "masked" } else { "NOT masked" },
+                            if e.remote_irr { "SET" } else { "clear" }
+                        )
+                    }
+                    _ => String::from("not registered: no pin to mask"),
+                };
+                lines.push(alloc::format!(
+                    "node0: interrupt layer: {id} {} owning nic{}: now {} by {}, {entry}",
+                    now.as_str(),
+                    dev.0,
+                    d.state.as_str(),
+                    d.owner
+                        .map_or(String::from("no node (orphaned)"), |o| alloc::format!(
+                            "{o}"
+                        )),
+                ));
+            }
+        }
+    });
+    for line in lines {
+        crate::println!("{line}");
+    }
+}
+
 /// What an operation did, as the asking node learns it.
 #[derive(Clone, Copy, Debug)]
 pub struct Outcome {
