@@ -360,3 +360,54 @@ fn a_crashed_owner_loses_the_nic_to_node_0_masked() {
         }
     }
 }
+
+/// A node killed inside the e1000's interrupt handler (the hidden fault
+/// `nic-mid-handler`: ICS raises the receive causes, the handler panics
+/// before reading ICR or its EOI) leaves the level pin with remote IRR set
+/// and the line asserted; node 0's crash handling masks the pin, clears
+/// remote IRR (read back) and takes the NIC, so the pin is not dead.
+#[test]
+fn a_node_killed_mid_handler_does_not_leave_the_pin_dead() {
+    let dir = TempDir::new().expect("temp dir");
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(&plan, plan_of(3, 1)).expect("plan written");
+    let (run, logs) = common::run_logged(
+        "boot",
+        &[
+            "--config",
+            plan.to_str().expect("UTF-8"),
+            "--fault",
+            "1:nic-mid-handler",
+        ],
+    );
+    run.assert_exit(0);
+    let report = run.report();
+    let ctx = || format!("{report:#}\n{}", run.context());
+    let node1 = &report["nodes"][1];
+    assert_eq!(node1["state"], "crashed", "{}", ctx());
+    let why = node1["reason"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("killed in the e1000's interrupt handler"),
+        "{why}"
+    );
+    for id in [0, 2] {
+        assert_eq!(report["nodes"][id]["state"], "running", "{}", ctx());
+    }
+    let nic = &report["irq"]["devices"][0];
+    assert_eq!(nic["owner"], 0, "{}", ctx());
+    assert_eq!(nic["crash_resets"], 1, "{}", ctx());
+    assert_eq!(nic["entry"]["masked"], true, "{}", ctx());
+    assert_eq!(nic["entry"]["remote_irr"], false, "{}", ctx());
+    let node0 = std::fs::read_to_string(logs.path().join("node0.log")).expect("console log");
+    let line = node0
+        .lines()
+        .find(|l| l.contains("interrupt layer: node1 crashed owning nic0"))
+        .unwrap_or_else(|| panic!("node 0 did not say it took the NIC:\n{node0}"));
+    for fact in [
+        "read back: masked, remote IRR clear",
+        // What the dead handler left: the pin really was stuck.
+        "remote IRR set)",
+    ] {
+        assert!(line.contains(fact), "'{fact}' missing from: {line}");
+    }
+}

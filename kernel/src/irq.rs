@@ -166,11 +166,18 @@ pub fn observe_nodes() {
             if !gone || !matches!(known, NodeState::Running | NodeState::Booting) {
                 continue;
             }
-            let owned: alloc::vec::Vec<DeviceId> = l
+            // Each device it owned, with its entry as the dead node left it.
+            let owned: alloc::vec::Vec<(DeviceId, Option<RedirectionEntry>)> = l
                 .layer
                 .devices()
                 .filter(|d| d.owner == Some(id))
-                .map(|d| d.id)
+                .map(|d| {
+                    let left = match d.binding {
+                        Some(Binding::Pin { pin, .. }) => Some(l.hw.read_entry(pin)),
+                        _ => None,
+                    };
+                    (d.id, left)
+                })
                 .collect();
             match l.layer.set_node_state(&mut l.hw, id, now, cpu::rdtsc()) {
                 Ok(_) => {}
@@ -182,7 +189,7 @@ pub fn observe_nodes() {
                     ));
                 }
             }
-            for dev in owned {
+            for (dev, left) in owned {
                 let Some(d) = l.layer.device(dev) else {
                     continue;
                 };
@@ -190,10 +197,19 @@ pub fn observe_nodes() {
                     Some(Binding::Pin { pin, .. }) => {
                         let e = l.hw.read_entry(pin);
                         alloc::format!(
-                            "entry {:#018x} read back: {}, remote IRR {}",
+                            "entry {:#018x} read back: {}, remote IRR {} (it left {}, remote IRR {})",
                             e.to_raw(),
                             if e.masked { "masked" } else { "NOT masked" },
-                            if e.remote_irr { "SET" } else { "clear" }
+                            if e.remote_irr { "SET" } else { "clear" },
+                            left.map_or(String::from("no entry"), |x| alloc::format!(
+                                "{:#018x}",
+                                x.to_raw()
+                            )),
+                            if left.is_some_and(|x| x.remote_irr) {
+                                "set"
+                            } else {
+                                "clear"
+                            },
                         )
                     }
                     _ => String::from("not registered: no pin to mask"),
