@@ -239,6 +239,17 @@ fn a_node_that_does_not_own_the_nic_is_refused_and_the_entry_is_unchanged() {
     }
     let owner = tests.iter().find(|t| t["node"] == 1).expect("owner's line");
     assert_eq!(owner["owner"], true, "{owner:#}");
+    // Before registering, the owner claimed two sources other than the
+    // one node 0 read from PCI and the MADT: refused, nothing changed.
+    let claims = owner["false_claims"].as_array().expect("false claims");
+    assert_eq!(claims.len(), 2, "{owner:#}");
+    for (c, what) in claims.iter().zip(["polarity", "gsi"]) {
+        assert_eq!(c["claim"], what, "{c:#}");
+        assert_eq!(c["status"], "refused", "{c:#}");
+        assert_eq!(c["vector"], 0, "no vector given: {c:#}");
+        assert_eq!(c["unchanged"], true, "{c:#}");
+        asked += 1;
+    }
     let devices = r["irq"]["devices"].as_array().expect("irq devices");
     let nic = devices
         .iter()
