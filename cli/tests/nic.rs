@@ -9,6 +9,11 @@ mod common;
 use tempfile::TempDir;
 
 fn plan_with_nic_on(owner: u8) -> String {
+    plan_of(2, owner)
+}
+
+/// `nodes` nodes, one core and a COM port each, the e1000 on `owner`.
+fn plan_of(nodes: u8, owner: u8) -> String {
     let devices = |id: u8| {
         let com = format!("\"com{}\"", id + 1);
         if id == owner {
@@ -17,7 +22,7 @@ fn plan_with_nic_on(owner: u8) -> String {
             format!("[{com}]")
         }
     };
-    (0..2u8)
+    (0..nodes)
         .map(|id| {
             format!(
                 "[[node]]\nid = {id}\ncores = [{id}]\nmemory = \"64M\"\ndevices = {}\n",
@@ -234,6 +239,17 @@ fn a_node_that_does_not_own_the_nic_is_refused_and_the_entry_is_unchanged() {
     }
     let owner = tests.iter().find(|t| t["node"] == 1).expect("owner's line");
     assert_eq!(owner["owner"], true, "{owner:#}");
+    // Before registering, the owner claimed two sources other than the
+    // one node 0 read from PCI and the MADT: refused, nothing changed.
+    let claims = owner["false_claims"].as_array().expect("false claims");
+    assert_eq!(claims.len(), 2, "{owner:#}");
+    for (c, what) in claims.iter().zip(["polarity", "gsi"]) {
+        assert_eq!(c["claim"], what, "{c:#}");
+        assert_eq!(c["status"], "refused", "{c:#}");
+        assert_eq!(c["vector"], 0, "no vector given: {c:#}");
+        assert_eq!(c["unchanged"], true, "{c:#}");
+        asked += 1;
+    }
     let devices = r["irq"]["devices"].as_array().expect("irq devices");
     let nic = devices
         .iter()
@@ -284,5 +300,125 @@ fn bad_nic_requests_are_refused_before_boot() {
         run.assert_exit(2);
         assert!(run.stderr.contains(says), "{args:?}: {}", run.context());
         assert!(!run.console_seen(), "{args:?} booted: {}", run.context());
+    }
+}
+
+/// A node that dies owning the e1000 (after registering and unmasking its
+/// INTx) loses it: node 0 sees the crash, the interrupt layer masks the pin
+/// (read back), leaves no remote IRR, and gives the device back to its
+/// default owner, node 0, which keeps it masked; the others run on.
+#[test]
+fn a_crashed_owner_loses_the_nic_to_node_0_masked() {
+    for fault in ["1:panic", "1:hang"] {
+        let dir = TempDir::new().expect("temp dir");
+        let plan = dir.path().join("plan.toml");
+        std::fs::write(&plan, plan_of(3, 1)).expect("plan written");
+        let (run, logs) = common::run_logged(
+            "boot",
+            &["--config", plan.to_str().expect("UTF-8"), "--fault", fault],
+        );
+        run.assert_exit(0);
+        let report = run.report();
+        let ctx = || format!("{fault}: {report:#}\n{}", run.context());
+        assert_eq!(report["nodes"][1]["state"], "crashed", "{}", ctx());
+        for id in [0, 2] {
+            assert_eq!(report["nodes"][id]["state"], "running", "{}", ctx());
+        }
+        let nic = &report["irq"]["devices"][0];
+        assert_eq!(nic["device"], "nic0", "{}", ctx());
+        assert_eq!(nic["owner"], 0, "back to its default owner: {}", ctx());
+        assert_eq!(nic["default_owner"], 0, "{}", ctx());
+        assert_eq!(nic["state"], "attached", "{}", ctx());
+        assert_eq!(nic["crash_resets"], 1, "{}", ctx());
+        assert_eq!(nic["masked"], true, "{}", ctx());
+        let entry = &nic["entry"];
+        assert_eq!(
+            entry["masked"],
+            true,
+            "the pin reads back masked: {}",
+            ctx()
+        );
+        assert_eq!(entry["remote_irr"], false, "{}", ctx());
+        assert_eq!(entry["level"], true, "{}", ctx());
+        assert_eq!(
+            entry["vector"],
+            nic["vector"],
+            "a fresh vector, programmed: {}",
+            ctx()
+        );
+        assert_eq!(
+            report["irq"]["routes"][0]["destination_apic"],
+            report["nodes"][0]["apic_ids"][0],
+            "routed to node 0's CPU: {}",
+            ctx()
+        );
+        let node1 = std::fs::read_to_string(logs.path().join("node1.log")).expect("console log");
+        assert!(
+            node1.contains("through the interrupt layer, unmasked"),
+            "node 1 did not own the unmasked NIC before its fault:\n{node1}"
+        );
+        let node0 = std::fs::read_to_string(logs.path().join("node0.log")).expect("console log");
+        let line = node0
+            .lines()
+            .find(|l| l.contains("interrupt layer: node1 crashed owning nic0"))
+            .unwrap_or_else(|| panic!("{fault}: node 0 did not say it took the NIC:\n{node0}"));
+        for fact in [
+            "now attached by node0",
+            "read back: masked",
+            "remote IRR clear",
+        ] {
+            assert!(line.contains(fact), "'{fact}' missing from: {line}");
+        }
+    }
+}
+
+/// A node killed inside the e1000's interrupt handler (the hidden fault
+/// `nic-mid-handler`: ICS raises the receive causes, the handler panics
+/// before reading ICR or its EOI) leaves the level pin with remote IRR set
+/// and the line asserted; node 0's crash handling masks the pin, clears
+/// remote IRR (read back) and takes the NIC, so the pin is not dead.
+#[test]
+fn a_node_killed_mid_handler_does_not_leave_the_pin_dead() {
+    let dir = TempDir::new().expect("temp dir");
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(&plan, plan_of(3, 1)).expect("plan written");
+    let (run, logs) = common::run_logged(
+        "boot",
+        &[
+            "--config",
+            plan.to_str().expect("UTF-8"),
+            "--fault",
+            "1:nic-mid-handler",
+        ],
+    );
+    run.assert_exit(0);
+    let report = run.report();
+    let ctx = || format!("{report:#}\n{}", run.context());
+    let node1 = &report["nodes"][1];
+    assert_eq!(node1["state"], "crashed", "{}", ctx());
+    let why = node1["reason"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("killed in the e1000's interrupt handler"),
+        "{why}"
+    );
+    for id in [0, 2] {
+        assert_eq!(report["nodes"][id]["state"], "running", "{}", ctx());
+    }
+    let nic = &report["irq"]["devices"][0];
+    assert_eq!(nic["owner"], 0, "{}", ctx());
+    assert_eq!(nic["crash_resets"], 1, "{}", ctx());
+    assert_eq!(nic["entry"]["masked"], true, "{}", ctx());
+    assert_eq!(nic["entry"]["remote_irr"], false, "{}", ctx());
+    let node0 = std::fs::read_to_string(logs.path().join("node0.log")).expect("console log");
+    let line = node0
+        .lines()
+        .find(|l| l.contains("interrupt layer: node1 crashed owning nic0"))
+        .unwrap_or_else(|| panic!("node 0 did not say it took the NIC:\n{node0}"));
+    for fact in [
+        "read back: masked, remote IRR clear",
+        // What the dead handler left: the pin really was stuck.
+        "remote IRR set)",
+    ] {
+        assert!(line.contains(fact), "'{fact}' missing from: {line}");
     }
 }

@@ -61,11 +61,14 @@ fn with_layer<R>(f: impl FnOnce(&mut Layer) -> R) -> Option<R> {
 }
 
 /// Node 0, once its own tables map the I/O APIC: builds the layer, masks
-/// every pin, declares the plan's nodes and the e1000 with its owner.
-/// Returns a line for node 0's console.
+/// every pin, declares the plan's nodes and the e1000 with its owner and
+/// the source node 0 read from PCI and the MADT (the owner's registration
+/// must claim exactly that source); node 0 is its default owner, taking it
+/// (masked) when its owner crashes or halts. Returns a line for node 0's
+/// console.
 pub fn init_node0(
     apic_ids: &[(NodeId, mint_abi::ApicId)],
-    nic_owner: Option<NodeId>,
+    nic: Option<(NodeId, mint_irq::IrqSource)>,
 ) -> Result<String, String> {
     // SAFETY: node 0's tables map the I/O APIC's frame uncached at its
     // physical address (`partition.rs`), and this is the layer's only
@@ -93,9 +96,9 @@ pub fn init_node0(
             .declare_node(id, apic_id, state)
             .map_err(|e| alloc::format!("interrupt layer: {id}: {e:?}"))?;
     }
-    if let Some(owner) = nic_owner {
+    if let Some((owner, source)) = nic {
         layer
-            .declare_device(NIC0, owner, owner)
+            .declare_device_at(NIC0, owner, NodeId(0), source)
             .map_err(|e| alloc::format!("interrupt layer: nic0: {e:?}"))?;
     }
     layer
@@ -138,6 +141,95 @@ pub fn set_node_state(node: NodeId, state: NodeState) {
     with_layer(|l| {
         let _ = l.layer.set_node_state(&mut l.hw, node, state, cpu::rdtsc());
     });
+}
+
+/// Node 0: tells the layer about every node the shared slots show crashed,
+/// halted or gone while the layer still counts it booting or running, so
+/// the layer's crash handling runs (the node's pins masked, a remote IRR it
+/// left cleared, its devices back to their default owner, node 0, which
+/// keeps them masked). Prints one console line per device taken. Called by
+/// node 0's monitor (`check_heartbeats`, and before the report).
+pub fn observe_nodes() {
+    let mut lines: alloc::vec::Vec<String> = alloc::vec::Vec::new();
+    with_layer(|l| {
+        for id in (1..mint_abi::shared::MAX_NODES as u8).map(NodeId) {
+            let Some(known) = l.layer.node_state(id) else {
+                continue;
+            };
+            let Some(now) = crate::shared::slot(id).state() else {
+                continue;
+            };
+            let gone = matches!(
+                now,
+                NodeState::Crashed | NodeState::Halted | NodeState::Absent
+            );
+            if !gone || !matches!(known, NodeState::Running | NodeState::Booting) {
+                continue;
+            }
+            // Each device it owned, with its entry as the dead node left it.
+            let owned: alloc::vec::Vec<(DeviceId, Option<RedirectionEntry>)> = l
+                .layer
+                .devices()
+                .filter(|d| d.owner == Some(id))
+                .map(|d| {
+                    let left = match d.binding {
+                        Some(Binding::Pin { pin, .. }) => Some(l.hw.read_entry(pin)),
+                        _ => None,
+                    };
+                    (d.id, left)
+                })
+                .collect();
+            match l.layer.set_node_state(&mut l.hw, id, now, cpu::rdtsc()) {
+                Ok(_) => {}
+                Err(e) => {
+                    let resynced = l.layer.resync(&mut l.hw);
+                    lines.push(alloc::format!(
+                        "node0: interrupt layer: {id} {}: {e:?}; hardware re-derived from the table: {resynced:?}",
+                        now.as_str()
+                    ));
+                }
+            }
+            for (dev, left) in owned {
+                let Some(d) = l.layer.device(dev) else {
+                    continue;
+                };
+                let entry = match d.binding {
+                    Some(Binding::Pin { pin, .. }) => {
+                        let e = l.hw.read_entry(pin);
+                        alloc::format!(
+                            "entry {:#018x} read back: {}, remote IRR {} (it left {}, remote IRR {})",
+                            e.to_raw(),
+                            if e.masked { "masked" } else { "NOT masked" },
+                            if e.remote_irr { "SET" } else { "clear" },
+                            left.map_or(String::from("no entry"), |x| alloc::format!(
+                                "{:#018x}",
+                                x.to_raw()
+                            )),
+                            if left.is_some_and(|x| x.remote_irr) {
+                                "set"
+                            } else {
+                                "clear"
+                            },
+                        )
+                    }
+                    _ => String::from("not registered: no pin to mask"),
+                };
+                lines.push(alloc::format!(
+                    "node0: interrupt layer: {id} {} owning nic{}: now {} by {}, {entry}",
+                    now.as_str(),
+                    dev.0,
+                    d.state.as_str(),
+                    d.owner
+                        .map_or(String::from("no node (orphaned)"), |o| alloc::format!(
+                            "{o}"
+                        )),
+                ));
+            }
+        }
+    });
+    for line in lines {
+        crate::println!("{line}");
+    }
 }
 
 /// What an operation did, as the asking node learns it.
@@ -349,7 +441,7 @@ pub fn report_json(s: &mut String) {
             };
             let _ = write!(
                 s,
-                "{}{{\"device\":\"nic{}\",\"owner\":{},\"state\":\"{}\",\"gsi\":{},\"vector\":{},\"trigger\":{},\"masked\":{},\"entry\":{},\"refused\":{},\"misrouted\":{},\"storm_pauses\":{}}}",
+                "{}{{\"device\":\"nic{}\",\"owner\":{},\"state\":\"{}\",\"gsi\":{},\"vector\":{},\"trigger\":{},\"masked\":{},\"entry\":{},\"refused\":{},\"misrouted\":{},\"storm_pauses\":{},\"default_owner\":{},\"crash_resets\":{}}}",
                 if i > 0 { "," } else { "" },
                 d.id.0,
                 d.owner
@@ -369,6 +461,8 @@ pub fn report_json(s: &mut String) {
                 d.counters.refused,
                 d.counters.misrouted,
                 d.counters.storm_pauses,
+                d.default_owner.0,
+                d.counters.crash_resets,
             );
         }
         let _ = write!(

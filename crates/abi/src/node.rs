@@ -113,6 +113,11 @@ pub enum FaultKind {
     /// this node owns: only the register space is mapped, so it
     /// page-faults (a node without a real e1000 panics instead).
     NicOverreach = 12,
+    /// Hidden (not in [`FaultKind::ALL`], for the interrupt layer's tests):
+    /// raise a cause on the real e1000 this node owns (ICS) and panic in its
+    /// interrupt handler before reading ICR or ending the interrupt, so the
+    /// level pin is left with remote IRR set and the line asserted.
+    NicMidHandler = 13,
 }
 
 impl FaultKind {
@@ -146,6 +151,7 @@ impl FaultKind {
             10 => FaultKind::ForgeHalt,
             11 => FaultKind::MailboxForge,
             12 => FaultKind::NicOverreach,
+            13 => FaultKind::NicMidHandler,
             _ => return None,
         })
     }
@@ -165,11 +171,15 @@ impl FaultKind {
             FaultKind::ForgeHalt => "forge-halt",
             FaultKind::MailboxForge => "mailbox-forge",
             FaultKind::NicOverreach => "nic-overreach",
+            FaultKind::NicMidHandler => "nic-mid-handler",
         }
     }
 
     pub fn parse(s: &str) -> Option<FaultKind> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+        Self::ALL
+            .into_iter()
+            .chain([FaultKind::NicMidHandler])
+            .find(|k| k.as_str() == s)
     }
 }
 
@@ -188,6 +198,11 @@ mod tests {
             FaultKind::parse("header-write"),
             Some(FaultKind::HeaderWrite)
         );
-        assert_eq!(FaultKind::from_raw(13), None);
+        // The hidden kind round-trips but is not offered.
+        let hidden = FaultKind::NicMidHandler;
+        assert_eq!(FaultKind::from_raw(hidden as u32), Some(hidden));
+        assert_eq!(FaultKind::parse("nic-mid-handler"), Some(hidden));
+        assert!(!FaultKind::ALL.contains(&hidden));
+        assert_eq!(FaultKind::from_raw(14), None);
     }
 }

@@ -298,6 +298,13 @@ pub enum RegisterError {
     },
     VectorsExhausted(DeviceId),
     HandoverInProgress(DeviceId),
+    /// The driver claims a source other than the one the plan's owner of the bus (node 0,
+    /// from PCI and the MADT) declared for the device: another pin, trigger or polarity.
+    SourceMismatch {
+        device: DeviceId,
+        expected: IrqSource,
+        claimed: IrqSource,
+    },
     Hardware(HardwareError),
 }
 
@@ -389,6 +396,9 @@ pub(crate) struct Device {
     /// Notices owed to each node that did not fit in the outbox yet (latest state wins).
     owed: [Option<NoticeKind>; MAX_NODES],
     storm_in_a_row: u32,
+    /// The source the declaring node found for the device (bus and firmware tables);
+    /// `None`: the driver's word is taken.
+    expected: Option<IrqSource>,
 }
 
 impl Device {
@@ -460,12 +470,36 @@ impl IrqLayer {
     }
 
     /// Declares a device of the plan, owned by `owner` at boot, returned to `default_owner`
-    /// when an owner crashes.
+    /// when an owner crashes. Its driver may register any source; see
+    /// [`IrqLayer::declare_device_at`] to pin it down.
     pub fn declare_device(
         &mut self,
         id: DeviceId,
         owner: NodeId,
         default_owner: NodeId,
+    ) -> Result<(), ConfigError> {
+        self.declare(id, owner, default_owner, None)
+    }
+
+    /// Declares a device whose interrupt source the caller knows (node 0 reads it from PCI and
+    /// the MADT): a registration claiming any other source (GSI, trigger or polarity) is
+    /// refused with [`RegisterError::SourceMismatch`], counted, and changes nothing.
+    pub fn declare_device_at(
+        &mut self,
+        id: DeviceId,
+        owner: NodeId,
+        default_owner: NodeId,
+        source: IrqSource,
+    ) -> Result<(), ConfigError> {
+        self.declare(id, owner, default_owner, Some(source))
+    }
+
+    fn declare(
+        &mut self,
+        id: DeviceId,
+        owner: NodeId,
+        default_owner: NodeId,
+        expected: Option<IrqSource>,
     ) -> Result<(), ConfigError> {
         for n in [owner, default_owner] {
             if self.apic_of(n).is_none() {
@@ -495,6 +529,7 @@ impl IrqLayer {
             last_trace: None,
             owed: [None; MAX_NODES],
             storm_in_a_row: 0,
+            expected,
         });
         Ok(())
     }
@@ -624,6 +659,16 @@ impl IrqLayer {
             return Err(RegisterError::AlreadyRegistered {
                 device,
                 gsi: b.gsi(),
+            });
+        }
+        if let Some(expected) = d.expected
+            && expected != source
+        {
+            self.dev_mut(i).info.counters.refused += 1;
+            return Err(RegisterError::SourceMismatch {
+                device,
+                expected,
+                claimed: source,
             });
         }
         let binding = match source {
@@ -1394,6 +1439,14 @@ impl fmt::Display for RegisterError {
             RegisterError::GsiTaken { gsi, device } => write!(f, "{gsi} belongs to {device}"),
             RegisterError::VectorsExhausted(d) => write!(f, "{d}: no free vector"),
             RegisterError::HandoverInProgress(d) => write!(f, "{d} is being handed over"),
+            RegisterError::SourceMismatch {
+                device,
+                expected,
+                claimed,
+            } => write!(
+                f,
+                "{device}: claims {claimed:?}, but its declared source is {expected:?}"
+            ),
             RegisterError::Hardware(e) => write!(f, "hardware: {e}"),
         }
     }

@@ -16,7 +16,7 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use mint_abi::Vector;
 use mint_abi::debug_nic::{DebugNic, DropReason, LOST_IPI_TICKS, NIC_VECTOR, RunControl};
@@ -346,6 +346,29 @@ pub fn bind_real(vector: Vector) {
 }
 
 /// Unmasks the real NIC's receive causes at the device (IMS).
+/// The hidden fault `nic-mid-handler`: the next real-NIC interrupt panics
+/// at its first instruction (ICR unread, no EOI).
+static DIE_IN_HANDLER: AtomicBool = AtomicBool::new(false);
+
+/// Arms `nic-mid-handler` and raises the receive causes through ICS, which
+/// asserts the INTx (IMS has them). False when this node drives no real
+/// NIC.
+pub fn die_in_next_real_interrupt() -> bool {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let Some(d) = (unsafe { driver() }) else {
+            return false;
+        };
+        let Backend::Real { regs, .. } = &d.backend else {
+            return false;
+        };
+        use mint_e1000::{Register, RegisterAccess};
+        DIE_IN_HANDLER.store(true, Ordering::Release);
+        regs.write(Register::ICS, RxRing::<Contiguous>::INTERRUPTS.bits());
+        true
+    })
+}
+
 pub fn unmask_real() {
     x86_64::instructions::interrupts::without_interrupts(|| {
         // SAFETY: interrupts are off, so no handler can run meanwhile.
@@ -427,6 +450,11 @@ const REAL_POLLS: usize = 4;
 /// broadcast by vector to the I/O APIC and clears the pin's remote IRR
 /// (the line, if asserted again meanwhile, is then delivered again).
 fn on_real_interrupt(_frame: &mut InterruptFrame) {
+    if DIE_IN_HANDLER.load(Ordering::Acquire) {
+        panic!(
+            "injected nic-mid-handler: killed in the e1000's interrupt handler before reading ICR or its EOI"
+        );
+    }
     let entry = cpu::rdtsc();
     let run = &shared::region().debug_nic.run;
     // SAFETY: interrupt context (see `driver`).

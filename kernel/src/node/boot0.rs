@@ -225,6 +225,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
             );
             Some((
                 owner.id,
+                source,
                 super::RealNic {
                     bar,
                     pci: f.at.packed(),
@@ -236,7 +237,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
     };
     let nic_of = |id: NodeId| {
         nic.filter(|n| n.0 == id)
-            .map_or(super::RealNic::default(), |n| n.1)
+            .map_or(super::RealNic::default(), |n| n.2)
     };
     super::set_real_nic(nic_of(NodeId(0)));
 
@@ -296,7 +297,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
             )
         })
         .collect();
-    match crate::irq::init_node0(&apic_ids, nic.map(|n| n.0)) {
+    match crate::irq::init_node0(&apic_ids, nic.map(|n| (n.0, n.1))) {
         Ok(line) => println!("{line}"),
         Err(e) => refuse(&e),
     }

@@ -223,6 +223,18 @@ pub fn inject_if_asked(me: NodeId) {
             println!("{me}: forged a Halt from node0 into {victim}'s mailbox: {pushed:?}");
             panic!("mailbox forgery was not refused");
         }
+        FaultKind::NicMidHandler => {
+            if !crate::nic::driver::die_in_next_real_interrupt() {
+                panic!("injected nic-mid-handler: this node drives no real e1000");
+            }
+            // The interrupt follows the ICS write at once; wait for it
+            // with interrupts on (the handler panics).
+            let deadline = crate::arch::cpu::rdtsc() + super::ms_to_ticks(2_000);
+            while crate::arch::cpu::rdtsc() < deadline {
+                x86_64::instructions::hlt();
+            }
+            panic!("injected nic-mid-handler: the e1000's interrupt did not come within 2 s");
+        }
         FaultKind::NicOverreach => {
             let Some(bar) = super::real_nic_bar() else {
                 panic!("injected nic-overreach: this node owns no real e1000");

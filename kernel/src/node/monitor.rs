@@ -59,6 +59,9 @@ pub fn check_heartbeats(watch: &mut [Watch; MAX_NODES]) {
             println!("node0: {id} declared crashed: heartbeat lost");
         }
     }
+    // Whatever ended a node (its own panic or fault, a lost heartbeat, a
+    // halt): the interrupt layer takes its devices back.
+    crate::irq::observe_nodes();
 }
 
 /// Waits until every node has finished its ping round or stopped.
@@ -132,6 +135,7 @@ fn percentile(sorted: &[u64], p: u64) -> String {
 /// Prints `MINT-REPORT {json}`: the state table with RTT figures and the
 /// raw RTT samples behind them.
 pub fn print_report() {
+    crate::irq::observe_nodes();
     let rec = record();
     let mut s = String::new();
     let _ = write!(s, "{{\"tsc_hz\":{},\"tsc\":", super::tsc_hz());

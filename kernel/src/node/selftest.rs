@@ -19,7 +19,10 @@
 //!   owner registered it; the others over the mailbox); each request must
 //!   be refused (not the owner) with the device's I/O APIC entry, read by
 //!   node 0 before and after, unchanged. The layer counts the refusals on
-//!   the device (the report's `irq.devices[].refused`).
+//!   the device (the report's `irq.devices[].refused`). The owner, before
+//!   it registers, claims two sources other than the one node 0 declared
+//!   (the right GSI with the polarity inverted, and the next GSI): each must
+//!   be refused (`refused`, source mismatch) with the entry unchanged.
 //! - `wx`: the node's page permissions. The node probes its own memory
 //!   (writes to text, rodata, its IDT, GDT and page tables; execution from
 //!   rodata, data, stack and heap; reads of guard pages and of the low
@@ -121,14 +124,79 @@ pub fn run(test: SelfTest) {
     }
 }
 
+/// The owner's false claims (JSON objects, comma separated), made by
+/// [`false_claims`] before it registers, printed by [`irq_refusal`].
+static FALSE_CLAIMS: spin::Mutex<String> = spin::Mutex::new(String::new());
+
+/// The `irq` self-test on the e1000's owner, before it registers `source`
+/// (the one node 0 declared): two other claims, each to be refused.
+pub fn false_claims(source: mint_irq::IrqSource) {
+    use mint_irq::request::Op;
+    use mint_irq::{IrqSource, Polarity};
+    let IrqSource::Gsi {
+        gsi,
+        trigger,
+        polarity,
+    } = source
+    else {
+        return;
+    };
+    let claims = [
+        IrqSource::Gsi {
+            gsi,
+            trigger,
+            polarity: match polarity {
+                Polarity::ActiveLow => Polarity::ActiveHigh,
+                Polarity::ActiveHigh => Polarity::ActiveLow,
+            },
+        },
+        IrqSource::Gsi {
+            gsi: mint_abi::Gsi(gsi.0 + 1),
+            trigger,
+            polarity,
+        },
+    ];
+    let mut s = String::new();
+    for (i, claim) in claims.into_iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let (what, gsi) = match claim {
+            IrqSource::Gsi { gsi, .. } => (if i == 0 { "polarity" } else { "gsi" }, gsi.0),
+            IrqSource::Msi => ("msi", 0),
+        };
+        match crate::irq::request(crate::irq::NIC0, Op::Register(claim)) {
+            Ok(o) => {
+                let r = o.reply;
+                let _ = write!(
+                    s,
+                    "{{\"claim\":\"{what}\",\"gsi\":{gsi},\"status\":\"{}\",\"vector\":{},\"unchanged\":{}}}",
+                    r.status.as_str(),
+                    r.vector.map_or(0, |v| v.0),
+                    r.before == r.after,
+                );
+            }
+            Err(e) => {
+                let _ = write!(
+                    s,
+                    "{{\"claim\":\"{what}\",\"error\":\"{}\"}}",
+                    e.replace(['"', '\\'], "'")
+                );
+            }
+        }
+    }
+    *FALSE_CLAIMS.lock() = s;
+}
+
 /// The `irq` self-test on this node (see the module docs).
 pub fn irq_refusal() {
     use mint_irq::request::{Op, Status};
     let me = super::me();
     if super::real_nic_bar().is_some() {
         println!(
-            "MINT-SELFTEST {{\"test\":\"irq\",\"node\":{},\"owner\":true}}",
-            me.0
+            "MINT-SELFTEST {{\"test\":\"irq\",\"node\":{},\"owner\":true,\"false_claims\":[{}]}}",
+            me.0,
+            FALSE_CLAIMS.lock().as_str()
         );
         return;
     }

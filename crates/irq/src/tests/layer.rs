@@ -483,3 +483,124 @@ fn without_an_eoi_register_a_dead_owners_remote_irr_is_cleared_by_the_edge_toggl
     r.layer.unmask(&mut r.hw, DISK, N0).unwrap();
     assert_eq!(r.take().len(), 1, "the new owner still gets the interrupt");
 }
+
+/// A layer whose one device (owned by node 1, default owner node 0) was declared with the
+/// source node 0 found for it: level, active low, GSI 11.
+fn declared_at(config: Config) -> (IrqLayer, crate::testing::Machine) {
+    let mut hw = crate::testing::Machine::new(24);
+    let mut layer = IrqLayer::new(config);
+    for (n, apic) in APICS.iter().enumerate() {
+        layer
+            .declare_node(NodeId(n as u8), *apic, NodeState::Running)
+            .unwrap();
+    }
+    layer
+        .declare_device_at(NIC, N1, N0, IrqSource::pci_intx(NIC_GSI))
+        .unwrap();
+    layer.init(&mut hw).unwrap();
+    (layer, hw)
+}
+
+#[test]
+fn registration_claiming_another_source_than_the_declared_one_is_refused() {
+    let (mut layer, mut hw) = declared_at(Config::QEMU);
+    let claims = [
+        // Another pin (one no device has: only the declaration stops it).
+        IrqSource::pci_intx(Gsi(5)),
+        // The right pin, inverted polarity.
+        IrqSource::Gsi {
+            gsi: NIC_GSI,
+            trigger: TriggerMode::Level,
+            polarity: Polarity::ActiveHigh,
+        },
+        // The right pin as an edge (no remote IRR, so no EOI discipline).
+        IrqSource::Gsi {
+            gsi: NIC_GSI,
+            trigger: TriggerMode::Edge,
+            polarity: Polarity::ActiveLow,
+        },
+        IrqSource::Msi,
+    ];
+    for (k, claimed) in claims.into_iter().enumerate() {
+        let before = [hw.entry(Pin(5)), hw.entry(Pin(11))];
+        let writes = hw.entry_writes();
+        let e = layer.register(&mut hw, NIC, N1, claimed).unwrap_err();
+        assert_eq!(
+            e,
+            RegisterError::SourceMismatch {
+                device: NIC,
+                expected: IrqSource::pci_intx(NIC_GSI),
+                claimed,
+            }
+        );
+        assert_eq!(
+            [hw.entry(Pin(5)), hw.entry(Pin(11))],
+            before,
+            "entries unchanged"
+        );
+        assert_eq!(hw.entry_writes(), writes, "nothing was written");
+        let info = layer.device(NIC).unwrap();
+        assert_eq!(info.counters.refused, k as u64 + 1, "counted");
+        assert_eq!(
+            (info.state, info.binding, info.vector),
+            (DeviceState::Declared, None, None)
+        );
+        assert!(layer.routes().lookup(NIC_GSI).is_none());
+        assert!(layer.routes().lookup(Gsi(5)).is_none());
+    }
+    // A non-owner is refused as such, whatever it claims.
+    assert!(matches!(
+        layer.register(&mut hw, NIC, N2, IrqSource::pci_intx(Gsi(5))),
+        Err(RegisterError::NotOwner(_))
+    ));
+    // The declared source registers.
+    let reg = layer
+        .register(&mut hw, NIC, N1, IrqSource::pci_intx(NIC_GSI))
+        .unwrap();
+    assert_eq!(reg.pin, Some(Pin(11)));
+    let e = hw.entry(Pin(11));
+    assert_eq!(
+        (e.trigger, e.polarity),
+        (TriggerMode::Level, Polarity::ActiveLow)
+    );
+    assert_eq!(e.destination_apic(), APICS[1]);
+}
+
+#[test]
+fn a_crashed_owner_of_a_declared_device_returns_it_masked_to_node_0() {
+    // Both ways of clearing the dead owner's remote IRR: the EOI register, and (the kernel's
+    // configuration under QEMU's broadcasting LAPIC) the edge toggle.
+    for eoi_register in [true, false] {
+        crashed_owner_returns_it(Config {
+            eoi_register,
+            ..Config::QEMU
+        });
+    }
+}
+
+fn crashed_owner_returns_it(config: Config) {
+    let (mut layer, mut hw) = declared_at(config);
+    let reg = layer
+        .register(&mut hw, NIC, N1, IrqSource::pci_intx(NIC_GSI))
+        .unwrap();
+    layer.unmask(&mut hw, NIC, N1).unwrap();
+    // Node 1 takes the interrupt and dies before its EOI.
+    hw.set_line(Pin(11), true);
+    assert_eq!(hw.take_deliveries().len(), 1);
+    assert!(hw.remote_irr(Pin(11)));
+    layer
+        .set_node_state(&mut hw, N1, NodeState::Crashed, 5)
+        .unwrap();
+    let info = layer.device(NIC).unwrap();
+    assert_eq!(info.owner, Some(N0), "its default owner");
+    assert!(info.masked);
+    assert_ne!(info.vector, Some(reg.vector));
+    let e = hw.entry(Pin(11));
+    assert!(e.masked && !e.remote_irr);
+    assert_eq!(e.destination_apic(), APICS[0]);
+    assert_eq!(
+        (e.trigger, e.polarity),
+        (TriggerMode::Level, Polarity::ActiveLow),
+        "still the declared source"
+    );
+}
