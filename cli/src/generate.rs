@@ -576,6 +576,25 @@ fn add_timing(
     report["warnings"] = json!(crate::tsc::warnings(&boot));
 }
 
+/// The report's `dropped` object as one terminal line (non-zero reasons).
+pub fn print_drops(r: &Value) {
+    if let Some(d) = r["dropped"].as_object() {
+        let parts: Vec<String> = d
+            .iter()
+            .filter(|(_, n)| n.as_u64() != Some(0))
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        outln!(
+            "dropped: {}",
+            if parts.is_empty() {
+                "none".into()
+            } else {
+                parts.join(", ")
+            }
+        );
+    }
+}
+
 fn print_summary(r: &Value) {
     let f = |v: &Value| v.as_f64().map_or("n/a".to_string(), |x| format!("{x:.0}"));
     outln!();
@@ -611,21 +630,7 @@ fn print_summary(r: &Value) {
             .as_f64()
             .map_or("n/a".into(), |x| format!("{:.2} %", x * 100.0))
     );
-    if let Some(d) = r["dropped"].as_object() {
-        let parts: Vec<String> = d
-            .iter()
-            .filter(|(_, n)| n.as_u64() != Some(0))
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        outln!(
-            "dropped: {}",
-            if parts.is_empty() {
-                "none".into()
-            } else {
-                parts.join(", ")
-            }
-        );
-    }
+    print_drops(r);
     outln!(
         "send processing time: mean {} ns, p50 {} ns, p99 {} ns  (per-send copy rate {} Gbps: frame size / mean send time, not throughput)",
         f(&r["send_time_ns"]["mean"]),

@@ -576,21 +576,7 @@ fn print_summary(r: &Value) {
         r["unaccounted"],
         r["corrupted"]
     );
-    if let Some(d) = r["dropped"].as_object() {
-        let parts: Vec<String> = d
-            .iter()
-            .filter(|(_, n)| n.as_u64() != Some(0))
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        outln!(
-            "dropped: {}",
-            if parts.is_empty() {
-                "none".into()
-            } else {
-                parts.join(", ")
-            }
-        );
-    }
+    crate::generate::print_drops(r);
     outln!(
         "host send to application: p50 {} ns, p99 {} ns ({}); interrupt interval p50 {} ns",
         f(&r["latency_ns"]["summary"]["p50"]),

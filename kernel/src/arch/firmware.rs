@@ -108,9 +108,10 @@ impl AcpiHandler for IdentityMapped {
     fn unmap_physical_region<T>(_region: &PhysicalMapping<Self, T>) {}
 }
 
-/// Usable processors' local APIC IDs: the boot processor first, then the
-/// others in MADT order (index = core index, as QEMU's `-smp` numbers them).
-pub fn madt_cpus(rsdp: u64) -> Result<Vec<ApicId>, String> {
+/// The MADT's interrupt model and processors, from the tables at `rsdp`.
+fn madt_interrupt_model(
+    rsdp: u64,
+) -> Result<(acpi::InterruptModel, Option<acpi::platform::ProcessorInfo>), String> {
     if rsdp == 0 {
         return Err(String::from("no RSDP from the loader"));
     }
@@ -122,9 +123,14 @@ pub fn madt_cpus(rsdp: u64) -> Result<Vec<ApicId>, String> {
     let madt = unsafe { tables.get_sdt::<Madt>(Signature::MADT) }
         .map_err(|e| alloc::format!("ACPI MADT: {e:?}"))?
         .ok_or_else(|| String::from("ACPI: no MADT"))?;
-    let (_, processors) = madt
-        .parse_interrupt_model()
-        .map_err(|e| alloc::format!("ACPI MADT: {e:?}"))?;
+    madt.parse_interrupt_model()
+        .map_err(|e| alloc::format!("ACPI MADT: {e:?}"))
+}
+
+/// Usable processors' local APIC IDs: the boot processor first, then the
+/// others in MADT order (index = core index, as QEMU's `-smp` numbers them).
+pub fn madt_cpus(rsdp: u64) -> Result<Vec<ApicId>, String> {
+    let (_, processors) = madt_interrupt_model(rsdp)?;
     let info = processors.ok_or_else(|| String::from("ACPI MADT lists no processors"))?;
     Ok(core::iter::once(&info.boot_processor)
         .chain(&info.application_processors)
@@ -157,19 +163,7 @@ pub struct IrqFacts {
 pub fn madt_irq_facts(rsdp: u64) -> Result<IrqFacts, String> {
     use acpi::InterruptModel;
     use acpi::platform::interrupt::{Polarity, TriggerMode};
-    if rsdp == 0 {
-        return Err(String::from("no RSDP from the loader"));
-    }
-    // SAFETY: as in `madt_cpus`.
-    let tables = unsafe { AcpiTables::from_rsdp(IdentityMapped, rsdp as usize) }
-        .map_err(|e| alloc::format!("ACPI: {e:?}"))?;
-    // SAFETY: as in `madt_cpus`.
-    let madt = unsafe { tables.get_sdt::<Madt>(Signature::MADT) }
-        .map_err(|e| alloc::format!("ACPI MADT: {e:?}"))?
-        .ok_or_else(|| String::from("ACPI: no MADT"))?;
-    let (model, _) = madt
-        .parse_interrupt_model()
-        .map_err(|e| alloc::format!("ACPI MADT: {e:?}"))?;
+    let (model, _) = madt_interrupt_model(rsdp)?;
     let InterruptModel::Apic(apic) = model else {
         return Err(String::from("ACPI MADT: no APIC interrupt model"));
     };

@@ -110,6 +110,32 @@ struct Driver {
     watch: Option<Watch>,
 }
 
+impl Driver {
+    /// A driver over `backend` with its ring and socket buffers, counters
+    /// and samples empty; boxed, to be leaked into [`DRIVER`].
+    fn new(
+        backend: Backend,
+        ring: AtomicRing,
+        rx: RxRing<Contiguous>,
+        skbs: Producer,
+    ) -> Box<Self> {
+        Box::new(Driver {
+            backend,
+            ring,
+            rx,
+            skbs,
+            samples: IrqSamples {
+                intervals: Vec::new(),
+                ipi_latency: Vec::new(),
+                last_entry: 0,
+            },
+            taken: 0,
+            missed: 0,
+            watch: None,
+        })
+    }
+}
+
 /// Set once by `attach` to a leaked Box, never freed.
 static DRIVER: AtomicPtr<Driver> = AtomicPtr::new(core::ptr::null_mut());
 
@@ -133,7 +159,7 @@ unsafe fn driver<'a>() -> Option<&'a mut Driver> {
 /// interrupt handler to `NIC_VECTOR`. Returns the stack's end of the socket
 /// buffers (the only one there is).
 pub fn attach(shared_phys: u64, shared_size: u64) -> Result<Consumer, alloc::string::String> {
-    let dma = DmaWindow::new(shared_phys, shared_size);
+    let dma = shared_backend::dma_window(shared_phys, shared_size);
     // The ring first, its buffers from the next page on: the layout
     // `dma_bytes_needed` (the host's check) describes.
     let buffers_phys = dma.phys + crate::layout::align_up(u64::from(RING_SLOTS) * 16, 4096);
@@ -155,20 +181,7 @@ pub fn attach(shared_phys: u64, shared_size: u64) -> Result<Consumer, alloc::str
     let rx = RxRing::init(&regs, &ring, dma.phys, buffers, BUFFER_SIZE)
         .map_err(|e| alloc::format!("e1000 init: {e:?}"))?;
     let (producer, consumer) = mint_skb::pool(SKB_SLOTS, BUFFER_SIZE);
-    let driver = Box::new(Driver {
-        backend: Backend::Debug { regs, dma },
-        ring,
-        rx,
-        skbs: producer,
-        samples: IrqSamples {
-            intervals: Vec::new(),
-            ipi_latency: Vec::new(),
-            last_entry: 0,
-        },
-        taken: 0,
-        missed: 0,
-        watch: None,
-    });
+    let driver = Driver::new(Backend::Debug { regs, dma }, ring, rx, producer);
     DRIVER.store(Box::into_raw(driver), Ordering::Release);
     interrupts::register(NIC_VECTOR, on_interrupt);
     let me = crate::node::me();
@@ -321,20 +334,7 @@ pub fn attach_real(
     let (producer, consumer) = mint_skb::pool(SKB_SLOTS, rx.buffer_size());
     // `RxRing::init` has just written RCTL.EN.
     REAL_RX_ENABLED_TSC.store(cpu::rdtsc().max(1), Ordering::Relaxed);
-    let driver = Box::new(Driver {
-        backend: Backend::Real { regs, dma },
-        ring,
-        rx,
-        skbs: producer,
-        samples: IrqSamples {
-            intervals: Vec::new(),
-            ipi_latency: Vec::new(),
-            last_entry: 0,
-        },
-        taken: 0,
-        missed: 0,
-        watch: None,
-    });
+    let driver = Driver::new(Backend::Real { regs, dma }, ring, rx, producer);
     DRIVER.store(Box::into_raw(driver), Ordering::Release);
     consumer
 }

@@ -5,8 +5,7 @@
 
 use alloc::alloc::{Layout, alloc_zeroed};
 
-use mint_e1000::{DmaError, DmaMemory, Register, RegisterAccess};
-use mint_volatile::VolatileSlice;
+use mint_e1000::{Register, RegisterAccess};
 
 use super::shared_backend::AtomicRing;
 use crate::layout;
@@ -67,51 +66,7 @@ pub fn local_ring(count: u16) -> Option<(AtomicRing, u64)> {
     ))
 }
 
-/// The NIC's receive buffers in this node's memory: `[phys, phys + len)`,
-/// mapped at `virt`. The NIC writes them by DMA whenever it likes, so
-/// frames are copied out only through a volatile slice, and every address
-/// a descriptor names is checked against the range first.
-pub struct LocalDma {
-    phys: u64,
-    bytes: VolatileSlice<'static>,
-}
-
-impl LocalDma {
-    /// # Safety
-    /// `virt..virt + len` must be memory from [`dma_alloc`] (this node's,
-    /// never freed) whose physical address is `phys`, reached from here on
-    /// only through this value (and by the NIC's DMA).
-    pub unsafe fn new(virt: u64, phys: u64, len: usize) -> LocalDma {
-        // SAFETY: the caller's contract: mapped for good, no other Rust
-        // reference to these bytes.
-        let bytes = unsafe { VolatileSlice::new(virt as *mut u8, len) };
-        LocalDma { phys, bytes }
-    }
-
-    fn part(&self, addr: u64, len: usize) -> Result<VolatileSlice<'static>, DmaError> {
-        let err = DmaError { addr, len };
-        let off = addr
-            .checked_sub(self.phys)
-            .and_then(|o| usize::try_from(o).ok())
-            .ok_or(err)?;
-        self.bytes.subslice(off, len).map_err(|_| err)
-    }
-}
-
-impl DmaMemory for LocalDma {
-    fn write(&self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
-        self.part(addr, data.len())?
-            .copy_from(0, data)
-            .map_err(|_| DmaError {
-                addr,
-                len: data.len(),
-            })
-    }
-
-    fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), DmaError> {
-        let len = out.len();
-        self.part(addr, len)?
-            .copy_to(0, out)
-            .map_err(|_| DmaError { addr, len })
-    }
-}
+/// The NIC's receive buffers in this node's memory (from [`dma_alloc`],
+/// never freed): reached only through volatile copies, every address a
+/// descriptor names checked against the range first.
+pub type LocalDma = super::dma::PhysBytes;

@@ -3,6 +3,8 @@
 //!
 //! - `shared_backend`: the e1000 crate's register/ring/DMA traits over the
 //!   shared region (the only raw-memory code here).
+//! - `dma`: memory a NIC reaches by DMA, by physical address, through
+//!   volatile copies only (the debug NIC's window and a real NIC's buffers).
 //! - `driver`: the target's e1000 driver in debug mode: RX ring and buffers
 //!   in the shared DMA window, interrupt handler on the IPI vector,
 //!   socket buffers for the stack.
@@ -10,6 +12,7 @@
 //! - `mmio_backend` / `real`: the same traits over a real 8254x's memory
 //!   BAR and the node's own memory, and its bring-up.
 
+pub mod dma;
 pub mod driver;
 pub mod mmio_backend;
 pub mod real;

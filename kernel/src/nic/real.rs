@@ -107,7 +107,7 @@ pub fn attach(bar: u64, at: PciAddress, irq_line: u8) -> Result<Attached, String
     // SAFETY: `buffers_len` bytes from `dma_alloc` at `buffers_virt`
     // (physical `buffers_phys`), never freed and reached from here on only
     // through this value and the NIC's DMA.
-    let dma = unsafe { LocalDma::new(buffers_virt, buffers_phys, buffers_len) };
+    let dma = unsafe { LocalDma::new(buffers_virt, buffers_phys, buffers_len as u64) };
     Ok(Attached {
         summary: s,
         mac,

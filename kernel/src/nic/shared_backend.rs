@@ -7,8 +7,9 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use mint_abi::debug_nic::{NicRegisters, dma_window_offset};
 use mint_abi::shared::SHARED_VIRT;
-use mint_e1000::{DescriptorRing, DmaError, DmaMemory, RegisterFile, RegisterSlots, RxDescriptor};
-use mint_volatile::VolatileSlice;
+use mint_e1000::{DescriptorRing, DmaError, RegisterFile, RegisterSlots, RxDescriptor};
+
+pub use super::dma::PhysBytes;
 
 /// The register page in the shared region, with the e1000 register
 /// semantics of `mint_e1000::RegisterFile` (ICR read-to-clear, IMS/IMC...).
@@ -26,64 +27,23 @@ pub fn registers() -> SharedRegisters {
     RegisterFile::with_slots(SharedSlots(&crate::shared::region().debug_nic.regs))
 }
 
-/// The DMA window: `[phys, phys + len)` of the shared region, mapped at
-/// `SHARED_VIRT + dma_window_offset()`. Frames are copied in and out only
-/// through its [`VolatileSlice`] (the peer writes these bytes whenever it
-/// likes); the descriptor ring inside it only through [`AtomicRing`].
-#[derive(Clone, Copy)]
-pub struct DmaWindow {
-    pub phys: u64,
-    pub len: u64,
-    bytes: VolatileSlice<'static>,
-}
+/// The DMA window: the shared region from `dma_window_offset()` to its
+/// end, mapped at `SHARED_VIRT + dma_window_offset()`. Frames are copied in
+/// and out only through its volatile bytes (the peer writes them whenever
+/// it likes); the descriptor ring inside it only through [`AtomicRing`].
+pub type DmaWindow = PhysBytes;
 
-impl DmaWindow {
-    /// The window of a shared region at `shared_phys` of `shared_size` bytes.
-    pub fn new(shared_phys: u64, shared_size: u64) -> DmaWindow {
-        let off = dma_window_offset();
-        let len = shared_size.saturating_sub(off);
-        // SAFETY: every node maps the whole shared region read-write at
-        // SHARED_VIRT for its whole life (`shared_size` is the size node 0
-        // mapped), and the window, from `dma_window_offset` to the region's
-        // end, lies above every structure of the fixed layout: no Rust
-        // reference to its bytes as plain data exists, only this slice's
-        // volatile accesses and the atomics `AtomicRing` lays over the
-        // descriptor ring.
-        let bytes = unsafe { VolatileSlice::new((SHARED_VIRT + off) as *mut u8, len as usize) };
-        DmaWindow {
-            phys: shared_phys + off,
-            len,
-            bytes,
-        }
-    }
-
-    /// `[addr, addr+len)` as a part of the window, if it lies in it.
-    fn part(&self, addr: u64, len: usize) -> Result<VolatileSlice<'static>, DmaError> {
-        let err = DmaError { addr, len };
-        let off = addr
-            .checked_sub(self.phys)
-            .and_then(|o| usize::try_from(o).ok())
-            .ok_or(err)?;
-        self.bytes.subslice(off, len).map_err(|_| err)
-    }
-}
-
-impl DmaMemory for DmaWindow {
-    fn write(&self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
-        self.part(addr, data.len())?
-            .copy_from(0, data)
-            .map_err(|_| DmaError {
-                addr,
-                len: data.len(),
-            })
-    }
-
-    fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), DmaError> {
-        let len = out.len();
-        self.part(addr, len)?
-            .copy_to(0, out)
-            .map_err(|_| DmaError { addr, len })
-    }
+/// The window of a shared region at `shared_phys` of `shared_size` bytes.
+pub fn dma_window(shared_phys: u64, shared_size: u64) -> DmaWindow {
+    let off = dma_window_offset();
+    let len = shared_size.saturating_sub(off);
+    // SAFETY: every node maps the whole shared region read-write at
+    // SHARED_VIRT for its whole life (`shared_size` is the size node 0
+    // mapped), and the window, from `dma_window_offset` to the region's
+    // end, lies above every structure of the fixed layout: no Rust
+    // reference to its bytes as plain data exists, only volatile accesses
+    // and the atomics `AtomicRing` lays over the descriptor ring.
+    unsafe { PhysBytes::new(SHARED_VIRT + off, shared_phys + off, len) }
 }
 
 /// A ring of legacy RX descriptors as pairs of `AtomicU64` (address;

@@ -29,7 +29,7 @@ use mint_abi::debug_nic::{DropReason, NIC_VECTOR, RunPhase};
 use mint_e1000::{DeviceModel, Register, RegisterAccess, RxDrop, WritebackFault};
 use mint_traffic::{Endpoints, FrameTemplate, GenConfig, PacketKind, Schedule};
 
-use super::shared_backend::{self, AtomicRing, DmaWindow};
+use super::shared_backend::{self, AtomicRing};
 use crate::arch::{apic, cpu};
 use crate::node;
 use crate::shared;
@@ -146,7 +146,7 @@ pub fn run(
 
     // The device's view of the driver's ring, validated once per run.
     let regs = shared_backend::registers();
-    let dma = DmaWindow::new(shared_phys, shared_size);
+    let dma = shared_backend::dma_window(shared_phys, shared_size);
     let ring_phys =
         u64::from(regs.read(Register::RDBAL)) | (u64::from(regs.read(Register::RDBAH)) << 32);
     let count = (regs.read(Register::RDLEN) / 16).min(u32::from(u16::MAX)) as u16;
