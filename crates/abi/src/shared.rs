@@ -42,7 +42,7 @@ use crate::node::NodeState;
 /// "MINTSHRD", little endian.
 pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"MINTSHRD");
 /// Bumped whenever this layout changes.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 /// Nodes a region can describe (one ISA UART per node: COM1..COM4).
 pub const MAX_NODES: usize = 4;
 /// Messages per mailbox.
@@ -177,6 +177,9 @@ pub struct SharedRegion {
     pub outboxes: [NodeOutboxes; MAX_NODES],
     /// The debug NIC (support node <-> target node's e1000 driver).
     pub debug_nic: crate::debug_nic::DebugNic,
+    /// The real e1000's per-node accounting (its ring is in the NIC area
+    /// at the region's end: `real_nic`).
+    pub real_nic: crate::real_nic::RealNic,
 }
 
 /// Bytes of the region this layout occupies; the rest is for later users.

@@ -177,6 +177,15 @@ impl Handover {
     }
 }
 
+/// A hand-over in progress, as [`IrqLayer::handover_status`] shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandoverStatus {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub new_vector: Vector,
+    pub step: HandoverStep,
+}
+
 /// Where a hand-over waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandoverProgress {
@@ -324,6 +333,18 @@ impl IrqLayer {
         });
         d.info.state = DeviceState::HandingOver;
         Ok(())
+    }
+
+    /// The hand-over of `device` in progress, if any: who hands it to whom, the vector the
+    /// layer reserved for the new owner (which must bind it before the switch) and the step.
+    pub fn handover_status(&self, device: DeviceId) -> Option<HandoverStatus> {
+        let h = self.dev(self.slot(device)?).handover?;
+        Some(HandoverStatus {
+            from: h.from,
+            to: h.to,
+            new_vector: h.new_vector,
+            step: h.step,
+        })
     }
 
     fn check_request(&self, i: usize, from: NodeId, to: NodeId) -> Result<(), HandoverError> {
