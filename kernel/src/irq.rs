@@ -22,7 +22,7 @@
 
 use alloc::string::String;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use mint_abi::node::{MessageKind, NodeState};
 use mint_abi::{NodeId, Vector};
@@ -63,12 +63,13 @@ fn with_layer<R>(f: impl FnOnce(&mut Layer) -> R) -> Option<R> {
 /// Node 0, once its own tables map the I/O APIC: builds the layer, masks
 /// every pin, declares the plan's nodes and the e1000 with its owner and
 /// the source node 0 read from PCI and the MADT (the owner's registration
-/// must claim exactly that source); node 0 is its default owner, taking it
+/// must claim exactly that source) and the nodes a hand-over may give it
+/// to (the owner and the standby nodes); node 0 is its default owner, taking it
 /// (masked) when its owner crashes or halts. Returns a line for node 0's
 /// console.
 pub fn init_node0(
     apic_ids: &[(NodeId, mint_abi::ApicId)],
-    nic: Option<(NodeId, mint_irq::IrqSource)>,
+    nic: Option<(NodeId, mint_irq::IrqSource, &[NodeId])>,
 ) -> Result<String, String> {
     // SAFETY: node 0's tables map the I/O APIC's frame uncached at its
     // physical address (`partition.rs`), and this is the layer's only
@@ -96,9 +97,13 @@ pub fn init_node0(
             .declare_node(id, apic_id, state)
             .map_err(|e| alloc::format!("interrupt layer: {id}: {e:?}"))?;
     }
-    if let Some((owner, source)) = nic {
+    if let Some((owner, source, candidates)) = nic {
         layer
             .declare_device_at(NIC0, owner, NodeId(0), source)
+            .map_err(|e| alloc::format!("interrupt layer: nic0: {e:?}"))?;
+        // Hand-overs only among the nodes that map its registers.
+        layer
+            .allow_handover_to(NIC0, candidates)
             .map_err(|e| alloc::format!("interrupt layer: nic0: {e:?}"))?;
     }
     layer
@@ -791,7 +796,12 @@ pub fn handover(from: NodeId, to: NodeId, idle: &mut dyn FnMut()) -> Result<Roun
         } else {
             String::new()
         };
-        alloc::format!("{why}; hand-over cancelled ({c:?}){resumed}")
+        let state = match c {
+            Some(Ok(())) => alloc::format!("cancelled, nic0 stays with {from}"),
+            Some(Err(e)) => alloc::format!("cancelling failed: {e}"),
+            None => String::from("no layer to cancel it"),
+        };
+        alloc::format!("{why}; hand-over {state}{resumed}")
     };
     let cleaned_on_quiesce = match command(from, HandoverCmd::Quiesce, vector, idle) {
         Ok(n) => n,
@@ -808,6 +818,10 @@ pub fn handover(from: NodeId, to: NodeId, idle: &mut dyn FnMut()) -> Result<Roun
     });
     if let Some(Err(e)) = q {
         return Err(cancel(alloc::format!("{e}"), true, idle));
+    }
+    if ASSERT_ON_SWITCH.swap(false, Ordering::AcqRel) {
+        // Node 0 is the old owner here (it has the registers mapped).
+        crate::nic::driver::raise_receive_cause();
     }
     let mut remote_irr_polls = 0;
     loop {
@@ -942,4 +956,67 @@ pub fn routes_table() -> String {
         s
     })
     .unwrap_or_else(|| String::from("this node does not run the interrupt layer"))
+}
+
+/// nic0 as the layer and the I/O APIC have it (the `handover` self-test).
+pub struct Probe {
+    pub owner: Option<NodeId>,
+    pub refused: u64,
+    /// The pin's entry, read back.
+    pub entry: Option<RedirectionEntry>,
+}
+
+pub fn nic0_probe() -> Probe {
+    with_layer(|l| {
+        let d = l.layer.device(NIC0);
+        Probe {
+            owner: d.and_then(|d| d.owner),
+            refused: d.map_or(0, |d| d.counters.refused),
+            entry: match d.and_then(|d| d.binding) {
+                Some(Binding::Pin { pin, .. }) => Some(l.hw.read_entry(pin)),
+                _ => None,
+            },
+        }
+    })
+    .unwrap_or(Probe {
+        owner: None,
+        refused: 0,
+        entry: None,
+    })
+}
+
+/// The `handover` self-test: starts a hand-over of nic0 (not driven
+/// further), asks for a second one, which must be refused, and cancels the
+/// first. Returns the second's refusal.
+pub fn second_handover_refused() -> Result<Round, String> {
+    let Some(owner) = owner(NIC0) else {
+        return Err(String::from("nic0 has no owner"));
+    };
+    let to = NodeId(if owner == NodeId(1) { 0 } else { 1 });
+    with_layer(|l| {
+        l.layer
+            .handover(NIC0, owner, to, 1, cpu::rdtsc())
+            .map_err(|e| alloc::format!("the first hand-over was refused: {e}"))?;
+        let second = l.layer.handover(NIC0, owner, to, 1, cpu::rdtsc());
+        let cancelled = l
+            .layer
+            .cancel_handover(&mut l.hw, NIC0, owner, cpu::rdtsc());
+        match (second, cancelled) {
+            (Err(e), Ok(())) => Err(alloc::format!("refused: {e}")),
+            (Ok(()), _) => Ok(None),
+            (Err(e), Err(c)) => Err(alloc::format!(
+                "refused: {e}; but cancelling the first failed: {c}"
+            )),
+        }
+    })
+    .unwrap_or_else(|| Err(String::from("this node does not run the interrupt layer")))
+    .and_then(|r: Option<Round>| r.ok_or_else(|| String::from("a second hand-over was accepted")))
+}
+
+/// The `handover` self-test: the next hand-over raises nic0's receive
+/// cause (ICR unread) once the layer has masked the pin.
+static ASSERT_ON_SWITCH: AtomicBool = AtomicBool::new(false);
+
+pub fn assert_line_on_next_switch() {
+    ASSERT_ON_SWITCH.store(true, Ordering::Release);
 }

@@ -219,6 +219,11 @@ pub enum HandoverError {
         device: DeviceId,
         node: NodeId,
     },
+    /// The plan does not let `node` own the device.
+    NotACandidate {
+        device: DeviceId,
+        node: NodeId,
+    },
     /// The target is crashed, booting, halted or absent.
     TargetNotRunning {
         node: NodeId,
@@ -268,6 +273,12 @@ impl fmt::Display for HandoverError {
                 None => write!(f, "{claimed} does not own {device} (nobody does)"),
             },
             HandoverError::SameOwner { device, node } => write!(f, "{node} already owns {device}"),
+            HandoverError::NotACandidate { device, node } => {
+                write!(
+                    f,
+                    "the plan does not let {node} own {device} (not standing by for it)"
+                )
+            }
             HandoverError::TargetNotRunning { node, state } => {
                 write!(f, "target {node} is {state}")
             }
@@ -372,6 +383,9 @@ impl IrqLayer {
         }
         if to == from {
             return Err(HandoverError::SameOwner { device, node: to });
+        }
+        if d.candidates.is_some_and(|m| m & (1 << to.0) == 0) {
+            return Err(HandoverError::NotACandidate { device, node: to });
         }
         if to_state != NodeState::Running {
             return Err(HandoverError::TargetNotRunning {

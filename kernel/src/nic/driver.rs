@@ -401,6 +401,22 @@ pub fn die_in_next_real_interrupt() -> bool {
     })
 }
 
+/// The `handover` self-test (node 0, the old owner, after the layer
+/// masked the pin): unmasks the receive causes at the device and raises
+/// one through ICS, so the line is asserted with ICR unread.
+pub fn raise_receive_cause() {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        if let Some(d) = unsafe { driver() }
+            && let Backend::Real { regs, .. } = &d.backend
+        {
+            use mint_e1000::{Register, RegisterAccess};
+            regs.write(Register::IMS, RxRing::<Contiguous>::INTERRUPTS.bits());
+            regs.write(Register::ICS, mint_e1000::Interrupt::RXT0.bits());
+        }
+    })
+}
+
 pub fn unmask_real() {
     x86_64::instructions::interrupts::without_interrupts(|| {
         // SAFETY: interrupts are off, so no handler can run meanwhile.

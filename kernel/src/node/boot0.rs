@@ -343,7 +343,13 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
             )
         })
         .collect();
-    match crate::irq::init_node0(&apic_ids, nic.map(|n| (n.0, n.1))) {
+    let candidates: Vec<NodeId> = plan
+        .nodes
+        .iter()
+        .filter(|n| n.devices.iter().any(|d| d.reaches_e1000()))
+        .map(|n| n.id)
+        .collect();
+    match crate::irq::init_node0(&apic_ids, nic.map(|n| (n.0, n.1, candidates.as_slice()))) {
         Ok(line) => println!("{line}"),
         Err(e) => refuse(&e),
     }
@@ -427,6 +433,9 @@ pub fn run_machine(real_nic: Option<(mint_skb::Consumer, [u8; 6])>) -> ! {
     shared::header().go.store(1, Ordering::Release);
     if irq_test {
         super::selftest::irq_refusal();
+    }
+    if super::self_test() == super::selftest::SelfTest::Handover {
+        super::selftest::handover();
     }
     ping::round();
     monitor::settle();

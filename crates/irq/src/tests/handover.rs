@@ -701,3 +701,31 @@ fn status_names_the_reserved_vector_until_done() {
     assert_eq!(r.layer.handover_status(NIC), None);
     assert_eq!(r.layer.device(NIC).unwrap().vector, Some(s.new_vector));
 }
+
+#[test]
+fn a_handover_outside_the_plans_candidates_is_refused_and_counted() {
+    let mut r = Rig::new();
+    r.attach(NIC);
+    r.layer.allow_handover_to(NIC, &[N0, N1]).unwrap();
+    let before = r.layer.device(NIC).unwrap();
+    let entry = r.hw.entry(Pin(11));
+    let t = r.tick();
+    assert_eq!(
+        r.layer.handover(NIC, N0, N2, 10, t),
+        Err(HandoverError::NotACandidate {
+            device: NIC,
+            node: N2
+        })
+    );
+    let after = r.layer.device(NIC).unwrap();
+    assert!(same_but_refused(before, after));
+    assert_eq!(after.counters.refused, before.counters.refused + 1);
+    assert_eq!(r.hw.entry(Pin(11)), entry, "entry unchanged");
+    // A candidate is still accepted.
+    let t = r.tick();
+    assert_eq!(r.layer.handover(NIC, N0, N1, 10, t), Ok(()));
+    assert_eq!(
+        r.layer.allow_handover_to(NIC, &[NodeId(9)]),
+        Err(crate::ConfigError::UnknownNode(NodeId(9)))
+    );
+}
