@@ -361,6 +361,7 @@ fn summarize(
     let unaccounted = node_unaccounted.saturating_sub(lost_before_nic.unwrap_or(0) as i64);
     let duplicates = rec["duplicates"].as_u64().unwrap_or(u64::MAX);
     let misrouted = rec["misrouted_interrupts"].as_u64().unwrap_or(u64::MAX);
+    let bad_notices = rec["bad_notices"].as_u64().unwrap_or(u64::MAX);
     let completed = rec["completed"].as_bool() == Some(true);
     let done = rec["rounds"].as_u64().unwrap_or(0);
     let mut times: Vec<f64> = rounds
@@ -377,6 +378,7 @@ fn summarize(
         && unaccounted == 0
         && duplicates == 0
         && misrouted == 0
+        && bad_notices == 0
         && lost_before_nic.is_some()
         && rec.get("failure").is_none();
     let verdict = if ok {
@@ -385,7 +387,7 @@ fn summarize(
         )
     } else {
         format!(
-            "FAILED: {done} of {} rounds, {unaccounted} unaccounted, {duplicates} duplicates, {misrouted} misrouted{}",
+            "FAILED: {done} of {} rounds, {unaccounted} unaccounted, {duplicates} duplicates, {misrouted} misrouted, {bad_notices} bad notices{}",
             args.rounds,
             rec["failure"]
                 .as_str()
@@ -423,6 +425,7 @@ fn summarize(
         "unaccounted": unaccounted,
         "duplicates": duplicates,
         "misrouted_interrupts": misrouted,
+        "bad_notices": bad_notices,
         "handover_us": percentiles(&mut times),
         "layer_us": percentiles(&mut layer_times),
         "interrupts": rec["interrupts"],

@@ -50,6 +50,22 @@ fn the_owner_brings_up_the_real_e1000_through_its_registers() {
         let (run, logs) = boot_with_nic_on(owner, &[]);
         let report = run.report();
         assert_eq!(report["ok"], true, "{report:#}");
+        // The layer's view per node: who owns nic0 now, and the device
+        // interrupts each node's entry saw (none: no traffic, no strays).
+        for (i, n) in report["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .enumerate()
+        {
+            let owns = if i == usize::from(owner) {
+                vec!["nic0"]
+            } else {
+                vec![]
+            };
+            assert_eq!(n["owns"], serde_json::json!(owns), "{report:#}");
+            assert_eq!(n["device_interrupts"]["stray"], 0, "{report:#}");
+        }
         let devices = &report["nodes"][usize::from(owner)]["devices"];
         assert!(
             devices

@@ -56,8 +56,70 @@ static LAYER: Mutex<Option<Layer>> = Mutex::new(None);
 
 /// Runs `f` on the layer with interrupts off (node 0's mailbox handler
 /// takes the same lock); `None` on a node that does not run the layer.
+/// A routing table `f` changed is published for every node (`publish`).
 fn with_layer<R>(f: impl FnOnce(&mut Layer) -> R) -> Option<R> {
-    x86_64::instructions::interrupts::without_interrupts(|| LAYER.lock().as_mut().map(f))
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        LAYER.lock().as_mut().map(|l| {
+            let r = f(l);
+            publish(&l.layer);
+            r
+        })
+    })
+}
+
+/// The layer generation last published.
+static PUBLISHED: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Node 0: copies the routing table into the shared header when it
+/// changed (a sequence lock; node 0 is its only writer, every node reads
+/// it: `published_route`).
+fn publish(layer: &IrqLayer) {
+    use mint_abi::shared::{PUBLISHED_ROUTES, PublishedRoute, pack_route};
+    let generation = layer.routes().generation();
+    if PUBLISHED.swap(generation, Ordering::Relaxed) == generation {
+        return;
+    }
+    let p = &crate::shared::header().routes;
+    let seq = p.generation.load(Ordering::Relaxed);
+    p.generation.store(seq | 1, Ordering::Relaxed);
+    core::sync::atomic::fence(Ordering::Release);
+    let mut n = 0;
+    for r in layer.routes().iter().take(PUBLISHED_ROUTES) {
+        p.entries[n].store(
+            pack_route(PublishedRoute {
+                gsi: r.gsi.0,
+                device: r.device.0 as u8,
+                destination: r.destination.0 as u8,
+                vector: r.vector.0,
+            }),
+            Ordering::Relaxed,
+        );
+        n += 1;
+    }
+    p.count.store(n as u32, Ordering::Relaxed);
+    p.generation.store((seq | 1) + 1, Ordering::Release);
+}
+
+/// Any node: the published route of `device`, read consistently (a
+/// sequence lock against node 0's `publish`); `None` when it has none or
+/// every try raced a rewrite.
+pub fn published_route(device: DeviceId) -> Option<mint_abi::shared::PublishedRoute> {
+    use mint_abi::shared::{PUBLISHED_ROUTES, unpack_route};
+    let p = &crate::shared::header().routes;
+    let (_, found) = mint_irq::route::read_consistent(
+        || p.generation.load(Ordering::Acquire),
+        || {
+            let n = (p.count.load(Ordering::Relaxed) as usize).min(PUBLISHED_ROUTES);
+            let found = p.entries[..n]
+                .iter()
+                .map(|e| unpack_route(e.load(Ordering::Relaxed)))
+                .find(|r| u16::from(r.device) == device.0);
+            core::sync::atomic::fence(Ordering::Acquire);
+            found
+        },
+        64,
+    )?;
+    found
 }
 
 /// Node 0, once its own tables map the I/O APIC: builds the layer, masks
@@ -618,8 +680,12 @@ pub fn is_notice(kind: u32) -> bool {
     )
 }
 
-/// Notices that were not notices (a peer's garbage), by receiving node.
-static BAD_NOTICES: AtomicU32 = AtomicU32::new(0);
+/// Counts a refused notice or ack on this node's line.
+fn bad_notice() {
+    crate::shared::region().real_nic.irq[node::me().index()]
+        .bad_notices
+        .fetch_add(1, Ordering::Relaxed);
+}
 
 /// A notice (on a node, from node 0) or an ack (on node 0, from a node).
 pub fn on_notice_message(from: NodeId, msg: Message) {
@@ -627,14 +693,14 @@ pub fn on_notice_message(from: NodeId, msg: Message) {
         if node::me() == NodeId(0) {
             let acked = with_layer(|l| l.layer.ack_notice(from, msg.seq));
             if !matches!(acked, Some(Ok(_))) {
-                BAD_NOTICES.fetch_add(1, Ordering::Relaxed);
+                bad_notice();
             }
         }
         return;
     }
     if from != NodeId(0) {
         // Only node 0 runs the layer; a notice from anyone else is forged.
-        BAD_NOTICES.fetch_add(1, Ordering::Relaxed);
+        bad_notice();
         return;
     }
     act_on_notice(msg);
@@ -648,10 +714,25 @@ fn act_on_notice(msg: Message) {
     let me = node::me();
     match Notice::from_message(msg) {
         Ok(n) if n.device == NIC0 => match n.kind {
-            NoticeKind::Attached(_) => match driver::attached_real() {
-                Ok(_) => {}
-                Err(e) => crate::println!("{me}: attached notice for nic0: {e}"),
-            },
+            NoticeKind::Attached(_) => {
+                // The notice and the published table must agree: the
+                // device's route now ends at this node's CPU, on the
+                // vector the notice names.
+                let here = node::apic_of(me).0;
+                match published_route(NIC0) {
+                    Some(r) if u32::from(r.destination) == here && r.vector == n.vector.0 => {}
+                    other => {
+                        bad_notice();
+                        crate::println!(
+                            "{me}: attached notice for nic0 on {} disagrees with the published route {other:?}",
+                            n.vector
+                        );
+                    }
+                }
+                if let Err(e) = driver::attached_real() {
+                    crate::println!("{me}: attached notice for nic0: {e}");
+                }
+            }
             NoticeKind::Detached => driver::detached_real(n.vector),
             NoticeKind::OwnerCrashed { crashed, new_owner } => crate::println!(
                 "{me}: nic0's owner {crashed} crashed; now owned by {}",
@@ -659,7 +740,7 @@ fn act_on_notice(msg: Message) {
             ),
         },
         _ => {
-            BAD_NOTICES.fetch_add(1, Ordering::Relaxed);
+            bad_notice();
         }
     }
 }
@@ -696,7 +777,7 @@ pub fn flush_notices() -> usize {
         act_on_notice(msg);
         with_layer(|l| {
             if l.layer.ack_notice(NodeId(0), msg.seq).is_err() {
-                BAD_NOTICES.fetch_add(1, Ordering::Relaxed);
+                bad_notice();
             }
         });
     }
@@ -884,11 +965,6 @@ pub fn handover(from: NodeId, to: NodeId, idle: &mut dyn FnMut()) -> Result<Roun
 /// The e1000's current owner, as the layer has it.
 pub fn owner(device: DeviceId) -> Option<NodeId> {
     with_layer(|l| l.layer.device(device).and_then(|d| d.owner)).flatten()
-}
-
-/// Notices refused as forged or malformed on this node.
-pub fn bad_notices() -> u32 {
-    BAD_NOTICES.load(Ordering::Relaxed)
 }
 
 /// The management table for node 0's shell (`devices`).

@@ -85,6 +85,9 @@ pub struct DeviceIrqs {
     /// Attached / detached notices this node acted on.
     pub attached: AtomicU64,
     pub detached: AtomicU64,
+    /// Notices (or acks) refused: forged, malformed, or disagreeing with
+    /// the routing table node 0 published.
+    pub bad_notices: AtomicU64,
 }
 
 impl DeviceIrqs {
@@ -95,6 +98,7 @@ impl DeviceIrqs {
             &self.stray,
             &self.attached,
             &self.detached,
+            &self.bad_notices,
         ] {
             c.store(0, Ordering::Relaxed);
         }

@@ -88,6 +88,47 @@ pub struct Header {
     /// Where `tsc_hz` came from: index into `mint_timing::Source::ALL`
     /// plus 1 (0 = not said), so other nodes can say whose figure they use.
     pub tsc_source: AtomicU32,
+    /// The interrupt layer's routing table, published by node 0 (the
+    /// layer's only writer) for every node to read.
+    pub routes: PublishedRoutes,
+}
+
+/// Most routes [`PublishedRoutes`] holds (one per I/O APIC pin).
+pub const PUBLISHED_ROUTES: usize = 24;
+
+/// The routing table as a sequence lock: node 0 makes `generation` odd,
+/// rewrites `count` and `entries`, makes it even again (release); a reader
+/// loads it (acquire), copies, loads it again and retries if it was odd or
+/// changed (`mint_irq::route::read_consistent`). Each entry is
+/// [`pack_route`]'s word.
+#[repr(C, align(64))]
+pub struct PublishedRoutes {
+    pub generation: AtomicU64,
+    pub count: AtomicU32,
+    pub entries: [AtomicU64; PUBLISHED_ROUTES],
+}
+
+/// One published route: GSI, device, destination APIC ID and vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishedRoute {
+    pub gsi: u32,
+    pub device: u8,
+    pub destination: u8,
+    pub vector: u8,
+}
+
+/// `gsi | device << 32 | destination << 40 | vector << 48`.
+pub const fn pack_route(r: PublishedRoute) -> u64 {
+    r.gsi as u64 | (r.device as u64) << 32 | (r.destination as u64) << 40 | (r.vector as u64) << 48
+}
+
+pub const fn unpack_route(w: u64) -> PublishedRoute {
+    PublishedRoute {
+        gsi: w as u32,
+        device: (w >> 32) as u8,
+        destination: (w >> 40) as u8,
+        vector: (w >> 48) as u8,
+    }
 }
 
 /// One cache line node 0 and one other node exchange TSC stamps through:
@@ -388,6 +429,25 @@ mod tests {
     extern crate std;
     use super::*;
     use core::mem::{offset_of, size_of};
+
+    #[test]
+    fn published_routes_round_trip() {
+        let r = PublishedRoute {
+            gsi: 10,
+            device: 0,
+            destination: 3,
+            vector: 0x42,
+        };
+        assert_eq!(unpack_route(pack_route(r)), r);
+        let max = PublishedRoute {
+            gsi: u32::MAX,
+            device: 255,
+            destination: 255,
+            vector: 255,
+        };
+        assert_eq!(unpack_route(pack_route(max)), max);
+        assert!(core::mem::size_of::<Header>() == PAGE_SIZE);
+    }
 
     #[test]
     fn layout_is_fixed() {

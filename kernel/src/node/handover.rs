@@ -202,6 +202,10 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
     let unaccounted = sent as i64 - unique as i64 - dropped as i64;
     let irqs = &shared::region().real_nic.irq;
     let stray: u64 = irqs.iter().map(|c| c.stray.load(Ordering::Acquire)).sum();
+    let bad_notices: u64 = irqs
+        .iter()
+        .map(|c| c.bad_notices.load(Ordering::Acquire))
+        .sum();
 
     let mut s = String::new();
     let _ = write!(
@@ -239,15 +243,14 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
     }
     let _ = write!(
         s,
-        "}},\"missed_by_nic\":{},\"unaccounted\":{unaccounted},\"misrouted_interrupts\":{stray},\"bad_notices\":{},\"interrupts\":{{",
+        "}},\"missed_by_nic\":{},\"unaccounted\":{unaccounted},\"misrouted_interrupts\":{stray},\"bad_notices\":{bad_notices},\"interrupts\":{{",
         drops(DropReason::RingFull),
-        irq::bad_notices(),
     );
     for (i, n) in (0..super::node_count()).map(NodeId).enumerate() {
         let c = &irqs[n.index()];
         let _ = write!(
             s,
-            "{}\"node{}\":{{\"serviced\":{},\"deferred\":{},\"stray\":{},\"attached\":{},\"detached\":{}}}",
+            "{}\"node{}\":{{\"serviced\":{},\"deferred\":{},\"stray\":{},\"attached\":{},\"detached\":{},\"bad_notices\":{}}}",
             if i > 0 { "," } else { "" },
             n.0,
             c.serviced.load(Ordering::Acquire),
@@ -255,13 +258,19 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
             c.stray.load(Ordering::Acquire),
             c.attached.load(Ordering::Acquire),
             c.detached.load(Ordering::Acquire),
+            c.bad_notices.load(Ordering::Acquire),
         );
     }
     s.push_str("},\"irq\":");
     irq::report_json(&mut s);
     s.push('}');
     println!("MINT-HANDOVER {s}");
-    Ok(failure.is_none() && completed && unaccounted == 0 && duplicates == 0 && stray == 0)
+    Ok(failure.is_none()
+        && completed
+        && unaccounted == 0
+        && duplicates == 0
+        && stray == 0
+        && bad_notices == 0)
 }
 
 /// One round's line: node 0's stamps merged into the layer's trace, in
