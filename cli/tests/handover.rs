@@ -163,11 +163,19 @@ fn bad_handover_requests_are_refused_before_boot() {
     }
 }
 
-/// Node 0 owns the e1000, node 1 stands by, node 2 does not.
-fn three_node_plan(dir: &TempDir) -> String {
-    let text = "[[node]]\nid = 0\ncores = [0]\nmemory = \"64M\"\ndevices = [\"com1\", \"e1000\"]\n\
-                [[node]]\nid = 1\ncores = [1]\nmemory = \"64M\"\ndevices = [\"com2\", \"e1000-standby\"]\n\
-                [[node]]\nid = 2\ncores = [2]\nmemory = \"64M\"\ndevices = [\"com3\"]\n";
+/// Node 0 owns the e1000, node 1 stands by, node 2 does not; with
+/// `standby3`, a fourth node that stands by too.
+fn plan_file(dir: &TempDir, standby3: bool) -> String {
+    let node = |id: u8, extra: &str| {
+        format!(
+            "[[node]]\nid = {id}\ncores = [{id}]\nmemory = \"64M\"\ndevices = [\"com{}\"{extra}]\n",
+            id + 1
+        )
+    };
+    let mut text = node(0, ", \"e1000\"") + &node(1, ", \"e1000-standby\"") + &node(2, "");
+    if standby3 {
+        text += &node(3, ", \"e1000-standby\"");
+    }
     let path = dir.path().join("plan.toml");
     std::fs::write(&path, text).expect("plan written");
     path.to_str().expect("UTF-8").to_string()
@@ -179,8 +187,18 @@ fn three_node_plan(dir: &TempDir) -> String {
 #[test]
 fn refusals_change_nothing_and_an_asserted_line_is_delivered_once_to_the_new_owner() {
     let dir = TempDir::new().expect("temp dir");
-    let plan = three_node_plan(&dir);
-    let (run, _logs) = common::run_logged("boot", &["--config", &plan, "--selftest", "handover"]);
+    let plan = plan_file(&dir, true);
+    let (run, _logs) = common::run_logged(
+        "boot",
+        &[
+            "--config",
+            &plan,
+            "--selftest",
+            "handover",
+            "--fault",
+            "3:panic",
+        ],
+    );
     run.assert_exit(0);
     let r = run.report();
     let t = r["selftests"]
@@ -196,6 +214,7 @@ fn refusals_change_nothing_and_an_asserted_line_is_delivered_once_to_the_new_own
         cases,
         [
             "to-current-owner",
+            "to-a-crashed-node",
             "by-non-owner",
             "to-unknown-node",
             "while-one-is-in-progress",
@@ -228,7 +247,7 @@ fn refusals_change_nothing_and_an_asserted_line_is_delivered_once_to_the_new_own
 #[test]
 fn the_shell_shows_devices_and_routes_and_hands_over() {
     let dir = TempDir::new().expect("temp dir");
-    let plan = three_node_plan(&dir);
+    let plan = plan_file(&dir, false);
     let logs = TempDir::new().expect("log dir");
     let input = "devices\nroute\nhandover nic1 1\nhandover nic0 9\nhandover nic0 0\nhandover nic0 2\nhandover\nhandover nic0 1\ndevices\nroute\nexit\n";
     let _machine = one_machine_at_a_time();

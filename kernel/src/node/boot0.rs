@@ -434,11 +434,13 @@ pub fn run_machine(real_nic: Option<(mint_skb::Consumer, [u8; 6])>) -> ! {
     if irq_test {
         super::selftest::irq_refusal();
     }
+    ping::round();
+    monitor::settle();
+    // After the settle: a node injected with a crash has been seen, and
+    // the layer knows (the test hands the NIC to it).
     if super::self_test() == super::selftest::SelfTest::Handover {
         super::selftest::handover();
     }
-    ping::round();
-    monitor::settle();
     monitor::print_report();
     match record().mode {
         Mode::Boot => monitor::power_off(),

@@ -26,9 +26,9 @@
 //! - `handover`: node 0 (owning the e1000, node 1 standing by) asks the
 //!   layer for hand-overs it must refuse, each with the entry and owner
 //!   unchanged and the refusal counted: to the current owner, by a node
-//!   that is not the owner, to an unknown node, a second one while one is
-//!   in progress, and to a running node that does not stand by (which
-//!   refuses to prepare: cancelled). Then one with the line asserted
+//!   that is not the owner, to a standby node that crashed (node 3, run
+//!   with `--fault 3:panic`), to an unknown node (4), a second one while
+//!   one is in progress, and to a running node that does not stand by. Then one with the line asserted
 //!   while the pin is masked (node 0 raises the NIC's receive cause with
 //!   ICR unread after the layer masked the pin): the switch must deliver
 //!   it exactly once, to the new owner, and nothing anywhere else. Then
@@ -147,15 +147,19 @@ pub fn handover() {
     use mint_abi::NodeId;
     let hlt = &mut || x86_64::instructions::hlt();
     let mut s = String::from("{\"test\":\"handover\",\"node\":0,\"refusals\":[");
-    let cases: [(&str, &HandoverCase); 5] = [
+    let cases: [(&str, &HandoverCase); 6] = [
         ("to-current-owner", &|i| {
             crate::irq::handover(NodeId(0), NodeId(0), i)
+        }),
+        // Node 3 stands by but was made to crash (`--fault 3:panic`).
+        ("to-a-crashed-node", &|i| {
+            crate::irq::handover(NodeId(0), NodeId(3), i)
         }),
         ("by-non-owner", &|i| {
             crate::irq::handover(NodeId(1), NodeId(2), i)
         }),
         ("to-unknown-node", &|i| {
-            crate::irq::handover(NodeId(0), NodeId(3), i)
+            crate::irq::handover(NodeId(0), NodeId(4), i)
         }),
         ("while-one-is-in-progress", &|_| {
             crate::irq::second_handover_refused()
