@@ -70,13 +70,43 @@ fn with_layer<R>(f: impl FnOnce(&mut Layer) -> R) -> Option<R> {
 /// The layer generation last published.
 static PUBLISHED: AtomicU64 = AtomicU64::new(u64::MAX);
 
-/// Node 0: copies the routing table into the shared header when it
-/// changed (a sequence lock; node 0 is its only writer, every node reads
-/// it: `published_route`).
+/// Node 0: copies the routing table and the management table's rows into
+/// the shared header when either changed (a sequence lock; node 0 is its
+/// only writer, every node reads it: `published_route`,
+/// `published_device`).
 fn publish(layer: &IrqLayer) {
-    use mint_abi::shared::{PUBLISHED_ROUTES, PublishedRoute, pack_route};
+    use mint_abi::shared::{
+        PUBLISHED_DEVICES, PUBLISHED_ROUTES, PublishedDevice, PublishedRoute, pack_device,
+        pack_route,
+    };
     let generation = layer.routes().generation();
-    if PUBLISHED.swap(generation, Ordering::Relaxed) == generation {
+    let mut rows = [0u64; PUBLISHED_DEVICES];
+    let mut k = 0;
+    for (row, d) in rows.iter_mut().zip(layer.devices()) {
+        *row = pack_device(PublishedDevice {
+            device: d.id.0 as u8,
+            owner: d.owner.map(|o| o.0),
+            state: match d.state {
+                mint_irq::DeviceState::Declared => 0,
+                mint_irq::DeviceState::Attached => 1,
+                mint_irq::DeviceState::HandingOver => 2,
+                mint_irq::DeviceState::Orphaned => 3,
+            },
+            vector: d.vector.map(|v| v.0),
+            gsi: d.binding.map(|b| b.gsi().0 as u16),
+            masked: d.masked,
+        });
+        k += 1;
+    }
+    // A device's row changes without a route change too (a mask, a
+    // hand-over starting): publish when either moved.
+    let same_devices = {
+        let mut seen = PUBLISHED_DEVICES_SEEN.lock();
+        let same = *seen == rows;
+        *seen = rows;
+        same
+    };
+    if PUBLISHED.swap(generation, Ordering::Relaxed) == generation && same_devices {
         return;
     }
     let p = &crate::shared::header().routes;
@@ -97,7 +127,35 @@ fn publish(layer: &IrqLayer) {
         n += 1;
     }
     p.count.store(n as u32, Ordering::Relaxed);
+    for (slot, row) in p.devices.iter().zip(rows) {
+        slot.store(row, Ordering::Relaxed);
+    }
+    p.device_count.store(k as u32, Ordering::Relaxed);
     p.generation.store((seq | 1) + 1, Ordering::Release);
+}
+
+/// The device rows `publish` last wrote.
+static PUBLISHED_DEVICES_SEEN: spin::Mutex<[u64; mint_abi::shared::PUBLISHED_DEVICES]> =
+    spin::Mutex::new([0; mint_abi::shared::PUBLISHED_DEVICES]);
+
+/// Any node: `device`'s row as node 0 last published it.
+pub fn published_device(device: DeviceId) -> Option<mint_abi::shared::PublishedDevice> {
+    use mint_abi::shared::{PUBLISHED_DEVICES, unpack_device};
+    let p = &crate::shared::header().routes;
+    let (_, found) = mint_irq::route::read_consistent(
+        || p.generation.load(Ordering::Acquire),
+        || {
+            let n = (p.device_count.load(Ordering::Relaxed) as usize).min(PUBLISHED_DEVICES);
+            let found = p.devices[..n]
+                .iter()
+                .map(|e| unpack_device(e.load(Ordering::Relaxed)))
+                .find(|d| u16::from(d.device) == device.0);
+            core::sync::atomic::fence(Ordering::Acquire);
+            found
+        },
+        64,
+    )?;
+    found
 }
 
 /// Any node: the published route of `device`, read consistently (a
@@ -719,12 +777,16 @@ fn act_on_notice(msg: Message) {
                 // device's route now ends at this node's CPU, on the
                 // vector the notice names.
                 let here = node::apic_of(me).0;
+                let owner = published_device(NIC0).and_then(|d| d.owner);
                 match published_route(NIC0) {
-                    Some(r) if u32::from(r.destination) == here && r.vector == n.vector.0 => {}
+                    Some(r)
+                        if u32::from(r.destination) == here
+                            && r.vector == n.vector.0
+                            && owner == Some(me.0) => {}
                     other => {
                         bad_notice();
                         crate::println!(
-                            "{me}: attached notice for nic0 on {} disagrees with the published route {other:?}",
+                            "{me}: attached notice for nic0 on {} disagrees with the published table (route {other:?}, owner {owner:?})",
                             n.vector
                         );
                     }

@@ -75,6 +75,8 @@ pub struct RealNic {
 pub struct DeviceIrqs {
     /// The NIC's interrupts this node serviced as its owner.
     pub serviced: AtomicU64,
+    /// TSC at the entry of the last one (0: none yet).
+    pub last_serviced_tsc: AtomicU64,
     /// The NIC's interrupts taken while quiesced for a hand-over: ended
     /// (EOI) without touching the device, whose causes stay for the next
     /// owner (never serviced twice).
@@ -94,6 +96,7 @@ impl DeviceIrqs {
     pub fn reset(&self) {
         for c in [
             &self.serviced,
+            &self.last_serviced_tsc,
             &self.deferred,
             &self.stray,
             &self.attached,

@@ -106,6 +106,80 @@ pub struct PublishedRoutes {
     pub generation: AtomicU64,
     pub count: AtomicU32,
     pub entries: [AtomicU64; PUBLISHED_ROUTES],
+    /// The management table's rows under the same generation: how many,
+    /// then [`pack_device`]'s word each.
+    pub device_count: AtomicU32,
+    pub devices: [AtomicU64; PUBLISHED_DEVICES],
+}
+
+/// Most devices [`PublishedRoutes`] holds.
+pub const PUBLISHED_DEVICES: usize = 8;
+
+/// One published row of the interrupt layer's management table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishedDevice {
+    pub device: u8,
+    /// `None` while orphaned.
+    pub owner: Option<u8>,
+    /// `mint_irq::DeviceState` as 0 declared, 1 attached, 2 handing over,
+    /// 3 orphaned.
+    pub state: u8,
+    pub vector: Option<u8>,
+    pub gsi: Option<u16>,
+    /// The owner's mask wish.
+    pub masked: bool,
+}
+
+const NONE8: u64 = 0xFF;
+const NONE16: u64 = 0xFFFF;
+
+/// `device | owner << 8 | state << 16 | vector << 24 | gsi << 32 | masked << 48`
+/// (0xFF / 0xFFFF for none).
+pub const fn pack_device(d: PublishedDevice) -> u64 {
+    let owner = match d.owner {
+        Some(o) => o as u64,
+        None => NONE8,
+    };
+    let vector = match d.vector {
+        Some(v) => v as u64,
+        None => NONE8,
+    };
+    let gsi = match d.gsi {
+        Some(g) => g as u64,
+        None => NONE16,
+    };
+    d.device as u64
+        | owner << 8
+        | (d.state as u64) << 16
+        | vector << 24
+        | gsi << 32
+        | (d.masked as u64) << 48
+}
+
+pub const fn unpack_device(w: u64) -> PublishedDevice {
+    let owner = (w >> 8) & 0xFF;
+    let vector = (w >> 24) & 0xFF;
+    let gsi = (w >> 32) & 0xFFFF;
+    PublishedDevice {
+        device: w as u8,
+        owner: if owner == NONE8 {
+            None
+        } else {
+            Some(owner as u8)
+        },
+        state: (w >> 16) as u8,
+        vector: if vector == NONE8 {
+            None
+        } else {
+            Some(vector as u8)
+        },
+        gsi: if gsi == NONE16 {
+            None
+        } else {
+            Some(gsi as u16)
+        },
+        masked: (w >> 48) & 1 != 0,
+    }
 }
 
 /// One published route: GSI, device, destination APIC ID and vector.
@@ -446,6 +520,26 @@ mod tests {
             vector: 255,
         };
         assert_eq!(unpack_route(pack_route(max)), max);
+        for d in [
+            PublishedDevice {
+                device: 0,
+                owner: Some(1),
+                state: 1,
+                vector: Some(0x42),
+                gsi: Some(10),
+                masked: false,
+            },
+            PublishedDevice {
+                device: 7,
+                owner: None,
+                state: 3,
+                vector: None,
+                gsi: None,
+                masked: true,
+            },
+        ] {
+            assert_eq!(unpack_device(pack_device(d)), d);
+        }
         assert!(core::mem::size_of::<Header>() == PAGE_SIZE);
     }
 

@@ -516,6 +516,9 @@ fn on_real_interrupt(_frame: &mut InterruptFrame) {
         Some(d) if d.role == Role::Owner => {
             d.taken = d.taken.wrapping_add(1);
             irq_counts().serviced.fetch_add(1, Ordering::Relaxed);
+            irq_counts()
+                .last_serviced_tsc
+                .store(entry, Ordering::Relaxed);
             run.interrupts.fetch_add(1, Ordering::Relaxed);
             if d.samples.last_entry != 0
                 && d.samples.intervals.len() < d.samples.intervals.capacity()
