@@ -385,6 +385,17 @@ fn a_crashed_owner_loses_the_nic_to_node_0_masked() {
         ] {
             assert!(line.contains(fact), "'{fact}' missing from: {line}");
         }
+        // Everyone told: node 0 (the new owner) by "attached (crash
+        // recovery)", node 2 by "owner crashed".
+        assert!(
+            node0.contains("node0: nic0 is attached here after its owner crashed"),
+            "{fault}: node 0 was not told:\n{node0}"
+        );
+        let node2 = std::fs::read_to_string(logs.path().join("node2.log")).expect("console log");
+        assert!(
+            node2.contains("node2: nic0's owner node1 crashed; now owned by node0"),
+            "{fault}: node 2 was not told:\n{node2}"
+        );
     }
 }
 

@@ -355,6 +355,9 @@ pub fn observe_nodes() {
     for line in lines {
         crate::println!("{line}");
     }
+    // Everyone is told (crash handling posted "attached (crash recovery)"
+    // to the new owner and "owner crashed" to every other running node).
+    flush_notices();
 }
 
 /// What an operation did, as the asking node learns it.
@@ -772,7 +775,17 @@ fn act_on_notice(msg: Message) {
     let me = node::me();
     match Notice::from_message(msg) {
         Ok(n) if n.device == NIC0 => match n.kind {
-            NoticeKind::Attached(_) => {
+            NoticeKind::Attached(mint_irq::AttachReason::CrashRecovery) => {
+                // The layer keeps it masked: the new owner resets the
+                // device before it unmasks (node 0, the default owner,
+                // leaves it so: it runs the machine).
+                crate::println!(
+                    "{me}: nic0 is attached here after its owner crashed (gsi {}, {}), kept masked",
+                    n.gsi.0,
+                    n.vector
+                );
+            }
+            NoticeKind::Attached(mint_irq::AttachReason::Handover) => {
                 // The notice and the published table must agree: the
                 // device's route now ends at this node's CPU, on the
                 // vector the notice names.
