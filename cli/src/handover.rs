@@ -379,6 +379,7 @@ fn summarize(
         && duplicates == 0
         && misrouted == 0
         && bad_notices == 0
+        && rec["maps_agree"] == true
         && lost_before_nic.is_some()
         && rec.get("failure").is_none();
     let verdict = if ok {
@@ -419,6 +420,11 @@ fn summarize(
         "send_errors": sent.send_errors,
         "delivered": delivered,
         "delivered_unique": rec["delivered_unique"],
+        "seen_maps": {
+            "by_both": rec["seen_by_both"],
+            "by_either": rec["seen_by_either"],
+            "agree_with_counts": rec["maps_agree"],
+        },
         "dropped": rec["dropped"],
         "missed_by_nic": rec["missed_by_nic"],
         "lost_before_nic": lost_before_nic,

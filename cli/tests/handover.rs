@@ -24,6 +24,8 @@ fn check_report(r: &Value, rounds: u64, from: u64, to: u64) {
     assert_eq!(r["duplicates"], 0, "{r:#}");
     assert_eq!(r["misrouted_interrupts"], 0, "{r:#}");
     assert_eq!(r["bad_notices"], 0, "{r:#}");
+    assert_eq!(r["seen_maps"]["agree_with_counts"], true, "{r:#}");
+    assert_eq!(r["seen_maps"]["by_both"], 0, "{r:#}");
     let sent = uint(&r["frames_sent"], "frames_sent");
     let unique = uint(&r["delivered_unique"], "delivered_unique");
     let lost = uint(&r["lost_before_nic"], "lost_before_nic");

@@ -199,6 +199,9 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
         .map(|&r| drops(r))
         .sum();
     let unique = delivered.iter().sum::<u64>().saturating_sub(both);
+    // The maps and the counts are kept apart (the maps in the NIC area,
+    // the counts in each node's line): they must agree.
+    let maps_agree = either == unique;
     let unaccounted = sent as i64 - unique as i64 - dropped as i64;
     let irqs = &shared::region().real_nic.irq;
     let stray: u64 = irqs.iter().map(|c| c.stray.load(Ordering::Acquire)).sum();
@@ -222,7 +225,7 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
     }
     let _ = write!(
         s,
-        "\"config\":{{\"size\":{},\"count\":{},\"kind\":\"{}\",\"seed\":{}}},\"sent\":{sent},\"delivered\":{{\"node{}\":{},\"node{}\":{}}},\"delivered_unique\":{unique},\"seen_by_both\":{both},\"seen_by_either\":{either},\"duplicates\":{duplicates},\"dropped\":{{",
+        "\"config\":{{\"size\":{},\"count\":{},\"kind\":\"{}\",\"seed\":{}}},\"sent\":{sent},\"delivered\":{{\"node{}\":{},\"node{}\":{}}},\"delivered_unique\":{unique},\"seen_by_both\":{both},\"seen_by_either\":{either},\"maps_agree\":{maps_agree},\"duplicates\":{duplicates},\"dropped\":{{",
         cfg.size,
         cfg.count,
         cfg.kind.as_str(),
@@ -267,6 +270,7 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
     println!("MINT-HANDOVER {s}");
     Ok(failure.is_none()
         && completed
+        && maps_agree
         && unaccounted == 0
         && duplicates == 0
         && stray == 0
