@@ -693,17 +693,42 @@ pub fn on_handover_cmd(msg: Message) {
         },
         _ => (ACK_MALFORMED, 0),
     };
-    let _ = node::send(
-        NodeId(0),
-        Message::new(
-            MessageKind::HandoverAck as u32,
-            msg.seq,
-            [status, detail, 0],
-        ),
-    );
+    send_to_node0(Message::new(
+        MessageKind::HandoverAck as u32,
+        msg.seq,
+        [status, detail, 0],
+    ));
+}
+
+/// How long a node keeps trying to put an answer into node 0's mailbox
+/// (node 0 drains it in its mailbox interrupt, on its own core).
+const ANSWER_RETRY_MS: u64 = 50;
+
+/// Sends an answer (an ack) to node 0, retrying a full mailbox for up to
+/// [`ANSWER_RETRY_MS`]; an answer that still does not fit is counted as an
+/// incident (node 0 then times out waiting for it and undoes the step).
+fn send_to_node0(msg: Message) {
+    let deadline = cpu::rdtsc() + node::ms_to_ticks(ANSWER_RETRY_MS);
+    loop {
+        match node::send(NodeId(0), msg) {
+            Ok(()) | Err(node::SendError::IcrStuck(_)) => return,
+            Err(node::SendError::Full) if cpu::rdtsc() < deadline => node::delay_us(20),
+            Err(node::SendError::Full) => {
+                crate::shared::slot(node::me()).count(mint_abi::shared::Incident::WaitExpired);
+                crate::println!(
+                    "{}: node 0's mailbox stayed full for {ANSWER_RETRY_MS} ms; answer {} dropped",
+                    node::me(),
+                    msg.seq
+                );
+                return;
+            }
+        }
+    }
 }
 
 /// What a hand-over command does on this node.
+/// Prepare's answer is 1 when this node receives on the NIC (the pin is
+/// to be unmasked for it), 0 when not (node 0 outside `mint handover`).
 fn run_cmd(cmd: mint_abi::node::HandoverCmd, vector: Vector) -> Result<u64, String> {
     use crate::nic::driver;
     use mint_abi::node::HandoverCmd;
@@ -711,10 +736,13 @@ fn run_cmd(cmd: mint_abi::node::HandoverCmd, vector: Vector) -> Result<u64, Stri
         HandoverCmd::Quiesce => driver::quiesce_real()
             .map(|n| n as u64)
             .map_err(String::from),
-        HandoverCmd::Prepare => driver::prepare_real(vector).map(|()| 0),
-        HandoverCmd::Resume => {
-            driver::prepare_real(vector)?;
-            driver::attached_real().map_err(String::from)
+        HandoverCmd::Prepare => {
+            driver::prepare_real(vector).map(|()| u64::from(node::receives_real_nic()))
+        }
+        HandoverCmd::Resume => driver::resume_real(vector),
+        HandoverCmd::Abandon => {
+            driver::abandon_real(vector);
+            Ok(0)
         }
     }
 }
@@ -765,7 +793,7 @@ pub fn on_notice_message(from: NodeId, msg: Message) {
         return;
     }
     act_on_notice(msg);
-    let _ = node::send(NodeId(0), mint_irq::notice::ack_message(msg.seq));
+    send_to_node0(mint_irq::notice::ack_message(msg.seq));
 }
 
 /// What a node does with a notice about its devices.
@@ -797,11 +825,13 @@ fn act_on_notice(msg: Message) {
                             && r.vector == n.vector.0
                             && owner == Some(me.0) => {}
                     other => {
+                        // Refused: the device stays masked here.
                         bad_notice();
                         crate::println!(
-                            "{me}: attached notice for nic0 on {} disagrees with the published table (route {other:?}, owner {owner:?})",
+                            "{me}: attached notice for nic0 on {} disagrees with the published table (route {other:?}, owner {owner:?}); not unmasking",
                             n.vector
                         );
+                        return;
                     }
                 }
                 if let Err(e) = driver::attached_real() {
@@ -900,11 +930,15 @@ fn command(
     }
     let seq = NEXT_SEQ.fetch_add(1, Ordering::Relaxed);
     let word = cmd as u64 | u64::from(NIC0.0) << 8 | u64::from(vector.0) << 16;
-    node::send(
+    match node::send(
         node,
         Message::new(MessageKind::HandoverCmd as u32, seq, [word, 0, 0]),
-    )
-    .map_err(|e| alloc::format!("{cmd:?} to {node}: {e}"))?;
+    ) {
+        // Queued even when the IPI's ICR is stuck: the peer sees it on its
+        // next mailbox interrupt, so wait for the answer as usual.
+        Ok(()) | Err(node::SendError::IcrStuck(_)) => {}
+        Err(e) => return Err(alloc::format!("{cmd:?} to {node}: {e}")),
+    }
     let deadline = cpu::rdtsc() + node::ms_to_ticks(CMD_TIMEOUT_MS);
     while ACK_SEQ[node.index()].load(Ordering::Acquire) != seq {
         if cpu::rdtsc() > deadline {
@@ -921,15 +955,72 @@ fn command(
     }
 }
 
+/// Polls of the layer's state machine that may fail (a write not read
+/// back) before a hand-over is given up.
+const POLL_ERRORS: u32 = 100;
+
+/// How far a hand-over got, for undoing it.
+#[derive(Clone, Copy)]
+struct Reached {
+    /// The old owner was asked to quiesce (it may have, even if its answer
+    /// did not come).
+    quiesce_sent: bool,
+    /// The new owner was asked to prepare.
+    prepare_sent: bool,
+}
+
+/// Node 0: gives up a hand-over that did not switch: the layer restores
+/// the pin (`cancel_handover`, unless it abandoned it already), the new
+/// owner drops what it prepared (`Abandon`), the old owner takes the
+/// device back (`Resume`, harmless if it never quiesced). Returns `why`
+/// with what each step did.
+fn undo(
+    why: String,
+    from: NodeId,
+    to: NodeId,
+    vectors: (Vector, Vector),
+    reached: Reached,
+    layer_cancel: bool,
+    idle: &mut dyn FnMut(),
+) -> String {
+    use mint_abi::node::HandoverCmd;
+    let (old_vector, new_vector) = vectors;
+    let mut s = why;
+    if layer_cancel {
+        match with_layer(|l| l.layer.cancel_handover(&mut l.hw, NIC0, from, cpu::rdtsc())) {
+            Some(Ok(())) => {
+                let _ = write!(s, "; hand-over cancelled, nic0 stays with {from}");
+            }
+            Some(Err(e)) => {
+                let _ = write!(s, "; cancelling failed: {e}");
+            }
+            None => s.push_str("; no layer to cancel it"),
+        }
+    }
+    if reached.prepare_sent
+        && let Err(e) = command(to, HandoverCmd::Abandon, new_vector, idle)
+    {
+        let _ = write!(s, "; {to} abandoning: {e}");
+    }
+    if reached.quiesce_sent
+        && let Err(e) = command(from, HandoverCmd::Resume, old_vector, idle)
+    {
+        let _ = write!(s, "; {from} resuming: {e}");
+    }
+    s
+}
+
 /// Node 0: hands nic0 from `from` to `to` while traffic flows: the layer
 /// checks the request and reserves the new owner's vector; the old owner
 /// quiesces (mask at the device, last clean); the new owner takes the ring
 /// over and binds the new vector; the layer masks the pin, waits
 /// (bounded) for remote IRR to clear, re-routes, and posts "detached" and
 /// "attached"; node 0 waits until both are acknowledged (the new owner has
-/// unmasked its device and polled the ring once). `idle` runs between
-/// waits. A refusal changes nothing (the layer counted it); a failure
-/// after the quiesce gives the device back to the old owner.
+/// unmasked its device and polled the ring once), then sets the pin's mask
+/// as the new owner wants it (unmasked where it receives). `idle` runs
+/// between waits. A refusal changes nothing (the layer counted it); a
+/// failure before the switch gives the device back to the old owner
+/// (`undo`).
 pub fn handover(from: NodeId, to: NodeId, idle: &mut dyn FnMut()) -> Result<Round, String> {
     use mint_abi::node::HandoverCmd;
     let vector = with_layer(|l| {
@@ -943,69 +1034,85 @@ pub fn handover(from: NodeId, to: NodeId, idle: &mut dyn FnMut()) -> Result<Roun
     let old_vector = with_layer(|l| l.layer.device(NIC0).and_then(|d| d.vector))
         .flatten()
         .unwrap_or(vector);
-    let cancel = |why: String, resume: bool, idle: &mut dyn FnMut()| -> String {
-        let c = with_layer(|l| l.layer.cancel_handover(&mut l.hw, NIC0, from, cpu::rdtsc()));
-        let resumed = if resume {
-            command(from, HandoverCmd::Resume, old_vector, idle)
-                .err()
-                .map_or(String::new(), |e| alloc::format!("; resuming {from}: {e}"))
-        } else {
-            String::new()
-        };
-        let state = match c {
-            Some(Ok(())) => alloc::format!("cancelled, nic0 stays with {from}"),
-            Some(Err(e)) => alloc::format!("cancelling failed: {e}"),
-            None => String::from("no layer to cancel it"),
-        };
-        alloc::format!("{why}; hand-over {state}{resumed}")
+    let vectors = (old_vector, vector);
+    let mut reached = Reached {
+        quiesce_sent: true,
+        prepare_sent: false,
     };
     let cleaned_on_quiesce = match command(from, HandoverCmd::Quiesce, vector, idle) {
         Ok(n) => n,
-        Err(e) => return Err(cancel(e, false, idle)),
+        Err(e) => return Err(undo(e, from, to, vectors, reached, true, idle)),
     };
     let quiesced_at = cpu::rdtsc();
-    if let Err(e) = command(to, HandoverCmd::Prepare, vector, idle) {
-        return Err(cancel(e, true, idle));
-    }
+    reached.prepare_sent = true;
+    let wants_unmasked = match command(to, HandoverCmd::Prepare, vector, idle) {
+        Ok(w) => w != 0,
+        Err(e) => return Err(undo(e, from, to, vectors, reached, true, idle)),
+    };
     let prepared_at = cpu::rdtsc();
     let q = with_layer(|l| {
         l.layer
             .handover_quiesced(&mut l.hw, NIC0, from, false, cpu::rdtsc())
     });
     if let Some(Err(e)) = q {
-        return Err(cancel(alloc::format!("{e}"), true, idle));
+        return Err(undo(
+            alloc::format!("{e}"),
+            from,
+            to,
+            vectors,
+            reached,
+            true,
+            idle,
+        ));
     }
     if ASSERT_ON_SWITCH.swap(false, Ordering::AcqRel) {
         // Node 0 is the old owner here (it has the registers mapped).
         crate::nic::driver::raise_receive_cause();
     }
     let mut remote_irr_polls = 0;
+    let mut poll_errors = 0;
+    let deadline = cpu::rdtsc() + node::ms_to_ticks(CMD_TIMEOUT_MS);
     loop {
         let p = with_layer(|l| l.layer.handover_poll(&mut l.hw, NIC0, cpu::rdtsc()))
             .ok_or("the layer went away")?;
+        let switched =
+            with_layer(|l| l.layer.device(NIC0).and_then(|d| d.owner)).flatten() == Some(to);
         match p {
             Ok(mint_irq::HandoverProgress::Done) => break,
             Ok(mint_irq::HandoverProgress::AwaitingRemoteIrr { .. }) => {
                 remote_irr_polls += 1;
                 crate::node::delay_us(10);
             }
-            Ok(mint_irq::HandoverProgress::AwaitingOutbox { .. }) => {
+            Ok(mint_irq::HandoverProgress::AwaitingOutbox { to: full }) => {
+                if cpu::rdtsc() > deadline {
+                    // Switched already: the device is the new owner's; only
+                    // the notices are late (they stay queued).
+                    return Err(alloc::format!(
+                        "nic0 switched to {to}, but the outbox to {full} stayed full for {CMD_TIMEOUT_MS} ms"
+                    ));
+                }
                 flush_notices();
                 idle();
             }
             Ok(mint_irq::HandoverProgress::AwaitingQuiesce) => {
-                return Err(cancel(
-                    String::from("the layer still awaits the quiesce"),
-                    true,
-                    idle,
-                ));
+                let why = String::from("the layer still awaits the quiesce");
+                return Err(undo(why, from, to, vectors, reached, true, idle));
             }
             Err(mint_irq::HandoverError::RemoteIrrTimeout { polls, .. }) => {
                 // Abandoned by the layer (pin restored): the old owner keeps it.
-                let resumed = command(from, HandoverCmd::Resume, old_vector, idle);
-                return Err(alloc::format!(
-                    "remote IRR stayed set for {polls} polls: hand-over abandoned, {from} keeps nic0 ({resumed:?})"
-                ));
+                let why = alloc::format!(
+                    "remote IRR stayed set for {polls} polls: hand-over abandoned by the layer"
+                );
+                return Err(undo(why, from, to, vectors, reached, false, idle));
+            }
+            Err(e) if !switched && poll_errors < POLL_ERRORS => {
+                // A write that did not read back is retried by the next poll.
+                poll_errors += 1;
+                if poll_errors == POLL_ERRORS {
+                    let why = alloc::format!("hand-over of nic0: {e} ({POLL_ERRORS} polls)");
+                    return Err(undo(why, from, to, vectors, reached, true, idle));
+                }
+                crate::node::delay_us(10);
             }
             Err(e) => return Err(alloc::format!("hand-over of nic0: {e}")),
         }
@@ -1015,13 +1122,27 @@ pub fn handover(from: NodeId, to: NodeId, idle: &mut dyn FnMut()) -> Result<Roun
     while !(notices_acked(from) && notices_acked(to)) {
         if cpu::rdtsc() > deadline {
             return Err(alloc::format!(
-                "the attached/detached notices were not acknowledged within {CMD_TIMEOUT_MS} ms"
+                "nic0 switched to {to}, but the attached/detached notices were not acknowledged within {CMD_TIMEOUT_MS} ms"
             ));
         }
         flush_notices();
         idle();
     }
     let acked_at = cpu::rdtsc();
+    // The pin's mask follows the new owner's wish, not the old owner's
+    // (node 0 keeps a NIC it does not receive on masked).
+    let mask = with_layer(|l| {
+        if wants_unmasked {
+            l.layer.unmask(&mut l.hw, NIC0, to)
+        } else {
+            l.layer.mask(&mut l.hw, NIC0, to)
+        }
+    });
+    if let Some(Err(e)) = mask {
+        return Err(alloc::format!(
+            "nic0 switched to {to}, but setting its pin's mask failed: {e}"
+        ));
+    }
     let trace = with_layer(|l| l.layer.trace(NIC0).copied())
         .flatten()
         .ok_or("the hand-over left no trace")?;

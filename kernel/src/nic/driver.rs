@@ -603,8 +603,20 @@ static STANDBY: spin::Mutex<Option<(MmioRegisters, Producer)>> = spin::Mutex::ne
 /// socket buffers; nothing touches the device yet.
 pub fn attach_standby(regs: MmioRegisters) -> Consumer {
     let (producer, consumer) = mint_skb::pool(SKB_SLOTS, mint_abi::real_nic::BUFFER_SIZE);
-    *STANDBY.lock() = Some((regs, producer));
+    // Interrupts off: `prepare_real` takes the same lock in the mailbox
+    // interrupt.
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        *STANDBY.lock() = Some((regs, producer))
+    });
     consumer
+}
+
+/// The `handover` self-test: this node refuses the next Prepare (to
+/// exercise node 0's undo path).
+static REFUSE_NEXT_PREPARE: AtomicBool = AtomicBool::new(false);
+
+pub fn refuse_next_prepare() {
+    REFUSE_NEXT_PREPARE.store(true, Ordering::Release);
 }
 
 /// Hand-over, new owner (its mailbox interrupt, before the layer switches
@@ -615,6 +627,9 @@ pub fn attach_standby(regs: MmioRegisters) -> Consumer {
 /// serviced at once.
 pub fn prepare_real(vector: Vector) -> Result<(), alloc::string::String> {
     use mint_abi::real_nic::{BUFFER_SIZE, RING_SLOTS};
+    if REFUSE_NEXT_PREPARE.swap(false, Ordering::AcqRel) {
+        return Err("refused on purpose (the handover self-test)".into());
+    }
     x86_64::instructions::interrupts::without_interrupts(|| {
         // SAFETY: interrupts are off, so no handler can run meanwhile.
         if let Some(d) = unsafe { driver() } {
@@ -645,6 +660,34 @@ pub fn prepare_real(vector: Vector) -> Result<(), alloc::string::String> {
         interrupts::register(vector, on_real_interrupt);
         Ok(())
     })
+}
+
+/// Hand-over undone, old owner: takes the device back on `vector` (its
+/// own, old one). Idempotent: an owner that never quiesced only gets its
+/// causes unmasked again. Returns the frames its first poll delivered.
+pub fn resume_real(vector: Vector) -> Result<u64, alloc::string::String> {
+    let owner = x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        unsafe { driver() }.map(|d| d.role == Role::Owner)
+    });
+    match owner {
+        None => return Err("this node has no e1000 driver".into()),
+        Some(true) => interrupts::register(vector, on_real_interrupt),
+        Some(false) => prepare_real(vector)?,
+    }
+    attached_real().map_err(alloc::string::String::from)
+}
+
+/// Hand-over undone, new owner: drops what `prepare_real` took (the role,
+/// the vector's binding); the ring was never its to touch.
+pub fn abandon_real(vector: Vector) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        if let Some(d) = unsafe { driver() } {
+            d.role = Role::Quiesced;
+        }
+    });
+    crate::irq::bind_stray(vector);
 }
 
 /// Hand-over, new owner: the layer's "attached" notice. Unmasks the NIC's

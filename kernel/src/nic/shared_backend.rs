@@ -27,16 +27,18 @@ pub fn registers() -> SharedRegisters {
     RegisterFile::with_slots(SharedSlots(&crate::shared::region().debug_nic.regs))
 }
 
-/// The DMA window: the shared region from `dma_window_offset()` to its
-/// end, mapped at `SHARED_VIRT + dma_window_offset()`. Frames are copied in
+/// The DMA window: the shared region from `dma_window_offset()` to the
+/// real NIC's area (`mint_abi::real_nic`; the region's end without one),
+/// mapped at `SHARED_VIRT + dma_window_offset()`. Frames are copied in
 /// and out only through its volatile bytes (the peer writes them whenever
 /// it likes); the descriptor ring inside it only through [`AtomicRing`].
 pub type DmaWindow = PhysBytes;
 
-/// The window of a shared region at `shared_phys` of `shared_size` bytes.
+/// The window of a shared region at `shared_phys` of `shared_size` bytes:
+/// from `dma_window_offset()` to the real NIC's area (or the region's end).
 pub fn dma_window(shared_phys: u64, shared_size: u64) -> DmaWindow {
     let off = dma_window_offset();
-    let len = shared_size.saturating_sub(off);
+    let len = mint_abi::real_nic::debug_window_end(shared_size).saturating_sub(off);
     // SAFETY: every node maps the whole shared region read-write at
     // SHARED_VIRT for its whole life (`shared_size` is the size node 0
     // mapped), and the window, from `dma_window_offset` to the region's

@@ -193,9 +193,11 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
     let drops = |r: DropReason| -> u64 { nodes.iter().map(|&n| ctl(n).drop_count(r)).sum() };
     let own_duplicates = drops(DropReason::Duplicate);
     let duplicates = both + own_duplicates;
+    // Duplicates and frames of another run are not among this run's sent
+    // frames: reported, never subtracted (they could hide a lost one).
     let dropped: u64 = DropReason::ALL
         .iter()
-        .filter(|&&r| r != DropReason::Duplicate)
+        .filter(|&&r| !matches!(r, DropReason::Duplicate | DropReason::StaleRun))
         .map(|&r| drops(r))
         .sum();
     let unique = delivered.iter().sum::<u64>().saturating_sub(both);
@@ -280,16 +282,19 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
 /// One round's line: node 0's stamps merged into the layer's trace, in
 /// TSC order, and the times that matter.
 fn round_json(round: u32, r: &irq::Round) -> String {
-    let mut steps: Vec<(&str, u64)> = r
-        .trace
-        .entries()
-        .iter()
-        .map(|e| (e.step.as_str(), e.at))
-        .collect();
-    steps.push(("old-owner-quiesced", r.quiesced_at));
-    steps.push(("new-owner-prepared", r.prepared_at));
+    // In protocol order, not sorted: node 0's stamps go where the
+    // protocol puts them (the old owner answers before the new one
+    // prepares, both before the layer masks the pin), so stamps out of
+    // order would show a clock or protocol fault.
+    let mut steps: Vec<(&str, u64)> = Vec::new();
+    for e in r.trace.entries() {
+        steps.push((e.step.as_str(), e.at));
+        if e.step == mint_irq::HandoverStep::Requested {
+            steps.push(("old-owner-quiesced", r.quiesced_at));
+            steps.push(("new-owner-prepared", r.prepared_at));
+        }
+    }
     steps.push(("notices-acknowledged", r.acked_at));
-    steps.sort_by_key(|&(_, at)| at);
     let first = steps.first().map_or(0, |s| s.1);
     let layer_done = r
         .trace
