@@ -5,24 +5,101 @@
 //! reads the host's `sent N` from its console when the host has sent
 //! everything, marks the run injected, waits for the owner's accounting
 //! and prints it as `MINT-NIC {json}`.
+//!
+//! Every wait also watches the owner: a crash it recorded itself (a panic
+//! or an exception: its slot says crashed, with the reason) or a lost
+//! heartbeat (the monitor declares it) ends the wait. Node 0 says so at
+//! once (`MINT-NIC-OWNER-DOWN <why>`, so the host stops sending), still
+//! reads the host's `sent N` (the accounting needs it), skips the settle
+//! (a dead owner makes no progress) and puts the reason in the record
+//! (`owner_down`): the counters are the ones the owner left.
+//!
+//! Hidden fault injection for the tests (`mint.nic_nmi_after=K`): node 0
+//! sends the owner an NMI once it delivered K frames; the owner's NMI
+//! handler ends it as a crash (mint raises no NMI otherwise).
 
 use alloc::string::String;
+use core::cell::Cell;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
 
 use mint_abi::NodeId;
 use mint_abi::debug_nic::{DropReason, RunPhase};
+use mint_abi::node::NodeState;
+use mint_abi::shared::{MAX_NODES, REASON_LEN};
 use mint_traffic::{GenConfig, PacketKind};
 
-use crate::arch::{cpu, serial};
+use super::monitor::{self, Watch};
+use crate::arch::{apic, cpu, serial};
 use crate::nic::support::{self, ARM_TIMEOUT_MS, SETTLE_DEADLINE_MS, SETTLE_TIMEOUT_MS};
 use crate::{println, shared};
 
 /// Longest a console line from the host may be.
 const LINE_MAX: usize = 64;
 
-/// Waits for `sent N` on node 0's console, at most `ms`.
-fn read_sent(ms: u64) -> Result<u64, String> {
+/// Node 0's watch over the e1000's owner during a run.
+struct OwnerWatch {
+    owner: NodeId,
+    watch: Cell<[Watch; MAX_NODES]>,
+    /// Node 0's heartbeat at the last heartbeat check.
+    last_tick: Cell<u64>,
+}
+
+impl OwnerWatch {
+    fn new(owner: NodeId) -> Self {
+        OwnerWatch {
+            owner,
+            watch: Cell::new([Watch::default(); MAX_NODES]),
+            last_tick: Cell::new(u64::MAX),
+        }
+    }
+
+    /// Why the owner no longer runs, if it does not. Heartbeats are checked
+    /// once per tick of node 0's timer (they move no faster); the slot's
+    /// state on every call.
+    fn down(&self) -> Option<String> {
+        let tick = shared::slot(NodeId(0)).heartbeat.load(Ordering::Relaxed);
+        if tick != self.last_tick.get() {
+            self.last_tick.set(tick);
+            let mut watch = self.watch.get();
+            // Also hands a crashed owner's devices back to node 0.
+            monitor::check_heartbeats(&mut watch);
+            self.watch.set(watch);
+        }
+        let slot = shared::slot(self.owner);
+        match slot.state() {
+            Some(NodeState::Running) => None,
+            Some(NodeState::Crashed) => {
+                let mut buf = [0u8; REASON_LEN];
+                Some(alloc::format!(
+                    "{} crashed: {}",
+                    self.owner,
+                    slot.reason(&mut buf)
+                ))
+            }
+            state => Some(alloc::format!(
+                "{} stopped running (state {})",
+                self.owner,
+                state.map_or("garbage", |s| s.as_str())
+            )),
+        }
+    }
+}
+
+/// `text` as the inside of a JSON string.
+fn json_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+/// Waits for `sent N` on node 0's console, at most `ms`; calls `idle`
+/// whenever no byte is waiting (about once per timer tick).
+fn read_sent(ms: u64, mut idle: impl FnMut()) -> Result<u64, String> {
     let deadline = cpu::rdtsc() + super::ms_to_ticks(ms);
     let mut line = String::new();
     loop {
@@ -40,6 +117,7 @@ fn read_sent(ms: u64) -> Result<u64, String> {
             Some(b) if line.len() < LINE_MAX => line.push(char::from(b)),
             Some(_) => {}
             None => {
+                idle();
                 if cpu::rdtsc() > deadline {
                     return Err(alloc::format!(
                         "nic: the host did not say how many frames it sent within {} s",
@@ -58,8 +136,10 @@ fn read_sent(ms: u64) -> Result<u64, String> {
     }
 }
 
-/// One run; returns whether every frame was accounted for.
-pub fn run(cfg: &GenConfig, owner: NodeId) -> Result<bool, String> {
+/// One run; returns whether every frame was accounted for. `nmi_after`:
+/// the hidden fault injection (0: off), see the module docs.
+pub fn run(cfg: &GenConfig, owner: NodeId, nmi_after: u32) -> Result<bool, String> {
+    let watch = OwnerWatch::new(owner);
     let ctl = &shared::region().debug_nic.run;
     ctl.reset_counters();
     ctl.size.store(cfg.size, Ordering::Relaxed);
@@ -74,8 +154,11 @@ pub fn run(cfg: &GenConfig, owner: NodeId) -> Result<bool, String> {
     ctl.run_id.store(run_id, Ordering::Relaxed);
     ctl.set_phase(RunPhase::Configured);
     let answered = || matches!(ctl.phase(), Some(RunPhase::Armed | RunPhase::Refused));
-    if !support::wait_for(answered, ARM_TIMEOUT_MS) {
+    if !support::wait_for(|| answered() || watch.down().is_some(), ARM_TIMEOUT_MS) || !answered() {
         ctl.set_phase(RunPhase::Idle);
+        if let Some(why) = watch.down() {
+            return Err(alloc::format!("nic: {why} (before it armed run {run_id})"));
+        }
         return Err(alloc::format!(
             "nic: {owner} did not arm within {ARM_TIMEOUT_MS} ms (does it drive the e1000?)"
         ));
@@ -90,19 +173,62 @@ pub fn run(cfg: &GenConfig, owner: NodeId) -> Result<bool, String> {
     println!("MINT-NIC-ARMED run={run_id} tsc={}", cpu::rdtsc());
     // The host sends at its own pace; it says when it is done. Bounded by
     // an hour (the CLI's own timeout is the real limit).
-    let sent = read_sent(3_600_000)?;
+    // The owner publishes its delivered count only when it completes the
+    // run; `progress` (frames it looked at) moves as it goes.
+    let nmi_pending = Cell::new(nmi_after != 0);
+    let inject = || {
+        if nmi_pending.get() && ctl.progress.load(Ordering::Acquire) >= u64::from(nmi_after) {
+            nmi_pending.set(false);
+            println!(
+                "node0: nic run: injecting an NMI into {owner} (mint.nic_nmi_after={nmi_after})"
+            );
+            if let Err(e) = apic::send_nmi(super::apic_of(owner)) {
+                println!("node0: nic run: the NMI to {owner} was not sent: {e:?}");
+            }
+        }
+    };
+    let mut down: Option<String> = None;
+    let sent = read_sent(3_600_000, || {
+        inject();
+        if down.is_none() {
+            down = watch.down();
+            if let Some(why) = &down {
+                // The host stops sending when it reads this.
+                println!("MINT-NIC-OWNER-DOWN {why}");
+            }
+        }
+    })?;
     ctl.sent.store(sent, Ordering::Release);
     ctl.set_phase(RunPhase::Injected);
-    let incomplete = support::wait_while_progressing(
-        || ctl.phase() == Some(RunPhase::Complete),
-        || ctl.progress.load(Ordering::Acquire),
-        SETTLE_TIMEOUT_MS,
-        SETTLE_DEADLINE_MS,
-    )
-    .err()
-    .map(|stall| {
-        alloc::format!("nic: stopped waiting for {owner} to complete run {run_id}: {stall}")
-    });
+    let stall = match &down {
+        // A dead owner makes no progress: nothing to wait for.
+        Some(_) => None,
+        None => support::wait_while_progressing(
+            || {
+                inject();
+                ctl.phase() == Some(RunPhase::Complete) || watch.down().is_some()
+            },
+            || ctl.progress.load(Ordering::Acquire),
+            SETTLE_TIMEOUT_MS,
+            SETTLE_DEADLINE_MS,
+        )
+        .err(),
+    };
+    if down.is_none() && ctl.phase() != Some(RunPhase::Complete) {
+        down = watch.down();
+        if let Some(why) = &down {
+            println!("MINT-NIC-OWNER-DOWN {why}");
+        }
+    }
+    let incomplete = match (&down, stall) {
+        (Some(why), _) => Some(alloc::format!(
+            "nic: {why} during run {run_id}; its counters are as it left them"
+        )),
+        (None, Some(stall)) => Some(alloc::format!(
+            "nic: stopped waiting for {owner} to complete run {run_id}: {stall}"
+        )),
+        (None, None) => None,
+    };
     let completed = incomplete.is_none();
     let mut s = String::new();
     let _ = write!(
@@ -116,7 +242,16 @@ pub fn run(cfg: &GenConfig, owner: NodeId) -> Result<bool, String> {
         cfg.seed,
     );
     if let Some(why) = &incomplete {
-        let _ = write!(s, ",\"incomplete\":\"{}\"", why.replace(['"', '\\'], "'"));
+        let _ = write!(s, ",\"incomplete\":\"{}\"", json_text(why));
+    }
+    if let Some(why) = &down {
+        let _ = write!(
+            s,
+            ",\"owner_down\":{{\"node\":{},\"reason\":\"{}\",\"progress\":{}}}",
+            owner.0,
+            json_text(why),
+            ctl.progress.load(Ordering::Acquire)
+        );
     }
     let _ = write!(
         s,
