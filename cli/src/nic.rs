@@ -182,9 +182,10 @@ fn udp_socket_stats(port: u16) -> Option<(u64, u64)> {
         Some((rx_queue, drops))
     });
     let first = rows.next()?;
-    // Two sockets on QEMU's port (another process bound it with
-    // SO_REUSEADDR too) make the row ambiguous: attribute nothing rather
-    // than another socket's drops.
+    // Two sockets on the port would make the row ambiguous: attribute
+    // nothing rather than another socket's drops. (QEMU's socket is mint's,
+    // bound without SO_REUSEADDR, so no other can share its port; the check
+    // keeps a row from ever being misattributed.)
     rows.next().is_none().then_some(first)
 }
 
