@@ -88,7 +88,7 @@ pub struct NicArgs {
     #[arg(long)]
     pub json: bool,
     /// Fault injection (for tests): node 0 stops the owner with an NMI
-    /// once it delivered this many frames. 0 = never.
+    /// once it looked at this many frames. 0 = never.
     #[arg(long, default_value_t = 0, hide = true, allow_negative_numbers = true, value_parser = flags::u32_value)]
     pub nmi_owner_after: u32,
 }

@@ -53,7 +53,7 @@ pub struct MachineRecord {
     /// `mint.stale=`).
     pub gen_faults: crate::nic::support::Faults,
     /// Hidden fault injection for `mint nic` (`mint.nic_nmi_after=K`, 0 =
-    /// off): node 0 stops the e1000's owner with an NMI once it delivered K
+    /// off): node 0 stops the e1000's owner with an NMI once it looked at K
     /// frames (see `nicrun`).
     pub nic_nmi_after: u32,
     /// The other nodes, prepared and waiting for their INIT-SIPI-SIPI.

@@ -15,8 +15,8 @@
 //! (`owner_down`): the counters are the ones the owner left.
 //!
 //! Hidden fault injection for the tests (`mint.nic_nmi_after=K`): node 0
-//! sends the owner an NMI once it delivered K frames; the owner's NMI
-//! handler ends it as a crash (mint raises no NMI otherwise).
+//! sends the owner an NMI once it looked at K frames (its `progress`); the
+//! owner's NMI handler ends it as a crash (mint raises no NMI otherwise).
 
 use alloc::string::String;
 use core::cell::Cell;
