@@ -87,10 +87,20 @@ pub struct NicArgs {
     /// Print the result as JSON on stdout (consoles go to stderr).
     #[arg(long)]
     pub json: bool,
-    /// Fault injection (for tests): node 0 stops the owner with an NMI
-    /// once it looked at this many frames. 0 = never.
-    #[arg(long, default_value_t = 0, hide = true, allow_negative_numbers = true, value_parser = flags::u32_value)]
-    pub nmi_owner_after: u32,
+    /// Fault injection (for tests), FRAMES:HOW: node 0 stops the owner once
+    /// it looked at FRAMES frames, by an NMI (`nmi`: a crash the owner
+    /// records) or an INIT IPI (`init`: its core silently reset; only its
+    /// heartbeat stops).
+    #[arg(long, hide = true, value_name = "FRAMES:HOW", value_parser = stop_owner_value)]
+    pub stop_owner: Option<String>,
+}
+
+/// `--stop-owner FRAMES:nmi|init`.
+fn stop_owner_value(text: &str) -> Result<String, String> {
+    match text.split_once(':') {
+        Some((n, "nmi" | "init")) if n.parse::<u64>().is_ok() => Ok(text.to_string()),
+        _ => Err(format!("'{text}': expected FRAMES:nmi or FRAMES:init")),
+    }
 }
 
 /// The run's frames, checked before anything boots.
@@ -338,11 +348,10 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
     let machine = Machine::start(Options {
         prepared: &prepared,
         plan: &plan,
-        cmdline: vec![
-            "mint.mode=nic".into(),
-            format!("mint.gen={kv}"),
-            format!("mint.nic_nmi_after={}", args.nmi_owner_after),
-        ],
+        cmdline: vec!["mint.mode=nic".into(), format!("mint.gen={kv}")]
+            .into_iter()
+            .chain(args.stop_owner.iter().map(|s| format!("mint.nic_stop={s}")))
+            .collect(),
         echo: if args.json {
             Echo::Stderr
         } else {

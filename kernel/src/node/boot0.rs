@@ -52,10 +52,9 @@ pub struct MachineRecord {
     /// Fault injection for that run (`mint.corrupt=`, `mint.forget_ipi=`,
     /// `mint.stale=`).
     pub gen_faults: crate::nic::support::Faults,
-    /// Hidden fault injection for `mint nic` (`mint.nic_nmi_after=K`, 0 =
-    /// off): node 0 stops the e1000's owner with an NMI once it looked at K
-    /// frames (see `nicrun`).
-    pub nic_nmi_after: u32,
+    /// Hidden fault injection for `mint nic` (`mint.nic_stop=K:HOW`): node
+    /// 0 stops the e1000's owner once it looked at K frames (see `nicrun`).
+    pub nic_stop: Option<super::nicrun::OwnerStop>,
     /// The other nodes, prepared and waiting for their INIT-SIPI-SIPI.
     starts: Vec<NodeStart>,
 }
@@ -157,7 +156,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         forget_ipi_every: knob("mint.forget_ipi="),
         stale_every: knob("mint.stale="),
     };
-    let nic_nmi_after = knob("mint.nic_nmi_after=");
+    let nic_stop = super::nicrun::parse_stop(&boot.cmdline).unwrap_or_else(|e| refuse(&e));
     let faults = parse_faults(&boot.cmdline, n).unwrap_or_else(|e| refuse(&e));
     let selftest = match boot
         .cmdline
@@ -345,7 +344,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         nic_target,
         gen_run,
         gen_faults,
-        nic_nmi_after,
+        nic_stop,
         starts,
     });
     super::start_node(NodeId(0), n as u8, window0)
@@ -413,7 +412,7 @@ pub fn run_machine() -> ! {
                 .map(|n| n.id);
             match (rec.gen_run.as_ref(), owner) {
                 (Some(cfg), Some(owner)) if owner != NodeId(0) => {
-                    if let Err(e) = super::nicrun::run(cfg, owner, rec.nic_nmi_after) {
+                    if let Err(e) = super::nicrun::run(cfg, owner, rec.nic_stop) {
                         println!("MINT-ERROR {e}");
                     }
                 }

@@ -14,9 +14,11 @@
 //! (a dead owner makes no progress) and puts the reason in the record
 //! (`owner_down`): the counters are the ones the owner left.
 //!
-//! Hidden fault injection for the tests (`mint.nic_nmi_after=K`): node 0
-//! sends the owner an NMI once it looked at K frames (its `progress`); the
-//! owner's NMI handler ends it as a crash (mint raises no NMI otherwise).
+//! Hidden fault injection for the tests (`mint.nic_stop=K:HOW`): node 0
+//! stops the owner once it looked at K frames (its `progress`). `nmi`: an
+//! NMI, which the owner's handler ends as a crash it records itself (mint
+//! raises no NMI otherwise); `init`: an INIT IPI, which resets its core
+//! into wait-for-SIPI, silently: only its heartbeat stops.
 
 use alloc::string::String;
 use core::cell::Cell;
@@ -36,6 +38,39 @@ use crate::{println, shared};
 
 /// Longest a console line from the host may be.
 const LINE_MAX: usize = 64;
+
+/// How node 0 stops the owner (hidden fault injection).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopBy {
+    Nmi,
+    Init,
+}
+
+/// `mint.nic_stop=K:HOW`: stop the owner once it looked at `after` frames.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnerStop {
+    pub after: u64,
+    pub by: StopBy,
+}
+
+/// The `mint.nic_stop=` word of `cmdline`, if any.
+pub fn parse_stop(cmdline: &str) -> Result<Option<OwnerStop>, String> {
+    let Some(spec) = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("mint.nic_stop="))
+    else {
+        return Ok(None);
+    };
+    let bad = || alloc::format!("mint.nic_stop={spec}: expected FRAMES:nmi or FRAMES:init");
+    let (after, by) = spec.split_once(':').ok_or_else(bad)?;
+    let after = after.parse().map_err(|_| bad())?;
+    let by = match by {
+        "nmi" => StopBy::Nmi,
+        "init" => StopBy::Init,
+        _ => return Err(bad()),
+    };
+    Ok(Some(OwnerStop { after, by }))
+}
 
 /// Node 0's watch over the e1000's owner during a run.
 struct OwnerWatch {
@@ -136,9 +171,9 @@ fn read_sent(ms: u64, mut idle: impl FnMut()) -> Result<u64, String> {
     }
 }
 
-/// One run; returns whether every frame was accounted for. `nmi_after`:
-/// the hidden fault injection (0: off), see the module docs.
-pub fn run(cfg: &GenConfig, owner: NodeId, nmi_after: u32) -> Result<bool, String> {
+/// One run; returns whether every frame was accounted for. `stop`: the
+/// hidden fault injection, see the module docs.
+pub fn run(cfg: &GenConfig, owner: NodeId, stop: Option<OwnerStop>) -> Result<bool, String> {
     let watch = OwnerWatch::new(owner);
     let ctl = &shared::region().debug_nic.run;
     ctl.reset_counters();
@@ -175,16 +210,23 @@ pub fn run(cfg: &GenConfig, owner: NodeId, nmi_after: u32) -> Result<bool, Strin
     // an hour (the CLI's own timeout is the real limit).
     // The owner publishes its delivered count only when it completes the
     // run; `progress` (frames it looked at) moves as it goes.
-    let nmi_pending = Cell::new(nmi_after != 0);
+    let stop = Cell::new(stop);
     let inject = || {
-        if nmi_pending.get() && ctl.progress.load(Ordering::Acquire) >= u64::from(nmi_after) {
-            nmi_pending.set(false);
-            println!(
-                "node0: nic run: injecting an NMI into {owner} (mint.nic_nmi_after={nmi_after})"
-            );
-            if let Err(e) = apic::send_nmi(super::apic_of(owner)) {
-                println!("node0: nic run: the NMI to {owner} was not sent: {e:?}");
-            }
+        let Some(OwnerStop { after, by }) = stop.get() else {
+            return;
+        };
+        if ctl.progress.load(Ordering::Acquire) < after {
+            return;
+        }
+        stop.set(None);
+        println!("node0: nic run: stopping {owner} by {by:?} after {after} frames (mint.nic_stop)");
+        let apic_id = super::apic_of(owner);
+        let sent = match by {
+            StopBy::Nmi => apic::send_nmi(apic_id),
+            StopBy::Init => apic::send_init(apic_id),
+        };
+        if let Err(e) = sent {
+            println!("node0: nic run: the {by:?} to {owner} was not sent: {e:?}");
         }
     };
     let mut down: Option<String> = None;
