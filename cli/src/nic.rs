@@ -487,7 +487,7 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
     )?;
     if let Some(why) = report["owner_down"]["reason"].as_str() {
         errln!(
-            "mint: nic: {why} during the run; {} of {} frames sent unaccounted (in the NIC's ring, QEMU or the host's socket when it stopped); consoles in {}",
+            "mint: nic: {why} during the run; {} of {} frames sent unaccounted (what it received but never published, and what was left in the NIC's ring, QEMU and the host's socket); consoles in {}",
             report["unaccounted"],
             report["sent"],
             log_dir.display()

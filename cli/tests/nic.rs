@@ -297,6 +297,10 @@ fn bad_nic_requests_are_refused_before_boot() {
             vec!["nic", "--nodes", "2", "--node", "2"],
             "the plan has 2 nodes",
         ),
+        (
+            vec!["nic", "--stop-owner", "20:panic"],
+            "expected FRAMES:nmi or FRAMES:init",
+        ),
     ] {
         let run = common::mint(&args);
         run.assert_exit(2);
