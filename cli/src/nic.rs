@@ -7,7 +7,10 @@
 //! free one, and nothing can take it before QEMU has it) and hands it to
 //! QEMU as an inherited descriptor (`local.type=fd`, QEMU 7.2 and later;
 //! no `remote.*` with it: the socket is connected to the host's own, so
-//! QEMU's `send` reaches that and only its datagrams are received). Once
+//! QEMU's `send` reaches that and only its datagrams are received). mint
+//! keeps its own copy, never read, until the run is over, so the socket's
+//! `/proc/net/udp` row is there when the record is read even if QEMU has
+//! just exited. Once
 //! node 0 says the owner armed the run (`MINT-NIC-ARMED run=R`), this
 //! command sends C frames built with the generator's frame template and
 //! payload format (sequence number, run id, the host's TSC at send, CRC),
@@ -35,7 +38,8 @@
 //! the checker's drops) only when it completes a run, so a dead owner's
 //! deliveries have no place either: with the frames in the NIC's ring, in
 //! QEMU and in the host's socket they are `unaccounted`;
-//! `owner_down.progress` is how many frames it had looked at.
+//! `owner_down.progress` is the owner's progress counter when it stopped
+//! (it moves at each frame's steps: not a frame count).
 
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
@@ -87,19 +91,22 @@ pub struct NicArgs {
     /// Print the result as JSON on stdout (consoles go to stderr).
     #[arg(long)]
     pub json: bool,
-    /// Fault injection (for tests), FRAMES:HOW: node 0 stops the owner once
-    /// it looked at FRAMES frames, by an NMI (`nmi`: a crash the owner
+    /// Fault injection (for tests), K:HOW: node 0 stops the owner once its
+    /// progress counter (it moves as frames go through the driver, stack
+    /// and checker) reached K, by an NMI (`nmi`: a crash the owner
     /// records) or an INIT IPI (`init`: its core silently reset; only its
     /// heartbeat stops).
-    #[arg(long, hide = true, value_name = "FRAMES:HOW", value_parser = stop_owner_value)]
+    #[arg(long, hide = true, value_name = "K:HOW", value_parser = stop_owner_value)]
     pub stop_owner: Option<String>,
 }
 
-/// `--stop-owner FRAMES:nmi|init`.
+/// `--stop-owner K:nmi|init`.
 fn stop_owner_value(text: &str) -> Result<String, String> {
     match text.split_once(':') {
         Some((n, "nmi" | "init")) if n.parse::<u64>().is_ok() => Ok(text.to_string()),
-        _ => Err(format!("'{text}': expected FRAMES:nmi or FRAMES:init")),
+        _ => Err(format!(
+            "'{text}': expected K:nmi or K:init (K: the owner's progress)"
+        )),
     }
 }
 
@@ -363,8 +370,6 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
         )],
         inherit: vec![qemu_socket.as_raw_fd()],
     })?;
-    // QEMU has its own copy; the port stays bound as long as QEMU runs.
-    drop(qemu_socket);
     let console: Node0Input = machine.node0_input();
     let (sent_tx, sent_rx) = mpsc::channel::<Result<Sent>>();
     let mut sender: Option<std::thread::JoinHandle<()>> = None;
@@ -429,6 +434,10 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
             error = Some(e.to_string());
         }
     });
+    // Kept (never read) until here: QEMU may exit right after node 0's
+    // record, and the socket's /proc/net/udp row, read at that record,
+    // must still be there.
+    drop(qemu_socket);
     outcome.check_stopped()?;
     if outcome.timed_out {
         // A sender that failed never told node 0 it was done, so node 0

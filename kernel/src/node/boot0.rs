@@ -53,7 +53,7 @@ pub struct MachineRecord {
     /// `mint.stale=`).
     pub gen_faults: crate::nic::support::Faults,
     /// Hidden fault injection for `mint nic` (`mint.nic_stop=K:HOW`): node
-    /// 0 stops the e1000's owner once it looked at K frames (see `nicrun`).
+    /// 0 stops the e1000's owner once its progress reached K (see `nicrun`).
     pub nic_stop: Option<super::nicrun::OwnerStop>,
     /// The other nodes, prepared and waiting for their INIT-SIPI-SIPI.
     starts: Vec<NodeStart>,

@@ -15,7 +15,9 @@
 //! (`owner_down`): the counters are the ones the owner left.
 //!
 //! Hidden fault injection for the tests (`mint.nic_stop=K:HOW`): node 0
-//! stops the owner once it looked at K frames (its `progress`). `nmi`: an
+//! stops the owner once its `progress` counter reached K (it moves at each
+//! frame's steps through the driver, the stack and the checker: not a
+//! frame count, but it moves only with frames taken). `nmi`: an
 //! NMI, which the owner's handler ends as a crash it records itself (mint
 //! raises no NMI otherwise); `init`: an INIT IPI, which resets its core
 //! into wait-for-SIPI, silently: only its heartbeat stops.
@@ -46,7 +48,7 @@ pub enum StopBy {
     Init,
 }
 
-/// `mint.nic_stop=K:HOW`: stop the owner once it looked at `after` frames.
+/// `mint.nic_stop=K:HOW`: stop the owner once its `progress` reached `after`.
 #[derive(Clone, Copy, Debug)]
 pub struct OwnerStop {
     pub after: u64,
@@ -209,7 +211,7 @@ pub fn run(cfg: &GenConfig, owner: NodeId, stop: Option<OwnerStop>) -> Result<bo
     // The host sends at its own pace; it says when it is done. Bounded by
     // an hour (the CLI's own timeout is the real limit).
     // The owner publishes its delivered count only when it completes the
-    // run; `progress` (frames it looked at) moves as it goes.
+    // run; `progress` moves as it goes.
     let stop = Cell::new(stop);
     let inject = || {
         let Some(OwnerStop { after, by }) = stop.get() else {
