@@ -63,7 +63,7 @@ pub fn parse_stop(cmdline: &str) -> Result<Option<OwnerStop>, String> {
     else {
         return Ok(None);
     };
-    let bad = || alloc::format!("mint.nic_stop={spec}: expected FRAMES:nmi or FRAMES:init");
+    let bad = || alloc::format!("mint.nic_stop={spec}: expected K:nmi or K:init");
     let (after, by) = spec.split_once(':').ok_or_else(bad)?;
     let after = after.parse().map_err(|_| bad())?;
     let by = match by {
@@ -134,9 +134,9 @@ fn json_text(text: &str) -> String {
         .collect()
 }
 
-/// Waits for `sent N` on node 0's console, at most `ms`; calls `idle`
-/// whenever no byte is waiting (about once per timer tick).
-fn read_sent(ms: u64, mut idle: impl FnMut()) -> Result<u64, String> {
+/// Waits for `sent N` on node 0's console, at most `ms`; `idle` runs
+/// whenever no byte is there (it must halt or do node 0's other work).
+pub(crate) fn read_sent(ms: u64, idle: &mut dyn FnMut()) -> Result<u64, String> {
     let deadline = cpu::rdtsc() + super::ms_to_ticks(ms);
     let mut line = String::new();
     loop {
@@ -154,7 +154,6 @@ fn read_sent(ms: u64, mut idle: impl FnMut()) -> Result<u64, String> {
             Some(b) if line.len() < LINE_MAX => line.push(char::from(b)),
             Some(_) => {}
             None => {
-                idle();
                 if cpu::rdtsc() > deadline {
                     return Err(alloc::format!(
                         "nic: the host did not say how many frames it sent within {} s",
@@ -167,7 +166,7 @@ fn read_sent(ms: u64, mut idle: impl FnMut()) -> Result<u64, String> {
                 // line status register in a loop starves QEMU's main loop,
                 // which then stops reading the e1000's socket (frames pile
                 // up in the host's socket buffer until it drops them).
-                x86_64::instructions::hlt();
+                idle();
             }
         }
     }
@@ -177,7 +176,8 @@ fn read_sent(ms: u64, mut idle: impl FnMut()) -> Result<u64, String> {
 /// hidden fault injection, see the module docs.
 pub fn run(cfg: &GenConfig, owner: NodeId, stop: Option<OwnerStop>) -> Result<bool, String> {
     let watch = OwnerWatch::new(owner);
-    let ctl = &shared::region().debug_nic.run;
+    // The owner's own accounting line (`mint_abi::real_nic`).
+    let ctl = &shared::region().real_nic.receivers[owner.index()];
     ctl.reset_counters();
     ctl.size.store(cfg.size, Ordering::Relaxed);
     ctl.count.store(cfg.count, Ordering::Relaxed);
@@ -232,7 +232,7 @@ pub fn run(cfg: &GenConfig, owner: NodeId, stop: Option<OwnerStop>) -> Result<bo
         }
     };
     let mut down: Option<String> = None;
-    let sent = read_sent(3_600_000, || {
+    let sent = read_sent(3_600_000, &mut || {
         inject();
         if down.is_none() {
             down = watch.down();
@@ -241,6 +241,7 @@ pub fn run(cfg: &GenConfig, owner: NodeId, stop: Option<OwnerStop>) -> Result<bo
                 println!("MINT-NIC-OWNER-DOWN {why}");
             }
         }
+        x86_64::instructions::hlt();
     })?;
     ctl.sent.store(sent, Ordering::Release);
     ctl.set_phase(RunPhase::Injected);
