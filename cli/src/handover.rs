@@ -217,6 +217,9 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
         netdevs: vec![format!(
             "dgram,id=mintnet0,local.type=inet,local.host=127.0.0.1,local.port={qemu_port},remote.type=inet,remote.host=127.0.0.1,remote.port={host_port}"
         )],
+        // Still a port mint picks and QEMU binds (see `mint nic` for the
+        // inherited socket that closes that window).
+        inherit: Vec::new(),
     })?;
     let console: Node0Input = machine.node0_input();
     let (sent_tx, sent_rx) = mpsc::channel::<Result<Sent>>();

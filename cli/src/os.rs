@@ -1,13 +1,14 @@
 //! The few calls into the OS and the CPU that std does not offer: a child
-//! that dies with mint, an advisory lock, whether stdout's reader has gone,
-//! the TSC and the raw monotonic clock (the host's TSC rate, `tsc.rs`).
+//! that dies with mint, a descriptor one child inherits, an advisory lock,
+//! whether stdout's reader has gone, the TSC and the raw monotonic clock
+//! (the host's TSC rate, `tsc.rs`).
 //!
 //! The only module of the CLI with `unsafe`; each block says why it holds.
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -40,6 +41,35 @@ pub fn die_with_parent(cmd: &mut Command) {
             Ok(())
         });
     }
+}
+
+/// Makes the child `cmd` starts inherit descriptor `fd` under the same
+/// number, and only that child: std opens every descriptor close-on-exec,
+/// and the flag is cleared in the forked child alone, so no other program
+/// mint starts (before or at the same time) gets it. `fd` must stay open
+/// until the child is spawned, and must not be 0, 1 or 2 (the child's
+/// stdio replaces those before the hook runs).
+pub fn inherit_fd(cmd: &mut Command, fd: RawFd) -> io::Result<()> {
+    if fd <= 2 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} would be replaced by the child's stdio"),
+        ));
+    }
+    // SAFETY: the hook runs in the forked child before exec and calls only
+    // `fcntl`, an async-signal-safe system call, on a descriptor number;
+    // it touches no memory the parent's other threads may hold (no
+    // allocation, no lock). The caller keeps `fd` open until the spawn
+    // (see above), so in the child the number names that descriptor.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
 }
 
 /// Takes an exclusive `flock` on `file` without waiting: `Ok(false)` when
