@@ -8,7 +8,8 @@
 //! both receivers armed (`MINT-HANDOVER-ARMED`) until it says the rounds
 //! are done (`MINT-HANDOVER-ROUNDS-DONE`), plus a short tail, so every
 //! hand-over happens under traffic; then it tells node 0 how many frames
-//! it sent. Node 0 reports each round (`MINT-HANDOVER-ROUND {json}`: the
+//! it sent. QEMU's socket is one mint binds and passes to it
+//! (`local.type=fd`, as `mint nic` does). Node 0 reports each round (`MINT-HANDOVER-ROUND {json}`: the
 //! layer's state-machine steps with TSC stamps) and the sum
 //! (`MINT-HANDOVER {json}`). Frames the host's kernel dropped on QEMU's
 //! socket are `lost_before_nic` (as in `mint nic`); the NIC's own misses
@@ -16,6 +17,7 @@
 //! unaccounted, duplicated or misrouted, or a round failed.
 
 use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +31,7 @@ use mint_traffic::{GenConfig, PacketKind, Pattern};
 use serde_json::{Value, json};
 
 use crate::machine::{Echo, Event, Machine, Node0Input, Options};
-use crate::nic::{MAX_SIZE, Sent, Stop, free_udp_port, send_frames, udp_socket_stats};
+use crate::nic::{MAX_SIZE, Sent, Stop, check_qemu, qemu_socket, send_frames, udp_socket_stats};
 use crate::{MachineArgs, flags, plan};
 
 /// Most frames a run may have (the kernel's seen maps).
@@ -172,8 +174,13 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
     let socket =
         UdpSocket::bind("127.0.0.1:0").context("binding the host's loopback UDP socket")?;
     let host_port = socket.local_addr()?.port();
-    let qemu_port = free_udp_port()?;
+    // QEMU's socket, bound and connected here and inherited by QEMU (no
+    // free-port race); this copy stays open to the end, so its
+    // `/proc/net/udp` row (the host's drops) outlives QEMU.
+    let qemu_socket = qemu_socket(host_port)?;
+    let qemu_port = qemu_socket.local_addr()?.port();
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
+    check_qemu(&prepared.qemu)?;
     let timeout = args
         .machine
         .timeout_or(180 + args.rounds * (args.spacing_ms + 2_000) / 1000);
@@ -215,11 +222,10 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
             Echo::Stdout
         },
         netdevs: vec![format!(
-            "dgram,id=mintnet0,local.type=inet,local.host=127.0.0.1,local.port={qemu_port},remote.type=inet,remote.host=127.0.0.1,remote.port={host_port}"
+            "dgram,id=mintnet0,local.type=fd,local.str={}",
+            qemu_socket.as_raw_fd()
         )],
-        // Still a port mint picks and QEMU binds (see `mint nic` for the
-        // inherited socket that closes that window).
-        inherit: Vec::new(),
+        inherit: vec![qemu_socket.as_raw_fd()],
     })?;
     let console: Node0Input = machine.node0_input();
     let (sent_tx, sent_rx) = mpsc::channel::<Result<Sent>>();
@@ -315,6 +321,7 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
     if let Some(h) = sender {
         let _ = h.join();
     }
+    drop(qemu_socket);
     let report = summarize(
         &args,
         &record,

@@ -311,7 +311,7 @@ pub(crate) fn parse_mac(text: &str) -> [u8; 6] {
 
 /// QEMU's socket for the e1000's netdev: bound to a loopback port the
 /// kernel picks and connected to the host's socket at `host_port`.
-fn qemu_socket(host_port: u16) -> Result<UdpSocket> {
+pub(crate) fn qemu_socket(host_port: u16) -> Result<UdpSocket> {
     let socket = UdpSocket::bind("127.0.0.1:0").context("binding QEMU's loopback UDP socket")?;
     socket
         .connect(("127.0.0.1", host_port))
@@ -321,7 +321,7 @@ fn qemu_socket(host_port: u16) -> Result<UdpSocket> {
 
 /// `-netdev dgram` with `local.type=fd` came with the backend itself in
 /// QEMU 7.2; an older QEMU has neither, so there is nothing to fall back to.
-fn check_qemu(qemu: &std::path::Path) -> Result<()> {
+pub(crate) fn check_qemu(qemu: &std::path::Path) -> Result<()> {
     match crate::qemu::version(qemu) {
         Some((major, minor)) if (major, minor) < (7, 2) => bail!(
             "mint nic needs QEMU 7.2 or newer (-netdev dgram with local.type=fd); {} is {major}.{minor}",
@@ -329,11 +329,6 @@ fn check_qemu(qemu: &std::path::Path) -> Result<()> {
         ),
         _ => Ok(()),
     }
-}
-
-/// A loopback UDP port free right now (QEMU binds it a moment later).
-pub(crate) fn free_udp_port() -> Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 pub fn run(args: NicArgs) -> Result<ExitCode> {
