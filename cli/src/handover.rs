@@ -16,8 +16,6 @@
 //! (MPC) are `missed_by_nic`. The exit status is non-zero when anything is
 //! unaccounted, duplicated or misrouted, or a round failed.
 
-use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +29,7 @@ use mint_traffic::{GenConfig, PacketKind, Pattern};
 use serde_json::{Value, json};
 
 use crate::machine::{Echo, Event, Machine, Node0Input, Options};
-use crate::nic::{MAX_SIZE, Sent, Stop, check_qemu, qemu_socket, send_frames, udp_socket_stats};
+use crate::nic::{HostLink, MAX_SIZE, Sent, Stop, check_qemu, send_frames};
 use crate::{MachineArgs, flags, plan};
 
 /// Most frames a run may have (the kernel's seen maps).
@@ -171,14 +169,8 @@ fn handover_plan(args: &HandoverArgs) -> Result<mint_plan::Plan> {
 pub fn run(args: HandoverArgs) -> Result<ExitCode> {
     let cfg = config(&args).context("bad handover settings")?;
     let plan = handover_plan(&args)?;
-    let socket =
-        UdpSocket::bind("127.0.0.1:0").context("binding the host's loopback UDP socket")?;
-    let host_port = socket.local_addr()?.port();
-    // QEMU's socket, bound and connected here and inherited by QEMU (no
-    // free-port race); this copy stays open to the end, so its
-    // `/proc/net/udp` row (the host's drops) outlives QEMU.
-    let qemu_socket = qemu_socket(host_port)?;
-    let qemu_port = qemu_socket.local_addr()?.port();
+    let mut link = HostLink::new()?;
+    let qemu_port = link.qemu_port;
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
     check_qemu(&prepared.qemu)?;
     let timeout = args
@@ -221,11 +213,8 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
         } else {
             Echo::Stdout
         },
-        netdevs: vec![format!(
-            "dgram,id=mintnet0,local.type=fd,local.str={}",
-            qemu_socket.as_raw_fd()
-        )],
-        inherit: vec![qemu_socket.as_raw_fd()],
+        netdevs: vec![link.netdev()],
+        inherit: link.inherit(),
     })?;
     let console: Node0Input = machine.node0_input();
     let (sent_tx, sent_rx) = mpsc::channel::<Result<Sent>>();
@@ -239,7 +228,6 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
     let mut socket_at_start: Option<(u64, u64)> = None;
     let mut socket_at_end: Option<(u64, u64)> = None;
     let mut bad_lines = 0u32;
-    let mut socket = Some(socket);
     let outcome = machine.finish(timeout, |ev| {
         let Event::Line { node, text } = ev else {
             return;
@@ -252,8 +240,8 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
             .and_then(|r| r.split_whitespace().next())
             .and_then(|r| r.parse::<u32>().ok())
         {
-            socket_at_start = udp_socket_stats(qemu_port);
-            let (Some(socket), None) = (socket.take(), &sender) else {
+            socket_at_start = link.stats();
+            let (Some(socket), None) = (link.host.take(), &sender) else {
                 return;
             };
             let (cfg, console, tx, stop) = (cfg, console.clone(), sent_tx.clone(), stop.clone());
@@ -278,7 +266,7 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
         } else if text.starts_with("MINT-HANDOVER-ROUNDS-DONE") {
             stop.store(true, Ordering::Release);
         } else if let Some(j) = text.strip_prefix("MINT-HANDOVER ") {
-            socket_at_end = udp_socket_stats(qemu_port);
+            socket_at_end = link.stats();
             record = serde_json::from_str(j).ok();
             if record.is_none() {
                 bad_lines += 1;
@@ -321,7 +309,7 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
     if let Some(h) = sender {
         let _ = h.join();
     }
-    drop(qemu_socket);
+    drop(link);
     let report = summarize(
         &args,
         &record,

@@ -309,14 +309,54 @@ pub(crate) fn parse_mac(text: &str) -> [u8; 6] {
     mac
 }
 
-/// QEMU's socket for the e1000's netdev: bound to a loopback port the
-/// kernel picks and connected to the host's socket at `host_port`.
-pub(crate) fn qemu_socket(host_port: u16) -> Result<UdpSocket> {
-    let socket = UdpSocket::bind("127.0.0.1:0").context("binding QEMU's loopback UDP socket")?;
-    socket
-        .connect(("127.0.0.1", host_port))
-        .context("connecting QEMU's UDP socket to the host's")?;
-    Ok(socket)
+/// The host's end and QEMU's end of the e1000's wire: two loopback UDP
+/// sockets, QEMU's bound to a port the kernel picks and connected to the
+/// host's, passed to QEMU as an inherited descriptor (`-netdev dgram
+/// local.type=fd`: no port to race for). mint keeps its copy of QEMU's
+/// socket open to the end, so the socket's `/proc/net/udp` row (the
+/// host's drops on it) outlives QEMU.
+pub(crate) struct HostLink {
+    /// Where mint sends from (taken by the sender thread).
+    pub host: Option<UdpSocket>,
+    pub host_port: u16,
+    qemu: UdpSocket,
+    pub qemu_port: u16,
+}
+
+impl HostLink {
+    pub fn new() -> Result<HostLink> {
+        let host =
+            UdpSocket::bind("127.0.0.1:0").context("binding the host's loopback UDP socket")?;
+        let host_port = host.local_addr()?.port();
+        let qemu = UdpSocket::bind("127.0.0.1:0").context("binding QEMU's loopback UDP socket")?;
+        qemu.connect(("127.0.0.1", host_port))
+            .context("connecting QEMU's UDP socket to the host's")?;
+        let qemu_port = qemu.local_addr()?.port();
+        Ok(HostLink {
+            host: Some(host),
+            host_port,
+            qemu,
+            qemu_port,
+        })
+    }
+
+    /// QEMU's `-netdev` for it.
+    pub fn netdev(&self) -> String {
+        format!(
+            "dgram,id=mintnet0,local.type=fd,local.str={}",
+            self.qemu.as_raw_fd()
+        )
+    }
+
+    /// The descriptor QEMU inherits.
+    pub fn inherit(&self) -> Vec<std::os::fd::RawFd> {
+        vec![self.qemu.as_raw_fd()]
+    }
+
+    /// Drops and queued bytes of QEMU's socket now.
+    pub fn stats(&self) -> Option<(u64, u64)> {
+        udp_socket_stats(self.qemu_port)
+    }
 }
 
 /// `-netdev dgram` with `local.type=fd` came with the backend itself in
@@ -334,11 +374,8 @@ pub(crate) fn check_qemu(qemu: &std::path::Path) -> Result<()> {
 pub fn run(args: NicArgs) -> Result<ExitCode> {
     let cfg = config(&args).context("bad nic settings")?;
     let plan = nic_plan(&args)?;
-    let socket =
-        UdpSocket::bind("127.0.0.1:0").context("binding the host's loopback UDP socket")?;
-    let host_port = socket.local_addr()?.port();
-    let qemu_socket = qemu_socket(host_port)?;
-    let qemu_port = qemu_socket.local_addr()?.port();
+    let mut link = HostLink::new()?;
+    let (host_port, qemu_port) = (link.host_port, link.qemu_port);
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
     check_qemu(&prepared.qemu)?;
     let rate_s = if cfg.interval_ns == 0 {
@@ -380,11 +417,8 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
         } else {
             Echo::Stdout
         },
-        netdevs: vec![format!(
-            "dgram,id=mintnet0,local.type=fd,local.str={}",
-            qemu_socket.as_raw_fd()
-        )],
-        inherit: vec![qemu_socket.as_raw_fd()],
+        netdevs: vec![link.netdev()],
+        inherit: link.inherit(),
     })?;
     let console: Node0Input = machine.node0_input();
     let (sent_tx, sent_rx) = mpsc::channel::<Result<Sent>>();
@@ -396,7 +430,6 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
     let mut samples = Samples::default();
     let mut sample_error: Option<anyhow::Error> = None;
     let owner = NodeId(args.node);
-    let mut socket = Some(socket);
     let mut tsc_offset: Option<i64> = None;
     let stop = Arc::new(AtomicBool::new(false));
     let mut owner_down: Option<String> = None;
@@ -425,8 +458,8 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
             // some time to arrive), so latencies corrected with it are
             // upper bounds.
             tsc_offset = Some(crate::os::rdtsc() as i64 - guest_tsc as i64);
-            socket_at_start = udp_socket_stats(qemu_port);
-            let (Some(socket), None) = (socket.take(), &sender) else {
+            socket_at_start = link.stats();
+            let (Some(socket), None) = (link.host.take(), &sender) else {
                 return;
             };
             let (cfg, console, tx, stop) = (cfg, console.clone(), sent_tx.clone(), stop.clone());
@@ -448,7 +481,7 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
             stop.store(true, Ordering::Relaxed);
             owner_down.get_or_insert_with(|| why.trim().to_string());
         } else if let Some(j) = text.strip_prefix("MINT-NIC ") {
-            socket_at_end = udp_socket_stats(qemu_port);
+            socket_at_end = link.stats();
             record = serde_json::from_str(j).ok();
         } else if let Some(e) = text.strip_prefix("MINT-ERROR ") {
             error = Some(e.to_string());
@@ -457,7 +490,7 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
     // Kept (never read) until here: QEMU may exit right after node 0's
     // record, and the socket's /proc/net/udp row, read at that record,
     // must still be there.
-    drop(qemu_socket);
+    drop(link);
     outcome.check_stopped()?;
     if outcome.timed_out {
         // A sender that failed never told node 0 it was done, so node 0

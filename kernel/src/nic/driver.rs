@@ -317,9 +317,10 @@ fn clean(
     result.more
 }
 
-/// Polls a real NIC's ring once (acknowledging ICR first); `None` for
-/// the debug NIC.
-fn clean_real(d: &mut Driver, run: &RunControl) -> Option<bool> {
+/// Polls a real NIC's ring once, reading ICR first when `ack` (not when
+/// quiescing: its causes stay for the next owner); `None` for the debug
+/// NIC.
+fn clean_real(d: &mut Driver, run: &RunControl, ack: bool) -> Option<bool> {
     if !matches!(d.backend, Backend::Real { .. }) {
         return None;
     }
@@ -334,7 +335,9 @@ fn clean_real(d: &mut Driver, run: &RunControl) -> Option<bool> {
         let Backend::Real { regs, dma } = backend else {
             unreachable!("checked above")
         };
-        let _causes = rx.ack(regs);
+        if ack {
+            let _causes = rx.ack(regs);
+        }
         rx.poll_into(regs, ring, dma, usize::MAX, &mut SkbProducer(skbs))
     }))
 }
@@ -527,7 +530,7 @@ fn on_real_interrupt(_frame: &mut InterruptFrame) {
             }
             d.samples.last_entry = entry;
             for _ in 0..REAL_POLLS {
-                if clean_real(d, run) != Some(true) {
+                if clean_real(d, run, true) != Some(true) {
                     break;
                 }
             }
@@ -569,28 +572,10 @@ pub fn quiesce_real() -> Result<usize, &'static str> {
         }
         let run = real_run();
         let before = d.rx.counters().delivered;
-        while clean_real_unacked(d, run) {}
+        while clean_real(d, run, false) == Some(true) {}
         collect_missed(d, run);
         d.role = Role::Quiesced;
         Ok((d.rx.counters().delivered - before) as usize)
-    })
-}
-
-/// Polls a real NIC's ring once without reading ICR (quiescing: the causes
-/// stay for the next owner); returns whether completions are left.
-fn clean_real_unacked(d: &mut Driver, run: &RunControl) -> bool {
-    clean(d, run, &mut |d| {
-        let Driver {
-            backend,
-            ring,
-            rx,
-            skbs,
-            ..
-        } = d;
-        let Backend::Real { regs, dma } = backend else {
-            return mint_e1000::PollResult::default();
-        };
-        rx.poll_into(regs, ring, dma, usize::MAX, &mut SkbProducer(skbs))
     })
 }
 
@@ -703,7 +688,7 @@ pub fn attached_real() -> Result<u64, &'static str> {
         let run = real_run();
         let before = d.rx.counters().delivered;
         for _ in 0..REAL_POLLS {
-            if clean_real(d, run) != Some(true) {
+            if clean_real(d, run, true) != Some(true) {
                 break;
             }
         }

@@ -25,7 +25,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
 use mint_abi::NodeId;
-use mint_abi::debug_nic::{DropReason, NIC_VECTOR, RunPhase};
+use mint_abi::debug_nic::{DropReason, NIC_VECTOR, RunControl, RunPhase};
 use mint_e1000::{DeviceModel, Register, RegisterAccess, RxDrop, WritebackFault};
 use mint_traffic::{Endpoints, FrameTemplate, GenConfig, PacketKind, Schedule};
 
@@ -113,18 +113,8 @@ pub fn run(
     }
 
     // Configure and wait for the target to arm.
-    ctl.reset_counters();
-    ctl.size.store(cfg.size, Ordering::Relaxed);
-    ctl.count.store(cfg.count, Ordering::Relaxed);
-    ctl.kind.store(
-        matches!(cfg.kind, PacketKind::Raw) as u32,
-        Ordering::Relaxed,
-    );
-    ctl.seed.store(cfg.seed, Ordering::Relaxed);
-    ctl.dump_samples
-        .store(u32::from(dump_samples), Ordering::Relaxed);
     let run_id = ctl.run_id.load(Ordering::Relaxed).wrapping_add(1);
-    ctl.run_id.store(run_id, Ordering::Relaxed);
+    configure(ctl, cfg, run_id, dump_samples);
     // A run abandoned with the posted flag set (its IPI lost, or the target
     // gone before its handler ran) would keep this run from sending any
     // IPI: start from a clear flag and no IPI stamp.
@@ -323,6 +313,24 @@ pub(crate) fn wait_while_progressing(
 }
 
 /// Waits until `cond`, at most `ms`.
+/// Writes run `run_id` of `cfg` into a run control, its counters cleared
+/// (the phase is the caller's to set: every run starts Configured once
+/// the rest is in place). `dump_samples`: the receiver prints its raw
+/// samples at the end.
+pub fn configure(ctl: &RunControl, cfg: &GenConfig, run_id: u32, dump_samples: bool) {
+    ctl.reset_counters();
+    ctl.size.store(cfg.size, Ordering::Relaxed);
+    ctl.count.store(cfg.count, Ordering::Relaxed);
+    ctl.kind.store(
+        matches!(cfg.kind, PacketKind::Raw) as u32,
+        Ordering::Relaxed,
+    );
+    ctl.seed.store(cfg.seed, Ordering::Relaxed);
+    ctl.dump_samples
+        .store(u32::from(dump_samples), Ordering::Relaxed);
+    ctl.run_id.store(run_id, Ordering::Relaxed);
+}
+
 pub fn wait_for(cond: impl Fn() -> bool, ms: u64) -> bool {
     let deadline = cpu::rdtsc() + node::ms_to_ticks(ms);
     while !cond() {

@@ -21,7 +21,7 @@ use core::sync::atomic::Ordering;
 use mint_abi::NodeId;
 use mint_abi::debug_nic::{DropReason, RunControl, RunPhase};
 use mint_abi::node::NodeState;
-use mint_traffic::{GenConfig, PacketKind};
+use mint_traffic::GenConfig;
 
 use super::boot0::HandoverPlan;
 use crate::arch::cpu;
@@ -91,20 +91,10 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
         irqs.reset();
     }
     for &n in &nodes {
-        let c = ctl(n);
-        c.reset_counters();
-        c.size.store(cfg.size, Ordering::Relaxed);
-        c.count.store(cfg.count, Ordering::Relaxed);
-        c.kind.store(
-            matches!(cfg.kind, PacketKind::Raw) as u32,
-            Ordering::Relaxed,
-        );
-        c.seed.store(cfg.seed, Ordering::Relaxed);
-        // Two receivers' samples would interleave on the host; the counts
-        // are what this run is about.
-        c.dump_samples.store(0, Ordering::Relaxed);
-        c.run_id.store(run_id, Ordering::Relaxed);
-        c.set_phase(RunPhase::Configured);
+        // No raw samples: two receivers' would interleave on the host;
+        // the counts are what this run is about.
+        crate::nic::support::configure(ctl(n), cfg, run_id, false);
+        ctl(n).set_phase(RunPhase::Configured);
     }
     let mut idle = Idle { rx: own.as_mut() };
     let answered = |n: NodeId| matches!(ctl(n).phase(), Some(RunPhase::Armed | RunPhase::Refused));

@@ -31,7 +31,7 @@ use mint_abi::NodeId;
 use mint_abi::debug_nic::{DropReason, RunPhase};
 use mint_abi::node::NodeState;
 use mint_abi::shared::{MAX_NODES, REASON_LEN};
-use mint_traffic::{GenConfig, PacketKind};
+use mint_traffic::GenConfig;
 
 use super::monitor::{self, Watch};
 use crate::arch::{apic, cpu, serial};
@@ -178,17 +178,8 @@ pub fn run(cfg: &GenConfig, owner: NodeId, stop: Option<OwnerStop>) -> Result<bo
     let watch = OwnerWatch::new(owner);
     // The owner's own accounting line (`mint_abi::real_nic`).
     let ctl = &shared::region().real_nic.receivers[owner.index()];
-    ctl.reset_counters();
-    ctl.size.store(cfg.size, Ordering::Relaxed);
-    ctl.count.store(cfg.count, Ordering::Relaxed);
-    ctl.kind.store(
-        matches!(cfg.kind, PacketKind::Raw) as u32,
-        Ordering::Relaxed,
-    );
-    ctl.seed.store(cfg.seed, Ordering::Relaxed);
-    ctl.dump_samples.store(1, Ordering::Relaxed);
     let run_id = ctl.run_id.load(Ordering::Relaxed).wrapping_add(1);
-    ctl.run_id.store(run_id, Ordering::Relaxed);
+    support::configure(ctl, cfg, run_id, true);
     ctl.set_phase(RunPhase::Configured);
     let answered = || matches!(ctl.phase(), Some(RunPhase::Armed | RunPhase::Refused));
     if !support::wait_for(|| answered() || watch.down().is_some(), ARM_TIMEOUT_MS) || !answered() {
