@@ -68,6 +68,26 @@ fn the_owner_brings_up_the_real_e1000_through_its_registers() {
             assert_eq!(n["owns"], serde_json::json!(owns), "{report:#}");
             assert_eq!(n["device_interrupts"]["stray"], 0, "{report:#}");
         }
+        // What node 0 publishes for every node (read back through the
+        // sequence lock) is the layer's own view.
+        let irq = &report["irq"];
+        let published = &irq["published"];
+        let generation = common::uint(&published["generation"], "generation");
+        assert_eq!(generation % 2, 0, "{published:#}");
+        assert_eq!(published["routes"], irq["routes"], "{report:#}");
+        let (mine, theirs) = (&published["devices"][0], &irq["devices"][0]);
+        for key in [
+            "owner",
+            "vector",
+            "gsi",
+            "masked",
+            "refused",
+            "crash_resets",
+        ] {
+            assert_eq!(mine[key], theirs[key], "{key}: {report:#}");
+        }
+        let gsi = common::uint(&theirs["gsi"], "gsi") as usize;
+        assert_eq!(published["pins"][gsi], theirs["entry"]["raw"], "{report:#}");
         let devices = &report["nodes"][usize::from(owner)]["devices"];
         assert!(
             devices
