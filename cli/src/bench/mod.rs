@@ -234,12 +234,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     })?;
     let counts = Counts::new(args.quick);
     errln!(
-        "mint: bench {} (native, {}) on CPUs {} (support) and {} (target): about {} (estimate); results in {}",
+        "mint: bench {} (native, {}) on CPUs {} (support) and {} (target): {} (estimate); results in {}",
         args.experiment.as_str(),
         if args.quick { "quick" } else { "full" },
         pair.support,
         pair.target,
-        indicatif::HumanDuration(counts.estimate(args.experiment)),
+        match counts.estimate(args.experiment) {
+            d if d < Duration::from_secs(1) => "under a second".to_string(),
+            d => format!("about {}", indicatif::HumanDuration(d)),
+        },
         out.path.display()
     );
     let started = Instant::now();

@@ -111,10 +111,25 @@ fn float_summary(values: &[f64], csv: &str) -> Value {
     })
 }
 
+/// The TSC's visible step: the greatest common divisor of `ticks` (0
+/// without samples). Some CPUs advance it by more than one per read (AMD
+/// parts add their multiplier at the 100 MHz reference rate), which sets
+/// the resolution of every sample.
+pub fn tsc_step(ticks: &[u64]) -> u64 {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    ticks.iter().fold(0, |g, &t| gcd(g, t))
+}
+
 /// The result object.
 pub fn result(i: Inputs<'_>) -> Value {
     let m = i.measured;
     let hz = i.tsc["hz"].as_f64().unwrap_or(0.0);
+    let mut tsc = i.tsc;
+    let step = tsc_step(&m.timer.ticks);
+    tsc["step_ticks"] = json!(step);
+    tsc["step_ns"] = json!(stats::to_ns(step as f64, hz));
     let rtt = m.rtt_before.summary_ns(hz, 1.0);
     let rtt_after = m.rtt_after.summary_ns(hz, 1.0);
     let mut warnings: Vec<String> = i.tsc_warning.into_iter().collect();
@@ -219,7 +234,7 @@ pub fn result(i: Inputs<'_>) -> Value {
             "pingpong_rtt_after_ns": rtt_after["p50"],
             "pingpong_rtt_after": rtt_after,
         },
-        "tsc": i.tsc,
+        "tsc": tsc,
         "timer_overhead_ns": m.timer.summary_ns(hz, 1.0),
         "send_time": send_time,
         "send_time_fit": null,
@@ -278,11 +293,13 @@ pub fn print(r: &Value) {
     );
     let tsc = &r["tsc"];
     outln!(
-        "TSC {:.1} MHz ({}, {}; over the whole run {} ppm off)",
+        "TSC {:.1} MHz ({}, {}; over the whole run {} ppm off); it advances in steps of {} ticks ({} ns)",
         tsc["hz"].as_f64().unwrap_or(0.0) / 1e6,
         tsc["chosen"].as_str().unwrap_or("?"),
         tsc["status"].as_str().unwrap_or("?"),
-        tsc["whole_run"]["deviation_ppm"]
+        tsc["whole_run"]["deviation_ppm"],
+        tsc["step_ticks"],
+        f1(&tsc["step_ns"])
     );
     outln!(
         "placement: ping-pong round trip p50 {} ns, p99 {} ns (after the run: p50 {} ns); timer overhead p50 {} ns",
@@ -391,6 +408,13 @@ mod tests {
     fn the_paper_rows_are_the_measured_sizes() {
         let sizes: Vec<usize> = PAPER.iter().map(|p| p.0).collect();
         assert_eq!(sizes, native::SIZES);
+    }
+
+    #[test]
+    fn the_step_is_the_common_divisor() {
+        assert_eq!(tsc_step(&[52, 26, 78]), 26);
+        assert_eq!(tsc_step(&[7, 5]), 1);
+        assert_eq!(tsc_step(&[]), 0);
     }
 
     #[test]
