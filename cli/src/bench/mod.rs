@@ -28,6 +28,7 @@
 mod clock;
 mod native;
 mod report;
+mod send;
 mod stats;
 
 use std::path::PathBuf;
@@ -164,7 +165,8 @@ impl Counts {
     pub fn estimate(&self, experiment: Experiment) -> Duration {
         let mut ns: f64 = 300e6 + 2.0 * self.pingpong_rounds as f64 * 1e3;
         if experiment.includes(Experiment::SendTime) {
-            ns += (native::SIZES.len() * self.copies) as f64 * 4e3;
+            // Two copy floors (4 us a pair) and the sends (one interval each).
+            ns += (native::SIZES.len() * self.copies) as f64 * (4e3 + send::INTERVAL_NS as f64);
         }
         if experiment.includes(Experiment::Throughput) {
             let bytes: f64 = native::SIZES
@@ -205,7 +207,11 @@ pub struct Measured {
     pub timer: Series,
     pub rtt_before: Series,
     pub rtt_after: Series,
-    /// Per size (in `native::SIZES` order), when send-time ran.
+    /// Per size (in `native::SIZES` order), when send-time ran: the
+    /// sends (ticks, and the nonzero signal ticks), the device's ring-full
+    /// drops and the frames the target cleaned.
+    pub sends: Option<Vec<(Series, Series, send::SendRun)>>,
+    /// Per size, when send-time ran: the one-core and cross-core copies.
     pub copies: Option<Vec<(Series, Series)>>,
     /// Per size, when throughput ran.
     pub spsc: Option<Vec<Vec<native::SpscRep>>>,
@@ -284,6 +290,30 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
         native::pingpong(pair, hz, counts.pingpong_rounds).context("ping-pong")?
     };
     let timer = native::timer_overhead(pair, counts.timer).context("timer overhead")?;
+    let sends = if experiment.includes(Experiment::SendTime) {
+        let bar = Bar::new("sends", native::SIZES.len() as u64, "sizes");
+        let mut out = Vec::new();
+        for (i, &size) in native::SIZES.iter().enumerate() {
+            let mut run = send::send_time(pair, hz, size, counts.copies)
+                .with_context(|| format!("sends of {size} B"))?;
+            let ticks = std::mem::take(&mut run.ticks);
+            let signals = run
+                .signal_ticks
+                .iter()
+                .copied()
+                .filter(|&t| t > 0)
+                .collect();
+            out.push((
+                Series::new(format!("send_{size}"), ticks),
+                Series::new(format!("send_signal_{size}"), signals),
+                run,
+            ));
+            bar.set(i as u64 + 1);
+        }
+        Some(out)
+    } else {
+        None
+    };
     let copies = if experiment.includes(Experiment::SendTime) {
         let bar = Bar::new("send floors", native::SIZES.len() as u64, "sizes");
         let one = native::copies(pair, &native::SIZES, counts.copies).context("one-core copies")?;
@@ -323,6 +353,7 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
         pair,
         counts,
         timer: Series::new("timer_overhead", timer),
+        sends,
         rtt_before: Series::new("pingpong_rtt", rtt_before),
         rtt_after: Series::new("pingpong_rtt_after", rtt_after),
         copies,

@@ -45,7 +45,7 @@ pub struct Pair {
 
 /// What both threads of one measurement share: a way to stop the other
 /// when one fails, and the wait limit in ticks.
-struct Ctl {
+pub(super) struct Ctl {
     abort: AtomicBool,
     limit_ticks: u64,
 }
@@ -65,7 +65,7 @@ impl std::error::Error for Aborted {}
 impl Ctl {
     /// Spins until `cond`, at most the wait limit; gives up at once when
     /// the other side has stopped.
-    fn wait(&self, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
+    pub(super) fn wait(&self, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
         let mut spins: u32 = 0;
         let mut since: Option<u64> = None;
         while !cond() {
@@ -100,7 +100,7 @@ fn pin(cpu: usize, role: &str) -> Result<()> {
 /// Runs `support` on the support CPU and `target` on the target CPU, each
 /// on a thread of its own pinned there, and returns both results. When
 /// one fails the other is stopped, and the first real error is returned.
-fn on_pair<A: Send, B: Send>(
+pub(super) fn on_pair<A: Send, B: Send>(
     pair: Pair,
     tsc_hz: u64,
     support: impl FnOnce(&Ctl) -> Result<A> + Send,
