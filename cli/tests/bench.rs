@@ -111,6 +111,18 @@ fn all_native_quick_is_consistent_and_leaves_nothing_invented() {
     );
     assert_eq!(p["pingpong_rtt_ns"], p["pingpong_rtt"]["p50"]);
     check_summary(&r["timer_overhead_ns"], &out, "timer_overhead_ns");
+    // How often each thread lost its CPU, per part of the run.
+    for part in [
+        "placement",
+        "send",
+        "copy_floors",
+        "spsc_floor",
+        "placement_after",
+    ] {
+        uint(&r["preempted"][part]["support"], part);
+        uint(&r["preempted"][part]["target"], part);
+    }
+    assert!(r["steal_ms"].is_null() || r["steal_ms"]["support"].is_u64());
 
     let send = r["send_time"].as_array().expect("send_time");
     assert_eq!(

@@ -215,6 +215,34 @@ pub struct Measured {
     pub copies: Option<Vec<(Series, Series)>>,
     /// Per size, when throughput ran.
     pub spsc: Option<Vec<Vec<native::SpscRep>>>,
+    /// Preemptions of the support and the target thread, per part of the
+    /// run, in the order run.
+    pub preempted: Vec<(&'static str, [u64; 2])>,
+    /// Time the host ran something else on the support and the target CPU
+    /// during the run (steal time, ms; `None` where /proc/stat lacks it).
+    pub steal_ms: Option<[u64; 2]>,
+}
+
+/// The steal time (the hypervisor running something else while this
+/// virtual CPU wanted to run) of the pair's CPUs so far, in USER_HZ ticks.
+fn steal_ticks(pair: Pair) -> Option<[u64; 2]> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let steal = |cpu: usize| {
+        let name = format!("cpu{cpu}");
+        stat.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(name.as_str()))
+                .then(|| w.nth(7).and_then(|v| v.parse::<u64>().ok()))
+                .flatten()
+        })
+    };
+    Some([steal(pair.support)?, steal(pair.target)?])
+}
+
+/// Linux's USER_HZ, the unit of /proc/stat: 100 on every architecture
+/// Linux runs x86-64 on.
+fn user_hz() -> u64 {
+    100
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -252,8 +280,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         out.path.display()
     );
     let started = Instant::now();
+    let steal_before = steal_ticks(pair);
     let clock = clock::Clock::calibrate().context("calibrating the TSC")?;
-    let measured = measure(args.experiment, pair, counts, clock.hz)?;
+    let mut measured = measure(args.experiment, pair, counts, clock.hz)?;
+    measured.steal_ms = match (steal_before, steal_ticks(pair)) {
+        (Some(a), Some(b)) => Some([0, 1].map(|i| b[i].saturating_sub(a[i]) * 1000 / user_hz())),
+        _ => None,
+    };
     let (tsc, warning) = clock.finish()?;
     let result = report::result(report::Inputs {
         experiment: args.experiment,
@@ -285,11 +318,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
 }
 
 fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Result<Measured> {
+    let mut preempted = Vec::new();
+    native::take_preemptions();
     let rtt_before = {
         let _bar = Bar::new("placement", 1, "ping-pong");
         native::pingpong(pair, hz, counts.pingpong_rounds).context("ping-pong")?
     };
     let timer = native::timer_overhead(pair, counts.timer).context("timer overhead")?;
+    preempted.push(("placement", native::take_preemptions()));
     let sends = if experiment.includes(Experiment::SendTime) {
         let bar = Bar::new("sends", native::SIZES.len() as u64, "sizes");
         let mut out = Vec::new();
@@ -310,6 +346,7 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
             ));
             bar.set(i as u64 + 1);
         }
+        preempted.push(("send", native::take_preemptions()));
         Some(out)
     } else {
         None
@@ -327,6 +364,7 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
             ));
             bar.set(i as u64 + 1);
         }
+        preempted.push(("copy_floors", native::take_preemptions()));
         Some(out)
     } else {
         None
@@ -341,6 +379,7 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
             );
             bar.set(i as u64 + 1);
         }
+        preempted.push(("spsc_floor", native::take_preemptions()));
         Some(out)
     } else {
         None
@@ -349,6 +388,7 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
         let _bar = Bar::new("placement", 1, "ping-pong");
         native::pingpong(pair, hz, counts.pingpong_rounds).context("ping-pong after")?
     };
+    preempted.push(("placement_after", native::take_preemptions()));
     Ok(Measured {
         pair,
         counts,
@@ -358,6 +398,8 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
         rtt_after: Series::new("pingpong_rtt_after", rtt_after),
         copies,
         spsc,
+        preempted,
+        steal_ms: None,
     })
 }
 

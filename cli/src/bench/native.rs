@@ -87,6 +87,42 @@ impl Ctl {
     }
 }
 
+/// Times the kernel took the CPU away from the measuring threads
+/// (`nonvoluntary_ctxt_switches` of each, summed over every measurement
+/// since the last [`take_preemptions`]): support side, target side.
+static PREEMPTED: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// The calling thread's involuntary context switches so far (`None`
+/// where /proc does not say).
+fn involuntary_switches() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Runs `f`, adding the calling thread's involuntary switches during it
+/// to `PREEMPTED[side]`.
+fn counting_preemptions<T>(side: usize, f: impl FnOnce() -> T) -> T {
+    let before = involuntary_switches();
+    let out = f();
+    if let (Some(a), Some(b)) = (before, involuntary_switches()) {
+        PREEMPTED[side].fetch_add(b.saturating_sub(a), Ordering::Relaxed);
+    }
+    out
+}
+
+/// How often the support and the target thread were preempted since the
+/// last call (reset to 0): a preempted sample includes the time another
+/// task (or the host) held the CPU.
+pub fn take_preemptions() -> [u64; 2] {
+    [
+        PREEMPTED[0].swap(0, Ordering::Relaxed),
+        PREEMPTED[1].swap(0, Ordering::Relaxed),
+    ]
+}
+
 /// Pins the calling thread to `cpu` and checks that it runs there.
 fn pin(cpu: usize, role: &str) -> Result<()> {
     crate::os::pin_current_thread(cpu)
@@ -113,14 +149,16 @@ pub(super) fn on_pair<A: Send, B: Send>(
     let (a, b) = std::thread::scope(|s| {
         let ctl = &ctl;
         let t = s.spawn(move || {
-            let r = pin(pair.target, "target").and_then(|()| target(ctl));
+            let r =
+                pin(pair.target, "target").and_then(|()| counting_preemptions(1, || target(ctl)));
             if r.is_err() {
                 ctl.abort.store(true, Ordering::Relaxed);
             }
             r
         });
         let a = s.spawn(move || {
-            let r = pin(pair.support, "support").and_then(|()| support(ctl));
+            let r = pin(pair.support, "support")
+                .and_then(|()| counting_preemptions(0, || support(ctl)));
             if r.is_err() {
                 ctl.abort.store(true, Ordering::Relaxed);
             }

@@ -145,6 +145,30 @@ pub fn result(i: Inputs<'_>) -> Value {
         ));
     }
 
+    let preempted: serde_json::Map<String, Value> = m
+        .preempted
+        .iter()
+        .map(|(part, [s, t])| (part.to_string(), json!({"support": s, "target": t})))
+        .collect();
+    let hit: Vec<String> = m
+        .preempted
+        .iter()
+        .filter(|(_, [s, t])| s + t > 0)
+        .map(|(part, [s, t])| format!("{part} (support {s}, target {t})"))
+        .collect();
+    if let Some([s, t]) = m.steal_ms
+        && s + t > 0
+    {
+        warnings.push(format!(
+            "the host ran something else on the two CPUs during the run (steal time: support {s} ms, target {t} ms): samples include those stalls"
+        ));
+    }
+    if !hit.is_empty() {
+        warnings.push(format!(
+            "the measuring threads were preempted during {}: those samples include the time another task or the host held the CPU (is the machine busy?)",
+            hit.join(", ")
+        ));
+    }
     let send_time = m.copies.as_ref().map(|per_size| {
         per_size
             .iter()
@@ -248,6 +272,8 @@ pub fn result(i: Inputs<'_>) -> Value {
         },
         "tsc": tsc,
         "timer_overhead_ns": m.timer.summary_ns(hz, 1.0),
+        "preempted": preempted,
+        "steal_ms": m.steal_ms.map(|[s, t]| json!({"support": s, "target": t})),
         "send_time": send_time,
         "send_time_fit": send_time_fit,
         "floor_fit": floor_fit,
