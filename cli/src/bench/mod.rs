@@ -1,27 +1,28 @@
 //! `mint bench`: the paper's evaluation (seeds/003 section 6, issue 8).
 //!
-//! This slice runs natively (`--native`): on two pinned host threads it
-//! measures the floors every figure of the evaluation is compared with,
-//! in one run on the same two CPUs:
+//! This slice runs natively (`--native`), on two pinned host threads, in
+//! one run on the same two CPUs:
 //!
+//! - the send (Table 1's sizes): the kernel's per-frame function,
+//!   `mint_support::Sender::send`, into an e1000 ring over host memory of
+//!   the debug NIC's layout, a doorbell in place of the IPI ([`send`]);
 //! - the placement: a cache-line ping-pong between the two CPUs (round
 //!   trip, and half of it as the one-way floor of cross-core signalling),
 //!   taken before and after the experiments;
-//! - send time's floors (Table 1's sizes): a one-core copy of each size,
-//!   and a cross-core copy + release store into the buffer the other core
-//!   has just read;
+//! - send time's floors: a one-core copy of each size, and a cross-core
+//!   copy + release store into the buffer the other core has just read;
 //! - throughput's floor (Table 2's sizes): an SPSC two-copy queue over
 //!   buffers laid out like the debug NIC's ring.
 //!
-//! What it does not measure yet (the keys stay `null`): the send itself,
-//! the target's delivered throughput per path, the success rate, the
-//! doorbell-to-handler and injection-to-application latencies. Those need
-//! the support node's and the target's per-frame code in host-buildable
-//! crates (see `docs/EVALUATION.md`); full-system runs (under QEMU) are
-//! not built yet either, and say so.
+//! What it does not measure yet (the keys stay `null`): the target's
+//! delivered throughput per path, the success rate, the doorbell-to-
+//! handler and injection-to-application latencies. Those need the
+//! target's per-frame code in host-buildable crates (see
+//! `docs/EVALUATION.md`); full-system runs (under QEMU) are not built
+//! yet either, and say so.
 //!
 //! - [`clock`]: the TSC rate and its cross-checks;
-//! - [`native`]: the measurements on two pinned threads;
+//! - [`native`]: the floors on two pinned threads; [`send`]: the send;
 //! - [`stats`]: summaries, the linear fit, the raw samples' CSV files;
 //! - [`report`]: the result object and the tables for people.
 
@@ -89,7 +90,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub quick: bool,
     /// Where results.json and the raw samples (raw/*.csv) go (default:
-    /// runs/bench-<time>-<pid> in the current directory, or under
+    /// runs/bench-TIME-PID in the current directory, or under
     /// $XDG_STATE_HOME/mint when that is not writable).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
