@@ -217,3 +217,52 @@ fn word_dma_moves_unaligned_bytes_and_refuses_outside() {
     assert!(dma.read(0xff, &mut [0]).is_err());
     assert!(WordDma::new(0x101, &words).read(0x101, &mut [0]).is_err());
 }
+
+#[test]
+fn stale_and_corrupted_frames_are_injected_every_nth() {
+    let s = Shared::new();
+    let regs = RegisterFile::with_slots(NicSlots(&s.regs));
+    let ring = AtomicRing::new(&s.descs);
+    let dma = WordDma::new(DMA_PHYS, &s.words);
+    let buffers = Contiguous {
+        base: DMA_PHYS,
+        stride: BUFFER as u64,
+    };
+    let mut rx = RxRing::init(&regs, &ring, RING_PHYS, buffers, BUFFER).expect("ring");
+    let raised = Cell::new(0);
+    let clock = Steps(Cell::new(0));
+    let mut t = template(128);
+    let faults = Faults {
+        corrupt_every: 3,
+        forget_ipi_every: 0,
+        stale_every: 2,
+    };
+    let mut sender = Sender::new(
+        Device {
+            regs: &regs,
+            ring: &ring,
+            dma: &dma,
+        },
+        s.lines(),
+        Counting(&raised),
+        &clock,
+        &mut t,
+        9,
+        faults,
+    );
+    for seq in 0..6 {
+        assert!(sender.send(seq).placed, "frame {seq}");
+    }
+    let mut runs = Vec::new();
+    let mut scratch = vec![0u8; BUFFER];
+    rx.poll(&regs, &ring, &dma, &mut scratch, usize::MAX, |f| {
+        let payload = mint_traffic::parse_frame(PacketKind::Udp, f).expect("a UDP frame");
+        let info = mint_traffic::check(payload).expect("intact");
+        runs.push((info.seq, info.run));
+    })
+    .expect("poll");
+    // Frames 3 and 6 (seq 2 and 5) had corrupted write-backs: refused by
+    // the driver. Frames 2, 4, 6 (seq 1, 3, 5) carry the previous run.
+    assert_eq!(runs, [(0, 9), (1, 8), (3, 8), (4, 9)]);
+    assert_eq!(rx.counters().refused(), 2);
+}
