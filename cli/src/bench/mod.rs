@@ -159,10 +159,10 @@ impl Counts {
         }
     }
 
-    /// A generous guess of the run's length, said up front: about 1 us
-    /// per round trip, 4 us per copy pair, 2 GB/s through the queue (the
-    /// floors are far faster on any recent machine), and the TSC's
-    /// calibration.
+    /// A guess of the run's length, said up front: about 1 us per round
+    /// trip, 4 us per copy pair, one interval per send, 8 GB/s through the
+    /// queue (two CPUs far apart, or a busy machine, can take several
+    /// times that), and the TSC's calibration.
     pub fn estimate(&self, experiment: Experiment) -> Duration {
         let mut ns: f64 = 300e6 + 2.0 * self.pingpong_rounds as f64 * 1e3;
         if experiment.includes(Experiment::SendTime) {
@@ -174,7 +174,7 @@ impl Counts {
                 .iter()
                 .map(|&s| (s as u64 * self.spsc_frames * self.spsc_reps as u64) as f64)
                 .sum();
-            ns += bytes / 2.0;
+            ns += bytes / 8.0;
         }
         Duration::from_nanos(ns as u64)
     }
@@ -276,7 +276,10 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         pair.target,
         match counts.estimate(args.experiment) {
             d if d < Duration::from_secs(1) => "under a second".to_string(),
-            d => format!("about {}", indicatif::HumanDuration(d)),
+            d => format!(
+                "about {} (more if the CPUs sit far apart or are busy)",
+                indicatif::HumanDuration(d)
+            ),
         },
         out.path.display()
     );
