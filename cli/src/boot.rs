@@ -32,9 +32,10 @@ pub struct BootArgs {
     pub json: bool,
     /// Testing: every node runs this hidden self-test of the kernel (`df`:
     /// the direction flag on interrupt entry; `wx`: page permissions;
-    /// `irq`: the interrupt layer refuses nodes that do not own the e1000)
+    /// `irq`: the interrupt layer refuses nodes that do not own the e1000;
+    /// `handover`: refused hand-overs and one with the line asserted)
     /// as it starts; each node's result lands in the report's `selftests`.
-    #[arg(long, hide = true, value_name = "NAME", value_parser = ["df", "wx", "irq"])]
+    #[arg(long, hide = true, value_name = "NAME", value_parser = ["df", "wx", "irq", "handover"])]
     pub selftest: Option<String>,
 }
 

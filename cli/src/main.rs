@@ -18,6 +18,7 @@ mod bench;
 mod boot;
 mod flags;
 mod generate;
+mod handover;
 mod kernel;
 mod machine;
 mod nic;
@@ -57,6 +58,10 @@ enum Command {
     /// owns; it takes them through its INTx, routed by the interrupt
     /// layer, and validates and accounts for each.
     Nic(nic::NicArgs),
+    /// Hand the real e1000 back and forth between two nodes through the
+    /// interrupt layer while the host streams frames into it; account for
+    /// every frame and interrupt across both owners.
+    Handover(handover::HandoverArgs),
     /// Check a partition plan without booting; print its physical layout.
     Plan(PlanArgs),
     /// The paper's evaluation: send time, throughput, success rate and
@@ -175,6 +180,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Gen(args) => generate::run(args),
         Command::Nic(args) => nic::run(args),
+        Command::Handover(args) => handover::run(args),
         Command::Plan(args) => plan::show(&args),
         Command::Bench(args) => bench::run(args),
         Command::LintKernel => kernel::lint().map(|()| ExitCode::SUCCESS),

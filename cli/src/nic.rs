@@ -144,7 +144,7 @@ fn nic_plan(args: &NicArgs) -> Result<mint_plan::Plan> {
 
 /// Drops and queued bytes of the loopback UDP socket bound to `port`
 /// (`/proc/net/udp`: `rx_queue` and `drops`), if it is there.
-fn udp_socket_stats(port: u16) -> Option<(u64, u64)> {
+pub(crate) fn udp_socket_stats(port: u16) -> Option<(u64, u64)> {
     let table = std::fs::read_to_string("/proc/net/udp").ok()?;
     let local = format!("0100007F:{port:04X}");
     let mut rows = table.lines().skip(1).filter_map(|line| {
@@ -167,24 +167,37 @@ fn udp_socket_stats(port: u16) -> Option<(u64, u64)> {
 }
 
 /// What the sender did.
-struct Sent {
+pub(crate) struct Sent {
     /// Datagrams the host's kernel took.
-    sent: u64,
+    pub sent: u64,
     /// Sends the kernel refused (e.g. no buffer).
-    send_errors: u64,
+    pub send_errors: u64,
     /// First and last send, on the host's TSC.
-    first_tsc: u64,
-    last_tsc: u64,
-    elapsed: Duration,
+    pub first_tsc: u64,
+    pub last_tsc: u64,
+    pub elapsed: Duration,
     /// Sends that were due more than one interval before they went out.
-    late: u64,
+    pub late: u64,
+}
+
+/// When a sender stops before its count: once `flag` is set, after `tail`
+/// more frames (the traffic that follows the last event it waited for).
+pub(crate) struct Stop<'a> {
+    pub flag: &'a std::sync::atomic::AtomicBool,
+    pub tail: u32,
 }
 
 /// Sends `cfg.count` frames of run `run` from `socket` to QEMU's port:
 /// each at its absolute deadline `start + seq * interval` (a late frame
 /// goes at once; nothing is sent early, so the rate never exceeds the one
 /// asked for, and the report says how far behind it fell).
-fn send_frames(socket: &UdpSocket, to: u16, cfg: &GenConfig, run: u32) -> Result<Sent> {
+pub(crate) fn send_frames(
+    socket: &UdpSocket,
+    to: u16,
+    cfg: &GenConfig,
+    run: u32,
+    stop: Option<Stop<'_>>,
+) -> Result<Sent> {
     let endpoints = Endpoints {
         dst_mac: parse_mac(E1000_MAC),
         ..Endpoints::default()
@@ -201,9 +214,20 @@ fn send_frames(socket: &UdpSocket, to: u16, cfg: &GenConfig, run: u32) -> Result
         elapsed: Duration::ZERO,
         late: 0,
     };
+    let mut tail_left: Option<u32> = None;
     for seq in 0..cfg.count {
         if seq % 256 == 0 && crate::shutdown::requested().is_some() {
             break;
+        }
+        if let Some(stop) = &stop {
+            match tail_left {
+                Some(0) => break,
+                Some(ref mut n) => *n -= 1,
+                None if stop.flag.load(std::sync::atomic::Ordering::Acquire) => {
+                    tail_left = Some(stop.tail)
+                }
+                None => {}
+            }
         }
         let due = start + interval * seq;
         let now = Instant::now();
@@ -236,7 +260,7 @@ fn send_frames(socket: &UdpSocket, to: u16, cfg: &GenConfig, run: u32) -> Result
     Ok(out)
 }
 
-fn parse_mac(text: &str) -> [u8; 6] {
+pub(crate) fn parse_mac(text: &str) -> [u8; 6] {
     let mut mac = [0u8; 6];
     for (b, part) in mac.iter_mut().zip(text.split(':')) {
         *b = u8::from_str_radix(part, 16).unwrap_or(0);
@@ -245,7 +269,7 @@ fn parse_mac(text: &str) -> [u8; 6] {
 }
 
 /// A loopback UDP port free right now (QEMU binds it a moment later).
-fn free_udp_port() -> Result<u16> {
+pub(crate) fn free_udp_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -340,7 +364,7 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
             };
             let (cfg, console, tx) = (cfg, console.clone(), sent_tx.clone());
             sender = Some(std::thread::spawn(move || {
-                let result = send_frames(&socket, qemu_port, &cfg, run);
+                let result = send_frames(&socket, qemu_port, &cfg, run, None);
                 if let Ok(s) = &result {
                     // Node 0 waits for this line to close the injection.
                     let _ = console.write(format!("sent {}\n", s.sent).as_bytes());

@@ -50,6 +50,22 @@ fn the_owner_brings_up_the_real_e1000_through_its_registers() {
         let (run, logs) = boot_with_nic_on(owner, &[]);
         let report = run.report();
         assert_eq!(report["ok"], true, "{report:#}");
+        // The layer's view per node: who owns nic0 now, and the device
+        // interrupts each node's entry saw (none: no traffic, no strays).
+        for (i, n) in report["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .enumerate()
+        {
+            let owns = if i == usize::from(owner) {
+                vec!["nic0"]
+            } else {
+                vec![]
+            };
+            assert_eq!(n["owns"], serde_json::json!(owns), "{report:#}");
+            assert_eq!(n["device_interrupts"]["stray"], 0, "{report:#}");
+        }
         let devices = &report["nodes"][usize::from(owner)]["devices"];
         assert!(
             devices
@@ -369,6 +385,17 @@ fn a_crashed_owner_loses_the_nic_to_node_0_masked() {
         ] {
             assert!(line.contains(fact), "'{fact}' missing from: {line}");
         }
+        // Everyone told: node 0 (the new owner) by "attached (crash
+        // recovery)", node 2 by "owner crashed".
+        assert!(
+            node0.contains("node0: nic0 is attached here after its owner crashed"),
+            "{fault}: node 0 was not told:\n{node0}"
+        );
+        let node2 = std::fs::read_to_string(logs.path().join("node2.log")).expect("console log");
+        assert!(
+            node2.contains("node2: nic0's owner node1 crashed; now owned by node0"),
+            "{fault}: node 2 was not told:\n{node2}"
+        );
     }
 }
 

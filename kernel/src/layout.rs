@@ -211,11 +211,6 @@ pub fn window_contains(virt: u64) -> bool {
         .is_some_and(|off| off < PARTITION_SIZE.load(Ordering::Relaxed))
 }
 
-/// Physical address of a virtual address inside this node's window.
-pub fn virt_to_phys(virt: u64) -> u64 {
-    virt - WINDOW_VIRT + PARTITION_BASE.load(Ordering::Relaxed)
-}
-
 /// Virtual address of a physical address inside this node's partition.
 pub fn phys_to_virt(phys: u64) -> u64 {
     phys - PARTITION_BASE.load(Ordering::Relaxed) + WINDOW_VIRT
@@ -245,6 +240,8 @@ pub struct NodeBootInfo {
     /// Where that line arrives (GSI, trigger, polarity after the MADT's
     /// overrides), as `mint_irq::request`'s register argument.
     pub nic_source: u64,
+    /// `node::NIC_OWNER`, `node::NIC_STANDBY`, or 0 (no e1000).
+    pub nic_role: u8,
     /// The hidden self-test to run (`node::selftest::SelfTest` as u8).
     pub selftest: u8,
 }

@@ -14,6 +14,7 @@
 pub mod debug_nic;
 pub mod ids;
 pub mod node;
+pub mod real_nic;
 pub mod shared;
 
 pub use ids::*;

@@ -65,6 +65,38 @@ pub enum MessageKind {
     /// args[0] = operation | status << 8 | vector << 16 | gsi << 32,
     /// args[1] / args[2] = the device's redirection entry before / after.
     IrqReply = 5,
+    /// Node 0 (running a hand-over) asks a node to act on a device:
+    /// args[0] = [`HandoverCmd`] | device << 8 | vector << 16.
+    HandoverCmd = 6,
+    /// The node's answer to a [`MessageKind::HandoverCmd`] with the same
+    /// `seq`: args[0] = 0 done, else an error code; args[1] = detail.
+    HandoverAck = 7,
+}
+
+/// What node 0 asks of a node during a hand-over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum HandoverCmd {
+    /// The old owner: stop receiving, mask the device's causes (IMC); the
+    /// receiver stays on, so frames keep landing in the shared ring.
+    Quiesce = 1,
+    /// The new owner: take over the ring from the device's registers and
+    /// bind the handler to the new vector (before the pin is switched).
+    Prepare = 2,
+    /// The old owner, when a hand-over is cancelled after its quiesce:
+    /// take the ring back, rebind the (old) vector, unmask the device.
+    Resume = 3,
+}
+
+impl HandoverCmd {
+    pub fn from_raw(v: u8) -> Option<HandoverCmd> {
+        match v {
+            1 => Some(HandoverCmd::Quiesce),
+            2 => Some(HandoverCmd::Prepare),
+            3 => Some(HandoverCmd::Resume),
+            _ => None,
+        }
+    }
 }
 
 impl MessageKind {
@@ -75,6 +107,8 @@ impl MessageKind {
             3 => MessageKind::Halt,
             4 => MessageKind::IrqRequest,
             5 => MessageKind::IrqReply,
+            6 => MessageKind::HandoverCmd,
+            7 => MessageKind::HandoverAck,
             _ => return None,
         })
     }

@@ -42,7 +42,7 @@ use crate::node::NodeState;
 /// "MINTSHRD", little endian.
 pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"MINTSHRD");
 /// Bumped whenever this layout changes.
-pub const ABI_VERSION: u32 = 7;
+pub const ABI_VERSION: u32 = 8;
 /// Nodes a region can describe (one ISA UART per node: COM1..COM4).
 pub const MAX_NODES: usize = 4;
 /// Messages per mailbox.
@@ -88,6 +88,121 @@ pub struct Header {
     /// Where `tsc_hz` came from: index into `mint_timing::Source::ALL`
     /// plus 1 (0 = not said), so other nodes can say whose figure they use.
     pub tsc_source: AtomicU32,
+    /// The interrupt layer's routing table, published by node 0 (the
+    /// layer's only writer) for every node to read.
+    pub routes: PublishedRoutes,
+}
+
+/// Most routes [`PublishedRoutes`] holds (one per I/O APIC pin).
+pub const PUBLISHED_ROUTES: usize = 24;
+
+/// The routing table as a sequence lock: node 0 makes `generation` odd,
+/// rewrites `count` and `entries`, makes it even again (release); a reader
+/// loads it (acquire), copies, loads it again and retries if it was odd or
+/// changed (`mint_irq::route::read_consistent`). Each entry is
+/// [`pack_route`]'s word.
+#[repr(C, align(64))]
+pub struct PublishedRoutes {
+    pub generation: AtomicU64,
+    pub count: AtomicU32,
+    pub entries: [AtomicU64; PUBLISHED_ROUTES],
+    /// The management table's rows under the same generation: how many,
+    /// then [`pack_device`]'s word each.
+    pub device_count: AtomicU32,
+    pub devices: [AtomicU64; PUBLISHED_DEVICES],
+}
+
+/// Most devices [`PublishedRoutes`] holds.
+pub const PUBLISHED_DEVICES: usize = 8;
+
+/// One published row of the interrupt layer's management table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishedDevice {
+    pub device: u8,
+    /// `None` while orphaned.
+    pub owner: Option<u8>,
+    /// `mint_irq::DeviceState` as 0 declared, 1 attached, 2 handing over,
+    /// 3 orphaned.
+    pub state: u8,
+    pub vector: Option<u8>,
+    pub gsi: Option<u16>,
+    /// The owner's mask wish.
+    pub masked: bool,
+}
+
+const NONE8: u64 = 0xFF;
+const NONE16: u64 = 0xFFFF;
+
+/// `device | owner << 8 | state << 16 | vector << 24 | gsi << 32 | masked << 48`
+/// (0xFF / 0xFFFF for none).
+pub const fn pack_device(d: PublishedDevice) -> u64 {
+    let owner = match d.owner {
+        Some(o) => o as u64,
+        None => NONE8,
+    };
+    let vector = match d.vector {
+        Some(v) => v as u64,
+        None => NONE8,
+    };
+    let gsi = match d.gsi {
+        Some(g) => g as u64,
+        None => NONE16,
+    };
+    d.device as u64
+        | owner << 8
+        | (d.state as u64) << 16
+        | vector << 24
+        | gsi << 32
+        | (d.masked as u64) << 48
+}
+
+pub const fn unpack_device(w: u64) -> PublishedDevice {
+    let owner = (w >> 8) & 0xFF;
+    let vector = (w >> 24) & 0xFF;
+    let gsi = (w >> 32) & 0xFFFF;
+    PublishedDevice {
+        device: w as u8,
+        owner: if owner == NONE8 {
+            None
+        } else {
+            Some(owner as u8)
+        },
+        state: (w >> 16) as u8,
+        vector: if vector == NONE8 {
+            None
+        } else {
+            Some(vector as u8)
+        },
+        gsi: if gsi == NONE16 {
+            None
+        } else {
+            Some(gsi as u16)
+        },
+        masked: (w >> 48) & 1 != 0,
+    }
+}
+
+/// One published route: GSI, device, destination APIC ID and vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishedRoute {
+    pub gsi: u32,
+    pub device: u8,
+    pub destination: u8,
+    pub vector: u8,
+}
+
+/// `gsi | device << 32 | destination << 40 | vector << 48`.
+pub const fn pack_route(r: PublishedRoute) -> u64 {
+    r.gsi as u64 | (r.device as u64) << 32 | (r.destination as u64) << 40 | (r.vector as u64) << 48
+}
+
+pub const fn unpack_route(w: u64) -> PublishedRoute {
+    PublishedRoute {
+        gsi: w as u32,
+        device: (w >> 32) as u8,
+        destination: (w >> 40) as u8,
+        vector: (w >> 48) as u8,
+    }
 }
 
 /// One cache line node 0 and one other node exchange TSC stamps through:
@@ -177,6 +292,9 @@ pub struct SharedRegion {
     pub outboxes: [NodeOutboxes; MAX_NODES],
     /// The debug NIC (support node <-> target node's e1000 driver).
     pub debug_nic: crate::debug_nic::DebugNic,
+    /// The real e1000's per-node accounting (its ring is in the NIC area
+    /// at the region's end: `real_nic`).
+    pub real_nic: crate::real_nic::RealNic,
 }
 
 /// Bytes of the region this layout occupies; the rest is for later users.
@@ -385,6 +503,45 @@ mod tests {
     extern crate std;
     use super::*;
     use core::mem::{offset_of, size_of};
+
+    #[test]
+    fn published_routes_round_trip() {
+        let r = PublishedRoute {
+            gsi: 10,
+            device: 0,
+            destination: 3,
+            vector: 0x42,
+        };
+        assert_eq!(unpack_route(pack_route(r)), r);
+        let max = PublishedRoute {
+            gsi: u32::MAX,
+            device: 255,
+            destination: 255,
+            vector: 255,
+        };
+        assert_eq!(unpack_route(pack_route(max)), max);
+        for d in [
+            PublishedDevice {
+                device: 0,
+                owner: Some(1),
+                state: 1,
+                vector: Some(0x42),
+                gsi: Some(10),
+                masked: false,
+            },
+            PublishedDevice {
+                device: 7,
+                owner: None,
+                state: 3,
+                vector: None,
+                gsi: None,
+                masked: true,
+            },
+        ] {
+            assert_eq!(unpack_device(pack_device(d)), d);
+        }
+        assert!(core::mem::size_of::<Header>() == PAGE_SIZE);
+    }
 
     #[test]
     fn layout_is_fixed() {

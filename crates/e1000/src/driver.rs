@@ -64,6 +64,14 @@ pub enum InitError {
         /// Address given.
         addr: u64,
     },
+    /// [`RxRing::adopt`]: the device is not programmed with the ring offered.
+    NotProgrammed {
+        /// What the device holds: RDBAL/RDBAH, RDLEN, RDT, RCTL.
+        rdba: u64,
+        rdlen: u32,
+        rdt: u32,
+        rctl: u32,
+    },
 }
 
 impl core::fmt::Display for InitError {
@@ -80,6 +88,15 @@ impl core::fmt::Display for InitError {
             InitError::RingAlignment { addr } => {
                 write!(f, "RX ring at {addr:#x} is not 16-byte aligned")
             }
+            InitError::NotProgrammed {
+                rdba,
+                rdlen,
+                rdt,
+                rctl,
+            } => write!(
+                f,
+                "the device is not running this RX ring: RDBA {rdba:#x}, RDLEN {rdlen}, RDT {rdt}, RCTL {rctl:#x}"
+            ),
         }
     }
 }
@@ -274,6 +291,51 @@ impl<B: BufferAddrs> RxRing<B> {
         Ok(Self {
             count,
             next_to_clean: 0,
+            buffer_size,
+            counters: RxCounters::default(),
+            buffers,
+        })
+    }
+
+    /// Takes over a ring another driver instance programmed with [`RxRing::init`] and ran
+    /// (a device handed over between nodes): nothing is written, the receiver keeps running.
+    /// The device must hold exactly this ring (RDBA, RDLEN) with reception enabled and its
+    /// buffer size; where to clean next follows from the invariant every poll keeps, RDT =
+    /// `next_to_clean - 1`, so the previous instance must have stopped polling. Counters
+    /// start from zero.
+    pub fn adopt<R, D>(
+        regs: &R,
+        ring: &D,
+        ring_phys: u64,
+        buffers: B,
+        buffer_size: usize,
+    ) -> Result<Self, InitError>
+    where
+        R: RegisterAccess + ?Sized,
+        D: DescriptorRing + ?Sized,
+    {
+        let count = ring.len();
+        let rdba =
+            u64::from(regs.read(Register::RDBAL)) | u64::from(regs.read(Register::RDBAH)) << 32;
+        let rdlen = regs.read(Register::RDLEN);
+        let rdt = regs.read(Register::RDT);
+        let rctl = regs.read(Register::RCTL);
+        let programmed = rdba == ring_phys
+            && rdlen == u32::from(count) * RxDescriptor::SIZE as u32
+            && rdt < u32::from(count)
+            && rctl & Rctl::EN.bits() != 0
+            && crate::regs::rctl_buffer_size(rctl) == Some(buffer_size);
+        if !programmed {
+            return Err(InitError::NotProgrammed {
+                rdba,
+                rdlen,
+                rdt,
+                rctl,
+            });
+        }
+        Ok(Self {
+            count,
+            next_to_clean: ((rdt + 1) % u32::from(count)) as u16,
             buffer_size,
             counters: RxCounters::default(),
             buffers,

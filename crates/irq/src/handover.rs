@@ -177,6 +177,15 @@ impl Handover {
     }
 }
 
+/// A hand-over in progress, as [`IrqLayer::handover_status`] shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandoverStatus {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub new_vector: Vector,
+    pub step: HandoverStep,
+}
+
 /// Where a hand-over waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandoverProgress {
@@ -207,6 +216,11 @@ pub enum HandoverError {
     },
     /// The target already owns the device.
     SameOwner {
+        device: DeviceId,
+        node: NodeId,
+    },
+    /// The plan does not let `node` own the device.
+    NotACandidate {
         device: DeviceId,
         node: NodeId,
     },
@@ -259,6 +273,12 @@ impl fmt::Display for HandoverError {
                 None => write!(f, "{claimed} does not own {device} (nobody does)"),
             },
             HandoverError::SameOwner { device, node } => write!(f, "{node} already owns {device}"),
+            HandoverError::NotACandidate { device, node } => {
+                write!(
+                    f,
+                    "the plan does not let {node} own {device} (not standing by for it)"
+                )
+            }
             HandoverError::TargetNotRunning { node, state } => {
                 write!(f, "target {node} is {state}")
             }
@@ -326,6 +346,18 @@ impl IrqLayer {
         Ok(())
     }
 
+    /// The hand-over of `device` in progress, if any: who hands it to whom, the vector the
+    /// layer reserved for the new owner (which must bind it before the switch) and the step.
+    pub fn handover_status(&self, device: DeviceId) -> Option<HandoverStatus> {
+        let h = self.dev(self.slot(device)?).handover?;
+        Some(HandoverStatus {
+            from: h.from,
+            to: h.to,
+            new_vector: h.new_vector,
+            step: h.step,
+        })
+    }
+
     fn check_request(&self, i: usize, from: NodeId, to: NodeId) -> Result<(), HandoverError> {
         let d = self.dev(i);
         let device = d.info.id;
@@ -351,6 +383,9 @@ impl IrqLayer {
         }
         if to == from {
             return Err(HandoverError::SameOwner { device, node: to });
+        }
+        if d.candidates.is_some_and(|m| m & (1 << to.0) == 0) {
+            return Err(HandoverError::NotACandidate { device, node: to });
         }
         if to_state != NodeState::Running {
             return Err(HandoverError::TargetNotRunning {

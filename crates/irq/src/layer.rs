@@ -77,6 +77,7 @@ pub enum ConfigError {
         other: NodeId,
     },
     UnknownNode(NodeId),
+    UnknownDevice(DeviceId),
     DuplicateDevice(DeviceId),
     TooManyDevices,
     /// The hardware has fewer pins than configured.
@@ -399,6 +400,8 @@ pub(crate) struct Device {
     /// The source the declaring node found for the device (bus and firmware tables);
     /// `None`: the driver's word is taken.
     expected: Option<IrqSource>,
+    /// Nodes a hand-over may give the device to (bit per node); `None`: any running node.
+    pub(crate) candidates: Option<u8>,
 }
 
 impl Device {
@@ -530,7 +533,24 @@ impl IrqLayer {
             owed: [None; MAX_NODES],
             storm_in_a_row: 0,
             expected,
+            candidates: None,
         });
+        Ok(())
+    }
+
+    /// Limits the nodes a hand-over may give `id` to (the plan's owner and standby nodes): a
+    /// hand-over to any other node is refused with
+    /// [`crate::HandoverError::NotACandidate`], counted, and changes nothing.
+    pub fn allow_handover_to(&mut self, id: DeviceId, nodes: &[NodeId]) -> Result<(), ConfigError> {
+        let mut mask = 0u8;
+        for &n in nodes {
+            if self.apic_of(n).is_none() {
+                return Err(ConfigError::UnknownNode(n));
+            }
+            mask |= 1 << n.0;
+        }
+        let i = self.slot(id).ok_or(ConfigError::UnknownDevice(id))?;
+        self.dev_mut(i).candidates = Some(mask);
         Ok(())
     }
 

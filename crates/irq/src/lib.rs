@@ -50,7 +50,9 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
-pub use handover::{AbortReason, HandoverError, HandoverProgress, HandoverStep, Trace, TraceEntry};
+pub use handover::{
+    AbortReason, HandoverError, HandoverProgress, HandoverStatus, HandoverStep, Trace, TraceEntry,
+};
 pub use ioapic::{
     DeliveryMode, DestinationMode, IoApic, Lapic, Pin, Polarity, RedirectionEntry, RegisterIndex,
     TriggerMode, Version,

@@ -6,13 +6,19 @@ use core::str::FromStr;
 
 use crate::PlanError;
 
-/// A device handed to exactly one node.
+/// A device handed to exactly one node (or, for the e1000, owned by one
+/// node and reachable by the standby nodes it may be handed to).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Device {
     /// A 16550 UART at its legacy I/O port: `Com(1)` ..= `Com(4)`.
     Com(u8),
-    /// The (single) Intel e1000 NIC on the PCI bus.
+    /// The (single) Intel e1000 NIC on the PCI bus: this node owns it at
+    /// boot.
     E1000,
+    /// The same e1000, not owned at boot: the interrupt layer may hand it
+    /// to this node (`mint handover`), so its registers are mapped here
+    /// too. Needs an [`Device::E1000`] owner elsewhere in the plan.
+    E1000Standby,
 }
 
 /// Legacy I/O base ports of COM1..COM4.
@@ -28,15 +34,20 @@ impl Device {
     pub fn io_port(self) -> Option<u16> {
         match self {
             Device::Com(n) => COM_PORTS.get(usize::from(n).checked_sub(1)?).copied(),
-            Device::E1000 => None,
+            Device::E1000 | Device::E1000Standby => None,
         }
+    }
+
+    /// Whether this node may drive the e1000 (at boot or by hand-over).
+    pub const fn reaches_e1000(self) -> bool {
+        matches!(self, Device::E1000 | Device::E1000Standby)
     }
 
     /// Whether the device exists at all (`Com(n)` only for `n` in 1..=4).
     pub fn is_valid(self) -> bool {
         match self {
             Device::Com(_) => self.io_port().is_some(),
-            Device::E1000 => true,
+            Device::E1000 | Device::E1000Standby => true,
         }
     }
 }
@@ -46,6 +57,7 @@ impl fmt::Display for Device {
         match self {
             Device::Com(n) => write!(f, "com{n}"),
             Device::E1000 => f.write_str("e1000"),
+            Device::E1000Standby => f.write_str("e1000-standby"),
         }
     }
 }
@@ -57,6 +69,7 @@ impl FromStr for Device {
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         let device = match name {
             "e1000" => Device::E1000,
+            "e1000-standby" => Device::E1000Standby,
             "com1" => Device::Com(1),
             "com2" => Device::Com(2),
             "com3" => Device::Com(3),
@@ -94,7 +107,7 @@ mod tests {
         for device in [1, 2, 3, 4]
             .map(Device::Com)
             .into_iter()
-            .chain([Device::E1000])
+            .chain([Device::E1000, Device::E1000Standby])
         {
             let name = format!("{device}");
             assert_eq!(name.parse(), Ok(device));

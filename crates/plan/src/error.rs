@@ -76,6 +76,14 @@ pub enum PlanError {
     NoConsole {
         node: NodeId,
     },
+    /// The node stands by for an e1000 no node owns.
+    StandbyWithoutOwner {
+        node: NodeId,
+    },
+    /// The node lists both `e1000` and `e1000-standby`.
+    OwnerOnStandby {
+        node: NodeId,
+    },
     /// The node has more than one UART.
     SeveralConsoles {
         node: NodeId,
@@ -227,6 +235,16 @@ impl fmt::Display for PlanError {
                 f,
                 "node {}: device {device} is already owned by node {}",
                 node.0, owner.0
+            ),
+            StandbyWithoutOwner { node } => write!(
+                f,
+                "node {}: e1000-standby needs another node that owns the e1000 (devices = [\"e1000\"])",
+                node.0
+            ),
+            OwnerOnStandby { node } => write!(
+                f,
+                "node {}: owns the e1000 and cannot also stand by for it",
+                node.0
             ),
             NoConsole { node } => write!(
                 f,

@@ -4,6 +4,7 @@ use alloc::collections::BTreeMap;
 use mint_abi::{CoreIndex, NodeId};
 
 use crate::PlanError;
+use crate::device::Device;
 use crate::layout::Layout;
 use crate::plan::{MAX_NODES, NodeSpec, Plan};
 
@@ -125,7 +126,11 @@ fn check_devices(nodes: &[&NodeSpec]) -> Result<(), PlanError> {
                     device,
                 });
             }
-            if let Some(&owner) = owners.get(&device) {
+            // Several nodes may stand by for the e1000; everything else
+            // has one owner.
+            if let Some(&owner) = owners.get(&device)
+                && (device != Device::E1000Standby || owner == node.id)
+            {
                 return Err(PlanError::DuplicateDevice {
                     node: node.id,
                     device,
@@ -147,6 +152,14 @@ fn check_devices(nodes: &[&NodeSpec]) -> Result<(), PlanError> {
         if console.is_none() {
             return Err(PlanError::NoConsole { node: node.id });
         }
+        if node.devices.contains(&Device::E1000) && node.devices.contains(&Device::E1000Standby) {
+            return Err(PlanError::OwnerOnStandby { node: node.id });
+        }
+    }
+    if let Some(&standby) = owners.get(&Device::E1000Standby)
+        && !owners.contains_key(&Device::E1000)
+    {
+        return Err(PlanError::StandbyWithoutOwner { node: standby });
     }
     Ok(())
 }
@@ -354,6 +367,32 @@ mod tests {
             message(&plan).1,
             "node 1: device com1 is already owned by node 0"
         );
+    }
+
+    #[test]
+    fn standby_nodes_need_an_owner_elsewhere() {
+        let mut plan = Plan::default_nodes(3).unwrap();
+        plan.nodes[1].devices.push(Device::E1000Standby);
+        let (err, msg) = message(&plan);
+        assert_eq!(err, PlanError::StandbyWithoutOwner { node: NodeId(1) });
+        assert!(msg.starts_with("node 1: e1000-standby needs"), "{msg}");
+
+        plan.nodes[1].devices.push(Device::E1000);
+        let (err, msg) = message(&plan);
+        assert_eq!(err, PlanError::OwnerOnStandby { node: NodeId(1) });
+        assert!(msg.contains("cannot also stand by"), "{msg}");
+
+        // One owner, any number of standby nodes.
+        plan.nodes[1].devices.retain(|d| *d != Device::E1000Standby);
+        plan.nodes[0].devices.push(Device::E1000Standby);
+        plan.nodes[2].devices.push(Device::E1000Standby);
+        assert!(plan.validate().is_ok());
+        let twice = {
+            let mut p = plan.clone();
+            p.nodes[2].devices.push(Device::E1000Standby);
+            message(&p).1
+        };
+        assert_eq!(twice, "node 2: device e1000-standby is listed twice");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use mint_traffic::{Observation, PacketKind, RunCheckError, SeqTracker, Summary};
 
 use super::device::Stats;
 use crate::arch::cpu;
+use crate::nic::area::SeenMap;
 use crate::nic::driver::{self, MAX_SAMPLES};
 use crate::{node, println};
 
@@ -33,10 +34,13 @@ pub struct App {
     stale_run: u64,
     first_inject: u64,
     last_delivery: u64,
+    /// This node's seen map (a real NIC's receiver): every accepted seq
+    /// marked, for node 0 to find duplicates across owners.
+    seen: Option<SeenMap>,
 }
 
 impl App {
-    pub fn new() -> App {
+    pub fn new(seen: Option<SeenMap>) -> App {
         App {
             run_id: 0,
             count: 0,
@@ -53,6 +57,7 @@ impl App {
             stale_run: 0,
             first_inject: u64::MAX,
             last_delivery: 0,
+            seen,
         }
     }
 
@@ -60,7 +65,7 @@ impl App {
     /// Fails when this node has no memory for the run's raw samples.
     pub fn arm(&mut self, ctl: &RunControl) -> Result<(), &'static str> {
         let latency = core::mem::take(&mut self.latency);
-        *self = App::new();
+        *self = App::new(self.seen);
         self.latency = latency;
         self.latency.clear();
         self.run_id = ctl.run_id.load(Ordering::Acquire);
@@ -72,6 +77,9 @@ impl App {
             PacketKind::Udp
         };
         self.dump = ctl.dump_samples.load(Ordering::Acquire) != 0;
+        if let Some(seen) = &self.seen {
+            seen.clear(self.count);
+        }
         let want = (self.count as usize).min(MAX_SAMPLES);
         self.latency
             .try_reserve_exact(want)
@@ -112,6 +120,9 @@ impl App {
             }
             Observation::OutOfOrder => self.out_of_order += 1,
             Observation::InOrder | Observation::Gap(_) => {}
+        }
+        if let Some(seen) = &self.seen {
+            seen.mark(info.seq);
         }
         self.delivered += 1;
         self.delivered_bytes += payload.len() as u64;

@@ -12,7 +12,7 @@ mod device;
 use alloc::vec;
 use core::sync::atomic::Ordering;
 
-use mint_abi::debug_nic::{DropReason, RunPhase};
+use mint_abi::debug_nic::{DropReason, RunControl, RunPhase};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::socket::udp;
 use smoltcp::time::Instant;
@@ -20,7 +20,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
 use crate::arch::cpu;
 use crate::nic::driver;
-use crate::{node, println, shared};
+use crate::{node, println};
 
 use app::App;
 pub use app::dump as dump_samples;
@@ -38,45 +38,81 @@ fn now() -> Instant {
     Instant::from_micros((node::ticks_to_ns(cpu::rdtsc()) / 1000) as i64)
 }
 
-/// The target's main loop: arm runs, move frames through the stack into the
-/// application, account for each run. `skbs` is the driver's socket
-/// buffers, drained here only; `mac` the interface's own address (the
-/// debug NIC's target gets the generator's destination, a real NIC its
-/// own MAC). Never returns.
-pub fn receive_forever(mut skbs: mint_skb::Consumer, mac: [u8; 6]) -> ! {
-    let endpoints = mint_traffic::Endpoints::default();
-    let mut dev_stats = device::Stats::default();
-    let mut app = App::new();
-    let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-    let mut iface = {
-        let mut dev = SkbDevice::new(&mut skbs, &mut app, &mut dev_stats);
-        Interface::new(config, &mut dev, now())
-    };
-    iface.update_ip_addrs(|addrs| {
-        let [a, b, c, d] = endpoints.dst_ip;
-        let _ = addrs.push(IpCidr::new(IpAddress::v4(a, b, c, d), 24));
-    });
-    let rx = udp::PacketBuffer::new(
-        vec![udp::PacketMetadata::EMPTY; SOCKET_PACKETS],
-        vec![0u8; SOCKET_PACKETS * driver::BUFFER_SIZE],
-    );
-    let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 1], vec![0u8; 64]);
-    let mut socket = udp::Socket::new(rx, tx);
-    if socket.bind(endpoints.dst_port).is_err() {
-        panic!("cannot bind UDP port {}", endpoints.dst_port);
-    }
-    let mut sockets = SocketSet::new(vec![]);
-    let handle = sockets.add(socket);
+/// One receiving node's stack and application over the driver's socket
+/// buffers, stepped by its main loop (a target node's only work, or one
+/// of node 0's chores while it runs a hand-over).
+pub struct Receiver {
+    skbs: mint_skb::Consumer,
+    dev_stats: device::Stats,
+    app: App,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    handle: smoltcp::iface::SocketHandle,
+    /// The run accounting this receiver reads its runs from and writes.
+    ctl: &'static RunControl,
+    last_progress: u64,
+    /// When this node first saw the run's injection end (the quiet window
+    /// starts no earlier).
+    injected_seen: Option<u64>,
+}
 
-    let ctl = &shared::region().debug_nic.run;
-    let mut last_progress = cpu::rdtsc();
-    // When this node first saw the run's injection end (the quiet window
-    // starts no earlier).
-    let mut injected_seen: Option<u64> = None;
-    loop {
-        if node::halt_requested() {
-            node::halt_now();
+impl Receiver {
+    /// A receiver over `skbs` (the driver's socket buffers, drained here
+    /// only) for the interface `mac` (the debug NIC's target gets the
+    /// generator's destination, a real NIC its own MAC), accounting into
+    /// `ctl`; `seen` is this node's seen map (a real NIC's receiver).
+    pub fn new(
+        mut skbs: mint_skb::Consumer,
+        mac: [u8; 6],
+        ctl: &'static RunControl,
+        seen: Option<crate::nic::area::SeenMap>,
+    ) -> Receiver {
+        let endpoints = mint_traffic::Endpoints::default();
+        let mut dev_stats = device::Stats::default();
+        let mut app = App::new(seen);
+        let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        let mut iface = {
+            let mut dev = SkbDevice::new(&mut skbs, &mut app, &mut dev_stats);
+            Interface::new(config, &mut dev, now())
+        };
+        iface.update_ip_addrs(|addrs| {
+            let [a, b, c, d] = endpoints.dst_ip;
+            let _ = addrs.push(IpCidr::new(IpAddress::v4(a, b, c, d), 24));
+        });
+        let rx = udp::PacketBuffer::new(
+            vec![udp::PacketMetadata::EMPTY; SOCKET_PACKETS],
+            vec![0u8; SOCKET_PACKETS * driver::BUFFER_SIZE],
+        );
+        let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 1], vec![0u8; 64]);
+        let mut socket = udp::Socket::new(rx, tx);
+        if socket.bind(endpoints.dst_port).is_err() {
+            panic!("cannot bind UDP port {}", endpoints.dst_port);
         }
+        let mut sockets = SocketSet::new(vec![]);
+        let handle = sockets.add(socket);
+        Receiver {
+            skbs,
+            dev_stats,
+            app,
+            iface,
+            sockets,
+            handle,
+            ctl,
+            last_progress: cpu::rdtsc(),
+            injected_seen: None,
+        }
+    }
+
+    /// Whether a socket buffer waits for the stack.
+    pub fn idle(&self) -> bool {
+        self.skbs.is_empty()
+    }
+
+    /// One pass: arm a configured run, finish an injected one, move frames
+    /// through the stack into the application. Returns whether any frame
+    /// moved (if not, the caller may halt until the next interrupt).
+    pub fn step(&mut self) -> bool {
+        let ctl = self.ctl;
         match ctl.phase() {
             // A real NIC arms only once its receiver takes frames as they
             // come (QEMU's 82540EM holds them for a second after RCTL is
@@ -88,13 +124,13 @@ pub fn receive_forever(mut skbs: mint_skb::Consumer, mac: [u8; 6]) -> ! {
                 // socket buffer again before this run's frames (a full
                 // pool only makes the discarding count them as refused).
                 driver::discard_leftovers();
-                skbs.clear();
-                let socket = sockets.get_mut::<udp::Socket>(handle);
+                self.skbs.clear();
+                let socket = self.sockets.get_mut::<udp::Socket>(self.handle);
                 while socket.recv().is_ok() {}
-                dev_stats = device::Stats::default();
-                injected_seen = None;
-                last_progress = cpu::rdtsc();
-                let armed = app.arm(ctl).and_then(|()| {
+                self.dev_stats = device::Stats::default();
+                self.injected_seen = None;
+                self.last_progress = cpu::rdtsc();
+                let armed = self.app.arm(ctl).and_then(|()| {
                     let frames = ctl.count.load(Ordering::Acquire) as usize;
                     driver::reset_samples(frames).map_err(|_| "interrupt samples")
                 });
@@ -108,17 +144,20 @@ pub fn receive_forever(mut skbs: mint_skb::Consumer, mac: [u8; 6]) -> ! {
             }
             Some(RunPhase::Injected) => {
                 let now = cpu::rdtsc();
-                let since = *injected_seen.get_or_insert(now);
-                let idle_for = now - last_progress.max(since);
-                let drained = skbs.is_empty() && !driver::has_pending_completions();
-                let done = app.accounted(ctl, &dev_stats, skbs.is_empty()) && drained;
+                let since = *self.injected_seen.get_or_insert(now);
+                let idle_for = now - self.last_progress.max(since);
+                let drained = self.skbs.is_empty() && !driver::has_pending_completions();
+                let done = self
+                    .app
+                    .accounted(ctl, &self.dev_stats, self.skbs.is_empty())
+                    && drained;
                 // Give up waiting for frames only when nothing is left in
                 // flight, or when nothing moved for much longer.
                 let quiet = idle_for > node::ms_to_ticks(QUIET_MS) && drained;
                 let stuck = idle_for > node::ms_to_ticks(STUCK_MS);
                 if done || quiet || stuck {
                     driver::flush_device_counters();
-                    app.finish(ctl, &dev_stats);
+                    self.app.finish(ctl, &self.dev_stats);
                     if let Some(state) = driver::describe_real() {
                         crate::println!("{}: {state}", node::me());
                     }
@@ -127,27 +166,42 @@ pub fn receive_forever(mut skbs: mint_skb::Consumer, mac: [u8; 6]) -> ! {
             _ => {}
         }
 
-        let before = app.seen() + dev_stats.to_stack;
+        let before = self.app.seen() + self.dev_stats.to_stack;
         {
-            let mut dev = SkbDevice::new(&mut skbs, &mut app, &mut dev_stats);
-            iface.poll(now(), &mut dev, &mut sockets);
+            let mut dev = SkbDevice::new(&mut self.skbs, &mut self.app, &mut self.dev_stats);
+            self.iface.poll(now(), &mut dev, &mut self.sockets);
         }
-        let socket = sockets.get_mut::<udp::Socket>(handle);
+        let socket = self.sockets.get_mut::<udp::Socket>(self.handle);
         while let Ok((payload, _meta)) = socket.recv() {
-            dev_stats.from_stack += 1;
-            app.consume(payload);
+            self.dev_stats.from_stack += 1;
+            self.app.consume(payload);
         }
-        let after = app.seen() + dev_stats.to_stack;
+        let after = self.app.seen() + self.dev_stats.to_stack;
         if after != before {
-            last_progress = cpu::rdtsc();
+            self.last_progress = cpu::rdtsc();
             ctl.progress.store(after, Ordering::Release);
+            return true;
+        }
+        false
+    }
+}
+
+/// The target's main loop: a [`Receiver`] stepped until node 0 asks this
+/// node to halt. Never returns.
+pub fn receive_forever(receiver: Receiver) -> ! {
+    let mut r = receiver;
+    loop {
+        if node::halt_requested() {
+            node::halt_now();
+        }
+        if r.step() {
             continue;
         }
         // Nothing to do until the next interrupt (or timer tick). Checked
         // with interrupts off, so a frame arriving between the check and
         // the halt still wakes us (`sti; hlt`).
         x86_64::instructions::interrupts::disable();
-        if skbs.is_empty() {
+        if r.idle() {
             x86_64::instructions::interrupts::enable_and_hlt();
         } else {
             x86_64::instructions::interrupts::enable();

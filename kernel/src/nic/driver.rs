@@ -108,6 +108,19 @@ struct Driver {
     /// since attach.
     missed: u64,
     watch: Option<Watch>,
+    /// A real NIC: whether this node drives it now (see [`Role`]).
+    role: Role,
+}
+
+/// A real NIC's driver in a hand-over (the debug NIC's is always Owner).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Role {
+    /// Services the NIC's interrupts and cleans the ring.
+    Owner,
+    /// Quiesced for a hand-over (or handed over): the device's causes are
+    /// masked and the ring is no longer this node's; an interrupt still on
+    /// its way is ended without touching the device.
+    Quiesced,
 }
 
 impl Driver {
@@ -132,6 +145,7 @@ impl Driver {
             taken: 0,
             missed: 0,
             watch: None,
+            role: Role::Owner,
         })
     }
 }
@@ -197,8 +211,15 @@ pub fn attach(shared_phys: u64, shared_size: u64) -> Result<Consumer, alloc::str
 pub fn with_samples<R>(f: impl FnOnce(&mut IrqSamples) -> R) -> R {
     x86_64::instructions::interrupts::without_interrupts(|| {
         // SAFETY: interrupts are off, so no handler can run meanwhile.
-        let d = unsafe { driver() }.expect("e1000 driver not attached");
-        f(&mut d.samples)
+        match unsafe { driver() } {
+            Some(d) => f(&mut d.samples),
+            // A standby node before its first hand-over: no samples yet.
+            None => f(&mut IrqSamples {
+                intervals: Vec::new(),
+                ipi_latency: Vec::new(),
+                last_entry: 0,
+            }),
+        }
     })
 }
 
@@ -231,6 +252,17 @@ fn on_interrupt(_frame: &mut InterruptFrame) {
     }
     service(d, nic);
     apic::end_of_interrupt();
+}
+
+/// The run accounting a real NIC's driver writes: this node's own line
+/// (`mint_abi::real_nic`: two owners of one NIC never share a counter).
+pub fn real_run() -> &'static RunControl {
+    &shared::region().real_nic.receivers[crate::node::me().index()]
+}
+
+/// This node's line of device-interrupt counters.
+fn irq_counts() -> &'static mint_abi::real_nic::DeviceIrqs {
+    &shared::region().real_nic.irq[crate::node::me().index()]
 }
 
 /// What the NIC's interrupt does after its bookkeeping: acknowledge the
@@ -369,6 +401,22 @@ pub fn die_in_next_real_interrupt() -> bool {
     })
 }
 
+/// The `handover` self-test (node 0, the old owner, after the layer
+/// masked the pin): unmasks the receive causes at the device and raises
+/// one through ICS, so the line is asserted with ICR unread.
+pub fn raise_receive_cause() {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        if let Some(d) = unsafe { driver() }
+            && let Backend::Real { regs, .. } = &d.backend
+        {
+            use mint_e1000::{Register, RegisterAccess};
+            regs.write(Register::IMS, RxRing::<Contiguous>::INTERRUPTS.bits());
+            regs.write(Register::ICS, mint_e1000::Interrupt::RXT0.bits());
+        }
+    })
+}
+
 pub fn unmask_real() {
     x86_64::instructions::interrupts::without_interrupts(|| {
         // SAFETY: interrupts are off, so no handler can run meanwhile.
@@ -403,8 +451,9 @@ pub fn real_counters() -> Option<(u64, u64)> {
     x86_64::instructions::interrupts::without_interrupts(|| {
         // SAFETY: interrupts are off, so no handler can run meanwhile.
         let d = unsafe { driver() }?;
-        let run = &shared::region().debug_nic.run;
-        collect_missed(d, run);
+        if d.role == Role::Owner {
+            collect_missed(d, real_run());
+        }
         matches!(d.backend, Backend::Real { .. }).then_some((d.taken, d.missed))
     })
 }
@@ -423,7 +472,12 @@ pub fn describe_real() -> Option<alloc::string::String> {
             .status
             .contains(mint_e1000::RxStatus::DD);
         Some(alloc::format!(
-            "e1000: {} interrupts, {} missed (MPC) since attach; RDH {} RDT {} next to clean {next} (done: {dd}); IMS {:#x} STATUS {:#x}; {:?}",
+            "e1000 ({}): {} interrupts, {} missed (MPC) since attach; RDH {} RDT {} next to clean {next} (done: {dd}); IMS {:#x} STATUS {:#x}; {:?}",
+            if d.role == Role::Owner {
+                "owner"
+            } else {
+                "handed over"
+            },
             d.taken,
             d.missed,
             regs.read(Register::RDH),
@@ -456,23 +510,174 @@ fn on_real_interrupt(_frame: &mut InterruptFrame) {
         );
     }
     let entry = cpu::rdtsc();
-    let run = &shared::region().debug_nic.run;
+    let run = real_run();
     // SAFETY: interrupt context (see `driver`).
-    if let Some(d) = unsafe { driver() } {
-        d.taken = d.taken.wrapping_add(1);
-        run.interrupts.fetch_add(1, Ordering::Relaxed);
-        if d.samples.last_entry != 0 && d.samples.intervals.len() < d.samples.intervals.capacity() {
-            d.samples.intervals.push(entry - d.samples.last_entry);
+    match unsafe { driver() } {
+        Some(d) if d.role == Role::Owner => {
+            d.taken = d.taken.wrapping_add(1);
+            irq_counts().serviced.fetch_add(1, Ordering::Relaxed);
+            irq_counts()
+                .last_serviced_tsc
+                .store(entry, Ordering::Relaxed);
+            run.interrupts.fetch_add(1, Ordering::Relaxed);
+            if d.samples.last_entry != 0
+                && d.samples.intervals.len() < d.samples.intervals.capacity()
+            {
+                d.samples.intervals.push(entry - d.samples.last_entry);
+            }
+            d.samples.last_entry = entry;
+            for _ in 0..REAL_POLLS {
+                if clean_real(d, run) != Some(true) {
+                    break;
+                }
+            }
+            collect_missed(d, run);
         }
-        d.samples.last_entry = entry;
+        // Accepted by this core before the layer masked the pin: end it
+        // (which clears the pin's remote IRR, what the hand-over waits for)
+        // without reading ICR, so its causes stay for the next owner.
+        Some(_) => {
+            irq_counts().deferred.fetch_add(1, Ordering::Relaxed);
+        }
+        None => {
+            irq_counts().stray.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    apic::end_of_interrupt();
+}
+
+/// Hand-over, old owner (its mailbox interrupt, node 0 asking): masks the
+/// NIC's causes at the device (IMC: the INTx deasserts), cleans what has
+/// completed (the frames it delivers itself), takes MPC for its own
+/// accounting, and stops: from here on the ring belongs to the next owner,
+/// which continues from RDT. The receiver stays enabled, so frames keep
+/// landing in the ring meanwhile (and, once it is full, wait in QEMU or
+/// count in MPC). Returns the descriptors it cleaned.
+pub fn quiesce_real() -> Result<usize, &'static str> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let d = unsafe { driver() }.ok_or("this node has no e1000 driver")?;
+        if !matches!(d.backend, Backend::Real { .. }) {
+            return Err("this node's driver is the debug NIC's");
+        }
+        if d.role != Role::Owner {
+            return Err("this node does not drive the e1000");
+        }
+        if let Backend::Real { regs, .. } = &d.backend {
+            use mint_e1000::{Register, RegisterAccess};
+            regs.write(Register::IMC, u32::MAX);
+        }
+        let run = real_run();
+        let before = d.rx.counters().delivered;
+        while clean_real_unacked(d, run) {}
+        collect_missed(d, run);
+        d.role = Role::Quiesced;
+        Ok((d.rx.counters().delivered - before) as usize)
+    })
+}
+
+/// Polls a real NIC's ring once without reading ICR (quiescing: the causes
+/// stay for the next owner); returns whether completions are left.
+fn clean_real_unacked(d: &mut Driver, run: &RunControl) -> bool {
+    clean(d, run, &mut |d| {
+        let Driver {
+            backend,
+            ring,
+            rx,
+            skbs,
+            ..
+        } = d;
+        let Backend::Real { regs, dma } = backend else {
+            return mint_e1000::PollResult::default();
+        };
+        rx.poll_into(regs, ring, dma, usize::MAX, &mut SkbProducer(skbs))
+    })
+}
+
+/// A standby node's parts until its first hand-over: the NIC's registers
+/// and the producer half of its socket buffers.
+static STANDBY: spin::Mutex<Option<(MmioRegisters, Producer)>> = spin::Mutex::new(None);
+
+/// A standby node (the plan lets the interrupt layer hand it the NIC):
+/// keeps what its driver will need and returns the stack's end of its
+/// socket buffers; nothing touches the device yet.
+pub fn attach_standby(regs: MmioRegisters) -> Consumer {
+    let (producer, consumer) = mint_skb::pool(SKB_SLOTS, mint_abi::real_nic::BUFFER_SIZE);
+    *STANDBY.lock() = Some((regs, producer));
+    consumer
+}
+
+/// Hand-over, new owner (its mailbox interrupt, before the layer switches
+/// the pin): takes the ring over where the device's RDT says the last
+/// owner stopped, and binds the handler to `vector`. The device's causes
+/// stay masked until the layer's "attached" notice ([`attached_real`]);
+/// an interrupt the switch delivers (the line asserted meanwhile) is
+/// serviced at once.
+pub fn prepare_real(vector: Vector) -> Result<(), alloc::string::String> {
+    use mint_abi::real_nic::{BUFFER_SIZE, RING_SLOTS};
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        if let Some(d) = unsafe { driver() } {
+            let Backend::Real { regs, dma } = &d.backend else {
+                return Err("this node's driver is the debug NIC's".into());
+            };
+            if d.role == Role::Owner {
+                return Err("this node drives the e1000 already".into());
+            }
+            let (ring, phys) = super::area::ring(dma).map_err(|e| alloc::format!("{e:?}"))?;
+            d.rx = RxRing::adopt(regs, &ring, phys, super::area::buffers(dma), BUFFER_SIZE)
+                .map_err(|e| alloc::format!("e1000: {e}"))?;
+            d.ring = ring;
+            d.role = Role::Owner;
+        } else {
+            let dma = super::area::bytes().ok_or("the shared region has no NIC area")?;
+            let (regs, producer) = STANDBY
+                .lock()
+                .take()
+                .ok_or("this node does not stand by for the e1000")?;
+            let (ring, phys) = super::area::ring(&dma).map_err(|e| alloc::format!("{e:?}"))?;
+            let rx = RxRing::adopt(&regs, &ring, phys, super::area::buffers(&dma), BUFFER_SIZE)
+                .map_err(|e| alloc::format!("e1000: {e}"))?;
+            debug_assert_eq!(rx.count(), RING_SLOTS);
+            let driver = Driver::new(Backend::Real { regs, dma }, ring, rx, producer);
+            DRIVER.store(Box::into_raw(driver), Ordering::Release);
+        }
+        interrupts::register(vector, on_real_interrupt);
+        Ok(())
+    })
+}
+
+/// Hand-over, new owner: the layer's "attached" notice. Unmasks the NIC's
+/// causes at the device and polls the ring once (frames that completed
+/// while nobody drove it); returns the frames that poll delivered.
+pub fn attached_real() -> Result<u64, &'static str> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let d = unsafe { driver() }.ok_or("no e1000 driver")?;
+        if d.role != Role::Owner {
+            return Err("attached without being prepared");
+        }
+        let run = real_run();
+        let before = d.rx.counters().delivered;
         for _ in 0..REAL_POLLS {
             if clean_real(d, run) != Some(true) {
                 break;
             }
         }
-        collect_missed(d, run);
-    }
-    apic::end_of_interrupt();
+        if let Backend::Real { regs, .. } = &d.backend {
+            use mint_e1000::{Register, RegisterAccess};
+            regs.write(Register::IMS, RxRing::<Contiguous>::INTERRUPTS.bits());
+        }
+        irq_counts().attached.fetch_add(1, Ordering::Relaxed);
+        Ok(d.rx.counters().delivered - before)
+    })
+}
+
+/// Hand-over, old owner: the layer's "detached" notice for the device's
+/// old `vector`; from here an interrupt there is stray.
+pub fn detached_real(vector: Vector) {
+    crate::irq::bind_stray(vector);
+    irq_counts().detached.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The bounded poll fallback, from this node's timer tick (interrupt
@@ -525,6 +730,9 @@ pub fn discard_leftovers() -> usize {
         let Some(d) = (unsafe { driver() }) else {
             return 0;
         };
+        if d.role != Role::Owner {
+            return 0;
+        }
         let Driver {
             backend,
             ring,
@@ -564,6 +772,9 @@ pub fn has_pending_completions() -> bool {
         let Some(d) = (unsafe { driver() }) else {
             return false;
         };
+        if d.role != Role::Owner {
+            return false;
+        }
         let next = d.rx.next_to_clean();
         mint_e1000::DescriptorRing::load(&d.ring, next)
             .status

@@ -1,14 +1,10 @@
 //! The e1000 crate's access traits over a real 8254x: registers through the
-//! memory BAR (node 0 maps its frames uncached, identity, into the owning
-//! node's tables), descriptors and buffers in this node's own memory, which
-//! the NIC reaches by physical address (DMA).
-
-use alloc::alloc::{Layout, alloc_zeroed};
+//! memory BAR (node 0 maps its frames uncached, identity, into the tables
+//! of the nodes that may own it); its descriptors and buffers are in the
+//! shared region's NIC area (`area`), which the NIC reaches by physical
+//! address (DMA).
 
 use mint_e1000::{Register, RegisterAccess};
-
-use super::shared_backend::AtomicRing;
-use crate::layout;
 
 /// The NIC's registers: BAR 0, 128 KiB of 32-bit registers.
 pub struct MmioRegisters {
@@ -41,32 +37,7 @@ impl RegisterAccess for MmioRegisters {
     }
 }
 
-/// Allocates `bytes` of zeroed, `align`-aligned memory for the NIC to reach
-/// by DMA, for good; returns (virtual, physical) addresses.
-pub fn dma_alloc(bytes: usize, align: usize) -> Option<(u64, u64)> {
-    let layout = Layout::from_size_align(bytes, align)
-        .ok()
-        .filter(|l| l.size() > 0)?;
-    // SAFETY: the layout's size is not zero (filtered above), as
-    // `alloc_zeroed` requires; the memory is never freed (the NIC may write
-    // to it at any time).
-    let p = unsafe { alloc_zeroed(layout) };
-    (!p.is_null()).then(|| (p as u64, layout::virt_to_phys(p as u64)))
-}
-
-/// A descriptor ring of `count` descriptors in this node's memory, aligned
-/// as RDLEN requires (128 bytes); returns it with its physical address.
-pub fn local_ring(count: u16) -> Option<(AtomicRing, u64)> {
-    let bytes = usize::from(count) * 16;
-    let (virt, phys) = dma_alloc(bytes, 128)?;
-    // SAFETY: `bytes` of fresh zeroed memory, 128-byte aligned, never freed.
-    Some((
-        unsafe { AtomicRing::from_raw(virt as *const u8, count) },
-        phys,
-    ))
-}
-
-/// The NIC's receive buffers in this node's memory (from [`dma_alloc`],
-/// never freed): reached only through volatile copies, every address a
-/// descriptor names checked against the range first.
+/// The NIC's receive buffers (the shared region's NIC area, `area`):
+/// reached only through volatile copies, every address a descriptor names
+/// checked against the range first.
 pub type LocalDma = super::dma::PhysBytes;

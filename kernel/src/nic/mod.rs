@@ -10,8 +10,11 @@
 //!   socket buffers for the stack.
 //! - `support`: the support node's device model and interrupt generator.
 //! - `mmio_backend` / `real`: the same traits over a real 8254x's memory
-//!   BAR and the node's own memory, and its bring-up.
+//!   BAR, and its bring-up; `area`: its ring, buffers and the per-node
+//!   seen maps in the shared region's NIC area (reached by every node that
+//!   may own it).
 
+pub mod area;
 pub mod dma;
 pub mod driver;
 pub mod mmio_backend;

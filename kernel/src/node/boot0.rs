@@ -37,6 +37,19 @@ pub enum Mode {
     /// Boot, ping, one run of host frames into the real e1000, report,
     /// power off (`mint nic`).
     Nic,
+    /// Boot, ping, host frames into the e1000 while node 0 hands it back
+    /// and forth, report, power off (`mint handover`).
+    Handover,
+}
+
+/// A `mint handover` run: `mint.handover=FROM:TO:ROUNDS:SPACING_MS`.
+#[derive(Clone, Copy, Debug)]
+pub struct HandoverPlan {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub rounds: u32,
+    /// Time between two hand-overs (the traffic goes on throughout).
+    pub spacing_ms: u32,
 }
 
 /// The validated machine description node 0 keeps for the report.
@@ -52,6 +65,8 @@ pub struct MachineRecord {
     /// Fault injection for that run (`mint.corrupt=`, `mint.forget_ipi=`,
     /// `mint.stale=`).
     pub gen_faults: crate::nic::support::Faults,
+    /// The hand-over run `mint handover` asked for.
+    pub handover: Option<HandoverPlan>,
     /// The other nodes, prepared and waiting for their INIT-SIPI-SIPI.
     starts: Vec<NodeStart>,
 }
@@ -131,8 +146,10 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         Some("run") => Mode::Run,
         Some("gen") => Mode::Gen,
         Some("nic") => Mode::Nic,
+        Some("handover") => Mode::Handover,
         _ => Mode::Boot,
     };
+    let handover = parse_handover(&boot.cmdline, &plan, mode).unwrap_or_else(|e| refuse(&e));
     let (nic_target, gen_run) =
         parse_debug_nic(&boot.cmdline, n, mode).unwrap_or_else(|e| refuse(&e));
     // Fault injection of generator runs: `mint.corrupt=N` (descriptor
@@ -231,13 +248,42 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
                     pci: f.at.packed(),
                     line: f.interrupt_line,
                     source: encoded,
+                    role: 0,
                 },
             ))
         }
     };
+    // Its owner drives it from boot; standby nodes get the same register
+    // frames mapped for a hand-over. Its ring lives in the shared region's
+    // NIC area, which must fit.
+    if nic.is_some() && mint_abi::real_nic::area_offset(layout.shared.1).is_none() {
+        refuse(&alloc::format!(
+            "the e1000 needs the shared region's last {} MiB for its ring and buffers; the region is {} MiB",
+            mint_abi::real_nic::AREA_SIZE >> 20,
+            layout.shared.1 >> 20
+        ));
+    }
     let nic_of = |id: NodeId| {
-        nic.filter(|n| n.0 == id)
-            .map_or(super::RealNic::default(), |n| n.2)
+        let Some((owner, _, info)) = nic else {
+            return super::RealNic::default();
+        };
+        let standby = plan
+            .nodes
+            .iter()
+            .any(|n| n.id == id && n.devices.contains(&mint_plan::Device::E1000Standby));
+        if id == owner {
+            super::RealNic {
+                role: super::NIC_OWNER,
+                ..info
+            }
+        } else if standby {
+            super::RealNic {
+                role: super::NIC_STANDBY,
+                ..info
+            }
+        } else {
+            super::RealNic::default()
+        }
     };
     super::set_real_nic(nic_of(NodeId(0)));
 
@@ -297,7 +343,13 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
             )
         })
         .collect();
-    match crate::irq::init_node0(&apic_ids, nic.map(|n| (n.0, n.1))) {
+    let candidates: Vec<NodeId> = plan
+        .nodes
+        .iter()
+        .filter(|n| n.devices.iter().any(|d| d.reaches_e1000()))
+        .map(|n| n.id)
+        .collect();
+    match crate::irq::init_node0(&apic_ids, nic.map(|n| (n.0, n.1, candidates.as_slice()))) {
         Ok(line) => println!("{line}"),
         Err(e) => refuse(&e),
     }
@@ -340,6 +392,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         nic_target,
         gen_run,
         gen_faults,
+        handover,
         starts,
     });
     super::start_node(NodeId(0), n as u8, window0)
@@ -353,7 +406,9 @@ struct NodeStart {
 }
 
 /// Node 0 after its own start: start the others, ping, watch, report.
-pub fn run_machine() -> ! {
+/// `real_nic`: the e1000's socket buffers and MAC when node 0 receives on
+/// it (a hand-over run with node 0 among its nodes).
+pub fn run_machine(real_nic: Option<(mint_skb::Consumer, [u8; 6])>) -> ! {
     for s in &record().starts {
         start_node(s);
     }
@@ -381,6 +436,11 @@ pub fn run_machine() -> ! {
     }
     ping::round();
     monitor::settle();
+    // After the settle: a node injected with a crash has been seen, and
+    // the layer knows (the test hands the NIC to it).
+    if super::self_test() == super::selftest::SelfTest::Handover {
+        super::selftest::handover();
+    }
     monitor::print_report();
     match record().mode {
         Mode::Boot => monitor::power_off(),
@@ -422,7 +482,66 @@ pub fn run_machine() -> ! {
             }
             monitor::power_off()
         }
+        Mode::Handover => {
+            let rec = record();
+            match (rec.gen_run.as_ref(), rec.handover) {
+                (Some(cfg), Some(h)) => {
+                    let receiver = real_nic.map(|(skbs, mac)| super::real_receiver(skbs, mac));
+                    if let Err(e) = super::handover::run(cfg, h, receiver) {
+                        println!("MINT-ERROR {e}");
+                    }
+                }
+                _ => {
+                    println!("MINT-ERROR handover mode without a run (mint.gen=) or mint.handover=")
+                }
+            }
+            monitor::power_off()
+        }
     }
+}
+
+/// `mint.handover=FROM:TO:ROUNDS:SPACING_MS`, checked against the plan:
+/// FROM owns the e1000, TO stands by for it.
+fn parse_handover(cmdline: &str, plan: &Plan, mode: Mode) -> Result<Option<HandoverPlan>, String> {
+    let Some(spec) = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("mint.handover="))
+    else {
+        return if mode == Mode::Handover {
+            Err(String::from("handover mode needs mint.handover="))
+        } else {
+            Ok(None)
+        };
+    };
+    let bad = || alloc::format!("mint.handover={spec}: expected FROM:TO:ROUNDS:SPACING_MS");
+    let f: Vec<u32> = spec
+        .split(':')
+        .map(|v| v.parse::<u32>().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let [from, to, rounds, spacing_ms] = f[..] else {
+        return Err(bad());
+    };
+    let has = |id: u32, d: mint_plan::Device| {
+        plan.nodes
+            .iter()
+            .any(|n| u32::from(n.id.0) == id && n.devices.contains(&d))
+    };
+    if !has(from, mint_plan::Device::E1000) {
+        return Err(alloc::format!(
+            "mint.handover={spec}: node {from} does not own the e1000 in the plan"
+        ));
+    }
+    if !has(to, mint_plan::Device::E1000Standby) {
+        return Err(alloc::format!(
+            "mint.handover={spec}: node {to} does not stand by for the e1000 in the plan"
+        ));
+    }
+    Ok(Some(HandoverPlan {
+        from: NodeId(from as u8),
+        to: NodeId(to as u8),
+        rounds,
+        spacing_ms,
+    }))
 }
 
 /// INIT-SIPI-SIPI one node and wait until it reports Running (or fails).
@@ -438,11 +557,11 @@ fn start_node(s: &NodeStart) {
     slot.set_state(NodeState::Booting);
     let sent = apic::send_init(apic)
         .and_then(|()| {
-            delay_us(10_000);
+            super::delay_us(10_000);
             apic::send_startup(apic, (TRAMPOLINE_PHYS >> 12) as u8)
         })
         .and_then(|()| {
-            delay_us(200);
+            super::delay_us(200);
             apic::send_startup(apic, (TRAMPOLINE_PHYS >> 12) as u8)
         });
     if let Err(e) = sent {
@@ -485,13 +604,6 @@ fn start_node(s: &NodeStart) {
 /// How long node 0 waits for a started node to report running.
 const START_TIMEOUT_MS: u64 = 15_000;
 
-fn delay_us(us: u64) {
-    let end = cpu::rdtsc() + super::tsc_hz() / 1_000_000 * us;
-    while cpu::rdtsc() < end {
-        core::hint::spin_loop();
-    }
-}
-
 fn console_of(plan: &Plan, id: NodeId) -> Option<u16> {
     plan.nodes
         .iter()
@@ -527,6 +639,7 @@ fn prepare_node(
         nic_pci: nic.pci,
         nic_irq: nic.line,
         nic_source: nic.source,
+        nic_role: nic.role,
         selftest: selftest as u8,
     };
     let cr3 = memory

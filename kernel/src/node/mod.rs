@@ -12,6 +12,7 @@
 pub mod boot0;
 pub mod fault;
 pub mod generator;
+pub mod handover;
 pub mod monitor;
 pub mod nicrun;
 pub mod ping;
@@ -91,7 +92,14 @@ pub struct RealNic {
     pub line: u8,
     /// Where it arrives, as `mint_irq::request`'s register argument.
     pub source: u64,
+    /// [`NIC_OWNER`] or [`NIC_STANDBY`].
+    pub role: u8,
 }
+
+/// `RealNic::role`: the plan gives this node the e1000 at boot.
+pub const NIC_OWNER: u8 = 1;
+/// `RealNic::role`: the interrupt layer may hand this node the e1000.
+pub const NIC_STANDBY: u8 = 2;
 
 static REAL_NIC: spin::Once<RealNic> = spin::Once::new();
 
@@ -99,7 +107,8 @@ pub fn set_real_nic(nic: RealNic) {
     REAL_NIC.call_once(|| nic);
 }
 
-/// The register BAR of the real e1000 this node owns, if any.
+/// The register BAR of the real e1000 this node owns or stands by for, if
+/// any.
 pub fn real_nic_bar() -> Option<u64> {
     REAL_NIC.get().map(|n| n.bar).filter(|&bar| bar != 0)
 }
@@ -112,6 +121,22 @@ pub fn real_nic_bar() -> Option<u64> {
 fn attach_real_nic(id: NodeId) -> Option<(mint_skb::Consumer, [u8; 6])> {
     use mint_irq::request::{Op, Request, Status};
     let nic = *REAL_NIC.get().filter(|n| n.bar != 0)?;
+    if nic.role == NIC_STANDBY {
+        return match crate::nic::real::standby(nic.bar) {
+            Ok(s) => {
+                println!(
+                    "{id}: stands by for the e1000 (registers mapped, not touched; MAC {}): the interrupt layer may hand it here",
+                    mac_text(&s.mac)
+                );
+                let mac = s.mac;
+                Some((crate::nic::driver::attach_standby(s.regs), mac))
+            }
+            Err(e) => {
+                println!("{id}: {e}");
+                None
+            }
+        };
+    }
     let at = crate::arch::pci::PciAddress::unpacked(nic.pci);
     let attached = match crate::nic::real::attach(nic.bar, at, nic.line) {
         Ok(a) => a,
@@ -176,7 +201,7 @@ fn attach_real_nic(id: NodeId) -> Option<(mint_skb::Consumer, [u8; 6])> {
         ),
         mint_irq::IrqSource::Msi => alloc::string::String::from("MSI"),
     };
-    if id == NodeId(0) {
+    if id == NodeId(0) && boot0::record().mode != boot0::Mode::Handover {
         println!(
             "{id}: e1000 INTx {gsi} ({how}) registered on {vector}, kept masked: node 0 runs the machine and does not receive"
         );
@@ -191,6 +216,25 @@ fn attach_real_nic(id: NodeId) -> Option<(mint_skb::Consumer, [u8; 6])> {
         "{id}: e1000 INTx {gsi} ({how}) on {vector} through the interrupt layer, unmasked; receiving"
     );
     Some((skbs, mac))
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn mac_text(mac: &[u8; 6]) -> alloc::string::String {
+    let mut s = alloc::string::String::new();
+    for (i, b) in mac.iter().enumerate() {
+        let _ = core::fmt::Write::write_fmt(
+            &mut s,
+            format_args!("{}{b:02x}", if i > 0 { ":" } else { "" }),
+        );
+    }
+    s
+}
+
+/// The receiver of a real NIC's frames on this node (its own accounting
+/// line and seen map).
+pub fn real_receiver(skbs: mint_skb::Consumer, mac: [u8; 6]) -> crate::net::Receiver {
+    let seen = crate::nic::area::bytes().and_then(|a| crate::nic::area::SeenMap::of(&a, me()));
+    crate::net::Receiver::new(skbs, mac, crate::nic::driver::real_run(), seen)
 }
 
 /// Whether node 0 asked this node to stop.
@@ -219,6 +263,14 @@ pub fn tsc_hz() -> u64 {
 
 pub fn ticks_to_ns(ticks: u64) -> u64 {
     (u128::from(ticks) * 1_000_000_000 / u128::from(tsc_hz())) as u64
+}
+
+/// Spins for `us` microseconds of TSC time.
+pub fn delay_us(us: u64) {
+    let end = cpu::rdtsc() + tsc_hz() / 1_000_000 * us;
+    while cpu::rdtsc() < end {
+        core::hint::spin_loop();
+    }
 }
 
 pub fn ms_to_ticks(ms: u64) -> u64 {
@@ -271,6 +323,7 @@ extern "C" fn ap_entry(info: *const NodeBootInfo) -> ! {
         pci: info.nic_pci,
         line: info.nic_irq,
         source: info.nic_source,
+        role: info.nic_role,
     });
     set_self_test(selftest::SelfTest::from_raw(info.selftest));
     start_node(NodeId(info.node), info.node_count, window)
@@ -305,6 +358,9 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
     interrupts::register(vectors::TIMER, on_timer);
     interrupts::register(vectors::MAILBOX, on_mailbox);
     interrupts::register(vectors::APIC_ERROR, on_apic_error);
+    // Every vector the interrupt layer hands out counts as stray here
+    // until a driver binds it.
+    crate::irq::bind_strays();
     // Five 10 ms windows, each bracketed by TSC reads (a single window
     // read late on a loaded host gave rates up to 10x too high, and so a
     // 10 Hz "100 Hz" heartbeat).
@@ -346,7 +402,7 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
     let self_test = selftest::SelfTest::from_raw(SELF_TEST.load(Ordering::Relaxed));
     if id == NodeId(0) {
         selftest::run(self_test);
-        boot0::run_machine()
+        boot0::run_machine(real_nic)
     }
     // Wait (bounded) for node 0's go, then do what was asked.
     let deadline = cpu::rdtsc() + ms_to_ticks(GO_TIMEOUT_MS);
@@ -387,10 +443,15 @@ pub fn start_node(id: NodeId, count: u8, window: WindowLayout) -> ! {
     };
     ping::round();
     if let Some(skbs) = skbs {
-        crate::net::receive_forever(skbs, mint_traffic::Endpoints::default().dst_mac)
+        crate::net::receive_forever(crate::net::Receiver::new(
+            skbs,
+            mint_traffic::Endpoints::default().dst_mac,
+            &shared::region().debug_nic.run,
+            None,
+        ))
     }
     if let Some((skbs, mac)) = real_nic {
-        crate::net::receive_forever(skbs, mac)
+        crate::net::receive_forever(real_receiver(skbs, mac))
     }
     idle()
 }
@@ -502,6 +563,11 @@ fn handle_message(from: NodeId, msg: Message) {
         }
         Some(MessageKind::IrqRequest) if me() == NodeId(0) => crate::irq::on_request(from, msg),
         Some(MessageKind::IrqReply) if from == NodeId(0) => crate::irq::on_reply(msg),
+        Some(MessageKind::HandoverCmd) if from == NodeId(0) => crate::irq::on_handover_cmd(msg),
+        Some(MessageKind::HandoverAck) if me() == NodeId(0) => {
+            crate::irq::on_handover_ack(from, msg)
+        }
+        None if crate::irq::is_notice(msg.kind) => crate::irq::on_notice_message(from, msg),
         Some(MessageKind::Halt) => {
             // Only node 0 runs the machine; a peer asking is a forgery
             // (or a broken peer): refuse, count and say so.

@@ -193,6 +193,20 @@ pub fn print_report() {
             );
         }
         s.push('}');
+        // The devices the interrupt layer has this node own now, and the
+        // device interrupts its entry saw.
+        let irqs = &shared::region().real_nic.irq[id.index()];
+        let owns = crate::irq::owner(crate::irq::NIC0) == Some(id);
+        let _ = write!(
+            s,
+            ",\"owns\":[{}],\"device_interrupts\":{{\"serviced\":{},\"deferred\":{},\"stray\":{},\"attached\":{},\"detached\":{}}}",
+            if owns { "\"nic0\"" } else { "" },
+            irqs.serviced.load(Ordering::Relaxed),
+            irqs.deferred.load(Ordering::Relaxed),
+            irqs.stray.load(Ordering::Relaxed),
+            irqs.attached.load(Ordering::Relaxed),
+            irqs.detached.load(Ordering::Relaxed),
+        );
         let _ = write!(s, ",\"tsc_sync\":");
         super::tsc::sync_json(&mut s, id);
         let mut all = Vec::new();

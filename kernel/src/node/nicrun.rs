@@ -21,8 +21,9 @@ use crate::{println, shared};
 /// Longest a console line from the host may be.
 const LINE_MAX: usize = 64;
 
-/// Waits for `sent N` on node 0's console, at most `ms`.
-fn read_sent(ms: u64) -> Result<u64, String> {
+/// Waits for `sent N` on node 0's console, at most `ms`; `idle` runs
+/// whenever no byte is there (it must halt or do node 0's other work).
+pub(crate) fn read_sent(ms: u64, idle: &mut dyn FnMut()) -> Result<u64, String> {
     let deadline = cpu::rdtsc() + super::ms_to_ticks(ms);
     let mut line = String::new();
     loop {
@@ -52,7 +53,7 @@ fn read_sent(ms: u64) -> Result<u64, String> {
                 // line status register in a loop starves QEMU's main loop,
                 // which then stops reading the e1000's socket (frames pile
                 // up in the host's socket buffer until it drops them).
-                x86_64::instructions::hlt();
+                idle();
             }
         }
     }
@@ -60,7 +61,8 @@ fn read_sent(ms: u64) -> Result<u64, String> {
 
 /// One run; returns whether every frame was accounted for.
 pub fn run(cfg: &GenConfig, owner: NodeId) -> Result<bool, String> {
-    let ctl = &shared::region().debug_nic.run;
+    // The owner's own accounting line (`mint_abi::real_nic`).
+    let ctl = &shared::region().real_nic.receivers[owner.index()];
     ctl.reset_counters();
     ctl.size.store(cfg.size, Ordering::Relaxed);
     ctl.count.store(cfg.count, Ordering::Relaxed);
@@ -90,7 +92,7 @@ pub fn run(cfg: &GenConfig, owner: NodeId) -> Result<bool, String> {
     println!("MINT-NIC-ARMED run={run_id} tsc={}", cpu::rdtsc());
     // The host sends at its own pace; it says when it is done. Bounded by
     // an hour (the CLI's own timeout is the real limit).
-    let sent = read_sent(3_600_000)?;
+    let sent = read_sent(3_600_000, &mut || x86_64::instructions::hlt())?;
     ctl.sent.store(sent, Ordering::Release);
     ctl.set_phase(RunPhase::Injected);
     let incomplete = support::wait_while_progressing(

@@ -23,6 +23,16 @@
 //!   it registers, claims two sources other than the one node 0 declared
 //!   (the right GSI with the polarity inverted, and the next GSI): each must
 //!   be refused (`refused`, source mismatch) with the entry unchanged.
+//! - `handover`: node 0 (owning the e1000, node 1 standing by) asks the
+//!   layer for hand-overs it must refuse, each with the entry and owner
+//!   unchanged and the refusal counted: to the current owner, by a node
+//!   that is not the owner, to a standby node that crashed (node 3, run
+//!   with `--fault 3:panic`), to an unknown node (4), a second one while
+//!   one is in progress, and to a running node that does not stand by. Then one with the line asserted
+//!   while the pin is masked (node 0 raises the NIC's receive cause with
+//!   ICR unread after the layer masked the pin): the switch must deliver
+//!   it exactly once, to the new owner, and nothing anywhere else. Then
+//!   the NIC goes back to node 0.
 //! - `wx`: the node's page permissions. The node probes its own memory
 //!   (writes to text, rodata, its IDT, GDT and page tables; execution from
 //!   rodata, data, stack and heap; reads of guard pages and of the low
@@ -50,6 +60,7 @@ pub enum SelfTest {
     DirectionFlag = 1,
     Permissions = 2,
     IrqRefusal = 3,
+    Handover = 4,
 }
 
 impl SelfTest {
@@ -58,6 +69,7 @@ impl SelfTest {
             "df" => Some(SelfTest::DirectionFlag),
             "wx" => Some(SelfTest::Permissions),
             "irq" => Some(SelfTest::IrqRefusal),
+            "handover" => Some(SelfTest::Handover),
             _ => None,
         }
     }
@@ -67,6 +79,7 @@ impl SelfTest {
             1 => SelfTest::DirectionFlag,
             2 => SelfTest::Permissions,
             3 => SelfTest::IrqRefusal,
+            4 => SelfTest::Handover,
             _ => SelfTest::None,
         }
     }
@@ -121,7 +134,106 @@ pub fn run(test: SelfTest) {
         // interrupt as it starts): see `boot0::run_machine`.
         SelfTest::IrqRefusal if super::me() == mint_abi::NodeId(0) => {}
         SelfTest::IrqRefusal => irq_refusal(),
+        // Node 0 runs it once every node is up; the others only answer.
+        SelfTest::Handover => {}
     }
+}
+
+/// One refused hand-over the `handover` self-test asks for.
+type HandoverCase = dyn Fn(&mut dyn FnMut()) -> Result<crate::irq::Round, String>;
+
+/// The `handover` self-test, on node 0 (see the module docs).
+pub fn handover() {
+    use mint_abi::NodeId;
+    let hlt = &mut || x86_64::instructions::hlt();
+    let mut s = String::from("{\"test\":\"handover\",\"node\":0,\"refusals\":[");
+    let cases: [(&str, &HandoverCase); 6] = [
+        ("to-current-owner", &|i| {
+            crate::irq::handover(NodeId(0), NodeId(0), i)
+        }),
+        // Node 3 stands by but was made to crash (`--fault 3:panic`).
+        ("to-a-crashed-node", &|i| {
+            crate::irq::handover(NodeId(0), NodeId(3), i)
+        }),
+        ("by-non-owner", &|i| {
+            crate::irq::handover(NodeId(1), NodeId(2), i)
+        }),
+        ("to-unknown-node", &|i| {
+            crate::irq::handover(NodeId(0), NodeId(4), i)
+        }),
+        ("while-one-is-in-progress", &|_| {
+            crate::irq::second_handover_refused()
+        }),
+        ("to-a-node-not-standing-by", &|i| {
+            crate::irq::handover(NodeId(0), NodeId(2), i)
+        }),
+    ];
+    for (k, (name, case)) in cases.iter().enumerate() {
+        let before = crate::irq::nic0_probe();
+        let r = case(hlt);
+        let after = crate::irq::nic0_probe();
+        let _ = write!(
+            s,
+            "{}{{\"case\":\"{name}\",\"refused\":{},\"error\":\"{}\",\"owner_unchanged\":{},\"entry_unchanged\":{},\"refusals_counted\":{}}}",
+            if k > 0 { "," } else { "" },
+            r.is_err(),
+            r.err().unwrap_or_default().replace(['"', '\\'], "'"),
+            before.owner == after.owner,
+            before.entry == after.entry,
+            after.refused.saturating_sub(before.refused),
+        );
+    }
+    // The line asserted while the pin is masked: delivered once, to node 1.
+    let unmasked = crate::irq::request(crate::irq::NIC0, mint_irq::request::Op::Unmask)
+        .is_ok_and(|o| o.reply.status == mint_irq::request::Status::Ok);
+    let counts = |n: u8| {
+        let c = &crate::shared::region().real_nic.irq[usize::from(n)];
+        [
+            c.serviced.load(Ordering::Acquire),
+            c.deferred.load(Ordering::Acquire),
+            c.stray.load(Ordering::Acquire),
+        ]
+    };
+    let (b0, b1, b2) = (counts(0), counts(1), counts(2));
+    crate::irq::assert_line_on_next_switch();
+    let round = crate::irq::handover(NodeId(0), NodeId(1), hlt);
+    // Let anything that would follow arrive.
+    let until = crate::arch::cpu::rdtsc() + super::ms_to_ticks(300);
+    while crate::arch::cpu::rdtsc() < until {
+        x86_64::instructions::hlt();
+    }
+    let (a0, a1, a2) = (counts(0), counts(1), counts(2));
+    let probe = crate::irq::nic0_probe();
+    let d = |a: [u64; 3], b: [u64; 3], i: usize| a[i] - b[i];
+    let _ = write!(
+        s,
+        "],\"asserted\":{{\"unmasked_first\":{unmasked},\"ok\":{},\"error\":\"{}\",\"owner_after\":{},\"new_owner_serviced\":{},\"new_owner_deferred\":{},\"old_owner_serviced\":{},\"old_owner_deferred\":{},\"stray\":{},\"remote_irr_after\":{}}}",
+        round.is_ok(),
+        round
+            .as_ref()
+            .err()
+            .cloned()
+            .unwrap_or_default()
+            .replace(['"', '\\'], "'"),
+        probe.owner.map_or(-1, |o| i32::from(o.0)),
+        d(a1, b1, 0),
+        d(a1, b1, 1),
+        d(a0, b0, 0),
+        d(a0, b0, 1),
+        d(a0, b0, 2) + d(a1, b1, 2) + d(a2, b2, 2),
+        probe.entry.is_some_and(|e| e.remote_irr),
+    );
+    let back = crate::irq::handover(NodeId(1), NodeId(0), hlt);
+    let _ = write!(
+        s,
+        ",\"back\":{{\"ok\":{},\"error\":\"{}\",\"owner_after\":{}}}}}",
+        back.is_ok(),
+        back.err().unwrap_or_default().replace(['"', '\\'], "'"),
+        crate::irq::nic0_probe()
+            .owner
+            .map_or(-1, |o| i32::from(o.0)),
+    );
+    println!("MINT-SELFTEST {s}");
 }
 
 /// The owner's false claims (JSON objects, comma separated), made by

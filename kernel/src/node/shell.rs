@@ -23,6 +23,12 @@ const HELP: &str = "commands:
                     corrupts every Nth descriptor write-back, forget_ipi=N
                     loses every Nth IPI, stale=N stamps every Nth frame
                     with the previous run's id)
+  devices           the interrupt layer's devices: owner, GSI/vector, state,
+                    interrupts serviced by the owner
+  route             the interrupt layer's routing table
+  handover <device> <node>
+                    hand a device (nic0) from its owner to <node> through
+                    the interrupt layer, e.g. handover nic0 1
   exit              halt every node and power the machine off";
 
 /// Reads and runs commands until `exit`.
@@ -71,6 +77,9 @@ fn execute(cmd: &str) -> Flow {
         Some("gen") => {
             let _ = generate(cmd.trim_start_matches("gen").trim());
         }
+        Some("devices") => println!("{}", crate::irq::devices_table()),
+        Some("route") => println!("{}", crate::irq::routes_table()),
+        Some("handover") => handover(words.next(), words.next(), words.next()),
         Some("exit" | "quit" | "poweroff") => return Flow::Exit,
         Some(other) => println!("unknown command '{other}'; type 'help'"),
     }
@@ -96,6 +105,47 @@ fn nodes() {
             slot.heartbeat.load(Ordering::Relaxed),
             reason
         );
+    }
+}
+
+fn handover(device: Option<&str>, node: Option<&str>, extra: Option<&str>) {
+    let (Some(device), Some(node), None) = (device, node, extra) else {
+        println!("usage: handover <device> <node>, e.g. handover nic0 1");
+        return;
+    };
+    if device != "nic0" {
+        println!("handover: unknown device '{device}' (devices: nic0)");
+        return;
+    }
+    let Some(to) = node.parse::<u8>().ok().filter(|&n| n < super::node_count()) else {
+        println!(
+            "handover: no node '{node}' (nodes are 0..{})",
+            super::node_count() - 1
+        );
+        return;
+    };
+    let Some(from) = crate::irq::owner(crate::irq::NIC0) else {
+        println!("handover: nic0 has no owner (orphaned); nothing to hand over");
+        return;
+    };
+    match crate::irq::handover(from, NodeId(to), &mut || x86_64::instructions::hlt()) {
+        Ok(r) => println!(
+            "handover: nic0 from {} to {} done in {} us (layer {} us, {} remote-IRR polls); steps: {}",
+            r.from,
+            r.to,
+            super::ticks_to_ns(
+                r.acked_at
+                    .saturating_sub(r.trace.entries().first().map_or(0, |e| e.at))
+            ) / 1000,
+            super::ticks_to_ns(r.trace.duration()) / 1000,
+            r.remote_irr_polls,
+            r.trace
+                .steps()
+                .map(|s| s.as_str())
+                .collect::<alloc::vec::Vec<_>>()
+                .join(" "),
+        ),
+        Err(e) => println!("handover: {e}"),
     }
 }
 

@@ -455,3 +455,53 @@ fn poll_into_copies_once_into_the_sink_and_counts_when_it_is_full() {
     assert_eq!(r.delivered, 1);
     assert_eq!(sink.got.last(), Some(&f));
 }
+
+#[test]
+fn adopt_continues_where_the_previous_instance_stopped() {
+    let mut h = Harness::new(8, 2048);
+    // The device completes three frames; the first instance cleans two of them.
+    for seq in 0..3 {
+        h.send(&frame(seq, 100)).expect("room");
+    }
+    h.poll(2);
+    let got: Vec<u32> = h.delivered.iter().map(|f| seq_of(f)).collect();
+    assert_eq!(got, [0, 1]);
+    let bufs = Contiguous {
+        base: BUF_BASE,
+        stride: 2048,
+    };
+    // A second instance (another node) takes over from the registers alone.
+    let mut next = RxRing::adopt(&h.regs, &h.ring, RING_PHYS, bufs, 2048).expect("adopt");
+    assert_eq!(next.next_to_clean(), 2);
+    assert_eq!(h.reg(Register::RDT), 1, "adopting writes nothing");
+    let mut got = Vec::new();
+    next.poll(
+        &h.regs,
+        &h.ring,
+        &h.dma,
+        &mut vec![0; 2048],
+        usize::MAX,
+        |f| got.push(seq_of(f)),
+    )
+    .expect("poll");
+    assert_eq!(got, [2], "exactly the frame the first instance left");
+}
+#[test]
+fn adopt_refuses_a_ring_the_device_does_not_run() {
+    let h = Harness::new(8, 2048);
+    let bufs = Contiguous {
+        base: BUF_BASE,
+        stride: 2048,
+    };
+    let other = MemRing::new(16);
+    let err = RxRing::adopt(&h.regs, &other, RING_PHYS, bufs, 2048).unwrap_err();
+    assert!(
+        matches!(err, InitError::NotProgrammed { rdlen: 128, .. }),
+        "{err:?}"
+    );
+    assert!(RxRing::adopt(&h.regs, &h.ring, RING_PHYS + 16, bufs, 2048).is_err());
+    assert!(RxRing::adopt(&h.regs, &h.ring, RING_PHYS, bufs, 4096).is_err());
+    h.regs.write(Register::RCTL, 0);
+    let err = RxRing::adopt(&h.regs, &h.ring, RING_PHYS, bufs, 2048).unwrap_err();
+    assert!(alloc::format!("{err}").contains("RCTL 0x0"), "{err}");
+}

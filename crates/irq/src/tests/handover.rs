@@ -677,3 +677,55 @@ fn registration_that_does_not_read_back_changes_nothing() {
     assert_eq!(r.layer.device(NIC).unwrap().binding, None);
     assert!(r.layer.routes().lookup(NIC_GSI).is_none());
 }
+
+#[test]
+fn status_names_the_reserved_vector_until_done() {
+    let mut r = Rig::new();
+    let old = r.attach(NIC).vector;
+    assert_eq!(r.layer.handover_status(NIC), None);
+    let t = r.tick();
+    r.layer.handover(NIC, N0, N1, 10, t).unwrap();
+    let s = r.layer.handover_status(NIC).expect("in progress");
+    assert_eq!((s.from, s.to, s.step), (N0, N1, HandoverStep::Requested));
+    assert_ne!(s.new_vector, old, "a fresh vector for the new owner");
+    let t = r.tick();
+    r.layer
+        .handover_quiesced(&mut r.hw, NIC, N0, false, t)
+        .unwrap();
+    assert_eq!(
+        r.layer.handover_status(NIC).map(|s| s.step),
+        Some(HandoverStep::Quiesced)
+    );
+    let t = r.tick();
+    while r.layer.handover_poll(&mut r.hw, NIC, t).unwrap() != HandoverProgress::Done {}
+    assert_eq!(r.layer.handover_status(NIC), None);
+    assert_eq!(r.layer.device(NIC).unwrap().vector, Some(s.new_vector));
+}
+
+#[test]
+fn a_handover_outside_the_plans_candidates_is_refused_and_counted() {
+    let mut r = Rig::new();
+    r.attach(NIC);
+    r.layer.allow_handover_to(NIC, &[N0, N1]).unwrap();
+    let before = r.layer.device(NIC).unwrap();
+    let entry = r.hw.entry(Pin(11));
+    let t = r.tick();
+    assert_eq!(
+        r.layer.handover(NIC, N0, N2, 10, t),
+        Err(HandoverError::NotACandidate {
+            device: NIC,
+            node: N2
+        })
+    );
+    let after = r.layer.device(NIC).unwrap();
+    assert!(same_but_refused(before, after));
+    assert_eq!(after.counters.refused, before.counters.refused + 1);
+    assert_eq!(r.hw.entry(Pin(11)), entry, "entry unchanged");
+    // A candidate is still accepted.
+    let t = r.tick();
+    assert_eq!(r.layer.handover(NIC, N0, N1, 10, t), Ok(()));
+    assert_eq!(
+        r.layer.allow_handover_to(NIC, &[NodeId(9)]),
+        Err(crate::ConfigError::UnknownNode(NodeId(9)))
+    );
+}
