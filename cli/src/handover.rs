@@ -458,12 +458,33 @@ fn print_summary(r: &Value) {
         r["spacing_ms"],
         r["accel"].as_str().unwrap_or("?")
     );
+    let per_node = |v: &Value| {
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let drops: Vec<String> = r["dropped"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.as_u64().is_some_and(|n| n > 0))
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     outln!(
-        "frames: {} sent, delivered {} ({} unique), dropped {}, missed by the NIC (MPC) {}, lost before the NIC {}, unaccounted {}, duplicates {}",
+        "frames: {} sent; delivered {} ({} unique); dropped {}; missed by the NIC (MPC) {}; lost before the NIC {}; unaccounted {}; duplicates {}",
         r["frames_sent"],
-        r["delivered"],
+        per_node(&r["delivered"]),
         r["delivered_unique"],
-        r["dropped"],
+        if drops.is_empty() {
+            "none".to_string()
+        } else {
+            drops.join(", ")
+        },
         r["missed_by_nic"],
         r["lost_before_nic"],
         r["unaccounted"],
@@ -477,11 +498,17 @@ fn print_summary(r: &Value) {
         f(&h["max"]),
         f(&r["layer_us"]["p50"]),
     );
-    outln!(
-        "interrupts by node: {}; misrouted {}",
-        r["interrupts"],
-        r["misrouted_interrupts"]
-    );
+    for (node, c) in r["interrupts"].as_object().into_iter().flatten() {
+        outln!(
+            "{node}: {} interrupts serviced, {} deferred (taken while quiesced), {} stray, attached {} times, detached {} times",
+            c["serviced"],
+            c["deferred"],
+            c["stray"],
+            c["attached"],
+            c["detached"]
+        );
+    }
+    outln!("misrouted interrupts {}", r["misrouted_interrupts"]);
     outln!("trace: {}", r["trace_file"].as_str().unwrap_or("?"));
     outln!("{}", r["verdict"].as_str().unwrap_or("?"));
 }
