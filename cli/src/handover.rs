@@ -253,9 +253,11 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
                     run,
                     Some(Stop { flag: &stop, tail }),
                 );
-                if let Ok(s) = &result {
-                    let _ = console.write(format!("sent {}\n", s.sent).as_bytes());
-                }
+                // Node 0 waits for this line to close the injection; a
+                // sender that failed before sending says 0, so the run ends
+                // and the error (below) is reported, not a timeout.
+                let n = result.as_ref().map_or(0, |s| s.sent);
+                let _ = console.write(format!("sent {n}\n").as_bytes());
                 let _ = tx.send(result);
             }));
         } else if let Some(j) = text.strip_prefix("MINT-HANDOVER-ROUND ") {

@@ -469,10 +469,11 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
                     tail: 0,
                 });
                 let result = send_frames(&socket, qemu_port, &cfg, run, stop);
-                if let Ok(s) = &result {
-                    // Node 0 waits for this line to close the injection.
-                    let _ = console.write(format!("sent {}\n", s.sent).as_bytes());
-                }
+                // Node 0 waits for this line to close the injection; a
+                // sender that failed before sending says 0, so the run ends
+                // and the error (below) is reported, not a timeout.
+                let n = result.as_ref().map_or(0, |s| s.sent);
+                let _ = console.write(format!("sent {n}\n").as_bytes());
                 let _ = tx.send(result);
             }));
         } else if let Some(why) = text.strip_prefix("MINT-NIC-OWNER-DOWN ") {

@@ -258,6 +258,15 @@ fn refusals_change_nothing_and_an_asserted_line_is_delivered_once_to_the_new_own
     assert_eq!(a["remote_irr_after"], false, "{a:#}");
     assert_eq!(t["back"]["ok"], true, "{t:#}");
     assert_eq!(t["back"]["owner_after"], 0, "{t:#}");
+    // Acknowledged without attaching: not reported done.
+    let refused = &t["attach_refused"];
+    assert_eq!(refused["failed"], true, "{t:#}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("without attaching")),
+        "{t:#}"
+    );
 }
 
 /// Node 0's shell: `devices`, `route`, `handover` and their bad input.

@@ -54,30 +54,34 @@ pub fn on_handover_cmd(msg: Message) {
         },
         _ => (ACK_MALFORMED, 0),
     };
-    send_to_node0(Message::new(
-        MessageKind::HandoverAck as u32,
-        msg.seq,
-        [status, detail, 0],
-    ));
+    send_answer(
+        NodeId(0),
+        Message::new(
+            MessageKind::HandoverAck as u32,
+            msg.seq,
+            [status, detail, 0],
+        ),
+    );
 }
 
 /// How long a node keeps trying to put an answer into node 0's mailbox
 /// (node 0 drains it in its mailbox interrupt, on its own core).
 const ANSWER_RETRY_MS: u64 = 50;
 
-/// Sends an answer (an ack) to node 0, retrying a full mailbox for up to
-/// [`ANSWER_RETRY_MS`]; an answer that still does not fit is counted as an
-/// incident (node 0 then times out waiting for it and undoes the step).
-pub(super) fn send_to_node0(msg: Message) {
+/// Sends an answer (an ack or a reply) to `to`, retrying a full mailbox
+/// for up to [`ANSWER_RETRY_MS`] (the peer drains it on its own core); an
+/// answer that still does not fit is counted as an incident (the asker
+/// then times out waiting for it).
+pub(super) fn send_answer(to: NodeId, msg: Message) {
     let deadline = cpu::rdtsc() + node::ms_to_ticks(ANSWER_RETRY_MS);
     loop {
-        match node::send(NodeId(0), msg) {
+        match node::send(to, msg) {
             Ok(()) | Err(node::SendError::IcrStuck(_)) => return,
             Err(node::SendError::Full) if cpu::rdtsc() < deadline => node::delay_us(20),
             Err(node::SendError::Full) => {
                 crate::shared::slot(node::me()).count(mint_abi::shared::Incident::WaitExpired);
                 crate::println!(
-                    "{}: node 0's mailbox stayed full for {ANSWER_RETRY_MS} ms; answer {} dropped",
+                    "{}: {to}'s mailbox stayed full for {ANSWER_RETRY_MS} ms; answer {} dropped",
                     node::me(),
                     msg.seq
                 );
@@ -227,7 +231,13 @@ fn undo(
     if reached.prepare_sent
         && let Err(e) = command(to, HandoverCmd::Abandon, new_vector, idle)
     {
-        let _ = write!(s, "; {to} abandoning: {e}");
+        // Resuming the old owner now could leave two nodes driving the
+        // NIC: leave it quiesced (nobody drives it) and say so.
+        let _ = write!(
+            s,
+            "; {to} abandoning: {e}; {from} NOT resumed (nic0 needs attention: nobody drives it)"
+        );
+        return s;
     }
     if reached.quiesce_sent
         && let Err(e) = command(from, HandoverCmd::Resume, old_vector, idle)
@@ -312,10 +322,11 @@ pub fn handover(from: NodeId, to: NodeId, idle: &mut dyn FnMut()) -> Result<Roun
             }
             Ok(mint_irq::HandoverProgress::AwaitingOutbox { to: full }) => {
                 if cpu::rdtsc() > deadline {
-                    // Switched already: the device is the new owner's; only
-                    // the notices are late (they stay queued).
+                    // Switched already: the device is the new owner's. The
+                    // monitor drives the rest (`continue_pending`).
+                    *PENDING.lock() = Some(Pending { to, wants_unmasked });
                     return Err(alloc::format!(
-                        "nic0 switched to {to}, but the outbox to {full} stayed full for {CMD_TIMEOUT_MS} ms"
+                        "nic0 switched to {to}, but the outbox to {full} stayed full for {CMD_TIMEOUT_MS} ms; node 0's monitor finishes the hand-over"
                     ));
                 }
                 flush_notices();
@@ -344,30 +355,28 @@ pub fn handover(from: NodeId, to: NodeId, idle: &mut dyn FnMut()) -> Result<Roun
             Err(e) => return Err(alloc::format!("hand-over of nic0: {e}")),
         }
     }
+    // Done: owner operations are the new owner's now. The pin's mask
+    // follows its wish, not the old owner's (node 0 keeps a NIC it does not
+    // receive on masked).
+    apply_mask(to, wants_unmasked)?;
+    let attached_before = attached_count(to);
     flush_notices();
     let deadline = cpu::rdtsc() + node::ms_to_ticks(CMD_TIMEOUT_MS);
     while !(notices::notices_acked(from) && notices::notices_acked(to)) {
         if cpu::rdtsc() > deadline {
             return Err(alloc::format!(
-                "nic0 switched to {to}, but the attached/detached notices were not acknowledged within {CMD_TIMEOUT_MS} ms"
+                "nic0 switched to {to}, but the attached/detached notices were not acknowledged within {CMD_TIMEOUT_MS} ms (they stay queued)"
             ));
         }
         flush_notices();
         idle();
     }
     let acked_at = cpu::rdtsc();
-    // The pin's mask follows the new owner's wish, not the old owner's
-    // (node 0 keeps a NIC it does not receive on masked).
-    let mask = with_layer(|l| {
-        if wants_unmasked {
-            l.layer.unmask(&mut l.hw, NIC0, to)
-        } else {
-            l.layer.mask(&mut l.hw, NIC0, to)
-        }
-    });
-    if let Some(Err(e)) = mask {
+    // Acknowledged is not attached: a new owner that refused the notice
+    // (it disagreed with the published tables) acks it without unmasking.
+    if attached_count(to) == attached_before {
         return Err(alloc::format!(
-            "nic0 switched to {to}, but setting its pin's mask failed: {e}"
+            "nic0 switched to {to}, which acknowledged the attached notice without attaching (see its console)"
         ));
     }
     let trace = with_layer(|l| l.layer.trace(NIC0).copied())
@@ -383,6 +392,68 @@ pub fn handover(from: NodeId, to: NodeId, idle: &mut dyn FnMut()) -> Result<Roun
         cleaned_on_quiesce,
         remote_irr_polls,
     })
+}
+
+/// Node 0: sets nic0's pin mask as its new owner `to` wants it.
+fn apply_mask(to: NodeId, unmasked: bool) -> Result<(), String> {
+    let r = with_layer(|l| {
+        if unmasked {
+            l.layer.unmask(&mut l.hw, NIC0, to)
+        } else {
+            l.layer.mask(&mut l.hw, NIC0, to)
+        }
+    });
+    match r {
+        Some(Err(e)) => Err(alloc::format!(
+            "nic0 switched to {to}, but setting its pin's mask failed: {e}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Attached notices `node` has acted on.
+fn attached_count(node: NodeId) -> u64 {
+    crate::shared::region().real_nic.irq[node.index()]
+        .attached
+        .load(Ordering::Acquire)
+}
+
+/// A hand-over that switched but whose notices could not all be posted
+/// in time: node 0's monitor finishes it.
+struct Pending {
+    to: NodeId,
+    wants_unmasked: bool,
+}
+
+static PENDING: spin::Mutex<Option<Pending>> = spin::Mutex::new(None);
+
+/// Node 0's monitor: drives a pending hand-over one step (poll the layer,
+/// send what fits); once done, sets the pin's mask as the new owner wants.
+/// Returns a line for the console when it finished or failed.
+pub fn continue_pending() -> Option<String> {
+    let (to, wants) = {
+        let p = PENDING.lock();
+        let p = p.as_ref()?;
+        (p.to, p.wants_unmasked)
+    };
+    let r = with_layer(|l| l.layer.handover_poll(&mut l.hw, NIC0, cpu::rdtsc()))?;
+    flush_notices();
+    match r {
+        Ok(mint_irq::HandoverProgress::Done) => {
+            *PENDING.lock() = None;
+            Some(match apply_mask(to, wants) {
+                Ok(()) => alloc::format!("node0: the pending hand-over of nic0 to {to} finished"),
+                Err(e) => alloc::format!("node0: {e}"),
+            })
+        }
+        Ok(_) => None,
+        Err(e) => {
+            *PENDING.lock() = None;
+            Some(alloc::format!(
+                "node0: the pending hand-over of nic0 to {to}: {e}"
+            ))
+        }
+    }
 }
 
 /// nic0 as the layer and the I/O APIC have it (the `handover` self-test).

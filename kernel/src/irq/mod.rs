@@ -82,7 +82,7 @@ pub use handover::{
     Round, assert_line_on_next_switch, bind_stray, bind_strays, handover, nic0_probe,
     on_handover_ack, on_handover_cmd, second_handover_refused,
 };
-pub use notices::{flush_notices, is_notice, on_notice_message};
+pub use notices::{flush_notices, is_notice, on_notice_message, refuse_attach_number};
 pub use publish::{published_device, published_json, published_route};
 pub use report::{devices_table, entry_json, report_json, routes_table};
 pub use requests::{on_reply, on_request, request};
@@ -259,6 +259,7 @@ pub fn observe_nodes() {
             }
         }
     });
+    lines.extend(handover::continue_pending());
     for line in lines {
         crate::println!("{line}");
     }

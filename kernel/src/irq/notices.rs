@@ -37,7 +37,7 @@ pub fn on_notice_message(from: NodeId, msg: Message) {
         return;
     }
     act_on_notice(msg);
-    handover::send_to_node0(mint_irq::notice::ack_message(msg.seq));
+    handover::send_answer(NodeId(0), mint_irq::notice::ack_message(msg.seq));
 }
 
 /// What a node does with a notice about its devices.
@@ -77,6 +77,14 @@ fn act_on_notice(msg: Message) {
                         );
                         return;
                     }
+                }
+                if REFUSE_ATTACH.load(Ordering::Acquire) == attached_here() + 1 {
+                    bad_notice();
+                    crate::println!(
+                        "{me}: refused attached notice {} for nic0 on purpose (the handover self-test)",
+                        n.seq
+                    );
+                    return;
                 }
                 if let Err(e) = driver::attached_real() {
                     crate::println!("{me}: attached notice for nic0: {e}");
@@ -136,4 +144,19 @@ pub fn flush_notices() -> usize {
 /// Whether every notice sent to `node` is acknowledged.
 pub(super) fn notices_acked(node: NodeId) -> bool {
     with_layer(|l| l.layer.outbox().pending(node).next().is_none()).unwrap_or(true)
+}
+
+/// The `handover` self-test: the attached notice that would be this
+/// node's Nth attach is refused (0: none).
+static REFUSE_ATTACH: AtomicU64 = AtomicU64::new(0);
+
+pub fn refuse_attach_number(n: u64) {
+    REFUSE_ATTACH.store(n, Ordering::Release);
+}
+
+/// Attached notices this node acted on.
+fn attached_here() -> u64 {
+    crate::shared::region().real_nic.irq[node::me().index()]
+        .attached
+        .load(Ordering::Acquire)
 }

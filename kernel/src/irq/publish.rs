@@ -37,15 +37,22 @@ pub(super) fn publish(layer: &IrqLayer, hw: &mut IoApicMmio) {
     }
     // A device's row or counters change without a route change too (a
     // mask, a hand-over starting, a refusal): publish when anything moved.
-    let mut counters = [0u64; PUBLISHED_DEVICES];
-    for (c, d) in counters.iter_mut().zip(layer.devices()) {
+    // Each device's counters, and its pin's entry as the hardware has it
+    // (a hand-over masks the pin without changing any row).
+    let mut counters = [[0u64; 4]; PUBLISHED_DEVICES];
+    let mut entries = [0u64; PUBLISHED_DEVICES];
+    for ((c, e), d) in counters.iter_mut().zip(&mut entries).zip(layer.devices()) {
         let k = d.counters;
-        *c = k.refused ^ k.handovers << 16 ^ k.crash_resets << 32 ^ k.storm_pauses << 48;
+        *c = [k.refused, k.handovers, k.crash_resets, k.storm_pauses];
+        if let Some(Binding::Pin { pin, .. }) = d.binding {
+            *e = hw.read_entry(pin).to_raw();
+        }
     }
     let same_devices = {
         let mut seen = PUBLISHED_DEVICES_SEEN.lock();
-        let same = *seen == (rows, counters);
-        *seen = (rows, counters);
+        let now = (rows, counters, entries);
+        let same = *seen == now;
+        *seen = now;
         same
     };
     if PUBLISHED.swap(generation, Ordering::Relaxed) == generation && same_devices {
@@ -93,13 +100,16 @@ pub(super) fn publish(layer: &IrqLayer, hw: &mut IoApicMmio) {
     p.generation.store((seq | 1) + 1, Ordering::Release);
 }
 
-/// The device rows and a digest of their counters `publish` last wrote.
+/// The device rows, their counters and their pins' entries `publish` last
+/// wrote.
 type PublishedRows = (
     [u64; mint_abi::shared::PUBLISHED_DEVICES],
+    [[u64; 4]; mint_abi::shared::PUBLISHED_DEVICES],
     [u64; mint_abi::shared::PUBLISHED_DEVICES],
 );
 static PUBLISHED_DEVICES_SEEN: spin::Mutex<PublishedRows> = spin::Mutex::new((
     [0; mint_abi::shared::PUBLISHED_DEVICES],
+    [[0; 4]; mint_abi::shared::PUBLISHED_DEVICES],
     [0; mint_abi::shared::PUBLISHED_DEVICES],
 ));
 

@@ -116,7 +116,7 @@ pub fn on_request(from: NodeId, msg: Message) {
             }
         }
     };
-    let _ = node::send(
+    handover::send_answer(
         from,
         Message::new(MessageKind::IrqReply as u32, msg.seq, reply.encode()),
     );

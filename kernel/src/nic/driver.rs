@@ -572,7 +572,13 @@ pub fn quiesce_real() -> Result<usize, &'static str> {
         }
         let run = real_run();
         let before = d.rx.counters().delivered;
-        while clean_real(d, run, false) == Some(true) {}
+        // Bounded (the receiver stays on, frames keep coming): what is
+        // left belongs to the next owner, from RDT.
+        for _ in 0..REAL_POLLS {
+            if clean_real(d, run, false) != Some(true) {
+                break;
+            }
+        }
         collect_missed(d, run);
         d.role = Role::Quiesced;
         Ok((d.rx.counters().delivered - before) as usize)
@@ -631,14 +637,18 @@ pub fn prepare_real(vector: Vector) -> Result<(), alloc::string::String> {
             d.role = Role::Owner;
         } else {
             let dma = super::area::bytes().ok_or("the shared region has no NIC area")?;
-            let (regs, producer) = STANDBY
-                .lock()
-                .take()
-                .ok_or("this node does not stand by for the e1000")?;
             let (ring, phys) = super::area::ring(&dma).map_err(|e| alloc::format!("{e:?}"))?;
-            let rx = RxRing::adopt(&regs, &ring, phys, super::area::buffers(&dma), BUFFER_SIZE)
+            let mut standby = STANDBY.lock();
+            let regs = &standby
+                .as_ref()
+                .ok_or("this node does not stand by for the e1000")?
+                .0;
+            // Adopted first: a ring the device does not run leaves this
+            // node standing by, its parts kept for the next try.
+            let rx = RxRing::adopt(regs, &ring, phys, super::area::buffers(&dma), BUFFER_SIZE)
                 .map_err(|e| alloc::format!("e1000: {e}"))?;
             debug_assert_eq!(rx.count(), RING_SLOTS);
+            let (regs, producer) = standby.take().expect("checked above");
             let driver = Driver::new(Backend::Real { regs, dma }, ring, rx, producer);
             DRIVER.store(Box::into_raw(driver), Ordering::Release);
         }

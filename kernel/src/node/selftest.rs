@@ -34,7 +34,8 @@
 //!   while the pin is masked (node 0 raises the NIC's receive cause with
 //!   ICR unread after the layer masked the pin): the switch must deliver
 //!   it exactly once, to the new owner, and nothing anywhere else. Then
-//!   the NIC goes back to node 0.
+//!   the NIC goes back to node 0. Last, node 1 acknowledges an attached
+//!   notice without attaching: the hand-over must be reported failed.
 //! - `wx`: the node's page permissions. The node probes its own memory
 //!   (writes to text, rodata, its IDT, GDT and page tables; execution from
 //!   rodata, data, stack and heap; reads of guard pages and of the low
@@ -139,7 +140,10 @@ pub fn run(test: SelfTest) {
         // Node 0 runs it once every node is up; node 1 refuses its first
         // Prepare, so node 0's undo is exercised.
         SelfTest::Handover if super::me() == mint_abi::NodeId(1) => {
-            crate::nic::driver::refuse_next_prepare()
+            crate::nic::driver::refuse_next_prepare();
+            // Its first attach is the asserted-line round's; the second
+            // (after the NIC went back to node 0) is refused.
+            crate::irq::refuse_attach_number(2);
         }
         SelfTest::Handover => {}
     }
@@ -237,12 +241,21 @@ pub fn handover() {
     let back = crate::irq::handover(NodeId(1), NodeId(0), hlt);
     let _ = write!(
         s,
-        ",\"back\":{{\"ok\":{},\"error\":\"{}\",\"owner_after\":{}}}}}",
+        ",\"back\":{{\"ok\":{},\"error\":\"{}\",\"owner_after\":{}}}",
         back.is_ok(),
         back.err().unwrap_or_default().replace(['"', '\\'], "'"),
         crate::irq::nic0_probe()
             .owner
             .map_or(-1, |o| i32::from(o.0)),
+    );
+    // Node 1 acknowledges its next attached notice without attaching: the
+    // hand-over must not be reported done.
+    let refused = crate::irq::handover(NodeId(0), NodeId(1), hlt);
+    let _ = write!(
+        s,
+        ",\"attach_refused\":{{\"failed\":{},\"error\":\"{}\"}}}}",
+        refused.is_err(),
+        refused.err().unwrap_or_default().replace(['"', '\\'], "'"),
     );
     println!("MINT-SELFTEST {s}");
 }
