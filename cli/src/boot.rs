@@ -75,6 +75,7 @@ pub fn parse_fault(spec: &str, nodes: usize) -> Result<FaultRequest> {
 
 pub fn run(args: BootArgs) -> Result<ExitCode> {
     let (plan, _layout) = plan::load(&args.machine.plan)?;
+    crate::linux::check(&plan)?;
     let fault = args
         .fault
         .as_deref()
@@ -104,8 +105,10 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
     let mut report: Option<Value> = None;
     let mut refused: Option<String> = None;
     let mut selftests: Vec<Value> = Vec::new();
+    let mut linux = crate::linux::ConsoleWatch::default();
     let outcome = machine.finish(timeout, |ev| {
         if let Event::Line { node, text } = ev {
+            linux.line(node, &text);
             if let Some(j) = text.strip_prefix("MINT-SELFTEST ") {
                 selftests.push(serde_json::from_str(j).unwrap_or_else(
                     |e| json!({"node": node.0, "unreadable": j, "error": e.to_string()}),
@@ -146,6 +149,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
             log_dir.display()
         );
     };
+    linux.annotate(&mut report);
     judge(&mut report, fault);
     if args.selftest.is_some() {
         report["selftests"] = json!(selftests);
@@ -161,10 +165,19 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
 pub fn judge(report: &mut Value, fault: Option<FaultRequest>) {
     let nodes = report["nodes"].as_array().cloned().unwrap_or_default();
     let state = |n: &Value| n["state"].as_str().unwrap_or("").to_string();
+    // A Linux node is unmonitored (no mint module yet): it counts as up
+    // when node 0 saw its /init report in (`"reached-init"`).
+    let up = |n: &Value| {
+        if n["os"] == "linux" {
+            state(n) == "reached-init"
+        } else {
+            state(n) == "running"
+        }
+    };
     let others_running = nodes
         .iter()
         .filter(|n| Some(n["id"].as_u64().unwrap_or(u64::MAX)) != fault.map(|f| u64::from(f.node)))
-        .all(|n| state(n) == "running");
+        .all(up);
     let (ok, verdict) = match fault {
         None => (
             others_running,
@@ -274,6 +287,19 @@ fn print_table(report: &Value) {
         );
         if let Some(r) = n["reason"].as_str() {
             outln!("      reason: {r}");
+        }
+        if n["os"] == "linux" {
+            outln!(
+                "      linux {}: /init {} (node 0: {} ms after the INIT, kernel uptime {} ms); unmonitored: no heartbeat or pings without mint's module",
+                n["kernel"].as_str().unwrap_or("(release not seen)"),
+                if n["init"]["reached"] == true {
+                    "reached"
+                } else {
+                    "NOT reached"
+                },
+                or_na(&n["init"]["boot_ms"]),
+                or_na(&n["init"]["uptime_ms"]),
+            );
         }
         let incidents: Vec<String> = n["incidents"]
             .as_object()
