@@ -81,6 +81,19 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|f| parse_fault(f, plan.nodes.len()))
         .transpose()?;
+    if let Some(f) = fault
+        && plan
+            .nodes
+            .iter()
+            .any(|n| n.id.0 == f.node && n.os.is_linux())
+    {
+        bail!(
+            "--fault {}:{}: node {} runs Linux, which does not read mint's fault requests (no mint module yet)",
+            f.node,
+            f.kind.as_str(),
+            f.node
+        );
+    }
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
     let timeout = args.machine.timeout_or(120);
     let log_dir = prepared.log_dir.clone();

@@ -7,7 +7,7 @@
 //!   /init line); nodes 0 and 2 run and ping each other;
 //! - bad Linux nodes are refused before QEMU starts: too small, a kernel
 //!   file that is missing, one that is not a bzImage, one without the
-//!   64-bit entry, a Linux node 0.
+//!   64-bit entry, a Linux node 0, a `--fault` aimed at a Linux node.
 //!
 //! One Linux boot takes about 10 s under software emulation (the
 //! decompressor alone about 5 s), so there is one.
@@ -140,6 +140,25 @@ fn node_0_cannot_run_linux() {
     let run = mint(&["boot", "--config", plan.to_str().expect("UTF-8")]);
     run.assert_exit(2);
     assert!(run.stderr.contains("cannot run Linux"), "{}", run.context());
+}
+
+#[test]
+fn a_fault_into_a_linux_node_is_refused() {
+    let plan = example();
+    let run = mint(&[
+        "boot",
+        "--config",
+        plan.to_str().expect("UTF-8"),
+        "--fault",
+        "1:panic",
+    ]);
+    run.assert_exit(2);
+    assert!(
+        !run.console_seen(),
+        "QEMU must not start\n{}",
+        run.context()
+    );
+    assert!(run.stderr.contains("runs Linux"), "{}", run.context());
 }
 
 #[test]
