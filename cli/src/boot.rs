@@ -303,7 +303,7 @@ fn print_table(report: &Value) {
         }
         if n["os"] == "linux" {
             outln!(
-                "      linux {}: /init {} (node 0: {} ms after the INIT, kernel uptime {} ms); unmonitored: no heartbeat or pings without mint's module",
+                "      linux {}: /init {} (node 0: {} ms after the SIPI, kernel uptime {} ms); unmonitored: no heartbeat or pings without mint's module",
                 n["kernel"].as_str().unwrap_or("(release not seen)"),
                 if n["init"]["reached"] == true {
                     "reached"

@@ -302,10 +302,11 @@ pub fn start(s: &LinuxStart) {
         stub::stub(s.id).as_u64(),
     );
     let vector = (TRAMPOLINE_PHYS >> 12) as u8;
-    let sipi_tsc = cpu::rdtsc();
+    let mut sipi_tsc = 0;
     let sent = apic::send_init(s.apic)
         .and_then(|()| {
             crate::node::delay_us(10_000);
+            sipi_tsc = cpu::rdtsc();
             apic::send_startup(s.apic, vector)
         })
         .and_then(|()| {
@@ -314,6 +315,9 @@ pub fn start(s: &LinuxStart) {
         });
     if let Err(e) = sent {
         println!("node0: starting {} (linux): {e}", s.id);
+    }
+    if sipi_tsc == 0 {
+        sipi_tsc = cpu::rdtsc();
     }
     let deadline = cpu::rdtsc() + crate::node::ms_to_ticks(ENTER_TIMEOUT_MS);
     while stub::started_tsc(s.id) == 0 && cpu::rdtsc() < deadline {
@@ -327,14 +331,14 @@ pub fn start(s: &LinuxStart) {
     };
     if entered_tsc == 0 {
         println!(
-            "node0: {} (linux) did not reach its entry stub within {} s of the INIT",
+            "node0: {} (linux) did not reach its entry stub within {} s of the SIPI",
             s.id,
             ENTER_TIMEOUT_MS / 1000
         );
         return;
     }
     println!(
-        "node0: started {} (linux) on {}: INIT at tsc {sipi_tsc}, into the kernel at {} after {} us; unmonitored (no mint module yet)",
+        "node0: started {} (linux) on {}: first SIPI at tsc {sipi_tsc}, into the kernel at {} after {} us; unmonitored (no mint module yet)",
         s.id,
         s.apic,
         s.load,
@@ -362,7 +366,7 @@ pub fn wait_for_init(starts: &[LinuxStart], timeout_ms: u64) {
         };
         match init {
             Some((tsc, uptime_ns)) => println!(
-                "node0: {} (linux) reached /init {} ms after its INIT (kernel uptime {} ms)",
+                "node0: {} (linux) reached /init {} ms after its SIPI (kernel uptime {} ms)",
                 s.id,
                 crate::node::ticks_to_ns(tsc.saturating_sub(seen.sipi_tsc)) / 1_000_000,
                 uptime_ns / 1_000_000
@@ -403,11 +407,11 @@ pub fn report_json(s: &mut String, id: NodeId) {
         Some((tsc, uptime_ns)) => {
             let _ = write!(
                 s,
-                ",\"init\":{{\"reached\":true,\"boot_ms\":{},\"uptime_ms\":{}}}",
-                ms(seen.sipi_tsc, tsc),
-                uptime_ns / 1_000_000
+                ",\"boot_ms\":{boot_ms},\"init\":{{\"reached\":true,\"boot_ms\":{boot_ms},\"uptime_ms\":{}}}",
+                uptime_ns / 1_000_000,
+                boot_ms = ms(seen.sipi_tsc, tsc),
             );
         }
-        None => s.push_str(",\"init\":{\"reached\":false}"),
+        None => s.push_str(",\"boot_ms\":null,\"init\":{\"reached\":false}"),
     }
 }
