@@ -12,7 +12,10 @@
 //! - per-node ACPI tables in node 0's low area (`stub`): hardware-reduced,
 //!   no I/O APIC, no 8259s, no RTC, no 8042, no VGA;
 //! - a command line keeping it off shared devices: `nr_cpus=1 noapic
-//!   pci=off tsc=reliable tsc_early_khz=<node 0's>`, its console through
+//!   pci=off tsc=reliable tsc_early_khz=<node 0's>`, `acpi=noirq
+//!   acpi_sci=edge` (so it keeps the shared ELCR as it finds it: the
+//!   FADT's SCI is IRQ 0, whose ELCR bit is always clear, i.e. edge), its
+//!   console through
 //!   `earlyprintk` on its own UART only (`8250.nr_uarts=0`: the 8250 driver
 //!   probes no port, so no other node's UART is touched);
 //! - a start through the AP trampoline into the entry stub, which loads
@@ -209,7 +212,7 @@ fn prepare(
         .transpose()?
         .unwrap_or("");
     let cmdline = alloc::format!(
-        "earlyprintk=serial,{console:#x},115200,keep 8250.nr_uarts=0 nr_cpus=1 noapic pci=off \
+        "earlyprintk=serial,{console:#x},115200,keep 8250.nr_uarts=0 nr_cpus=1 noapic pci=off acpi=noirq acpi_sci=edge \
          tsc=reliable tsc_early_khz={} mint_report={:#x} {extra}",
         tsc_hz / 1000,
         stub::init_report(id).as_u64()
