@@ -162,7 +162,7 @@ pub fn prepare_all(
     Ok(starts)
 }
 
-/// One Linux node: kernel, initrd, zero page, command line, identity map,
+/// One Linux node: kernel, initrd, command line, zero page, identity map,
 /// loader block.
 fn prepare(
     memory: &BootMemory,
@@ -177,6 +177,82 @@ fn prepare(
         .find(id, Kind::Kernel)
         .ok_or("the pack holds no kernel for it")?;
     let image = BzImage::parse(kernel).map_err(|e| alloc::format!("kernel: {e}"))?;
+    let (load, kernel_end) = place_kernel(memory, part, &image)?;
+    let initrd = match pack.find(id, Kind::Initrd) {
+        Some(bytes) if !bytes.is_empty() => {
+            Some(place_initrd(memory, part, &image, kernel_end, bytes)?)
+        }
+        _ => None,
+    };
+    let extra = pack
+        .find(id, Kind::Cmdline)
+        .map(|b| core::str::from_utf8(b).map_err(|_| "its cmdline is not UTF-8"))
+        .transpose()?
+        .unwrap_or("");
+    let cmdline = command_line(id, console, tsc_hz, extra);
+    if cmdline.len() as u64 > u64::from(image.cmdline_size()) {
+        return Err(alloc::format!(
+            "a command line of {} bytes is longer than the kernel takes ({})",
+            cmdline.len(),
+            image.cmdline_size()
+        ));
+    }
+    let mut line = Vec::from(cmdline.as_bytes());
+    line.push(0);
+    memory.write(part, CMDLINE_OFF, &line)?;
+
+    let spec = BootSpec {
+        e820: e820(id, part),
+        cmdline: PhysAddr(part.base + CMDLINE_OFF),
+        initrd,
+        rsdp: PhysAddr(stub::block(id).as_u64() + stub::ACPI_OFF),
+    };
+    let zero_page = params::zero_page(&image, &spec).map_err(|e| alloc::format!("{e}"))?;
+    memory.write(part, ZERO_PAGE_OFF, &zero_page)?;
+    let low = PhysRange {
+        base: 0,
+        size: 2 * MIB,
+    };
+    let tables = PhysRange {
+        base: part.base + TABLES_OFF,
+        size: TABLES_LEN,
+    };
+    let cr3 = memory.identity_tables(tables, &[low, part])?;
+    let acpi = mint_linux_boot::acpi::build(spec.rsdp, apic);
+    stub::install(id, PhysAddr(load + ENTRY_64_OFFSET), &acpi);
+
+    let (slice, slice_len) = low_slice(id);
+    println!(
+        "node0: {id} runs Linux: bzImage protocol {}.{:02}, kernel at {load:#x} (init_size {} MiB), initrd {}, e820 {slice}+{slice_len:#x} and {:#x}+{:#x}, ACPI at {}, command line: {cmdline}",
+        image.version() >> 8,
+        image.version() & 0xff,
+        image.init_size() >> 20,
+        match initrd {
+            Some((at, len)) => alloc::format!("{at}+{len:#x}"),
+            None => String::from("none"),
+        },
+        part.base + HEAD_LEN,
+        part.size - HEAD_LEN,
+        spec.rsdp,
+    );
+    Ok(LinuxStart {
+        id,
+        apic,
+        cr3,
+        zero_page: PhysAddr(part.base + ZERO_PAGE_OFF),
+        stack_top: PhysAddr(part.base + STACK_TOP_OFF),
+        load: PhysAddr(load),
+    })
+}
+
+/// Copies the protected-mode part to the first suitable address past the
+/// head (2 MiB aligned, at least 16 MiB, the kernel's alignment) with room
+/// for `init_size`; returns that address and the end of the room.
+fn place_kernel(
+    memory: &BootMemory,
+    part: PhysRange,
+    image: &BzImage<'_>,
+) -> Result<(u64, u64), String> {
     let end = part.base + part.size;
     let load = (part.base + HEAD_LEN)
         .max(MIN_LOAD)
@@ -189,110 +265,66 @@ fn prepare(
         ));
     }
     memory.write(part, load - part.base, image.protected_mode())?;
+    Ok((load, kernel_end))
+}
 
-    let initrd = match pack.find(id, Kind::Initrd) {
-        Some(bytes) if !bytes.is_empty() => {
-            let at = (end - bytes.len() as u64) & !0xfff;
-            if at < kernel_end || at + bytes.len() as u64 - 1 > image.initrd_addr_max() {
-                return Err(alloc::format!(
-                    "an initrd of {:#x} bytes does not fit between the kernel ({kernel_end:#x}) and the partition's end ({end:#x}) below {:#x}",
-                    bytes.len(),
-                    image.initrd_addr_max()
-                ));
-            }
+/// Copies the initrd to the top of the partition (4 KiB aligned), above
+/// the kernel's room and below its `initrd_addr_max`.
+fn place_initrd(
+    memory: &BootMemory,
+    part: PhysRange,
+    image: &BzImage<'_>,
+    kernel_end: u64,
+    bytes: &[u8],
+) -> Result<(PhysAddr, u64), String> {
+    let len = bytes.len() as u64;
+    let end = part.base + part.size;
+    let at = end.checked_sub(len).map(|a| a & !0xfff);
+    match at {
+        Some(at) if at >= kernel_end && at + len - 1 <= image.initrd_addr_max() => {
             memory.write(part, at - part.base, bytes)?;
-            Some((PhysAddr(at), bytes.len() as u64))
+            Ok((PhysAddr(at), len))
         }
-        _ => None,
-    };
+        _ => Err(alloc::format!(
+            "an initrd of {len:#x} bytes does not fit between the kernel ({kernel_end:#x}) and the partition's end ({end:#x}) below {:#x}",
+            image.initrd_addr_max()
+        )),
+    }
+}
 
-    let extra = pack
-        .find(id, Kind::Cmdline)
-        .map(|b| core::str::from_utf8(b).map_err(|_| "its cmdline is not UTF-8"))
-        .transpose()?
-        .unwrap_or("");
-    let cmdline = alloc::format!(
-        "earlyprintk=serial,{console:#x},115200,keep 8250.nr_uarts=0 nr_cpus=1 noapic pci=off acpi=noirq acpi_sci=edge \
-         tsc=reliable tsc_early_khz={} mint_report={:#x} {extra}",
+/// What Linux node `id` is told on its command line (see the module
+/// docs), then the plan's words.
+fn command_line(id: NodeId, console: u16, tsc_hz: u64, extra: &str) -> String {
+    let line = alloc::format!(
+        "earlyprintk=serial,{console:#x},115200,keep 8250.nr_uarts=0 nr_cpus=1 noapic pci=off \
+         acpi=noirq acpi_sci=edge tsc=reliable tsc_early_khz={} mint_report={:#x} {extra}",
         tsc_hz / 1000,
         stub::init_report(id).as_u64()
     );
-    if cmdline.len() as u64 >= u64::from(image.cmdline_size()) {
-        return Err(alloc::format!(
-            "a command line of {} bytes is longer than the kernel takes ({})",
-            cmdline.len(),
-            image.cmdline_size()
-        ));
-    }
-    let mut line = Vec::from(cmdline.trim_end().as_bytes());
-    line.push(0);
-    memory.write(part, CMDLINE_OFF, &line)?;
+    String::from(line.trim_end())
+}
 
-    let block = stub::block(id);
+/// Node `id`'s memory map: its low slice, its partition's head (reserved),
+/// the rest of its partition.
+fn e820(id: NodeId, part: PhysRange) -> Vec<E820Entry> {
     let (slice, slice_len) = low_slice(id);
-    let spec = BootSpec {
-        e820: alloc::vec![
-            E820Entry {
-                base: slice,
-                size: slice_len,
-                kind: E820Kind::Ram,
-            },
-            E820Entry {
-                base: PhysAddr(part.base),
-                size: HEAD_LEN,
-                kind: E820Kind::Reserved,
-            },
-            E820Entry {
-                base: PhysAddr(part.base + HEAD_LEN),
-                size: part.size - HEAD_LEN,
-                kind: E820Kind::Ram,
-            },
-        ],
-        cmdline: PhysAddr(part.base + CMDLINE_OFF),
-        initrd,
-        rsdp: PhysAddr(block.as_u64() + stub::ACPI_OFF),
-    };
-    let zero_page = params::zero_page(&image, &spec).map_err(|e| alloc::format!("{e}"))?;
-    memory.write(part, ZERO_PAGE_OFF, &zero_page)?;
-
-    let cr3 = memory.identity_tables(
-        PhysRange {
-            base: part.base + TABLES_OFF,
-            size: TABLES_LEN,
+    alloc::vec![
+        E820Entry {
+            base: slice,
+            size: slice_len,
+            kind: E820Kind::Ram,
         },
-        &[
-            PhysRange {
-                base: 0,
-                size: 2 * MIB,
-            },
-            part,
-        ],
-    )?;
-    let acpi = mint_linux_boot::acpi::build(spec.rsdp, apic);
-    let entry = PhysAddr(load + ENTRY_64_OFFSET);
-    stub::install(id, entry, &acpi);
-    println!(
-        "node0: {id} runs Linux: bzImage protocol {}.{:02}, kernel at {load:#x} (init_size {} MiB), initrd {}, e820 {slice}+{slice_len:#x} and {:#x}+{:#x}, ACPI at {}, command line: {}",
-        image.version() >> 8,
-        image.version() & 0xff,
-        image.init_size() >> 20,
-        match initrd {
-            Some((at, len)) => alloc::format!("{at}+{len:#x}"),
-            None => String::from("none"),
+        E820Entry {
+            base: PhysAddr(part.base),
+            size: HEAD_LEN,
+            kind: E820Kind::Reserved,
         },
-        part.base + HEAD_LEN,
-        part.size - HEAD_LEN,
-        spec.rsdp,
-        cmdline.trim_end()
-    );
-    Ok(LinuxStart {
-        id,
-        apic,
-        cr3,
-        zero_page: PhysAddr(part.base + ZERO_PAGE_OFF),
-        stack_top: PhysAddr(part.base + STACK_TOP_OFF),
-        load: PhysAddr(load),
-    })
+        E820Entry {
+            base: PhysAddr(part.base + HEAD_LEN),
+            size: part.size - HEAD_LEN,
+            kind: E820Kind::Ram,
+        },
+    ]
 }
 
 /// INIT-SIPI-SIPI a prepared Linux node, and wait (bounded) until its core
