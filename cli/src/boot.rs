@@ -179,10 +179,12 @@ pub fn judge(report: &mut Value, fault: Option<FaultRequest>) {
     let nodes = report["nodes"].as_array().cloned().unwrap_or_default();
     let state = |n: &Value| n["state"].as_str().unwrap_or("").to_string();
     // A Linux node is unmonitored (no mint module yet): it counts as up
-    // when node 0 saw its /init report in (`"reached-init"`).
+    // when node 0 saw its /init report in (`"reached-init"`), or, with an
+    // initrd of the plan's own (whose /init does not report), when it
+    // entered the kernel (`"started"`).
     let up = |n: &Value| {
         if n["os"] == "linux" {
-            state(n) == "reached-init"
+            state(n) == "reached-init" || (state(n) == "started" && n["reports_init"] == false)
         } else {
             state(n) == "running"
         }
@@ -302,16 +304,20 @@ fn print_table(report: &Value) {
             outln!("      reason: {r}");
         }
         if n["os"] == "linux" {
+            let init = if n["reports_init"] == false {
+                "the plan's own initrd: its /init does not report to node 0".to_string()
+            } else if n["init"]["reached"] == true {
+                format!(
+                    "/init reached {} ms after the SIPI (kernel uptime {} ms)",
+                    or_na(&n["init"]["boot_ms"]),
+                    or_na(&n["init"]["uptime_ms"])
+                )
+            } else {
+                "/init NOT reached".to_string()
+            };
             outln!(
-                "      linux {}: /init {} (node 0: {} ms after the SIPI, kernel uptime {} ms); unmonitored: no heartbeat or pings without mint's module",
+                "      linux {}: {init}; unmonitored: no heartbeat or pings without mint's module",
                 n["kernel"].as_str().unwrap_or("(release not seen)"),
-                if n["init"]["reached"] == true {
-                    "reached"
-                } else {
-                    "NOT reached"
-                },
-                or_na(&n["init"]["boot_ms"]),
-                or_na(&n["init"]["uptime_ms"]),
             );
         }
         let incidents: Vec<String> = n["incidents"]

@@ -88,14 +88,17 @@ pub fn prepare(plan: &Plan, dir: &Path) -> Result<Option<(PathBuf, u64)>> {
         let initrd = match &boot.initrd {
             Some(path) => std::fs::read(path)
                 .with_context(|| format!("{node}: initrd {path}: cannot read it"))?,
-            None => match &own_initrd {
-                Some(bytes) => bytes.clone(),
-                None => {
-                    let bytes = initramfs(&build_init()?)?;
-                    own_initrd = Some(bytes.clone());
-                    bytes
+            None => {
+                files.push((node, Kind::MintInit, Vec::new()));
+                match &own_initrd {
+                    Some(bytes) => bytes.clone(),
+                    None => {
+                        let bytes = initramfs(&build_init()?)?;
+                        own_initrd = Some(bytes.clone());
+                        bytes
+                    }
                 }
-            },
+            }
         };
         files.push((node, Kind::Initrd, initrd));
         if let Some(cmdline) = &boot.cmdline {

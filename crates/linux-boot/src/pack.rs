@@ -35,6 +35,9 @@ pub enum Kind {
     Initrd = 2,
     /// Words for the kernel command line (ASCII).
     Cmdline = 3,
+    /// Empty: the initrd is mint's own, whose `/init` reports to node 0
+    /// (node 0 waits for that report only where this is present).
+    MintInit = 4,
 }
 
 impl Kind {
@@ -43,6 +46,7 @@ impl Kind {
             1 => Kind::Kernel,
             2 => Kind::Initrd,
             3 => Kind::Cmdline,
+            4 => Kind::MintInit,
             _ => return None,
         })
     }
@@ -166,12 +170,15 @@ mod tests {
             (NodeId(1), Kind::Kernel, b"kernel bytes"),
             (NodeId(1), Kind::Cmdline, b"quiet"),
             (NodeId(2), Kind::Initrd, b""),
+            (NodeId(2), Kind::MintInit, b""),
         ]);
         let p = Pack::parse(&pack).expect("valid");
         assert_eq!(p.find(NodeId(1), Kind::Kernel), Some(&b"kernel bytes"[..]));
         assert_eq!(p.find(NodeId(1), Kind::Cmdline), Some(&b"quiet"[..]));
         assert_eq!(p.find(NodeId(2), Kind::Initrd), Some(&b""[..]));
         assert_eq!(p.find(NodeId(1), Kind::Initrd), None);
+        assert_eq!(p.find(NodeId(2), Kind::MintInit), Some(&b""[..]));
+        assert_eq!(p.find(NodeId(1), Kind::MintInit), None);
     }
 
     #[test]

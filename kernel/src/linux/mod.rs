@@ -64,6 +64,8 @@ pub struct LinuxStart {
     zero_page: PhysAddr,
     stack_top: PhysAddr,
     load: PhysAddr,
+    /// Its initrd is mint's own, whose `/init` reports to node 0.
+    reports_init: bool,
 }
 
 /// What node 0 saw of a started Linux node.
@@ -71,6 +73,8 @@ pub struct LinuxStart {
 struct Seen {
     sipi_tsc: u64,
     entered_tsc: u64,
+    /// Whether its `/init` is mint's, which reports.
+    reports_init: bool,
     init: Option<(u64, u64)>,
 }
 
@@ -78,6 +82,7 @@ static SEEN: spin::Mutex<[Seen; mint_abi::shared::MAX_NODES]> = spin::Mutex::new
     [Seen {
         sipi_tsc: 0,
         entered_tsc: 0,
+        reports_init: false,
         init: None,
     }; mint_abi::shared::MAX_NODES],
 );
@@ -242,6 +247,7 @@ fn prepare(
         zero_page: PhysAddr(part.base + ZERO_PAGE_OFF),
         stack_top: PhysAddr(part.base + STACK_TOP_OFF),
         load: PhysAddr(load),
+        reports_init: pack.find(id, Kind::MintInit).is_some(),
     })
 }
 
@@ -362,6 +368,7 @@ pub fn start(s: &LinuxStart) {
     SEEN.lock()[s.id.index()] = Seen {
         sipi_tsc,
         entered_tsc,
+        reports_init: s.reports_init,
         init: None,
     };
     if entered_tsc == 0 {
@@ -381,11 +388,12 @@ pub fn start(s: &LinuxStart) {
     );
 }
 
-/// Waits until every started Linux node's `/init` has reported, at most
-/// `timeout_ms` in all; prints what each reached.
+/// Waits until the `/init` of every started Linux node that runs mint's
+/// has reported, at most `timeout_ms` in all; prints what each reached.
+/// (Another initrd's `/init` does not report: nothing to wait for.)
 pub fn wait_for_init(starts: &[LinuxStart], timeout_ms: u64) {
     let deadline = cpu::rdtsc() + crate::node::ms_to_ticks(timeout_ms);
-    for s in starts {
+    for s in starts.iter().filter(|s| s.reports_init) {
         if SEEN.lock()[s.id.index()].entered_tsc == 0 {
             continue;
         }
@@ -428,7 +436,8 @@ pub fn report_json(s: &mut String, id: NodeId) {
     let ms = |from: u64, to: u64| crate::node::ticks_to_ns(to.saturating_sub(from)) / 1_000_000;
     let _ = write!(
         s,
-        ",\"state\":\"{state}\",\"os\":\"linux\",\"monitored\":false,\"entered_us\":{}",
+        ",\"state\":\"{state}\",\"os\":\"linux\",\"monitored\":false,\"reports_init\":{},\"entered_us\":{}",
+        seen.reports_init,
         if seen.entered_tsc == 0 {
             String::from("null")
         } else {

@@ -623,7 +623,7 @@ fn start_node(s: &NodeStart) {
 }
 
 /// How long node 0 waits, before its report, for the Linux nodes' `/init`
-/// (about 6 s under software emulation).
+/// (8-10 s after the SIPI under software emulation).
 const LINUX_INIT_TIMEOUT_MS: u64 = 60_000;
 
 /// How long node 0 waits for a started node to report running.
