@@ -114,6 +114,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
             Echo::Stdout
         },
         netdevs: Vec::new(),
+        inherit: Vec::new(),
     })?;
     let mut report: Option<Value> = None;
     let mut refused: Option<String> = None;

@@ -254,6 +254,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
             Echo::Stdout
         },
         netdevs: Vec::new(),
+        inherit: Vec::new(),
     })?;
     let mut record: Option<Value> = None;
     let mut boot_report: Option<Value> = None;

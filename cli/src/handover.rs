@@ -8,14 +8,14 @@
 //! both receivers armed (`MINT-HANDOVER-ARMED`) until it says the rounds
 //! are done (`MINT-HANDOVER-ROUNDS-DONE`), plus a short tail, so every
 //! hand-over happens under traffic; then it tells node 0 how many frames
-//! it sent. Node 0 reports each round (`MINT-HANDOVER-ROUND {json}`: the
+//! it sent. QEMU's socket is one mint binds and passes to it
+//! (`local.type=fd`, as `mint nic` does). Node 0 reports each round (`MINT-HANDOVER-ROUND {json}`: the
 //! layer's state-machine steps with TSC stamps) and the sum
 //! (`MINT-HANDOVER {json}`). Frames the host's kernel dropped on QEMU's
 //! socket are `lost_before_nic` (as in `mint nic`); the NIC's own misses
 //! (MPC) are `missed_by_nic`. The exit status is non-zero when anything is
 //! unaccounted, duplicated or misrouted, or a round failed.
 
-use std::net::UdpSocket;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +29,7 @@ use mint_traffic::{GenConfig, PacketKind, Pattern};
 use serde_json::{Value, json};
 
 use crate::machine::{Echo, Event, Machine, Node0Input, Options};
-use crate::nic::{MAX_SIZE, Sent, Stop, free_udp_port, send_frames, udp_socket_stats};
+use crate::nic::{HostLink, MAX_SIZE, Sent, Stop, check_qemu, send_frames};
 use crate::{MachineArgs, flags, plan};
 
 /// Most frames a run may have (the kernel's seen maps).
@@ -169,11 +169,10 @@ fn handover_plan(args: &HandoverArgs) -> Result<mint_plan::Plan> {
 pub fn run(args: HandoverArgs) -> Result<ExitCode> {
     let cfg = config(&args).context("bad handover settings")?;
     let plan = handover_plan(&args)?;
-    let socket =
-        UdpSocket::bind("127.0.0.1:0").context("binding the host's loopback UDP socket")?;
-    let host_port = socket.local_addr()?.port();
-    let qemu_port = free_udp_port()?;
+    let mut link = HostLink::new()?;
+    let qemu_port = link.qemu_port;
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
+    check_qemu(&prepared.qemu)?;
     let timeout = args
         .machine
         .timeout_or(180 + args.rounds * (args.spacing_ms + 2_000) / 1000);
@@ -214,9 +213,8 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
         } else {
             Echo::Stdout
         },
-        netdevs: vec![format!(
-            "dgram,id=mintnet0,local.type=inet,local.host=127.0.0.1,local.port={qemu_port},remote.type=inet,remote.host=127.0.0.1,remote.port={host_port}"
-        )],
+        netdevs: vec![link.netdev()],
+        inherit: link.inherit(),
     })?;
     let console: Node0Input = machine.node0_input();
     let (sent_tx, sent_rx) = mpsc::channel::<Result<Sent>>();
@@ -230,7 +228,6 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
     let mut socket_at_start: Option<(u64, u64)> = None;
     let mut socket_at_end: Option<(u64, u64)> = None;
     let mut bad_lines = 0u32;
-    let mut socket = Some(socket);
     let outcome = machine.finish(timeout, |ev| {
         let Event::Line { node, text } = ev else {
             return;
@@ -243,8 +240,8 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
             .and_then(|r| r.split_whitespace().next())
             .and_then(|r| r.parse::<u32>().ok())
         {
-            socket_at_start = udp_socket_stats(qemu_port);
-            let (Some(socket), None) = (socket.take(), &sender) else {
+            socket_at_start = link.stats();
+            let (Some(socket), None) = (link.host.take(), &sender) else {
                 return;
             };
             let (cfg, console, tx, stop) = (cfg, console.clone(), sent_tx.clone(), stop.clone());
@@ -269,7 +266,7 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
         } else if text.starts_with("MINT-HANDOVER-ROUNDS-DONE") {
             stop.store(true, Ordering::Release);
         } else if let Some(j) = text.strip_prefix("MINT-HANDOVER ") {
-            socket_at_end = udp_socket_stats(qemu_port);
+            socket_at_end = link.stats();
             record = serde_json::from_str(j).ok();
             if record.is_none() {
                 bad_lines += 1;
@@ -312,6 +309,7 @@ pub fn run(args: HandoverArgs) -> Result<ExitCode> {
     if let Some(h) = sender {
         let _ = h.join();
     }
+    drop(link);
     let report = summarize(
         &args,
         &record,
@@ -379,6 +377,7 @@ fn summarize(
         && duplicates == 0
         && misrouted == 0
         && bad_notices == 0
+        && rec["maps_agree"] == true
         && lost_before_nic.is_some()
         && rec.get("failure").is_none();
     let verdict = if ok {
@@ -419,6 +418,11 @@ fn summarize(
         "send_errors": sent.send_errors,
         "delivered": delivered,
         "delivered_unique": rec["delivered_unique"],
+        "seen_maps": {
+            "by_both": rec["seen_by_both"],
+            "by_either": rec["seen_by_either"],
+            "agree_with_counts": rec["maps_agree"],
+        },
         "dropped": rec["dropped"],
         "missed_by_nic": rec["missed_by_nic"],
         "lost_before_nic": lost_before_nic,
@@ -454,12 +458,33 @@ fn print_summary(r: &Value) {
         r["spacing_ms"],
         r["accel"].as_str().unwrap_or("?")
     );
+    let per_node = |v: &Value| {
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    let drops: Vec<String> = r["dropped"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| v.as_u64().is_some_and(|n| n > 0))
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     outln!(
-        "frames: {} sent, delivered {} ({} unique), dropped {}, missed by the NIC (MPC) {}, lost before the NIC {}, unaccounted {}, duplicates {}",
+        "frames: {} sent; delivered {} ({} unique); dropped {}; missed by the NIC (MPC) {}; lost before the NIC {}; unaccounted {}; duplicates {}",
         r["frames_sent"],
-        r["delivered"],
+        per_node(&r["delivered"]),
         r["delivered_unique"],
-        r["dropped"],
+        if drops.is_empty() {
+            "none".to_string()
+        } else {
+            drops.join(", ")
+        },
         r["missed_by_nic"],
         r["lost_before_nic"],
         r["unaccounted"],
@@ -473,11 +498,17 @@ fn print_summary(r: &Value) {
         f(&h["max"]),
         f(&r["layer_us"]["p50"]),
     );
-    outln!(
-        "interrupts by node: {}; misrouted {}",
-        r["interrupts"],
-        r["misrouted_interrupts"]
-    );
+    for (node, c) in r["interrupts"].as_object().into_iter().flatten() {
+        outln!(
+            "{node}: {} interrupts serviced, {} deferred (taken while quiesced), {} stray, attached {} times, detached {} times",
+            c["serviced"],
+            c["deferred"],
+            c["stray"],
+            c["attached"],
+            c["detached"]
+        );
+    }
+    outln!("misrouted interrupts {}", r["misrouted_interrupts"]);
     outln!("trace: {}", r["trace_file"].as_str().unwrap_or("?"));
     outln!("{}", r["verdict"].as_str().unwrap_or("?"));
 }

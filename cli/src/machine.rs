@@ -38,8 +38,11 @@ pub struct Options<'a> {
     pub echo: Echo,
     /// QEMU `-netdev`s for the e1000, the first with `id=mintnet0`, which
     /// the device attaches to (none: a hub port of its own, no traffic).
-    /// `mint nic` connects a loopback UDP socket.
+    /// `mint nic` passes a loopback UDP socket it bound (see `inherit`).
     pub netdevs: Vec<String>,
+    /// Descriptors QEMU inherits under the same numbers (a netdev's
+    /// `local.type=fd`); open until `start` returns, and QEMU's alone.
+    pub inherit: Vec<std::os::fd::RawFd>,
 }
 
 /// A handle to node 0's console input usable from another thread (for a
@@ -278,6 +281,10 @@ impl Machine {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         crate::os::die_with_parent(&mut cmd);
+        for &fd in &opts.inherit {
+            crate::os::inherit_fd(&mut cmd, fd)
+                .with_context(|| format!("cannot pass descriptor {fd} to QEMU"))?;
+        }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", p.qemu.display()))?;

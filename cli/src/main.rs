@@ -8,11 +8,13 @@
 //! - `shutdown`: signals and a closed output stop a run without leaving a machine.
 //! - `output`: lines and progress bars that never panic; `flags`: numeric flags.
 //! - `os`: the few OS calls std lacks (the only module with `unsafe`).
-//! - `boot` / `run` / `generate` (`mint gen`) / `nic` (`mint nic`): the subcommands.
+//! - `boot` / `run` / `generate` (`mint gen`) / `nic` (`mint nic`) / `bench`
+//!   (`mint bench`, the paper's evaluation): the subcommands.
 #![deny(unsafe_code)]
 
 #[macro_use]
 mod output;
+mod bench;
 mod boot;
 mod flags;
 mod generate;
@@ -63,6 +65,10 @@ enum Command {
     Handover(handover::HandoverArgs),
     /// Check a partition plan without booting; print its physical layout.
     Plan(PlanArgs),
+    /// The paper's evaluation: send time, throughput, success rate and
+    /// latency, each beside the floors measured in the same run (so far
+    /// natively only: --native).
+    Bench(bench::BenchArgs),
     /// Lint the node kernel with its own build flags (clippy, warnings denied).
     #[command(hide = true)]
     LintKernel,
@@ -177,6 +183,7 @@ fn main() -> ExitCode {
         Command::Nic(args) => nic::run(args),
         Command::Handover(args) => handover::run(args),
         Command::Plan(args) => plan::show(&args),
+        Command::Bench(args) => bench::run(args),
         Command::LintKernel => kernel::lint().map(|()| ExitCode::SUCCESS),
     };
     // A run stopped early (a signal, a closed output) ends as the signal

@@ -2,7 +2,15 @@
 //! owns, through its INTx and the interrupt layer.
 //!
 //! QEMU's e1000 gets `-netdev dgram` on loopback: every UDP datagram the
-//! host sends to QEMU's port is one Ethernet frame on the NIC's wire. Once
+//! host sends to QEMU's port is one Ethernet frame on the NIC's wire.
+//! This command binds QEMU's socket itself (port 0: the kernel picks a
+//! free one, and nothing can take it before QEMU has it) and hands it to
+//! QEMU as an inherited descriptor (`local.type=fd`, QEMU 7.2 and later;
+//! no `remote.*` with it: the socket is connected to the host's own, so
+//! QEMU's `send` reaches that and only its datagrams are received). mint
+//! keeps its own copy, never read, until the run is over, so the socket's
+//! `/proc/net/udp` row is there when the record is read even if QEMU has
+//! just exited. Once
 //! node 0 says the owner armed the run (`MINT-NIC-ARMED run=R`), this
 //! command sends C frames built with the generator's frame template and
 //! payload format (sequence number, run id, the host's TSC at send, CRC),
@@ -21,9 +29,23 @@
 //! driver's, the stack's and the checker's drops, as in `mint gen`.
 //! `unaccounted` is what is left; it is 0 only when every frame has a
 //! place.
+//!
+//! When the owner stops during the run (a panic or exception it recorded,
+//! or a heartbeat node 0's monitor lost), node 0 says so
+//! (`MINT-NIC-OWNER-DOWN <why>`): the sender stops, node 0 records what
+//! the owner left (`owner_down` in its record), and the run fails naming
+//! the node and its reason. The owner publishes its delivered count (and
+//! the checker's drops) only when it completes a run, so a dead owner's
+//! deliveries have no place either: with the frames in the NIC's ring, in
+//! QEMU and in the host's socket they are `unaccounted`;
+//! `owner_down.progress` is the owner's progress counter when it stopped
+//! (it moves at each frame's steps: not a frame count).
 
 use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +91,23 @@ pub struct NicArgs {
     /// Print the result as JSON on stdout (consoles go to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Fault injection (for tests), K:HOW: node 0 stops the owner once its
+    /// progress counter (it moves as frames go through the driver, stack
+    /// and checker) reached K, by an NMI (`nmi`: a crash the owner
+    /// records) or an INIT IPI (`init`: its core silently reset; only its
+    /// heartbeat stops).
+    #[arg(long, hide = true, value_name = "K:HOW", value_parser = stop_owner_value)]
+    pub stop_owner: Option<String>,
+}
+
+/// `--stop-owner K:nmi|init`.
+fn stop_owner_value(text: &str) -> Result<String, String> {
+    match text.split_once(':') {
+        Some((n, "nmi" | "init")) if n.parse::<u64>().is_ok() => Ok(text.to_string()),
+        _ => Err(format!(
+            "'{text}': expected K:nmi or K:init (K: the owner's progress)"
+        )),
+    }
 }
 
 /// The run's frames, checked before anything boots.
@@ -160,9 +199,10 @@ pub(crate) fn udp_socket_stats(port: u16) -> Option<(u64, u64)> {
         Some((rx_queue, drops))
     });
     let first = rows.next()?;
-    // Two sockets on QEMU's port (another process bound it with
-    // SO_REUSEADDR too) make the row ambiguous: attribute nothing rather
-    // than another socket's drops.
+    // Two sockets on the port would make the row ambiguous: attribute
+    // nothing rather than another socket's drops. (QEMU's socket is mint's,
+    // bound without SO_REUSEADDR, so no other can share its port; the check
+    // keeps a row from ever being misattributed.)
     rows.next().is_none().then_some(first)
 }
 
@@ -190,7 +230,8 @@ pub(crate) struct Stop<'a> {
 /// Sends `cfg.count` frames of run `run` from `socket` to QEMU's port:
 /// each at its absolute deadline `start + seq * interval` (a late frame
 /// goes at once; nothing is sent early, so the rate never exceeds the one
-/// asked for, and the report says how far behind it fell).
+/// asked for, and the report says how far behind it fell). With `stop`,
+/// it stops early (e.g. once the owner is down).
 pub(crate) fn send_frames(
     socket: &UdpSocket,
     to: u16,
@@ -268,19 +309,75 @@ pub(crate) fn parse_mac(text: &str) -> [u8; 6] {
     mac
 }
 
-/// A loopback UDP port free right now (QEMU binds it a moment later).
-pub(crate) fn free_udp_port() -> Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+/// The host's end and QEMU's end of the e1000's wire: two loopback UDP
+/// sockets, QEMU's bound to a port the kernel picks and connected to the
+/// host's, passed to QEMU as an inherited descriptor (`-netdev dgram
+/// local.type=fd`: no port to race for). mint keeps its copy of QEMU's
+/// socket open to the end, so the socket's `/proc/net/udp` row (the
+/// host's drops on it) outlives QEMU.
+pub(crate) struct HostLink {
+    /// Where mint sends from (taken by the sender thread).
+    pub host: Option<UdpSocket>,
+    pub host_port: u16,
+    qemu: UdpSocket,
+    pub qemu_port: u16,
+}
+
+impl HostLink {
+    pub fn new() -> Result<HostLink> {
+        let host =
+            UdpSocket::bind("127.0.0.1:0").context("binding the host's loopback UDP socket")?;
+        let host_port = host.local_addr()?.port();
+        let qemu = UdpSocket::bind("127.0.0.1:0").context("binding QEMU's loopback UDP socket")?;
+        qemu.connect(("127.0.0.1", host_port))
+            .context("connecting QEMU's UDP socket to the host's")?;
+        let qemu_port = qemu.local_addr()?.port();
+        Ok(HostLink {
+            host: Some(host),
+            host_port,
+            qemu,
+            qemu_port,
+        })
+    }
+
+    /// QEMU's `-netdev` for it.
+    pub fn netdev(&self) -> String {
+        format!(
+            "dgram,id=mintnet0,local.type=fd,local.str={}",
+            self.qemu.as_raw_fd()
+        )
+    }
+
+    /// The descriptor QEMU inherits.
+    pub fn inherit(&self) -> Vec<std::os::fd::RawFd> {
+        vec![self.qemu.as_raw_fd()]
+    }
+
+    /// Drops and queued bytes of QEMU's socket now.
+    pub fn stats(&self) -> Option<(u64, u64)> {
+        udp_socket_stats(self.qemu_port)
+    }
+}
+
+/// `-netdev dgram` with `local.type=fd` came with the backend itself in
+/// QEMU 7.2; an older QEMU has neither, so there is nothing to fall back to.
+pub(crate) fn check_qemu(qemu: &std::path::Path) -> Result<()> {
+    match crate::qemu::version(qemu) {
+        Some((major, minor)) if (major, minor) < (7, 2) => bail!(
+            "mint nic needs QEMU 7.2 or newer (-netdev dgram with local.type=fd); {} is {major}.{minor}",
+            qemu.display()
+        ),
+        _ => Ok(()),
+    }
 }
 
 pub fn run(args: NicArgs) -> Result<ExitCode> {
     let cfg = config(&args).context("bad nic settings")?;
     let plan = nic_plan(&args)?;
-    let socket =
-        UdpSocket::bind("127.0.0.1:0").context("binding the host's loopback UDP socket")?;
-    let host_port = socket.local_addr()?.port();
-    let qemu_port = free_udp_port()?;
+    let mut link = HostLink::new()?;
+    let (host_port, qemu_port) = (link.host_port, link.qemu_port);
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
+    check_qemu(&prepared.qemu)?;
     let rate_s = if cfg.interval_ns == 0 {
         0
     } else {
@@ -311,15 +408,17 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
     let machine = Machine::start(Options {
         prepared: &prepared,
         plan: &plan,
-        cmdline: vec!["mint.mode=nic".into(), format!("mint.gen={kv}")],
+        cmdline: vec!["mint.mode=nic".into(), format!("mint.gen={kv}")]
+            .into_iter()
+            .chain(args.stop_owner.iter().map(|s| format!("mint.nic_stop={s}")))
+            .collect(),
         echo: if args.json {
             Echo::Stderr
         } else {
             Echo::Stdout
         },
-        netdevs: vec![format!(
-            "dgram,id=mintnet0,local.type=inet,local.host=127.0.0.1,local.port={qemu_port},remote.type=inet,remote.host=127.0.0.1,remote.port={host_port}"
-        )],
+        netdevs: vec![link.netdev()],
+        inherit: link.inherit(),
     })?;
     let console: Node0Input = machine.node0_input();
     let (sent_tx, sent_rx) = mpsc::channel::<Result<Sent>>();
@@ -331,8 +430,9 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
     let mut samples = Samples::default();
     let mut sample_error: Option<anyhow::Error> = None;
     let owner = NodeId(args.node);
-    let mut socket = Some(socket);
     let mut tsc_offset: Option<i64> = None;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut owner_down: Option<String> = None;
     let outcome = machine.finish(timeout, |ev| {
         let Event::Line { node, text } = ev else {
             return;
@@ -358,26 +458,39 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
             // some time to arrive), so latencies corrected with it are
             // upper bounds.
             tsc_offset = Some(crate::os::rdtsc() as i64 - guest_tsc as i64);
-            socket_at_start = udp_socket_stats(qemu_port);
-            let (Some(socket), None) = (socket.take(), &sender) else {
+            socket_at_start = link.stats();
+            let (Some(socket), None) = (link.host.take(), &sender) else {
                 return;
             };
-            let (cfg, console, tx) = (cfg, console.clone(), sent_tx.clone());
+            let (cfg, console, tx, stop) = (cfg, console.clone(), sent_tx.clone(), stop.clone());
             sender = Some(std::thread::spawn(move || {
-                let result = send_frames(&socket, qemu_port, &cfg, run, None);
+                let stop = Some(Stop {
+                    flag: &stop,
+                    tail: 0,
+                });
+                let result = send_frames(&socket, qemu_port, &cfg, run, stop);
                 if let Ok(s) = &result {
                     // Node 0 waits for this line to close the injection.
                     let _ = console.write(format!("sent {}\n", s.sent).as_bytes());
                 }
                 let _ = tx.send(result);
             }));
+        } else if let Some(why) = text.strip_prefix("MINT-NIC-OWNER-DOWN ") {
+            // Nobody takes the frames any more: stop sending (node 0 still
+            // waits for `sent N`).
+            stop.store(true, Ordering::Relaxed);
+            owner_down.get_or_insert_with(|| why.trim().to_string());
         } else if let Some(j) = text.strip_prefix("MINT-NIC ") {
-            socket_at_end = udp_socket_stats(qemu_port);
+            socket_at_end = link.stats();
             record = serde_json::from_str(j).ok();
         } else if let Some(e) = text.strip_prefix("MINT-ERROR ") {
             error = Some(e.to_string());
         }
     });
+    // Kept (never read) until here: QEMU may exit right after node 0's
+    // record, and the socket's /proc/net/udp row, read at that record,
+    // must still be there.
+    drop(link);
     outcome.check_stopped()?;
     if outcome.timed_out {
         // A sender that failed never told node 0 it was done, so node 0
@@ -385,6 +498,13 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
         if let Ok(Err(e)) = sent_rx.try_recv() {
             bail!(
                 "sending the frames failed ({e:#}), so the run never ended; stopped the machine after the {} s timeout; consoles in {}",
+                timeout.as_secs(),
+                log_dir.display()
+            );
+        }
+        if let Some(why) = &owner_down {
+            bail!(
+                "{why} during the run; stopped the machine after the {} s timeout; consoles in {}",
                 timeout.as_secs(),
                 log_dir.display()
             );
@@ -427,6 +547,14 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
         prepared.accel.as_str(),
         &log_dir,
     )?;
+    if let Some(why) = report["owner_down"]["reason"].as_str() {
+        errln!(
+            "mint: nic: {why} during the run; {} of {} frames sent unaccounted (what it received but never published, and what was left in the NIC's ring, QEMU and the host's socket); consoles in {}",
+            report["unaccounted"],
+            report["sent"],
+            log_dir.display()
+        );
+    }
     crate::emit(&report, args.json, print_summary)
 }
 
@@ -475,13 +603,18 @@ fn summarize(
     // at send (wrapping); plus the host-minus-guest offset, an upper bound
     // of the time from the host's send to the application.
     let offset = tsc_offset.unwrap_or(0);
-    let latency: Vec<u64> = samples
-        .metric("latency")?
+    // An owner that never completed the run never printed its samples:
+    // none, rather than an error that hides the accounting.
+    let metric = |name| match samples.metric(name) {
+        Err(_) if !completed => Ok(&[][..]),
+        other => other,
+    };
+    let latency: Vec<u64> = metric("latency")?
         .iter()
         .map(|&v| (v as i64).saturating_add(offset).max(0) as u64)
         .collect();
     let latency = latency.as_slice();
-    let intervals = samples.metric("irq_interval")?;
+    let intervals = metric("irq_interval")?;
     let bytes = rec["delivered_bytes"].as_u64().unwrap_or(0);
     // First send (host TSC) to last delivery (the owner's TSC): one clock
     // where the guest's TSC is the host's (software emulation here).
@@ -500,7 +633,10 @@ fn summarize(
         .unwrap_or(Value::Null);
     let same_clock = accel == "tcg";
     let accounted = completed && unaccounted == 0 && corrupted == 0 && lost_before_nic.is_some();
-    let verdict = if accounted && delivered == sent.sent {
+    let owner_down = rec.get("owner_down").cloned().unwrap_or(Value::Null);
+    let verdict = if let Some(why) = owner_down["reason"].as_str() {
+        format!("FAILED: {why} during the run ({unaccounted} frames unaccounted)")
+    } else if accounted && delivered == sent.sent {
         "every frame delivered".to_string()
     } else if accounted {
         format!(
@@ -554,6 +690,7 @@ fn summarize(
         "tsc_hz": tsc_hz,
         "completed": completed,
         "incomplete": rec.get("incomplete").cloned().unwrap_or(Value::Null),
+        "owner_down": owner_down,
         "verdict": verdict,
         "ok": accounted,
         "samples_file": samples_path.display().to_string(),

@@ -1,13 +1,15 @@
 //! The few calls into the OS and the CPU that std does not offer: a child
-//! that dies with mint, an advisory lock, whether stdout's reader has gone,
-//! the TSC and the raw monotonic clock (the host's TSC rate, `tsc.rs`).
+//! that dies with mint, a descriptor one child inherits, an advisory lock,
+//! whether stdout's reader has gone, the TSC and the raw monotonic clock
+//! (the host's TSC rate, `tsc.rs`), and the CPU affinity of a thread
+//! (`mint bench --native` pins its two threads).
 //!
 //! The only module of the CLI with `unsafe`; each block says why it holds.
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -40,6 +42,35 @@ pub fn die_with_parent(cmd: &mut Command) {
             Ok(())
         });
     }
+}
+
+/// Makes the child `cmd` starts inherit descriptor `fd` under the same
+/// number, and only that child: std opens every descriptor close-on-exec,
+/// and the flag is cleared in the forked child alone, so no other program
+/// mint starts (before or at the same time) gets it. `fd` must stay open
+/// until the child is spawned, and must not be 0, 1 or 2 (the child's
+/// stdio replaces those before the hook runs).
+pub fn inherit_fd(cmd: &mut Command, fd: RawFd) -> io::Result<()> {
+    if fd <= 2 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} would be replaced by the child's stdio"),
+        ));
+    }
+    // SAFETY: the hook runs in the forked child before exec and calls only
+    // `fcntl`, an async-signal-safe system call, on a descriptor number;
+    // it touches no memory the parent's other threads may hold (no
+    // allocation, no lock). The caller keeps `fd` open until the spawn
+    // (see above), so in the child the number names that descriptor.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
 }
 
 /// Takes an exclusive `flock` on `file` without waiting: `Ok(false)` when
@@ -99,4 +130,50 @@ pub fn monotonic_raw_ns() -> anyhow::Result<u64> {
         );
     }
     Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// The CPUs this process may run on (its affinity mask), lowest first.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: `cpu_set_t` is a plain bit array: all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable `cpu_set_t` of the size passed;
+    // pid 0 names the calling thread.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let max = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
+    Ok((0..max)
+        // SAFETY: `cpu` is below CPU_SETSIZE, the set's size in bits, and
+        // `set` is a valid `cpu_set_t`.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect())
+}
+
+/// Pins the calling thread to `cpu` alone.
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    let max = usize::try_from(libc::CPU_SETSIZE).unwrap_or(0);
+    if cpu >= max {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: `cpu_set_t` is a plain bit array: all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below CPU_SETSIZE (checked), `set` is a valid
+    // `cpu_set_t` we own.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid `cpu_set_t` of the size passed, read only;
+    // pid 0 names the calling thread.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The CPU the calling thread runs on now (`None` if the kernel cannot say).
+pub fn current_cpu() -> Option<usize> {
+    // SAFETY: `sched_getcpu` takes no arguments and touches no memory of ours.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
 }

@@ -113,20 +113,27 @@ impl LogDir {
     /// directory, or under `$XDG_STATE_HOME/mint` (`~/.local/state/mint`)
     /// when the current directory is not writable.
     pub fn claim(explicit: Option<&Path>) -> Result<LogDir> {
+        LogDir::claim_as(explicit, "--log-dir", "")
+    }
+
+    /// Like [`LogDir::claim`] for a directory given with `flag`, whose
+    /// default is named `<prefix><time>-<pid>` (`mint bench --out`:
+    /// `runs/bench-<time>-<pid>`).
+    pub fn claim_as(explicit: Option<&Path>, flag: &str, prefix: &str) -> Result<LogDir> {
         if let Some(dir) = explicit {
-            return LogDir::lock(dir, "--log-dir ");
+            return LogDir::lock(dir, &format!("{flag} "));
         }
-        let name = run_name();
+        let name = format!("{prefix}{}", run_name());
         let mut tried = Vec::new();
         for base in default_bases() {
             let dir = base.join(&name);
-            match LogDir::lock(&dir, "log directory ") {
+            match LogDir::lock(&dir, "output directory ") {
                 Ok(log) => return Ok(log),
                 Err(e) => tried.push(format!("{e:#}")),
             }
         }
         bail!(
-            "no writable place for the logs ({}); give one with --log-dir",
+            "no writable place for the run's files ({}); give one with {flag}",
             tried.join("; ")
         )
     }
@@ -145,7 +152,7 @@ impl LogDir {
             .with_context(|| format!("{what}{shown}: cannot lock {}", lock_path.display()))?
         {
             bail!(
-                "{what}{shown}: in use by another mint run (it holds {}); choose another --log-dir",
+                "{what}{shown}: in use by another mint run (it holds {}); choose another directory",
                 lock_path.display()
             );
         }

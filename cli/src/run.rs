@@ -48,6 +48,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         cmdline: vec!["mint.mode=run".into()],
         echo: Echo::Stdout,
         netdevs: Vec::new(),
+        inherit: Vec::new(),
     })?;
     let started = Instant::now();
     let timeout = args.machine.timeout.map(Duration::from_secs);

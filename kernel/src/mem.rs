@@ -3,10 +3,34 @@
 
 use core::arch::asm;
 
+use core::alloc::{GlobalAlloc, Layout};
+
 use linked_list_allocator::LockedHeap;
 
+/// The heap, its spin lock taken with interrupts off: interrupt handlers
+/// allocate too (a standby node's driver is built in its mailbox
+/// interrupt), and one that interrupted the main loop inside the
+/// allocator would spin on the lock for good.
+struct Heap(LockedHeap);
+
+// SAFETY: every method forwards to `LockedHeap`'s own `GlobalAlloc`
+// implementation, unchanged, with interrupts disabled around it.
+unsafe impl GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        x86_64::instructions::interrupts::without_interrupts(|| unsafe { self.0.alloc(layout) })
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        x86_64::instructions::interrupts::without_interrupts(|| unsafe {
+            self.0.dealloc(ptr, layout)
+        })
+    }
+}
+
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+static HEAP: Heap = Heap(LockedHeap::empty());
 
 /// Hands `[start, start+len)` to this node's heap.
 ///
@@ -15,11 +39,13 @@ static HEAP: LockedHeap = LockedHeap::empty();
 /// `init_heap` must be called once.
 pub unsafe fn init_heap(start: u64, len: u64) {
     // SAFETY: guaranteed by the caller.
-    unsafe { HEAP.lock().init(start as *mut u8, len as usize) };
+    x86_64::instructions::interrupts::without_interrupts(|| unsafe {
+        HEAP.0.lock().init(start as *mut u8, len as usize)
+    });
 }
 
 pub fn heap_free() -> usize {
-    HEAP.lock().free()
+    x86_64::instructions::interrupts::without_interrupts(|| HEAP.0.lock().free())
 }
 
 /// # Safety
@@ -92,5 +118,7 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 /// this node.
 pub unsafe fn extend_heap(by: u64) {
     // SAFETY: guaranteed by the caller.
-    unsafe { HEAP.lock().extend(by as usize) };
+    x86_64::instructions::interrupts::without_interrupts(|| unsafe {
+        HEAP.0.lock().extend(by as usize)
+    });
 }

@@ -84,8 +84,12 @@ pub enum HandoverCmd {
     /// bind the handler to the new vector (before the pin is switched).
     Prepare = 2,
     /// The old owner, when a hand-over is cancelled after its quiesce:
-    /// take the ring back, rebind the (old) vector, unmask the device.
+    /// take the ring back, rebind the (old) vector, unmask the device
+    /// (harmless if it never quiesced).
     Resume = 3,
+    /// The new owner, when a hand-over is cancelled after its prepare:
+    /// drop the adopted ring and the vector it bound.
+    Abandon = 4,
 }
 
 impl HandoverCmd {
@@ -94,6 +98,7 @@ impl HandoverCmd {
             1 => Some(HandoverCmd::Quiesce),
             2 => Some(HandoverCmd::Prepare),
             3 => Some(HandoverCmd::Resume),
+            4 => Some(HandoverCmd::Abandon),
             _ => None,
         }
     }

@@ -46,14 +46,24 @@ const _: () = {
 };
 
 /// Offset of the NIC area in a shared region of `shared_size` bytes, if
-/// the region is large enough to keep its fixed part and the debug NIC's
-/// DMA window start below it.
+/// the region is large enough to keep its fixed part and the whole of the
+/// debug NIC's ring and buffers below it (the debug NIC's DMA window then
+/// ends where the area starts: `debug_window_end`).
 pub const fn area_offset(shared_size: u64) -> Option<u64> {
-    let floor = crate::debug_nic::dma_window_offset();
+    let floor = crate::debug_nic::dma_window_offset() + crate::debug_nic::dma_bytes_needed();
     if shared_size < floor + AREA_SIZE {
         return None;
     }
     Some(shared_size - AREA_SIZE)
+}
+
+/// Where the debug NIC's DMA window ends in a region of `shared_size`
+/// bytes: at the NIC area, or the region's end when it has none.
+pub const fn debug_window_end(shared_size: u64) -> u64 {
+    match area_offset(shared_size) {
+        Some(off) => off,
+        None => shared_size,
+    }
 }
 
 /// Offset of node `index`'s seen map inside the NIC area.
@@ -117,6 +127,14 @@ mod tests {
         assert_eq!(area_offset(16 << 20), Some((16 << 20) - AREA_SIZE));
         assert_eq!(area_offset(AREA_SIZE), None);
         assert_eq!(seen_offset(1) - seen_offset(0), SEEN_BYTES);
+        // The debug NIC's ring and buffers end before the area starts.
+        let min = crate::debug_nic::min_shared_size();
+        assert_eq!(area_offset(min), None, "too small for both");
+        assert_eq!(debug_window_end(min), min);
+        let size = 16 << 20;
+        let start = crate::debug_nic::dma_window_offset();
+        assert!(start + crate::debug_nic::dma_bytes_needed() <= debug_window_end(size));
+        assert_eq!(debug_window_end(size), size - AREA_SIZE);
         assert!(seen_offset(MAX_NODES) <= AREA_SIZE);
     }
 }

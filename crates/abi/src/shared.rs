@@ -88,8 +88,9 @@ pub struct Header {
     /// Where `tsc_hz` came from: index into `mint_timing::Source::ALL`
     /// plus 1 (0 = not said), so other nodes can say whose figure they use.
     pub tsc_source: AtomicU32,
-    /// The interrupt layer's routing table, published by node 0 (the
-    /// layer's only writer) for every node to read.
+    /// The interrupt layer's state as node 0 (its only writer) publishes it
+    /// after every operation, for every node to read: routes, device rows
+    /// and counters, every pin's entry.
     pub routes: PublishedRoutes,
 }
 
@@ -110,6 +111,13 @@ pub struct PublishedRoutes {
     /// then [`pack_device`]'s word each.
     pub device_count: AtomicU32,
     pub devices: [AtomicU64; PUBLISHED_DEVICES],
+    /// Each device's counters, by row: refused requests, hand-overs, crash
+    /// resets, storm pauses.
+    pub device_counters: [[AtomicU32; 4]; PUBLISHED_DEVICES],
+    /// Every managed I/O APIC pin's redirection entry as read back after
+    /// the operation (raw 64 bits: vector, mask, remote IRR, destination).
+    pub pin_count: AtomicU32,
+    pub pins: [AtomicU64; PUBLISHED_ROUTES],
 }
 
 /// Most devices [`PublishedRoutes`] holds.

@@ -20,8 +20,9 @@ pub fn bytes() -> Option<PhysBytes> {
     let off = real_nic::area_offset(size)?;
     // SAFETY: every node maps the whole shared region read-write at
     // SHARED_VIRT for its whole life; the NIC area, the region's last
-    // `AREA_SIZE` bytes, lies above the fixed layout (`area_offset` checks
-    // it starts past the debug NIC's window start), and is reached only
+    // `AREA_SIZE` bytes, lies above the fixed layout and the debug NIC's
+    // ring and buffers (`area_offset` checks it; the debug window ends
+    // where the area starts, `debug_window_end`), and is reached only
     // through volatile copies, the ring's atomics and the seen maps' atomics.
     Some(unsafe { PhysBytes::new(SHARED_VIRT + off, phys + off, AREA_SIZE) })
 }

@@ -317,9 +317,10 @@ fn clean(
     result.more
 }
 
-/// Polls a real NIC's ring once (acknowledging ICR first); `None` for
-/// the debug NIC.
-fn clean_real(d: &mut Driver, run: &RunControl) -> Option<bool> {
+/// Polls a real NIC's ring once, reading ICR first when `ack` (not when
+/// quiescing: its causes stay for the next owner); `None` for the debug
+/// NIC.
+fn clean_real(d: &mut Driver, run: &RunControl, ack: bool) -> Option<bool> {
     if !matches!(d.backend, Backend::Real { .. }) {
         return None;
     }
@@ -334,7 +335,9 @@ fn clean_real(d: &mut Driver, run: &RunControl) -> Option<bool> {
         let Backend::Real { regs, dma } = backend else {
             unreachable!("checked above")
         };
-        let _causes = rx.ack(regs);
+        if ack {
+            let _causes = rx.ack(regs);
+        }
         rx.poll_into(regs, ring, dma, usize::MAX, &mut SkbProducer(skbs))
     }))
 }
@@ -527,7 +530,7 @@ fn on_real_interrupt(_frame: &mut InterruptFrame) {
             }
             d.samples.last_entry = entry;
             for _ in 0..REAL_POLLS {
-                if clean_real(d, run) != Some(true) {
+                if clean_real(d, run, true) != Some(true) {
                     break;
                 }
             }
@@ -569,28 +572,10 @@ pub fn quiesce_real() -> Result<usize, &'static str> {
         }
         let run = real_run();
         let before = d.rx.counters().delivered;
-        while clean_real_unacked(d, run) {}
+        while clean_real(d, run, false) == Some(true) {}
         collect_missed(d, run);
         d.role = Role::Quiesced;
         Ok((d.rx.counters().delivered - before) as usize)
-    })
-}
-
-/// Polls a real NIC's ring once without reading ICR (quiescing: the causes
-/// stay for the next owner); returns whether completions are left.
-fn clean_real_unacked(d: &mut Driver, run: &RunControl) -> bool {
-    clean(d, run, &mut |d| {
-        let Driver {
-            backend,
-            ring,
-            rx,
-            skbs,
-            ..
-        } = d;
-        let Backend::Real { regs, dma } = backend else {
-            return mint_e1000::PollResult::default();
-        };
-        rx.poll_into(regs, ring, dma, usize::MAX, &mut SkbProducer(skbs))
     })
 }
 
@@ -603,8 +588,20 @@ static STANDBY: spin::Mutex<Option<(MmioRegisters, Producer)>> = spin::Mutex::ne
 /// socket buffers; nothing touches the device yet.
 pub fn attach_standby(regs: MmioRegisters) -> Consumer {
     let (producer, consumer) = mint_skb::pool(SKB_SLOTS, mint_abi::real_nic::BUFFER_SIZE);
-    *STANDBY.lock() = Some((regs, producer));
+    // Interrupts off: `prepare_real` takes the same lock in the mailbox
+    // interrupt.
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        *STANDBY.lock() = Some((regs, producer))
+    });
     consumer
+}
+
+/// The `handover` self-test: this node refuses the next Prepare (to
+/// exercise node 0's undo path).
+static REFUSE_NEXT_PREPARE: AtomicBool = AtomicBool::new(false);
+
+pub fn refuse_next_prepare() {
+    REFUSE_NEXT_PREPARE.store(true, Ordering::Release);
 }
 
 /// Hand-over, new owner (its mailbox interrupt, before the layer switches
@@ -615,6 +612,9 @@ pub fn attach_standby(regs: MmioRegisters) -> Consumer {
 /// serviced at once.
 pub fn prepare_real(vector: Vector) -> Result<(), alloc::string::String> {
     use mint_abi::real_nic::{BUFFER_SIZE, RING_SLOTS};
+    if REFUSE_NEXT_PREPARE.swap(false, Ordering::AcqRel) {
+        return Err("refused on purpose (the handover self-test)".into());
+    }
     x86_64::instructions::interrupts::without_interrupts(|| {
         // SAFETY: interrupts are off, so no handler can run meanwhile.
         if let Some(d) = unsafe { driver() } {
@@ -647,6 +647,34 @@ pub fn prepare_real(vector: Vector) -> Result<(), alloc::string::String> {
     })
 }
 
+/// Hand-over undone, old owner: takes the device back on `vector` (its
+/// own, old one). Idempotent: an owner that never quiesced only gets its
+/// causes unmasked again. Returns the frames its first poll delivered.
+pub fn resume_real(vector: Vector) -> Result<u64, alloc::string::String> {
+    let owner = x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        unsafe { driver() }.map(|d| d.role == Role::Owner)
+    });
+    match owner {
+        None => return Err("this node has no e1000 driver".into()),
+        Some(true) => interrupts::register(vector, on_real_interrupt),
+        Some(false) => prepare_real(vector)?,
+    }
+    attached_real().map_err(alloc::string::String::from)
+}
+
+/// Hand-over undone, new owner: drops what `prepare_real` took (the role,
+/// the vector's binding); the ring was never its to touch.
+pub fn abandon_real(vector: Vector) {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        if let Some(d) = unsafe { driver() } {
+            d.role = Role::Quiesced;
+        }
+    });
+    crate::irq::bind_stray(vector);
+}
+
 /// Hand-over, new owner: the layer's "attached" notice. Unmasks the NIC's
 /// causes at the device and polls the ring once (frames that completed
 /// while nobody drove it); returns the frames that poll delivered.
@@ -660,7 +688,7 @@ pub fn attached_real() -> Result<u64, &'static str> {
         let run = real_run();
         let before = d.rx.counters().delivered;
         for _ in 0..REAL_POLLS {
-            if clean_real(d, run) != Some(true) {
+            if clean_real(d, run, true) != Some(true) {
                 break;
             }
         }

@@ -3,40 +3,36 @@
 //! the device model (support node) use these; every address that comes from
 //! the peer is checked against the DMA window before memory is touched.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::AtomicU64;
 
-use mint_abi::debug_nic::{NicRegisters, dma_window_offset};
+use mint_abi::debug_nic::dma_window_offset;
 use mint_abi::shared::SHARED_VIRT;
-use mint_e1000::{DescriptorRing, DmaError, RegisterFile, RegisterSlots, RxDescriptor};
+use mint_e1000::{DescriptorRing, DmaError, RegisterFile, RxDescriptor};
+use mint_support::backend::NicSlots;
 
 pub use super::dma::PhysBytes;
 
 /// The register page in the shared region, with the e1000 register
-/// semantics of `mint_e1000::RegisterFile` (ICR read-to-clear, IMS/IMC...).
-pub type SharedRegisters = RegisterFile<SharedSlots>;
-
-pub struct SharedSlots(&'static NicRegisters);
-
-impl RegisterSlots for SharedSlots {
-    fn slot(&self, index: usize) -> &AtomicU32 {
-        &self.0.0[index].0
-    }
-}
+/// semantics of `mint_e1000::RegisterFile` (ICR read-to-clear, IMS/IMC...)
+/// over `mint_support`'s slots (the native benchmark uses the same).
+pub type SharedRegisters = RegisterFile<NicSlots<'static>>;
 
 pub fn registers() -> SharedRegisters {
-    RegisterFile::with_slots(SharedSlots(&crate::shared::region().debug_nic.regs))
+    RegisterFile::with_slots(NicSlots(&crate::shared::region().debug_nic.regs))
 }
 
-/// The DMA window: the shared region from `dma_window_offset()` to its
-/// end, mapped at `SHARED_VIRT + dma_window_offset()`. Frames are copied in
+/// The DMA window: the shared region from `dma_window_offset()` to the
+/// real NIC's area (`mint_abi::real_nic`; the region's end without one),
+/// mapped at `SHARED_VIRT + dma_window_offset()`. Frames are copied in
 /// and out only through its volatile bytes (the peer writes them whenever
 /// it likes); the descriptor ring inside it only through [`AtomicRing`].
 pub type DmaWindow = PhysBytes;
 
-/// The window of a shared region at `shared_phys` of `shared_size` bytes.
+/// The window of a shared region at `shared_phys` of `shared_size` bytes:
+/// from `dma_window_offset()` to the real NIC's area (or the region's end).
 pub fn dma_window(shared_phys: u64, shared_size: u64) -> DmaWindow {
     let off = dma_window_offset();
-    let len = shared_size.saturating_sub(off);
+    let len = mint_abi::real_nic::debug_window_end(shared_size).saturating_sub(off);
     // SAFETY: every node maps the whole shared region read-write at
     // SHARED_VIRT for its whole life (`shared_size` is the size node 0
     // mapped), and the window, from `dma_window_offset` to the region's
@@ -48,12 +44,12 @@ pub fn dma_window(shared_phys: u64, shared_size: u64) -> DmaWindow {
 
 /// A ring of legacy RX descriptors as pairs of `AtomicU64` (address;
 /// length/checksum/status/errors/special: the 16-byte hardware layout,
-/// little endian), so a write-back is published with one release store.
+/// little endian), so a write-back is published with one release store:
+/// `mint_support::backend::AtomicRing` (the native benchmark's too) over
+/// memory this module vouches for.
 /// It lives in the shared DMA window (debug NIC) or in the node's own
 /// memory (a real NIC, see `mmio_backend`).
-pub struct AtomicRing {
-    descs: &'static [[AtomicU64; 2]],
-}
+pub struct AtomicRing(mint_support::backend::AtomicRing<'static>);
 
 impl AtomicRing {
     /// # Safety
@@ -68,7 +64,7 @@ impl AtomicRing {
         let descs = unsafe {
             core::slice::from_raw_parts(ptr as *const [AtomicU64; 2], usize::from(count))
         };
-        AtomicRing { descs }
+        AtomicRing(mint_support::backend::AtomicRing::new(descs))
     }
 
     /// The ring of `count` descriptors at physical `phys`, if it lies in the
@@ -91,24 +87,22 @@ impl AtomicRing {
 
 impl DescriptorRing for AtomicRing {
     fn len(&self) -> u16 {
-        self.descs.len() as u16
+        self.0.len()
     }
 
     fn load(&self, index: u16) -> RxDescriptor {
-        let d = &self.descs[usize::from(index)];
-        let word1 = d[1].load(Ordering::Acquire);
-        RxDescriptor::from_words([d[0].load(Ordering::Relaxed), word1])
+        self.0.load(index)
     }
 
     fn store_buffer_addr(&self, index: u16, addr: u64) {
-        self.descs[usize::from(index)][0].store(addr, Ordering::Relaxed);
+        self.0.store_buffer_addr(index, addr);
     }
 
     fn store_writeback(&self, index: u16, d: &RxDescriptor) {
-        self.descs[usize::from(index)][1].store(d.writeback_word(), Ordering::Release);
+        self.0.store_writeback(index, d);
     }
 
     fn clear_status(&self, index: u16) {
-        self.descs[usize::from(index)][1].store(0, Ordering::Release);
+        self.0.clear_status(index);
     }
 }

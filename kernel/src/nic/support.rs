@@ -17,16 +17,22 @@
 //!
 //! Send processing time per packet is the TSC around exactly the
 //! mechanism's work: stamp, copy into the RX buffer, descriptor write-back,
-//! register updates, IPI request.
+//! register updates, IPI request. That per-frame work is
+//! `mint_support::Sender::send`, the same function `mint bench --native`
+//! runs on the host; this module gives it the IPI ([`Ipi`]), the TSC
+//! ([`Tsc`]) and the shared region's memory, and does the rest of a run:
+//! arming, deadlines, raw samples, progress, settling.
 
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use mint_abi::NodeId;
-use mint_abi::debug_nic::{DropReason, NIC_VECTOR, RunPhase};
-use mint_e1000::{DeviceModel, Register, RegisterAccess, RxDrop, WritebackFault};
+use mint_abi::debug_nic::{NIC_VECTOR, RunControl, RunPhase};
+use mint_abi::{ApicId, NodeId};
+use mint_e1000::{Register, RegisterAccess};
+pub use mint_support::Faults;
+use mint_support::{Device, Lines, Sender};
 use mint_traffic::{Endpoints, FrameTemplate, GenConfig, PacketKind, Schedule};
 
 use super::shared_backend::{self, AtomicRing};
@@ -43,15 +49,22 @@ pub(crate) const SETTLE_TIMEOUT_MS: u64 = mint_abi::debug_nic::RUN_STUCK_MS + 2_
 /// its UDP socket (under a thousand frames) are left to account for.
 pub(crate) const SETTLE_DEADLINE_MS: u64 = 60_000;
 
-/// Fault injection for one run; 0 = off for each.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Faults {
-    /// Every Nth descriptor write-back corrupted.
-    pub corrupt_every: u32,
-    /// Every Nth IPI not sent although the posted flag was set (lost).
-    pub forget_ipi_every: u32,
-    /// Every Nth frame stamped with the previous run's id.
-    pub stale_every: u32,
+/// The support node's signal: the NIC's vector, by IPI, to the target.
+struct Ipi(ApicId);
+
+impl mint_support::Signal for Ipi {
+    fn raise(&mut self) {
+        apic::send_ipi(self.0, NIC_VECTOR);
+    }
+}
+
+/// The support node's clock: its TSC.
+struct Tsc;
+
+impl mint_support::Clock for Tsc {
+    fn now(&self) -> u64 {
+        cpu::rdtsc()
+    }
 }
 
 /// What one run measured on the support node.
@@ -113,18 +126,8 @@ pub fn run(
     }
 
     // Configure and wait for the target to arm.
-    ctl.reset_counters();
-    ctl.size.store(cfg.size, Ordering::Relaxed);
-    ctl.count.store(cfg.count, Ordering::Relaxed);
-    ctl.kind.store(
-        matches!(cfg.kind, PacketKind::Raw) as u32,
-        Ordering::Relaxed,
-    );
-    ctl.seed.store(cfg.seed, Ordering::Relaxed);
-    ctl.dump_samples
-        .store(u32::from(dump_samples), Ordering::Relaxed);
     let run_id = ctl.run_id.load(Ordering::Relaxed).wrapping_add(1);
-    ctl.run_id.store(run_id, Ordering::Relaxed);
+    configure(ctl, cfg, run_id, dump_samples);
     // A run abandoned with the posted flag set (its IPI lost, or the target
     // gone before its handler ran) would keep this run from sending any
     // IPI: start from a clear flag and no IPI stamp.
@@ -157,33 +160,22 @@ pub fn run(
         FrameTemplate::from_config(cfg, &Endpoints::default())
             .map_err(|e| alloc::format!("gen: {e}"))?,
     );
+    let tsc_hz = u128::from(node::tsc_hz());
     // Every frame carries the run's id (its low byte); stale frames the
     // previous run's.
-    let run_tag = run_id as u8;
-    template.set_run(run_tag);
-    let mut model = DeviceModel::new();
-    let tsc_hz = u128::from(node::tsc_hz());
-    let target_apic = node::apic_of(target);
-    // IPIs due (posted flag 0 -> 1 edges), for forgetting every Nth.
-    let mut edges: u32 = 0;
-    // Returns the TSC ticks spent sending an IPI (0 if none was needed, or
-    // it was "lost").
-    let mut raise = || {
-        if nic.irq_pending.0.swap(1, Ordering::AcqRel) == 0 {
-            edges = edges.wrapping_add(1);
-            if faults.forget_ipi_every > 0 && edges.is_multiple_of(faults.forget_ipi_every) {
-                ctl.ipis_forgotten.fetch_add(1, Ordering::Relaxed);
-                return 0;
-            }
-            let t = cpu::rdtsc();
-            nic.ipi_sent_tsc.0.store(t, Ordering::Release);
-            apic::send_ipi(target_apic, NIC_VECTOR);
-            ctl.ipis_sent.fetch_add(1, Ordering::Relaxed);
-            cpu::rdtsc() - t
-        } else {
-            0
-        }
-    };
+    let mut sender = Sender::new(
+        Device {
+            regs: &regs,
+            ring: &ring,
+            dma: &dma,
+        },
+        Lines::of(nic),
+        Ipi(node::apic_of(target)),
+        Tsc,
+        &mut template,
+        run_id as u8,
+        faults,
+    );
 
     let start = cpu::rdtsc() + node::ms_to_ticks(1);
     let mut last_end = start;
@@ -197,36 +189,11 @@ pub fn run(
         while cpu::rdtsc() < deadline {
             core::hint::spin_loop();
         }
-        let t0 = cpu::rdtsc();
-        let nth = |every: u32| every > 0 && (seq as u32 + 1).is_multiple_of(every);
-        let frame = if nth(faults.stale_every) {
-            template.stamp_own_as(run_tag.wrapping_sub(1), seq as u32, t0)
-        } else {
-            template.stamp_own(seq as u32, t0)
-        };
-        // Fault injection: every Nth write-back is corrupted, cycling through
-        // the kinds a driver must refuse.
-        let corrupt_every = faults.corrupt_every;
-        let fault = nth(corrupt_every).then(|| {
-            WritebackFault::ALL[(seq / corrupt_every as usize) % WritebackFault::ALL.len()]
-        });
-        let ipi_ticks = match model.receive_with_fault(&regs, &ring, &dma, frame, fault) {
-            Ok(r) if r.raise_interrupt => raise(),
-            Ok(_) => 0,
-            Err(drop) => {
-                let reason = match drop {
-                    RxDrop::NoDescriptor { .. } => DropReason::RingFull,
-                    _ => DropReason::DeviceRefused,
-                };
-                ctl.count_drop(reason, 1);
-                if drop.raise_interrupt() { raise() } else { 0 }
-            }
-        };
-        let t1 = cpu::rdtsc();
-        ctl.sent.fetch_add(1, Ordering::Release);
-        send_ticks.push(t1 - t0);
-        ipi_request_ticks.push(ipi_ticks);
-        inject_tsc.push(t0);
+        let sent = sender.send(seq as u32);
+        let t1 = sent.inject_tsc + sent.ticks;
+        send_ticks.push(sent.ticks);
+        ipi_request_ticks.push(sent.signal_ticks);
+        inject_tsc.push(sent.inject_tsc);
         last_end = t1;
         if dump_samples && t1 > next_progress {
             crate::println!("MINT-PROGRESS sent={}", seq + 1);
@@ -323,6 +290,24 @@ pub(crate) fn wait_while_progressing(
 }
 
 /// Waits until `cond`, at most `ms`.
+/// Writes run `run_id` of `cfg` into a run control, its counters cleared
+/// (the phase is the caller's to set: every run starts Configured once
+/// the rest is in place). `dump_samples`: the receiver prints its raw
+/// samples at the end.
+pub fn configure(ctl: &RunControl, cfg: &GenConfig, run_id: u32, dump_samples: bool) {
+    ctl.reset_counters();
+    ctl.size.store(cfg.size, Ordering::Relaxed);
+    ctl.count.store(cfg.count, Ordering::Relaxed);
+    ctl.kind.store(
+        matches!(cfg.kind, PacketKind::Raw) as u32,
+        Ordering::Relaxed,
+    );
+    ctl.seed.store(cfg.seed, Ordering::Relaxed);
+    ctl.dump_samples
+        .store(u32::from(dump_samples), Ordering::Relaxed);
+    ctl.run_id.store(run_id, Ordering::Relaxed);
+}
+
 pub fn wait_for(cond: impl Fn() -> bool, ms: u64) -> bool {
     let deadline = cpu::rdtsc() + node::ms_to_ticks(ms);
     while !cond() {

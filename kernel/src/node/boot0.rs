@@ -65,6 +65,9 @@ pub struct MachineRecord {
     /// Fault injection for that run (`mint.corrupt=`, `mint.forget_ipi=`,
     /// `mint.stale=`).
     pub gen_faults: crate::nic::support::Faults,
+    /// Hidden fault injection for `mint nic` (`mint.nic_stop=K:HOW`): node
+    /// 0 stops the e1000's owner once its progress reached K (see `nicrun`).
+    pub nic_stop: Option<super::nicrun::OwnerStop>,
     /// The hand-over run `mint handover` asked for.
     pub handover: Option<HandoverPlan>,
     /// The other nodes, prepared and waiting for their INIT-SIPI-SIPI.
@@ -172,6 +175,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         forget_ipi_every: knob("mint.forget_ipi="),
         stale_every: knob("mint.stale="),
     };
+    let nic_stop = super::nicrun::parse_stop(&boot.cmdline).unwrap_or_else(|e| refuse(&e));
     let faults = parse_faults(&boot.cmdline, n).unwrap_or_else(|e| refuse(&e));
     let selftest = match boot
         .cmdline
@@ -407,6 +411,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         nic_target,
         gen_run,
         gen_faults,
+        nic_stop,
         handover,
         starts,
         linux,
@@ -488,7 +493,7 @@ pub fn run_machine(real_nic: Option<(mint_skb::Consumer, [u8; 6])>) -> ! {
                 .map(|n| n.id);
             match (rec.gen_run.as_ref(), owner) {
                 (Some(cfg), Some(owner)) if owner != NodeId(0) => {
-                    if let Err(e) = super::nicrun::run(cfg, owner) {
+                    if let Err(e) = super::nicrun::run(cfg, owner, rec.nic_stop) {
                         println!("MINT-ERROR {e}");
                     }
                 }

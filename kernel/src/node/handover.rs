@@ -21,7 +21,7 @@ use core::sync::atomic::Ordering;
 use mint_abi::NodeId;
 use mint_abi::debug_nic::{DropReason, RunControl, RunPhase};
 use mint_abi::node::NodeState;
-use mint_traffic::{GenConfig, PacketKind};
+use mint_traffic::GenConfig;
 
 use super::boot0::HandoverPlan;
 use crate::arch::cpu;
@@ -91,20 +91,10 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
         irqs.reset();
     }
     for &n in &nodes {
-        let c = ctl(n);
-        c.reset_counters();
-        c.size.store(cfg.size, Ordering::Relaxed);
-        c.count.store(cfg.count, Ordering::Relaxed);
-        c.kind.store(
-            matches!(cfg.kind, PacketKind::Raw) as u32,
-            Ordering::Relaxed,
-        );
-        c.seed.store(cfg.seed, Ordering::Relaxed);
-        // Two receivers' samples would interleave on the host; the counts
-        // are what this run is about.
-        c.dump_samples.store(0, Ordering::Relaxed);
-        c.run_id.store(run_id, Ordering::Relaxed);
-        c.set_phase(RunPhase::Configured);
+        // No raw samples: two receivers' would interleave on the host;
+        // the counts are what this run is about.
+        crate::nic::support::configure(ctl(n), cfg, run_id, false);
+        ctl(n).set_phase(RunPhase::Configured);
     }
     let mut idle = Idle { rx: own.as_mut() };
     let answered = |n: NodeId| matches!(ctl(n).phase(), Some(RunPhase::Armed | RunPhase::Refused));
@@ -193,12 +183,17 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
     let drops = |r: DropReason| -> u64 { nodes.iter().map(|&n| ctl(n).drop_count(r)).sum() };
     let own_duplicates = drops(DropReason::Duplicate);
     let duplicates = both + own_duplicates;
+    // Duplicates and frames of another run are not among this run's sent
+    // frames: reported, never subtracted (they could hide a lost one).
     let dropped: u64 = DropReason::ALL
         .iter()
-        .filter(|&&r| r != DropReason::Duplicate)
+        .filter(|&&r| !matches!(r, DropReason::Duplicate | DropReason::StaleRun))
         .map(|&r| drops(r))
         .sum();
     let unique = delivered.iter().sum::<u64>().saturating_sub(both);
+    // The maps and the counts are kept apart (the maps in the NIC area,
+    // the counts in each node's line): they must agree.
+    let maps_agree = either == unique;
     let unaccounted = sent as i64 - unique as i64 - dropped as i64;
     let irqs = &shared::region().real_nic.irq;
     let stray: u64 = irqs.iter().map(|c| c.stray.load(Ordering::Acquire)).sum();
@@ -222,7 +217,7 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
     }
     let _ = write!(
         s,
-        "\"config\":{{\"size\":{},\"count\":{},\"kind\":\"{}\",\"seed\":{}}},\"sent\":{sent},\"delivered\":{{\"node{}\":{},\"node{}\":{}}},\"delivered_unique\":{unique},\"seen_by_both\":{both},\"seen_by_either\":{either},\"duplicates\":{duplicates},\"dropped\":{{",
+        "\"config\":{{\"size\":{},\"count\":{},\"kind\":\"{}\",\"seed\":{}}},\"sent\":{sent},\"delivered\":{{\"node{}\":{},\"node{}\":{}}},\"delivered_unique\":{unique},\"seen_by_both\":{both},\"seen_by_either\":{either},\"maps_agree\":{maps_agree},\"duplicates\":{duplicates},\"dropped\":{{",
         cfg.size,
         cfg.count,
         cfg.kind.as_str(),
@@ -267,6 +262,7 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
     println!("MINT-HANDOVER {s}");
     Ok(failure.is_none()
         && completed
+        && maps_agree
         && unaccounted == 0
         && duplicates == 0
         && stray == 0
@@ -276,16 +272,19 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
 /// One round's line: node 0's stamps merged into the layer's trace, in
 /// TSC order, and the times that matter.
 fn round_json(round: u32, r: &irq::Round) -> String {
-    let mut steps: Vec<(&str, u64)> = r
-        .trace
-        .entries()
-        .iter()
-        .map(|e| (e.step.as_str(), e.at))
-        .collect();
-    steps.push(("old-owner-quiesced", r.quiesced_at));
-    steps.push(("new-owner-prepared", r.prepared_at));
+    // In protocol order, not sorted: node 0's stamps go where the
+    // protocol puts them (the old owner answers before the new one
+    // prepares, both before the layer masks the pin), so stamps out of
+    // order would show a clock or protocol fault.
+    let mut steps: Vec<(&str, u64)> = Vec::new();
+    for e in r.trace.entries() {
+        steps.push((e.step.as_str(), e.at));
+        if e.step == mint_irq::HandoverStep::Requested {
+            steps.push(("old-owner-quiesced", r.quiesced_at));
+            steps.push(("new-owner-prepared", r.prepared_at));
+        }
+    }
     steps.push(("notices-acknowledged", r.acked_at));
-    steps.sort_by_key(|&(_, at)| at);
     let first = steps.first().map_or(0, |s| s.1);
     let layer_done = r
         .trace

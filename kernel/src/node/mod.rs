@@ -201,7 +201,7 @@ fn attach_real_nic(id: NodeId) -> Option<(mint_skb::Consumer, [u8; 6])> {
         ),
         mint_irq::IrqSource::Msi => alloc::string::String::from("MSI"),
     };
-    if id == NodeId(0) && boot0::record().mode != boot0::Mode::Handover {
+    if !receives_real_nic() {
         println!(
             "{id}: e1000 INTx {gsi} ({how}) registered on {vector}, kept masked: node 0 runs the machine and does not receive"
         );
@@ -216,6 +216,13 @@ fn attach_real_nic(id: NodeId) -> Option<(mint_skb::Consumer, [u8; 6])> {
         "{id}: e1000 INTx {gsi} ({how}) on {vector} through the interrupt layer, unmasked; receiving"
     );
     Some((skbs, mac))
+}
+
+/// Whether this node receives on the real NIC when it owns it: every
+/// node but node 0, which does only in `mint handover` (it runs the
+/// machine).
+pub fn receives_real_nic() -> bool {
+    me() != NodeId(0) || boot0::record().mode == boot0::Mode::Handover
 }
 
 /// `aa:bb:cc:dd:ee:ff`.

@@ -5,21 +5,134 @@
 //! reads the host's `sent N` from its console when the host has sent
 //! everything, marks the run injected, waits for the owner's accounting
 //! and prints it as `MINT-NIC {json}`.
+//!
+//! Every wait also watches the owner: a crash it recorded itself (a panic
+//! or an exception: its slot says crashed, with the reason) or a lost
+//! heartbeat (the monitor declares it) ends the wait. Node 0 says so at
+//! once (`MINT-NIC-OWNER-DOWN <why>`, so the host stops sending), still
+//! reads the host's `sent N` (the accounting needs it), skips the settle
+//! (a dead owner makes no progress) and puts the reason in the record
+//! (`owner_down`): the counters are the ones the owner left.
+//!
+//! Hidden fault injection for the tests (`mint.nic_stop=K:HOW`): node 0
+//! stops the owner once its `progress` counter reached K (it moves at each
+//! frame's steps through the driver, the stack and the checker: not a
+//! frame count, but it moves only with frames taken). `nmi`: an
+//! NMI, which the owner's handler ends as a crash it records itself (mint
+//! raises no NMI otherwise); `init`: an INIT IPI, which resets its core
+//! into wait-for-SIPI, silently: only its heartbeat stops.
 
 use alloc::string::String;
+use core::cell::Cell;
 use core::fmt::Write;
 use core::sync::atomic::Ordering;
 
 use mint_abi::NodeId;
 use mint_abi::debug_nic::{DropReason, RunPhase};
-use mint_traffic::{GenConfig, PacketKind};
+use mint_abi::node::NodeState;
+use mint_abi::shared::{MAX_NODES, REASON_LEN};
+use mint_traffic::GenConfig;
 
-use crate::arch::{cpu, serial};
+use super::monitor::{self, Watch};
+use crate::arch::{apic, cpu, serial};
 use crate::nic::support::{self, ARM_TIMEOUT_MS, SETTLE_DEADLINE_MS, SETTLE_TIMEOUT_MS};
 use crate::{println, shared};
 
 /// Longest a console line from the host may be.
 const LINE_MAX: usize = 64;
+
+/// How node 0 stops the owner (hidden fault injection).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopBy {
+    Nmi,
+    Init,
+}
+
+/// `mint.nic_stop=K:HOW`: stop the owner once its `progress` reached `after`.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnerStop {
+    pub after: u64,
+    pub by: StopBy,
+}
+
+/// The `mint.nic_stop=` word of `cmdline`, if any.
+pub fn parse_stop(cmdline: &str) -> Result<Option<OwnerStop>, String> {
+    let Some(spec) = cmdline
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("mint.nic_stop="))
+    else {
+        return Ok(None);
+    };
+    let bad = || alloc::format!("mint.nic_stop={spec}: expected K:nmi or K:init");
+    let (after, by) = spec.split_once(':').ok_or_else(bad)?;
+    let after = after.parse().map_err(|_| bad())?;
+    let by = match by {
+        "nmi" => StopBy::Nmi,
+        "init" => StopBy::Init,
+        _ => return Err(bad()),
+    };
+    Ok(Some(OwnerStop { after, by }))
+}
+
+/// Node 0's watch over the e1000's owner during a run.
+struct OwnerWatch {
+    owner: NodeId,
+    watch: Cell<[Watch; MAX_NODES]>,
+    /// Node 0's heartbeat at the last heartbeat check.
+    last_tick: Cell<u64>,
+}
+
+impl OwnerWatch {
+    fn new(owner: NodeId) -> Self {
+        OwnerWatch {
+            owner,
+            watch: Cell::new([Watch::default(); MAX_NODES]),
+            last_tick: Cell::new(u64::MAX),
+        }
+    }
+
+    /// Why the owner no longer runs, if it does not. Heartbeats are checked
+    /// once per tick of node 0's timer (they move no faster); the slot's
+    /// state on every call.
+    fn down(&self) -> Option<String> {
+        let tick = shared::slot(NodeId(0)).heartbeat.load(Ordering::Relaxed);
+        if tick != self.last_tick.get() {
+            self.last_tick.set(tick);
+            let mut watch = self.watch.get();
+            // Also hands a crashed owner's devices back to node 0.
+            monitor::check_heartbeats(&mut watch);
+            self.watch.set(watch);
+        }
+        let slot = shared::slot(self.owner);
+        match slot.state() {
+            Some(NodeState::Running) => None,
+            Some(NodeState::Crashed) => {
+                let mut buf = [0u8; REASON_LEN];
+                Some(alloc::format!(
+                    "{} crashed: {}",
+                    self.owner,
+                    slot.reason(&mut buf)
+                ))
+            }
+            state => Some(alloc::format!(
+                "{} stopped running (state {})",
+                self.owner,
+                state.map_or("garbage", |s| s.as_str())
+            )),
+        }
+    }
+}
+
+/// `text` as the inside of a JSON string.
+fn json_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
 
 /// Waits for `sent N` on node 0's console, at most `ms`; `idle` runs
 /// whenever no byte is there (it must halt or do node 0's other work).
@@ -59,25 +172,21 @@ pub(crate) fn read_sent(ms: u64, idle: &mut dyn FnMut()) -> Result<u64, String> 
     }
 }
 
-/// One run; returns whether every frame was accounted for.
-pub fn run(cfg: &GenConfig, owner: NodeId) -> Result<bool, String> {
+/// One run; returns whether every frame was accounted for. `stop`: the
+/// hidden fault injection, see the module docs.
+pub fn run(cfg: &GenConfig, owner: NodeId, stop: Option<OwnerStop>) -> Result<bool, String> {
+    let watch = OwnerWatch::new(owner);
     // The owner's own accounting line (`mint_abi::real_nic`).
     let ctl = &shared::region().real_nic.receivers[owner.index()];
-    ctl.reset_counters();
-    ctl.size.store(cfg.size, Ordering::Relaxed);
-    ctl.count.store(cfg.count, Ordering::Relaxed);
-    ctl.kind.store(
-        matches!(cfg.kind, PacketKind::Raw) as u32,
-        Ordering::Relaxed,
-    );
-    ctl.seed.store(cfg.seed, Ordering::Relaxed);
-    ctl.dump_samples.store(1, Ordering::Relaxed);
     let run_id = ctl.run_id.load(Ordering::Relaxed).wrapping_add(1);
-    ctl.run_id.store(run_id, Ordering::Relaxed);
+    support::configure(ctl, cfg, run_id, true);
     ctl.set_phase(RunPhase::Configured);
     let answered = || matches!(ctl.phase(), Some(RunPhase::Armed | RunPhase::Refused));
-    if !support::wait_for(answered, ARM_TIMEOUT_MS) {
+    if !support::wait_for(|| answered() || watch.down().is_some(), ARM_TIMEOUT_MS) || !answered() {
         ctl.set_phase(RunPhase::Idle);
+        if let Some(why) = watch.down() {
+            return Err(alloc::format!("nic: {why} (before it armed run {run_id})"));
+        }
         return Err(alloc::format!(
             "nic: {owner} did not arm within {ARM_TIMEOUT_MS} ms (does it drive the e1000?)"
         ));
@@ -92,19 +201,70 @@ pub fn run(cfg: &GenConfig, owner: NodeId) -> Result<bool, String> {
     println!("MINT-NIC-ARMED run={run_id} tsc={}", cpu::rdtsc());
     // The host sends at its own pace; it says when it is done. Bounded by
     // an hour (the CLI's own timeout is the real limit).
-    let sent = read_sent(3_600_000, &mut || x86_64::instructions::hlt())?;
+    // The owner publishes its delivered count only when it completes the
+    // run; `progress` moves as it goes.
+    let stop = Cell::new(stop);
+    let inject = || {
+        let Some(OwnerStop { after, by }) = stop.get() else {
+            return;
+        };
+        if ctl.progress.load(Ordering::Acquire) < after {
+            return;
+        }
+        stop.set(None);
+        println!("node0: nic run: stopping {owner} by {by:?} after {after} frames (mint.nic_stop)");
+        let apic_id = super::apic_of(owner);
+        let sent = match by {
+            StopBy::Nmi => apic::send_nmi(apic_id),
+            StopBy::Init => apic::send_init(apic_id),
+        };
+        if let Err(e) = sent {
+            println!("node0: nic run: the {by:?} to {owner} was not sent: {e:?}");
+        }
+    };
+    let mut down: Option<String> = None;
+    let sent = read_sent(3_600_000, &mut || {
+        inject();
+        if down.is_none() {
+            down = watch.down();
+            if let Some(why) = &down {
+                // The host stops sending when it reads this.
+                println!("MINT-NIC-OWNER-DOWN {why}");
+            }
+        }
+        x86_64::instructions::hlt();
+    })?;
     ctl.sent.store(sent, Ordering::Release);
     ctl.set_phase(RunPhase::Injected);
-    let incomplete = support::wait_while_progressing(
-        || ctl.phase() == Some(RunPhase::Complete),
-        || ctl.progress.load(Ordering::Acquire),
-        SETTLE_TIMEOUT_MS,
-        SETTLE_DEADLINE_MS,
-    )
-    .err()
-    .map(|stall| {
-        alloc::format!("nic: stopped waiting for {owner} to complete run {run_id}: {stall}")
-    });
+    let stall = match &down {
+        // A dead owner makes no progress: nothing to wait for.
+        Some(_) => None,
+        None => support::wait_while_progressing(
+            || {
+                inject();
+                ctl.phase() == Some(RunPhase::Complete) || watch.down().is_some()
+            },
+            || ctl.progress.load(Ordering::Acquire),
+            SETTLE_TIMEOUT_MS,
+            SETTLE_DEADLINE_MS,
+        )
+        .err(),
+    };
+    if down.is_none() && ctl.phase() != Some(RunPhase::Complete) {
+        down = watch.down();
+        if let Some(why) = &down {
+            println!("MINT-NIC-OWNER-DOWN {why}");
+        }
+    }
+    let incomplete = match (&down, stall) {
+        (Some(why), _) => Some(alloc::format!(
+            "nic: {why} during run {run_id}; its counters are as it left them"
+        )),
+        (None, Some(stall)) => Some(alloc::format!(
+            "nic: stopped waiting for {owner} to complete run {run_id}: {stall}"
+        )),
+        (None, None) => None,
+    };
     let completed = incomplete.is_none();
     let mut s = String::new();
     let _ = write!(
@@ -118,7 +278,16 @@ pub fn run(cfg: &GenConfig, owner: NodeId) -> Result<bool, String> {
         cfg.seed,
     );
     if let Some(why) = &incomplete {
-        let _ = write!(s, ",\"incomplete\":\"{}\"", why.replace(['"', '\\'], "'"));
+        let _ = write!(s, ",\"incomplete\":\"{}\"", json_text(why));
+    }
+    if let Some(why) = &down {
+        let _ = write!(
+            s,
+            ",\"owner_down\":{{\"node\":{},\"reason\":\"{}\",\"progress\":{}}}",
+            owner.0,
+            json_text(why),
+            ctl.progress.load(Ordering::Acquire)
+        );
     }
     let _ = write!(
         s,

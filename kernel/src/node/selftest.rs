@@ -28,7 +28,9 @@
 //!   unchanged and the refusal counted: to the current owner, by a node
 //!   that is not the owner, to a standby node that crashed (node 3, run
 //!   with `--fault 3:panic`), to an unknown node (4), a second one while
-//!   one is in progress, and to a running node that does not stand by. Then one with the line asserted
+//!   one is in progress, to a running node that does not stand by, and to
+//!   node 1 when it refuses to prepare (node 0 undoes it: the layer
+//!   cancels, node 1 abandons, node 0 resumes). Then one with the line asserted
 //!   while the pin is masked (node 0 raises the NIC's receive cause with
 //!   ICR unread after the layer masked the pin): the switch must deliver
 //!   it exactly once, to the new owner, and nothing anywhere else. Then
@@ -134,7 +136,11 @@ pub fn run(test: SelfTest) {
         // interrupt as it starts): see `boot0::run_machine`.
         SelfTest::IrqRefusal if super::me() == mint_abi::NodeId(0) => {}
         SelfTest::IrqRefusal => irq_refusal(),
-        // Node 0 runs it once every node is up; the others only answer.
+        // Node 0 runs it once every node is up; node 1 refuses its first
+        // Prepare, so node 0's undo is exercised.
+        SelfTest::Handover if super::me() == mint_abi::NodeId(1) => {
+            crate::nic::driver::refuse_next_prepare()
+        }
         SelfTest::Handover => {}
     }
 }
@@ -147,7 +153,7 @@ pub fn handover() {
     use mint_abi::NodeId;
     let hlt = &mut || x86_64::instructions::hlt();
     let mut s = String::from("{\"test\":\"handover\",\"node\":0,\"refusals\":[");
-    let cases: [(&str, &HandoverCase); 6] = [
+    let cases: [(&str, &HandoverCase); 7] = [
         ("to-current-owner", &|i| {
             crate::irq::handover(NodeId(0), NodeId(0), i)
         }),
@@ -166,6 +172,11 @@ pub fn handover() {
         }),
         ("to-a-node-not-standing-by", &|i| {
             crate::irq::handover(NodeId(0), NodeId(2), i)
+        }),
+        // Node 1 refuses its first Prepare: undone (cancelled in the
+        // layer, node 1 abandons, node 0 resumes), counted by nobody.
+        ("new-owner-refuses-prepare", &|i| {
+            crate::irq::handover(NodeId(0), NodeId(1), i)
         }),
     ];
     for (k, (name, case)) in cases.iter().enumerate() {

@@ -1,0 +1,434 @@
+//! `mint bench`: the paper's evaluation (seeds/003 section 6, issue 8).
+//!
+//! This slice runs natively (`--native`), on two pinned host threads, in
+//! one run on the same two CPUs:
+//!
+//! - the send (Table 1's sizes): the kernel's per-frame function,
+//!   `mint_support::Sender::send`, into an e1000 ring over host memory of
+//!   the debug NIC's layout, a doorbell in place of the IPI ([`send`]);
+//! - the placement: a cache-line ping-pong between the two CPUs (round
+//!   trip, and half of it as the one-way floor of cross-core signalling),
+//!   taken before and after the experiments;
+//! - send time's floors: a one-core copy of each size, and a cross-core
+//!   copy + release store into the buffer the other core has just read;
+//! - throughput's floor (Table 2's sizes): an SPSC two-copy queue over
+//!   buffers laid out like the debug NIC's ring.
+//!
+//! What it does not measure yet (the keys stay `null`): the target's
+//! delivered throughput per path, the success rate, the doorbell-to-
+//! handler and injection-to-application latencies. Those need the
+//! target's per-frame code in host-buildable crates (see
+//! `docs/EVALUATION.md`); full-system runs (under QEMU) are not built
+//! yet either, and say so.
+//!
+//! - [`clock`]: the TSC rate and its cross-checks;
+//! - [`native`]: the floors on two pinned threads; [`send`]: the send;
+//! - [`stats`]: summaries, the linear fit, the raw samples' CSV files;
+//! - [`report`]: the result object and the tables for people.
+
+mod clock;
+mod native;
+mod report;
+mod send;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+use crate::output::Bar;
+use native::Pair;
+use stats::Series;
+
+/// Which of the paper's experiments to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Experiment {
+    /// Table 1: send processing time per size, beside its copy floors.
+    SendTime,
+    /// Table 2: delivered throughput per size, beside the SPSC floor.
+    Throughput,
+    /// Fig. 9: success rate against the interval (not built yet).
+    SuccessRate,
+    /// Signal-to-handler and injection-to-application latency, beside the
+    /// cache-line ping-pong.
+    Latency,
+    /// Every experiment.
+    All,
+}
+
+impl Experiment {
+    fn as_str(self) -> &'static str {
+        match self {
+            Experiment::SendTime => "send-time",
+            Experiment::Throughput => "throughput",
+            Experiment::SuccessRate => "success-rate",
+            Experiment::Latency => "latency",
+            Experiment::All => "all",
+        }
+    }
+
+    /// Whether running `self` runs `part`.
+    fn includes(self, part: Experiment) -> bool {
+        self == Experiment::All || self == part
+    }
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Which experiment to run.
+    #[arg(value_enum, default_value = "all")]
+    pub experiment: Experiment,
+    /// Run the data path natively on two pinned host threads (the only
+    /// mode built so far; full-system runs under QEMU come later).
+    #[arg(long)]
+    pub native: bool,
+    /// Fewer samples where that keeps the method (the paper's 3000 sends
+    /// per size stay): well under a minute natively.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where results.json and the raw samples (raw/*.csv) go (default:
+    /// runs/bench-TIME-PID in the current directory, or under
+    /// $XDG_STATE_HOME/mint when that is not writable).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// The two host CPUs, support (sender) first, then target (receiver)
+    /// (default: the first two this process may run on).
+    #[arg(long, value_name = "SUPPORT,TARGET", value_parser = cpu_pair)]
+    pub cpus: Option<Pair>,
+    /// Print the result (the same object as results.json) on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn cpu_pair(text: &str) -> Result<Pair, String> {
+    let (a, b) = text
+        .split_once(',')
+        .ok_or_else(|| format!("'{text}' is not two CPUs (SUPPORT,TARGET, e.g. 0,1)"))?;
+    let cpu = |s: &str| {
+        crate::flags::u64_value(s)
+            .and_then(|n| usize::try_from(n).map_err(|_| format!("{n} is out of range")))
+    };
+    let pair = Pair {
+        support: cpu(a)?,
+        target: cpu(b)?,
+    };
+    if pair.support == pair.target {
+        return Err(format!(
+            "the support and the target need two different CPUs (both are {})",
+            pair.support
+        ));
+    }
+    Ok(pair)
+}
+
+/// How many samples of each kind one run takes.
+#[derive(Clone, Copy, Debug)]
+pub struct Counts {
+    /// Ping-pong round trips, before and after the experiments each.
+    pub pingpong_rounds: usize,
+    /// Copies per size, one-core and cross-core: the paper's 3000 sends.
+    pub copies: usize,
+    /// Frames per SPSC repetition, and repetitions per size.
+    pub spsc_frames: u64,
+    pub spsc_reps: usize,
+    /// Timer-overhead pairs.
+    pub timer: usize,
+}
+
+impl Counts {
+    pub fn new(quick: bool) -> Counts {
+        if quick {
+            Counts {
+                pingpong_rounds: 5_000,
+                copies: 3_000,
+                spsc_frames: 20_000,
+                spsc_reps: 3,
+                timer: 3_000,
+            }
+        } else {
+            Counts {
+                pingpong_rounds: 100_000,
+                copies: 3_000,
+                spsc_frames: 100_000,
+                spsc_reps: 10,
+                timer: 3_000,
+            }
+        }
+    }
+
+    /// A guess of the run's length, said up front: about 1 us per round
+    /// trip, 4 us per copy pair, one interval per send, 8 GB/s through the
+    /// queue (two CPUs far apart, or a busy machine, can take several
+    /// times that), and the TSC's calibration.
+    pub fn estimate(&self, experiment: Experiment) -> Duration {
+        let mut ns: f64 = 300e6 + 2.0 * self.pingpong_rounds as f64 * 1e3;
+        if experiment.includes(Experiment::SendTime) {
+            // Two copy floors (4 us a pair) and the sends (one interval each).
+            ns += (native::SIZES.len() * self.copies) as f64 * (4e3 + send::INTERVAL_NS as f64);
+        }
+        if experiment.includes(Experiment::Throughput) {
+            let bytes: f64 = native::SIZES
+                .iter()
+                .map(|&s| (s as u64 * self.spsc_frames * self.spsc_reps as u64) as f64)
+                .sum();
+            ns += bytes / 8.0;
+        }
+        Duration::from_nanos(ns as u64)
+    }
+}
+
+/// The two CPUs to run on: `--cpus`, or the first two allowed.
+fn choose_cpus(asked: Option<Pair>) -> Result<Pair> {
+    let allowed = crate::os::allowed_cpus().context("cannot read this process's CPU affinity")?;
+    if let Some(pair) = asked {
+        for (role, cpu) in [("support", pair.support), ("target", pair.target)] {
+            if !allowed.contains(&cpu) {
+                bail!(
+                    "--cpus: the {role} CPU {cpu} is not one this process may run on ({allowed:?})"
+                );
+            }
+        }
+        return Ok(pair);
+    }
+    match allowed[..] {
+        [support, target, ..] => Ok(Pair { support, target }),
+        _ => bail!(
+            "mint bench --native needs two CPUs (a support and a target thread, each pinned to its own); this process may run on {allowed:?} only"
+        ),
+    }
+}
+
+/// Everything one run measured, as raw samples.
+pub struct Measured {
+    pub pair: Pair,
+    pub counts: Counts,
+    pub timer: Series,
+    pub rtt_before: Series,
+    pub rtt_after: Series,
+    /// Per size (in `native::SIZES` order), when send-time ran: the
+    /// sends (ticks, and the nonzero signal ticks), the device's ring-full
+    /// drops and the frames the target cleaned.
+    pub sends: Option<Vec<(Series, Series, send::SendRun)>>,
+    /// Per size, when send-time ran: the one-core and cross-core copies.
+    pub copies: Option<Vec<(Series, Series)>>,
+    /// Per size, when throughput ran.
+    pub spsc: Option<Vec<Vec<native::SpscRep>>>,
+    /// Preemptions of the support and the target thread, per part of the
+    /// run, in the order run.
+    pub preempted: Vec<(&'static str, [u64; 2])>,
+    /// Time the host ran something else on the support and the target CPU
+    /// during the run (steal time, ms; `None` where /proc/stat lacks it).
+    pub steal_ms: Option<[u64; 2]>,
+}
+
+/// The steal time (the hypervisor running something else while this
+/// virtual CPU wanted to run) of the pair's CPUs so far, in USER_HZ ticks.
+fn steal_ticks(pair: Pair) -> Option<[u64; 2]> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let steal = |cpu: usize| {
+        let name = format!("cpu{cpu}");
+        stat.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(name.as_str()))
+                .then(|| w.nth(7).and_then(|v| v.parse::<u64>().ok()))
+                .flatten()
+        })
+    };
+    Some([steal(pair.support)?, steal(pair.target)?])
+}
+
+/// Linux's USER_HZ, the unit of /proc/stat: 100 on every architecture
+/// Linux runs x86-64 on.
+fn user_hz() -> u64 {
+    100
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    if !args.native {
+        bail!(
+            "mint bench: full-system runs (the nodes under QEMU) are not built yet: use --native"
+        );
+    }
+    if args.experiment == Experiment::SuccessRate {
+        bail!(
+            "mint bench success-rate: not built yet: it needs the support node's and the target's per-frame code in host-buildable crates (docs/EVALUATION.md); run send-time, throughput, latency or all"
+        );
+    }
+    let pair = choose_cpus(args.cpus)?;
+    let out = crate::preflight::LogDir::claim_as(args.out.as_deref(), "--out", "bench-")?;
+    let raw = out.path.join("raw");
+    std::fs::create_dir_all(&raw).with_context(|| {
+        format!(
+            "--out {}: cannot create {}",
+            out.path.display(),
+            raw.display()
+        )
+    })?;
+    let counts = Counts::new(args.quick);
+    errln!(
+        "mint: bench {} (native, {}) on CPUs {} (support) and {} (target): {} (estimate); results in {}",
+        args.experiment.as_str(),
+        if args.quick { "quick" } else { "full" },
+        pair.support,
+        pair.target,
+        match counts.estimate(args.experiment) {
+            d if d < Duration::from_secs(1) => "under a second".to_string(),
+            d => format!(
+                "about {} (more if the CPUs sit far apart or are busy)",
+                indicatif::HumanDuration(d)
+            ),
+        },
+        out.path.display()
+    );
+    let started = Instant::now();
+    let steal_before = steal_ticks(pair);
+    let clock = clock::Clock::calibrate().context("calibrating the TSC")?;
+    let mut measured = measure(args.experiment, pair, counts, clock.hz)?;
+    measured.steal_ms = match (steal_before, steal_ticks(pair)) {
+        (Some(a), Some(b)) => Some([0, 1].map(|i| b[i].saturating_sub(a[i]) * 1000 / user_hz())),
+        _ => None,
+    };
+    let (tsc, warning) = clock.finish()?;
+    let result = report::result(report::Inputs {
+        experiment: args.experiment,
+        quick: args.quick,
+        measured: &measured,
+        tsc,
+        tsc_warning: warning,
+        cpu: report::cpu_model(pair.support),
+        out_dir: &out.path,
+        elapsed: started.elapsed(),
+    });
+    for series in report::all_series(&measured) {
+        series.write_csv(&out.path, clock.hz as f64)?;
+    }
+    report::write_spsc(&measured, &out.path, clock.hz as f64)?;
+    let text = serde_json::to_string_pretty(&result)?;
+    let path = out.path.join("results.json");
+    std::fs::write(&path, format!("{text}\n"))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    for w in result["warnings"].as_array().into_iter().flatten() {
+        errln!("mint: WARNING: {}", w.as_str().unwrap_or("?"));
+    }
+    if args.json {
+        outln!("{text}");
+    } else {
+        report::print(&result);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Result<Measured> {
+    let mut preempted = Vec::new();
+    native::take_preemptions();
+    let rtt_before = {
+        let _bar = Bar::new("placement", 1, "ping-pong");
+        native::pingpong(pair, hz, counts.pingpong_rounds).context("ping-pong")?
+    };
+    let timer = native::timer_overhead(pair, counts.timer).context("timer overhead")?;
+    preempted.push(("placement", native::take_preemptions()));
+    let sends = if experiment.includes(Experiment::SendTime) {
+        let bar = Bar::new("sends", native::SIZES.len() as u64, "sizes");
+        let mut out = Vec::new();
+        for (i, &size) in native::SIZES.iter().enumerate() {
+            let mut run = send::send_time(pair, hz, size, counts.copies)
+                .with_context(|| format!("sends of {size} B"))?;
+            let ticks = std::mem::take(&mut run.ticks);
+            let signals = run
+                .signal_ticks
+                .iter()
+                .copied()
+                .filter(|&t| t > 0)
+                .collect();
+            out.push((
+                Series::new(format!("send_{size}"), ticks),
+                Series::new(format!("send_signal_{size}"), signals),
+                run,
+            ));
+            bar.set(i as u64 + 1);
+        }
+        preempted.push(("send", native::take_preemptions()));
+        Some(out)
+    } else {
+        None
+    };
+    let copies = if experiment.includes(Experiment::SendTime) {
+        let bar = Bar::new("send floors", native::SIZES.len() as u64, "sizes");
+        let one = native::copies(pair, &native::SIZES, counts.copies).context("one-core copies")?;
+        let mut out = Vec::new();
+        for (i, (&size, one)) in native::SIZES.iter().zip(one).enumerate() {
+            let x = native::xcore_copies(pair, hz, size, counts.copies)
+                .with_context(|| format!("cross-core copies of {size} B"))?;
+            out.push((
+                Series::new(format!("copy_{size}"), one),
+                Series::new(format!("xcore_copy_{size}"), x),
+            ));
+            bar.set(i as u64 + 1);
+        }
+        preempted.push(("copy_floors", native::take_preemptions()));
+        Some(out)
+    } else {
+        None
+    };
+    let spsc = if experiment.includes(Experiment::Throughput) {
+        let bar = Bar::new("SPSC floor", native::SIZES.len() as u64, "sizes");
+        let mut out = Vec::new();
+        for (i, &size) in native::SIZES.iter().enumerate() {
+            out.push(
+                native::spsc(pair, hz, size, counts.spsc_frames, counts.spsc_reps)
+                    .with_context(|| format!("SPSC queue of {size} B"))?,
+            );
+            bar.set(i as u64 + 1);
+        }
+        preempted.push(("spsc_floor", native::take_preemptions()));
+        Some(out)
+    } else {
+        None
+    };
+    let rtt_after = {
+        let _bar = Bar::new("placement", 1, "ping-pong");
+        native::pingpong(pair, hz, counts.pingpong_rounds).context("ping-pong after")?
+    };
+    preempted.push(("placement_after", native::take_preemptions()));
+    Ok(Measured {
+        pair,
+        counts,
+        timer: Series::new("timer_overhead", timer),
+        sends,
+        rtt_before: Series::new("pingpong_rtt", rtt_before),
+        rtt_after: Series::new("pingpong_rtt_after", rtt_after),
+        copies,
+        spsc,
+        preempted,
+        steal_ms: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_pairs_parse_and_refuse() {
+        assert_eq!(
+            cpu_pair("0,1"),
+            Ok(Pair {
+                support: 0,
+                target: 1
+            })
+        );
+        assert!(cpu_pair("1,1").unwrap_err().contains("two different CPUs"));
+        assert!(cpu_pair("1").unwrap_err().contains("not two CPUs"));
+        assert!(cpu_pair("-1,2").unwrap_err().contains("non-negative"));
+    }
+
+    #[test]
+    fn quick_is_estimated_well_under_a_minute() {
+        let quick = Counts::new(true).estimate(Experiment::All);
+        assert!(quick < Duration::from_secs(30), "{quick:?}");
+        assert!(Counts::new(false).estimate(Experiment::All) > quick);
+    }
+}

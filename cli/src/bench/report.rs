@@ -1,0 +1,497 @@
+//! The bench's result object (`results.json`, `--json`) and its tables.
+//!
+//! The object follows issue 8's schema. Keys this build measures are
+//! filled from raw samples (each summary names its CSV and row count);
+//! keys it cannot measure yet are `null`, never a made-up number, and
+//! `not_measured` says which and why.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::native::{self, SpscRep};
+use super::stats::{self, Series};
+use super::{Experiment, Measured};
+
+/// The paper's figures (seeds/003 section 6, Core-i7-era machine): send
+/// processing time (us) and throughput (Gbps) per size.
+pub const PAPER: [(usize, f64, f64); 6] = [
+    (1024, 0.175, 4.6),
+    (1514, 0.205, 6.3),
+    (4096, 0.766, 17.4),
+    (8192, 1.462, 22.7),
+    (12288, 2.131, 29.6),
+    (16384, 3.664, 30.6),
+];
+
+/// What the result is made of.
+pub struct Inputs<'a> {
+    pub experiment: Experiment,
+    pub quick: bool,
+    pub measured: &'a Measured,
+    pub tsc: Value,
+    pub tsc_warning: Option<String>,
+    pub cpu: String,
+    pub out_dir: &'a Path,
+    pub elapsed: Duration,
+}
+
+/// The model name of `cpu` in /proc/cpuinfo (of the first CPU listed if
+/// that one is not found), or "unknown".
+pub fn cpu_model(cpu: usize) -> String {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let mut current: Option<usize> = None;
+    let mut first: Option<String> = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        match key.trim() {
+            "processor" => current = value.trim().parse().ok(),
+            "model name" => {
+                let name = value.trim().to_string();
+                if current == Some(cpu) {
+                    return name;
+                }
+                first.get_or_insert(name);
+            }
+            _ => {}
+        }
+    }
+    first.unwrap_or_else(|| "unknown".into())
+}
+
+/// Every series whose raw samples the run keeps.
+pub fn all_series(m: &Measured) -> Vec<&Series> {
+    let mut out = vec![&m.timer, &m.rtt_before, &m.rtt_after];
+    for (send, signal, _) in m.sends.iter().flatten() {
+        out.push(send);
+        out.push(signal);
+    }
+    for (one, x) in m.copies.iter().flatten() {
+        out.push(one);
+        out.push(x);
+    }
+    out
+}
+
+/// The SPSC repetitions of one size as a CSV: `rep,frames,bytes,ticks,ns,gbps`.
+pub fn spsc_csv(reps: &[SpscRep], tsc_hz: f64) -> String {
+    let mut text = String::from("rep,frames,bytes,ticks,ns,gbps\n");
+    for (i, r) in reps.iter().enumerate() {
+        let ns = stats::to_ns(r.ticks as f64, tsc_hz);
+        text.push_str(&format!(
+            "{i},{},{},{},{ns:.1},{:.4}\n",
+            r.frames,
+            r.bytes,
+            r.ticks,
+            gbps(r, tsc_hz)
+        ));
+    }
+    text
+}
+
+fn gbps(r: &SpscRep, tsc_hz: f64) -> f64 {
+    r.bytes as f64 * 8.0 / stats::to_ns(r.ticks as f64, tsc_hz)
+}
+
+/// p50, p99 (nearest rank), mean, min and max of `values`.
+fn float_summary(values: &[f64], csv: &str) -> Value {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return json!({"count": 0, "p50": null, "p99": null, "mean": null, "min": null, "max": null, "csv": csv});
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = |per_mille: usize| v[(v.len() * per_mille).div_ceil(1000).max(1) - 1];
+    json!({
+        "count": v.len(),
+        "p50": rank(500),
+        "p99": rank(990),
+        "mean": v.iter().sum::<f64>() / v.len() as f64,
+        "min": v[0],
+        "max": v[v.len() - 1],
+        "csv": csv,
+    })
+}
+
+/// The TSC's visible step: the greatest common divisor of `ticks` (0
+/// without samples). Some CPUs advance it by more than one per read (AMD
+/// parts add their multiplier at the 100 MHz reference rate), which sets
+/// the resolution of every sample.
+pub fn tsc_step(ticks: &[u64]) -> u64 {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 { a } else { gcd(b, a % b) }
+    }
+    ticks.iter().fold(0, |g, &t| gcd(g, t))
+}
+
+/// The result object.
+pub fn result(i: Inputs<'_>) -> Value {
+    let m = i.measured;
+    let hz = i.tsc["hz"].as_f64().unwrap_or(0.0);
+    let mut tsc = i.tsc;
+    let step = tsc_step(&m.timer.ticks);
+    tsc["step_ticks"] = json!(step);
+    tsc["step_ns"] = json!(stats::to_ns(step as f64, hz));
+    let rtt = m.rtt_before.summary_ns(hz, 1.0);
+    let rtt_after = m.rtt_after.summary_ns(hz, 1.0);
+    let mut warnings: Vec<String> = i.tsc_warning.into_iter().collect();
+    if let (Some(a), Some(b)) = (rtt["p50"].as_f64(), rtt_after["p50"].as_f64())
+        && a.max(b) > 1.5 * a.min(b)
+    {
+        warnings.push(format!(
+            "the two CPUs' ping-pong round trip moved from {a:.0} ns to {b:.0} ns during the run (the host moved them?): cross-core figures mix placements"
+        ));
+    }
+
+    let preempted: serde_json::Map<String, Value> = m
+        .preempted
+        .iter()
+        .map(|(part, [s, t])| (part.to_string(), json!({"support": s, "target": t})))
+        .collect();
+    let hit: Vec<String> = m
+        .preempted
+        .iter()
+        .filter(|(_, [s, t])| s + t > 0)
+        .map(|(part, [s, t])| format!("{part} (support {s}, target {t})"))
+        .collect();
+    if let Some([s, t]) = m.steal_ms
+        && s + t > 0
+    {
+        warnings.push(format!(
+            "the host ran something else on the two CPUs during the run (steal time: support {s} ms, target {t} ms): samples include those stalls"
+        ));
+    }
+    if !hit.is_empty() {
+        warnings.push(format!(
+            "the measuring threads were preempted during {}: those samples include the time another task or the host held the CPU (is the machine busy?)",
+            hit.join(", ")
+        ));
+    }
+    let send_time = m.copies.as_ref().map(|per_size| {
+        per_size
+            .iter()
+            .zip(native::SIZES)
+            .enumerate()
+            .map(|(k, ((one, x), size))| {
+                let copy = one.summary_ns(hz, 1.0);
+                let xcore = x.summary_ns(hz, 1.0);
+                let sends = m.sends.as_ref().and_then(|s| s.get(k));
+                let send = sends.map_or(Value::Null, |(s, _, _)| s.summary_ns(hz, 1.0));
+                let signal = sends.map_or(Value::Null, |(_, s, _)| s.summary_ns(hz, 1.0));
+                json!({
+                    "size": size,
+                    // The paper's figure: the mean of sends 1000-2000 of 3000.
+                    "mean_ns": send["mean_1000_2000"],
+                    "p50_ns": send["p50"],
+                    "p99_ns": send["p99"],
+                    "copy_ns": copy["mean_1000_2000"],
+                    "xcore_copy_ns": xcore["mean_1000_2000"],
+                    "send": send,
+                    "send_signal": signal,
+                    "ring_full": sends.map(|(_, _, r)| r.ring_full),
+                    "cleaned": sends.map(|(_, _, r)| r.cleaned),
+                    "copy": copy,
+                    "xcore_copy": xcore,
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    let fit_of = |key: &str| {
+        send_time.as_ref().map_or(Value::Null, |rows| {
+            let points: Vec<(f64, f64)> = rows
+                .iter()
+                .filter_map(|r| Some((r["size"].as_f64()?, r[key].as_f64()?)))
+                .collect();
+            stats::fit_json(&points)
+        })
+    };
+    let send_time_fit = fit_of("mean_ns");
+    let floor_fit = send_time.as_ref().map(|_| {
+        json!({
+            "copy": fit_of("copy_ns"),
+            "xcore_copy": fit_of("xcore_copy_ns"),
+        })
+    });
+
+    let throughput = m.spsc.as_ref().map(|per_size| {
+        per_size
+            .iter()
+            .zip(native::SIZES)
+            .map(|(reps, size)| {
+                let csv = format!("raw/spsc_{size}.csv");
+                let rates: Vec<f64> = reps.iter().map(|r| gbps(r, hz)).collect();
+                let floor = float_summary(&rates, &csv);
+                json!({
+                    "size": size,
+                    // The target paths (driver, raw-checked, udp-checked): not measured natively yet.
+                    "path": null,
+                    "gbps": null,
+                    "drops": null,
+                    "floor_gbps": floor["p50"],
+                    "floor": floor,
+                    "floor_frames_per_rep": m.counts.spsc_frames,
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+
+    let latency = i.experiment.includes(Experiment::Latency).then(|| {
+        let mut oneway = m.rtt_before.summary_ns(hz, 0.5);
+        oneway["method"] = json!("half of each ping-pong round trip (pingpong_rtt.csv)");
+        json!({
+            "signal_to_handler_ns": null,
+            "inject_to_app_ns": null,
+            "pingpong_oneway_ns": oneway,
+        })
+    });
+
+    let mut not_measured = vec![
+        "throughput[].gbps/path/drops: delivery through the target's driver, payload check and UDP stack",
+        "success_rate, min_full_interval_ns, handling_ns: the success-rate experiment",
+        "latency.signal_to_handler_ns, latency.inject_to_app_ns: the doorbell and the target's handler",
+    ];
+    not_measured.push(
+        "all of the above need the target's per-frame code in host-buildable crates (docs/EVALUATION.md); full-system mode is not built yet",
+    );
+
+    json!({
+        "mode": "native",
+        "accel": "none",
+        "cpu": i.cpu,
+        "experiment": i.experiment.as_str(),
+        "quick": i.quick,
+        "placement": {
+            "support_cpu": m.pair.support,
+            "target_cpu": m.pair.target,
+            "pingpong_rtt_ns": rtt["p50"],
+            "pingpong_rtt": rtt,
+            "pingpong_rtt_after_ns": rtt_after["p50"],
+            "pingpong_rtt_after": rtt_after,
+        },
+        "tsc": tsc,
+        "timer_overhead_ns": m.timer.summary_ns(hz, 1.0),
+        "preempted": preempted,
+        "steal_ms": m.steal_ms.map(|[s, t]| json!({"support": s, "target": t})),
+        "send_time": send_time,
+        "send_time_fit": send_time_fit,
+        "floor_fit": floor_fit,
+        "throughput": throughput,
+        "success_rate": null,
+        "min_full_interval_ns": null,
+        "handling_ns": null,
+        "latency": latency,
+        "not_measured": not_measured,
+        "paper": PAPER.iter().map(|&(size, us, gbps)| json!({
+            "size": size, "send_time_ns": us * 1000.0, "gbps": gbps,
+        })).collect::<Vec<_>>(),
+        "method": {
+            "send": "mint_support::Sender::send, the kernel's per-frame function (kernel/src/nic/support.rs), on the support CPU into an e1000 RX ring of 256 x 16 KiB over host memory of the debug NIC's layout, a doorbell store in place of the IPI, one send every 10 us (absolute deadlines); the target CPU cleans the ring with mint_e1000::RxRing as the driver's handler does (a stand-in, not kernel/src/nic/driver.rs); mean_ns is the mean of sends 1000-2000 of 3000, as the paper's; send_signal is the part of the sends that raised the doorbell",
+            "clock": "lfence; rdtsc at both ends of every sample, on one CPU; ticks to ns at tsc.hz",
+            "timer_overhead": "two back-to-back stamps; every sample includes it once",
+            "copy": "one CPU, copy_from_slice of a frame into buffers rotating through 256 x 16 KiB (the debug NIC's ring); copy_ns is the mean of copies 1000-2000 of 3000, as the paper's send time",
+            "xcore_copy": "the support CPU copies a frame into the one buffer of a mint-skb pool and publishes it (release store), right after the target CPU copied the previous frame out of it and released it; xcore_copy_ns as copy_ns",
+            "spsc_floor": "frames copied in by the support CPU and out by the target CPU through a mint-skb pool of 256 x 16 KiB; Gbps of one repetition = bytes * 8 / (first copy in to the last frame seen consumed, on the support CPU); floor_gbps is the median over repetitions",
+            "pingpong": "a counter bounced between two 128-byte-aligned lines; round trip timed on the support CPU; before and after the experiments",
+        },
+        "warnings": warnings,
+        "out_dir": i.out_dir.display().to_string(),
+        "elapsed_s": i.elapsed.as_secs_f64(),
+    })
+}
+
+/// Writes the SPSC repetitions' CSV files (`raw/spsc_<size>.csv`).
+pub fn write_spsc(m: &Measured, dir: &Path, tsc_hz: f64) -> anyhow::Result<()> {
+    use anyhow::Context;
+    for (reps, size) in m.spsc.iter().flatten().zip(native::SIZES) {
+        let path = dir.join(format!("raw/spsc_{size}.csv"));
+        std::fs::write(&path, spsc_csv(reps, tsc_hz))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn f0(v: &Value) -> String {
+    v.as_f64().map_or("n/a".into(), |x| format!("{x:.0}"))
+}
+
+fn f1(v: &Value) -> String {
+    v.as_f64().map_or("n/a".into(), |x| format!("{x:.1}"))
+}
+
+/// The tables for people, on stdout.
+pub fn print(r: &Value) {
+    let p = &r["placement"];
+    outln!(
+        "mint bench {} (native, accel none) on {}: support CPU {}, target CPU {}",
+        r["experiment"].as_str().unwrap_or("?"),
+        r["cpu"].as_str().unwrap_or("?"),
+        p["support_cpu"],
+        p["target_cpu"]
+    );
+    let tsc = &r["tsc"];
+    outln!(
+        "TSC {:.1} MHz ({}, {}; over the whole run {} ppm off); it advances in steps of {} ticks ({} ns)",
+        tsc["hz"].as_f64().unwrap_or(0.0) / 1e6,
+        tsc["chosen"].as_str().unwrap_or("?"),
+        tsc["status"].as_str().unwrap_or("?"),
+        tsc["whole_run"]["deviation_ppm"],
+        tsc["step_ticks"],
+        f1(&tsc["step_ns"])
+    );
+    outln!(
+        "placement: ping-pong round trip p50 {} ns, p99 {} ns (after the run: p50 {} ns); timer overhead p50 {} ns",
+        f0(&p["pingpong_rtt"]["p50"]),
+        f0(&p["pingpong_rtt"]["p99"]),
+        f0(&p["pingpong_rtt_after"]["p50"]),
+        f0(&r["timer_overhead_ns"]["p50"])
+    );
+    if let Some(rows) = r["send_time"].as_array() {
+        outln!();
+        outln!(
+            "send time (Table 1), ns: the kernel's send (mint_support), a doorbell for the IPI; beside it its floors"
+        );
+        outln!(
+            "{:>7} {:>6} | {:>6} {:>6} {:>6} {:>5} | {:>6} {:>6} {:>6} | {:>7} {:>6} {:>6}",
+            "size B",
+            "paper",
+            "send",
+            "p50",
+            "p99",
+            "full",
+            "copy",
+            "p50",
+            "p99",
+            "x-core",
+            "p50",
+            "p99"
+        );
+        for (row, paper) in rows.iter().zip(PAPER) {
+            outln!(
+                "{:>7} {:>6.0} | {:>6} {:>6} {:>6} {:>5} | {:>6} {:>6} {:>6} | {:>7} {:>6} {:>6}",
+                paper.0,
+                paper.1 * 1000.0,
+                f0(&row["mean_ns"]),
+                f0(&row["p50_ns"]),
+                f0(&row["p99_ns"]),
+                row["ring_full"].to_string(),
+                f0(&row["copy_ns"]),
+                f0(&row["copy"]["p50"]),
+                f0(&row["copy"]["p99"]),
+                f0(&row["xcore_copy_ns"]),
+                f0(&row["xcore_copy"]["p50"]),
+                f0(&row["xcore_copy"]["p99"])
+            );
+        }
+        outln!(
+            "(send, copy, x-core: mean of 1000-2000 of 3000, as the paper's send time; full: frames the ring had no room for)"
+        );
+        let fit = &r["send_time_fit"];
+        outln!(
+            "send fit: {} ns per KB, intercept {} ns (R^2 {})",
+            f1(&fit["ns_per_kb"]),
+            f0(&fit["intercept_ns"]),
+            fit["r2"]
+                .as_f64()
+                .map_or("n/a".into(), |x| format!("{x:.3}"))
+        );
+        let fit = &r["floor_fit"];
+        for (name, key) in [("copy", "copy"), ("x-core copy", "xcore_copy")] {
+            outln!(
+                "{name} fit: {} ns per KB, intercept {} ns (R^2 {})",
+                f1(&fit[key]["ns_per_kb"]),
+                f0(&fit[key]["intercept_ns"]),
+                fit[key]["r2"]
+                    .as_f64()
+                    .map_or("n/a".into(), |x| format!("{x:.3}"))
+            );
+        }
+    }
+    if let Some(rows) = r["throughput"].as_array() {
+        outln!();
+        outln!("throughput (Table 2), Gbps: delivery is not measured natively yet; its floor:");
+        outln!(
+            "{:>7} {:>7} {:>9} | {:>10} {:>8} {:>8}",
+            "size B",
+            "paper",
+            "delivered",
+            "SPSC floor",
+            "min",
+            "max"
+        );
+        for (row, paper) in rows.iter().zip(PAPER) {
+            outln!(
+                "{:>7} {:>7.1} {:>9} | {:>10} {:>8} {:>8}",
+                paper.0,
+                paper.2,
+                "n/a",
+                f1(&row["floor_gbps"]),
+                f1(&row["floor"]["min"]),
+                f1(&row["floor"]["max"])
+            );
+        }
+        outln!("(SPSC floor: median over repetitions)");
+    }
+    if r["latency"].is_object() {
+        let o = &r["latency"]["pingpong_oneway_ns"];
+        outln!();
+        outln!(
+            "latency, ns: ping-pong one way p50 {}, p99 {}; doorbell to handler and injection to application: not measured natively yet",
+            f0(&o["p50"]),
+            f0(&o["p99"])
+        );
+    }
+    if r["experiment"] == "all" {
+        outln!();
+        outln!("success rate (Fig. 9): not built yet");
+    }
+    outln!();
+    outln!(
+        "results: {}/results.json (raw samples in raw/*.csv)",
+        r["out_dir"].as_str().unwrap_or("?")
+    );
+    for w in r["warnings"].as_array().into_iter().flatten() {
+        outln!("WARNING: {}", w.as_str().unwrap_or("?"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_paper_rows_are_the_measured_sizes() {
+        let sizes: Vec<usize> = PAPER.iter().map(|p| p.0).collect();
+        assert_eq!(sizes, native::SIZES);
+    }
+
+    #[test]
+    fn the_step_is_the_common_divisor() {
+        assert_eq!(tsc_step(&[52, 26, 78]), 26);
+        assert_eq!(tsc_step(&[7, 5]), 1);
+        assert_eq!(tsc_step(&[]), 0);
+    }
+
+    #[test]
+    fn float_summaries_use_nearest_rank() {
+        let s = float_summary(&[3.0, 1.0, 2.0], "raw/x.csv");
+        assert_eq!(s["p50"], 2.0);
+        assert_eq!(s["p99"], 3.0);
+        assert_eq!(s["min"], 1.0);
+        assert_eq!(s["mean"], 2.0);
+        assert!(float_summary(&[], "raw/x.csv")["p50"].is_null());
+    }
+
+    #[test]
+    fn spsc_rows_carry_their_rate() {
+        let reps = [SpscRep {
+            frames: 10,
+            bytes: 1000,
+            ticks: 1000,
+        }];
+        // 8000 bits in 1000 ns at 1 GHz: 8 Gbps.
+        let csv = spsc_csv(&reps, 1e9);
+        assert_eq!(csv.lines().nth(1), Some("0,10,1000,1000,1000.0,8.0000"));
+    }
+}

@@ -1,0 +1,251 @@
+//! mint-support: the debug-support mechanism's per-frame work, as one
+//! function the node kernel and the native benchmark both run.
+//!
+//! The support node plays an e1000 for the target's driver (seeds/003):
+//! for each frame it stamps the run's template, copies the frame into the
+//! driver's RX buffer, writes the descriptor back and updates the
+//! registers (the e1000 crate's [`DeviceModel`]), and, when the driver's
+//! interrupt is due and not already posted, stamps and raises it.
+//! [`Sender::send`] is exactly that, and its ticks are the paper's "send
+//! processing time".
+//!
+//! What differs between the kernel and a native run sits behind traits:
+//!
+//! - [`Signal`]: how the target is told (the kernel sends an IPI; natively
+//!   a doorbell line the target thread polls);
+//! - [`Clock`]: the TSC (the kernel's `rdtsc`, the host's);
+//! - the memory: the e1000 crate's `RegisterAccess`, `DescriptorRing`
+//!   and `DmaMemory`, with backends here over shared-memory atomics
+//!   ([`backend`]) and, in the kernel, the DMA window's volatile bytes;
+//! - [`Lines`]: the shared lines a send touches besides the device (the
+//!   posted flag, the signal stamp, the run's counters), taken from the
+//!   shared region's [`DebugNic`] or from a host copy of that layout.
+//!
+//! What it does not do: wait for deadlines, keep raw samples, talk to the
+//! target about the run (arming, settling). The callers do, around
+//! [`Sender::send`].
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod backend;
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use mint_abi::debug_nic::{DebugNic, DropReason};
+use mint_e1000::{DescriptorRing, DeviceModel, DmaMemory, RegisterAccess, RxDrop, WritebackFault};
+use mint_traffic::FrameTemplate;
+
+/// How the support side tells the target that its interrupt is due.
+pub trait Signal {
+    /// Raises the target's interrupt (sends the IPI, rings the doorbell).
+    fn raise(&mut self);
+}
+
+/// The clock sends are timed with (the TSC).
+pub trait Clock {
+    /// Now, in ticks.
+    fn now(&self) -> u64;
+}
+
+/// Fault injection for one run; 0 = off for each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Every Nth descriptor write-back corrupted.
+    pub corrupt_every: u32,
+    /// Every Nth signal not raised although the posted flag was set (lost).
+    pub forget_ipi_every: u32,
+    /// Every Nth frame stamped with the previous run's id.
+    pub stale_every: u32,
+}
+
+/// The shared lines a send touches besides the device's registers, ring
+/// and buffers.
+#[derive(Clone, Copy)]
+pub struct Lines<'a> {
+    /// The posted-interrupt flag (set by the support side on the edge that
+    /// raises the signal, cleared by the target's handler).
+    pub posted: &'a AtomicU32,
+    /// The TSC of the last signal raised (the target takes it to time
+    /// signal-to-handler latency).
+    pub signal_stamp: &'a AtomicU64,
+    /// Frames handed to the device.
+    pub sent: &'a AtomicU64,
+    /// Signals raised.
+    pub signals: &'a AtomicU64,
+    /// Signals deliberately not raised (fault injection).
+    pub signals_forgotten: &'a AtomicU64,
+    /// Drops by [`DropReason`].
+    pub drops: &'a [AtomicU64; DropReason::COUNT],
+}
+
+impl<'a> Lines<'a> {
+    /// The lines of the shared region's debug NIC.
+    pub fn of(nic: &'a DebugNic) -> Lines<'a> {
+        Lines {
+            posted: &nic.irq_pending.0,
+            signal_stamp: &nic.ipi_sent_tsc.0,
+            sent: &nic.run.sent,
+            signals: &nic.run.ipis_sent,
+            signals_forgotten: &nic.run.ipis_forgotten,
+            drops: &nic.run.drops,
+        }
+    }
+
+    fn count_drop(&self, reason: DropReason) {
+        self.drops[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The device's memory: its registers, the driver's descriptor ring and
+/// the DMA memory the ring's buffers are in.
+pub struct Device<'a, R: ?Sized, D: ?Sized, M: ?Sized> {
+    /// The register page.
+    pub regs: &'a R,
+    /// The driver's RX descriptor ring.
+    pub ring: &'a D,
+    /// The memory the descriptors' buffer addresses name.
+    pub dma: &'a M,
+}
+
+/// What one send did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// The send's first stamp: the frame's injection TSC, in its payload.
+    pub inject_tsc: u64,
+    /// Ticks of the whole send (stamp, copy, write-back, registers, signal).
+    pub ticks: u64,
+    /// The part spent raising the signal (0 when none was raised).
+    pub signal_ticks: u64,
+    /// Whether the device took the frame (else a drop was counted).
+    pub placed: bool,
+}
+
+/// The support side of one run: sends frames into the driver's ring.
+pub struct Sender<'a, R: ?Sized, D: ?Sized, M: ?Sized, S, C> {
+    device: Device<'a, R, D, M>,
+    lines: Lines<'a>,
+    signal: S,
+    clock: C,
+    template: &'a mut FrameTemplate,
+    run_tag: u8,
+    faults: Faults,
+    model: DeviceModel,
+    /// Posted-flag 0 -> 1 edges, for forgetting every Nth signal.
+    edges: u32,
+}
+
+impl<'a, R, D, M, S, C> Sender<'a, R, D, M, S, C>
+where
+    R: RegisterAccess + ?Sized,
+    D: DescriptorRing + ?Sized,
+    M: DmaMemory + ?Sized,
+    S: Signal,
+    C: Clock,
+{
+    /// A sender of `template`'s frames, each carrying `run_tag` (the low
+    /// byte of the run's id; stale frames the previous one's).
+    pub fn new(
+        device: Device<'a, R, D, M>,
+        lines: Lines<'a>,
+        signal: S,
+        clock: C,
+        template: &'a mut FrameTemplate,
+        run_tag: u8,
+        faults: Faults,
+    ) -> Self {
+        template.set_run(run_tag);
+        Sender {
+            device,
+            lines,
+            signal,
+            clock,
+            template,
+            run_tag,
+            faults,
+            model: DeviceModel::new(),
+            edges: 0,
+        }
+    }
+
+    /// The device model's statistics.
+    pub fn model(&self) -> &DeviceModel {
+        &self.model
+    }
+
+    /// Sends frame `seq`: stamps it with the clock, places it in the
+    /// driver's ring (or counts why not: no free descriptor is `RingFull`,
+    /// anything else the device refuses `DeviceRefused`), raises the
+    /// signal when the device asks for the interrupt and it is not already
+    /// posted, and counts the frame as sent.
+    pub fn send(&mut self, seq: u32) -> Sent {
+        let t0 = self.clock.now();
+        let nth = |every: u32| every > 0 && (seq.wrapping_add(1)).is_multiple_of(every);
+        let frame = if nth(self.faults.stale_every) {
+            self.template
+                .stamp_own_as(self.run_tag.wrapping_sub(1), seq, t0)
+        } else {
+            self.template.stamp_own(seq, t0)
+        };
+        // Every Nth write-back is corrupted, cycling through the kinds a
+        // driver must refuse.
+        let corrupt_every = self.faults.corrupt_every;
+        let fault = nth(corrupt_every).then(|| {
+            WritebackFault::ALL[(seq / corrupt_every) as usize % WritebackFault::ALL.len()]
+        });
+        let Device { regs, ring, dma } = self.device;
+        let (signal_ticks, placed) =
+            match self.model.receive_with_fault(regs, ring, dma, frame, fault) {
+                Ok(r) if r.raise_interrupt => (self.raise(), true),
+                Ok(_) => (0, true),
+                Err(drop) => {
+                    self.lines.count_drop(match drop {
+                        RxDrop::NoDescriptor { .. } => DropReason::RingFull,
+                        _ => DropReason::DeviceRefused,
+                    });
+                    (
+                        if drop.raise_interrupt() {
+                            self.raise()
+                        } else {
+                            0
+                        },
+                        false,
+                    )
+                }
+            };
+        let t1 = self.clock.now();
+        self.lines.sent.fetch_add(1, Ordering::Release);
+        Sent {
+            inject_tsc: t0,
+            ticks: t1.wrapping_sub(t0),
+            signal_ticks,
+            placed,
+        }
+    }
+
+    /// Raises the signal on the posted flag's 0 -> 1 edge (or "loses" every
+    /// Nth, fault injection); the ticks spent raising it.
+    fn raise(&mut self) -> u64 {
+        if self.lines.posted.swap(1, Ordering::AcqRel) != 0 {
+            return 0;
+        }
+        self.edges = self.edges.wrapping_add(1);
+        let forget = self.faults.forget_ipi_every;
+        if forget > 0 && self.edges.is_multiple_of(forget) {
+            self.lines.signals_forgotten.fetch_add(1, Ordering::Relaxed);
+            return 0;
+        }
+        let t = self.clock.now();
+        self.lines.signal_stamp.store(t, Ordering::Release);
+        self.signal.raise();
+        self.lines.signals.fetch_add(1, Ordering::Relaxed);
+        self.clock.now().wrapping_sub(t)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! A sender against the e1000 crate's driver ring over this crate's
+//! backends, on the host: frames placed and stamped, the signal raised
+//! once per posted edge, drops and fault injection counted.
+
+use core::cell::Cell;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::vec;
+use std::vec::Vec;
+
+use mint_abi::debug_nic::{DropReason, NIC_REGISTER_SLOTS, NicRegisters, PaddedU32};
+use mint_e1000::{Contiguous, Register, RegisterFile, RxRing};
+use mint_traffic::{Endpoints, FrameTemplate, PacketKind};
+
+use super::backend::{AtomicRing, NicSlots, WordDma};
+use super::*;
+
+const SLOTS: u16 = 8;
+const BUFFER: usize = 2048;
+const RING_PHYS: u64 = 0x1000;
+const DMA_PHYS: u64 = 0x10_0000;
+
+struct Counting<'a>(&'a Cell<u32>);
+
+impl Signal for Counting<'_> {
+    fn raise(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+/// A clock that advances 10 ticks per reading.
+struct Steps(Cell<u64>);
+
+impl Clock for &Steps {
+    fn now(&self) -> u64 {
+        self.0.set(self.0.get() + 10);
+        self.0.get()
+    }
+}
+
+struct Shared {
+    regs: NicRegisters,
+    descs: Vec<[AtomicU64; 2]>,
+    words: Vec<AtomicU64>,
+    posted: AtomicU32,
+    stamp: AtomicU64,
+    sent: AtomicU64,
+    signals: AtomicU64,
+    forgotten: AtomicU64,
+    drops: [AtomicU64; DropReason::COUNT],
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            regs: NicRegisters(core::array::from_fn::<_, NIC_REGISTER_SLOTS, _>(|_| {
+                PaddedU32(AtomicU32::new(0))
+            })),
+            descs: (0..SLOTS)
+                .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+                .collect(),
+            words: (0..usize::from(SLOTS) * BUFFER / 8)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            posted: AtomicU32::new(0),
+            stamp: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            signals: AtomicU64::new(0),
+            forgotten: AtomicU64::new(0),
+            drops: core::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    fn lines(&self) -> Lines<'_> {
+        Lines {
+            posted: &self.posted,
+            signal_stamp: &self.stamp,
+            sent: &self.sent,
+            signals: &self.signals,
+            signals_forgotten: &self.forgotten,
+            drops: &self.drops,
+        }
+    }
+
+    fn drop_count(&self, r: DropReason) -> u64 {
+        self.drops[r as usize].load(Ordering::Relaxed)
+    }
+}
+
+fn template(size: u32) -> FrameTemplate {
+    FrameTemplate::new(PacketKind::Udp, size, &Endpoints::default(), 7).expect("template")
+}
+
+#[test]
+fn frames_land_in_the_drivers_buffers_and_the_signal_follows_the_posted_flag() {
+    let s = Shared::new();
+    let regs = RegisterFile::with_slots(NicSlots(&s.regs));
+    let ring = AtomicRing::new(&s.descs);
+    let dma = WordDma::new(DMA_PHYS, &s.words);
+    let buffers = Contiguous {
+        base: DMA_PHYS,
+        stride: BUFFER as u64,
+    };
+    let mut rx = RxRing::init(&regs, &ring, RING_PHYS, buffers, BUFFER).expect("ring");
+    let raised = Cell::new(0);
+    let clock = Steps(Cell::new(0));
+    let mut t = template(1514);
+    let mut sender = Sender::new(
+        Device {
+            regs: &regs,
+            ring: &ring,
+            dma: &dma,
+        },
+        s.lines(),
+        Counting(&raised),
+        &clock,
+        &mut t,
+        5,
+        Faults::default(),
+    );
+    let first = sender.send(0);
+    assert!(first.placed);
+    assert!(first.ticks > 0 && first.signal_ticks > 0, "{first:?}");
+    assert_eq!(raised.get(), 1);
+    assert_eq!(s.posted.load(Ordering::Relaxed), 1);
+    // Still posted: the next frame raises nothing.
+    let second = sender.send(1);
+    assert_eq!((second.signal_ticks, raised.get()), (0, 1));
+    // The target's handler clears the flag, then cleans.
+    s.posted.store(0, Ordering::Release);
+    let mut got = Vec::new();
+    let mut scratch = vec![0u8; BUFFER];
+    rx.poll(&regs, &ring, &dma, &mut scratch, usize::MAX, |f| {
+        got.push(f.to_vec())
+    })
+    .expect("poll");
+    assert_eq!(got.len(), 2);
+    let mut stamps = Vec::new();
+    for (seq, f) in got.iter().enumerate() {
+        assert_eq!(f.len(), 1514, "frame {seq}");
+        let payload = mint_traffic::parse_frame(PacketKind::Udp, f).expect("a UDP frame");
+        let info = mint_traffic::check(payload).expect("intact");
+        assert_eq!((info.seq, info.run), (seq as u32, 5));
+        stamps.push(info.inject_tsc);
+    }
+    // Each frame carries its send's first clock reading.
+    assert_eq!(stamps, [first.inject_tsc, second.inject_tsc]);
+    // The signal's stamp: the reading after the device took frame 0.
+    assert_eq!(s.stamp.load(Ordering::Relaxed), first.inject_tsc + 10);
+    assert_eq!(s.sent.load(Ordering::Relaxed), 2);
+    assert_eq!(s.signals.load(Ordering::Relaxed), 1);
+    sender.send(2);
+    assert_eq!(raised.get(), 2, "a new edge after the flag was cleared");
+}
+
+#[test]
+fn a_full_ring_counts_ring_full_and_faults_are_injected() {
+    let s = Shared::new();
+    let regs = RegisterFile::with_slots(NicSlots(&s.regs));
+    let ring = AtomicRing::new(&s.descs);
+    let dma = WordDma::new(DMA_PHYS, &s.words);
+    let buffers = Contiguous {
+        base: DMA_PHYS,
+        stride: BUFFER as u64,
+    };
+    let _rx = RxRing::init(&regs, &ring, RING_PHYS, buffers, BUFFER).expect("ring");
+    let raised = Cell::new(0);
+    let clock = Steps(Cell::new(0));
+    let mut t = template(256);
+    let faults = Faults {
+        corrupt_every: 0,
+        forget_ipi_every: 1,
+        stale_every: 0,
+    };
+    let mut sender = Sender::new(
+        Device {
+            regs: &regs,
+            ring: &ring,
+            dma: &dma,
+        },
+        s.lines(),
+        Counting(&raised),
+        &clock,
+        &mut t,
+        5,
+        faults,
+    );
+    // The ring holds SLOTS - 1 frames; nobody cleans.
+    let placed = (0..20).filter(|&seq| sender.send(seq).placed).count();
+    assert_eq!(placed, usize::from(SLOTS) - 1);
+    assert_eq!(
+        s.drop_count(DropReason::RingFull),
+        20 - u64::from(SLOTS - 1)
+    );
+    assert_eq!(s.sent.load(Ordering::Relaxed), 20);
+    // Every signal forgotten: the flag is set, nothing raised.
+    assert_eq!(raised.get(), 0);
+    assert_eq!(s.forgotten.load(Ordering::Relaxed), 1);
+    assert_eq!(regs.peek(Register::RDH), u32::from(SLOTS) - 1);
+    assert_eq!(sender.model().received(), u64::from(SLOTS) - 1);
+}
+
+#[test]
+fn word_dma_moves_unaligned_bytes_and_refuses_outside() {
+    let words: Vec<AtomicU64> = (0..4).map(|_| AtomicU64::new(0)).collect();
+    let dma = WordDma::new(0x100, &words);
+    assert_eq!(dma.len(), 32);
+    let data: Vec<u8> = (1..=21).collect();
+    dma.write(0x103, &data).expect("inside");
+    let mut back = [0u8; 21];
+    dma.read(0x103, &mut back).expect("inside");
+    assert_eq!(&back[..], &data[..]);
+    let mut all = [0u8; 32];
+    dma.read(0x100, &mut all).expect("inside");
+    assert_eq!(&all[..3], &[0, 0, 0]);
+    assert_eq!(&all[24..], &[0; 8]);
+    assert!(dma.write(0x11f, &[1, 2]).is_err());
+    assert!(dma.read(0xff, &mut [0]).is_err());
+    assert!(WordDma::new(0x101, &words).read(0x101, &mut [0]).is_err());
+}
+
+#[test]
+fn stale_and_corrupted_frames_are_injected_every_nth() {
+    let s = Shared::new();
+    let regs = RegisterFile::with_slots(NicSlots(&s.regs));
+    let ring = AtomicRing::new(&s.descs);
+    let dma = WordDma::new(DMA_PHYS, &s.words);
+    let buffers = Contiguous {
+        base: DMA_PHYS,
+        stride: BUFFER as u64,
+    };
+    let mut rx = RxRing::init(&regs, &ring, RING_PHYS, buffers, BUFFER).expect("ring");
+    let raised = Cell::new(0);
+    let clock = Steps(Cell::new(0));
+    let mut t = template(128);
+    let faults = Faults {
+        corrupt_every: 3,
+        forget_ipi_every: 0,
+        stale_every: 2,
+    };
+    let mut sender = Sender::new(
+        Device {
+            regs: &regs,
+            ring: &ring,
+            dma: &dma,
+        },
+        s.lines(),
+        Counting(&raised),
+        &clock,
+        &mut t,
+        9,
+        faults,
+    );
+    for seq in 0..6 {
+        assert!(sender.send(seq).placed, "frame {seq}");
+    }
+    let mut runs = Vec::new();
+    let mut scratch = vec![0u8; BUFFER];
+    rx.poll(&regs, &ring, &dma, &mut scratch, usize::MAX, |f| {
+        let payload = mint_traffic::parse_frame(PacketKind::Udp, f).expect("a UDP frame");
+        let info = mint_traffic::check(payload).expect("intact");
+        runs.push((info.seq, info.run));
+    })
+    .expect("poll");
+    // Frames 3 and 6 (seq 2 and 5) had corrupted write-backs: refused by
+    // the driver. Frames 2, 4, 6 (seq 1, 3, 5) carry the previous run.
+    assert_eq!(runs, [(0, 9), (1, 8), (3, 8), (4, 9)]);
+    assert_eq!(rx.counters().refused(), 2);
+}
