@@ -75,11 +75,25 @@ pub fn parse_fault(spec: &str, nodes: usize) -> Result<FaultRequest> {
 
 pub fn run(args: BootArgs) -> Result<ExitCode> {
     let (plan, _layout) = plan::load(&args.machine.plan)?;
+    crate::linux::check(&plan)?;
     let fault = args
         .fault
         .as_deref()
         .map(|f| parse_fault(f, plan.nodes.len()))
         .transpose()?;
+    if let Some(f) = fault
+        && plan
+            .nodes
+            .iter()
+            .any(|n| n.id.0 == f.node && n.os.is_linux())
+    {
+        bail!(
+            "--fault {}:{}: node {} runs Linux, which does not read mint's fault requests (no mint module yet)",
+            f.node,
+            f.kind.as_str(),
+            f.node
+        );
+    }
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
     let timeout = args.machine.timeout_or(120);
     let log_dir = prepared.log_dir.clone();
@@ -105,8 +119,10 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
     let mut report: Option<Value> = None;
     let mut refused: Option<String> = None;
     let mut selftests: Vec<Value> = Vec::new();
+    let mut linux = crate::linux::ConsoleWatch::default();
     let outcome = machine.finish(timeout, |ev| {
         if let Event::Line { node, text } = ev {
+            linux.line(node, &text);
             if let Some(j) = text.strip_prefix("MINT-SELFTEST ") {
                 selftests.push(serde_json::from_str(j).unwrap_or_else(
                     |e| json!({"node": node.0, "unreadable": j, "error": e.to_string()}),
@@ -147,6 +163,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
             log_dir.display()
         );
     };
+    linux.annotate(&mut report);
     judge(&mut report, fault);
     if args.selftest.is_some() {
         report["selftests"] = json!(selftests);
@@ -162,10 +179,21 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
 pub fn judge(report: &mut Value, fault: Option<FaultRequest>) {
     let nodes = report["nodes"].as_array().cloned().unwrap_or_default();
     let state = |n: &Value| n["state"].as_str().unwrap_or("").to_string();
+    // A Linux node is unmonitored (no mint module yet): it counts as up
+    // when node 0 saw its /init report in (`"reached-init"`), or, with an
+    // initrd of the plan's own (whose /init does not report), when it
+    // entered the kernel (`"started"`).
+    let up = |n: &Value| {
+        if n["os"] == "linux" {
+            state(n) == "reached-init" || (state(n) == "started" && n["reports_init"] == false)
+        } else {
+            state(n) == "running"
+        }
+    };
     let others_running = nodes
         .iter()
         .filter(|n| Some(n["id"].as_u64().unwrap_or(u64::MAX)) != fault.map(|f| u64::from(f.node)))
-        .all(|n| state(n) == "running");
+        .all(up);
     let (ok, verdict) = match fault {
         None => (
             others_running,
@@ -275,6 +303,23 @@ fn print_table(report: &Value) {
         );
         if let Some(r) = n["reason"].as_str() {
             outln!("      reason: {r}");
+        }
+        if n["os"] == "linux" {
+            let init = if n["reports_init"] == false {
+                "the plan's own initrd: its /init does not report to node 0".to_string()
+            } else if n["init"]["reached"] == true {
+                format!(
+                    "/init reached {} ms after the SIPI (kernel uptime {} ms)",
+                    or_na(&n["init"]["boot_ms"]),
+                    or_na(&n["init"]["uptime_ms"])
+                )
+            } else {
+                "/init NOT reached".to_string()
+            };
+            outln!(
+                "      linux {}: {init}; unmonitored: no heartbeat or pings without mint's module",
+                n["kernel"].as_str().unwrap_or("(release not seen)"),
+            );
         }
         let incidents: Vec<String> = n["incidents"]
             .as_object()

@@ -162,7 +162,14 @@ impl Machine {
         let guard = shutdown::guard();
         let socket_dir = SocketDir::create()?;
 
-        let plan = opts.plan;
+        // Linux nodes: their files in one pack, QEMU's -initrd (node 0's
+        // PVH module), in RAM above the plan's layout.
+        let mut plan = opts.plan.clone();
+        let pack = crate::linux::prepare(&plan, &p.log_dir)?;
+        if let Some((_, len)) = &pack {
+            plan.machine.memory += crate::linux::module_room(*len);
+        }
+        let plan = &plan;
         let mut cmdline = vec![plan.encode()];
         cmdline.extend(opts.cmdline.iter().cloned());
         cmdline.extend(p.host_tsc.cmdline());
@@ -202,6 +209,10 @@ impl Machine {
             ])
             .arg("-kernel")
             .arg(&p.kernel)
+            .args(
+                pack.iter()
+                    .flat_map(|(path, _)| [std::ffi::OsStr::new("-initrd"), path.as_os_str()]),
+            )
             .args(["-append", &cmdline.join(" ")])
             .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
             .args(["-monitor", "none"]);

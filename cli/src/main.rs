@@ -20,6 +20,7 @@ mod flags;
 mod generate;
 mod handover;
 mod kernel;
+mod linux;
 mod machine;
 mod nic;
 mod os;

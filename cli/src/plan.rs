@@ -69,12 +69,13 @@ pub fn show(args: &PlanArgs) -> Result<ExitCode> {
         let cores: Vec<String> = node.cores.iter().map(|c| c.to_string()).collect();
         let devices: Vec<String> = node.devices.iter().map(|d| d.to_string()).collect();
         outln!(
-            "{}: cores [{}], memory {} MiB at {:#x}, devices [{}]",
+            "{}: cores [{}], memory {} MiB at {:#x}, devices [{}], os {}",
             node.id,
             cores.join(", "),
             size >> 20,
             base.as_u64(),
-            devices.join(", ")
+            devices.join(", "),
+            node.os.name()
         );
     }
     outln!("kernel command line: {}", plan.encode());

@@ -12,6 +12,7 @@
 //! - `nic`: the e1000 driver (target) and the debug-support mechanism
 //!   that plays the NIC for it (support node).
 //! - `net`: the target's UDP/IPv4 stack and the receiving application.
+//! - `linux`: node 0 loads and starts a stock Linux kernel as a node.
 #![no_std]
 #![no_main]
 
@@ -20,6 +21,7 @@ extern crate alloc;
 mod arch;
 mod irq;
 mod layout;
+mod linux;
 mod mem;
 mod net;
 mod nic;

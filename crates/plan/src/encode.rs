@@ -5,8 +5,9 @@
 //! ```
 //!
 //! The version comes first, then the machine's CPUs and RAM, the shared
-//! size, and one `n<id>=c<cores>/m<bytes>[/<device>...]` token per node
-//! (cores comma-separated), in plan order. No token contains a space.
+//! size, and one `n<id>=c<cores>/m<bytes>[/<device>...][/linux]` token per
+//! node (cores comma-separated), in plan order; `/linux` marks a node that
+//! runs Linux (what it boots stays on the host). No token contains a space.
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -15,7 +16,10 @@ use core::fmt;
 use mint_abi::{CoreIndex, NodeId};
 
 use crate::PlanError;
-use crate::plan::{Machine, NodeSpec, Plan};
+use crate::plan::{LinuxBoot, Machine, NodeSpec, Os, Plan};
+
+/// The last field of a node token when the node runs Linux.
+const LINUX_MARK: &str = "linux";
 use crate::size::parse_decimal;
 
 /// The command-line key the encoding starts with (`mint.plan=`).
@@ -26,7 +30,9 @@ pub const ENCODING_VERSION: u32 = 1;
 impl Plan {
     /// Encodes the plan as one ASCII word (see the module docs).
     /// [`Plan::decode`] gives back exactly this plan as long as all its
-    /// devices are valid ones (as [`Plan::validate`] ensures).
+    /// devices are valid ones (as [`Plan::validate`] ensures), but for a
+    /// Linux node's host-side [`crate::LinuxBoot`] files, which are not
+    /// carried.
     pub fn encode(&self) -> String {
         Encoded(self).to_string()
     }
@@ -96,6 +102,9 @@ impl fmt::Display for Encoded<'_> {
             for device in &node.devices {
                 write!(f, "/{device}")?;
             }
+            if node.os.is_linux() {
+                f.write_str("/linux")?;
+            }
         }
         Ok(())
     }
@@ -143,15 +152,26 @@ fn decode_node(token: &str) -> Result<NodeSpec, PlanError> {
         .and_then(|field| field.strip_prefix('m'))
         .and_then(parse_decimal)
         .ok_or_else(|| bad(token, "node memory as m<bytes>"))?;
-    let devices = fields
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .map_err(|_| bad(token, "devices among com1..com4 and e1000"))?;
+    let mut os = Os::Mint;
+    let mut devices = Vec::new();
+    for field in fields {
+        if field == LINUX_MARK && !os.is_linux() {
+            os = Os::Linux(LinuxBoot::default());
+        } else if os.is_linux() {
+            return Err(bad(token, "/linux last, after the devices"));
+        } else {
+            let device = field
+                .parse()
+                .map_err(|_| bad(token, "devices among com1..com4 and e1000"))?;
+            devices.push(device);
+        }
+    }
     Ok(NodeSpec {
         id: NodeId(id),
         cores,
         memory,
         devices,
+        os,
     })
 }
 
@@ -193,6 +213,25 @@ mod tests {
             "{text}"
         );
         assert_eq!(Plan::decode(&text), Ok(plan));
+    }
+
+    #[test]
+    fn carries_that_a_node_runs_linux_but_not_its_files() {
+        let mut plan = Plan::default();
+        plan.nodes[1].memory = 256 * MIB;
+        plan.nodes[1].os = Os::Linux(LinuxBoot {
+            kernel: Some("/boot/vmlinuz".into()),
+            ..LinuxBoot::default()
+        });
+        let text = plan.encode();
+        assert!(text.ends_with(";n1=c1/m268435456/com2/linux"), "{text}");
+        let decoded = Plan::decode(&text).expect("decodes");
+        assert_eq!(decoded.nodes[1].os, Os::Linux(LinuxBoot::default()));
+        assert_eq!(decoded.nodes[0].os, Os::Mint);
+        let twice = text.replace("/linux", "/linux/linux");
+        assert!(Plan::decode(&twice).is_err());
+        let late_device = text.replace("/com2/linux", "/linux/com2");
+        assert!(Plan::decode(&late_device).is_err());
     }
 
     #[test]
@@ -319,6 +358,7 @@ mod tests {
                             cores: vec![CoreIndex(core)],
                             memory: memories[usize::from(i)] * 2 * MIB,
                             devices,
+                            os: Os::Mint,
                         }
                     })
                     .collect();
@@ -350,6 +390,7 @@ mod tests {
                 cores,
                 memory,
                 devices,
+                os: Os::Mint,
             });
         (
             any::<u8>(),

@@ -111,6 +111,33 @@ pub enum PlanError {
     },
     /// The layout does not fit in 64-bit physical addresses.
     LayoutOverflow,
+    /// Node 0 runs the machine: it cannot run Linux.
+    LinuxOnNode0,
+    /// A Linux node's partition is smaller than [`crate::MIN_LINUX_MEMORY`].
+    LinuxNodeTooSmall {
+        node: NodeId,
+        memory: u64,
+    },
+    /// A Linux node was given a device other than its console UART.
+    LinuxDevice {
+        node: NodeId,
+        device: Device,
+    },
+    /// A Linux node's `cmdline` cannot be passed on.
+    LinuxCmdline {
+        node: NodeId,
+        reason: &'static str,
+    },
+    /// `kernel`, `initrd` or `cmdline` on a node that does not run Linux.
+    LinuxKeyOnMintNode {
+        node: NodeId,
+        key: &'static str,
+    },
+    /// An `os` other than `"mint"` or `"linux"`.
+    UnknownOs {
+        node: NodeId,
+        name: String,
+    },
     /// `region` ends beyond `machine.memory` (`ram`); the plan needs `required`.
     BeyondRam {
         region: Region,
@@ -178,6 +205,32 @@ impl fmt::Display for PlanError {
         let align = Bytes(PARTITION_ALIGN);
         match self {
             BadSize { text, reason } => write!(f, "bad size {text:?}: {reason}"),
+            LinuxOnNode0 => f.write_str(
+                "node 0: runs the machine and cannot run Linux; give os = \"linux\" to another node",
+            ),
+            LinuxNodeTooSmall { node, memory } => write!(
+                f,
+                "node {}: too small for Linux: {} of memory; a Linux node needs at least {}",
+                node.0,
+                Bytes(*memory),
+                Bytes(crate::MIN_LINUX_MEMORY)
+            ),
+            LinuxDevice { node, device } => write!(
+                f,
+                "node {}: runs Linux, which gets only its console UART for now, not {device}",
+                node.0
+            ),
+            LinuxCmdline { node, reason } => write!(f, "node {}: cmdline {reason}", node.0),
+            LinuxKeyOnMintNode { node, key } => write!(
+                f,
+                "node {}: `{key}` is for a node with os = \"linux\"",
+                node.0
+            ),
+            UnknownOs { node, name } => write!(
+                f,
+                "node {}: unknown os {name:?} (expected \"mint\" or \"linux\")",
+                node.0
+            ),
             UnknownDevice { name } => {
                 write!(f, "unknown device {name:?} (expected com1..com4 or e1000)")
             }

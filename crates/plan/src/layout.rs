@@ -152,6 +152,7 @@ mod tests {
             cores: vec![CoreIndex(id)],
             memory,
             devices: vec![Device::Com(id + 1)],
+            os: crate::Os::Mint,
         }
     }
 

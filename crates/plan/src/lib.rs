@@ -40,7 +40,10 @@ pub use layout::{
     MIN_SHARED_SIZE, PARTITION_ALIGN, Region,
 };
 pub use machine::MachineFacts;
-pub use plan::{DEFAULT_NODE_MEMORY, DEFAULT_SHARED_SIZE, MAX_NODES, Machine, NodeSpec, Plan};
+pub use plan::{
+    DEFAULT_NODE_MEMORY, DEFAULT_SHARED_SIZE, LinuxBoot, MAX_LINUX_CMDLINE, MAX_NODES,
+    MIN_LINUX_MEMORY, Machine, NodeSpec, Os, Plan,
+};
 pub use size::{GIB, KIB, MIB, parse_size};
 
 pub use mint_abi::{ApicId, CoreIndex, NodeId, PhysAddr};

@@ -1,5 +1,6 @@
 //! The plan's data model — machine, nodes, shared region — and its defaults.
 
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -36,6 +37,50 @@ pub struct NodeSpec {
     pub memory: u64,
     /// Devices it drives; exactly one of them is a UART, its console.
     pub devices: Vec<Device>,
+    /// The operating system it runs.
+    pub os: Os,
+}
+
+/// The smallest partition of a node that runs Linux.
+pub const MIN_LINUX_MEMORY: u64 = 256 * MIB;
+/// The longest `cmdline` a Linux node's plan entry may add.
+pub const MAX_LINUX_CMDLINE: usize = 1024;
+
+/// What a node runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Os {
+    /// mint's own node kernel (the default).
+    #[default]
+    Mint,
+    /// A stock Linux kernel (a bzImage), started by node 0.
+    Linux(LinuxBoot),
+}
+
+impl Os {
+    /// `"mint"` or `"linux"`, as a plan file and the report name it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Os::Mint => "mint",
+            Os::Linux(_) => "linux",
+        }
+    }
+
+    pub fn is_linux(&self) -> bool {
+        matches!(self, Os::Linux(_))
+    }
+}
+
+/// What a Linux node boots. Host-side only: the paths are files on the
+/// host, read by the CLI; the kernel command line carries only that the
+/// node runs Linux ([`Plan::encode`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinuxBoot {
+    /// A bzImage; `None`: Debian's `linux-image-amd64`, which the CLI fetches.
+    pub kernel: Option<String>,
+    /// An initramfs (cpio); `None`: the CLI's own, holding mint's `/init`.
+    pub initrd: Option<String>,
+    /// Words appended to the command line mint gives the kernel.
+    pub cmdline: Option<String>,
 }
 
 /// A whole partition plan.
@@ -66,6 +111,7 @@ impl Plan {
                 cores: vec![CoreIndex(i)],
                 memory: DEFAULT_NODE_MEMORY,
                 devices: vec![Device::Com(i + 1)],
+                os: Os::Mint,
             })
             .collect();
         // The layout's required RAM; every term is a multiple of 2 MiB.

@@ -11,6 +11,10 @@
 //! cores = [0]
 //! memory = "64M"       # or a plain integer of bytes
 //! devices = ["com1"]
+//! os = "mint"          # or "linux", then optionally:
+//! # kernel = "/boot/vmlinuz-6.1.0-57-amd64"   (default: Debian's linux-image-amd64)
+//! # initrd = "initrd.cpio"                    (default: mint's own /init)
+//! # cmdline = "loglevel=7"                    (appended to mint's words)
 //! ```
 
 use std::fmt;
@@ -21,7 +25,7 @@ use serde::de::{self, Deserializer, Visitor};
 
 use crate::PlanError;
 use crate::device::Device;
-use crate::plan::{DEFAULT_SHARED_SIZE, Machine, NodeSpec, Plan};
+use crate::plan::{DEFAULT_SHARED_SIZE, LinuxBoot, Machine, NodeSpec, Os, Plan};
 use crate::size::parse_size;
 
 #[derive(Deserialize)]
@@ -53,6 +57,39 @@ struct NodeSection {
     cores: Vec<u8>,
     memory: Size,
     devices: Vec<DeviceName>,
+    os: Option<String>,
+    kernel: Option<String>,
+    initrd: Option<String>,
+    cmdline: Option<String>,
+}
+
+impl NodeSection {
+    /// What the node runs: `os` (default `"mint"`), and for Linux its files.
+    fn os(&mut self) -> Result<Os, PlanError> {
+        let node = NodeId(self.id);
+        match self.os.as_deref() {
+            None | Some("mint") => {
+                let keys = [
+                    ("kernel", &self.kernel),
+                    ("initrd", &self.initrd),
+                    ("cmdline", &self.cmdline),
+                ];
+                match keys.iter().find(|(_, v)| v.is_some()) {
+                    Some(&(key, _)) => Err(PlanError::LinuxKeyOnMintNode { node, key }),
+                    None => Ok(Os::Mint),
+                }
+            }
+            Some("linux") => Ok(Os::Linux(LinuxBoot {
+                kernel: self.kernel.take(),
+                initrd: self.initrd.take(),
+                cmdline: self.cmdline.take(),
+            })),
+            Some(other) => Err(PlanError::UnknownOs {
+                node,
+                name: other.to_string(),
+            }),
+        }
+    }
 }
 
 /// A size written as a string (`"64M"`) or an integer of bytes.
@@ -108,13 +145,17 @@ impl Plan {
         let nodes: Vec<NodeSpec> = file
             .nodes
             .into_iter()
-            .map(|node| NodeSpec {
-                id: NodeId(node.id),
-                cores: node.cores.into_iter().map(CoreIndex).collect(),
-                memory: node.memory.0,
-                devices: node.devices.into_iter().map(|DeviceName(d)| d).collect(),
+            .map(|mut node| {
+                let os = node.os()?;
+                Ok(NodeSpec {
+                    id: NodeId(node.id),
+                    cores: node.cores.into_iter().map(CoreIndex).collect(),
+                    memory: node.memory.0,
+                    devices: node.devices.into_iter().map(|DeviceName(d)| d).collect(),
+                    os,
+                })
             })
-            .collect();
+            .collect::<Result<_, PlanError>>()?;
         let machine = file.machine.unwrap_or(MachineSection {
             cpus: None,
             memory: None,
@@ -266,6 +307,57 @@ devices = ["com2"]
 }
 
 #[cfg(test)]
+mod linux_tests {
+    use super::*;
+
+    const LINUX: &str = r#"
+[[node]]
+id = 0
+cores = [0]
+memory = "64M"
+devices = ["com1"]
+[[node]]
+id = 1
+cores = [1]
+memory = "256M"
+devices = ["com2"]
+os = "linux"
+kernel = "/boot/vmlinuz"
+cmdline = "loglevel=7"
+"#;
+
+    #[test]
+    fn reads_a_linux_node() {
+        let plan = Plan::from_toml_str(LINUX).expect("parses");
+        assert_eq!(plan.nodes[0].os, Os::Mint);
+        assert_eq!(
+            plan.nodes[1].os,
+            Os::Linux(LinuxBoot {
+                kernel: Some("/boot/vmlinuz".into()),
+                initrd: None,
+                cmdline: Some("loglevel=7".into()),
+            })
+        );
+        assert!(plan.validate().is_ok());
+    }
+
+    #[test]
+    fn linux_keys_need_os_linux_and_os_is_known() {
+        let mint_with_kernel = LINUX.replace("os = \"linux\"\n", "");
+        assert_eq!(
+            Plan::from_toml_str(&mint_with_kernel),
+            Err(PlanError::LinuxKeyOnMintNode {
+                node: NodeId(1),
+                key: "kernel"
+            })
+        );
+        let unknown = LINUX.replace("\"linux\"", "\"plan9\"");
+        let err = Plan::from_toml_str(&unknown).unwrap_err();
+        assert!(err.to_string().contains("plan9"), "{err}");
+    }
+}
+
+#[cfg(test)]
 mod example_tests {
     use crate::{MIB, Plan};
 
@@ -279,5 +371,15 @@ mod example_tests {
         assert_eq!(plan.machine.cpus, 4);
         assert_eq!(layout.shared.1, 32 * MIB);
         assert!(layout.required_ram <= plan.machine.memory);
+    }
+
+    /// The Linux example: node 1 runs Debian's kernel between two mint nodes.
+    #[test]
+    fn shipped_linux_example_is_valid() {
+        let plan = Plan::from_toml_str(include_str!("../../../examples/linux.toml"))
+            .expect("example parses");
+        plan.validate().expect("example validates");
+        let os: Vec<&str> = plan.nodes.iter().map(|n| n.os.name()).collect();
+        assert_eq!(os, ["mint", "linux", "mint"]);
     }
 }

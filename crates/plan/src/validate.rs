@@ -6,7 +6,7 @@ use mint_abi::{CoreIndex, NodeId};
 use crate::PlanError;
 use crate::device::Device;
 use crate::layout::Layout;
-use crate::plan::{MAX_NODES, NodeSpec, Plan};
+use crate::plan::{MAX_LINUX_CMDLINE, MAX_NODES, MIN_LINUX_MEMORY, NodeSpec, Os, Plan};
 
 impl Plan {
     /// Checks everything that can be checked without the machine itself and
@@ -15,13 +15,15 @@ impl Plan {
     /// Rules: 1..=[`MAX_NODES`] nodes with ids exactly `0..n`; one core per
     /// node, cores distinct and below `machine.cpus`, node 0 on core 0 (the
     /// boot CPU); valid devices, each owned once, and exactly one UART per
-    /// node; the size rules of [`Plan::layout`]; everything within
+    /// node; a Linux node not node 0, at least [`MIN_LINUX_MEMORY`], its
+    /// console its only device; the size rules of [`Plan::layout`]; everything within
     /// `machine.memory`.
     pub fn validate(&self) -> Result<Layout, PlanError> {
         self.check_ids()?;
         let nodes = self.nodes_by_id();
         self.check_cores(&nodes)?;
         check_devices(&nodes)?;
+        check_linux(&nodes)?;
         let layout = self.layout()?;
         self.check_ram(&layout)?;
         Ok(layout)
@@ -115,6 +117,48 @@ impl Plan {
     }
 }
 
+/// A Linux node: not node 0, at least [`MIN_LINUX_MEMORY`], only its
+/// console UART, a command line of printable ASCII words that mint's own
+/// words cannot be mistaken for.
+fn check_linux(nodes: &[&NodeSpec]) -> Result<(), PlanError> {
+    for node in nodes {
+        let Os::Linux(boot) = &node.os else {
+            continue;
+        };
+        if node.id == NodeId(0) {
+            return Err(PlanError::LinuxOnNode0);
+        }
+        if node.memory < MIN_LINUX_MEMORY {
+            return Err(PlanError::LinuxNodeTooSmall {
+                node: node.id,
+                memory: node.memory,
+            });
+        }
+        if let Some(&device) = node.devices.iter().find(|d| !d.is_uart()) {
+            return Err(PlanError::LinuxDevice {
+                node: node.id,
+                device,
+            });
+        }
+        if let Some(cmdline) = &boot.cmdline {
+            let reason = if cmdline.len() > MAX_LINUX_CMDLINE {
+                Some("is longer than 1024 bytes")
+            } else if !cmdline.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                Some("must be printable ASCII (no tabs, newlines or NUL)")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(PlanError::LinuxCmdline {
+                    node: node.id,
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_devices(nodes: &[&NodeSpec]) -> Result<(), PlanError> {
     let mut owners = BTreeMap::new();
     for node in nodes {
@@ -162,6 +206,91 @@ fn check_devices(nodes: &[&NodeSpec]) -> Result<(), PlanError> {
         return Err(PlanError::StandbyWithoutOwner { node: standby });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod linux_tests {
+    use super::*;
+    use crate::LinuxBoot;
+    use crate::size::MIB;
+    use alloc::string::ToString;
+
+    fn linux_plan(memory: u64) -> Plan {
+        let mut plan = Plan::default_nodes(3).expect("in range");
+        plan.nodes[1].memory = memory;
+        plan.nodes[1].os = Os::Linux(LinuxBoot::default());
+        plan.machine.memory = plan.layout().expect("sizes").required_ram;
+        plan
+    }
+
+    #[test]
+    fn a_linux_node_of_256_mib_validates() {
+        let layout = linux_plan(256 * MIB).validate().expect("valid");
+        assert_eq!(layout.node(NodeId(1)).map(|n| n.1), Some(256 * MIB));
+    }
+
+    #[test]
+    fn a_linux_node_too_small_is_named() {
+        let err = linux_plan(128 * MIB).validate().unwrap_err();
+        assert_eq!(
+            err,
+            PlanError::LinuxNodeTooSmall {
+                node: NodeId(1),
+                memory: 128 * MIB
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("node 1") && text.contains("256 MiB"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn node_0_cannot_run_linux() {
+        let mut plan = linux_plan(256 * MIB);
+        plan.nodes[0].os = Os::Linux(LinuxBoot::default());
+        assert_eq!(plan.validate(), Err(PlanError::LinuxOnNode0));
+    }
+
+    #[test]
+    fn a_linux_node_gets_only_its_console() {
+        let mut plan = linux_plan(256 * MIB);
+        plan.nodes[1].devices.push(Device::E1000);
+        assert_eq!(
+            plan.validate(),
+            Err(PlanError::LinuxDevice {
+                node: NodeId(1),
+                device: Device::E1000
+            })
+        );
+    }
+
+    #[test]
+    fn a_linux_cmdline_is_printable_and_bounded() {
+        let mut plan = linux_plan(256 * MIB);
+        plan.nodes[1].os = Os::Linux(LinuxBoot {
+            cmdline: Some("quiet loglevel=3".into()),
+            ..LinuxBoot::default()
+        });
+        assert!(plan.validate().is_ok());
+        for bad in ["a\nb", &"x".repeat(MAX_LINUX_CMDLINE + 1)] {
+            plan.nodes[1].os = Os::Linux(LinuxBoot {
+                cmdline: Some(bad.to_string()),
+                ..LinuxBoot::default()
+            });
+            assert!(
+                matches!(
+                    plan.validate(),
+                    Err(PlanError::LinuxCmdline {
+                        node: NodeId(1),
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

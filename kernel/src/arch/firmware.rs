@@ -31,6 +31,17 @@ struct HvmStartInfo {
     reserved: u32,
 }
 
+/// `struct hvm_modlist_entry`: one module the loader placed in memory
+/// (QEMU passes `-initrd` as the one module).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct HvmModlistEntry {
+    paddr: u64,
+    size: u64,
+    cmdline_paddr: u64,
+    reserved: u64,
+}
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct HvmMemmapEntry {
@@ -45,6 +56,8 @@ pub struct BootFacts {
     pub rsdp: u64,
     /// Usable RAM ranges of the boot memory map.
     pub ram: Vec<(PhysAddr, u64)>,
+    /// The modules the loader placed, `(base, size)` (at most 8 read).
+    pub modules: Vec<(PhysAddr, u64)>,
 }
 
 /// Reads the PVH start info at `phys`.
@@ -80,10 +93,22 @@ pub fn read_start_info(phys: u64) -> Result<BootFacts, &'static str> {
             ram.push((PhysAddr(e.addr), e.size));
         }
     }
+    let mut modules = Vec::new();
+    if info.modlist_paddr != 0 {
+        for i in 0..u64::from(info.nr_modules.min(8)) {
+            // SAFETY: the module list the loader provides (`nr_modules`
+            // entries of 32 bytes), bounded above; identity mapped now.
+            let m = unsafe {
+                core::ptr::read_unaligned((info.modlist_paddr + i * 32) as *const HvmModlistEntry)
+            };
+            modules.push((PhysAddr(m.paddr), m.size));
+        }
+    }
     Ok(BootFacts {
         cmdline,
         rsdp: info.rsdp_paddr,
         ram,
+        modules,
     })
 }
 

@@ -256,4 +256,43 @@ impl BootMemory {
         unsafe { paging::activate(cr3) };
         Ok(())
     }
+
+    // For a Linux node (`crate::linux`): its files, zero page and identity
+    // map go into its partition through the same checks.
+
+    /// Copies `bytes` to `offset` within `part` (a partition node 0 may
+    /// prepare).
+    pub fn write(&self, part: PhysRange, offset: u64, bytes: &[u8]) -> Result<(), String> {
+        let checked = self.check(part, "partition")?;
+        let fits = offset
+            .checked_add(bytes.len() as u64)
+            .is_some_and(|end| end <= part.size);
+        if !fits {
+            return Err(alloc::format!(
+                "{:#x} bytes at {offset:#x} do not fit a partition of {:#x}",
+                bytes.len(),
+                part.size
+            ));
+        }
+        self.copy(checked, offset, bytes);
+        Ok(())
+    }
+
+    /// Builds identity-mapping page tables in `frames` (inside a partition
+    /// node 0 may prepare) for each of `ranges`, writable and executable
+    /// (a kernel that is not mint's builds its own tables at once).
+    /// Returns the CR3.
+    pub fn identity_tables(&self, frames: PhysRange, ranges: &[PhysRange]) -> Result<u64, String> {
+        let checked = self.check(frames, "page-table area")?;
+        self.zero(checked, 0, frames.size);
+        // SAFETY: `frames` passed `check` (RAM outside node 0's window and
+        // the low area, identity mapped now), was just zeroed, and nothing
+        // else uses it: it is the Linux node's loader area.
+        let mut t = unsafe { TableBuilder::new(frames.base, frames.size, 0) };
+        for r in ranges {
+            t.map(r.base, r.base, r.size, paging::RAM)
+                .map_err(|e| alloc::format!("identity map: {e}"))?;
+        }
+        Ok(t.pml4_phys())
+    }
 }

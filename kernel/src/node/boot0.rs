@@ -72,6 +72,8 @@ pub struct MachineRecord {
     pub handover: Option<HandoverPlan>,
     /// The other nodes, prepared and waiting for their INIT-SIPI-SIPI.
     starts: Vec<NodeStart>,
+    /// The Linux nodes among them, prepared the same way (`crate::linux`).
+    linux: Vec<crate::linux::LinuxStart>,
 }
 
 static RECORD: spin::Once<MachineRecord> = spin::Once::new();
@@ -306,7 +308,11 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         })
     };
     let mut starts = Vec::new();
+    let is_linux = |id: NodeId| plan.nodes.iter().any(|n| n.id == id && n.os.is_linux());
     for (id, base, size) in layout.nodes.iter().copied().skip(1) {
+        if is_linux(id) {
+            continue;
+        }
         let part = PhysRange {
             base: base.as_u64(),
             size,
@@ -315,6 +321,15 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
             .unwrap_or_else(|e| refuse(&e));
         starts.push(start);
     }
+    let linux = crate::linux::prepare_all(
+        &boot_memory,
+        &boot.modules,
+        &plan,
+        &layout,
+        |id| plan.apic_id_of(&facts, id).unwrap_or_default(),
+        tsc_hz,
+    )
+    .unwrap_or_else(|e| refuse(&e));
     boot_memory
         .clear_shared(shared)
         .unwrap_or_else(|e| refuse(&e));
@@ -399,6 +414,7 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
         nic_stop,
         handover,
         starts,
+        linux,
     });
     super::start_node(NodeId(0), n as u8, window0)
 }
@@ -414,6 +430,10 @@ struct NodeStart {
 /// `real_nic`: the e1000's socket buffers and MAC when node 0 receives on
 /// it (a hand-over run with node 0 among its nodes).
 pub fn run_machine(real_nic: Option<(mint_skb::Consumer, [u8; 6])>) -> ! {
+    // Linux nodes first: their boot (seconds) overlaps everything below.
+    for s in &record().linux {
+        crate::linux::start(s);
+    }
     for s in &record().starts {
         start_node(s);
     }
@@ -446,6 +466,7 @@ pub fn run_machine(real_nic: Option<(mint_skb::Consumer, [u8; 6])>) -> ! {
     if super::self_test() == super::selftest::SelfTest::Handover {
         super::selftest::handover();
     }
+    crate::linux::wait_for_init(&record().linux, LINUX_INIT_TIMEOUT_MS);
     monitor::print_report();
     match record().mode {
         Mode::Boot => monitor::power_off(),
@@ -605,6 +626,10 @@ fn start_node(s: &NodeStart) {
         other => println!("node0: {} ended its start as {:?}", s.id, other),
     }
 }
+
+/// How long node 0 waits, before its report, for the Linux nodes' `/init`
+/// (8-10 s after the SIPI under software emulation).
+const LINUX_INIT_TIMEOUT_MS: u64 = 60_000;
 
 /// How long node 0 waits for a started node to report running.
 const START_TIMEOUT_MS: u64 = 15_000;

@@ -159,7 +159,12 @@ pub fn print_report() {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{{\"id\":{},\"state\":\"{state}\"", id.0);
+        let _ = write!(s, "{{\"id\":{}", id.0);
+        if node.os.is_linux() {
+            crate::linux::report_json(&mut s, id);
+        } else {
+            let _ = write!(s, ",\"state\":\"{state}\",\"os\":\"mint\"");
+        }
         if slot.state() == Some(NodeState::Crashed) {
             let mut buf = [0u8; REASON_LEN];
             let _ = write!(s, ",\"reason\":\"{}\"", json_escape(slot.reason(&mut buf)));

@@ -1,0 +1,247 @@
+//! End-to-end tests of Linux nodes: a stock Debian kernel booted by node 0
+//! on its own core and partition, between two mint nodes.
+//!
+//! - `examples/linux.toml` boots: node 1 (Debian's kernel, mint's /init)
+//!   reaches /init, which node 0 sees (the report's `reached-init`, its
+//!   time from the INIT) and its console shows (the kernel's release, the
+//!   /init line); nodes 0 and 2 run and ping each other;
+//! - with an initrd of the plan's own the node is started (node 0 saw it
+//!   enter the kernel) and not waited for;
+//! - bad Linux nodes are refused before QEMU starts: too small, a kernel
+//!   file that is missing, one that is not a bzImage, one without the
+//!   64-bit entry, a Linux node 0, a `--fault` aimed at a Linux node.
+//!
+//! One Linux boot takes 8-10 s from the SIPI to /init under software
+//! emulation (the decompressor alone about 6 s), so there is one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Run, mint, one_machine_at_a_time, run_logged, uint};
+use tempfile::TempDir;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("examples")
+        .join("linux.toml")
+}
+
+#[test]
+fn a_debian_kernel_boots_as_node_1_beside_two_mint_nodes() {
+    let plan = example();
+    let (run, logs) = run_logged("boot", &["--config", plan.to_str().expect("UTF-8")]);
+    run.assert_exit(0);
+    let report = run.report();
+    let nodes = report["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 3, "{}", run.context());
+    let linux = &nodes[1];
+    assert_eq!(linux["os"], "linux", "{}", run.context());
+    assert_eq!(linux["state"], "reached-init", "{}", run.context());
+    assert_eq!(linux["monitored"], false);
+    assert_eq!(linux["reports_init"], true);
+    let release = linux["kernel"].as_str().expect("the kernel's release");
+    assert!(release.ends_with("-amd64"), "{release}");
+    let init = linux["console_init"].as_str().expect("the /init line");
+    assert!(
+        init.contains(&format!("release={release}")) && init.contains("report=ok@"),
+        "{init}"
+    );
+    let boot_ms = uint(&linux["boot_ms"], "boot_ms");
+    assert_eq!(linux["init"]["boot_ms"], linux["boot_ms"]);
+    let uptime_ms = uint(&linux["init"]["uptime_ms"], "uptime_ms");
+    assert!(
+        boot_ms > uptime_ms && uptime_ms > 0,
+        "node 0 measures from the SIPI, before the kernel's clock starts: {boot_ms} vs {uptime_ms}"
+    );
+    // No pings to or from it: nothing answers them without mint's module.
+    assert_eq!(linux["ipi_rtt_ns"]["count"], 0);
+    for id in [0, 2] {
+        let n = &nodes[id];
+        assert_eq!(n["os"], "mint");
+        assert_eq!(n["state"], "running", "{}", run.context());
+        // Each mint node pings the other mint node only.
+        assert_eq!(n["ipi_rtt_ns"]["count"], 32, "{}", run.context());
+    }
+    // The console is the node's own UART, logged like every node's.
+    let log = std::fs::read_to_string(logs.path().join("node1.log")).expect("node 1's log");
+    assert!(log.contains("Linux version "), "{log}");
+    assert!(log.contains("mint-init: reached /init"), "{log}");
+    assert!(
+        log.contains("BIOS-e820: [mem 0x0000000000080000-0x000000000009efff] usable"),
+        "its e820 lists its private low slice\n{log}"
+    );
+    // Its memory map is its partition and that slice.
+    let base = uint(&linux["memory"]["base"], "base");
+    let size = uint(&linux["memory"]["size"], "size");
+    let last = format!(
+        "BIOS-e820: [mem {:#018x}-{:#018x}] usable",
+        base + (2 << 20),
+        base + size - 1
+    );
+    assert!(log.contains(&last), "{last}\n{log}");
+    assert_eq!(
+        log.matches("BIOS-e820:").count(),
+        3,
+        "only its slice, its head and its partition\n{log}"
+    );
+}
+
+#[test]
+fn with_an_initrd_of_its_own_the_node_is_started_not_awaited() {
+    // A valid, empty initramfs: its kernel finds no /init, so nothing
+    // reports; node 0 does not wait for it.
+    let dir = TempDir::new().expect("temporary directory");
+    let initrd = dir.path().join("empty.cpio");
+    let mut cpio = b"070701".to_vec();
+    for field in [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 11, 0] {
+        cpio.extend_from_slice(format!("{field:08x}").as_bytes());
+    }
+    cpio.extend_from_slice(b"TRAILER!!!\0");
+    cpio.resize(512, 0);
+    std::fs::write(&initrd, cpio).expect("initrd written");
+    let text = std::fs::read_to_string(example())
+        .expect("example")
+        .replace(
+            "# initrd = \"my-initramfs.cpio\"",
+            &format!("initrd = \"{}\"", initrd.display()),
+        );
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(&plan, text).expect("plan written");
+    let (run, _logs) = run_logged("boot", &["--config", plan.to_str().expect("UTF-8")]);
+    run.assert_exit(0);
+    let report = run.report();
+    let linux = &report["nodes"][1];
+    assert_eq!(linux["os"], "linux", "{}", run.context());
+    assert_eq!(linux["reports_init"], false);
+    assert_eq!(linux["state"], "started", "{}", run.context());
+    assert_eq!(linux["init"]["reached"], false);
+    assert!(uint(&linux["entered_us"], "entered_us") > 0);
+}
+
+/// `mint boot --config` a plan with `node1` as given must be refused
+/// before QEMU starts (exit 2), naming every fragment.
+fn refused(node1: &str, fragments: &[&str]) -> Run {
+    let dir = TempDir::new().expect("temporary directory");
+    let plan = dir.path().join("plan.toml");
+    let text = format!(
+        "[[node]]\nid = 0\ncores = [0]\nmemory = \"64M\"\ndevices = [\"com1\"]\n\n\
+         [[node]]\nid = 1\ncores = [1]\ndevices = [\"com2\"]\n{node1}\n"
+    );
+    std::fs::write(&plan, text).expect("plan written");
+    let log_dir = dir.path().join("logs");
+    let _machine = one_machine_at_a_time();
+    let run = mint(&[
+        "boot",
+        "--config",
+        plan.to_str().expect("UTF-8"),
+        "--log-dir",
+        log_dir.to_str().expect("UTF-8"),
+    ]);
+    run.assert_exit(2);
+    assert!(
+        !run.console_seen(),
+        "QEMU must not start\n{}",
+        run.context()
+    );
+    assert!(!log_dir.exists(), "nothing started\n{}", run.context());
+    for fragment in fragments {
+        assert!(
+            run.stderr.contains(fragment),
+            "stderr should mention {fragment:?}\n{}",
+            run.context()
+        );
+    }
+    run
+}
+
+#[test]
+fn a_linux_node_too_small_is_refused() {
+    refused(
+        "memory = \"128M\"\nos = \"linux\"",
+        &["node 1", "too small for Linux", "256 MiB"],
+    );
+}
+
+#[test]
+fn node_0_cannot_run_linux() {
+    let dir = TempDir::new().expect("temporary directory");
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "[[node]]\nid = 0\ncores = [0]\nmemory = \"256M\"\ndevices = [\"com1\"]\nos = \"linux\"\n",
+    )
+    .expect("plan written");
+    let run = mint(&["boot", "--config", plan.to_str().expect("UTF-8")]);
+    run.assert_exit(2);
+    assert!(run.stderr.contains("cannot run Linux"), "{}", run.context());
+}
+
+#[test]
+fn a_fault_into_a_linux_node_is_refused() {
+    let plan = example();
+    let run = mint(&[
+        "boot",
+        "--config",
+        plan.to_str().expect("UTF-8"),
+        "--fault",
+        "1:panic",
+    ]);
+    run.assert_exit(2);
+    assert!(
+        !run.console_seen(),
+        "QEMU must not start\n{}",
+        run.context()
+    );
+    assert!(run.stderr.contains("runs Linux"), "{}", run.context());
+}
+
+#[test]
+fn a_missing_kernel_file_is_refused() {
+    refused(
+        "memory = \"256M\"\nos = \"linux\"\nkernel = \"/nonexistent/vmlinuz\"",
+        &["node1", "/nonexistent/vmlinuz", "cannot read it"],
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_bzimage_is_refused() {
+    let dir = TempDir::new().expect("temporary directory");
+    let kernel = dir.path().join("vmlinuz");
+    let mut bytes = b"#!/bin/sh\necho not a kernel\n".to_vec();
+    bytes.resize(8192, b' ');
+    std::fs::write(&kernel, bytes).expect("file written");
+    refused(
+        &format!(
+            "memory = \"256M\"\nos = \"linux\"\nkernel = \"{}\"",
+            kernel.display()
+        ),
+        &["node1", "not a bzImage"],
+    );
+}
+
+#[test]
+fn a_kernel_without_the_64_bit_entry_is_refused() {
+    // A bzImage header (protocol 2.15, relocatable) whose xloadflags lack
+    // bit 0, as a 32-bit-only kernel's do.
+    let mut b = vec![0u8; 8192];
+    b[0x1f1] = 4;
+    b[0x1fe..0x200].copy_from_slice(&0xAA55u16.to_le_bytes());
+    b[0x201] = 0x6a;
+    b[0x202..0x206].copy_from_slice(b"HdrS");
+    b[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    b[0x230..0x234].copy_from_slice(&0x20_0000u32.to_le_bytes());
+    b[0x234] = 1;
+    b[0x236..0x238].copy_from_slice(&0x7eu16.to_le_bytes());
+    let dir = TempDir::new().expect("temporary directory");
+    let kernel = dir.path().join("bzImage-32");
+    std::fs::write(&kernel, b).expect("file written");
+    refused(
+        &format!(
+            "memory = \"256M\"\nos = \"linux\"\nkernel = \"{}\"",
+            kernel.display()
+        ),
+        &["node1", "no 64-bit entry", "xloadflags 0x7e"],
+    );
+}
