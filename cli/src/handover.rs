@@ -25,11 +25,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mint_plan::{Device, NodeId};
-use mint_traffic::{GenConfig, PacketKind, Pattern};
+use mint_traffic::GenConfig;
 use serde_json::{Value, json};
 
 use crate::machine::{Echo, Event, Machine, Node0Input, Options};
-use crate::nic::{HostLink, MAX_SIZE, Sent, Stop, check_qemu, send_frames};
+use crate::nic::{HostLink, Sent, Stop, check_qemu, host_frames, send_frames};
 use crate::{MachineArgs, flags, plan};
 
 /// Most frames a run may have (the kernel's seen maps).
@@ -92,12 +92,6 @@ fn config(args: &HandoverArgs) -> Result<GenConfig> {
     if !(1..=60_000).contains(&args.spacing_ms) {
         bail!("--spacing-ms {}: must be 1..=60000", args.spacing_ms);
     }
-    let size = mint_traffic::config::parse_size(&args.size)?;
-    if size > MAX_SIZE {
-        bail!(
-            "--size {size}: the real NIC's receive buffers take frames of at most {MAX_SIZE} bytes"
-        );
-    }
     // Rounds, each up to a few hundred ms under emulation, plus 10 s.
     let seconds = args.rounds * (args.spacing_ms + 500) / 1000 + 10;
     let count = if args.rate == 0 {
@@ -107,20 +101,7 @@ fn config(args: &HandoverArgs) -> Result<GenConfig> {
             .unwrap_or(MAX_FRAMES)
             .min(MAX_FRAMES)
     };
-    let cfg = GenConfig {
-        size,
-        count,
-        interval_ns: if args.rate == 0 {
-            0
-        } else {
-            1_000_000_000 / args.rate.max(1)
-        },
-        pattern: Pattern::Fixed,
-        kind: args.kind.parse::<PacketKind>()?,
-        seed: mint_traffic::config::parse_seed(&args.seed)?,
-    };
-    cfg.validate()?;
-    Ok(cfg)
+    host_frames(&args.size, count, args.rate, &args.kind, &args.seed)
 }
 
 /// The plan: `--config` as given (it must give the e1000 to `--from` and

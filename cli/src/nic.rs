@@ -112,24 +112,42 @@ fn stop_owner_value(text: &str) -> Result<String, String> {
 
 /// The run's frames, checked before anything boots.
 fn config(args: &NicArgs) -> Result<GenConfig> {
-    let size = mint_traffic::config::parse_size(&args.size)?;
+    host_frames(
+        &args.size,
+        mint_traffic::config::parse_count(&args.count)?,
+        args.rate,
+        &args.kind,
+        &args.seed,
+    )
+}
+
+/// Frames the host sends into the real NIC (`mint nic`, `mint handover`):
+/// at most [`MAX_SIZE`] bytes (one receive buffer each), `rate` per second
+/// (0: as fast as the host sends), checked before anything boots.
+pub(crate) fn host_frames(
+    size: &str,
+    count: u32,
+    rate: u64,
+    kind: &str,
+    seed: &str,
+) -> Result<GenConfig> {
+    let size = mint_traffic::config::parse_size(size)?;
     if size > MAX_SIZE {
         bail!(
             "--size {size}: the real NIC's receive buffers take frames of at most {MAX_SIZE} bytes"
         );
     }
-    let interval_ns = if args.rate == 0 {
-        0
-    } else {
-        1_000_000_000 / args.rate.max(1)
-    };
     let cfg = GenConfig {
         size,
-        count: mint_traffic::config::parse_count(&args.count)?,
-        interval_ns,
+        count,
+        interval_ns: if rate == 0 {
+            0
+        } else {
+            1_000_000_000 / rate.max(1)
+        },
         pattern: Pattern::Fixed,
-        kind: args.kind.parse::<PacketKind>()?,
-        seed: mint_traffic::config::parse_seed(&args.seed)?,
+        kind: kind.parse::<PacketKind>()?,
+        seed: mint_traffic::config::parse_seed(seed)?,
     };
     cfg.validate()?;
     Ok(cfg)
