@@ -82,13 +82,14 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         .map(|f| parse_fault(f, plan.nodes.len()))
         .transpose()?;
     if let Some(f) = fault
+        && f.kind != FaultKind::Panic
         && plan
             .nodes
             .iter()
             .any(|n| n.id.0 == f.node && n.os.is_linux())
     {
         bail!(
-            "--fault {}:{}: node {} runs Linux, which does not read mint's fault requests (mint's module does not yet)",
+            "--fault {}:{}: node {} runs Linux, where mint's module injects only `panic`",
             f.node,
             f.kind.as_str(),
             f.node

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use mint_abi::node::{MessageKind, NodeState};
+use mint_abi::node::{FaultKind, MessageKind, NodeState};
 use mint_abi::shared::{self, Header, NodeSlot};
 use mint_mailbox::layout;
 
@@ -55,6 +55,11 @@ pub fn abi_header() -> String {
     def("HEADER_NODE_COUNT", offset_of!(Header, node_count) as u64);
     def("HEADER_TSC_HZ", offset_of!(Header, tsc_hz) as u64);
     def("HEADER_APIC_IDS", offset_of!(Header, apic_ids) as u64);
+    def(
+        "HEADER_INJECT_FAULT",
+        offset_of!(Header, inject_fault) as u64,
+    );
+    def("FAULT_PANIC", FaultKind::Panic as u64);
     def("SLOTS_OFFSET", shared::SLOTS_OFFSET as u64);
     def("SLOT_SIZE", shared::SLOT_SIZE as u64);
     def("SLOT_STATE", offset_of!(NodeSlot, state) as u64);

@@ -14,7 +14,9 @@
  *  - answers Ping with Pong (arguments echoed) and pings every running
  *    peer PINGS_PER_PEER times once, recording the round trips in its slot;
  *  - on Halt from node 0 stops its heartbeat and says Halted;
- *  - on a panic marks its slot Crashed with the panic's message.
+ *  - on a panic marks its slot Crashed with the panic's message (and
+ *    panics, after its ping round, when node 0 asks it to inject that
+ *    fault: `mint boot --fault K:panic`).
  * The layout comes from mint_abi.h, generated from crates/abi by the CLI.
  * The vector cannot be given back (irq_domain_free_irqs is not exported):
  * the module cannot be unloaded.
@@ -151,8 +153,8 @@ static void handle(u32 from, u64 w[4])
 		if (from == 0 && !halted) {
 			halted = true;
 			hrtimer_try_to_cancel(&beat);
-			set_state(MINT_STATE_HALTED);
 			pr_info("mint: node %u halted at node 0's request\n", node);
+			set_state(MINT_STATE_HALTED);
 		}
 		break;
 	default:
@@ -250,6 +252,10 @@ static void ping_round(struct work_struct *w)
 		pr_info("mint: pinged node %u: %u round trips\n", peer,
 			READ_ONCE(*U32(SLOT(node, PING_COUNT) + peer * 4)));
 	}
+	/* `mint boot --fault K:panic`: instead of finishing the round, panic
+	 * (the notifier marks the slot Crashed). */
+	if (READ_ONCE(*U32(MINT_HEADER_INJECT_FAULT + node * 4)) == MINT_FAULT_PANIC)
+		panic("mint: fault injected: panic");
 	smp_store_release(U32(SLOT(node, PINGS_DONE)), 1);
 }
 

@@ -466,16 +466,17 @@ pub fn wait_for_module(starts: &[LinuxStart]) -> Vec<NodeId> {
             continue;
         }
         let slot = crate::shared::slot(s.id);
-        while slot.state() != Some(NodeState::Running) && cpu::rdtsc() < deadline {
+        while !module_ran(s.id) && cpu::rdtsc() < deadline {
             x86_64::instructions::hlt();
         }
-        if slot.state() == Some(NodeState::Running) {
+        if module_ran(s.id) {
             let at = slot.running_tsc.load(Ordering::Acquire);
             println!(
-                "node0: {} (linux) runs mint's module: Running {} ms after its SIPI, mailbox vector {:#x}; monitored",
+                "node0: {} (linux) runs mint's module: Running {} ms after its SIPI, mailbox vector {:#x}; monitored (now {})",
                 s.id,
                 crate::node::ticks_to_ns(at.saturating_sub(seen.sipi_tsc)) / 1_000_000,
-                slot.mailbox_vector()
+                slot.mailbox_vector(),
+                slot.state().map_or("garbage", |st| st.as_str())
             );
             up.push(s.id);
         } else {
