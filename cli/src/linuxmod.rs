@@ -146,26 +146,41 @@ pub fn build(cache: &Path, release: &str) -> Result<Vec<u8>> {
         .all(|(name, text)| std::fs::read_to_string(dir.join(name)).is_ok_and(|t| t == *text));
     if !(same && ko.is_file()) {
         let headers = headers(release)?;
+        // Built in a directory of this process's own, then moved into
+        // place: the module first, the sources it was built from last, so
+        // another mint reading the cache meanwhile sees a matching pair or
+        // rebuilds.
+        let work = dir.join(format!("build-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)
+            .with_context(|| format!("cannot create {}", work.display()))?;
         for (name, text) in &files {
-            std::fs::write(dir.join(name), text)
-                .with_context(|| format!("cannot write {}", dir.join(name).display()))?;
+            std::fs::write(work.join(name), text)
+                .with_context(|| format!("cannot write {}", work.join(name).display()))?;
         }
-        let _ = std::fs::remove_file(&ko);
         let out = Command::new("make")
             .arg("-C")
             .arg(&headers)
-            .arg(format!("M={}", dir.display()))
+            .arg(format!("M={}", work.display()))
             .arg("modules")
             .output()
             .context("cannot run make (mint's Linux module needs make and gcc-12)")?;
-        if !out.status.success() || !ko.is_file() {
+        if !out.status.success() || !work.join("mint.ko").is_file() {
             bail!(
-                "building mint's Linux module for {release} failed ({}):\n{}{}",
+                "building mint's Linux module for {release} failed ({}) in {}:\n{}{}",
                 out.status,
+                work.display(),
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        std::fs::rename(work.join("mint.ko"), &ko)
+            .with_context(|| format!("cannot move the module to {}", ko.display()))?;
+        for (name, _) in &files {
+            std::fs::rename(work.join(name), dir.join(name))
+                .with_context(|| format!("cannot move {name} into {}", dir.display()))?;
+        }
+        let _ = std::fs::remove_dir_all(&work);
     }
     std::fs::read(&ko).with_context(|| format!("cannot read {}", ko.display()))
 }
