@@ -6,7 +6,7 @@
 //! | offset | what | written by | mapped writable in |
 //! |---|---|---|---|
 //! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, `go`, faults to inject, debug NIC target, TSC rate source | node 0 | node 0 only |
-//! | 0x1000 + i × 0x1000 | [`NodeSlot`] of node i: state, heartbeat, crash reason, ping samples, incident counters, the consumer index of each mailbox *to* i, node 0's cross-core TSC sync line with node i | node i (node 0 marks it booting, and its monitor may declare a silent node crashed) | node i and node 0 |
+//! | 0x1000 + i × 0x1000 | [`NodeSlot`] of node i: state, heartbeat, crash reason, ping samples, incident counters, the consumer index of each mailbox *to* i, node 0's cross-core TSC sync line with node i, the vector its mailbox IPI goes to | node i (node 0 marks it booting, and its monitor may declare a silent node crashed) | node i and node 0 |
 //! | 0x5000 + i × 0x3000 | [`NodeOutboxes`] of node i: producer index and messages of each mailbox *from* i | node i | node i only |
 //! | [`OPEN_OFFSET`] (0x11000) | [`crate::debug_nic::DebugNic`]: e1000 register page, posted-IRQ flag, run control | see that module | every node |
 //! | [`crate::debug_nic::dma_window_offset`].. | DMA window: the target driver's RX ring and buffers | device: buffers, write-back; driver: ring setup | every node |
