@@ -1,17 +1,17 @@
 //! `/init` of a Linux node booted by mint.
 //!
 //! 1. Reads the TSC and the kernel's uptime (CLOCK_BOOTTIME).
-//! 2. Loads mint's module `/mint.ko` when the initramfs has one
-//!    (`finit_module`), with the shared region and node id node 0 put on
-//!    the command line (`mint_shared=PHYS,SIZE mint_node=K`, given to the
-//!    module as `shared_phys= shared_size= node=`; `mint_module_abi=N`
-//!    makes the module claim ABI version N, for the version check's test).
-//! 3. Tells node 0: writes `(tsc, uptime_ns)` and then the magic
+//! 2. Tells node 0: writes `(tsc, uptime_ns)` and then the magic
 //!    `MINTINIT` into the node's loader block, whose physical address the
 //!    kernel command line gives as `mint_report=0x...` (an unknown
 //!    parameter without a dot, so the kernel passes it on in the
 //!    environment), through `/dev/mem` (the block is not RAM to this
 //!    kernel: its e820 map does not list it, so STRICT_DEVMEM allows it).
+//! 3. Loads mint's module `/mint.ko` when the initramfs has one
+//!    (`finit_module`), with the shared region and node id node 0 put on
+//!    the command line (`mint_shared=PHYS,SIZE mint_node=K`, given to the
+//!    module as `shared_phys= shared_size= node=`; `mint_module_abi=N`
+//!    makes the module claim ABI version N, for the version check's test).
 //! 4. Writes one line to the kernel log (`/dev/kmsg`), which the node's
 //!    console prints:
 //!    `mint-init: reached /init uptime_ns=<n> tsc=<n> release=<uname -r> report=<ok|why> module=<loaded|none|why>`.
@@ -29,12 +29,15 @@ fn main() {
     // SAFETY: `rdtsc` has no preconditions (Linux leaves CR4.TSD clear).
     let tsc = unsafe { core::arch::x86_64::_rdtsc() };
     let uptime_ns = boottime_ns();
-    let module = match load_module() {
-        Ok(what) => what.to_string(),
-        Err(why) => why.replace(' ', "_"),
-    };
+    // The report first: node 0 then waits (briefly) for the module, which
+    // may end the node before anything after its load runs (`--fault
+    // K:panic`).
     let report = match report_to_node0(tsc, uptime_ns) {
         Ok(at) => format!("ok@{at:#x}"),
+        Err(why) => why.replace(' ', "_"),
+    };
+    let module = match load_module() {
+        Ok(what) => what.to_string(),
         Err(why) => why.replace(' ', "_"),
     };
     let line = format!(
