@@ -82,13 +82,14 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         .map(|f| parse_fault(f, plan.nodes.len()))
         .transpose()?;
     if let Some(f) = fault
+        && f.kind != FaultKind::Panic
         && plan
             .nodes
             .iter()
             .any(|n| n.id.0 == f.node && n.os.is_linux())
     {
         bail!(
-            "--fault {}:{}: node {} runs Linux, which does not read mint's fault requests (no mint module yet)",
+            "--fault {}:{}: node {} runs Linux, where mint's module injects only `panic`",
             f.node,
             f.kind.as_str(),
             f.node
@@ -179,13 +180,16 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
 pub fn judge(report: &mut Value, fault: Option<FaultRequest>) {
     let nodes = report["nodes"].as_array().cloned().unwrap_or_default();
     let state = |n: &Value| n["state"].as_str().unwrap_or("").to_string();
-    // A Linux node is unmonitored (no mint module yet): it counts as up
-    // when node 0 saw its /init report in (`"reached-init"`), or, with an
-    // initrd of the plan's own (whose /init does not report), when it
-    // entered the kernel (`"started"`).
+    // A Linux node running mint's module is monitored like any node
+    // (`"running"`). Without it (its own initrd, or a module that refused
+    // to load) it counts as up when node 0 saw its /init report in
+    // (`"reached-init"`), or, with an initrd of the plan's own (whose /init
+    // does not report), when it entered the kernel (`"started"`).
     let up = |n: &Value| {
         if n["os"] == "linux" {
-            state(n) == "reached-init" || (state(n) == "started" && n["reports_init"] == false)
+            state(n) == "running"
+                || state(n) == "reached-init"
+                || (state(n) == "started" && n["reports_init"] == false)
         } else {
             state(n) == "running"
         }
@@ -316,8 +320,16 @@ fn print_table(report: &Value) {
             } else {
                 "/init NOT reached".to_string()
             };
+            let watch = if n["monitored"] == true {
+                format!(
+                    "monitored: mint's module running {} ms after the SIPI",
+                    or_na(&n["running_ms"])
+                )
+            } else {
+                "unmonitored: no heartbeat or pings without mint's module".to_string()
+            };
             outln!(
-                "      linux {}: {init}; unmonitored: no heartbeat or pings without mint's module",
+                "      linux {}: {init}; {watch}",
                 n["kernel"].as_str().unwrap_or("(release not seen)"),
             );
         }

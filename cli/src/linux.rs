@@ -10,7 +10,8 @@
 //!   cannot work the error gives the commands.
 //! - The initramfs: the plan's `initrd`, else one built here (cpio
 //!   "newc") holding `/dev/{console,kmsg,mem}` and mint's `/init`
-//!   (`linux/init`, built static for the host target).
+//!   (`linux/init`, built static for the host target) and, for Debian's
+//!   kernel, mint's module `/mint.ko` (`crate::linuxmod`).
 //! - The pack (`mint_linux_boot::pack`): each Linux node's kernel, initrd
 //!   and `cmdline`, written next to the consoles' logs and given to QEMU as
 //!   `-initrd`; the machine gets that much more RAM above the plan's
@@ -75,13 +76,16 @@ pub fn prepare(plan: &Plan, dir: &Path) -> Result<Option<(PathBuf, u64)>> {
         return Ok(None);
     }
     let mut files: Vec<(NodeId, Kind, Vec<u8>)> = Vec::new();
-    let mut own_initrd: Option<Vec<u8>> = None;
+    // mint's initramfs, by the release its module is built for (none for
+    // a plan's own kernel: bring your own module in your own initrd).
+    let mut own_initrd: std::collections::BTreeMap<Option<String>, Vec<u8>> = Default::default();
+    let mut init: Option<Vec<u8>> = None;
     for (node, boot) in nodes {
-        let kernel = match &boot.kernel {
-            Some(path) => read_kernel(node, Path::new(path))?,
+        let (kernel, release) = match &boot.kernel {
+            Some(path) => (read_kernel(node, Path::new(path))?, None),
             None => {
-                let path = debian_kernel()?;
-                read_kernel(node, &path)?
+                let (path, release) = debian_kernel()?;
+                (read_kernel(node, &path)?, Some(release))
             }
         };
         files.push((node, Kind::Kernel, kernel));
@@ -90,11 +94,22 @@ pub fn prepare(plan: &Plan, dir: &Path) -> Result<Option<(PathBuf, u64)>> {
                 .with_context(|| format!("{node}: initrd {path}: cannot read it"))?,
             None => {
                 files.push((node, Kind::MintInit, Vec::new()));
-                match &own_initrd {
+                match own_initrd.get(&release) {
                     Some(bytes) => bytes.clone(),
                     None => {
-                        let bytes = initramfs(&build_init()?)?;
-                        own_initrd = Some(bytes.clone());
+                        if init.is_none() {
+                            init = Some(build_init()?);
+                        }
+                        let module = match &release {
+                            Some(r) => Some(
+                                crate::linuxmod::build(&cache_dir()?, r)
+                                    .with_context(|| format!("{node}: mint's Linux module"))?,
+                            ),
+                            None => None,
+                        };
+                        let bytes =
+                            initramfs(init.as_deref().unwrap_or_default(), module.as_deref())?;
+                        own_initrd.insert(release.clone(), bytes.clone());
                         bytes
                     }
                 }
@@ -144,18 +159,19 @@ fn current_package() -> Result<String> {
         })
 }
 
-/// Debian's current kernel image: `/boot`'s, else the cache's, else fetched.
-fn debian_kernel() -> Result<PathBuf> {
+/// Debian's current kernel image (`/boot`'s, else the cache's, else
+/// fetched) and its release.
+fn debian_kernel() -> Result<(PathBuf, String)> {
     let package = current_package()?;
     let release = package.trim_start_matches("linux-image-").to_string();
     let installed = PathBuf::from(format!("/boot/vmlinuz-{release}"));
     if installed.is_file() {
-        return Ok(installed);
+        return Ok((installed, release));
     }
     let dir = cache_dir()?.join(&release);
     let kernel = dir.join(format!("vmlinuz-{release}"));
     if kernel.is_file() {
-        return Ok(kernel);
+        return Ok((kernel, release));
     }
     let by_hand = format!(
         "mkdir -p {d} && cd {d} && apt-get download {package} && dpkg-deb -x {package}_*.deb unpacked && mv unpacked/boot/vmlinuz-{release} .",
@@ -164,7 +180,7 @@ fn debian_kernel() -> Result<PathBuf> {
     fetch(&package, &release, &dir, &kernel).with_context(|| {
         format!("cannot fetch Debian's kernel {package}; by hand: {by_hand} (or give the node `kernel = \"/path/to/bzImage\"`)")
     })?;
-    Ok(kernel)
+    Ok((kernel, release))
 }
 
 /// `apt-get download` the package into `dir`, unpack its kernel to `kernel`.
@@ -265,10 +281,11 @@ fn newc(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, rdev: (u32, u32), da
     out.resize(out.len().next_multiple_of(4), 0);
 }
 
-/// mint's initramfs: `/init` and the device nodes it needs.
-pub fn initramfs(init: &[u8]) -> Result<Vec<u8>> {
-    if init.len() > u32::MAX as usize {
-        bail!("/init of {} bytes is too large for cpio", init.len());
+/// mint's initramfs: `/init`, the device nodes it needs and, when given,
+/// mint's module as `/mint.ko` (which `/init` loads).
+pub fn initramfs(init: &[u8], module: Option<&[u8]>) -> Result<Vec<u8>> {
+    if init.len() > u32::MAX as usize || module.is_some_and(|m| m.len() > u32::MAX as usize) {
+        bail!("/init or /mint.ko is too large for cpio");
     }
     const DIR: u32 = 0o040_755;
     const CHAR: u32 = 0o020_000;
@@ -279,6 +296,9 @@ pub fn initramfs(init: &[u8]) -> Result<Vec<u8>> {
     newc(&mut out, 4, "dev/mem", CHAR | 0o600, (1, 1), &[]);
     newc(&mut out, 5, "proc", DIR, (0, 0), &[]);
     newc(&mut out, 6, "init", 0o100_755, (0, 0), init);
+    if let Some(module) = module {
+        newc(&mut out, 7, "mint.ko", 0o100_644, (0, 0), module);
+    }
     newc(&mut out, 0, "TRAILER!!!", 0, (0, 0), &[]);
     out.resize(out.len().next_multiple_of(512), 0);
     Ok(out)
@@ -290,11 +310,11 @@ mod tests {
 
     #[test]
     fn newc_entries_are_aligned_and_named() {
-        let cpio = initramfs(b"\x7fELF...").expect("small");
+        let cpio = initramfs(b"\x7fELF...", Some(b"ko")).expect("small");
         assert!(cpio.starts_with(b"070701"));
         assert_eq!(cpio.len() % 512, 0);
         let text = String::from_utf8_lossy(&cpio);
-        for name in ["dev/kmsg", "dev/mem", "init", "TRAILER!!!"] {
+        for name in ["dev/kmsg", "dev/mem", "init", "mint.ko", "TRAILER!!!"] {
             assert!(text.contains(name), "{name}");
         }
         // The first header's name size: "dev" + NUL.

@@ -21,6 +21,7 @@ mod generate;
 mod handover;
 mod kernel;
 mod linux;
+mod linuxmod;
 mod machine;
 mod nic;
 mod os;

@@ -52,7 +52,7 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // The effective UID from /proc (no libc call needed).
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -2,14 +2,21 @@
 //! on its own core and partition, between two mint nodes.
 //!
 //! - `examples/linux.toml` boots: node 1 (Debian's kernel, mint's /init)
-//!   reaches /init, which node 0 sees (the report's `reached-init`, its
-//!   time from the INIT) and its console shows (the kernel's release, the
-//!   /init line); nodes 0 and 2 run and ping each other;
+//!   reaches /init, which node 0 sees (its time from the INIT) and its
+//!   console shows (the kernel's release, the /init line); /init loads
+//!   mint's module, so node 1 is running and monitored (heartbeats), node 0
+//!   and node 1 ping each other, node 1 pings node 2; nodes 0 and 2 run
+//!   and ping each other;
+//! - a module that claims another ABI version refuses to load, with a
+//!   clear message, and the node stays unmonitored;
+//! - `--fault 1:panic`: the module panics, its panic notifier marks the
+//!   node crashed with the panic's message, nodes 0 and 2 run on;
 //! - with an initrd of the plan's own the node is started (node 0 saw it
 //!   enter the kernel) and not waited for;
 //! - bad Linux nodes are refused before QEMU starts: too small, a kernel
 //!   file that is missing, one that is not a bzImage, one without the
-//!   64-bit entry, a Linux node 0, a `--fault` aimed at a Linux node.
+//!   64-bit entry, a Linux node 0, a `--fault` other than `panic` aimed at
+//!   a Linux node.
 //!
 //! One Linux boot takes 8-10 s from the SIPI to /init under software
 //! emulation (the decompressor alone about 6 s), so there is one.
@@ -38,14 +45,27 @@ fn a_debian_kernel_boots_as_node_1_beside_two_mint_nodes() {
     assert_eq!(nodes.len(), 3, "{}", run.context());
     let linux = &nodes[1];
     assert_eq!(linux["os"], "linux", "{}", run.context());
-    assert_eq!(linux["state"], "reached-init", "{}", run.context());
-    assert_eq!(linux["monitored"], false);
+    assert_eq!(linux["state"], "running", "{}", run.context());
+    assert_eq!(linux["monitored"], true);
     assert_eq!(linux["reports_init"], true);
+    // mint's module beats its heartbeat at 100 Hz (node 0 waits for 10).
+    assert!(
+        uint(&linux["heartbeats"], "heartbeats") >= 10,
+        "{}",
+        run.context()
+    );
+    let running_ms = uint(&linux["running_ms"], "running_ms");
+    assert!(
+        running_ms >= uint(&linux["boot_ms"], "boot_ms"),
+        "{running_ms}"
+    );
     let release = linux["kernel"].as_str().expect("the kernel's release");
     assert!(release.ends_with("-amd64"), "{release}");
     let init = linux["console_init"].as_str().expect("the /init line");
     assert!(
-        init.contains(&format!("release={release}")) && init.contains("report=ok@"),
+        init.contains(&format!("release={release}"))
+            && init.contains("report=ok@")
+            && init.contains("module=loaded"),
         "{init}"
     );
     let boot_ms = uint(&linux["boot_ms"], "boot_ms");
@@ -55,19 +75,34 @@ fn a_debian_kernel_boots_as_node_1_beside_two_mint_nodes() {
         boot_ms > uptime_ms && uptime_ms > 0,
         "node 0 measures from the SIPI, before the kernel's clock starts: {boot_ms} vs {uptime_ms}"
     );
-    // No pings to or from it: nothing answers them without mint's module.
-    assert_eq!(linux["ipi_rtt_ns"]["count"], 0);
+    // Its module pings node 0 and node 2; node 0 pings it once it is up
+    // (node 2's round is over by then).
+    let pings = |from: &serde_json::Value, to: u64| {
+        from["peers"]
+            .as_array()
+            .expect("peers")
+            .iter()
+            .find(|p| p["peer"] == to)
+            .map_or(0, |p| p["rtt_ns"].as_array().expect("rtt_ns").len())
+    };
+    assert_eq!(pings(linux, 0), 32, "{}", run.context());
+    assert_eq!(pings(linux, 2), 32, "{}", run.context());
+    assert_eq!(pings(&nodes[0], 1), 32, "{}", run.context());
+    assert_eq!(pings(&nodes[0], 2), 32, "{}", run.context());
+    assert_eq!(pings(&nodes[2], 0), 32, "{}", run.context());
     for id in [0, 2] {
         let n = &nodes[id];
         assert_eq!(n["os"], "mint");
         assert_eq!(n["state"], "running", "{}", run.context());
-        // Each mint node pings the other mint node only.
-        assert_eq!(n["ipi_rtt_ns"]["count"], 32, "{}", run.context());
     }
+    assert_eq!(report["verdict"], "all nodes running", "{}", run.context());
     // The console is the node's own UART, logged like every node's.
     let log = std::fs::read_to_string(logs.path().join("node1.log")).expect("node 1's log");
     assert!(log.contains("Linux version "), "{log}");
     assert!(log.contains("mint-init: reached /init"), "{log}");
+    assert!(log.contains("mint: node 1 running: shared region"), "{log}");
+    // (Its "halted at node 0's request" line may be cut off: node 0
+    // powers off as soon as it sees the state.)
     assert!(
         log.contains("BIOS-e820: [mem 0x0000000000080000-0x000000000009efff] usable"),
         "its e820 lists its private low slice\n{log}"
@@ -85,6 +120,82 @@ fn a_debian_kernel_boots_as_node_1_beside_two_mint_nodes() {
         log.matches("BIOS-e820:").count(),
         3,
         "only its slice, its head and its partition\n{log}"
+    );
+}
+
+#[test]
+fn a_linux_panic_is_contained() {
+    // mint's module panics after its ping round; its panic notifier marks
+    // the node crashed with the panic's message; the others run on.
+    let plan = example();
+    let (run, logs) = run_logged(
+        "boot",
+        &[
+            "--config",
+            plan.to_str().expect("UTF-8"),
+            "--fault",
+            "1:panic",
+        ],
+    );
+    run.assert_exit(0);
+    let report = run.report();
+    assert_eq!(report["fault"]["contained"], true, "{}", run.context());
+    let linux = &report["nodes"][1];
+    assert_eq!(linux["state"], "crashed", "{}", run.context());
+    assert_eq!(linux["monitored"], true);
+    // /init reports before it loads the module, so node 0 did not wait
+    // its 60 s for a report that would never come.
+    assert_eq!(linux["init"]["reached"], true, "{}", run.context());
+    assert_eq!(
+        linux["reason"],
+        "linux panic: mint: fault injected: panic",
+        "{}",
+        run.context()
+    );
+    for id in [0, 2] {
+        assert_eq!(report["nodes"][id]["state"], "running", "{}", run.context());
+    }
+    let log = std::fs::read_to_string(logs.path().join("node1.log")).expect("node 1's log");
+    assert!(
+        log.contains("Kernel panic - not syncing: mint: fault injected: panic"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_module_of_another_abi_version_refuses_to_load() {
+    // `mint_module_abi=N` makes mint's module claim ABI version N.
+    let dir = TempDir::new().expect("temporary directory");
+    let text = std::fs::read_to_string(example())
+        .expect("example")
+        .replace(
+            "# cmdline = \"loglevel=7\"",
+            "cmdline = \"mint_module_abi=1\"",
+        );
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(&plan, text).expect("plan written");
+    let (run, logs) = run_logged("boot", &["--config", plan.to_str().expect("UTF-8")]);
+    run.assert_exit(0);
+    let report = run.report();
+    let linux = &report["nodes"][1];
+    assert_eq!(linux["state"], "reached-init", "{}", run.context());
+    assert_eq!(linux["monitored"], false);
+    assert_eq!(linux["ipi_rtt_ns"]["count"], 0);
+    let init = linux["console_init"].as_str().expect("the /init line");
+    // EPROTO
+    assert!(
+        init.contains("module=finit_module_failed_errno_71"),
+        "{init}"
+    );
+    let log = std::fs::read_to_string(logs.path().join("node1.log")).expect("node 1's log");
+    let refusal = format!(
+        "ABI version {}; this module speaks magic {:#x} ABI version 1",
+        mint_abi::shared::ABI_VERSION,
+        mint_abi::shared::SHARED_MAGIC
+    );
+    assert!(
+        log.contains("mint: refusing to load: the shared region at ") && log.contains(&refusal),
+        "{refusal}\n{log}"
     );
 }
 
@@ -186,7 +297,7 @@ fn a_fault_into_a_linux_node_is_refused() {
         "--config",
         plan.to_str().expect("UTF-8"),
         "--fault",
-        "1:panic",
+        "1:hang",
     ]);
     run.assert_exit(2);
     assert!(
@@ -194,7 +305,12 @@ fn a_fault_into_a_linux_node_is_refused() {
         "QEMU must not start\n{}",
         run.context()
     );
-    assert!(run.stderr.contains("runs Linux"), "{}", run.context());
+    assert!(
+        run.stderr
+            .contains("runs Linux, where mint's module injects only `panic`"),
+        "{}",
+        run.context()
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! | offset | what | written by | mapped writable in |
 //! |---|---|---|---|
 //! | 0x0000 | [`Header`]: magic, version, TSC rate, node table, `go`, faults to inject, debug NIC target, TSC rate source | node 0 | node 0 only |
-//! | 0x1000 + i × 0x1000 | [`NodeSlot`] of node i: state, heartbeat, crash reason, ping samples, incident counters, the consumer index of each mailbox *to* i, node 0's cross-core TSC sync line with node i | node i (node 0 marks it booting, and its monitor may declare a silent node crashed) | node i and node 0 |
+//! | 0x1000 + i × 0x1000 | [`NodeSlot`] of node i: state, heartbeat, crash reason, ping samples, incident counters, the consumer index of each mailbox *to* i, node 0's cross-core TSC sync line with node i, the vector its mailbox IPI goes to | node i (node 0 marks it booting, and its monitor may declare a silent node crashed) | node i and node 0 |
 //! | 0x5000 + i × 0x3000 | [`NodeOutboxes`] of node i: producer index and messages of each mailbox *from* i | node i | node i only |
 //! | [`OPEN_OFFSET`] (0x11000) | [`crate::debug_nic::DebugNic`]: e1000 register page, posted-IRQ flag, run control | see that module | every node |
 //! | [`crate::debug_nic::dma_window_offset`].. | DMA window: the target driver's RX ring and buffers | device: buffers, write-back; driver: ring setup | every node |
@@ -42,7 +42,7 @@ use crate::node::NodeState;
 /// "MINTSHRD", little endian.
 pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"MINTSHRD");
 /// Bumped whenever this layout changes.
-pub const ABI_VERSION: u32 = 8;
+pub const ABI_VERSION: u32 = 9;
 /// Nodes a region can describe (one ISA UART per node: COM1..COM4).
 pub const MAX_NODES: usize = 4;
 /// Messages per mailbox.
@@ -252,7 +252,17 @@ pub struct NodeSlot {
     /// in the slot because its two writers, node 0 and this node, are the
     /// two nodes that may write the slot's page.
     pub tsc_sync: TscSyncLine,
+    /// The vector this node takes its mailbox interrupt on, published by
+    /// the node before it enters Running; 0 = [`DEFAULT_MAILBOX_VECTOR`]
+    /// (mint nodes). A Linux node cannot take 0xF0 (Linux's own system
+    /// vector, POSTED_INTR_NESTED), so mint's module publishes the vector
+    /// Linux allocated it. Read through [`NodeSlot::mailbox_vector`], which
+    /// validates the peer-written value.
+    pub mailbox_vector: AtomicU32,
 }
+
+/// The mailbox vector of a node that publishes none (mint's own nodes).
+pub const DEFAULT_MAILBOX_VECTOR: u8 = 0xF0;
 
 /// Something a node refused or gave up on rather than trust a peer or wait
 /// for ever; counted in its [`NodeSlot::incidents`] and shown in the report.
@@ -442,6 +452,16 @@ impl NodeSlot {
     /// This slot's state, or `None` when the value is garbage.
     pub fn state(&self) -> Option<NodeState> {
         NodeState::from_raw(self.state.load(Ordering::Acquire))
+    }
+
+    /// The vector to send this node's mailbox IPI on: the published one
+    /// when it is a device vector (0x20..=0xEF, never an exception or
+    /// another system vector), else [`DEFAULT_MAILBOX_VECTOR`].
+    pub fn mailbox_vector(&self) -> u8 {
+        match self.mailbox_vector.load(Ordering::Acquire) {
+            v @ 0x20..=0xEF => v as u8,
+            _ => DEFAULT_MAILBOX_VECTOR,
+        }
     }
 
     pub fn set_state(&self, s: NodeState) {
@@ -719,6 +739,19 @@ mod tests {
                 remote_tsc: AtomicU64::new(0),
                 answer: AtomicU64::new(0),
             },
+            mailbox_vector: AtomicU32::new(0),
+        }
+    }
+
+    #[test]
+    fn a_published_mailbox_vector_is_used_only_when_it_is_a_device_vector() {
+        let slot = unsafe_free_zeroed_slot();
+        assert_eq!(slot.mailbox_vector(), DEFAULT_MAILBOX_VECTOR);
+        slot.mailbox_vector.store(0x21, Ordering::Relaxed);
+        assert_eq!(slot.mailbox_vector(), 0x21);
+        for bad in [0x02, 0x1F, 0xF0, 0xFE, 0x1_21] {
+            slot.mailbox_vector.store(bad, Ordering::Relaxed);
+            assert_eq!(slot.mailbox_vector(), DEFAULT_MAILBOX_VECTOR, "{bad:#x}");
         }
     }
 }

@@ -133,6 +133,23 @@ impl<const N: usize> Outbox<N> {
     }
 }
 
+/// Byte offsets of the queue's parts, for an end not written in Rust (mint's
+/// Linux module reads and writes the same words: `linux/module`).
+pub mod layout {
+    use super::{ConsumerIndex, Outbox};
+    /// The producer index (u32) within an [`Outbox`].
+    pub const OUTBOX_TAIL: usize = core::mem::offset_of!(Outbox<1>, tail);
+    /// The first message within an [`Outbox`]; message `i % N` follows at
+    /// `i % N * MESSAGE_SIZE`: word 0 = kind | seq << 32, words 1-3 = args.
+    pub const OUTBOX_SLOTS: usize = core::mem::offset_of!(Outbox<1>, slots);
+    /// Bytes of one message.
+    pub const MESSAGE_SIZE: usize = 32;
+    /// Bytes of a [`ConsumerIndex`] (its u32 is at offset 0).
+    pub const CONSUMER_INDEX_SIZE: usize = core::mem::size_of::<ConsumerIndex>();
+    const _: () =
+        assert!(core::mem::size_of::<[core::sync::atomic::AtomicU64; 4]>() == MESSAGE_SIZE);
+}
+
 /// An SPSC queue of `N` messages: a consumer index and an outbox, which
 /// may live in different places. Indices run freely and wrap at 2^32; the
 /// slot is `index % N`.

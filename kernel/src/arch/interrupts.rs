@@ -110,8 +110,9 @@ pub mod vectors {
     use mint_abi::Vector;
     /// The local APIC timer: heartbeat and deadlines.
     pub const TIMER: Vector = Vector(0x20);
-    /// Mailbox notification between nodes.
-    pub const MAILBOX: Vector = Vector(0xF0);
+    /// Mailbox notification between nodes (a node may publish another
+    /// one in its slot: a Linux node does, see `NodeSlot::mailbox_vector`).
+    pub const MAILBOX: Vector = Vector(mint_abi::shared::DEFAULT_MAILBOX_VECTOR);
     /// APIC error.
     pub const APIC_ERROR: Vector = Vector(0xFE);
     pub const SPURIOUS: Vector = Vector(0xFF);

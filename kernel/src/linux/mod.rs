@@ -22,16 +22,21 @@
 //!   the protocol's GDT and enters the kernel at load + 0x200, rsi = the
 //!   zero page.
 //!
-//! It does not monitor the node: without mint's Linux module (a later
-//! step) there is no heartbeat or ping. Node 0 sees two things only: the
-//! stub's TSC stamp as the core enters Linux, and the words mint's `/init`
-//! writes into the node's loader block through /dev/mem.
+//! Node 0 sees the stub's TSC stamp as the core enters Linux, the words
+//! mint's `/init` writes into the node's loader block through /dev/mem,
+//! and, once `/init` has loaded mint's module (`linux/module`, given the
+//! shared region as `mint_shared=PHYS,SIZE mint_node=K`), the node's slot
+//! like any node's: Running, a heartbeat, pings answered on the mailbox
+//! vector it published.
 
 mod stub;
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use core::sync::atomic::Ordering;
+
+use mint_abi::node::NodeState;
 use mint_abi::{ApicId, NodeId, PhysAddr};
 use mint_linux_boot::bzimage::{BzImage, ENTRY_64_OFFSET};
 use mint_linux_boot::pack::{Kind, Pack};
@@ -160,8 +165,18 @@ pub fn prepare_all(
             base: base.as_u64(),
             size,
         };
-        let start = prepare(memory, &pack, id, part, apic_of(id), console, tsc_hz)
-            .map_err(|e| alloc::format!("{id} (linux): {e}"))?;
+        let shared = (layout.shared.0.as_u64(), layout.shared.1);
+        let start = prepare(
+            memory,
+            &pack,
+            id,
+            part,
+            apic_of(id),
+            console,
+            tsc_hz,
+            shared,
+        )
+        .map_err(|e| alloc::format!("{id} (linux): {e}"))?;
         starts.push(start);
     }
     Ok(starts)
@@ -169,6 +184,7 @@ pub fn prepare_all(
 
 /// One Linux node: kernel, initrd, command line, zero page, identity map,
 /// loader block.
+#[allow(clippy::too_many_arguments)]
 fn prepare(
     memory: &BootMemory,
     pack: &Pack<'_>,
@@ -177,6 +193,7 @@ fn prepare(
     apic: ApicId,
     console: u16,
     tsc_hz: u64,
+    shared: (u64, u64),
 ) -> Result<LinuxStart, String> {
     let kernel = pack
         .find(id, Kind::Kernel)
@@ -194,7 +211,7 @@ fn prepare(
         .map(|b| core::str::from_utf8(b).map_err(|_| "its cmdline is not UTF-8"))
         .transpose()?
         .unwrap_or("");
-    let cmdline = command_line(id, console, tsc_hz, extra);
+    let cmdline = command_line(id, console, tsc_hz, shared, extra);
     if cmdline.len() as u64 > u64::from(image.cmdline_size()) {
         return Err(alloc::format!(
             "a command line of {} bytes is longer than the kernel takes ({})",
@@ -300,12 +317,16 @@ fn place_initrd(
 
 /// What Linux node `id` is told on its command line (see the module
 /// docs), then the plan's words.
-fn command_line(id: NodeId, console: u16, tsc_hz: u64, extra: &str) -> String {
+fn command_line(id: NodeId, console: u16, tsc_hz: u64, shared: (u64, u64), extra: &str) -> String {
     let line = alloc::format!(
         "earlyprintk=serial,{console:#x},115200,keep 8250.nr_uarts=0 nr_cpus=1 noapic pci=off \
-         acpi=noirq acpi_sci=edge tsc=reliable tsc_early_khz={} mint_report={:#x} {extra}",
+         acpi=noirq acpi_sci=edge tsc=reliable tsc_early_khz={} mint_report={:#x} \
+         mint_shared={:#x},{:#x} mint_node={} {extra}",
         tsc_hz / 1000,
-        stub::init_report(id).as_u64()
+        stub::init_report(id).as_u64(),
+        shared.0,
+        shared.1,
+        id.0
     );
     String::from(line.trim_end())
 }
@@ -380,7 +401,7 @@ pub fn start(s: &LinuxStart) {
         return;
     }
     println!(
-        "node0: started {} (linux) on {}: first SIPI at tsc {sipi_tsc}, into the kernel at {} after {} us; unmonitored (no mint module yet)",
+        "node0: started {} (linux) on {}: first SIPI at tsc {sipi_tsc}, into the kernel at {} after {} us",
         s.id,
         s.apic,
         s.load,
@@ -423,20 +444,102 @@ pub fn wait_for_init(starts: &[LinuxStart], timeout_ms: u64) {
     }
 }
 
+/// How long node 0 waits, after a Linux node's `/init` reported, for
+/// mint's module (which `/init` loads before it reports) to say Running.
+const MODULE_TIMEOUT_MS: u64 = 2_000;
+
+/// Whether mint's module runs in node `id`: it entered Running (it stamps
+/// `running_tsc` first), whatever its state is now.
+fn module_ran(id: NodeId) -> bool {
+    crate::shared::slot(id).running_tsc.load(Ordering::Acquire) != 0
+}
+
+/// The started Linux nodes whose module entered Running, waited for (at
+/// most [`MODULE_TIMEOUT_MS`] in all) after their `/init` reported; prints
+/// what each did. From then on node 0's monitor watches their heartbeat.
+pub fn wait_for_module(starts: &[LinuxStart]) -> Vec<NodeId> {
+    let deadline = cpu::rdtsc() + crate::node::ms_to_ticks(MODULE_TIMEOUT_MS);
+    let mut up = Vec::new();
+    for s in starts {
+        let seen = SEEN.lock()[s.id.index()];
+        if seen.entered_tsc == 0 || (s.reports_init && seen.init.is_none()) {
+            continue;
+        }
+        let slot = crate::shared::slot(s.id);
+        while !module_ran(s.id) && cpu::rdtsc() < deadline {
+            x86_64::instructions::hlt();
+        }
+        if module_ran(s.id) {
+            let at = slot.running_tsc.load(Ordering::Acquire);
+            println!(
+                "node0: {} (linux) runs mint's module: Running {} ms after its SIPI, mailbox vector {:#x}; monitored (now {})",
+                s.id,
+                crate::node::ticks_to_ns(at.saturating_sub(seen.sipi_tsc)) / 1_000_000,
+                slot.mailbox_vector(),
+                slot.state().map_or("garbage", |st| st.as_str())
+            );
+            up.push(s.id);
+        } else {
+            println!(
+                "node0: {} (linux) has no mint module running (state {}); unmonitored",
+                s.id,
+                slot.state().map_or("garbage", |st| st.as_str())
+            );
+        }
+    }
+    up
+}
+
+/// Heartbeats a Linux node's module must have counted before node 0
+/// reports it (its 100 Hz timer keeps running, not just its first tick).
+const MIN_BEATS: u64 = 10;
+
+/// Waits (at most 2 s in all) until each of `ids` has counted
+/// [`MIN_BEATS`] heartbeats or stopped running.
+pub fn wait_for_beats(ids: &[NodeId]) {
+    let deadline = cpu::rdtsc() + crate::node::ms_to_ticks(2_000);
+    for &id in ids {
+        let slot = crate::shared::slot(id);
+        while slot.heartbeat.load(Ordering::Relaxed) < MIN_BEATS
+            && slot.state() == Some(NodeState::Running)
+            && cpu::rdtsc() < deadline
+        {
+            x86_64::instructions::hlt();
+        }
+    }
+}
+
 /// The report's fields of Linux node `id` (after `"id"`): its state as far
-/// as node 0 saw it, and the times it measured.
+/// as node 0 saw it, and the times it measured. With mint's module it is
+/// monitored and its state is its slot's, as for any node.
 pub fn report_json(s: &mut String, id: NodeId) {
     use core::fmt::Write;
     let seen = SEEN.lock()[id.index()];
+    let monitored = module_ran(id);
+    let slot_state = crate::shared::slot(id)
+        .state()
+        .map_or("garbage", |st| st.as_str());
     let state = match (seen.entered_tsc, seen.init) {
+        _ if monitored => slot_state,
         (0, _) => "not-started",
         (_, Some(_)) => "reached-init",
         (_, None) => "started",
     };
     let ms = |from: u64, to: u64| crate::node::ticks_to_ns(to.saturating_sub(from)) / 1_000_000;
+    let running_ms = if monitored {
+        alloc::format!(
+            "{}",
+            ms(
+                seen.sipi_tsc,
+                crate::shared::slot(id).running_tsc.load(Ordering::Relaxed)
+            )
+        )
+    } else {
+        String::from("null")
+    };
     let _ = write!(
         s,
-        ",\"state\":\"{state}\",\"os\":\"linux\",\"monitored\":false,\"reports_init\":{},\"entered_us\":{}",
+        ",\"state\":\"{state}\",\"os\":\"linux\",\"monitored\":{monitored},\"running_ms\":{running_ms},\"reports_init\":{},\"entered_us\":{}",
         seen.reports_init,
         if seen.entered_tsc == 0 {
             String::from("null")

@@ -467,6 +467,14 @@ pub fn run_machine(real_nic: Option<(mint_skb::Consumer, [u8; 6])>) -> ! {
         super::selftest::handover();
     }
     crate::linux::wait_for_init(&record().linux, LINUX_INIT_TIMEOUT_MS);
+    // A Linux node running mint's module comes up after the ping round:
+    // node 0 pings it now, and waits for its own round (to every node).
+    let linux_up = crate::linux::wait_for_module(&record().linux);
+    if !linux_up.is_empty() {
+        ping::ping_peers(&linux_up);
+        monitor::settle();
+        crate::linux::wait_for_beats(&linux_up);
+    }
     monitor::print_report();
     match record().mode {
         Mode::Boot => monitor::power_off(),

@@ -525,7 +525,10 @@ pub fn send(to: NodeId, msg: Message) -> Result<(), SendError> {
         shared::mailbox(to, me())
             .push(msg)
             .map_err(|_| SendError::Full)?;
-        apic::try_send_ipi(apic_of(to), vectors::MAILBOX).map_err(SendError::IcrStuck)
+        // The vector the receiver published (a Linux node's is not 0xF0),
+        // validated by `mailbox_vector`.
+        let vector = mint_abi::Vector(shared::slot(to).mailbox_vector());
+        apic::try_send_ipi(apic_of(to), vector).map_err(SendError::IcrStuck)
     })
 }
 

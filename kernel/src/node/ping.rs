@@ -79,8 +79,19 @@ pub fn ping_once(peer: NodeId, seq: u32) -> Option<u64> {
 /// this node's slot; a peer that misses one is not pinged again.
 pub fn round() {
     let me = super::me();
-    let slot = shared::slot(me);
-    for peer in (0..super::node_count()).map(NodeId).filter(|&p| p != me) {
+    let peers: alloc::vec::Vec<NodeId> = (0..super::node_count())
+        .map(NodeId)
+        .filter(|&p| p != me)
+        .collect();
+    ping_peers(&peers);
+    shared::slot(me).pings_done.store(1, Ordering::Release);
+}
+
+/// Pings each of `peers` that is running `PINGS_PER_PEER` times (node 0
+/// also calls it for the Linux nodes, which come up after its round).
+pub fn ping_peers(peers: &[NodeId]) {
+    let slot = shared::slot(super::me());
+    for &peer in peers {
         if shared::slot(peer).state() != Some(NodeState::Running) {
             continue;
         }
@@ -92,5 +103,4 @@ pub fn round() {
             slot.ping_count[peer.index()].store(i as u32 + 1, Ordering::Release);
         }
     }
-    slot.pings_done.store(1, Ordering::Release);
 }

@@ -7,10 +7,15 @@
 //!    parameter without a dot, so the kernel passes it on in the
 //!    environment), through `/dev/mem` (the block is not RAM to this
 //!    kernel: its e820 map does not list it, so STRICT_DEVMEM allows it).
-//! 3. Writes one line to the kernel log (`/dev/kmsg`), which the node's
+//! 3. Loads mint's module `/mint.ko` when the initramfs has one
+//!    (`finit_module`), with the shared region and node id node 0 put on
+//!    the command line (`mint_shared=PHYS,SIZE mint_node=K`, given to the
+//!    module as `shared_phys= shared_size= node=`; `mint_module_abi=N`
+//!    makes the module claim ABI version N, for the version check's test).
+//! 4. Writes one line to the kernel log (`/dev/kmsg`), which the node's
 //!    console prints:
-//!    `mint-init: reached /init uptime_ns=<n> tsc=<n> release=<uname -r> report=<ok|why>`.
-//! 4. Sleeps for ever (PID 1 must not exit).
+//!    `mint-init: reached /init uptime_ns=<n> tsc=<n> release=<uname -r> report=<ok|why> module=<loaded|none|why>`.
+//! 5. Sleeps for ever (PID 1 must not exit).
 //!
 //! System calls go through `syscall` directly: no libc beyond std's own.
 
@@ -24,12 +29,19 @@ fn main() {
     // SAFETY: `rdtsc` has no preconditions (Linux leaves CR4.TSD clear).
     let tsc = unsafe { core::arch::x86_64::_rdtsc() };
     let uptime_ns = boottime_ns();
+    // The report first: node 0 then waits (briefly) for the module, which
+    // may end the node before anything after its load runs (`--fault
+    // K:panic`).
     let report = match report_to_node0(tsc, uptime_ns) {
         Ok(at) => format!("ok@{at:#x}"),
         Err(why) => why.replace(' ', "_"),
     };
+    let module = match load_module() {
+        Ok(what) => what.to_string(),
+        Err(why) => why.replace(' ', "_"),
+    };
     let line = format!(
-        "mint-init: reached /init uptime_ns={uptime_ns} tsc={tsc} release={} report={report}\n",
+        "mint-init: reached /init uptime_ns={uptime_ns} tsc={tsc} release={} report={report} module={module}\n",
         release()
     );
     match std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
@@ -61,6 +73,66 @@ fn report_to_node0(tsc: u64, uptime_ns: u64) -> Result<u64, String> {
         .and_then(|()| mem.write_all_at(MAGIC, at))
         .map_err(|e| format!("/dev/mem at {at:#x}: {e}"))?;
     Ok(at)
+}
+
+/// Loads `/mint.ko` with the parameters node 0 gave: "loaded", "none"
+/// (no module in this initramfs) or why not.
+fn load_module() -> Result<&'static str, String> {
+    use std::os::fd::AsRawFd;
+    const SYS_FINIT_MODULE: u64 = 313;
+    let file = match std::fs::File::open("/mint.ko") {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok("none"),
+        Err(e) => return Err(format!("/mint.ko: {e}")),
+    };
+    let shared = std::env::var("mint_shared").map_err(|_| "no mint_shared= given".to_string())?;
+    let (phys, size) = shared
+        .split_once(',')
+        .ok_or_else(|| format!("mint_shared={shared} is not PHYS,SIZE"))?;
+    let node = std::env::var("mint_node").map_err(|_| "no mint_node= given".to_string())?;
+    let mut params = format!("shared_phys={phys} shared_size={size} node={node}");
+    if let Ok(abi) = std::env::var("mint_module_abi") {
+        params.push_str(&format!(" abi={abi}"));
+    }
+    let params = std::ffi::CString::new(params).map_err(|_| "a NUL in the parameters")?;
+    // SAFETY: `file` is an open descriptor of the module, `params` a NUL
+    // terminated string that outlives the call; flags 0.
+    let r = unsafe {
+        syscall3(
+            SYS_FINIT_MODULE,
+            file.as_raw_fd() as u64,
+            params.as_ptr() as u64,
+            0,
+        )
+    };
+    if r != 0 {
+        return Err(format!("finit_module failed errno {}", -r));
+    }
+    Ok("loaded")
+}
+
+/// A system call with three arguments.
+///
+/// # Safety
+/// The arguments must be what system call `nr` expects.
+unsafe fn syscall3(nr: u64, a: u64, b: u64, c: u64) -> i64 {
+    let ret: i64;
+    // SAFETY: the `syscall` instruction with the kernel's register
+    // convention; it clobbers rcx and r11 only, arguments as the caller
+    // vouches.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") nr as i64 => ret,
+            in("rdi") a,
+            in("rsi") b,
+            in("rdx") c,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
 }
 
 /// A system call with two arguments.
