@@ -187,9 +187,11 @@ fn debian_kernel() -> Result<(PathBuf, String)> {
 fn fetch(package: &str, release: &str, dir: &Path, kernel: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     errln!("mint: fetching Debian's {package} into {}", dir.display());
+    // Its progress goes to stderr: stdout may be carrying `--json`.
     let status = Command::new("apt-get")
         .args(["download", "-q", package])
         .current_dir(dir)
+        .stdout(std::io::stderr())
         .status()
         .context("cannot run apt-get")?;
     if !status.success() {
@@ -211,6 +213,7 @@ fn fetch(package: &str, release: &str, dir: &Path, kernel: &Path) -> Result<()> 
         .args(["-c", &script, "sh"])
         .arg(&deb)
         .arg(&partial)
+        .stdout(std::io::stderr())
         .status()
         .context("cannot run dpkg-deb and tar")?;
     if !status.success() {
@@ -241,6 +244,7 @@ fn build_init() -> Result<Vec<u8>> {
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTC_BOOTSTRAP")
+        .stdout(std::io::stderr())
         .status()
         .context("cannot run cargo to build the Linux nodes' /init")?;
     if !status.success() {

@@ -122,6 +122,8 @@ fn headers(release: &str) -> Result<PathBuf> {
     let status = Command::new("apt-get")
         .args(["install", "-y", "-q", "--no-install-recommends", &package])
         .env("DEBIAN_FRONTEND", "noninteractive")
+        // Its progress goes to stderr: stdout may be carrying `--json`.
+        .stdout(std::io::stderr())
         .status()
         .context("cannot run apt-get")?;
     if !status.success() || !dir.join("Makefile").is_file() {

@@ -20,8 +20,10 @@ pub fn find_or_install() -> Result<PathBuf> {
         );
     }
     errln!("mint: {QEMU} not found; installing Debian's qemu-system-x86 (running as root)");
+    // apt's progress goes to stderr: stdout may be carrying `--json`.
     let ok = Command::new("apt-get")
         .arg("update")
+        .stdout(std::io::stderr())
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
@@ -33,6 +35,7 @@ pub fn find_or_install() -> Result<PathBuf> {
                 "qemu-system-x86",
             ])
             .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::io::stderr())
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
