@@ -268,26 +268,7 @@ fn irq_counts() -> &'static mint_abi::real_nic::DeviceIrqs {
 /// What the NIC's interrupt does after its bookkeeping: acknowledge the
 /// causes, clean the ring into socket buffers, count what was refused.
 fn service(d: &mut Driver, nic: &DebugNic) {
-    let more = clean(d, &nic.run, &mut |d| {
-        let Driver {
-            backend,
-            ring,
-            rx,
-            skbs,
-            ..
-        } = d;
-        let mut sink = SkbProducer(skbs);
-        match backend {
-            Backend::Debug { regs, dma } => {
-                let _causes = rx.ack(regs);
-                rx.poll_into(regs, ring, dma, usize::MAX, &mut sink)
-            }
-            Backend::Real { regs, dma } => {
-                let _causes = rx.ack(regs);
-                rx.poll_into(regs, ring, dma, usize::MAX, &mut sink)
-            }
-        }
-    });
+    let more = clean(d, &nic.run, &mut |d| poll_ring(d, true));
     // More completed descriptors than one poll may clean: come back (a
     // real NIC's handler polls again itself, see `on_real_interrupt`).
     if more && matches!(d.backend, Backend::Debug { .. }) {
@@ -317,29 +298,41 @@ fn clean(
     result.more
 }
 
-/// Polls a real NIC's ring once, reading ICR first when `ack` (not when
-/// quiescing: its causes stay for the next owner); `None` for the debug
+/// One poll of the ring into the socket buffers, over either backend,
+/// reading ICR first when `ack` (not when quiescing a real NIC: its
+/// causes stay for the next owner).
+fn poll_ring(d: &mut Driver, ack: bool) -> mint_e1000::PollResult {
+    let Driver {
+        backend,
+        ring,
+        rx,
+        skbs,
+        ..
+    } = d;
+    let mut sink = SkbProducer(skbs);
+    match backend {
+        Backend::Debug { regs, dma } => {
+            if ack {
+                let _causes = rx.ack(regs);
+            }
+            rx.poll_into(regs, ring, dma, usize::MAX, &mut sink)
+        }
+        Backend::Real { regs, dma } => {
+            if ack {
+                let _causes = rx.ack(regs);
+            }
+            rx.poll_into(regs, ring, dma, usize::MAX, &mut sink)
+        }
+    }
+}
+
+/// Polls a real NIC's ring once (see `poll_ring`); `None` for the debug
 /// NIC.
 fn clean_real(d: &mut Driver, run: &RunControl, ack: bool) -> Option<bool> {
     if !matches!(d.backend, Backend::Real { .. }) {
         return None;
     }
-    Some(clean(d, run, &mut |d| {
-        let Driver {
-            backend,
-            ring,
-            rx,
-            skbs,
-            ..
-        } = d;
-        let Backend::Real { regs, dma } = backend else {
-            unreachable!("checked above")
-        };
-        if ack {
-            let _causes = rx.ack(regs);
-        }
-        rx.poll_into(regs, ring, dma, usize::MAX, &mut SkbProducer(skbs))
-    }))
+    Some(clean(d, run, &mut |d| poll_ring(d, ack)))
 }
 
 /// Reads a real NIC's missed-packet count (clear on read) into the run's

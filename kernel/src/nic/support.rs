@@ -290,6 +290,22 @@ pub(crate) fn wait_while_progressing(
 }
 
 /// Waits until `cond`, at most `ms`.
+/// Appends the drops by reason as a JSON object's members
+/// (`"ring_full":N,...`, every reason in `DropReason::ALL` order), each
+/// count from `count`: one format for every run report.
+pub fn drops_json(s: &mut String, count: impl Fn(mint_abi::debug_nic::DropReason) -> u64) {
+    use core::fmt::Write;
+    for (i, r) in mint_abi::debug_nic::DropReason::ALL.iter().enumerate() {
+        let _ = write!(
+            s,
+            "{}\"{}\":{}",
+            if i > 0 { "," } else { "" },
+            r.as_str(),
+            count(*r)
+        );
+    }
+}
+
 /// Writes run `run_id` of `cfg` into a run control, its counters cleared
 /// (the phase is the caller's to set: every run starts Configured once
 /// the rest is in place). `dump_samples`: the receiver prints its raw

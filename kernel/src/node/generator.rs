@@ -71,15 +71,7 @@ pub fn run(
             s,
             ",\"sent\":{sent},\"delivered\":{delivered},\"dropped\":{{"
         );
-        for (i, reason) in DropReason::ALL.iter().enumerate() {
-            let _ = write!(
-                s,
-                "{}\"{}\":{}",
-                if i > 0 { "," } else { "" },
-                reason.as_str(),
-                ctl.drop_count(*reason)
-            );
-        }
+        crate::nic::support::drops_json(&mut s, |r| ctl.drop_count(r));
         let _ = write!(
             s,
             "}},\"unaccounted\":{unaccounted},\"corrupted\":{corrupted},\"out_of_order\":{},\"interrupts\":{},\"ipis_sent\":{},\"first_inject_tsc\":{},\"last_delivery_tsc\":{},\"delivered_bytes\":{},\"inject_span_ticks\":{},\"schedule_digest\":{},\"recoveries\":{recoveries},\"ipis_forgotten\":{forgotten},\"apic_errors\":{apic_errors},\"apic_error_status\":[",

@@ -227,15 +227,7 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
         plan.to.0,
         delivered[1],
     );
-    for (i, r) in DropReason::ALL.iter().enumerate() {
-        let _ = write!(
-            s,
-            "{}\"{}\":{}",
-            if i > 0 { "," } else { "" },
-            r.as_str(),
-            drops(*r)
-        );
-    }
+    crate::nic::support::drops_json(&mut s, drops);
     let _ = write!(
         s,
         "}},\"missed_by_nic\":{},\"unaccounted\":{unaccounted},\"misrouted_interrupts\":{stray},\"bad_notices\":{bad_notices},\"interrupts\":{{",

@@ -294,15 +294,7 @@ pub fn run(cfg: &GenConfig, owner: NodeId, stop: Option<OwnerStop>) -> Result<bo
         ",\"sent\":{sent},\"delivered\":{},\"dropped\":{{",
         ctl.delivered.load(Ordering::Acquire)
     );
-    for (i, reason) in DropReason::ALL.iter().enumerate() {
-        let _ = write!(
-            s,
-            "{}\"{}\":{}",
-            if i > 0 { "," } else { "" },
-            reason.as_str(),
-            ctl.drop_count(*reason)
-        );
-    }
+    support::drops_json(&mut s, |r| ctl.drop_count(r));
     let _ = write!(
         s,
         "}},\"unaccounted\":{},\"corrupted\":{},\"out_of_order\":{},\"interrupts\":{},\"first_inject_tsc\":{},\"last_delivery_tsc\":{},\"delivered_bytes\":{},\"irq\":",
