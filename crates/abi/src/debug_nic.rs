@@ -142,6 +142,7 @@ impl DropReason {
 /// One generator run. Config fields are written by the support node before
 /// `phase` becomes Configured; counters by their owner as noted.
 #[repr(C, align(64))]
+#[derive(Default)]
 pub struct RunControl {
     pub phase: AtomicU32,
     pub run_id: AtomicU32,

@@ -36,9 +36,10 @@ pub mod backend;
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use mint_abi::debug_nic::RunControl;
 use mint_abi::debug_nic::{DebugNic, DropReason};
 use mint_e1000::{DescriptorRing, DeviceModel, DmaMemory, RegisterAccess, RxDrop, WritebackFault};
-use mint_traffic::FrameTemplate;
+use mint_traffic::{FrameTemplate, GenConfig, PacketKind};
 
 /// How the support side tells the target that its interrupt is due.
 pub trait Signal {
@@ -245,6 +246,24 @@ where
         self.lines.signals.fetch_add(1, Ordering::Relaxed);
         self.clock.now().wrapping_sub(t)
     }
+}
+
+/// Writes run `run_id` of `cfg` into a run control, its counters cleared
+/// (the phase is the caller's to set: every run starts Configured once
+/// the rest is in place). `dump_samples`: the receiver keeps and prints
+/// its raw samples at the end.
+pub fn configure(ctl: &RunControl, cfg: &GenConfig, run_id: u32, dump_samples: bool) {
+    ctl.reset_counters();
+    ctl.size.store(cfg.size, Ordering::Relaxed);
+    ctl.count.store(cfg.count, Ordering::Relaxed);
+    ctl.kind.store(
+        matches!(cfg.kind, PacketKind::Raw) as u32,
+        Ordering::Relaxed,
+    );
+    ctl.seed.store(cfg.seed, Ordering::Relaxed);
+    ctl.dump_samples
+        .store(u32::from(dump_samples), Ordering::Relaxed);
+    ctl.run_id.store(run_id, Ordering::Relaxed);
 }
 
 #[cfg(test)]

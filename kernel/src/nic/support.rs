@@ -28,12 +28,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use mint_abi::debug_nic::{NIC_VECTOR, RunControl, RunPhase};
+use mint_abi::debug_nic::{NIC_VECTOR, RunPhase};
 use mint_abi::{ApicId, NodeId};
 use mint_e1000::{Register, RegisterAccess};
 pub use mint_support::Faults;
 use mint_support::{Device, Lines, Sender};
-use mint_traffic::{Endpoints, FrameTemplate, GenConfig, PacketKind, Schedule};
+use mint_traffic::{Endpoints, FrameTemplate, GenConfig, Schedule};
 
 use super::shared_backend::{self, AtomicRing};
 use crate::arch::{apic, cpu};
@@ -306,23 +306,7 @@ pub fn drops_json(s: &mut String, count: impl Fn(mint_abi::debug_nic::DropReason
     }
 }
 
-/// Writes run `run_id` of `cfg` into a run control, its counters cleared
-/// (the phase is the caller's to set: every run starts Configured once
-/// the rest is in place). `dump_samples`: the receiver prints its raw
-/// samples at the end.
-pub fn configure(ctl: &RunControl, cfg: &GenConfig, run_id: u32, dump_samples: bool) {
-    ctl.reset_counters();
-    ctl.size.store(cfg.size, Ordering::Relaxed);
-    ctl.count.store(cfg.count, Ordering::Relaxed);
-    ctl.kind.store(
-        matches!(cfg.kind, PacketKind::Raw) as u32,
-        Ordering::Relaxed,
-    );
-    ctl.seed.store(cfg.seed, Ordering::Relaxed);
-    ctl.dump_samples
-        .store(u32::from(dump_samples), Ordering::Relaxed);
-    ctl.run_id.store(run_id, Ordering::Relaxed);
-}
+pub use mint_support::configure;
 
 pub fn wait_for(cond: impl Fn() -> bool, ms: u64) -> bool {
     let deadline = cpu::rdtsc() + node::ms_to_ticks(ms);
