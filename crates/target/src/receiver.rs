@@ -21,7 +21,9 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 
 use crate::app::{App, Clock};
 use crate::device::{SkbDevice, Stats};
+use crate::rx::moderation_of;
 use crate::seen::SeenMap;
+use mint_traffic::Moderation;
 
 /// Packets the UDP socket can hold between two drains.
 const SOCKET_PACKETS: usize = 64;
@@ -45,6 +47,14 @@ pub trait Host {
     }
     /// Cleans whatever an abandoned run left in the ring, keeping nothing.
     fn discard_leftovers(&mut self) -> usize;
+    /// Applies the run's interrupt moderation to the driver
+    /// (`RxPath::moderate`); why not, when the driver cannot.
+    fn moderate(&mut self, m: Moderation) -> Result<(), &'static str>;
+    /// NAPI: polls the ring if a poll is scheduled (`RxPath::napi_poll`);
+    /// the frames cleaned.
+    fn napi_poll(&mut self) -> usize {
+        0
+    }
     /// Makes room for `frames` frames' interrupt samples; false when there
     /// is no memory for them.
     fn reset_samples(&mut self, frames: usize) -> bool;
@@ -53,8 +63,8 @@ pub trait Host {
     /// Before a run's accounting is published: the NIC's own counters
     /// (a real NIC's missed packets) into the run's drops.
     fn flush_device_counters(&mut self) {}
-    /// A configured run was refused: no memory for its raw `what`.
-    fn refused(&mut self, _what: &str) {}
+    /// A configured run was refused, for `why`.
+    fn refused(&mut self, _why: &str) {}
     /// The run is finished: the application's accounting is published
     /// (`completed`: and the run marked Complete). The place to print a
     /// summary or the raw samples.
@@ -203,17 +213,27 @@ impl<'m> Receiver<'m> {
         self.injected_seen = None;
         self.last_progress = (self.clock)();
         let frames = ctl.count.load(Ordering::Acquire) as usize;
-        let armed = self.app.arm(ctl).and_then(|()| {
-            if host.reset_samples(frames) {
-                Ok(())
-            } else {
-                Err("interrupt samples")
-            }
-        });
+        let armed = match moderation_of(ctl) {
+            Some(m) => host.moderate(m),
+            None => Err("its interrupt moderation is not one this node knows"),
+        };
+        let armed = armed
+            .and_then(|()| {
+                self.app
+                    .arm(ctl)
+                    .map_err(|_| "no memory for its raw latency samples")
+            })
+            .and_then(|()| {
+                if host.reset_samples(frames) {
+                    Ok(())
+                } else {
+                    Err("no memory for its raw interrupt samples")
+                }
+            });
         match armed {
             Ok(()) => ctl.set_phase(RunPhase::Armed),
-            Err(what) => {
-                host.refused(what);
+            Err(why) => {
+                host.refused(why);
                 ctl.set_phase(RunPhase::Refused);
             }
         }
@@ -221,7 +241,8 @@ impl<'m> Receiver<'m> {
 
     /// Moves what the socket buffers hold through the stack (or, raw, past
     /// it) into the application; returns whether anything moved.
-    fn drain(&mut self, host: &impl Host) -> bool {
+    fn drain(&mut self, host: &mut impl Host) -> bool {
+        let polled = host.napi_poll();
         let before = self.app.seen() + self.stats.to_stack;
         {
             let now = instant(host, (self.clock)());
@@ -234,7 +255,7 @@ impl<'m> Receiver<'m> {
             self.app.consume(payload);
         }
         let after = self.app.seen() + self.stats.to_stack;
-        if after != before {
+        if after != before || polled > 0 {
             self.last_progress = (self.clock)();
             self.ctl.progress.store(after, Ordering::Release);
             return true;

@@ -9,19 +9,54 @@
 //! clean completed descriptors into socket buffers (one copy per frame),
 //! count what the driver refused. A real NIC's interrupt runs the same
 //! [`RxPath::count_entry`] and [`RxPath::clean`].
+//!
+//! Interrupt moderation, chosen per run ([`RxPath::moderate`]): ITR is
+//! the device's (the driver programs the register; the device model
+//! defers interrupts inside its window); NAPI is the driver's: the
+//! handler masks the device's causes (IMC) and schedules a poll, the
+//! receive loop polls in budgets of at most [`NAPI_WEIGHT`] frames and no
+//! more than the socket buffers free (so a slow stack leaves frames in
+//! the ring, where the device counts them when it fills, instead of
+//! dropping cleaned frames), and unmasks (IMS) once the ring is empty,
+//! re-checking after the unmask so a frame completing in between is not
+//! left without an interrupt.
 
 use alloc::collections::TryReserveError;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use mint_abi::debug_nic::{DebugNic, DropReason, RunControl};
+use mint_abi::debug_nic::{MODERATION_ITR, MODERATION_NAPI, MODERATION_NONE};
 use mint_e1000::{
-    Contiguous, DescriptorRing, DmaMemory, PollResult, RegisterAccess, RxRing, RxSink, RxStatus,
+    Contiguous, DescriptorRing, DmaMemory, PollResult, Register, RegisterAccess, RxRing, RxSink,
+    RxStatus,
 };
 use mint_skb::Producer;
+use mint_traffic::Moderation;
 
 /// Raw samples kept per metric and run.
 pub const MAX_SAMPLES: usize = 1 << 20;
+/// Frames one NAPI poll may clean (Linux's default weight).
+pub const NAPI_WEIGHT: usize = 64;
+
+/// The run's moderation as the support side wrote it into the run
+/// control; `None` for a value no support side writes (a corrupted or
+/// newer peer).
+pub fn moderation_of(run: &RunControl) -> Option<Moderation> {
+    match run.moderation.load(Ordering::Acquire) {
+        MODERATION_NONE => Some(Moderation::None),
+        MODERATION_NAPI => Some(Moderation::Napi),
+        MODERATION_ITR => {
+            let ns = run.itr_ns.load(Ordering::Acquire);
+            let m = Moderation::Itr { ns };
+            (ns >= mint_traffic::config::ITR_UNIT_NS
+                && ns <= mint_traffic::config::MAX_ITR_NS
+                && ns.is_multiple_of(mint_traffic::config::ITR_UNIT_NS))
+            .then_some(m)
+        }
+        _ => None,
+    }
+}
 
 /// Raw per-interrupt measurements of the current run.
 pub struct IrqSamples {
@@ -126,6 +161,10 @@ pub struct RxPath {
     /// The current run's raw samples.
     pub samples: IrqSamples,
     taken: u64,
+    /// NAPI: the handler schedules, the receive loop polls.
+    napi: bool,
+    /// NAPI: a poll is scheduled (the device's causes are masked).
+    scheduled: bool,
 }
 
 impl RxPath {
@@ -137,7 +176,25 @@ impl RxPath {
             skbs,
             samples: IrqSamples::new(),
             taken: 0,
+            napi: false,
+            scheduled: false,
         }
+    }
+
+    /// Applies a run's moderation: ITR into the device's register (0 when
+    /// not ITR), NAPI on or off. Unmasks the causes (a NAPI poll left
+    /// scheduled by the last run ends with it).
+    pub fn moderate<R: RegisterAccess + ?Sized>(&mut self, regs: &R, m: Moderation) {
+        regs.write(Register::ITR, m.itr_register());
+        self.napi = m == Moderation::Napi;
+        self.scheduled = false;
+        regs.write(Register::IMS, RxRing::<Contiguous>::INTERRUPTS.bits());
+    }
+
+    /// Whether a NAPI poll is scheduled (the receive loop must not wait
+    /// for an interrupt: the device's causes are masked).
+    pub fn scheduled(&self) -> bool {
+        self.scheduled
     }
 
     /// Interrupts taken since the path was made (never reset).
@@ -192,7 +249,46 @@ impl RxPath {
         M: DmaMemory + ?Sized,
     {
         self.enter_signal(entry, lines);
+        if self.napi {
+            // Mask first, then take the causes: the device raises nothing
+            // more until the poll has emptied the ring.
+            regs.write(Register::IMC, RxRing::<Contiguous>::INTERRUPTS.bits());
+            let _causes = self.rx.ack(regs);
+            self.scheduled = true;
+            return false;
+        }
         self.clean(lines.run, regs, ring, dma, true)
+    }
+
+    /// NAPI's poll, from the receive loop when [`scheduled`](Self::scheduled):
+    /// cleans at most [`NAPI_WEIGHT`] frames and no more than the socket
+    /// buffers free; once the ring is empty, unmasks the causes and checks
+    /// again (a frame that completed meanwhile raised nothing: it is
+    /// polled, and the causes masked again). Returns the frames cleaned.
+    pub fn napi_poll<R, D, M>(&mut self, run: &RunControl, regs: &R, ring: &D, dma: &M) -> usize
+    where
+        R: RegisterAccess + ?Sized,
+        D: DescriptorRing + ?Sized,
+        M: DmaMemory + ?Sized,
+    {
+        if !self.scheduled {
+            return 0;
+        }
+        let budget = NAPI_WEIGHT.min(self.skbs.free());
+        if budget == 0 {
+            // The stack drains first; the frames wait in the ring.
+            return 0;
+        }
+        let r = self.poll(run, regs, ring, dma, budget);
+        if !r.more && !self.pending(ring) {
+            regs.write(Register::IMS, RxRing::<Contiguous>::INTERRUPTS.bits());
+            if self.pending(ring) {
+                regs.write(Register::IMC, RxRing::<Contiguous>::INTERRUPTS.bits());
+            } else {
+                self.scheduled = false;
+            }
+        }
+        r.cleaned
     }
 
     /// One poll of the ring into the socket buffers, reading ICR first
@@ -216,10 +312,27 @@ impl RxPath {
         if ack {
             let _causes = self.rx.ack(regs);
         }
+        self.poll(run, regs, ring, dma, usize::MAX).more
+    }
+
+    /// One poll of at most `budget` frames, refusals counted.
+    fn poll<R, D, M>(
+        &mut self,
+        run: &RunControl,
+        regs: &R,
+        ring: &D,
+        dma: &M,
+        budget: usize,
+    ) -> PollResult
+    where
+        R: RegisterAccess + ?Sized,
+        D: DescriptorRing + ?Sized,
+        M: DmaMemory + ?Sized,
+    {
         let before = *self.rx.counters();
         let result: PollResult =
             self.rx
-                .poll_into(regs, ring, dma, usize::MAX, &mut SkbSink(&mut self.skbs));
+                .poll_into(regs, ring, dma, budget, &mut SkbSink(&mut self.skbs));
         let after = self.rx.counters();
         let refused = after.refused() - before.refused();
         if refused > 0 {
@@ -229,7 +342,7 @@ impl RxPath {
         if full > 0 {
             run.count_drop(DropReason::SocketBufferFull, full);
         }
-        result.more
+        result
     }
 
     /// Cleans whatever completed descriptors are in the ring, keeping none

@@ -13,7 +13,7 @@ use mint_abi::debug_nic::{
 use mint_e1000::{Contiguous, RegisterFile, RxRing};
 use mint_support::backend::{AtomicRing, NicSlots, WordDma};
 use mint_support::{Device, Faults, Sender};
-use mint_traffic::{Endpoints, FrameTemplate, GenConfig, PacketKind};
+use mint_traffic::{Endpoints, FrameTemplate, GenConfig, Moderation, PacketKind};
 
 use super::*;
 
@@ -102,6 +102,9 @@ impl Host for TestHost {
     }
     fn discard_leftovers(&mut self) -> usize {
         0
+    }
+    fn moderate(&mut self, _m: Moderation) -> Result<(), &'static str> {
+        Ok(())
     }
     fn reset_samples(&mut self, _frames: usize) -> bool {
         true
@@ -239,6 +242,9 @@ struct Ticks;
 impl mint_support::Clock for Ticks {
     fn now(&self) -> u64 {
         clock()
+    }
+    fn hz(&self) -> u64 {
+        1_000_000_000
     }
 }
 

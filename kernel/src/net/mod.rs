@@ -10,7 +10,7 @@ use alloc::string::String;
 
 use mint_abi::debug_nic::RunControl;
 use mint_target::{App, Host, Stats};
-use mint_traffic::Summary;
+use mint_traffic::{Moderation, Summary};
 
 use crate::arch::cpu;
 use crate::nic::area::SeenMap;
@@ -51,8 +51,16 @@ impl Host for Kernel {
         driver::flush_device_counters();
     }
 
-    fn refused(&mut self, what: &str) {
-        println!("run refused: no memory for its raw {what}");
+    fn refused(&mut self, why: &str) {
+        println!("run refused: {why}");
+    }
+
+    fn moderate(&mut self, m: Moderation) -> Result<(), &'static str> {
+        driver::moderate(m)
+    }
+
+    fn napi_poll(&mut self) -> usize {
+        driver::napi_poll()
     }
 
     fn finished(&mut self, app: &mut App, ctl: &RunControl, stats: &Stats, completed: bool) {
@@ -110,7 +118,7 @@ pub fn receive_forever(receiver: Receiver) -> ! {
         // with interrupts off, so a frame arriving between the check and
         // the halt still wakes us (`sti; hlt`).
         x86_64::instructions::interrupts::disable();
-        if r.idle() {
+        if r.idle() && !driver::napi_scheduled() {
             x86_64::instructions::interrupts::enable_and_hlt();
         } else {
             x86_64::instructions::interrupts::enable();

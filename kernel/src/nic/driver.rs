@@ -675,6 +675,59 @@ pub fn discard_leftovers() -> usize {
     })
 }
 
+/// Applies a run's interrupt moderation (`RxPath::moderate`). The debug
+/// NIC takes all three; a real NIC ITR (its own register) but not NAPI,
+/// whose masking its hand-over does not know of yet.
+pub fn moderate(m: mint_traffic::Moderation) -> Result<(), &'static str> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let Some(d) = (unsafe { driver() }) else {
+            return Ok(());
+        };
+        match &d.backend {
+            Backend::Debug { regs, .. } => {
+                d.path.moderate(regs, m);
+                Ok(())
+            }
+            Backend::Real { .. } if m == mint_traffic::Moderation::Napi => {
+                Err("NAPI is built for the debug NIC only; a real NIC takes none or itr:NS")
+            }
+            Backend::Real { regs, .. } => {
+                if d.role == Role::Owner {
+                    use mint_e1000::{Register, RegisterAccess};
+                    regs.write(Register::ITR, m.itr_register());
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+/// NAPI: polls the debug NIC's ring if the handler scheduled a poll;
+/// the frames cleaned. The receive loop's, with interrupts off (the
+/// handler shares the driver).
+pub fn napi_poll() -> usize {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let Some(d) = (unsafe { driver() }) else {
+            return 0;
+        };
+        let Backend::Debug { regs, dma } = &d.backend else {
+            return 0;
+        };
+        d.path
+            .napi_poll(&shared::region().debug_nic.run, regs, &d.ring, dma)
+    })
+}
+
+/// Whether a NAPI poll is scheduled (the receive loop must not halt).
+pub fn napi_scheduled() -> bool {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        unsafe { driver() }.is_some_and(|d| d.path.scheduled())
+    })
+}
+
 /// Resets the per-run interrupt samples and makes room for `frames` of
 /// them (at most [`mint_target::MAX_SAMPLES`]), so the handler never allocates.
 pub fn reset_samples(frames: usize) -> Result<(), alloc::collections::TryReserveError> {
