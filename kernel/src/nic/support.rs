@@ -85,6 +85,8 @@ pub struct RunResult {
     /// `mint_traffic::schedule_digest` of the offsets this run waited for.
     pub schedule_digest: u64,
     pub completed: bool,
+    /// Interrupts the device deferred inside ITR's window.
+    pub throttled: u64,
     /// Why the support node stopped waiting for Complete, if it did.
     pub incomplete: Option<String>,
 }
@@ -212,6 +214,7 @@ pub fn run(
         sender.tick();
         core::hint::spin_loop();
     }
+    let throttled = sender.throttled();
     ctl.set_phase(RunPhase::Injected);
 
     // The target accounts for every frame, or stops waiting on its own; as
@@ -237,6 +240,7 @@ pub fn run(
         inject_span: last_end - start,
         schedule_digest,
         completed: incomplete.is_none(),
+        throttled,
         incomplete,
     })
 }

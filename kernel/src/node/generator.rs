@@ -49,7 +49,7 @@ pub fn run(
         let mut s = String::new();
         let _ = write!(
             s,
-            "{{\"run\":{},\"tsc_hz\":{},\"completed\":{},\"config\":{{\"size\":{},\"count\":{},\"interval_ns\":{},\"pattern\":\"{}\",\"kind\":\"{}\",\"seed\":{},\"corrupt_every\":{},\"forget_ipi_every\":{},\"stale_every\":{}}}",
+            "{{\"run\":{},\"tsc_hz\":{},\"completed\":{},\"config\":{{\"size\":{},\"count\":{},\"interval_ns\":{},\"pattern\":\"{}\",\"kind\":\"{}\",\"seed\":{},\"moderation\":\"{}\",\"corrupt_every\":{},\"forget_ipi_every\":{},\"stale_every\":{}}}",
             r.run_id,
             super::tsc_hz(),
             r.completed,
@@ -59,6 +59,7 @@ pub fn run(
             cfg.pattern,
             cfg.kind.as_str(),
             cfg.seed,
+            cfg.moderation,
             faults.corrupt_every,
             faults.forget_ipi_every,
             faults.stale_every,
@@ -74,10 +75,11 @@ pub fn run(
         crate::nic::support::drops_json(&mut s, |r| ctl.drop_count(r));
         let _ = write!(
             s,
-            "}},\"unaccounted\":{unaccounted},\"corrupted\":{corrupted},\"out_of_order\":{},\"interrupts\":{},\"ipis_sent\":{},\"first_inject_tsc\":{},\"last_delivery_tsc\":{},\"delivered_bytes\":{},\"inject_span_ticks\":{},\"schedule_digest\":{},\"recoveries\":{recoveries},\"ipis_forgotten\":{forgotten},\"apic_errors\":{apic_errors},\"apic_error_status\":[",
+            "}},\"unaccounted\":{unaccounted},\"corrupted\":{corrupted},\"out_of_order\":{},\"interrupts\":{},\"ipis_sent\":{},\"itr_throttled\":{},\"first_inject_tsc\":{},\"last_delivery_tsc\":{},\"delivered_bytes\":{},\"inject_span_ticks\":{},\"schedule_digest\":{},\"recoveries\":{recoveries},\"ipis_forgotten\":{forgotten},\"apic_errors\":{apic_errors},\"apic_error_status\":[",
             ctl.out_of_order.load(Ordering::Acquire),
             ctl.interrupts.load(Ordering::Acquire),
             ctl.ipis_sent.load(Ordering::Acquire),
+            r.throttled,
             ctl.first_inject_tsc.load(Ordering::Acquire),
             ctl.last_delivery_tsc.load(Ordering::Acquire),
             ctl.delivered_bytes.load(Ordering::Acquire),
