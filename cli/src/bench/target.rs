@@ -387,6 +387,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
                 !sender.deferred()
             })?;
             let throttled = sender.throttled();
+            sender.publish();
             ctl.set_phase(RunPhase::Injected);
             c.wait("the run to complete", || {
                 ctl.phase() == Some(RunPhase::Complete)

@@ -215,6 +215,9 @@ pub fn run(
         core::hint::spin_loop();
     }
     let throttled = sender.throttled();
+    // The sender's counters, into the run's lines before Injected (the
+    // target reads them from then on).
+    sender.publish();
     ctl.set_phase(RunPhase::Injected);
 
     // The target accounts for every frame, or stops waiting on its own; as
