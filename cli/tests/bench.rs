@@ -1,7 +1,7 @@
 //! `mint bench --native`: the result's schema and internal consistency
 //! (every size present, p50 <= p99, floors > 0, results.json equal to the
 //! `--json` output, a CSV row behind every sample and every run, delivered
-//! + drops = sent in every run, success rates within [0, 1] and no lower
+//! plus drops equal to sent in every run, success rates within [0, 1] and no lower
 //! at the longest interval than at the shortest), and bad requests refused
 //! with a clear error.
 //! Never absolute speeds: those live in the benchmark, not in tests.
