@@ -48,6 +48,11 @@ pub struct GenArgs {
     /// or napi (masked polling from the receive loop).
     #[arg(long, default_value = "none")]
     pub moderation: String,
+    /// Where the target takes each frame: app (the stack and the
+    /// application's payload check) or driver (counted at the driver and
+    /// released: the driver's own capacity; nothing checked).
+    #[arg(long, default_value = "app")]
+    pub deliver: String,
     /// Seed of the schedule and payloads.
     #[arg(long, default_value = "1", allow_negative_numbers = true, value_parser = flags::non_negative_text)]
     pub seed: String,
@@ -93,6 +98,10 @@ pub fn config(args: &GenArgs) -> Result<GenConfig> {
             .moderation
             .parse::<mint_traffic::Moderation>()
             .map_err(|e| anyhow::anyhow!("--moderation: {e}"))?,
+        deliver: args
+            .deliver
+            .parse::<mint_traffic::Delivery>()
+            .map_err(|e| anyhow::anyhow!("--deliver: {e}"))?,
     };
     cfg.validate()?;
     Ok(cfg)

@@ -443,6 +443,25 @@ fn moderated_runs_are_accounted_and_say_how_they_were_moderated() {
     }
 }
 
+/// Driver-only delivery: frames counted at the driver and released, so
+/// nothing reaches the application's latency samples, and every frame is
+/// still delivered or dropped with a reason; the throughput spans the
+/// support node's first stamp to the last release.
+#[test]
+fn driver_only_runs_count_at_the_driver() {
+    let cfg = config(1514, 2000, SLOW_NS / 10, Pattern::Fixed, PacketKind::Udp);
+    let (report, _run, _logs) = generate_ok(&cfg, &["--deliver", "driver"]);
+    assert_eq!(report["config"]["deliver"], "driver", "{report:#}");
+    let sent = uint(&report["sent"], "sent");
+    let dropped: u64 = drops(&report).iter().map(|&(_, n)| n).sum();
+    assert_eq!(sent, 2000, "{report:#}");
+    assert_eq!(uint(&report["delivered"], "delivered") + dropped, sent);
+    assert_eq!(report["unaccounted"], 0, "{report:#}");
+    assert_eq!(report["latency_ns"]["count"], 0, "{report:#}");
+    assert!(uint(&report["delivered"], "delivered") > 0, "{report:#}");
+    assert!(float(&report["throughput_gbps"], "throughput_gbps") > 0.0);
+}
+
 #[test]
 fn bad_moderations_are_refused_before_boot() {
     for (bad, says) in [
@@ -458,6 +477,13 @@ fn bad_moderations_are_refused_before_boot() {
             run.stderr
         );
     }
+    let (run, _logs) = generate(&["--deliver", "nowhere"]);
+    run.assert_exit(2);
+    assert!(
+        run.stderr.contains("--deliver") && run.stderr.contains("app or driver"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// The smallest and largest frames, UDP and raw, all delivered intact.

@@ -31,8 +31,8 @@ use mint_abi::debug_nic::{
 use mint_e1000::{Contiguous, Register, RegisterAccess, RegisterFile, RxRing};
 use mint_support::backend::{AtomicRing, NicSlots, WordDma};
 use mint_support::{Device, Faults, Sender};
-use mint_target::{App, Host, Lines, Receiver, RxPath, Stats, moderation_of};
-use mint_traffic::{Endpoints, FrameTemplate, GenConfig, Moderation, PacketKind};
+use mint_target::{App, Host, Lines, Receiver, RxPath, Stats};
+use mint_traffic::{Delivery, Endpoints, FrameTemplate, GenConfig, Moderation, PacketKind};
 
 use super::clock::HostTsc;
 use super::native::{Ctl, Pair, RING_SLOTS, on_pair};
@@ -71,6 +71,13 @@ impl Path {
         match self {
             Path::RawChecked => PacketKind::Raw,
             Path::Driver | Path::UdpChecked => PacketKind::Udp,
+        }
+    }
+
+    fn deliver(self) -> Delivery {
+        match self {
+            Path::Driver => Delivery::Driver,
+            Path::RawChecked | Path::UdpChecked => Delivery::App,
         }
     }
 }
@@ -318,6 +325,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
         count: spec.count,
         kind: spec.path.kind(),
         moderation: spec.moderation,
+        deliver: spec.path.deliver(),
         ..GenConfig::default()
     };
     let mut template = Box::new(
@@ -396,18 +404,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
             rig.stop.0.store(1, Ordering::Release);
             Ok((end - start, throttled, send_ticks, send_signal_ticks))
         },
-        move |c| {
-            target_loop(
-                c,
-                rig,
-                tsc_hz,
-                spec,
-                (regs, ring, dma),
-                rx,
-                producer,
-                consumer,
-            )
-        },
+        move |c| target_loop(c, rig, tsc_hz, (regs, ring, dma), rx, producer, consumer),
     )?;
     let drops = std::array::from_fn(|i| ctl.drops[i].load(Ordering::Acquire));
     let delivered = ctl.delivered.load(Ordering::Acquire);
@@ -445,14 +442,14 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
 type Memory<'a> = (&'a Regs<'a>, &'a AtomicRing<'a>, &'a WordDma<'a>);
 
 /// The target CPU's side of a run: the interrupt when the doorbell rings,
-/// the receiver (or, driver-only, the release of each socket buffer) in
-/// between, until the support side has seen the run Complete.
+/// the receiver (the kernel's receive loop: on the driver-only path it
+/// counts and releases each socket buffer) in between, until the support
+/// side has seen the run Complete.
 #[allow(clippy::too_many_arguments)]
 fn target_loop(
     c: &Ctl,
     rig: &Rig,
     hz: u64,
-    spec: Spec,
     (regs, ring, dma): Memory<'_>,
     rx: RxRing<Contiguous>,
     producer: mint_skb::Producer,
@@ -471,49 +468,6 @@ fn target_loop(
     };
     let mut rung = 0;
     let mut busy = 0u64;
-    if spec.path == Path::Driver {
-        let mut skbs = consumer;
-        let (mut frames, mut bytes) = (0u64, 0u64);
-        c.wait("the run to be configured", || {
-            ctl.phase() == Some(RunPhase::Configured)
-        })?;
-        let Some(m) = moderation_of(ctl) else {
-            ctl.set_phase(RunPhase::Refused);
-            bail!("the run's moderation is not one the target knows");
-        };
-        if !host.reset_samples(spec.count as usize) || host.moderate(m).is_err() {
-            ctl.set_phase(RunPhase::Refused);
-            bail!("no memory for the run's samples");
-        }
-        ctl.set_phase(RunPhase::Armed);
-        c.wait("the run's end", || {
-            let t0 = rdtsc();
-            let mut worked = host.interrupt(rig, &mut rung);
-            worked |= host.napi_poll() > 0;
-            while let Some(skb) = skbs.front() {
-                bytes += skb.frame().len() as u64;
-                frames += 1;
-                skb.release();
-                worked = true;
-            }
-            if worked {
-                busy += rdtsc() - t0;
-            }
-            if ctl.phase() == Some(RunPhase::Injected) {
-                let dropped: u64 = DropReason::ALL.iter().map(|&r| ctl.drop_count(r)).sum();
-                if frames + dropped >= ctl.sent.load(Ordering::Acquire)
-                    && !host.pending_completions()
-                {
-                    ctl.delivered.store(frames, Ordering::Relaxed);
-                    ctl.delivered_bytes.store(bytes, Ordering::Relaxed);
-                    ctl.advance_phase(RunPhase::Injected, RunPhase::Complete);
-                }
-            }
-            rig.stop.0.load(Ordering::Acquire) != 0
-        })?;
-        let (_, ipi) = host.path.samples.take();
-        return Ok((busy, ipi, Vec::new()));
-    }
     let mut receiver = Receiver::new(
         consumer,
         Endpoints::default().dst_mac,

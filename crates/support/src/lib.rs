@@ -36,12 +36,14 @@ pub mod backend;
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use mint_abi::debug_nic::{
+    DELIVER_APP, DELIVER_DRIVER, MODERATION_ITR, MODERATION_NAPI, MODERATION_NONE, RunControl,
+};
 use mint_abi::debug_nic::{DebugNic, DropReason};
-use mint_abi::debug_nic::{MODERATION_ITR, MODERATION_NAPI, MODERATION_NONE, RunControl};
 use mint_e1000::{
     DescriptorRing, DeviceModel, DmaMemory, Register, RegisterAccess, RxDrop, WritebackFault,
 };
-use mint_traffic::{FrameTemplate, GenConfig, Moderation, PacketKind};
+use mint_traffic::{Delivery, FrameTemplate, GenConfig, Moderation, PacketKind};
 
 /// How the support side tells the target that its interrupt is due.
 pub trait Signal {
@@ -378,6 +380,13 @@ pub fn configure(ctl: &RunControl, cfg: &GenConfig, run_id: u32, dump_samples: b
     };
     ctl.moderation.store(moderation, Ordering::Relaxed);
     ctl.itr_ns.store(itr_ns, Ordering::Relaxed);
+    ctl.deliver.store(
+        match cfg.deliver {
+            Delivery::App => DELIVER_APP,
+            Delivery::Driver => DELIVER_DRIVER,
+        },
+        Ordering::Relaxed,
+    );
     ctl.run_id.store(run_id, Ordering::Relaxed);
 }
 

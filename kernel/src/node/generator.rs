@@ -49,7 +49,7 @@ pub fn run(
         let mut s = String::new();
         let _ = write!(
             s,
-            "{{\"run\":{},\"tsc_hz\":{},\"completed\":{},\"config\":{{\"size\":{},\"count\":{},\"interval_ns\":{},\"pattern\":\"{}\",\"kind\":\"{}\",\"seed\":{},\"moderation\":\"{}\",\"corrupt_every\":{},\"forget_ipi_every\":{},\"stale_every\":{}}}",
+            "{{\"run\":{},\"tsc_hz\":{},\"completed\":{},\"config\":{{\"size\":{},\"count\":{},\"interval_ns\":{},\"pattern\":\"{}\",\"kind\":\"{}\",\"seed\":{},\"moderation\":\"{}\",\"deliver\":\"{}\",\"corrupt_every\":{},\"forget_ipi_every\":{},\"stale_every\":{}}}",
             r.run_id,
             super::tsc_hz(),
             r.completed,
@@ -60,6 +60,7 @@ pub fn run(
             cfg.kind.as_str(),
             cfg.seed,
             cfg.moderation,
+            cfg.deliver,
             faults.corrupt_every,
             faults.forget_ipi_every,
             faults.stale_every,
@@ -80,7 +81,12 @@ pub fn run(
             ctl.interrupts.load(Ordering::Acquire),
             ctl.ipis_sent.load(Ordering::Acquire),
             r.throttled,
-            ctl.first_inject_tsc.load(Ordering::Acquire),
+            // A driver-only run's frames are not opened at the target:
+            // its first injection is the support node's first stamp.
+            match ctl.first_inject_tsc.load(Ordering::Acquire) {
+                0 => r.inject_tsc.first().copied().unwrap_or(0),
+                t => t,
+            },
             ctl.last_delivery_tsc.load(Ordering::Acquire),
             ctl.delivered_bytes.load(Ordering::Acquire),
             r.inject_span,
