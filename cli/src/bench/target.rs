@@ -25,11 +25,10 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use anyhow::{Result, anyhow, bail};
-use mint_abi::debug_nic::{
-    BUFFER_SIZE, DropReason, NIC_REGISTER_SLOTS, NicRegisters, PaddedU32, RunControl, RunPhase,
-};
+use mint_abi::debug_nic::{BUFFER_SIZE, DropReason, RunControl, RunPhase};
 use mint_e1000::{Contiguous, Register, RegisterAccess, RegisterFile, RxRing};
 use mint_support::backend::{AtomicRing, NicSlots, WordDma};
+use mint_support::host::{HostNic, Line};
 use mint_support::{Device, Faults, Sender};
 use mint_target::{App, Host, Lines, Receiver, RxPath, Stats};
 use mint_traffic::{Delivery, Endpoints, FrameTemplate, GenConfig, Moderation, PacketKind};
@@ -162,61 +161,31 @@ impl RunOut {
     }
 }
 
-/// A line of its own for each word the two sides share.
-#[repr(align(128))]
-struct Line<T>(T);
-
-/// The debug NIC's memory on the host: register page, descriptors, DMA
-/// window, the posted flag and signal stamp, the run's accounting.
+/// The debug NIC's memory on the host (`mint_support::host`, the layout
+/// both sides' host tests use too), and what only a native run needs
+/// beside it: the doorbell, and the support side's word that the run is
+/// over.
 struct Rig {
-    regs: NicRegisters,
-    descs: Vec<[AtomicU64; 2]>,
-    words: Vec<AtomicU64>,
-    posted: Line<AtomicU32>,
-    signal_stamp: Line<AtomicU64>,
+    nic: HostNic,
     doorbell: Line<AtomicU64>,
     /// The support side has seen the run Complete: the target stops.
     stop: Line<AtomicU32>,
-    run: Line<RunControl>,
 }
 
 impl Rig {
     fn new() -> Rig {
         Rig {
-            regs: NicRegisters(std::array::from_fn::<_, NIC_REGISTER_SLOTS, _>(|_| {
-                PaddedU32(AtomicU32::new(0))
-            })),
-            descs: (0..RING_SLOTS)
-                .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
-                .collect(),
-            // Written (zero) here, so no page is faulted in while timed.
-            words: (0..RING_SLOTS * BUFFER_SIZE / 8)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            posted: Line(AtomicU32::new(0)),
-            signal_stamp: Line(AtomicU64::new(0)),
+            nic: HostNic::new(RING_SLOTS as u16, RING_SLOTS * BUFFER_SIZE, DMA_PHYS),
             doorbell: Line(AtomicU64::new(0)),
             stop: Line(AtomicU32::new(0)),
-            run: Line(RunControl::default()),
-        }
-    }
-
-    fn support_lines(&self) -> mint_support::Lines<'_> {
-        mint_support::Lines {
-            posted: &self.posted.0,
-            signal_stamp: &self.signal_stamp.0,
-            sent: &self.run.0.sent,
-            signals: &self.run.0.ipis_sent,
-            signals_forgotten: &self.run.0.ipis_forgotten,
-            drops: &self.run.0.drops,
         }
     }
 
     fn target_lines(&self) -> Lines<'_> {
         Lines {
-            posted: &self.posted.0,
-            signal_stamp: &self.signal_stamp.0,
-            run: &self.run.0,
+            posted: &self.nic.posted.0,
+            signal_stamp: &self.nic.signal_stamp.0,
+            run: &self.nic.run.0,
         }
     }
 }
@@ -309,15 +278,12 @@ impl Target<'_> {
 /// One run of `spec` on the pair.
 pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
     let rig = Rig::new();
-    let regs = RegisterFile::with_slots(NicSlots(&rig.regs));
-    let ring = AtomicRing::new(&rig.descs);
-    let dma = WordDma::new(DMA_PHYS, &rig.words);
-    let buffers = Contiguous {
-        base: DMA_PHYS,
-        stride: BUFFER_SIZE as u64,
-    };
-    // The driver's side of the set-up, as `driver::attach` does it.
-    let rx = RxRing::init(&regs, &ring, RING_PHYS, buffers, BUFFER_SIZE)
+    let regs = rig.nic.registers();
+    let ring = rig.nic.ring();
+    let dma = rig.nic.dma();
+    let rx = rig
+        .nic
+        .driver_ring(RING_PHYS, BUFFER_SIZE)
         .map_err(|e| anyhow!("the driver's ring: {e:?}"))?;
     let (producer, consumer) = mint_skb::pool(SKB_SLOTS, BUFFER_SIZE);
     let cfg = GenConfig {
@@ -337,7 +303,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
         _ => 0,
     };
     let (rig, regs, ring, dma) = (&rig, &regs, &ring, &dma);
-    let ctl = &rig.run.0;
+    let ctl = &rig.nic.run.0;
     let (
         (elapsed_ticks, throttled, send_ticks, send_signal_ticks),
         (busy_ticks, signal_to_handler, inject_to_app),
@@ -355,7 +321,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
             }
             let mut sender = Sender::new(
                 Device { regs, ring, dma },
-                rig.support_lines(),
+                rig.nic.support_lines(),
                 Doorbell {
                     line: &rig.doorbell.0,
                     rung: 0,
@@ -455,7 +421,7 @@ fn target_loop(
     producer: mint_skb::Producer,
     consumer: mint_skb::Consumer,
 ) -> Result<(u64, Vec<u64>, Vec<u64>)> {
-    let ctl = &rig.run.0;
+    let ctl = &rig.nic.run.0;
     let mut host = Target {
         hz,
         run: ctl,
