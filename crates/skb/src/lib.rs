@@ -56,7 +56,6 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// What both handles share.
 /// An index on a cache line (pair) of its own: the producer's and the
 /// consumer's are written on different cores, and sharing a line would
 /// move it between them on every frame for nothing.
@@ -70,6 +69,7 @@ impl core::ops::Deref for Line {
     }
 }
 
+/// What both handles share.
 struct Shared {
     buffers: Box<[UnsafeCell<Box<[u8]>>]>,
     lens: Box<[AtomicUsize]>,
