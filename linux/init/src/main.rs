@@ -15,12 +15,15 @@
 //! 4. Writes one line to the kernel log (`/dev/kmsg`), which the node's
 //!    console prints:
 //!    `mint-init: reached /init uptime_ns=<n> tsc=<n> release=<uname -r> report=<ok|why> module=<loaded|none|why>`.
-//! 5. Sleeps for ever (PID 1 must not exit).
+//! 5. When the module made this node the debug NIC's target (`mint0`
+//!    and `/dev/mint` exist): runs the receiving application for good
+//!    ([`target`]). Otherwise sleeps for ever (PID 1 must not exit).
 //!
 //! System calls go through `syscall` directly: no libc beyond std's own.
 
-use std::io::Write;
 use std::os::unix::fs::FileExt;
+
+mod target;
 
 /// What node 0 looks for once the TSC and uptime are written.
 const MAGIC: &[u8; 8] = b"MINTINIT";
@@ -44,12 +47,12 @@ fn main() {
         "mint-init: reached /init uptime_ns={uptime_ns} tsc={tsc} release={} report={report} module={module}\n",
         release()
     );
-    match std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
-        Ok(mut kmsg) => {
-            let _ = kmsg.write_all(line.as_bytes());
-        }
-        Err(e) => {
-            let _ = std::io::stderr().write_all(format!("{line}/dev/kmsg: {e}\n").as_bytes());
+    let mut log = target::Log::open();
+    log.line(&line);
+    if module == "loaded" {
+        match target::serve(&mut log) {
+            Ok(never) => match never {},
+            Err(why) => log.line(&format!("mint-target: not serving: {why}")),
         }
     }
     loop {
