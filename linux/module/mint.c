@@ -529,18 +529,20 @@ static void nic_watch(void)
 	m->watch_ticks = 0;
 }
 
+/* The ring is programmed at load (the driver attached, as mint's own
+ * target attaches at boot): up, the poll runs; down, frames stay in the
+ * ring (once it is full the device counts them as ring_full) and the
+ * support node refuses runs (no driver ready). */
 static int mint0_open(struct net_device *dev)
 {
 	struct mint0 *m = netdev_priv(dev);
 
-	ring_init(m);
 	napi_enable(&m->napi);
 	WRITE_ONCE(m->up, true);
 	netif_carrier_on(dev);
 	netif_start_queue(dev);
-	/* Attached: the support node may run. */
 	smp_store_release(U32(DNIC(MINT_DNIC_DRIVER_READY)), node + 1);
-	/* Frames that completed before (none: the ring is new). */
+	/* Whatever completed while it was down. */
 	napi_schedule(&m->napi);
 	return 0;
 }
@@ -550,8 +552,6 @@ static int mint0_stop(struct net_device *dev)
 	struct mint0 *m = netdev_priv(dev);
 
 	smp_store_release(U32(DNIC(MINT_DNIC_DRIVER_READY)), 0);
-	/* Receiver off: the device refuses (and counts) what comes next. */
-	nic_write(NIC_REG(RCTL), 0);
 	WRITE_ONCE(m->up, false);
 	netif_stop_queue(dev);
 	netif_carrier_off(dev);
@@ -722,6 +722,7 @@ static int nic_init(void)
 			  ALIGN(MINT_RING_SLOTS * 16, 4096);
 	netif_napi_add(dev, &m->napi, mint0_poll);
 	netif_carrier_off(dev);
+	ring_init(m);
 	/* The vector first: the support node reads it once the driver says
 	 * ready (on open). */
 	ret = take_vector(on_nic, "mint0", &nic_irq, &nic_vector);
@@ -741,6 +742,9 @@ static int nic_init(void)
 		pr_err("mint: no /dev/mint: misc_register failed (%d)\n", ret);
 		return ret;
 	}
+	/* Attached: the support node may configure a run (the target
+	 * application arms it once it has brought mint0 up). */
+	smp_store_release(U32(DNIC(MINT_DNIC_DRIVER_READY)), node + 1);
 	pr_info("mint: mint0: the debug NIC (%u descriptors of %u bytes in the shared region), interrupt vector %#x (irq %d), /dev/mint minor %d\n",
 		(unsigned int)MINT_RING_SLOTS, (unsigned int)MINT_BUFFER_SIZE, nic_vector, nic_irq,
 		mintdev.minor);

@@ -44,7 +44,9 @@ const QUIET_MS: u64 = 500;
 const STUCK_MS: u64 = mint_abi::debug_nic::RUN_STUCK_MS;
 /// Raw latency samples kept per run (as mint's target).
 const MAX_SAMPLES: usize = 1 << 20;
-/// The socket's receive buffer (SO_RCVBUFFORCE: /init is root).
+/// The socket's receive buffer (SO_RCVBUFFORCE: /init is root), unless
+/// the command line says `mint_rcvbuf=BYTES` (the tests of Linux's own
+/// drops: a small one overflows).
 const RCVBUF: i32 = 8 << 20;
 /// `_IO('M', 1)`: the module's ioctl that empties its interrupt samples.
 const MINT_IOC_RESET_SAMPLES: libc::c_ulong = 0x4d01;
@@ -92,13 +94,19 @@ pub fn serve(log: &mut Log) -> Result<std::convert::Infallible, String> {
     interface_up("mint0", ep.dst_ip, 24)?;
     let socket = UdpSocket::bind((std::net::Ipv4Addr::from(ep.dst_ip), ep.dst_port))
         .map_err(|e| format!("cannot bind UDP {:?}:{}: {e}", ep.dst_ip, ep.dst_port))?;
-    set_rcvbuf(&socket, RCVBUF)?;
+    let rcvbuf = match std::env::var("mint_rcvbuf") {
+        Ok(v) => v
+            .parse()
+            .map_err(|_| format!("mint_rcvbuf={v}: not a number of bytes"))?,
+        Err(_) => RCVBUF,
+    };
+    set_rcvbuf(&socket, rcvbuf)?;
     socket
         .set_read_timeout(Some(Duration::from_millis(10)))
         .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
     let tsc_hz = region.header.tsc_hz.load(Ordering::Acquire).max(1);
     log.line(&format!(
-        "mint-target: mint0 up as {}.{}.{}.{}/24, UDP port {} bound; waiting for runs",
+        "mint-target: mint0 up as {}.{}.{}.{}/24, UDP port {} bound (receive buffer {rcvbuf} bytes); waiting for runs",
         ep.dst_ip[0], ep.dst_ip[1], ep.dst_ip[2], ep.dst_ip[3], ep.dst_port
     ));
     let mut r = Receiver {
