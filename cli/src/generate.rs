@@ -347,7 +347,11 @@ fn without_printk_time(text: &str) -> &str {
     text.strip_prefix('[')
         .and_then(|t| t.split_once("] "))
         .filter(|(stamp, _)| {
-            !stamp.is_empty() && stamp.trim_start().bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            !stamp.is_empty()
+                && stamp
+                    .trim_start()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'.')
         })
         .map_or(text, |(_, rest)| rest)
 }
@@ -713,7 +717,10 @@ mod tests {
             without_printk_time("[    5.123456] MINT-SAMPLES 1 latency 0 7"),
             "MINT-SAMPLES 1 latency 0 7"
         );
-        assert_eq!(without_printk_time("MINT-SAMPLES 1 x 0 7"), "MINT-SAMPLES 1 x 0 7");
+        assert_eq!(
+            without_printk_time("MINT-SAMPLES 1 x 0 7"),
+            "MINT-SAMPLES 1 x 0 7"
+        );
         assert_eq!(without_printk_time("[node1] x"), "[node1] x");
     }
 

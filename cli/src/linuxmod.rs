@@ -124,12 +124,21 @@ fn debug_nic_defs(def: &mut impl FnMut(&str, u64)) {
     use core::mem::{offset_of, size_of};
     use mint_abi::debug_nic::{self, DebugNic, DropReason, RunControl};
     use mint_e1000::{Rctl, Register, RxRing, RxStatus};
-    def("DNIC_OFFSET", offset_of!(shared::SharedRegion, debug_nic) as u64);
+    def(
+        "DNIC_OFFSET",
+        offset_of!(shared::SharedRegion, debug_nic) as u64,
+    );
     def("DNIC_REGS", offset_of!(DebugNic, regs) as u64);
     def("DNIC_REG_STRIDE", size_of::<debug_nic::PaddedU32>() as u64);
-    def("DNIC_DRIVER_READY", offset_of!(DebugNic, driver_ready) as u64);
+    def(
+        "DNIC_DRIVER_READY",
+        offset_of!(DebugNic, driver_ready) as u64,
+    );
     def("DNIC_IRQ_PENDING", offset_of!(DebugNic, irq_pending) as u64);
-    def("DNIC_IPI_SENT_TSC", offset_of!(DebugNic, ipi_sent_tsc) as u64);
+    def(
+        "DNIC_IPI_SENT_TSC",
+        offset_of!(DebugNic, ipi_sent_tsc) as u64,
+    );
     def("DNIC_RUN", offset_of!(DebugNic, run) as u64);
     def("RUN_INTERRUPTS", offset_of!(RunControl, interrupts) as u64);
     def("RUN_RECOVERIES", offset_of!(RunControl, recoveries) as u64);
