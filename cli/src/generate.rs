@@ -84,6 +84,7 @@ pub fn config(args: &GenArgs) -> Result<GenConfig> {
         pattern: args.pattern.parse::<Pattern>()?,
         kind: args.kind.parse::<PacketKind>()?,
         seed: mint_traffic::config::parse_seed(&args.seed)?,
+        moderation: Default::default(),
     };
     cfg.validate()?;
     Ok(cfg)

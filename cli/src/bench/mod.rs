@@ -31,6 +31,7 @@ mod native;
 mod report;
 mod send;
 mod stats;
+mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -34,6 +34,7 @@ use mint_support::backend::{AtomicRing, NicSlots, WordDma};
 use mint_support::{Device, Faults, Lines, Sender};
 use mint_traffic::{Endpoints, FrameTemplate, PacketKind};
 
+use super::clock::HostTsc;
 use super::native::{self, BUFFER_SIZE, Pair, RING_SLOTS};
 use crate::os::rdtsc;
 
@@ -112,15 +113,6 @@ impl mint_support::Signal for Doorbell<'_> {
     }
 }
 
-/// The host's TSC.
-struct HostTsc;
-
-impl mint_support::Clock for HostTsc {
-    fn now(&self) -> u64 {
-        rdtsc()
-    }
-}
-
 /// What the sends of one size gave.
 pub struct SendRun {
     /// Ticks of each send, in order.
@@ -166,7 +158,7 @@ pub fn send_time(pair: Pair, tsc_hz: u64, size: usize, sends: usize) -> Result<S
                     line: &nic.doorbell.0,
                     rung: 0,
                 },
-                HostTsc,
+                HostTsc(tsc_hz),
                 &mut template,
                 1,
                 Faults::default(),

@@ -146,6 +146,14 @@ impl Producer {
         (tail.wrapping_sub(head) < s.slots()).then(|| tail % s.slots())
     }
 
+    /// Buffers free to fill now (the consumer may free more meanwhile).
+    pub fn free(&self) -> usize {
+        let s = &self.shared;
+        let tail = s.tail.load(Ordering::Relaxed);
+        let head = s.head.load(Ordering::Acquire);
+        s.slots().saturating_sub(tail.wrapping_sub(head))
+    }
+
     /// Lends the next free buffer (all of it), or `None` when every buffer
     /// is published and not yet released. Asking again before
     /// [`commit`](Self::commit) lends the same buffer.
@@ -285,8 +293,10 @@ mod tests {
         assert!(c.is_empty());
         assert!(c.front().is_none());
         for tag in 1..=3 {
+            assert_eq!(p.free(), usize::from(4 - tag));
             assert!(fill(&mut p, tag, usize::from(tag)));
         }
+        assert_eq!(p.free(), 0);
         // Every buffer is published: the producer gets none of them back.
         assert!(p.buffer().is_none());
         assert!(!p.commit(1), "commit with no free buffer publishes nothing");
@@ -300,6 +310,7 @@ mod tests {
             assert_eq!(skb.frame()[0], tag);
             skb.release();
             // Exactly one buffer came free.
+            assert_eq!(p.free(), 1);
             assert!(p.buffer().is_some());
             assert!(fill(&mut p, 10 + tag, 4));
             assert!(p.buffer().is_none());

@@ -35,6 +35,9 @@ impl Clock for &Steps {
         self.0.set(self.0.get() + 10);
         self.0.get()
     }
+    fn hz(&self) -> u64 {
+        1_000_000_000
+    }
 }
 
 struct Shared {
@@ -265,4 +268,61 @@ fn stale_and_corrupted_frames_are_injected_every_nth() {
     // the driver. Frames 2, 4, 6 (seq 1, 3, 5) carry the previous run.
     assert_eq!(runs, [(0, 9), (1, 8), (3, 8), (4, 9)]);
     assert_eq!(rx.counters().refused(), 2);
+}
+
+#[test]
+fn itr_defers_an_interrupt_inside_its_window_and_the_timer_raises_it_after() {
+    let s = Shared::new();
+    let regs = RegisterFile::with_slots(NicSlots(&s.regs));
+    let ring = AtomicRing::new(&s.descs);
+    let dma = WordDma::new(DMA_PHYS, &s.words);
+    let buffers = Contiguous {
+        base: DMA_PHYS,
+        stride: BUFFER as u64,
+    };
+    let _rx = RxRing::init(&regs, &ring, RING_PHYS, buffers, BUFFER).expect("ring");
+    // 4 units of 256 ns: the clock moves 10 ns a reading.
+    mint_e1000::RegisterAccess::write(&regs, Register::ITR, 4);
+    let raised = Cell::new(0);
+    let clock = Steps(Cell::new(0));
+    let mut t = template(1514);
+    let mut sender = Sender::new(
+        Device {
+            regs: &regs,
+            ring: &ring,
+            dma: &dma,
+        },
+        s.lines(),
+        Counting(&raised),
+        &clock,
+        &mut t,
+        5,
+        Faults::default(),
+    );
+    assert!(sender.send(0).signal_ticks > 0);
+    s.posted.store(0, Ordering::Release);
+    // The handler took the first; the second frame comes inside the window.
+    assert_eq!(sender.send(1).signal_ticks, 0);
+    assert_eq!(raised.get(), 1);
+    assert!(sender.deferred());
+    assert_eq!(sender.throttled(), 1);
+    // A third inside the window joins the deferred one.
+    sender.send(2);
+    assert_eq!((raised.get(), sender.throttled()), (1, 1));
+    let raised_at = clock.0.get();
+    let mut ticks = 0;
+    while sender.deferred() {
+        sender.tick();
+        ticks += 1;
+        assert!(
+            ticks < 1_000,
+            "the timer never raised the deferred interrupt"
+        );
+    }
+    assert_eq!(raised.get(), 2);
+    assert!(
+        clock.0.get() - raised_at >= 1024 - 400,
+        "raised only once ITR's window passed"
+    );
+    assert_eq!(s.signals.load(Ordering::Relaxed), 2);
 }

@@ -127,6 +127,76 @@ impl FromStr for Pattern {
     }
 }
 
+/// How the target's driver takes the NIC's interrupts during a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Moderation {
+    /// One interrupt per posted edge (the device raises whenever a cause
+    /// is unmasked and none is pending).
+    #[default]
+    None,
+    /// The e1000's interrupt throttling: the driver programs ITR, and the
+    /// device raises at most one interrupt per `ns` (a multiple of 256,
+    /// the register's unit, 256..=16_776_960).
+    Itr {
+        /// The minimum interval between two interrupts.
+        ns: u32,
+    },
+    /// NAPI: the handler masks the device's causes and schedules a poll;
+    /// the receive loop polls the ring in budgets and unmasks when it is
+    /// empty.
+    Napi,
+}
+
+/// The e1000's ITR unit (ns) and the register's largest value.
+pub const ITR_UNIT_NS: u32 = 256;
+/// The largest ITR interval: 65535 units.
+pub const MAX_ITR_NS: u32 = 65_535 * ITR_UNIT_NS;
+
+impl Moderation {
+    /// The value the driver writes into ITR (0: no throttling).
+    pub fn itr_register(&self) -> u32 {
+        match self {
+            Moderation::Itr { ns } => ns / ITR_UNIT_NS,
+            _ => 0,
+        }
+    }
+}
+
+impl fmt::Display for Moderation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Moderation::None => f.write_str("none"),
+            Moderation::Itr { ns } => write!(f, "itr:{ns}"),
+            Moderation::Napi => f.write_str("napi"),
+        }
+    }
+}
+
+impl FromStr for Moderation {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(Moderation::None);
+        }
+        if s.eq_ignore_ascii_case("napi") {
+            return Ok(Moderation::Napi);
+        }
+        let (name, ns) = s.split_once(':').unwrap_or((s, ""));
+        if !name.eq_ignore_ascii_case("itr") {
+            return Err(ConfigError::UnknownModeration(Text::new(s)));
+        }
+        let ns = parse_interval_ns(ns)?;
+        if !(u64::from(ITR_UNIT_NS)..=u64::from(MAX_ITR_NS)).contains(&ns)
+            || !ns.is_multiple_of(u64::from(ITR_UNIT_NS))
+        {
+            return Err(ConfigError::ItrOutOfRange(ns));
+        }
+        Ok(Moderation::Itr { ns: ns as u32 })
+    }
+}
+
 /// Which setting a parse error is about (used in messages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Field {
@@ -252,6 +322,10 @@ pub enum ConfigError {
     UnknownPattern(Text),
     /// A packet kind other than udp, raw.
     UnknownKind(Text),
+    /// A moderation other than none, napi, itr:NS.
+    UnknownModeration(Text),
+    /// An ITR interval that is not a multiple of 256 ns in 256..=16_776_960.
+    ItrOutOfRange(u64),
     /// A key other than size, count, interval, pattern, kind, seed.
     UnknownKey(Text),
     /// An argument without `=`.
@@ -309,9 +383,17 @@ impl fmt::Display for ConfigError {
             ConfigError::UnknownKind(text) => {
                 write!(f, "unknown packet kind \"{text}\": expected udp or raw")
             }
+            ConfigError::UnknownModeration(text) => write!(
+                f,
+                "unknown moderation \"{text}\": expected none, napi or itr:NS (NS a multiple of {ITR_UNIT_NS} ns up to {MAX_ITR_NS})"
+            ),
+            ConfigError::ItrOutOfRange(ns) => write!(
+                f,
+                "itr: {ns} ns is not a multiple of {ITR_UNIT_NS} ns in {ITR_UNIT_NS}..={MAX_ITR_NS} (the e1000's ITR register)"
+            ),
             ConfigError::UnknownKey(text) => write!(
                 f,
-                "unknown key \"{text}\": expected size, count, interval, pattern, kind or seed"
+                "unknown key \"{text}\": expected size, count, interval, pattern, kind, seed or moderation"
             ),
             ConfigError::NotKeyValue(text) => {
                 write!(f, "argument \"{text}\" is not key=value")
@@ -342,6 +424,8 @@ pub struct GenConfig {
     pub kind: PacketKind,
     /// Seed for the schedule and the payload body; same seed, same run.
     pub seed: u64,
+    /// How the target's driver takes the NIC's interrupts.
+    pub moderation: Moderation,
 }
 
 impl Default for GenConfig {
@@ -353,6 +437,7 @@ impl Default for GenConfig {
             pattern: Pattern::Fixed,
             kind: PacketKind::Udp,
             seed: DEFAULT_SEED,
+            moderation: Moderation::None,
         }
     }
 }
@@ -379,7 +464,15 @@ impl GenConfig {
     /// key at most once; unknown keys are errors naming the key. The result
     /// is validated.
     pub fn from_kv(line: &str) -> Result<GenConfig, ConfigError> {
-        const KEYS: [&str; 6] = ["size", "count", "interval", "pattern", "kind", "seed"];
+        const KEYS: [&str; 7] = [
+            "size",
+            "count",
+            "interval",
+            "pattern",
+            "kind",
+            "seed",
+            "moderation",
+        ];
         let mut cfg = GenConfig::default();
         let mut seen = [false; KEYS.len()];
         for arg in line.split_ascii_whitespace() {
@@ -405,6 +498,7 @@ impl GenConfig {
                 "interval" => cfg.interval_ns = parse_interval_ns(value)?,
                 "pattern" => cfg.pattern = value.parse()?,
                 "kind" => cfg.kind = value.parse()?,
+                "moderation" => cfg.moderation = value.parse()?,
                 _ => cfg.seed = parse_seed(value)?,
             }
         }
@@ -423,8 +517,14 @@ impl fmt::Display for GenConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "size={} count={} interval={} pattern={} kind={} seed={}",
-            self.size, self.count, self.interval_ns, self.pattern, self.kind, self.seed
+            "size={} count={} interval={} pattern={} kind={} seed={} moderation={}",
+            self.size,
+            self.count,
+            self.interval_ns,
+            self.pattern,
+            self.kind,
+            self.seed,
+            self.moderation
         )
     }
 }

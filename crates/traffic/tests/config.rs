@@ -265,6 +265,7 @@ fn from_kv_full_line() {
             pattern: Pattern::Poisson,
             kind: PacketKind::Udp,
             seed: 7,
+            moderation: Default::default(),
         }
     );
     // Order-free, partial, extra whitespace, units, alias.
