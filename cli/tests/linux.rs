@@ -11,6 +11,11 @@
 //!   clear message, and the node stays unmonitored;
 //! - `--fault 1:panic`: the module panics, its panic notifier marks the
 //!   node crashed with the panic's message, nodes 0 and 2 run on;
+//! - a kernel crash from user space (`echo c > /proc/sysrq-trigger`, by
+//!   mint's /init when the cmdline says `mint_user_fault=sysrq-crash`) is
+//!   contained the same way; a restart (`mint_user_fault=reboot`) ends in
+//!   the module's reboot notifier, which says halted and halts the core:
+//!   the machine is not reset, nodes 0 and 2 run on;
 //! - with an initrd of the plan's own the node is started (node 0 saw it
 //!   enter the kernel) and not waited for;
 //! - `mint gen` against node 1 on Linux (mint's module's `mint0`, the
@@ -165,6 +170,47 @@ fn a_linux_panic_is_contained() {
     let log = std::fs::read_to_string(logs.path().join("node1.log")).expect("node 1's log");
     assert!(
         log.contains("Kernel panic - not syncing: mint: fault injected: panic"),
+        "{log}"
+    );
+}
+
+/// `mint boot` of the example with `mint_user_fault=<fault>`: node 1 ends
+/// `state` (the report says so: exit 1, a node is not running), nodes 0
+/// and 2 run on; node 1's report and console log.
+fn user_fault(fault: &str, state: &str) -> (serde_json::Value, String) {
+    let dir = TempDir::new().expect("temporary directory");
+    let plan = example_with_cmdline(&dir, &format!("mint_user_fault={fault}"));
+    let (run, logs) = run_logged("boot", &["--config", plan.to_str().expect("UTF-8")]);
+    run.assert_exit(1);
+    let report = run.report();
+    assert_eq!(
+        report["verdict"],
+        "a node is not running",
+        "{}",
+        run.context()
+    );
+    let linux = report["nodes"][1].clone();
+    assert_eq!(linux["state"], state, "{}", run.context());
+    assert_eq!(linux["monitored"], true);
+    for id in [0, 2] {
+        assert_eq!(report["nodes"][id]["state"], "running", "{}", run.context());
+    }
+    let log = std::fs::read_to_string(logs.path().join("node1.log")).expect("node 1's log");
+    (linux, log)
+}
+
+#[test]
+fn a_kernel_crash_from_user_space_is_contained() {
+    let (linux, log) = user_fault("sysrq-crash", "crashed");
+    assert_eq!(linux["reason"], "linux panic: sysrq triggered crash");
+    assert!(log.contains("sysrq: Trigger a crash"), "{log}");
+}
+
+#[test]
+fn a_linux_restart_halts_its_core_not_the_machine() {
+    let (_linux, log) = user_fault("reboot", "halted");
+    assert!(
+        log.contains("mint: node 1: linux restart: mint's reboot notifier halted the core"),
         "{log}"
     );
 }

@@ -14,6 +14,8 @@
  *  - answers Ping with Pong (arguments echoed) and pings every running
  *    peer PINGS_PER_PEER times once, recording the round trips in its slot;
  *  - on Halt from node 0 stops its heartbeat and says Halted;
+ *  - on a restart, halt or power-off (a reboot notifier) says Halted and
+ *    halts its core, so the kernel never resets the shared machine;
  *  - on a panic marks its slot Crashed with the panic's message (and
  *    panics, after its ping round, when node 0 asks it to inject that
  *    fault: `mint boot --fault K:panic`);
@@ -49,6 +51,7 @@
 #include <linux/mm.h>
 #include <linux/vmalloc.h>
 #include <linux/uaccess.h>
+#include <linux/reboot.h>
 #include <asm/apic.h>
 #include <asm/hw_irq.h>
 #include <asm/irqdomain.h>
@@ -64,6 +67,9 @@ MODULE_PARM_DESC(shared_size, "bytes of mint's shared region");
 static unsigned int node = MINT_MAX_NODES;
 module_param(node, uint, 0444);
 MODULE_PARM_DESC(node, "this node's id");
+static unsigned int user_fault;
+module_param(user_fault, uint, 0444);
+MODULE_PARM_DESC(user_fault, "non-zero: /init injects a fault from user space after loading (the ping round's end is withheld, so node 0 waits for the node until it crashes or halts)");
 static unsigned int abi = MINT_ABI_VERSION;
 module_param(abi, uint, 0444);
 MODULE_PARM_DESC(abi, "the ABI version this module claims (tests of the version check)");
@@ -276,6 +282,12 @@ static void ping_round(struct work_struct *w)
 	 * (the notifier marks the slot Crashed). */
 	if (READ_ONCE(*U32(MINT_HEADER_INJECT_FAULT + node * 4)) == MINT_FAULT_PANIC)
 		panic("mint: fault injected: panic");
+	/* A fault /init injects (`mint_user_fault=`): node 0 keeps waiting
+	 * for this round's end, and sees the node crash or halt instead. */
+	if (user_fault) {
+		pr_info("mint: ping round over; its end withheld for the fault /init injects\n");
+		return;
+	}
 	smp_store_release(U32(SLOT(node, PINGS_DONE)), 1);
 }
 
@@ -292,6 +304,32 @@ static int on_panic(struct notifier_block *nb, unsigned long event, void *msg)
 static struct notifier_block panic_nb = {
 	.notifier_call = on_panic,
 	.priority = INT_MAX,
+};
+
+/* A restart, halt or power-off of this kernel: the machine is not this
+ * node's to reset (port 0xCF9, the 8042 or a triple fault would reset
+ * every node). Say Halted and halt this core for good, interrupts off. */
+static int on_reboot(struct notifier_block *nb, unsigned long event, void *cmd)
+{
+	char why[MINT_REASON_LEN];
+
+	snprintf(why, sizeof(why), "linux %s: mint's reboot notifier halted the core",
+		 event == SYS_RESTART ? "restart" : event == SYS_HALT ? "halt" : "power off");
+	WRITE_ONCE(halted, true);
+	hrtimer_cancel(&beat);
+	write_reason(why);
+	set_state(MINT_STATE_HALTED);
+	pr_emerg("mint: node %u: %s\n", node, why);
+	local_irq_disable();
+	for (;;)
+		halt();
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block reboot_nb = {
+	.notifier_call = on_reboot,
+	/* Last: after every other notifier has had its say. */
+	.priority = INT_MIN,
 };
 
 /* A vector of Linux's own on this (only) CPU, its interrupt handled by
@@ -797,6 +835,7 @@ static int __init mint_init(void)
 	if (ret)
 		pr_err("mint: node %u runs without mint0 (%d)\n", node, ret);
 	atomic_notifier_chain_register(&panic_notifier_list, &panic_nb);
+	register_reboot_notifier(&reboot_nb);
 	hrtimer_init(&beat, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
 	beat.function = on_beat;
 	hrtimer_start(&beat, ms_to_ktime(1000 / MINT_TIMER_HZ), HRTIMER_MODE_REL);

@@ -15,7 +15,13 @@
 //! 4. Writes one line to the kernel log (`/dev/kmsg`), which the node's
 //!    console prints:
 //!    `mint-init: reached /init uptime_ns=<n> tsc=<n> release=<uname -r> report=<ok|why> module=<loaded|none|why>`.
-//! 5. When the module made this node the debug NIC's target (`mint0`
+//! 5. `mint_user_fault=sysrq-crash` or `=reboot` on the command line (the
+//!    tests of containment): the module is told to withhold the end of its
+//!    ping round (so node 0 waits for the node), then `/init` writes `c`
+//!    to `/proc/sysrq-trigger` (a kernel crash from user space: the
+//!    module's panic notifier says Crashed) or calls `reboot(RESTART)`
+//!    (the module's reboot notifier says Halted and halts the core).
+//! 6. When the module made this node the debug NIC's target (`mint0`
 //!    and `/dev/mint` exist): runs the receiving application for good
 //!    ([`target`]). Otherwise sleeps for ever (PID 1 must not exit).
 //!
@@ -49,7 +55,12 @@ fn main() {
     );
     let mut log = target::Log::open();
     log.line(&line);
-    if module == "loaded" {
+    if module == "loaded"
+        && let Some(fault) = user_fault()
+    {
+        let why = inject(fault);
+        log.line(&format!("mint-init: cannot inject {fault}: {why}"));
+    } else if module == "loaded" {
         match target::serve(&mut log) {
             Ok(never) => match never {},
             Err(why) => log.line(&format!("mint-target: not serving: {why}")),
@@ -94,6 +105,9 @@ fn load_module() -> Result<&'static str, String> {
         .ok_or_else(|| format!("mint_shared={shared} is not PHYS,SIZE"))?;
     let node = std::env::var("mint_node").map_err(|_| "no mint_node= given".to_string())?;
     let mut params = format!("shared_phys={phys} shared_size={size} node={node}");
+    if user_fault().is_some() {
+        params.push_str(" user_fault=1");
+    }
     if let Ok(abi) = std::env::var("mint_module_abi") {
         params.push_str(&format!(" abi={abi}"));
     }
@@ -112,6 +126,35 @@ fn load_module() -> Result<&'static str, String> {
         return Err(format!("finit_module failed errno {}", -r));
     }
     Ok("loaded")
+}
+
+/// The fault `mint_user_fault=` asks `/init` to inject, if one it knows.
+fn user_fault() -> Option<&'static str> {
+    match std::env::var("mint_user_fault").ok()?.as_str() {
+        "sysrq-crash" => Some("sysrq-crash"),
+        "reboot" => Some("reboot"),
+        _ => None,
+    }
+}
+
+/// Injects `fault`; returns only when that failed, with why.
+fn inject(fault: &str) -> String {
+    match fault {
+        "sysrq-crash" => {
+            if let Err(e) = target::mount_proc() {
+                return e;
+            }
+            match std::fs::write("/proc/sysrq-trigger", "c") {
+                Ok(()) => "the kernel survived sysrq c".into(),
+                Err(e) => format!("/proc/sysrq-trigger: {e}"),
+            }
+        }
+        _ => {
+            // SAFETY: reboot(2) takes no pointer with RB_AUTOBOOT.
+            let r = unsafe { libc::reboot(libc::RB_AUTOBOOT) };
+            format!("reboot returned {r}: {}", std::io::Error::last_os_error())
+        }
+    }
 }
 
 /// A system call with three arguments.

@@ -8,10 +8,11 @@
 //! - Reaches the run accounting (`mint_abi::debug_nic::RunControl`) by
 //!   mapping the shared region through `/dev/mint` (the module's misc
 //!   device; its node is made here from `/proc/misc`).
-//! - Arms on `RunPhase::Configured`, checks every payload with
-//!   `mint_traffic::check_run` and a `SeqTracker` ([`App`]), publishes
-//!   delivered / out of order / drops / delivered bytes / first injection
-//!   and last delivery TSC, and moves the run Injected -> Complete.
+//! - Arms on `RunPhase::Configured`, checks every payload and publishes
+//!   the run's accounting (delivered / out of order / drops / delivered
+//!   bytes / first injection and last delivery TSC, Injected -> Complete)
+//!   with mint's own target application, `mint_target::App`, over the
+//!   TSC.
 //! - What Linux's stack took but never handed to the socket (socket buffer
 //!   full, or any other drop between the driver and the socket) is the
 //!   `stack` drop reason: frames the module handed to the stack during the
@@ -22,8 +23,9 @@
 //! - Prints its raw samples (`MINT-SAMPLES` lines: latency here, interrupt
 //!   intervals and IPI latency from the module) to the kernel log.
 //!
-//! The lead is moving mint's `App` into a host-buildable crate; until then
-//! this is its Linux twin, kept line for line where it can be.
+//! The run's life cycle (arm, the end of a run) mirrors
+//! `mint_target::Receiver`, whose stack is smoltcp over socket buffers;
+//! here the stack is Linux's, behind a UDP socket.
 
 use std::fs::File;
 use std::io::{ErrorKind, Write};
@@ -34,7 +36,7 @@ use std::time::Duration;
 
 use mint_abi::debug_nic::{DropReason, RunControl, RunPhase};
 use mint_abi::shared::SharedRegion;
-use mint_traffic::{Observation, RunCheckError, SeqTracker};
+use mint_target::{App, Stats};
 
 /// After the last injection, a run is over when every frame left the
 /// ring and the socket is empty, or when nothing happened for this long
@@ -42,8 +44,6 @@ use mint_traffic::{Observation, RunCheckError, SeqTracker};
 const QUIET_MS: u64 = 500;
 /// ...or, whatever is in flight, when nothing happened for this long.
 const STUCK_MS: u64 = mint_abi::debug_nic::RUN_STUCK_MS;
-/// Raw latency samples kept per run (as mint's target).
-const MAX_SAMPLES: usize = 1 << 20;
 /// The socket's receive buffer (SO_RCVBUFFORCE: /init is root), unless
 /// the command line says `mint_rcvbuf=BYTES` (the tests of Linux's own
 /// drops: a small one overflows).
@@ -111,7 +111,8 @@ pub fn serve(log: &mut Log) -> Result<std::convert::Infallible, String> {
     ));
     let mut r = Receiver {
         ctl: &region.debug_nic.run,
-        app: App::new(),
+        app: App::new(rdtsc, None),
+        from_stack: 0,
         socket,
         dev: DevCounters::default(),
         to_stack: 0,
@@ -149,7 +150,9 @@ impl DevCounters {
 
 struct Receiver {
     ctl: &'static RunControl,
-    app: App,
+    app: App<'static>,
+    /// Datagrams the socket returned this run.
+    from_stack: u64,
     socket: UdpSocket,
     /// At arm.
     dev: DevCounters,
@@ -170,7 +173,8 @@ impl Receiver {
         match self.socket.recv(buf) {
             Ok(n) => {
                 if matches!(ctl.phase(), Some(RunPhase::Armed | RunPhase::Injected)) {
-                    self.app.consume(&buf[..n], rdtsc());
+                    self.from_stack += 1;
+                    self.app.consume(&buf[..n]);
                     self.last_progress = rdtsc();
                     ctl.progress
                         .store(self.app.seen() + self.to_stack, Ordering::Release);
@@ -220,6 +224,7 @@ impl Receiver {
         let _ = self.socket.set_nonblocking(false);
         self.dev = DevCounters::now();
         self.to_stack = 0;
+        self.from_stack = 0;
         self.injected_seen = None;
         self.last_progress = rdtsc();
         // SAFETY: an ioctl without argument on our open /dev/mint.
@@ -239,26 +244,30 @@ impl Receiver {
     fn finish(&mut self, log: &mut Log) {
         let ctl = self.ctl;
         let now = DevCounters::now();
-        let to_stack = now.rx_packets.saturating_sub(self.dev.rx_packets);
-        let stack = to_stack.saturating_sub(self.app.from_stack);
-        self.app.publish(ctl, stack);
-        if !ctl.advance_phase(RunPhase::Injected, RunPhase::Complete) {
+        let stats = Stats {
+            to_stack: now.rx_packets.saturating_sub(self.dev.rx_packets),
+            from_stack: self.from_stack,
+            ..Stats::default()
+        };
+        let stack = stats.stack_drops();
+        if !self.app.publish(ctl, &stats) {
             log.line(&format!(
                 "mint-target: run {}: finished after the run had moved on ({:?}); counts not published as complete",
-                self.app.run_id,
+                self.app.run_id(),
                 ctl.phase()
             ));
         }
         let a = &self.app;
+        let c = a.counts();
         log.line(&format!(
             "mint-target: run {}: delivered {}/{} ({} out of order, {} bad, {} duplicate, {} stale-run, {} stack drops: UDP RcvbufErrors +{} InErrors +{} NoPorts +{}; driver: {} bad descriptors, {} without an skb; {} lost IPIs recovered)",
-            a.run_id,
-            a.delivered,
+            a.run_id(),
+            c.delivered,
             ctl.sent.load(Ordering::Acquire),
-            a.out_of_order,
-            a.bad_checksum,
-            a.duplicates,
-            a.stale_run,
+            c.out_of_order,
+            c.bad_checksum,
+            c.duplicates,
+            c.stale_run,
             stack,
             now.rcvbuf_errors.saturating_sub(self.dev.rcvbuf_errors),
             now.in_errors.saturating_sub(self.dev.in_errors),
@@ -267,14 +276,14 @@ impl Receiver {
             ctl.drop_count(DropReason::SocketBufferFull),
             ctl.recoveries.load(Ordering::Relaxed),
         ));
-        if a.dump {
+        if a.dump_asked() {
             let (intervals, ipi) = irq_samples(&mut self.mintdev).unwrap_or_else(|e| {
                 log.line(&format!("mint-target: no interrupt samples: {e}"));
                 (Vec::new(), Vec::new())
             });
-            dump(log, a.run_id, "latency", &a.latency);
-            dump(log, a.run_id, "irq_interval", &intervals);
-            dump(log, a.run_id, "ipi_latency", &ipi);
+            dump(log, a.run_id(), "latency", a.latency());
+            dump(log, a.run_id(), "irq_interval", &intervals);
+            dump(log, a.run_id(), "ipi_latency", &ipi);
             ctl.samples_done.store(1, Ordering::Release);
         }
     }
@@ -292,119 +301,6 @@ fn live_drops(ctl: &RunControl) -> u64 {
     .iter()
     .map(|&r| ctl.drop_count(r))
     .sum()
-}
-
-/// The receiving application: mint's target `App` (kernel/src/net/app.rs)
-/// with its clock passed in.
-struct App {
-    run_id: u32,
-    count: u32,
-    dump: bool,
-    tracker: SeqTracker,
-    latency: Vec<u64>,
-    delivered: u64,
-    delivered_bytes: u64,
-    out_of_order: u64,
-    bad_checksum: u64,
-    duplicates: u64,
-    stale_run: u64,
-    first_inject: u64,
-    last_delivery: u64,
-    /// Datagrams the socket returned this run.
-    from_stack: u64,
-}
-
-impl App {
-    fn new() -> App {
-        App {
-            run_id: 0,
-            count: 0,
-            dump: false,
-            tracker: SeqTracker::new(),
-            latency: Vec::new(),
-            delivered: 0,
-            delivered_bytes: 0,
-            out_of_order: 0,
-            bad_checksum: 0,
-            duplicates: 0,
-            stale_run: 0,
-            first_inject: u64::MAX,
-            last_delivery: 0,
-            from_stack: 0,
-        }
-    }
-
-    fn arm(&mut self, ctl: &RunControl) -> Result<(), &'static str> {
-        let latency = core::mem::take(&mut self.latency);
-        *self = App::new();
-        self.latency = latency;
-        self.latency.clear();
-        self.run_id = ctl.run_id.load(Ordering::Acquire);
-        self.count = ctl.count.load(Ordering::Acquire);
-        self.dump = ctl.dump_samples.load(Ordering::Acquire) != 0;
-        let want = (self.count as usize).min(MAX_SAMPLES);
-        self.latency
-            .try_reserve_exact(want)
-            .map_err(|_| "latency samples")
-    }
-
-    fn seen(&self) -> u64 {
-        self.delivered + self.bad_checksum + self.duplicates + self.stale_run
-    }
-
-    /// A UDP payload, received at TSC `now`. (Raw-Ethernet runs never
-    /// reach a UDP socket: their frames are counted as stack drops.)
-    fn consume(&mut self, payload: &[u8], now: u64) {
-        self.from_stack += 1;
-        let info = match mint_traffic::check_run(payload, self.run_id, self.count) {
-            Ok(info) => info,
-            Err(RunCheckError::StaleRun { .. }) => {
-                self.stale_run += 1;
-                return;
-            }
-            Err(RunCheckError::Payload(_) | RunCheckError::SeqOutOfRange { .. }) => {
-                self.bad_checksum += 1;
-                return;
-            }
-        };
-        match self.tracker.observe(info.seq) {
-            Observation::Duplicate | Observation::Stale => {
-                self.duplicates += 1;
-                return;
-            }
-            Observation::OutOfOrder => self.out_of_order += 1,
-            Observation::InOrder | Observation::Gap(_) => {}
-        }
-        self.delivered += 1;
-        self.delivered_bytes += payload.len() as u64;
-        if self.latency.len() < MAX_SAMPLES {
-            self.latency.push(now.wrapping_sub(info.inject_tsc));
-        }
-        self.first_inject = self.first_inject.min(info.inject_tsc);
-        self.last_delivery = now;
-    }
-
-    /// Publishes the run's accounting (the phase is the caller's).
-    fn publish(&self, ctl: &RunControl, stack: u64) {
-        ctl.delivered.store(self.delivered, Ordering::Relaxed);
-        ctl.out_of_order.store(self.out_of_order, Ordering::Relaxed);
-        ctl.drops[DropReason::BadChecksum as usize].store(self.bad_checksum, Ordering::Relaxed);
-        ctl.drops[DropReason::Duplicate as usize].store(self.duplicates, Ordering::Relaxed);
-        ctl.drops[DropReason::StaleRun as usize].store(self.stale_run, Ordering::Relaxed);
-        ctl.drops[DropReason::Stack as usize].store(stack, Ordering::Relaxed);
-        ctl.delivered_bytes
-            .store(self.delivered_bytes, Ordering::Relaxed);
-        ctl.first_inject_tsc.store(
-            if self.first_inject == u64::MAX {
-                0
-            } else {
-                self.first_inject
-            },
-            Ordering::Relaxed,
-        );
-        ctl.last_delivery_tsc
-            .store(self.last_delivery, Ordering::Relaxed);
-    }
 }
 
 /// Prints raw samples as `MINT-SAMPLES <run> <metric> <i> v,v,...` lines
@@ -448,7 +344,7 @@ fn irq_samples(dev: &mut File) -> Result<(Vec<u64>, Vec<u64>), String> {
 }
 
 /// /proc (misc devices, the interface and UDP counters, printk_devkmsg).
-fn mount_proc() -> Result<(), String> {
+pub fn mount_proc() -> Result<(), String> {
     if std::path::Path::new("/proc/self").exists() {
         return Ok(());
     }
