@@ -275,4 +275,28 @@ mod tests {
         assert!(h.contains("#define MINT_SLOT_SIZE 0x1000ULL"));
         assert!(h.contains("#define MINT_DEFAULT_MAILBOX_VECTOR 0xf0ULL"));
     }
+
+    #[test]
+    fn header_has_the_debug_nic() {
+        use mint_abi::debug_nic;
+        let h = abi_header();
+        let has = |name: &str, v: u64| {
+            let line = format!("#define MINT_{name} {v:#x}ULL");
+            assert!(h.contains(&line), "{line}\n{h}");
+        };
+        has(
+            "DNIC_OFFSET",
+            core::mem::offset_of!(shared::SharedRegion, debug_nic) as u64,
+        );
+        has("DMA_WINDOW_OFFSET", debug_nic::dma_window_offset());
+        has("RING_SLOTS", 256);
+        has("BUFFER_SIZE", 16384);
+        // RDT is the register page's 16th slot (`Register::index`).
+        has("REG_RDT", 15);
+        has("DROP_BAD_DESCRIPTOR", 2);
+        has("DROP_SOCKET_BUFFER_FULL", 3);
+        // EN | LPE | BAM | BSIZE 16384 (BSEX, size bits 01) | SECRC
+        has("RCTL_VALUE", 0x0601_8022);
+        assert!(h.contains("#define MINT_TARGET_MAC { 0x02, 0x00, 0x00, 0x00, 0x00, 0x02 }"));
+    }
 }

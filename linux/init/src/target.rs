@@ -235,7 +235,9 @@ impl Receiver {
         match self.app.arm(self.ctl) {
             Ok(()) => self.ctl.set_phase(RunPhase::Armed),
             Err(what) => {
-                log.line(&format!("mint-target: run refused: no memory for its raw {what}"));
+                log.line(&format!(
+                    "mint-target: run refused: no memory for its raw {what}"
+                ));
                 self.ctl.set_phase(RunPhase::Refused);
             }
         }
@@ -311,7 +313,11 @@ fn dump(log: &mut Log, run: u32, metric: &str, values: &[u64]) {
     let mut line = String::with_capacity(SAMPLES_PER_LINE * 12 + 64);
     for (n, chunk) in values.chunks(SAMPLES_PER_LINE).enumerate() {
         line.clear();
-        let _ = write!(line, "MINT-SAMPLES {run} {metric} {} ", n * SAMPLES_PER_LINE);
+        let _ = write!(
+            line,
+            "MINT-SAMPLES {run} {metric} {} ",
+            n * SAMPLES_PER_LINE
+        );
         for (k, v) in chunk.iter().enumerate() {
             let _ = write!(line, "{}{v}", if k > 0 { "," } else { "" });
         }
@@ -374,11 +380,19 @@ fn misc_minor(name: &str) -> Result<(u32, File), String> {
             let (m, n) = l.trim().split_once(' ')?;
             (n == name).then(|| m.parse().ok())?
         })
-        .ok_or_else(|| format!("no misc device {name} (this node is not the debug NIC's target)"))?;
+        .ok_or_else(|| {
+            format!("no misc device {name} (this node is not the debug NIC's target)")
+        })?;
     let path = format!("/dev/{name}");
     let cpath = std::ffi::CString::new(path.clone()).map_err(|_| "a NUL in a path")?;
     // SAFETY: `cpath` is a NUL-terminated path that outlives the call.
-    let r = unsafe { libc::mknod(cpath.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(10, minor)) };
+    let r = unsafe {
+        libc::mknod(
+            cpath.as_ptr(),
+            libc::S_IFCHR | 0o600,
+            libc::makedev(10, minor),
+        )
+    };
     if r != 0 && std::io::Error::last_os_error().kind() != ErrorKind::AlreadyExists {
         return Err(format!("mknod {path}: {}", std::io::Error::last_os_error()));
     }
@@ -421,7 +435,10 @@ fn map_region(dev: &File) -> Result<&'static SharedRegion, String> {
         )
     };
     if p == libc::MAP_FAILED {
-        return Err(format!("mmap /dev/mint: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "mmap /dev/mint: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     // The mapping holds the file open; it is never unmapped.
     // SAFETY: the mapping is `len` >= size_of::<SharedRegion>() bytes,
@@ -472,7 +489,11 @@ fn interface_up(name: &str, ip: [u8; 4], prefix: u32) -> Result<(), String> {
     };
     ioctl(libc::SIOCSIFADDR, &mut ifreq_with(ip), "SIOCSIFADDR")?;
     let mask = (u32::MAX << (32 - prefix)).to_be_bytes();
-    ioctl(libc::SIOCSIFNETMASK, &mut ifreq_with(mask), "SIOCSIFNETMASK")?;
+    ioctl(
+        libc::SIOCSIFNETMASK,
+        &mut ifreq_with(mask),
+        "SIOCSIFNETMASK",
+    )?;
     let mut r = ifreq_with([0; 4]);
     ioctl(libc::SIOCGIFFLAGS, &mut r, "SIOCGIFFLAGS")?;
     // SAFETY: SIOCGIFFLAGS wrote the union's flags member.
@@ -492,7 +513,10 @@ fn set_rcvbuf(socket: &UdpSocket, bytes: i32) -> Result<(), String> {
         )
     };
     if r != 0 {
-        return Err(format!("SO_RCVBUFFORCE: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "SO_RCVBUFFORCE: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
