@@ -743,11 +743,11 @@ static int nic_init(void)
 	}
 	intervals = vmalloc(MAX_SAMPLES * sizeof(u64));
 	ipi_latency = vmalloc(MAX_SAMPLES * sizeof(u64));
-	if (!intervals || !ipi_latency)
-		return -ENOMEM;
 	dev = alloc_etherdev(sizeof(struct mint0));
-	if (!dev)
-		return -ENOMEM;
+	if (!intervals || !ipi_latency || !dev) {
+		ret = -ENOMEM;
+		goto undo;
+	}
 	strscpy(dev->name, "mint0", IFNAMSIZ);
 	dev->netdev_ops = &mint0_ops;
 	dev->ethtool_ops = &mint0_ethtool;
@@ -765,14 +765,15 @@ static int nic_init(void)
 	 * ready (on open). */
 	ret = take_vector(on_nic, "mint0", &nic_irq, &nic_vector);
 	if (ret) {
+		/* (The vector, if allocated, cannot be given back.) */
 		pr_err("mint: no mint0: no vector for the debug NIC (%d)\n", ret);
-		return ret;
+		goto undo;
 	}
 	smp_store_release(U32(SLOT(node, NIC_VECTOR)), nic_vector);
 	ret = register_netdev(dev);
 	if (ret) {
 		pr_err("mint: no mint0: register_netdev failed (%d)\n", ret);
-		return ret;
+		goto undo;
 	}
 	WRITE_ONCE(nic_dev, dev);
 	ret = misc_register(&mintdev);
@@ -787,6 +788,16 @@ static int nic_init(void)
 		(unsigned int)MINT_RING_SLOTS, (unsigned int)MINT_BUFFER_SIZE, nic_vector, nic_irq,
 		mintdev.minor);
 	return 0;
+undo:
+	/* The receiver stays off: the device refuses (and counts) frames. */
+	nic_write(NIC_REG(RCTL), 0);
+	if (dev)
+		free_netdev(dev);
+	vfree(intervals);
+	vfree(ipi_latency);
+	intervals = NULL;
+	ipi_latency = NULL;
+	return ret;
 }
 
 static int __init mint_init(void)
@@ -835,10 +846,11 @@ static int __init mint_init(void)
 	if (ret)
 		pr_err("mint: node %u runs without mint0 (%d)\n", node, ret);
 	atomic_notifier_chain_register(&panic_notifier_list, &panic_nb);
-	register_reboot_notifier(&reboot_nb);
 	hrtimer_init(&beat, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
 	beat.function = on_beat;
 	hrtimer_start(&beat, ms_to_ktime(1000 / MINT_TIMER_HZ), HRTIMER_MODE_REL);
+	/* After the heartbeat exists: the notifier stops it. */
+	register_reboot_notifier(&reboot_nb);
 	WRITE_ONCE(*U64(SLOT(node, RUNNING_TSC)), rdtsc_ordered());
 	set_state(MINT_STATE_RUNNING);
 	pr_info("mint: node %u running: shared region %#lx+%#lx ABI %u, mailbox vector %#x (irq %d), apic id %u, heartbeat %u Hz\n",
