@@ -21,7 +21,8 @@
 //! - `mint gen` against node 1 on Linux (mint's module's `mint0`, the
 //!   debug NIC as a Linux network device, and the target application in
 //!   mint's /init): 5000 frames through Linux's UDP stack, every one
-//!   delivered or dropped with a counted reason; back to back into a
+//!   delivered or dropped with a counted reason; raw-Ethernet frames to a
+//!   packet socket; back to back into a
 //!   socket buffer too small to keep up, with drops of the ring (the
 //!   device's ring_full) and of Linux's stack (its UDP RcvbufErrors, the
 //!   `stack` reason), none unaccounted;
@@ -362,20 +363,23 @@ fn example_with_cmdline(dir: &TempDir, cmdline: &str) -> PathBuf {
 /// against node 1 (Linux) of `plan`; the report after checking what every
 /// run must satisfy: completed, every frame delivered or dropped with a
 /// counted reason, none corrupted.
-fn gen_against_linux(plan: &Path, interval_ns: &str) -> (Run, serde_json::Value, String) {
-    let (run, logs) = run_logged(
-        "gen",
-        &[
-            "--config",
-            plan.to_str().expect("UTF-8"),
-            "--size",
-            "1514",
-            "--count",
-            "5000",
-            "--interval-ns",
-            interval_ns,
-        ],
-    );
+fn gen_against_linux(
+    plan: &Path,
+    interval_ns: &str,
+    extra: &[&str],
+) -> (Run, serde_json::Value, String) {
+    let mut args = vec![
+        "--config",
+        plan.to_str().expect("UTF-8"),
+        "--size",
+        "1514",
+        "--count",
+        "5000",
+        "--interval-ns",
+        interval_ns,
+    ];
+    args.extend_from_slice(extra);
+    let (run, logs) = run_logged("gen", &args);
     run.assert_exit(0);
     let r = run.report();
     assert_eq!(r["completed"], true, "{}", run.context());
@@ -413,7 +417,7 @@ fn gen_against_linux(plan: &Path, interval_ns: &str) -> (Run, serde_json::Value,
 
 #[test]
 fn gen_through_linux_udp_stack_is_fully_accounted() {
-    let (run, r, log) = gen_against_linux(&example(), "200000");
+    let (run, r, log) = gen_against_linux(&example(), "200000", &[]);
     let delivered = uint(&r["delivered"], "delivered");
     assert!(delivered > 0, "{}", run.context());
     // The driver refused nothing (nothing is corrupted), and took the
@@ -431,6 +435,18 @@ fn gen_through_linux_udp_stack_is_fully_accounted() {
 }
 
 #[test]
+fn raw_frames_reach_a_packet_socket_on_mint0() {
+    // `--kind raw` (ethertype 0x88B5) bypasses UDP: the application reads
+    // them from a packet socket bound to mint0 and checks each whole frame.
+    let (run, r, _log) = gen_against_linux(&example(), "200000", &["--kind", "raw"]);
+    assert_eq!(r["config"]["kind"], "raw", "{}", run.context());
+    assert!(uint(&r["delivered"], "delivered") > 0, "{}", run.context());
+    for reason in ["bad_checksum", "bad_descriptor", "duplicate", "stale_run"] {
+        assert_eq!(r["dropped"][reason], 0, "{reason}: {}", run.context());
+    }
+}
+
+#[test]
 fn back_to_back_into_a_small_socket_buffer_drops_with_counted_reasons() {
     // A 4 KiB socket buffer holds one datagram: Linux's UDP drops the
     // rest of every batch its NAPI poll hands up (RcvbufErrors), counted
@@ -438,7 +454,7 @@ fn back_to_back_into_a_small_socket_buffer_drops_with_counted_reasons() {
     // at the device (`ring_full`).
     let dir = TempDir::new().expect("temporary directory");
     let plan = example_with_cmdline(&dir, "mint_rcvbuf=4096");
-    let (run, r, log) = gen_against_linux(&plan, "0");
+    let (run, r, log) = gen_against_linux(&plan, "0", &[]);
     let stack = uint(&r["dropped"]["stack"], "stack");
     assert!(stack > 0, "{}", run.context());
     assert!(

@@ -4,7 +4,9 @@
 //! - Brings `mint0` (mint's module: the debug NIC as a Linux network
 //!   device) up with the generator's destination address
 //!   (`mint_traffic::Endpoints::default()`: 10.0.0.2/24) and binds its UDP
-//!   port (7777).
+//!   port (7777); for raw-Ethernet runs (`--kind raw`) a packet socket on
+//!   `mint0` for their ethertype (0x88B5), as mint's target bypasses its
+//!   stack for them.
 //! - Reaches the run accounting (`mint_abi::debug_nic::RunControl`) by
 //!   mapping the shared region through `/dev/mint` (the module's misc
 //!   device; its node is made here from `/proc/misc`).
@@ -37,6 +39,7 @@ use std::time::Duration;
 use mint_abi::debug_nic::{DropReason, RunControl, RunPhase};
 use mint_abi::shared::SharedRegion;
 use mint_target::{App, Stats};
+use mint_traffic::PacketKind;
 
 /// After the last injection, a run is over when every frame left the
 /// ring and the socket is empty, or when nothing happened for this long
@@ -100,10 +103,11 @@ pub fn serve(log: &mut Log) -> Result<std::convert::Infallible, String> {
             .map_err(|_| format!("mint_rcvbuf={v}: not a number of bytes"))?,
         Err(_) => RCVBUF,
     };
-    set_rcvbuf(&socket, rcvbuf)?;
+    set_rcvbuf(socket.as_raw_fd(), rcvbuf)?;
     socket
         .set_read_timeout(Some(Duration::from_millis(10)))
         .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+    let packets = PacketSocket::open("mint0", mint_traffic::frame::RAW_ETHERTYPE, rcvbuf)?;
     let tsc_hz = region.header.tsc_hz.load(Ordering::Acquire).max(1);
     log.line(&format!(
         "mint-target: mint0 up as {}.{}.{}.{}/24, UDP port {} bound (receive buffer {rcvbuf} bytes); waiting for runs",
@@ -114,6 +118,7 @@ pub fn serve(log: &mut Log) -> Result<std::convert::Infallible, String> {
         app: App::new(rdtsc, None),
         from_stack: 0,
         socket,
+        packets,
         dev: DevCounters::default(),
         to_stack: 0,
         last_progress: rdtsc(),
@@ -151,9 +156,11 @@ impl DevCounters {
 struct Receiver {
     ctl: &'static RunControl,
     app: App<'static>,
-    /// Datagrams the socket returned this run.
+    /// Datagrams (or raw frames) the sockets returned this run.
     from_stack: u64,
     socket: UdpSocket,
+    /// Raw-Ethernet runs' frames.
+    packets: PacketSocket,
     /// At arm.
     dev: DevCounters,
     /// Frames the module handed to the stack this run, as last read.
@@ -170,11 +177,21 @@ impl Receiver {
     fn step(&mut self, buf: &mut [u8], log: &mut Log) {
         let ctl = self.ctl;
         let mut empty = false;
-        match self.socket.recv(buf) {
+        let raw = self.app.kind() == PacketKind::Raw;
+        let got = if raw {
+            self.packets.recv(buf)
+        } else {
+            self.socket.recv(buf)
+        };
+        match got {
             Ok(n) => {
                 if matches!(ctl.phase(), Some(RunPhase::Armed | RunPhase::Injected)) {
                     self.from_stack += 1;
-                    self.app.consume(&buf[..n]);
+                    if raw {
+                        self.app.consume_raw(&buf[..n]);
+                    } else {
+                        self.app.consume(&buf[..n]);
+                    }
                     self.last_progress = rdtsc();
                     ctl.progress
                         .store(self.app.seen() + self.to_stack, Ordering::Release);
@@ -219,9 +236,10 @@ impl Receiver {
         // Datagrams of an abandoned run still in the socket are not this
         // run's.
         let _ = self.socket.set_nonblocking(true);
-        let mut scratch = [0u8; 2048];
+        let mut scratch = vec![0u8; 65536];
         while self.socket.recv(&mut scratch).is_ok() {}
         let _ = self.socket.set_nonblocking(false);
+        while self.packets.recv_now(&mut scratch).is_ok() {}
         self.dev = DevCounters::now();
         self.to_stack = 0;
         self.from_stack = 0;
@@ -501,11 +519,102 @@ fn interface_up(name: &str, ip: [u8; 4], prefix: u32) -> Result<(), String> {
     ioctl(libc::SIOCSIFFLAGS, &mut r, "SIOCSIFFLAGS")
 }
 
-fn set_rcvbuf(socket: &UdpSocket, bytes: i32) -> Result<(), String> {
+/// A packet socket on one interface for one ethertype (raw-Ethernet
+/// runs): each `recv` is one whole frame, Ethernet header included.
+struct PacketSocket(std::os::fd::OwnedFd);
+
+impl PacketSocket {
+    fn open(interface: &str, ethertype: u16, rcvbuf: i32) -> Result<PacketSocket, String> {
+        use std::os::fd::FromRawFd;
+        let protocol = ethertype.to_be();
+        // SAFETY: socket(2) takes no pointer.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(protocol)) };
+        if fd < 0 {
+            return Err(format!(
+                "packet socket: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: `fd` is a new descriptor no one else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let name = std::ffi::CString::new(interface).map_err(|_| "a NUL in a name")?;
+        // SAFETY: `name` is NUL-terminated and outlives the call.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if index == 0 {
+            return Err(format!("no interface {interface}"));
+        }
+        // SAFETY: `sockaddr_ll` is plain data; all zeros is a valid value.
+        let mut at: libc::sockaddr_ll = unsafe { core::mem::zeroed() };
+        at.sll_family = libc::AF_PACKET as u16;
+        at.sll_protocol = protocol;
+        at.sll_ifindex = index as i32;
+        // SAFETY: `at` is a `sockaddr_ll` of the length given.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&at as *const libc::sockaddr_ll).cast(),
+                core::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(format!(
+                "bind the packet socket to {interface}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        set_rcvbuf(fd.as_raw_fd(), rcvbuf)?;
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 10_000,
+        };
+        // SAFETY: SO_RCVTIMEO reads one `timeval` from the pointer given.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                core::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(format!("SO_RCVTIMEO: {}", std::io::Error::last_os_error()));
+        }
+        Ok(PacketSocket(fd))
+    }
+
+    /// One frame, waiting at most the socket's timeout.
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.recv_with(buf, 0)
+    }
+
+    /// One frame if one is there.
+    fn recv_now(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.recv_with(buf, libc::MSG_DONTWAIT)
+    }
+
+    fn recv_with(&self, buf: &mut [u8], flags: i32) -> std::io::Result<usize> {
+        // SAFETY: `buf` is writable for its length.
+        let n = unsafe {
+            libc::recv(
+                self.0.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                flags,
+            )
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+}
+
+fn set_rcvbuf(fd: i32, bytes: i32) -> Result<(), String> {
     // SAFETY: SO_RCVBUFFORCE reads one int from the pointer given.
     let r = unsafe {
         libc::setsockopt(
-            socket.as_raw_fd(),
+            fd,
             libc::SOL_SOCKET,
             libc::SO_RCVBUFFORCE,
             (&bytes as *const i32).cast(),
