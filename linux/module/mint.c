@@ -27,7 +27,8 @@
  *    Linux's stack; every frame it refuses counted in the run accounting.
  *    And /dev/mint: its mmap is the shared region (the target application
  *    in mint's /init reads and writes the run accounting there), its read
- *    the run's interrupt samples, its ioctl MINT_IOC_RESET_SAMPLES.
+ *    the run's interrupt samples, its ioctls MINT_IOC_RESET_SAMPLES and
+ *    MINT_IOC_DISCARD (an abandoned run's frames left in the ring).
  * The layout comes from mint_abi.h, generated from crates/abi by the CLI.
  * The vector cannot be given back (irq_domain_free_irqs is not exported):
  * the module cannot be unloaded.
@@ -369,6 +370,7 @@ static int take_vector(irq_handler_t handler, const char *name, int *irq, u8 *ve
 #define RUN(off) U64(DNIC(MINT_DNIC_RUN) + (off))
 #define RUN_DROP(r) RUN(MINT_RUN_DROPS + MINT_DROP_##r * 8)
 #define MINT_IOC_RESET_SAMPLES _IO('M', 1)
+#define MINT_IOC_DISCARD _IO('M', 2)
 /* Interrupt samples kept per run (mint's Rust target keeps 1 << 20). */
 #define MAX_SAMPLES (1 << 18)
 
@@ -386,6 +388,10 @@ struct mint0 {
 	u64 taken, watch_taken;
 	u32 watch_ticks;
 	bool watching;
+	/* MINT_IOC_DISCARD: the next poll recycles what completed without
+	 * delivering or counting it (an abandoned run's leftovers). */
+	bool discard;
+	u64 discarded;
 };
 
 static struct net_device *nic_dev;
@@ -463,7 +469,9 @@ static int ring_clean(struct mint0 *m, int budget)
 
 		if (!(status & MINT_RX_STATUS_DD))
 			break;
-		if (addr != expected || errors || !(status & MINT_RX_STATUS_EOP) ||
+		if (READ_ONCE(m->discard)) {
+			WRITE_ONCE(m->discarded, m->discarded + 1);
+		} else if (addr != expected || errors || !(status & MINT_RX_STATUS_EOP) ||
 		    len == 0 || len > MINT_BUFFER_SIZE) {
 			WRITE_ONCE(m->bad_descriptor, m->bad_descriptor + 1);
 			atomic64_inc((atomic64_t *)RUN_DROP(BAD_DESCRIPTOR));
@@ -499,6 +507,8 @@ static int mint0_poll(struct napi_struct *napi, int budget)
 	/* Acknowledge the causes, as the Rust driver's service does. */
 	nic_ack();
 	done = ring_clean(m, budget);
+	if (READ_ONCE(m->discard) && done < budget)
+		smp_store_release(&m->discard, false);
 	/* Done: complete, then look once more (a completion that landed
 	 * after the last look and whose IPI came while this poll ran). */
 	if (done < budget && napi_complete_done(napi, done) &&
@@ -698,10 +708,36 @@ static ssize_t mintdev_read(struct file *f, char __user *buf, size_t len, loff_t
 	return need;
 }
 
+/* MINT_IOC_DISCARD: cleans the ring of whatever completed, delivering and
+ * counting none of it (a run is being configured: nothing in the ring is
+ * its, the support node sends only once it is armed); returns how many,
+ * or -ETIMEDOUT when the poll did not finish within 1 s. */
+static long discard(void)
+{
+	struct mint0 *m = netdev_priv(nic_dev);
+	u64 before = READ_ONCE(m->discarded);
+	int waited;
+
+	if (!READ_ONCE(m->up))
+		return -ENETDOWN;
+	smp_store_release(&m->discard, true);
+	local_bh_disable();
+	napi_schedule(&m->napi);
+	local_bh_enable();
+	for (waited = 0; smp_load_acquire(&m->discard); waited++) {
+		if (waited >= 1000)
+			return -ETIMEDOUT;
+		usleep_range(1000, 2000);
+	}
+	return READ_ONCE(m->discarded) - before;
+}
+
 static long mintdev_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 {
 	unsigned long flags;
 
+	if (cmd == MINT_IOC_DISCARD)
+		return discard();
 	if (cmd != MINT_IOC_RESET_SAMPLES)
 		return -ENOTTY;
 	spin_lock_irqsave(&samples_lock, flags);

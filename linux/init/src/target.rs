@@ -53,6 +53,9 @@ const STUCK_MS: u64 = mint_abi::debug_nic::RUN_STUCK_MS;
 const RCVBUF: i32 = 8 << 20;
 /// `_IO('M', 1)`: the module's ioctl that empties its interrupt samples.
 const MINT_IOC_RESET_SAMPLES: libc::c_ulong = 0x4d01;
+/// `_IO('M', 2)`: the module's ioctl that cleans `mint0`'s ring of what
+/// completed, delivering none of it (returns how many).
+const MINT_IOC_DISCARD: libc::c_ulong = 0x4d02;
 /// Values per `MINT-SAMPLES` line: a /dev/kmsg record holds under 1 KiB.
 const SAMPLES_PER_LINE: usize = 64;
 
@@ -233,8 +236,21 @@ impl Receiver {
 
     /// Resets for the run the support node configured.
     fn arm(&mut self, log: &mut Log) {
-        // Datagrams of an abandoned run still in the socket are not this
-        // run's.
+        // Frames an abandoned run left behind are not this run's: in the
+        // ring (the support node sends only once this run is armed, so
+        // all of it), then in the sockets.
+        // SAFETY: an ioctl without argument on our open /dev/mint.
+        let discarded = unsafe { libc::ioctl(self.mintdev.as_raw_fd(), MINT_IOC_DISCARD) };
+        if discarded < 0 {
+            log.line(&format!(
+                "mint-target: cannot clean mint0's ring before the run: {}",
+                std::io::Error::last_os_error()
+            ));
+        } else if discarded > 0 {
+            log.line(&format!(
+                "mint-target: {discarded} frames of an earlier run left in mint0's ring, discarded"
+            ));
+        }
         let _ = self.socket.set_nonblocking(true);
         let mut scratch = vec![0u8; 65536];
         while self.socket.recv(&mut scratch).is_ok() {}
