@@ -149,6 +149,7 @@ pub(crate) fn host_frames(
         kind: kind.parse::<PacketKind>()?,
         seed: mint_traffic::config::parse_seed(seed)?,
         moderation: Default::default(),
+        deliver: Default::default(),
     };
     cfg.validate()?;
     Ok(cfg)

@@ -185,7 +185,15 @@ pub struct RunControl {
     /// ITR interval in ns when ITR.
     pub moderation: AtomicU32,
     pub itr_ns: AtomicU32,
+    /// Where the target takes each frame: [`DELIVER_APP`] or
+    /// [`DELIVER_DRIVER`].
+    pub deliver: AtomicU32,
 }
+
+/// `RunControl::deliver`: to the application's payload check.
+pub const DELIVER_APP: u32 = 0;
+/// `RunControl::deliver`: counted at the driver and released.
+pub const DELIVER_DRIVER: u32 = 1;
 
 /// `RunControl::moderation`: one interrupt per posted edge.
 pub const MODERATION_NONE: u32 = 0;

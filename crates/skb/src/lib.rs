@@ -57,13 +57,26 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// What both handles share.
+/// An index on a cache line (pair) of its own: the producer's and the
+/// consumer's are written on different cores, and sharing a line would
+/// move it between them on every frame for nothing.
+#[repr(align(128))]
+struct Line(AtomicUsize);
+
+impl core::ops::Deref for Line {
+    type Target = AtomicUsize;
+    fn deref(&self) -> &AtomicUsize {
+        &self.0
+    }
+}
+
 struct Shared {
     buffers: Box<[UnsafeCell<Box<[u8]>>]>,
     lens: Box<[AtomicUsize]>,
     /// The oldest published slot (moved by the consumer only).
-    head: AtomicUsize,
+    head: Line,
     /// The next slot to publish (moved by the producer only).
-    tail: AtomicUsize,
+    tail: Line,
 }
 
 // SAFETY: a slot's bytes are reached only through a `Producer` loan (slot
@@ -121,8 +134,8 @@ pub fn pool(slots: usize, size: usize) -> (Producer, Consumer) {
     let shared = Arc::new(Shared {
         buffers: buffers.into_boxed_slice(),
         lens: (0..slots).map(|_| AtomicUsize::new(0)).collect(),
-        head: AtomicUsize::new(0),
-        tail: AtomicUsize::new(0),
+        head: Line(AtomicUsize::new(0)),
+        tail: Line(AtomicUsize::new(0)),
     });
     (
         Producer {

@@ -36,12 +36,14 @@ pub mod backend;
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use mint_abi::debug_nic::{
+    DELIVER_APP, DELIVER_DRIVER, MODERATION_ITR, MODERATION_NAPI, MODERATION_NONE, RunControl,
+};
 use mint_abi::debug_nic::{DebugNic, DropReason};
-use mint_abi::debug_nic::{MODERATION_ITR, MODERATION_NAPI, MODERATION_NONE, RunControl};
 use mint_e1000::{
     DescriptorRing, DeviceModel, DmaMemory, Register, RegisterAccess, RxDrop, WritebackFault,
 };
-use mint_traffic::{FrameTemplate, GenConfig, Moderation, PacketKind};
+use mint_traffic::{Delivery, FrameTemplate, GenConfig, Moderation, PacketKind};
 
 /// How the support side tells the target that its interrupt is due.
 pub trait Signal {
@@ -100,10 +102,25 @@ impl<'a> Lines<'a> {
             drops: &nic.run.drops,
         }
     }
+}
 
-    fn count_drop(&self, reason: DropReason) {
-        self.drops[reason as usize].fetch_add(1, Ordering::Relaxed);
-    }
+/// The run's counters a sender keeps: its own until
+/// [`Sender::publish`] stores them into the shared [`Lines`] (they share
+/// cache lines with counters the target writes, and the target reads them
+/// only once the run is injected: a store per frame would move those lines
+/// between the two cores for nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames handed to the device.
+    pub sent: u64,
+    /// Signals raised.
+    pub signals: u64,
+    /// Signals deliberately not raised (fault injection).
+    pub signals_forgotten: u64,
+    /// No free descriptor.
+    pub ring_full: u64,
+    /// Refused by the device otherwise.
+    pub device_refused: u64,
 }
 
 /// The device's memory: its registers, the driver's descriptor ring and
@@ -149,6 +166,7 @@ pub struct Sender<'a, R: ?Sized, D: ?Sized, M: ?Sized, S, C> {
     deferred: bool,
     /// Interrupts the device deferred (ITR), this run.
     throttled: u64,
+    counters: Counters,
 }
 
 impl<'a, R, D, M, S, C> Sender<'a, R, D, M, S, C>
@@ -184,6 +202,7 @@ where
             last_raise: 0,
             deferred: false,
             throttled: 0,
+            counters: Counters::default(),
         }
     }
 
@@ -218,10 +237,10 @@ where
                 Ok(r) if r.raise_interrupt => (self.request(), true),
                 Ok(_) => (0, true),
                 Err(drop) => {
-                    self.lines.count_drop(match drop {
-                        RxDrop::NoDescriptor { .. } => DropReason::RingFull,
-                        _ => DropReason::DeviceRefused,
-                    });
+                    match drop {
+                        RxDrop::NoDescriptor { .. } => self.counters.ring_full += 1,
+                        _ => self.counters.device_refused += 1,
+                    }
                     (
                         if drop.raise_interrupt() {
                             self.request()
@@ -233,13 +252,34 @@ where
                 }
             };
         let t1 = self.clock.now();
-        self.lines.sent.fetch_add(1, Ordering::Release);
+        self.counters.sent += 1;
         Sent {
             inject_tsc: t0,
             ticks: t1.wrapping_sub(t0),
             signal_ticks,
             placed,
         }
+    }
+
+    /// The run's counters so far (not yet in the shared lines until
+    /// [`publish`](Self::publish)).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Stores the run's counters into the shared lines (the sender is
+    /// their only writer; the run's configuration zeroed them). The
+    /// callers publish before they mark the run injected, and may publish
+    /// as often as they like before (a progress report).
+    pub fn publish(&self) {
+        let c = &self.counters;
+        let l = &self.lines;
+        l.drops[DropReason::RingFull as usize].store(c.ring_full, Ordering::Relaxed);
+        l.drops[DropReason::DeviceRefused as usize].store(c.device_refused, Ordering::Relaxed);
+        l.signals.store(c.signals, Ordering::Relaxed);
+        l.signals_forgotten
+            .store(c.signals_forgotten, Ordering::Relaxed);
+        l.sent.store(c.sent, Ordering::Release);
     }
 
     /// Interrupts the device deferred for ITR's window so far.
@@ -295,20 +335,25 @@ where
     /// Raises the signal on the posted flag's 0 -> 1 edge (or "loses" every
     /// Nth, fault injection); the ticks spent raising it.
     fn raise(&mut self) -> u64 {
-        if self.lines.posted.swap(1, Ordering::AcqRel) != 0 {
+        // Read before the locked exchange: while the flag is up (the
+        // target has not taken the last signal yet) this costs no
+        // ownership of the line.
+        if self.lines.posted.load(Ordering::Acquire) != 0
+            || self.lines.posted.swap(1, Ordering::AcqRel) != 0
+        {
             return 0;
         }
         self.edges = self.edges.wrapping_add(1);
         let forget = self.faults.forget_ipi_every;
         if forget > 0 && self.edges.is_multiple_of(forget) {
-            self.lines.signals_forgotten.fetch_add(1, Ordering::Relaxed);
+            self.counters.signals_forgotten += 1;
             return 0;
         }
         let t = self.clock.now();
         self.last_raise = t;
         self.lines.signal_stamp.store(t, Ordering::Release);
         self.signal.raise();
-        self.lines.signals.fetch_add(1, Ordering::Relaxed);
+        self.counters.signals += 1;
         self.clock.now().wrapping_sub(t)
     }
 }
@@ -335,6 +380,13 @@ pub fn configure(ctl: &RunControl, cfg: &GenConfig, run_id: u32, dump_samples: b
     };
     ctl.moderation.store(moderation, Ordering::Relaxed);
     ctl.itr_ns.store(itr_ns, Ordering::Relaxed);
+    ctl.deliver.store(
+        match cfg.deliver {
+            Delivery::App => DELIVER_APP,
+            Delivery::Driver => DELIVER_DRIVER,
+        },
+        Ordering::Relaxed,
+    );
     ctl.run_id.store(run_id, Ordering::Relaxed);
 }
 

@@ -149,6 +149,10 @@ fn frames_land_in_the_drivers_buffers_and_the_signal_follows_the_posted_flag() {
     assert_eq!(stamps, [first.inject_tsc, second.inject_tsc]);
     // The signal's stamp: the reading after the device took frame 0.
     assert_eq!(s.stamp.load(Ordering::Relaxed), first.inject_tsc + 10);
+    // The counters are the sender's own until published.
+    assert_eq!(s.sent.load(Ordering::Relaxed), 0);
+    assert_eq!(sender.counters().sent, 2);
+    sender.publish();
     assert_eq!(s.sent.load(Ordering::Relaxed), 2);
     assert_eq!(s.signals.load(Ordering::Relaxed), 1);
     sender.send(2);
@@ -190,6 +194,7 @@ fn a_full_ring_counts_ring_full_and_faults_are_injected() {
     // The ring holds SLOTS - 1 frames; nobody cleans.
     let placed = (0..20).filter(|&seq| sender.send(seq).placed).count();
     assert_eq!(placed, usize::from(SLOTS) - 1);
+    sender.publish();
     assert_eq!(
         s.drop_count(DropReason::RingFull),
         20 - u64::from(SLOTS - 1)
@@ -324,5 +329,6 @@ fn itr_defers_an_interrupt_inside_its_window_and_the_timer_raises_it_after() {
         clock.0.get() - raised_at >= 1024 - 400,
         "raised only once ITR's window passed"
     );
+    sender.publish();
     assert_eq!(s.signals.load(Ordering::Relaxed), 2);
 }

@@ -131,6 +131,16 @@ impl<'m> App<'m> {
         c.delivered + c.bad_checksum + c.duplicates + c.stale_run
     }
 
+    /// A frame counted at the driver and released (a driver-only run):
+    /// delivered, its bytes counted, nothing checked or timed.
+    /// Its first injection is not known here (`first_inject_tsc` stays 0:
+    /// the support side has its own first stamp).
+    pub fn count_unchecked(&mut self, frame: &[u8]) {
+        self.counts.delivered += 1;
+        self.counts.delivered_bytes += frame.len() as u64;
+        self.last_delivery = (self.clock)();
+    }
+
     /// A raw-Ethernet frame (the stack is bypassed).
     pub fn consume_raw(&mut self, frame: &[u8]) {
         match mint_traffic::parse_frame(PacketKind::Raw, frame) {

@@ -49,10 +49,9 @@ pub fn moderation_of(run: &RunControl) -> Option<Moderation> {
         MODERATION_ITR => {
             let ns = run.itr_ns.load(Ordering::Acquire);
             let m = Moderation::Itr { ns };
-            (ns >= mint_traffic::config::ITR_UNIT_NS
-                && ns <= mint_traffic::config::MAX_ITR_NS
-                && ns.is_multiple_of(mint_traffic::config::ITR_UNIT_NS))
-            .then_some(m)
+            use mint_traffic::config::{ITR_UNIT_NS, MAX_ITR_NS};
+            ((ITR_UNIT_NS..=MAX_ITR_NS).contains(&ns) && ns.is_multiple_of(ITR_UNIT_NS))
+                .then_some(m)
         }
         _ => None,
     }

@@ -211,6 +211,7 @@ fn run(
             while receiver.step(&mut host) {}
         }
     }
+    sender.publish();
     s.run.set_phase(RunPhase::Injected);
     while path.on_signal(clock(), &s.lines(), &regs, &ring, &dma) {}
     for _ in 0..4 {

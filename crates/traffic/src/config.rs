@@ -147,6 +147,39 @@ pub enum Moderation {
     Napi,
 }
 
+/// Where the target takes a frame after its driver cleaned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Delivery {
+    /// Through the stack (UDP) or past it (raw) to the application's
+    /// payload check: every frame checked, sequenced, timed.
+    #[default]
+    App,
+    /// Counted at the driver and released: no stack, no check (the
+    /// driver's own capacity).
+    Driver,
+}
+
+impl fmt::Display for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Delivery::App => "app",
+            Delivery::Driver => "driver",
+        })
+    }
+}
+
+impl FromStr for Delivery {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s.trim() {
+            t if t.eq_ignore_ascii_case("app") => Ok(Delivery::App),
+            t if t.eq_ignore_ascii_case("driver") => Ok(Delivery::Driver),
+            t => Err(ConfigError::UnknownDelivery(Text::new(t))),
+        }
+    }
+}
+
 /// The e1000's ITR unit (ns) and the register's largest value.
 pub const ITR_UNIT_NS: u32 = 256;
 /// The largest ITR interval: 65535 units.
@@ -324,6 +357,8 @@ pub enum ConfigError {
     UnknownKind(Text),
     /// A moderation other than none, napi, itr:NS.
     UnknownModeration(Text),
+    /// A delivery other than app, driver.
+    UnknownDelivery(Text),
     /// An ITR interval that is not a multiple of 256 ns in 256..=16_776_960.
     ItrOutOfRange(u64),
     /// A key other than size, count, interval, pattern, kind, seed.
@@ -387,13 +422,16 @@ impl fmt::Display for ConfigError {
                 f,
                 "unknown moderation \"{text}\": expected none, napi or itr:NS (NS a multiple of {ITR_UNIT_NS} ns up to {MAX_ITR_NS})"
             ),
+            ConfigError::UnknownDelivery(text) => {
+                write!(f, "unknown delivery \"{text}\": expected app or driver")
+            }
             ConfigError::ItrOutOfRange(ns) => write!(
                 f,
                 "itr: {ns} ns is not a multiple of {ITR_UNIT_NS} ns in {ITR_UNIT_NS}..={MAX_ITR_NS} (the e1000's ITR register)"
             ),
             ConfigError::UnknownKey(text) => write!(
                 f,
-                "unknown key \"{text}\": expected size, count, interval, pattern, kind, seed or moderation"
+                "unknown key \"{text}\": expected size, count, interval, pattern, kind, seed, moderation or deliver"
             ),
             ConfigError::NotKeyValue(text) => {
                 write!(f, "argument \"{text}\" is not key=value")
@@ -426,6 +464,8 @@ pub struct GenConfig {
     pub seed: u64,
     /// How the target's driver takes the NIC's interrupts.
     pub moderation: Moderation,
+    /// Where the target takes each frame.
+    pub deliver: Delivery,
 }
 
 impl Default for GenConfig {
@@ -438,6 +478,7 @@ impl Default for GenConfig {
             kind: PacketKind::Udp,
             seed: DEFAULT_SEED,
             moderation: Moderation::None,
+            deliver: Delivery::App,
         }
     }
 }
@@ -464,7 +505,7 @@ impl GenConfig {
     /// key at most once; unknown keys are errors naming the key. The result
     /// is validated.
     pub fn from_kv(line: &str) -> Result<GenConfig, ConfigError> {
-        const KEYS: [&str; 7] = [
+        const KEYS: [&str; 8] = [
             "size",
             "count",
             "interval",
@@ -472,6 +513,7 @@ impl GenConfig {
             "kind",
             "seed",
             "moderation",
+            "deliver",
         ];
         let mut cfg = GenConfig::default();
         let mut seen = [false; KEYS.len()];
@@ -499,6 +541,7 @@ impl GenConfig {
                 "pattern" => cfg.pattern = value.parse()?,
                 "kind" => cfg.kind = value.parse()?,
                 "moderation" => cfg.moderation = value.parse()?,
+                "deliver" => cfg.deliver = value.parse()?,
                 _ => cfg.seed = parse_seed(value)?,
             }
         }
@@ -517,14 +560,15 @@ impl fmt::Display for GenConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "size={} count={} interval={} pattern={} kind={} seed={} moderation={}",
+            "size={} count={} interval={} pattern={} kind={} seed={} moderation={} deliver={}",
             self.size,
             self.count,
             self.interval_ns,
             self.pattern,
             self.kind,
             self.seed,
-            self.moderation
+            self.moderation,
+            self.deliver
         )
     }
 }

@@ -87,6 +87,8 @@ pub struct RunResult {
     /// `mint_traffic::schedule_digest` of the offsets this run waited for.
     pub schedule_digest: u64,
     pub completed: bool,
+    /// Interrupts the device deferred inside ITR's window.
+    pub throttled: u64,
     /// Why the support node stopped waiting for Complete, if it did.
     pub incomplete: Option<String>,
 }
@@ -217,6 +219,10 @@ pub fn run(
         sender.tick();
         core::hint::spin_loop();
     }
+    let throttled = sender.throttled();
+    // The sender's counters, into the run's lines before Injected (the
+    // target reads them from then on).
+    sender.publish();
     ctl.set_phase(RunPhase::Injected);
 
     // The target accounts for every frame, or stops waiting on its own; as
@@ -242,6 +248,7 @@ pub fn run(
         inject_span: last_end - start,
         schedule_digest,
         completed: incomplete.is_none(),
+        throttled,
         incomplete,
     })
 }
