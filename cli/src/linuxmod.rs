@@ -151,6 +151,7 @@ fn debug_nic_defs(def: &mut impl FnMut(&str, u64)) {
     }
     for (name, reg) in [
         ("ICR", Register::ICR),
+        ("ITR", Register::ITR),
         ("IMS", Register::IMS),
         ("IMC", Register::IMC),
         ("RCTL", Register::RCTL),

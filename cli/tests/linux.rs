@@ -26,6 +26,7 @@
 //!   socket buffer too small to keep up, with drops of the ring (the
 //!   device's ring_full) and of Linux's stack (its UDP RcvbufErrors, the
 //!   `stack` reason), none unaccounted;
+//! - `--moderation itr:NS`: mint0 programs ITR, the device throttles;
 //! - the device's faults against `mint0`: every 10th descriptor
 //!   write-back corrupted (each counted as `bad_descriptor`, the rest
 //!   delivered) and every 3rd IPI lost (each recovered by the module's
@@ -444,6 +445,41 @@ fn raw_frames_reach_a_packet_socket_on_mint0() {
     for reason in ["bad_checksum", "bad_descriptor", "duplicate", "stale_run"] {
         assert_eq!(r["dropped"][reason], 0, "{reason}: {}", run.context());
     }
+}
+
+#[test]
+fn mint0_programs_the_runs_interrupt_moderation() {
+    // `--moderation itr:NS`: mint0 writes ITR when the run arms (NAPI is
+    // its own whatever the run says), and the device defers interrupts
+    // inside that window: 1 ms windows over frames 100 us apart.
+    let (run, _logs) = run_logged(
+        "gen",
+        &[
+            "--config",
+            example().to_str().expect("UTF-8"),
+            "--count",
+            "2000",
+            "--interval-ns",
+            "100000",
+            "--moderation",
+            "itr:1048576",
+        ],
+    );
+    run.assert_exit(0);
+    let r = run.report();
+    assert_eq!(
+        r["config"]["moderation"],
+        "itr:1048576",
+        "{}",
+        run.context()
+    );
+    assert_eq!(r["completed"], true, "{}", run.context());
+    assert_eq!(r["unaccounted"], 0, "{}", run.context());
+    assert!(
+        uint(&r["itr_throttled"], "itr_throttled") > 0,
+        "nothing throttled: {}",
+        run.context()
+    );
 }
 
 #[test]

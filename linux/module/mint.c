@@ -28,7 +28,8 @@
  *    And /dev/mint: its mmap is the shared region (the target application
  *    in mint's /init reads and writes the run accounting there), its read
  *    the run's interrupt samples, its ioctls MINT_IOC_RESET_SAMPLES and
- *    MINT_IOC_DISCARD (an abandoned run's frames left in the ring).
+ *    MINT_IOC_ARM (an abandoned run's frames left in the ring discarded,
+ *    the run's interrupt moderation programmed).
  * The layout comes from mint_abi.h, generated from crates/abi by the CLI.
  * The vector cannot be given back (irq_domain_free_irqs is not exported):
  * the module cannot be unloaded.
@@ -370,7 +371,7 @@ static int take_vector(irq_handler_t handler, const char *name, int *irq, u8 *ve
 #define RUN(off) U64(DNIC(MINT_DNIC_RUN) + (off))
 #define RUN_DROP(r) RUN(MINT_RUN_DROPS + MINT_DROP_##r * 8)
 #define MINT_IOC_RESET_SAMPLES _IO('M', 1)
-#define MINT_IOC_DISCARD _IO('M', 2)
+#define MINT_IOC_ARM _IO('M', 2)
 /* Interrupt samples kept per run (mint's Rust target keeps 1 << 20). */
 #define MAX_SAMPLES (1 << 18)
 
@@ -388,7 +389,7 @@ struct mint0 {
 	u64 taken, watch_taken;
 	u32 watch_ticks;
 	bool watching;
-	/* MINT_IOC_DISCARD: the next poll recycles what completed without
+	/* MINT_IOC_ARM: the next poll recycles what completed without
 	 * delivering or counting it (an abandoned run's leftovers). */
 	bool discard;
 	u64 discarded;
@@ -708,11 +709,13 @@ static ssize_t mintdev_read(struct file *f, char __user *buf, size_t len, loff_t
 	return need;
 }
 
-/* MINT_IOC_DISCARD: cleans the ring of whatever completed, delivering and
- * counting none of it (a run is being configured: nothing in the ring is
- * its, the support node sends only once it is armed); returns how many,
- * or -ETIMEDOUT when the poll did not finish within 1 s. */
-static long discard(void)
+/* MINT_IOC_ARM (a run is being configured): cleans the ring of whatever
+ * completed, delivering and counting none of it (nothing in the ring is
+ * the new run's: the support node sends only once it is armed), then
+ * programs ITR with `itr` (the run's interrupt moderation, in the
+ * register's 256 ns units; 0 = none). Returns the frames discarded, or
+ * -ETIMEDOUT when the poll did not finish within 1 s. */
+static long arm(unsigned long itr)
 {
 	struct mint0 *m = netdev_priv(nic_dev);
 	u64 before = READ_ONCE(m->discarded);
@@ -729,6 +732,7 @@ static long discard(void)
 			return -ETIMEDOUT;
 		usleep_range(1000, 2000);
 	}
+	nic_write(NIC_REG(ITR), itr & 0xffff);
 	return READ_ONCE(m->discarded) - before;
 }
 
@@ -736,8 +740,8 @@ static long mintdev_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 {
 	unsigned long flags;
 
-	if (cmd == MINT_IOC_DISCARD)
-		return discard();
+	if (cmd == MINT_IOC_ARM)
+		return arm(arg);
 	if (cmd != MINT_IOC_RESET_SAMPLES)
 		return -ENOTTY;
 	spin_lock_irqsave(&samples_lock, flags);

@@ -53,9 +53,11 @@ const STUCK_MS: u64 = mint_abi::debug_nic::RUN_STUCK_MS;
 const RCVBUF: i32 = 8 << 20;
 /// `_IO('M', 1)`: the module's ioctl that empties its interrupt samples.
 const MINT_IOC_RESET_SAMPLES: libc::c_ulong = 0x4d01;
-/// `_IO('M', 2)`: the module's ioctl that cleans `mint0`'s ring of what
-/// completed, delivering none of it (returns how many).
-const MINT_IOC_DISCARD: libc::c_ulong = 0x4d02;
+/// `_IO('M', 2)` with the ITR value (256 ns units, 0 = none): the
+/// module's ioctl that arms `mint0` for a run: cleans its ring of what
+/// completed, delivering none of it (returns how many), and programs the
+/// run's interrupt moderation.
+const MINT_IOC_ARM: libc::c_ulong = 0x4d02;
 /// Values per `MINT-SAMPLES` line: a /dev/kmsg record holds under 1 KiB.
 const SAMPLES_PER_LINE: usize = 64;
 
@@ -238,12 +240,21 @@ impl Receiver {
     fn arm(&mut self, log: &mut Log) {
         // Frames an abandoned run left behind are not this run's: in the
         // ring (the support node sends only once this run is armed, so
-        // all of it), then in the sockets.
-        // SAFETY: an ioctl without argument on our open /dev/mint.
-        let discarded = unsafe { libc::ioctl(self.mintdev.as_raw_fd(), MINT_IOC_DISCARD) };
+        // all of it), then in the sockets. `mint0` polls with NAPI
+        // whatever the run's moderation; ITR it programs as asked.
+        let itr = mint_target::moderation_of(self.ctl).map_or(0, |m| m.itr_register());
+        // SAFETY: an ioctl whose argument is a plain integer, on our open
+        // /dev/mint.
+        let discarded = unsafe {
+            libc::ioctl(
+                self.mintdev.as_raw_fd(),
+                MINT_IOC_ARM,
+                libc::c_ulong::from(itr),
+            )
+        };
         if discarded < 0 {
             log.line(&format!(
-                "mint-target: cannot clean mint0's ring before the run: {}",
+                "mint-target: cannot arm mint0 for the run: {}",
                 std::io::Error::last_os_error()
             ));
         } else if discarded > 0 {
@@ -266,7 +277,14 @@ impl Receiver {
         if reset != 0 {
             log.line("mint-target: cannot reset the module's interrupt samples");
         }
-        match self.app.arm(self.ctl) {
+        let armed = self.app.arm(self.ctl);
+        if self.ctl.deliver.load(Ordering::Acquire) == mint_abi::debug_nic::DELIVER_DRIVER {
+            log.line(&format!(
+                "mint-target: run {} asks for delivery at the driver; this Linux target delivers every frame to its application (checked) instead",
+                self.app.run_id()
+            ));
+        }
+        match armed {
             Ok(()) => self.ctl.set_phase(RunPhase::Armed),
             Err(what) => {
                 log.line(&format!(
