@@ -330,6 +330,16 @@ impl Receiver {
             ctl.drop_count(DropReason::SocketBufferFull),
             ctl.recoveries.load(Ordering::Relaxed),
         ));
+        let dev = dev_counters("mint0");
+        let at = |i: usize| dev.get(i).copied().unwrap_or(0);
+        log.line(&format!(
+            "mint-target: mint0 since it came up (as `ip -s link` shows it): rx {} packets {} bytes {} errors {} dropped, tx {} dropped",
+            at(1),
+            at(0),
+            at(2),
+            at(3),
+            at(11)
+        ));
         if a.dump_asked() {
             let (intervals, ipi) = irq_samples(&mut self.mintdev).unwrap_or_else(|e| {
                 log.line(&format!("mint-target: no interrupt samples: {e}"));
@@ -666,13 +676,24 @@ fn set_rcvbuf(fd: i32, bytes: i32) -> Result<(), String> {
 
 /// `name`'s received packets in /proc/net/dev (0 when unreadable).
 fn rx_packets(name: &str) -> u64 {
+    dev_counters(name).get(1).copied().unwrap_or(0)
+}
+
+/// `name`'s line of /proc/net/dev: receive bytes, packets, errors,
+/// drops, fifo, frame, compressed, multicast, then the same eight for
+/// transmit (empty when unreadable).
+fn dev_counters(name: &str) -> Vec<u64> {
     let text = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
     text.lines()
         .find_map(|l| {
             let (n, rest) = l.split_once(':')?;
-            (n.trim() == name).then(|| rest.split_whitespace().nth(1)?.parse().ok())?
+            (n.trim() == name).then(|| {
+                rest.split_whitespace()
+                    .map(|v| v.parse().unwrap_or(0))
+                    .collect()
+            })
         })
-        .unwrap_or(0)
+        .unwrap_or_default()
 }
 
 /// The UDP MIB's RcvbufErrors, InErrors and NoPorts (/proc/net/snmp).
