@@ -723,16 +723,20 @@ static long arm(unsigned long itr)
 
 	if (!READ_ONCE(m->up))
 		return -ENETDOWN;
+	nic_write(NIC_REG(ITR), itr & 0xffff);
 	smp_store_release(&m->discard, true);
 	local_bh_disable();
 	napi_schedule(&m->napi);
 	local_bh_enable();
 	for (waited = 0; smp_load_acquire(&m->discard); waited++) {
-		if (waited >= 1000)
+		if (waited >= 1000) {
+			/* Never left set: it would discard the run's frames
+			 * uncounted. */
+			smp_store_release(&m->discard, false);
 			return -ETIMEDOUT;
+		}
 		usleep_range(1000, 2000);
 	}
-	nic_write(NIC_REG(ITR), itr & 0xffff);
 	return READ_ONCE(m->discarded) - before;
 }
 
