@@ -25,11 +25,10 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use anyhow::{Result, anyhow, bail};
-use mint_abi::debug_nic::{
-    BUFFER_SIZE, DropReason, NIC_REGISTER_SLOTS, NicRegisters, PaddedU32, RunControl, RunPhase,
-};
+use mint_abi::debug_nic::{BUFFER_SIZE, DropReason, RunControl, RunPhase};
 use mint_e1000::{Contiguous, Register, RegisterAccess, RegisterFile, RxRing};
 use mint_support::backend::{AtomicRing, NicSlots, WordDma};
+use mint_support::host::{HostNic, Line};
 use mint_support::{Device, Faults, Sender};
 use mint_target::{App, Host, Lines, Receiver, RxPath, Stats};
 use mint_traffic::{Delivery, Endpoints, FrameTemplate, GenConfig, Moderation, PacketKind};
@@ -118,6 +117,9 @@ pub struct RunOut {
     /// Target CPU: time spent in the interrupt work and the stack, not
     /// waiting for the doorbell.
     pub busy_ticks: u64,
+    /// The part of it in the driver's work (the interrupt, NAPI's polls):
+    /// the rest is the stack and the application.
+    pub driver_ticks: u64,
     /// Frames the target handled (delivered or refused by it).
     pub handled: u64,
     /// Signals (doorbells) the support side raised.
@@ -162,61 +164,31 @@ impl RunOut {
     }
 }
 
-/// A line of its own for each word the two sides share.
-#[repr(align(128))]
-struct Line<T>(T);
-
-/// The debug NIC's memory on the host: register page, descriptors, DMA
-/// window, the posted flag and signal stamp, the run's accounting.
+/// The debug NIC's memory on the host (`mint_support::host`, the layout
+/// both sides' host tests use too), and what only a native run needs
+/// beside it: the doorbell, and the support side's word that the run is
+/// over.
 struct Rig {
-    regs: NicRegisters,
-    descs: Vec<[AtomicU64; 2]>,
-    words: Vec<AtomicU64>,
-    posted: Line<AtomicU32>,
-    signal_stamp: Line<AtomicU64>,
+    nic: HostNic,
     doorbell: Line<AtomicU64>,
     /// The support side has seen the run Complete: the target stops.
     stop: Line<AtomicU32>,
-    run: Line<RunControl>,
 }
 
 impl Rig {
     fn new() -> Rig {
         Rig {
-            regs: NicRegisters(std::array::from_fn::<_, NIC_REGISTER_SLOTS, _>(|_| {
-                PaddedU32(AtomicU32::new(0))
-            })),
-            descs: (0..RING_SLOTS)
-                .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
-                .collect(),
-            // Written (zero) here, so no page is faulted in while timed.
-            words: (0..RING_SLOTS * BUFFER_SIZE / 8)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            posted: Line(AtomicU32::new(0)),
-            signal_stamp: Line(AtomicU64::new(0)),
+            nic: HostNic::new(RING_SLOTS as u16, RING_SLOTS * BUFFER_SIZE, DMA_PHYS),
             doorbell: Line(AtomicU64::new(0)),
             stop: Line(AtomicU32::new(0)),
-            run: Line(RunControl::default()),
-        }
-    }
-
-    fn support_lines(&self) -> mint_support::Lines<'_> {
-        mint_support::Lines {
-            posted: &self.posted.0,
-            signal_stamp: &self.signal_stamp.0,
-            sent: &self.run.0.sent,
-            signals: &self.run.0.ipis_sent,
-            signals_forgotten: &self.run.0.ipis_forgotten,
-            drops: &self.run.0.drops,
         }
     }
 
     fn target_lines(&self) -> Lines<'_> {
         Lines {
-            posted: &self.posted.0,
-            signal_stamp: &self.signal_stamp.0,
-            run: &self.run.0,
+            posted: &self.nic.posted.0,
+            signal_stamp: &self.nic.signal_stamp.0,
+            run: &self.nic.run.0,
         }
     }
 }
@@ -246,6 +218,8 @@ struct Target<'a> {
     path: RxPath,
     /// Samples taken by `finished` (the run's end).
     inject_to_app: Vec<u64>,
+    /// Ticks in the driver's work so far.
+    driver_ticks: u64,
     finished: bool,
 }
 
@@ -268,8 +242,15 @@ impl Host for Target<'_> {
     }
 
     fn napi_poll(&mut self) -> usize {
-        self.path
-            .napi_poll(self.run, self.regs, self.ring, self.dma)
+        if !self.path.scheduled() {
+            return 0;
+        }
+        let t0 = rdtsc();
+        let n = self
+            .path
+            .napi_poll(self.run, self.regs, self.ring, self.dma);
+        self.driver_ticks += rdtsc() - t0;
+        n
     }
 
     fn reset_samples(&mut self, frames: usize) -> bool {
@@ -302,6 +283,7 @@ impl Target<'_> {
             .path
             .on_signal(entry, &lines, self.regs, self.ring, self.dma)
         {}
+        self.driver_ticks += rdtsc() - entry;
         true
     }
 }
@@ -309,15 +291,12 @@ impl Target<'_> {
 /// One run of `spec` on the pair.
 pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
     let rig = Rig::new();
-    let regs = RegisterFile::with_slots(NicSlots(&rig.regs));
-    let ring = AtomicRing::new(&rig.descs);
-    let dma = WordDma::new(DMA_PHYS, &rig.words);
-    let buffers = Contiguous {
-        base: DMA_PHYS,
-        stride: BUFFER_SIZE as u64,
-    };
-    // The driver's side of the set-up, as `driver::attach` does it.
-    let rx = RxRing::init(&regs, &ring, RING_PHYS, buffers, BUFFER_SIZE)
+    let regs = rig.nic.registers();
+    let ring = rig.nic.ring();
+    let dma = rig.nic.dma();
+    let rx = rig
+        .nic
+        .driver_ring(RING_PHYS, BUFFER_SIZE)
         .map_err(|e| anyhow!("the driver's ring: {e:?}"))?;
     let (producer, consumer) = mint_skb::pool(SKB_SLOTS, BUFFER_SIZE);
     let cfg = GenConfig {
@@ -337,10 +316,10 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
         _ => 0,
     };
     let (rig, regs, ring, dma) = (&rig, &regs, &ring, &dma);
-    let ctl = &rig.run.0;
+    let ctl = &rig.nic.run.0;
     let (
         (elapsed_ticks, throttled, send_ticks, send_signal_ticks),
-        (busy_ticks, signal_to_handler, inject_to_app),
+        (busy_ticks, driver_ticks, signal_to_handler, inject_to_app),
     ) = on_pair(
         pair,
         tsc_hz,
@@ -355,7 +334,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
             }
             let mut sender = Sender::new(
                 Device { regs, ring, dma },
-                rig.support_lines(),
+                rig.nic.support_lines(),
                 Doorbell {
                     line: &rig.doorbell.0,
                     rung: 0,
@@ -428,6 +407,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
         unaccounted: ctl.unaccounted(),
         elapsed_ticks,
         busy_ticks,
+        driver_ticks,
         handled: delivered + refused_by_target,
         signals: ctl.ipis_sent.load(Ordering::Acquire),
         interrupts: ctl.interrupts.load(Ordering::Acquire),
@@ -454,8 +434,8 @@ fn target_loop(
     rx: RxRing<Contiguous>,
     producer: mint_skb::Producer,
     consumer: mint_skb::Consumer,
-) -> Result<(u64, Vec<u64>, Vec<u64>)> {
-    let ctl = &rig.run.0;
+) -> Result<(u64, u64, Vec<u64>, Vec<u64>)> {
+    let ctl = &rig.nic.run.0;
     let mut host = Target {
         hz,
         run: ctl,
@@ -464,6 +444,7 @@ fn target_loop(
         dma,
         path: RxPath::new(rx, producer),
         inject_to_app: Vec::new(),
+        driver_ticks: 0,
         finished: false,
     };
     let mut rung = 0;
@@ -501,7 +482,12 @@ fn target_loop(
         bail!("the target's receiver never finished the run");
     }
     let (_, ipi) = host.path.samples.take();
-    Ok((busy, ipi, std::mem::take(&mut host.inject_to_app)))
+    Ok((
+        busy,
+        host.driver_ticks,
+        ipi,
+        std::mem::take(&mut host.inject_to_app),
+    ))
 }
 
 #[cfg(test)]

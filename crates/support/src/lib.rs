@@ -21,6 +21,9 @@
 //!   posted flag, the signal stamp, the run's counters), taken from the
 //!   shared region's [`DebugNic`] or from a host copy of that layout.
 //!
+//! [`host`] (feature `host`) lays the same memory out on the host, for the
+//! native benchmark and the host tests of both sides.
+//!
 //! What it does not do: wait for deadlines, keep raw samples, talk to the
 //! target about the run (arming, settling). The callers do, around
 //! [`Sender::send`].
@@ -29,10 +32,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(any(test, feature = "host"))]
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
 pub mod backend;
+#[cfg(any(test, feature = "host"))]
+pub mod host;
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 

@@ -4,14 +4,11 @@
 //! the run is published Complete with the accounting the CLI checks.
 
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::vec::Vec;
 
-use mint_abi::debug_nic::{
-    DropReason, NIC_REGISTER_SLOTS, NicRegisters, PaddedU32, RunControl, RunPhase,
-};
-use mint_e1000::{Contiguous, RegisterFile, RxRing};
-use mint_support::backend::{AtomicRing, NicSlots, WordDma};
+use mint_abi::debug_nic::{DropReason, RunControl, RunPhase};
+use mint_support::host::HostNic;
 use mint_support::{Device, Faults, Sender};
 use mint_traffic::{Endpoints, FrameTemplate, GenConfig, Moderation, PacketKind};
 
@@ -39,50 +36,16 @@ fn sleep_ms(ms: u64) {
     NOW.with(|n| n.set(n.get() + ms * 1_000_000));
 }
 
-struct Shared {
-    regs: NicRegisters,
-    descs: Vec<[AtomicU64; 2]>,
-    words: Vec<AtomicU64>,
-    posted: AtomicU32,
-    stamp: AtomicU64,
-    run: RunControl,
+/// The debug NIC's memory on the host, and the target's view of its lines.
+fn shared() -> HostNic {
+    HostNic::new(SLOTS, usize::from(SLOTS) * BUFFER, DMA_PHYS)
 }
 
-impl Shared {
-    fn new() -> Shared {
-        Shared {
-            regs: NicRegisters(core::array::from_fn::<_, NIC_REGISTER_SLOTS, _>(|_| {
-                PaddedU32(AtomicU32::new(0))
-            })),
-            descs: (0..SLOTS)
-                .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
-                .collect(),
-            words: (0..usize::from(SLOTS) * BUFFER / 8)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            posted: AtomicU32::new(0),
-            stamp: AtomicU64::new(0),
-            run: RunControl::default(),
-        }
-    }
-
-    fn lines(&self) -> rx::Lines<'_> {
-        rx::Lines {
-            posted: &self.posted,
-            signal_stamp: &self.stamp,
-            run: &self.run,
-        }
-    }
-
-    fn support_lines(&self) -> mint_support::Lines<'_> {
-        mint_support::Lines {
-            posted: &self.posted,
-            signal_stamp: &self.stamp,
-            sent: &self.run.sent,
-            signals: &self.run.ipis_sent,
-            signals_forgotten: &self.run.ipis_forgotten,
-            drops: &self.run.drops,
-        }
+fn lines(s: &HostNic) -> rx::Lines<'_> {
+    rx::Lines {
+        posted: &s.posted.0,
+        signal_stamp: &s.signal_stamp.0,
+        run: &s.run.0,
     }
 }
 
@@ -149,15 +112,11 @@ fn run(
     every: Every,
     faults: Faults,
 ) -> Outcome {
-    let s = Shared::new();
-    let regs = RegisterFile::with_slots(NicSlots(&s.regs));
-    let ring = AtomicRing::new(&s.descs);
-    let dma = WordDma::new(DMA_PHYS, &s.words);
-    let buffers = Contiguous {
-        base: DMA_PHYS,
-        stride: BUFFER as u64,
-    };
-    let rx = RxRing::init(&regs, &ring, RING_PHYS, buffers, BUFFER).expect("ring");
+    let s = shared();
+    let regs = s.registers();
+    let ring = s.ring();
+    let dma = s.dma();
+    let rx = s.driver_ring(RING_PHYS, BUFFER).expect("ring");
     let (producer, consumer) = mint_skb::pool(skbs, BUFFER);
     let mut path = RxPath::new(rx, producer);
     path.samples.reset(count as usize).expect("samples");
@@ -169,7 +128,7 @@ fn run(
     let mut receiver = Receiver::new(
         consumer,
         Endpoints::default().dst_mac,
-        &s.run,
+        &s.run.0,
         None,
         clock,
         &host,
@@ -182,10 +141,10 @@ fn run(
         kind,
         ..GenConfig::default()
     };
-    mint_support::configure(&s.run, &cfg, 3, false);
-    s.run.set_phase(RunPhase::Configured);
+    mint_support::configure(&s.run.0, &cfg, 3, false);
+    s.run.0.set_phase(RunPhase::Configured);
     receiver.step(&mut host);
-    assert_eq!(s.run.phase(), Some(RunPhase::Armed));
+    assert_eq!(s.run.0.phase(), Some(RunPhase::Armed));
 
     let mut template =
         FrameTemplate::new(kind, size, &Endpoints::default(), cfg.seed).expect("template");
@@ -204,28 +163,28 @@ fn run(
     );
     for seq in 0..count {
         sender.send(seq);
-        if (seq + 1) % every.signal == 0 && s.posted.load(Ordering::Acquire) != 0 {
-            while path.on_signal(clock(), &s.lines(), &regs, &ring, &dma) {}
+        if (seq + 1) % every.signal == 0 && s.posted.0.load(Ordering::Acquire) != 0 {
+            while path.on_signal(clock(), &lines(&s), &regs, &ring, &dma) {}
         }
         if (seq + 1) % every.step == 0 {
             while receiver.step(&mut host) {}
         }
     }
     sender.publish();
-    s.run.set_phase(RunPhase::Injected);
-    while path.on_signal(clock(), &s.lines(), &regs, &ring, &dma) {}
+    s.run.0.set_phase(RunPhase::Injected);
+    while path.on_signal(clock(), &lines(&s), &regs, &ring, &dma) {}
     for _ in 0..4 {
         while receiver.step(&mut host) {}
         sleep_ms(QUIET_MS + 1);
         receiver.step(&mut host);
     }
     assert_eq!(host.finished, 1, "the run is finished exactly once");
-    assert_eq!(s.run.phase(), Some(RunPhase::Complete));
+    assert_eq!(s.run.0.phase(), Some(RunPhase::Complete));
     Outcome {
-        sent: s.run.sent.load(Ordering::Relaxed),
-        delivered: s.run.delivered.load(Ordering::Relaxed),
-        drops: core::array::from_fn(|i| s.run.drops[i].load(Ordering::Relaxed)),
-        unaccounted: s.run.unaccounted(),
+        sent: s.run.0.sent.load(Ordering::Relaxed),
+        delivered: s.run.0.delivered.load(Ordering::Relaxed),
+        drops: core::array::from_fn(|i| s.run.0.drops[i].load(Ordering::Relaxed)),
+        unaccounted: s.run.0.unaccounted(),
         latency_samples: receiver.app().latency().len(),
         ipi_samples: path.samples.ipi_latency.len(),
         host,
@@ -350,35 +309,29 @@ fn corrupted_descriptors_and_stale_frames_are_refused_by_reason() {
 
 #[test]
 fn a_signal_stamp_from_after_the_entry_is_left_for_its_own_entry() {
-    let s = Shared::new();
-    let regs = RegisterFile::with_slots(NicSlots(&s.regs));
-    let ring = AtomicRing::new(&s.descs);
-    let buffers = Contiguous {
-        base: DMA_PHYS,
-        stride: BUFFER as u64,
-    };
-    let rx = RxRing::init(&regs, &ring, RING_PHYS, buffers, BUFFER).expect("ring");
+    let s = shared();
+    let rx = s.driver_ring(RING_PHYS, BUFFER).expect("ring");
     let (producer, _consumer) = mint_skb::pool(4, BUFFER);
     let mut path = RxPath::new(rx, producer);
     path.samples.reset(4).expect("samples");
-    s.posted.store(1, Ordering::Relaxed);
-    s.stamp.store(500, Ordering::Relaxed);
-    path.enter_signal(400, &s.lines());
+    s.posted.0.store(1, Ordering::Relaxed);
+    s.signal_stamp.0.store(500, Ordering::Relaxed);
+    path.enter_signal(400, &lines(&s));
     assert_eq!(
-        s.stamp.load(Ordering::Relaxed),
+        s.signal_stamp.0.load(Ordering::Relaxed),
         500,
         "a later signal's stamp stays"
     );
     assert_eq!(
-        s.posted.load(Ordering::Relaxed),
+        s.posted.0.load(Ordering::Relaxed),
         0,
         "the posted flag is cleared"
     );
-    path.enter_signal(600, &s.lines());
+    path.enter_signal(600, &lines(&s));
     assert_eq!(path.samples.ipi_latency, [100]);
     assert_eq!(path.samples.intervals, [200]);
     assert_eq!(path.taken(), 2);
-    assert_eq!(s.run.interrupts.load(Ordering::Relaxed), 2);
+    assert_eq!(s.run.0.interrupts.load(Ordering::Relaxed), 2);
 }
 
 #[test]
