@@ -25,7 +25,9 @@
 //!    and `/dev/mint` exist): runs the receiving application for good
 //!    ([`target`]). Otherwise sleeps for ever (PID 1 must not exit).
 //!
-//! System calls go through `syscall` directly: no libc beyond std's own.
+//! The C library is std's own (linked statically): the report's system
+//! calls go through `syscall` directly, the target application's
+//! (ioctl, mmap, mknod, sockets) through the `libc` crate's bindings.
 
 use std::os::unix::fs::FileExt;
 
