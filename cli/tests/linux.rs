@@ -93,8 +93,9 @@ fn a_debian_kernel_boots_as_node_1_beside_two_mint_nodes() {
         boot_ms > uptime_ms && uptime_ms > 0,
         "node 0 measures from the SIPI, before the kernel's clock starts: {boot_ms} vs {uptime_ms}"
     );
-    // Its module pings node 0 and node 2; node 0 pings it once it is up
-    // (node 2's round is over by then).
+    // Its module pings node 0 and node 2; node 0 pings it once it is up,
+    // and asks node 2 (whose round was over by then) to ping it too:
+    // every node both ways.
     let pings = |from: &serde_json::Value, to: u64| {
         from["peers"]
             .as_array()
@@ -108,6 +109,7 @@ fn a_debian_kernel_boots_as_node_1_beside_two_mint_nodes() {
     assert_eq!(pings(&nodes[0], 1), 32, "{}", run.context());
     assert_eq!(pings(&nodes[0], 2), 32, "{}", run.context());
     assert_eq!(pings(&nodes[2], 0), 32, "{}", run.context());
+    assert_eq!(pings(&nodes[2], 1), 32, "{}", run.context());
     for id in [0, 2] {
         let n = &nodes[id];
         assert_eq!(n["os"], "mint");

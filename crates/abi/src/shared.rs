@@ -42,7 +42,7 @@ use crate::node::NodeState;
 /// "MINTSHRD", little endian.
 pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"MINTSHRD");
 /// Bumped whenever this layout changes.
-pub const ABI_VERSION: u32 = 11;
+pub const ABI_VERSION: u32 = 12;
 /// Nodes a region can describe (one ISA UART per node: COM1..COM4).
 pub const MAX_NODES: usize = 4;
 /// Messages per mailbox.
@@ -266,6 +266,12 @@ pub struct NodeSlot {
     /// one from Linux and publishes it). Read through
     /// [`NodeSlot::nic_vector`], which validates the peer-written value.
     pub nic_vector: AtomicU32,
+    /// Node 0 asks this node to ping these peers (bit k = node k) after
+    /// its ping round: the Linux nodes, which come up later. Written by
+    /// node 0 only; a new request is a different mask.
+    pub late_pings_asked: AtomicU32,
+    /// The mask of the last request this node carried out.
+    pub late_pings_done: AtomicU32,
 }
 
 /// The mailbox vector of a node that publishes none (mint's own nodes).

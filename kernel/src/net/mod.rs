@@ -111,6 +111,9 @@ pub fn receive_forever(receiver: Receiver) -> ! {
         if node::halt_requested() {
             node::halt_now();
         }
+        // Node 0's late ping request (the Linux nodes came up after this
+        // node's round): between frames, bounded by the pings' timeouts.
+        node::ping::late_round();
         if r.step() {
             continue;
         }

@@ -482,6 +482,17 @@ pub fn run_machine(real_nic: Option<(mint_skb::Consumer, [u8; 6])>) -> ! {
     let linux_up = crate::linux::wait_for_module(&record().linux);
     if !linux_up.is_empty() {
         ping::ping_peers(&linux_up);
+        // The other mint nodes finished their rounds before the Linux
+        // nodes came up: they ping them now, from their own loops.
+        let mint_nodes: Vec<NodeId> = record()
+            .starts
+            .iter()
+            .map(|s| s.id)
+            .filter(|n| !record().linux.iter().any(|l| l.id == *n))
+            .collect();
+        for late in ping::ask_late_round(&linux_up, &mint_nodes, LATE_PINGS_MS) {
+            println!("node0: {late} did not ping the Linux nodes within {LATE_PINGS_MS} ms");
+        }
         monitor::settle();
         crate::linux::wait_for_beats(&linux_up);
     }
@@ -648,6 +659,9 @@ fn start_node(s: &NodeStart) {
 /// How long node 0 waits, before its report, for the Linux nodes' `/init`
 /// (8-10 s after the SIPI under software emulation).
 const LINUX_INIT_TIMEOUT_MS: u64 = 60_000;
+
+/// How long node 0 waits for the mint nodes' pings of the Linux nodes.
+const LATE_PINGS_MS: u64 = 5_000;
 
 /// How long node 0 waits for a started node to report running.
 const START_TIMEOUT_MS: u64 = 15_000;

@@ -468,6 +468,7 @@ pub fn idle() -> ! {
     loop {
         // Checked with interrupts off, then `sti; hlt`: a request that
         // arrives in between still wakes the halt.
+        ping::late_round();
         x86_64::instructions::interrupts::disable();
         if halt_requested() {
             halt_now();

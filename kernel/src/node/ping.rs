@@ -87,6 +87,54 @@ pub fn round() {
     shared::slot(me).pings_done.store(1, Ordering::Release);
 }
 
+/// Carries out node 0's late ping request (`NodeSlot::late_pings_asked`:
+/// peers that came up after this node's round, the Linux nodes), once
+/// per request; from a node's idle or receive loop (never an interrupt:
+/// a ping waits for its pong's interrupt).
+pub fn late_round() {
+    let slot = shared::slot(super::me());
+    let asked = slot.late_pings_asked.load(Ordering::Acquire);
+    if asked == 0 || slot.late_pings_done.load(Ordering::Relaxed) == asked {
+        return;
+    }
+    let peers: alloc::vec::Vec<NodeId> = (0..super::node_count())
+        .filter(|&k| usize::from(k) < 32 && asked & (1 << k) != 0)
+        .map(NodeId)
+        .filter(|&p| p != super::me())
+        .collect();
+    ping_peers(&peers);
+    slot.late_pings_done.store(asked, Ordering::Release);
+}
+
+/// Node 0, once the Linux nodes `late` are up: asks every other running
+/// mint node to ping them (`late_round`) and waits for each, at most
+/// `ms` in all; returns the nodes that did not answer in time.
+pub fn ask_late_round(late: &[NodeId], mint_nodes: &[NodeId], ms: u64) -> alloc::vec::Vec<NodeId> {
+    let mask = late
+        .iter()
+        .filter(|n| n.index() < 32)
+        .fold(0u32, |m, n| m | 1 << n.index());
+    if mask == 0 {
+        return alloc::vec::Vec::new();
+    }
+    let asked: alloc::vec::Vec<NodeId> = mint_nodes
+        .iter()
+        .copied()
+        .filter(|&n| n != super::me() && shared::slot(n).state() == Some(NodeState::Running))
+        .collect();
+    for &n in &asked {
+        shared::slot(n)
+            .late_pings_asked
+            .store(mask, Ordering::Release);
+    }
+    let deadline = cpu::rdtsc() + super::ms_to_ticks(ms);
+    let done = |n: NodeId| shared::slot(n).late_pings_done.load(Ordering::Acquire) == mask;
+    while !asked.iter().all(|&n| done(n)) && cpu::rdtsc() < deadline {
+        x86_64::instructions::hlt();
+    }
+    asked.into_iter().filter(|&n| !done(n)).collect()
+}
+
 /// Pings each of `peers` that is running `PINGS_PER_PEER` times (node 0
 /// also calls it for the Linux nodes, which come up after its round).
 pub fn ping_peers(peers: &[NodeId]) {
