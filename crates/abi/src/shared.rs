@@ -764,6 +764,8 @@ mod tests {
             },
             mailbox_vector: AtomicU32::new(0),
             nic_vector: AtomicU32::new(0),
+            late_pings_asked: AtomicU32::new(0),
+            late_pings_done: AtomicU32::new(0),
         }
     }
 
