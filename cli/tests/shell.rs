@@ -181,3 +181,40 @@ fn the_timeout_ends_a_shell_left_open() {
     assert!(err.contains("did not power off"), "{err}");
     assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
 }
+
+/// `mint run` on a machine with a Linux node: node 0's `nodes` shows it
+/// running as Linux, and the shell's ping reaches it and node 2.
+#[test]
+fn the_shell_sees_and_pings_a_linux_node() {
+    let plan = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/linux.toml");
+    let (code, out, err, _) = shell(
+        "nodes\nping 1 3\nping 2 2\nexit\n",
+        &["--config", plan.to_str().expect("UTF-8")],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("[node0] node  state     apic  heartbeats  os"),
+        "no state table:\n{out}"
+    );
+    let row = |id: u8| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("[node0] {id}     ")))
+            .unwrap_or_else(|| panic!("no row for node {id}:\n{out}"))
+            .to_string()
+    };
+    assert!(
+        row(1).contains("running") && row(1).contains("linux"),
+        "{}",
+        row(1)
+    );
+    for id in [0, 2] {
+        assert!(
+            row(id).contains("running") && row(id).contains("mint"),
+            "{}",
+            row(id)
+        );
+    }
+    assert_eq!(out.matches("reply from node1: seq").count(), 3, "{out}");
+    assert_eq!(out.matches("reply from node2: seq").count(), 2, "{out}");
+    assert!(out.contains("[node0] MINT-POWEROFF"), "{out}");
+}

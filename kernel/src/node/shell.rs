@@ -87,7 +87,7 @@ fn execute(cmd: &str) -> Flow {
 }
 
 fn nodes() {
-    println!("node  state     apic  heartbeats  reason");
+    println!("node  state     apic  heartbeats  os     reason");
     for id in (0..super::node_count()).map(NodeId) {
         let slot = shared::slot(id);
         let state = slot.state().map_or("garbage", |s| s.as_str());
@@ -97,12 +97,19 @@ fn nodes() {
         } else {
             ""
         };
+        let linux = super::boot0::record()
+            .plan
+            .nodes
+            .iter()
+            .any(|n| n.id == id && matches!(n.os, mint_plan::Os::Linux(_)));
+        let os = if linux { "linux" } else { "mint" };
         println!(
-            "{:<5} {:<9} {:<5} {:<11} {}",
+            "{:<5} {:<9} {:<5} {:<11} {:<6} {}",
             id.0,
             state,
             super::apic_of(id).0,
             slot.heartbeat.load(Ordering::Relaxed),
+            os,
             reason
         );
     }
