@@ -302,6 +302,22 @@ impl RunControl {
         self.samples_done.store(0, Ordering::Relaxed);
     }
 
+    /// Drops counted before a frame reaches the stack, while the run goes
+    /// on: by the device (ring full, refused) and by the driver (a bad
+    /// descriptor, no socket buffer). The rest the target counts at the
+    /// run's end.
+    pub fn drops_before_stack(&self) -> u64 {
+        [
+            DropReason::RingFull,
+            DropReason::DeviceRefused,
+            DropReason::BadDescriptor,
+            DropReason::SocketBufferFull,
+        ]
+        .iter()
+        .map(|&r| self.drop_count(r))
+        .sum()
+    }
+
     /// Frames neither delivered nor dropped with a reason.
     pub fn unaccounted(&self) -> i64 {
         let dropped: u64 = DropReason::ALL.iter().map(|&r| self.drop_count(r)).sum();

@@ -193,16 +193,7 @@ impl<'m> App<'m> {
     /// no socket buffer is left (`skbs_empty`).
     pub fn accounted(&self, ctl: &RunControl, stats: &Stats, skbs_empty: bool) -> bool {
         let sent = ctl.sent.load(Ordering::Acquire);
-        let live_drops: u64 = [
-            DropReason::RingFull,
-            DropReason::DeviceRefused,
-            DropReason::BadDescriptor,
-            DropReason::SocketBufferFull,
-        ]
-        .iter()
-        .map(|&r| ctl.drop_count(r))
-        .sum();
-        self.seen() + stats.stack_drops() + live_drops >= sent && skbs_empty
+        self.seen() + stats.stack_drops() + ctl.drops_before_stack() >= sent && skbs_empty
     }
 
     /// Publishes the run's accounting and marks the run Complete; returns

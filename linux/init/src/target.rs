@@ -225,7 +225,7 @@ impl Receiver {
                 let idle_for = now - self.last_progress.max(since);
                 let sent = ctl.sent.load(Ordering::Acquire);
                 // Every frame left the ring: to the stack or refused.
-                let done = to_stack + live_drops(ctl) >= sent;
+                let done = to_stack + ctl.drops_before_stack() >= sent;
                 let quiet = idle_for > QUIET_MS * self.ms;
                 let stuck = idle_for > STUCK_MS * self.ms;
                 if done || quiet || stuck {
@@ -351,20 +351,6 @@ impl Receiver {
             ctl.samples_done.store(1, Ordering::Release);
         }
     }
-}
-
-/// Drops counted before the stack: by the device (support node) and by
-/// the module.
-fn live_drops(ctl: &RunControl) -> u64 {
-    [
-        DropReason::RingFull,
-        DropReason::DeviceRefused,
-        DropReason::BadDescriptor,
-        DropReason::SocketBufferFull,
-    ]
-    .iter()
-    .map(|&r| ctl.drop_count(r))
-    .sum()
 }
 
 /// Prints raw samples as `MINT-SAMPLES <run> <metric> <i> v,v,...` lines
