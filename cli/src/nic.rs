@@ -390,6 +390,13 @@ pub(crate) fn check_qemu(qemu: &std::path::Path) -> Result<()> {
 }
 
 pub fn run(args: NicArgs) -> Result<ExitCode> {
+    let report = measure(&args)?;
+    crate::emit(&report, args.json, print_summary)
+}
+
+/// One `mint nic` run: boots, sends, returns the report (`mint bench`
+/// takes its e1000 row from it).
+pub(crate) fn measure(args: &NicArgs) -> Result<Value> {
     let cfg = config(&args).context("bad nic settings")?;
     let plan = nic_plan(&args)?;
     let mut link = HostLink::new()?;
@@ -574,7 +581,7 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
             log_dir.display()
         );
     }
-    crate::emit(&report, args.json, print_summary)
+    Ok(report)
 }
 
 #[allow(clippy::too_many_arguments)]

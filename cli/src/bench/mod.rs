@@ -28,9 +28,11 @@
 
 mod clock;
 mod native;
+mod plot;
 mod report;
 mod send;
 mod stats;
+mod system;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,6 +103,9 @@ pub struct BenchArgs {
     /// Print the result (the same object as results.json) on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The machine, for full-system runs (without --native).
+    #[command(flatten)]
+    pub system: system::SystemArgs,
 }
 
 fn cpu_pair(text: &str) -> Result<Pair, String> {
@@ -248,9 +253,7 @@ fn user_hz() -> u64 {
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if !args.native {
-        bail!(
-            "mint bench: full-system runs (the nodes under QEMU) are not built yet: use --native"
-        );
+        return system::run(&args);
     }
     if args.experiment == Experiment::SuccessRate {
         bail!(
@@ -310,6 +313,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let path = out.path.join("results.json");
     std::fs::write(&path, format!("{text}\n"))
         .with_context(|| format!("cannot write {}", path.display()))?;
+    plot::write_all(&result, &out.path)?;
     for w in result["warnings"].as_array().into_iter().flatten() {
         errln!("mint: WARNING: {}", w.as_str().unwrap_or("?"));
     }

@@ -23,6 +23,11 @@ const HELP: &str = "commands:
                     corrupts every Nth descriptor write-back, forget_ipi=N
                     loses every Nth IPI, stale=N stamps every Nth frame
                     with the previous run's id)
+  gen-record k=v ...
+                    the same run, reported as `mint gen` reads it (the
+                    MINT-GEN record and every raw sample, the target's
+                    too), then a MINT-GEN-END line: `mint bench` drives
+                    run after run in one boot with it
   devices           the interrupt layer's devices: owner, GSI/vector, state,
                     interrupts serviced by the owner
   route             the interrupt layer's routing table
@@ -75,7 +80,16 @@ fn execute(cmd: &str) -> Flow {
         Some("nodes") => nodes(),
         Some("ping") => ping(words.next(), words.next()),
         Some("gen") => {
-            let _ = generate(cmd.trim_start_matches("gen").trim());
+            let _ = generate(cmd.trim_start_matches("gen").trim(), false);
+        }
+        Some("gen-record") => {
+            // One line the CLI waits for, whatever happened: `ok`, `failed`
+            // (the record says why) or `error <why>` (no run, or no record).
+            match generate(cmd.trim_start_matches("gen-record").trim(), true) {
+                Some(true) => println!("MINT-GEN-END ok"),
+                Some(false) => println!("MINT-GEN-END failed"),
+                None => println!("MINT-GEN-END error"),
+            }
         }
         Some("devices") => println!("{}", crate::irq::devices_table()),
         Some("route") => println!("{}", crate::irq::routes_table()),
@@ -181,7 +195,11 @@ fn ping(node: Option<&str>, count: Option<&str>) {
     }
 }
 
-fn generate(args: &str) -> Option<()> {
+/// One generator run from the shell's `k=v` words; `record`: report it as
+/// `mint gen` does (machine-readable), else as a summary for people.
+/// `None` when no run took place (its reason printed), else whether every
+/// frame was accounted for.
+fn generate(args: &str, record: bool) -> Option<bool> {
     // `corrupt=N`, `forget_ipi=N` and `stale=N` are the shell's
     // fault-injection knobs; the rest is the run.
     let mut faults = crate::nic::support::Faults::default();
@@ -220,10 +238,10 @@ fn generate(args: &str) -> Option<()> {
         println!("gen: no debug NIC target on this machine (needs at least 2 nodes)");
         return None;
     };
-    match super::generator::run(&cfg, target, faults, false) {
-        Ok(_) => Some(()),
+    match super::generator::run(&cfg, target, faults, record) {
+        Ok(accounted) => Some(accounted),
         Err(e) => {
-            println!("{e}");
+            println!("{}{e}", if record { "MINT-ERROR " } else { "" });
             None
         }
     }
