@@ -82,6 +82,8 @@ pub struct Chart {
     pub y_label: String,
     /// A log10 x axis (only positive x can be drawn).
     pub x_log: bool,
+    /// A log10 y axis (only positive y can be drawn).
+    pub y_log: bool,
     /// A fixed y range instead of one from the data.
     pub y_range: Option<(f64, f64)>,
     pub lines: Vec<Line>,
@@ -131,7 +133,7 @@ fn label(v: f64) -> String {
     let a = v.abs();
     if a >= 1e6 && (v / 1e6).fract() == 0.0 {
         format!("{}M", v / 1e6)
-    } else if a >= 1e4 && (v / 1e3).fract() == 0.0 {
+    } else if a >= 1e3 && (v / 1e3).fract() == 0.0 {
         format!("{}k", v / 1e3)
     } else if v.fract() == 0.0 {
         format!("{v:.0}")
@@ -216,7 +218,7 @@ fn logarithmic(values: impl Iterator<Item = f64>) -> Option<Axis> {
 impl Chart {
     /// Whether a point can be drawn on this chart's axes.
     fn drawable(&self, &(x, y): &(f64, f64)) -> bool {
-        x.is_finite() && y.is_finite() && (!self.x_log || x > 0.0)
+        x.is_finite() && y.is_finite() && (!self.x_log || x > 0.0) && (!self.y_log || y > 0.0)
     }
 
     /// The SVG document.
@@ -247,7 +249,16 @@ impl Chart {
         }
         .unwrap_or_else(fallback);
         let ya = match self.y_range {
-            Some((lo, hi)) => Axis { lo, hi, log: false },
+            Some((lo, hi)) => Axis {
+                lo,
+                hi,
+                log: self.y_log,
+            },
+            None if self.y_log => logarithmic(points().map(|p| p.1)).unwrap_or(Axis {
+                lo: 1.0,
+                hi: 10.0,
+                log: true,
+            }),
             None => linear(points().map(|p| p.1)).unwrap_or(Axis {
                 lo: 0.0,
                 hi: 1.0,
@@ -258,8 +269,8 @@ impl Chart {
         if left_off > 0 {
             notes.push(format!(
                 "{left_off} point(s) left off: not finite{}",
-                if self.x_log {
-                    ", or not positive on the log axis"
+                if self.x_log || self.y_log {
+                    ", or not positive on a log axis"
                 } else {
                     ""
                 }
@@ -428,6 +439,23 @@ fn marker(s: &mut String, m: Marker, x: f64, y: f64, color: &str) {
     };
 }
 
+/// Whether the positive y values of `lines` spread over more than a factor
+/// of 20 (then a log y axis shows them all: an emulator's figures beside
+/// the paper's silicon ones).
+fn wide(lines: &[Line]) -> bool {
+    let ys = || {
+        lines
+            .iter()
+            .flat_map(|l| l.points.iter())
+            .map(|p| p.1)
+            .filter(|y| y.is_finite() && *y > 0.0)
+    };
+    match (ys().reduce(f64::min), ys().reduce(f64::max)) {
+        (Some(lo), Some(hi)) => hi / lo > 20.0,
+        _ => false,
+    }
+}
+
 fn num(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
@@ -480,10 +508,12 @@ pub fn send_time_chart(r: &Value) -> Chart {
         r["accel"].as_str().unwrap_or("?"),
         r["cpu"].as_str().unwrap_or("?")
     ));
+    let y_log = wide(&lines);
     Chart {
         title: "Send processing time per frame".into(),
         x_label: "frame size (bytes)".into(),
-        y_label: "send time (ns)".into(),
+        y_label: format!("send time (ns{})", if y_log { ", log scale" } else { "" }),
+        y_log,
         lines,
         notes,
         ..Chart::default()
@@ -525,10 +555,12 @@ pub fn throughput_chart(r: &Value) -> Chart {
     if paths.iter().any(|p| p == "e1000") {
         lines.push(Line::new("paper: real NIC", vec![(1514.0, 0.92)]).markers_only(Marker::Triangle));
     }
+    let y_log = wide(&lines);
     Chart {
         title: "Delivered throughput".into(),
         x_label: "frame size (bytes)".into(),
-        y_label: "Gbps".into(),
+        y_label: format!("Gbps{}", if y_log { " (log scale)" } else { "" }),
+        y_log,
         lines,
         notes: vec![format!(
             "mint bench, mode {}, accel {}: delivered payload bytes over first injection to last delivery",
@@ -587,6 +619,7 @@ pub fn success_rate_chart(r: &Value) -> Chart {
         y_range: Some((0.0, 1.05)),
         lines,
         notes,
+        ..Chart::default()
     }
 }
 
@@ -819,6 +852,8 @@ mod tests {
         assert_eq!(nice_step(10.0), 2.0);
         assert_eq!(nice_step(0.0), 1.0);
         assert_eq!(label(10000.0), "10k");
+        assert_eq!(label(5000.0), "5k");
+        assert_eq!(label(0.01), "0.01");
         assert_eq!(label(0.25), "0.25");
         assert_eq!(label(2_000_000.0), "2M");
     }

@@ -297,6 +297,8 @@ struct Session {
     log_dir: PathBuf,
     /// The last lines node 0 printed, for errors.
     recent: Vec<String>,
+    /// `--timeout`: no wait goes past it.
+    overall: Option<Instant>,
 }
 
 /// A console line, or why none will come.
@@ -307,7 +309,12 @@ enum Next {
 }
 
 impl Session {
-    fn boot(prepared: &Prepared, plan: &mint_plan::Plan, echo: Echo) -> Result<Session> {
+    fn boot(
+        prepared: &Prepared,
+        plan: &mint_plan::Plan,
+        echo: Echo,
+        overall: Option<Instant>,
+    ) -> Result<Session> {
         let machine = Machine::start(Options {
             prepared,
             plan,
@@ -321,6 +328,7 @@ impl Session {
             boot_report: None,
             log_dir: prepared.log_dir.clone(),
             recent: Vec::new(),
+            overall,
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -371,6 +379,13 @@ impl Session {
                     }
                     if Instant::now() > deadline {
                         return Ok(Next::TimedOut);
+                    }
+                    if self.overall.is_some_and(|t| Instant::now() > t) {
+                        bail!(
+                            "--timeout: the benchmark ran out of time; node 0's last lines: {:?}; consoles in {}",
+                            self.recent,
+                            self.log_dir.display()
+                        );
                     }
                 }
             }
@@ -603,7 +618,9 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         out.path.display()
     );
     let started = Instant::now();
-    let echo = if args.json { Echo::Stderr } else { Echo::Stdout };
+    // The nodes' console lines go to stderr: stdout keeps the tables (or
+    // the JSON) alone.
+    let echo = Echo::Stderr;
     let measured = measure(args, counts, &prepared, &plan, &machine, &out.path, echo)?;
     let result = result(args, counts, &measured, &prepared, &out.path, started.elapsed());
     write_raw(&measured, &out.path)?;
@@ -642,7 +659,8 @@ fn measure(
         kind,
         seed: 1,
     };
-    let mut s = Session::boot(prepared, plan, echo)?;
+    let overall = machine.timeout.map(|t| Instant::now() + Duration::from_secs(t));
+    let mut s = Session::boot(prepared, plan, echo, overall)?;
     let mut runs = Vec::new();
     let mut stopped_early = Vec::new();
     // One bar per experiment, in frames; `done` frames of finished runs.
@@ -725,7 +743,7 @@ fn measure(
     s.exit()?;
     let e1000 = exp
         .includes(Experiment::Throughput)
-        .then(|| e1000_row(args, counts, machine, out).map_err(|e| format!("{e:#}")));
+        .then(|| e1000_row(counts, machine, out).map_err(|e| format!("{e:#}")));
     Ok(Measured {
         runs,
         ping,
@@ -737,7 +755,7 @@ fn measure(
 
 /// The real e1000's throughput at 1514 B: `mint nic`'s run (its own boot:
 /// the host's frames into QEMU's 82540EM, as fast as the host sends).
-fn e1000_row(args: &BenchArgs, counts: Counts, machine: &MachineArgs, out: &Path) -> Result<Value> {
+fn e1000_row(counts: Counts, machine: &MachineArgs, out: &Path) -> Result<Value> {
     let mut machine = machine.clone();
     machine.log_dir = Some(out.join("consoles-e1000"));
     let _bar = Bar::new("e1000", 1, "boot");
@@ -749,7 +767,8 @@ fn e1000_row(args: &BenchArgs, counts: Counts, machine: &MachineArgs, out: &Path
         rate: 0,
         kind: "udp".into(),
         seed: "1".into(),
-        json: args.json,
+        // Its consoles on stderr, as the main boot's; its report comes back.
+        json: true,
         stop_owner: None,
     })
 }
@@ -1156,12 +1175,12 @@ pub fn print(r: &Value) {
                 .map_or("n/a".into(), |p| format!("{:.0}", p.1 * 1000.0));
             outln!(
                 "{:>7} {:>6} | {:>8} {:>8} {:>8} {:>5}",
-                row["size"],
+                row["size"].to_string(),
                 paper,
                 f0(&row["mean_ns"]),
                 f0(&row["p50_ns"]),
                 f0(&row["p99_ns"]),
-                row["ring_full"]
+                row["ring_full"].to_string()
             );
         }
         outln!("(send: mean of sends 1000-2000 of 3000, as the paper's; full: sends that met a full ring)");
@@ -1199,15 +1218,15 @@ pub fn print(r: &Value) {
             };
             outln!(
                 "{:>7} {:>12} {:>6} | {:>8} {:>8} | {:>9} {:>9} {:>6} {:>6}",
-                row["size"],
+                row["size"].to_string(),
                 row["path"].as_str().unwrap_or("?"),
                 paper,
                 f2(&row["gbps"]),
                 f2(&row["frame_gbps"]),
-                row["drops"]["ring_full"],
-                row["drops"]["socket_buffer_full"],
-                row["drops"]["other"],
-                row["sent"]
+                row["drops"]["ring_full"].to_string(),
+                row["drops"]["socket_buffer_full"].to_string(),
+                row["drops"]["other"].to_string(),
+                row["sent"].to_string()
             );
         }
         outln!("(Gbps: delivered payload bytes over first injection to last delivery; frames: whole frames; the paper's e1000 row: 0.92 Gbps)");
