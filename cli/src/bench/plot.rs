@@ -162,7 +162,10 @@ impl Axis {
 
     fn ticks(&self) -> Vec<f64> {
         if self.log {
-            let (a, b) = (self.lo.log10().round() as i32, self.hi.log10().round() as i32);
+            let (a, b) = (
+                self.lo.log10().round() as i32,
+                self.hi.log10().round() as i32,
+            );
             return (a..=b).map(|e| 10f64.powi(e)).collect();
         }
         let step = nice_step(self.hi - self.lo);
@@ -476,7 +479,10 @@ fn rows<'a>(r: &'a Value, key: &str) -> &'a [Value] {
 /// measured, the paper's.
 pub fn send_time_chart(r: &Value) -> Chart {
     let sends = rows(r, "send_time");
-    let mut lines = vec![Line::new("measured (mean 1000-2000)", points(sends, "size", "mean_ns"))];
+    let mut lines = vec![Line::new(
+        "measured (mean 1000-2000)",
+        points(sends, "size", "mean_ns"),
+    )];
     let fit = &r["send_time_fit"];
     let mut notes = Vec::new();
     if let (Some(k), Some(b)) = (fit["ns_per_kb"].as_f64(), fit["intercept_ns"].as_f64()) {
@@ -492,15 +498,21 @@ pub fn send_time_chart(r: &Value) -> Chart {
     } else {
         notes.push("no fit (fewer than two measured sizes)".to_string());
     }
-    for (key, name) in [("copy_ns", "one-core copy"), ("xcore_copy_ns", "cross-core copy")] {
+    for (key, name) in [
+        ("copy_ns", "one-core copy"),
+        ("xcore_copy_ns", "cross-core copy"),
+    ] {
         let p = points(sends, "size", key);
         if p.iter().any(|q| q.1.is_finite()) {
             lines.push(Line::new(name, p));
         }
     }
     lines.push(
-        Line::new("paper (Table 1)", points(rows(r, "paper"), "size", "send_time_ns"))
-            .markers_only(Marker::Square),
+        Line::new(
+            "paper (Table 1)",
+            points(rows(r, "paper"), "size", "send_time_ns"),
+        )
+        .markers_only(Marker::Square),
     );
     notes.push(format!(
         "mint bench, mode {}, accel {}, {}",
@@ -535,7 +547,11 @@ pub fn throughput_chart(r: &Value) -> Chart {
     let mut lines: Vec<Line> = paths
         .iter()
         .map(|p| {
-            let pts: Vec<Value> = t.iter().filter(|x| x["path"] == p.as_str()).cloned().collect();
+            let pts: Vec<Value> = t
+                .iter()
+                .filter(|x| x["path"] == p.as_str())
+                .cloned()
+                .collect();
             let line = Line::new(p.clone(), points(&pts, "size", "gbps"));
             if pts.len() == 1 {
                 line.markers_only(Marker::Triangle)
@@ -553,7 +569,9 @@ pub fn throughput_chart(r: &Value) -> Chart {
             .markers_only(Marker::Square),
     );
     if paths.iter().any(|p| p == "e1000") {
-        lines.push(Line::new("paper: real NIC", vec![(1514.0, 0.92)]).markers_only(Marker::Triangle));
+        lines.push(
+            Line::new("paper: real NIC", vec![(1514.0, 0.92)]).markers_only(Marker::Triangle),
+        );
     }
     let y_log = wide(&lines);
     Chart {
@@ -581,7 +599,10 @@ pub fn success_rate_chart(r: &Value) -> Chart {
     let mut b2b = Vec::new();
     for &size in &sizes {
         let pts: Vec<Value> = s.iter().filter(|x| x["size"] == size).cloned().collect();
-        lines.push(Line::new(format!("{size} B"), points(&pts, "interval_ns", "success_rate")));
+        lines.push(Line::new(
+            format!("{size} B"),
+            points(&pts, "interval_ns", "success_rate"),
+        ));
         if let Some(rate) = pts
             .iter()
             .find(|x| x["interval_ns"] == 0)
@@ -635,9 +656,9 @@ pub fn write_all(result: &Value, dir: &Path) -> Result<Vec<PathBuf>> {
         let path = dir.join(name);
         let svg = chart.render();
         // Our own writer's output: a malformed file is a bug here.
-        check_xml(&svg).map_err(|e| anyhow::anyhow!("{name}: the SVG writer made malformed XML: {e}"))?;
-        std::fs::write(&path, svg)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        check_xml(&svg)
+            .map_err(|e| anyhow::anyhow!("{name}: the SVG writer made malformed XML: {e}"))?;
+        std::fs::write(&path, svg).with_context(|| format!("cannot write {}", path.display()))?;
         out.push(path);
     }
     Ok(out)
@@ -670,7 +691,11 @@ pub fn check_xml(text: &str) -> Result<(), String> {
         let self_closing = tag.ends_with('/');
         let tag = tag.trim_end_matches('/');
         let (name, attrs) = tag.split_once(char::is_whitespace).unwrap_or((tag, ""));
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':')
+        {
             return Err(format!("bad tag name '{name}'"));
         }
         check_attrs(attrs)?;
@@ -708,12 +733,18 @@ fn check_text(text: &str) -> Result<(), String> {
 fn check_attrs(attrs: &str) -> Result<(), String> {
     let mut rest = attrs.trim();
     while !rest.is_empty() {
-        let (name, after) = rest.split_once('=').ok_or(format!("attribute without '=': {rest}"))?;
+        let (name, after) = rest
+            .split_once('=')
+            .ok_or(format!("attribute without '=': {rest}"))?;
         if name.trim().is_empty() || name.trim().contains(char::is_whitespace) {
             return Err(format!("bad attribute name '{name}'"));
         }
-        let after = after.strip_prefix('"').ok_or(format!("unquoted attribute {name}"))?;
-        let end = after.find('"').ok_or(format!("unterminated attribute {name}"))?;
+        let after = after
+            .strip_prefix('"')
+            .ok_or(format!("unquoted attribute {name}"))?;
+        let end = after
+            .find('"')
+            .ok_or(format!("unterminated attribute {name}"))?;
         check_text(&after[..end])?;
         if after[..end].contains('<') {
             return Err(format!("'<' in attribute {name}"));
@@ -836,7 +867,11 @@ mod tests {
             "handling_ns": {"1514": 800.0},
             "paper": [{"size": 1024, "send_time_ns": 175.0, "gbps": 4.6}],
         });
-        for c in [send_time_chart(&r), throughput_chart(&r), success_rate_chart(&r)] {
+        for c in [
+            send_time_chart(&r),
+            throughput_chart(&r),
+            success_rate_chart(&r),
+        ] {
             let svg = c.render();
             check_xml(&svg).unwrap();
             assert!(in_area(&svg), "{svg}");

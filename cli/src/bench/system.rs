@@ -62,8 +62,7 @@ pub const SUCCESS_SIZES: [u32; 3] = [1514, 8192, 16384];
 /// software emulation a 16 KiB frame needs about 200 us at the target).
 /// The climb stops after two cycles in a row at 100 %.
 pub const LADDER_NS: [u64; 12] = [
-    0, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000,
-    2_000_000,
+    0, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000, 2_000_000,
 ];
 /// Cycles in a row at 100 % that end a size's climb.
 const FULL_CYCLES_TO_STOP: usize = 2;
@@ -142,10 +141,7 @@ impl Counts {
         }
         if experiment.includes(Experiment::SuccessRate) {
             // Up to 100 % at about 200 us, and two more cycles.
-            let climb: f64 = LADDER_NS[..10]
-                .iter()
-                .map(|&i| frames(self.cycle, i))
-                .sum();
+            let climb: f64 = LADDER_NS[..10].iter().map(|&i| frames(self.cycle, i)).sum();
             ns += SUCCESS_SIZES.len() as f64 * climb * 0.6;
         }
         if experiment.includes(Experiment::Latency) {
@@ -245,8 +241,9 @@ impl RunOut {
     /// Delivered payload bytes over first injection to last delivery.
     fn gbps(&self) -> Option<f64> {
         let span = self.span_ticks();
-        (span > 0 && self.tsc_hz() > 0.0)
-            .then(|| self.count("delivered_bytes") as f64 * 8.0 / (span as f64 / self.tsc_hz()) / 1e9)
+        (span > 0 && self.tsc_hz() > 0.0).then(|| {
+            self.count("delivered_bytes") as f64 * 8.0 / (span as f64 / self.tsc_hz()) / 1e9
+        })
     }
 
     /// Delivered frames times the frame size, over the same span.
@@ -493,8 +490,10 @@ impl Session {
         };
         let tag = out.tag();
         for m in METRICS {
-            out.samples
-                .push(Series::new(format!("{tag}_{m}"), samples.metric(m)?.to_vec()));
+            out.samples.push(Series::new(
+                format!("{tag}_{m}"),
+                samples.metric(m)?.to_vec(),
+            ));
         }
         let sent = out.count("sent");
         if out.series("send_time").ticks.len() as u64 != sent {
@@ -602,8 +601,13 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     )?;
     let out = crate::preflight::LogDir::claim_as(args.out.as_deref(), "--out", "bench-")?;
     let raw = out.path.join("raw");
-    std::fs::create_dir_all(&raw)
-        .with_context(|| format!("--out {}: cannot create {}", out.path.display(), raw.display()))?;
+    std::fs::create_dir_all(&raw).with_context(|| {
+        format!(
+            "--out {}: cannot create {}",
+            out.path.display(),
+            raw.display()
+        )
+    })?;
     let mut machine = args.system.machine.clone();
     if machine.log_dir.is_none() {
         machine.log_dir = Some(out.path.join("consoles"));
@@ -622,7 +626,14 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     // the JSON) alone.
     let echo = Echo::Stderr;
     let measured = measure(args, counts, &prepared, &plan, &machine, &out.path, echo)?;
-    let result = result(args, counts, &measured, &prepared, &out.path, started.elapsed());
+    let result = result(
+        args,
+        counts,
+        &measured,
+        &prepared,
+        &out.path,
+        started.elapsed(),
+    );
     write_raw(&measured, &out.path)?;
     let text = serde_json::to_string_pretty(&result)?;
     let path = out.path.join("results.json");
@@ -659,17 +670,19 @@ fn measure(
         kind,
         seed: 1,
     };
-    let overall = machine.timeout.map(|t| Instant::now() + Duration::from_secs(t));
+    let overall = machine
+        .timeout
+        .map(|t| Instant::now() + Duration::from_secs(t));
     let mut s = Session::boot(prepared, plan, echo, overall)?;
     let mut runs = Vec::new();
     let mut stopped_early = Vec::new();
     // One bar per experiment, in frames; `done` frames of finished runs.
     let batch = |s: &mut Session,
-                     runs: &mut Vec<RunOut>,
-                     bar: &Bar,
-                     done: &mut u64,
-                     purpose: Purpose,
-                     cfg: GenConfig|
+                 runs: &mut Vec<RunOut>,
+                 bar: &Bar,
+                 done: &mut u64,
+                 purpose: Purpose,
+                 cfg: GenConfig|
      -> Result<()> {
         let before = *done;
         let r = s.generate(purpose, cfg, |sent| bar.progress(before + sent))?;
@@ -679,7 +692,11 @@ fn measure(
         Ok(())
     };
     if exp.includes(Experiment::SendTime) {
-        let bar = Bar::new("send-time", SIZES.len() as u64 * u64::from(counts.sends), "frames");
+        let bar = Bar::new(
+            "send-time",
+            SIZES.len() as u64 * u64::from(counts.sends),
+            "frames",
+        );
         let mut done = 0;
         for size in SIZES {
             let cfg = base(size, counts.sends, SEND_INTERVAL_NS, PacketKind::Udp);
@@ -719,7 +736,9 @@ fn measure(
                 } else {
                     0
                 };
-                if full_in_a_row >= FULL_CYCLES_TO_STOP && interval != *LADDER_NS.last().unwrap_or(&0) {
+                if full_in_a_row >= FULL_CYCLES_TO_STOP
+                    && interval != *LADDER_NS.last().unwrap_or(&0)
+                {
                     stop_at = Some(interval);
                     break;
                 }
@@ -878,9 +897,8 @@ fn result(
         })
         .collect();
     if args.experiment.includes(Experiment::Throughput) {
-        not_measured.push(
-            "throughput path driver: driver-only target mode not in this build".into(),
-        );
+        not_measured
+            .push("throughput path driver: driver-only target mode not in this build".into());
         match &m.e1000 {
             Some(Ok(nic)) => {
                 let mut drops = drops_of(&nic["dropped"]);
@@ -911,7 +929,9 @@ fn result(
                     ));
                 }
             }
-            Some(Err(e)) => not_measured.push(format!("throughput path e1000: the mint nic run failed: {e}")),
+            Some(Err(e)) => not_measured.push(format!(
+                "throughput path e1000: the mint nic run failed: {e}"
+            )),
             None => {}
         }
     }
@@ -962,7 +982,11 @@ fn result(
             }
             handling.insert(size.to_string(), json!(h));
         }
-        (json!(success), Value::Object(min_full), Value::Object(handling))
+        (
+            json!(success),
+            Value::Object(min_full),
+            Value::Object(handling),
+        )
     } else {
         (Value::Null, Value::Null, Value::Null)
     };
@@ -1183,13 +1207,17 @@ pub fn print(r: &Value) {
                 row["ring_full"].to_string()
             );
         }
-        outln!("(send: mean of sends 1000-2000 of 3000, as the paper's; full: sends that met a full ring)");
+        outln!(
+            "(send: mean of sends 1000-2000 of 3000, as the paper's; full: sends that met a full ring)"
+        );
         let fit = &r["send_time_fit"];
         outln!(
             "send fit: {} ns per KB, intercept {} ns (R^2 {}); the paper's: {:.0} ns per KB",
             f0(&fit["ns_per_kb"]),
             f0(&fit["intercept_ns"]),
-            fit["r2"].as_f64().map_or("n/a".into(), |x| format!("{x:.3}")),
+            fit["r2"]
+                .as_f64()
+                .map_or("n/a".into(), |x| format!("{x:.3}")),
             paper_ns_per_kb()
         );
     }
@@ -1229,7 +1257,9 @@ pub fn print(r: &Value) {
                 row["sent"].to_string()
             );
         }
-        outln!("(Gbps: delivered payload bytes over first injection to last delivery; frames: whole frames; the paper's e1000 row: 0.92 Gbps)");
+        outln!(
+            "(Gbps: delivered payload bytes over first injection to last delivery; frames: whole frames; the paper's e1000 row: 0.92 Gbps)"
+        );
     }
     if let Some(rows) = r["success_rate"].as_array() {
         outln!();
@@ -1312,7 +1342,9 @@ mod tests {
 
     #[test]
     fn drops_split_into_the_three_groups() {
-        let d = drops_of(&json!({"ring_full": 3, "socket_buffer_full": 2, "stack": 1, "bad_checksum": 4}));
+        let d = drops_of(
+            &json!({"ring_full": 3, "socket_buffer_full": 2, "stack": 1, "bad_checksum": 4}),
+        );
         assert_eq!(d["ring_full"], 3);
         assert_eq!(d["socket_buffer_full"], 2);
         assert_eq!(d["other"], 5);
