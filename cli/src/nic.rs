@@ -397,8 +397,8 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
 /// One `mint nic` run: boots, sends, returns the report (`mint bench`
 /// takes its e1000 row from it).
 pub(crate) fn measure(args: &NicArgs) -> Result<Value> {
-    let cfg = config(&args).context("bad nic settings")?;
-    let plan = nic_plan(&args)?;
+    let cfg = config(args).context("bad nic settings")?;
+    let plan = nic_plan(args)?;
     let mut link = HostLink::new()?;
     let (host_port, qemu_port) = (link.host_port, link.qemu_port);
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
@@ -562,7 +562,7 @@ pub(crate) fn measure(args: &NicArgs) -> Result<Value> {
         let _ = h.join();
     }
     let report = summarize(
-        &args,
+        args,
         &cfg,
         &record,
         &sent,
