@@ -465,6 +465,9 @@ fn system_quick_has_the_schema_and_says_why_for_every_null() {
         for key in ["copy_ns", "xcore_copy_ns"] {
             assert!(s[key].is_null(), "{what}.{key}: a native figure");
         }
+        // Each send minus its IPI request: never more than the send.
+        check_summary(&s["send_excl_signal"], &out, &what);
+        assert!(num(&s["send_excl_signal_ns"], &what) <= num(&s["mean_ns"], &what));
     }
     assert!(says_why(&r, "copy_ns") && says_why(&r, "xcore_copy_ns"));
 
