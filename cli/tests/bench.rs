@@ -609,6 +609,26 @@ fn system_quick_writes_its_plots_and_raw_samples() {
     }
     let runs = std::fs::read_to_string(out.join("raw/runs.csv")).expect("raw/runs.csv");
     assert!(runs.lines().count() > 1, "raw/runs.csv has no rows");
+    // The plots again from the result alone, elsewhere.
+    let again = TempDir::new().expect("temporary directory");
+    let copy = again.path().join("results.json");
+    std::fs::copy(out.join("results.json"), &copy).expect("copy results.json");
+    let run = mint(&["bench", "--replot", copy.to_str().expect("UTF-8 temp path")]);
+    run.assert_exit(0);
+    for name in SVGS {
+        check_svg(&again.path().join(name));
+    }
+    let run = mint(&[
+        "bench",
+        "--replot",
+        out.join("raw/runs.csv").to_str().expect("UTF-8"),
+    ]);
+    run.assert_exit(2);
+    assert!(
+        run.stderr.contains("not a JSON result object"),
+        "{}",
+        run.context()
+    );
 }
 
 #[test]

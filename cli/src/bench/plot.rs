@@ -499,6 +499,7 @@ pub fn send_time_chart(r: &Value) -> Chart {
         notes.push("no fit (fewer than two measured sizes)".to_string());
     }
     for (key, name) in [
+        ("send_excl_signal_ns", "send without its IPI request"),
         ("copy_ns", "one-core copy"),
         ("xcore_copy_ns", "cross-core copy"),
     ] {

@@ -52,6 +52,32 @@ pub struct SystemArgs {
     /// time's mean is `null`, and says so).
     #[arg(long, hide = true, value_name = "N", value_parser = crate::flags::u64_value)]
     pub max_frames: Option<u64>,
+    /// Draw the plots of an earlier run again from its results.json (of
+    /// either mode), beside it; nothing is measured.
+    #[arg(long, value_name = "RESULTS_JSON")]
+    pub replot: Option<PathBuf>,
+}
+
+/// `--replot FILE`: the SVG plots of a result object, next to its file.
+fn replot(file: &Path) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("--replot {}: cannot read it", file.display()))?;
+    let result: Value = serde_json::from_str(&text)
+        .with_context(|| format!("--replot {}: not a JSON result object", file.display()))?;
+    if !result["mode"].is_string() {
+        bail!(
+            "--replot {}: not a mint bench result (no \"mode\")",
+            file.display()
+        );
+    }
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    for path in super::plot::write_all(&result, dir)? {
+        outln!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Table 1's and Table 2's sizes.
@@ -586,6 +612,9 @@ struct Measured {
 }
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
+    if let Some(file) = &args.system.replot {
+        return replot(file);
+    }
     if let Some(pair) = args.cpus {
         bail!(
             "--cpus {},{}: host CPUs are for --native runs; full-system runs put the nodes on QEMU's virtual CPUs (the plan's)",
