@@ -642,3 +642,16 @@ fn host_cpus_are_refused_in_full_system_mode() {
     );
     assert!(!cwd.path().join("runs").exists(), "nothing is written");
 }
+
+#[test]
+fn a_plan_without_a_target_is_refused_before_anything_is_written() {
+    let (run, cwd) = in_fresh_dir(&["bench", "all", "--quick", "--nodes", "1"]);
+    run.assert_exit(2);
+    assert!(
+        run.stderr.contains("needs at least 2 nodes"),
+        "{}",
+        run.context()
+    );
+    assert!(!run.console_seen(), "no machine booted: {}", run.context());
+    assert!(!cwd.path().join("runs").exists(), "nothing is written");
+}

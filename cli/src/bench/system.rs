@@ -622,6 +622,12 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             pair.target
         );
     }
+    if args.system.machine.accel == "kvm"
+        && let Some(why) = crate::qemu::kvm_unusable_reason()
+    {
+        // Before --out is made: nothing is written for a run that cannot be.
+        bail!("--accel kvm: {why}; use --accel tcg (or auto)");
+    }
     let counts = Counts::new(args.quick, args.system.max_frames);
     let (mut plan, _layout) = plan::load(&args.system.machine.plan)?;
     let n = plan.nodes.len();
