@@ -108,6 +108,7 @@ pub struct Counts {
     pub cycle: u32,
     pub latency: u32,
     pub pings: u32,
+    pub pingpong: u32,
     pub e1000: u32,
 }
 
@@ -120,6 +121,7 @@ impl Counts {
                 cycle: 1_000,
                 latency: 1_000,
                 pings: 200,
+                pingpong: 2_000,
                 e1000: 2_000,
             }
         } else {
@@ -129,6 +131,7 @@ impl Counts {
                 cycle: 5_000,
                 latency: 3_000,
                 pings: 1_000,
+                pingpong: 10_000,
                 e1000: 5_000,
             }
         };
@@ -139,6 +142,7 @@ impl Counts {
             cycle: cap(c.cycle),
             latency: cap(c.latency),
             pings: cap(c.pings),
+            pingpong: cap(c.pingpong),
             e1000: cap(c.e1000),
         }
     }
@@ -584,6 +588,45 @@ impl Session {
         Ok((rtt, lost))
     }
 
+    /// `rounds` polled mailbox round trips from node 0 to `peer` (node 0's
+    /// `pingpong`), in node 0's TSC ticks; `Err` with node 0's reason
+    /// when the session could not run.
+    fn pingpong(&mut self, peer: NodeId, rounds: u32) -> Result<Result<Vec<u64>, String>> {
+        self.machine
+            .type_to_node0(format!("pingpong {} {rounds}\r", peer.0).as_bytes())?;
+        let deadline = Instant::now() + Duration::from_secs(30 + u64::from(rounds) / 100);
+        let mut samples = Samples::default();
+        let mut ended: Option<Result<(), String>> = None;
+        loop {
+            if let Some(end) = &ended {
+                match end {
+                    Err(e) => return Ok(Err(e.clone())),
+                    Ok(()) if samples.metric("pingpong_rtt").is_ok() => {
+                        return Ok(Ok(samples.metric("pingpong_rtt")?.to_vec()));
+                    }
+                    Ok(()) => {}
+                }
+            }
+            match self.next(deadline)? {
+                Next::Line(node, text) if node.0 == 0 => {
+                    if text.starts_with("MINT-SAMPLES") {
+                        samples.take(&text).context("pingpong samples")?;
+                    } else if let Some(how) = text.strip_prefix("MINT-PINGPONG-END ") {
+                        ended = Some(match how.trim().strip_prefix("error ") {
+                            Some(why) => Err(why.to_string()),
+                            None => Ok(()),
+                        });
+                    }
+                }
+                Next::Line(..) => {}
+                Next::TimedOut => bail!(
+                    "pingpong: no end within the limit; consoles in {}",
+                    self.log_dir.display()
+                ),
+            }
+        }
+    }
+
     /// Leaves the shell (`exit`: node 0 powers the machine off).
     fn exit(mut self) -> Result<()> {
         self.machine.type_to_node0(b"exit\r")?;
@@ -604,6 +647,9 @@ struct Measured {
     runs: Vec<RunOut>,
     /// Node 0's IPI ping round trips to the target (ns), and the lost ones.
     ping: Option<(Vec<u64>, u32)>,
+    /// Polled mailbox round trips to the target (node 0's TSC ticks), or
+    /// why the session did not run.
+    pingpong: Option<Result<Series, String>>,
     /// `mint nic`'s report for the e1000 row, or why it is missing.
     e1000: Option<Result<Value, String>>,
     boot_report: Option<Value>,
@@ -802,13 +848,18 @@ fn measure(
         }
     }
     let mut ping = None;
+    let mut pingpong = None;
     if exp.includes(Experiment::Latency) {
         let bar = Bar::new("latency", u64::from(counts.latency), "frames");
         let mut done = 0;
         let cfg = base(1514, counts.latency, LATENCY_INTERVAL_NS, PacketKind::Udp);
         batch(&mut s, &mut runs, &bar, &mut done, Purpose::Latency, cfg)?;
         drop(bar);
-        let _bar = Bar::new("IPI ping", 1, "rounds");
+        let _bar = Bar::new("ping-pong", 1, "sessions");
+        pingpong = Some(
+            s.pingpong(target, counts.pingpong)?
+                .map(|ticks| Series::new("pingpong_rtt", ticks)),
+        );
         ping = Some(s.ping(target, counts.pings)?);
     }
     let boot_report = s.boot_report.take();
@@ -819,6 +870,7 @@ fn measure(
     Ok(Measured {
         runs,
         ping,
+        pingpong,
         e1000,
         boot_report,
         stopped_early,
@@ -858,8 +910,30 @@ fn result(
     let mut warnings: Vec<String> = Vec::new();
     let mut not_measured: Vec<String> = vec![
         "send_time[].copy_ns, send_time[].xcore_copy_ns, throughput[].floor_gbps: the copy and SPSC floors are host figures: run mint bench --native".into(),
-        "placement.pingpong_rtt_ns, latency.pingpong_oneway_ns: no cross-core cache-line ping-pong in the guest (the target runs its receive loop, kernel/src/net, which has no responder for one); placement.ipi_rtt_ns gives node 0's IPI ping round trip to the target instead".into(),
     ];
+    let hz0 = m.runs.first().map_or(0.0, RunOut::tsc_hz);
+    let (pingpong_rtt, pingpong_oneway) = match &m.pingpong {
+        Some(Ok(series)) => {
+            let method = "polled mailbox round trips (node 0's shell `pingpong 1 N`, kernel/src/node/ping.rs): node 0 pushes a message into its mailbox to node 1 and spins for the answer in node 1's mailbox to it, node 1 spinning in its mailbox interrupt, both with interrupts off, no IPI; timed on node 0's TSC. A message is a slot and an index line each way: a cache-line ping-pong over the mailbox's lines, a little above a bare one";
+            let mut rtt = series.summary_ns(hz0, 1.0);
+            rtt["method"] = json!(method);
+            let mut oneway = series.summary_ns(hz0, 0.5);
+            oneway["method"] = json!(format!("half of each round trip: {method}"));
+            (rtt, oneway)
+        }
+        Some(Err(why)) => {
+            not_measured.push(format!(
+                "placement.pingpong_rtt_ns, latency.pingpong_oneway_ns: node 0's polled ping-pong with node 1 failed: {why}"
+            ));
+            (Value::Null, Value::Null)
+        }
+        None => {
+            not_measured.push(
+                "placement.pingpong_rtt_ns: the ping-pong runs with the latency experiment (all or latency)".into(),
+            );
+            (Value::Null, Value::Null)
+        }
+    };
     let by = |p: Purpose| m.runs.iter().filter(move |r| r.purpose == p);
     let hz = m.runs.first().map_or(0.0, RunOut::tsc_hz);
     for r in &m.runs {
@@ -1065,7 +1139,7 @@ fn result(
         json!({
             "signal_to_handler_ns": pick(r.series("ipi_latency").summary_ns(hz, 1.0)),
             "inject_to_app_ns": pick(r.series("latency").summary_ns(hz, 1.0)),
-            "pingpong_oneway_ns": null,
+            "pingpong_oneway_ns": pingpong_oneway,
             "ipi_rtt_ns": ping.clone(),
             "size": r.cfg.size,
             "interval_ns": r.cfg.interval_ns,
@@ -1128,13 +1202,15 @@ fn result(
             },
             "latency_frames": counts.latency,
             "ipi_pings": counts.pings,
+            "pingpong_rounds": counts.pingpong,
             "e1000_frames": counts.e1000,
         },
         "placement": {
             "support_node": 0,
             "target_node": 1,
             "vcpus": "one QEMU virtual CPU per node; each is a host thread under TCG (thread=multi), placed by the host",
-            "pingpong_rtt_ns": null,
+            "pingpong_rtt_ns": pingpong_rtt["p50"],
+            "pingpong_rtt": pingpong_rtt,
             "ipi_rtt_ns": ping.as_ref().map_or(Value::Null, |p| p["p50"].clone()),
             "ipi_rtt": ping,
         },
@@ -1209,6 +1285,10 @@ fn write_raw(m: &Measured, dir: &Path) -> Result<()> {
     };
     write("runs.csv", &rows)?;
     write("records.jsonl", &records)?;
+    if let Some(Ok(series)) = &m.pingpong {
+        let hz = m.runs.first().map_or(0.0, RunOut::tsc_hz);
+        series.write_csv(dir, hz)?;
+    }
     if let Some((rtt, _)) = &m.ping {
         let mut text = String::from("index,ns\n");
         for (i, ns) in rtt.iter().enumerate() {
@@ -1379,12 +1459,14 @@ pub fn print(r: &Value) {
         let l = &r["latency"];
         outln!();
         outln!(
-            "latency, ns (cross-core): IPI to handler p50 {}, p99 {}; injection to application p50 {}, p99 {}; IPI ping round trip p50 {}",
+            "latency, ns (cross-core): IPI to handler p50 {}, p99 {}; injection to application p50 {}, p99 {}; IPI ping round trip p50 {}; polled mailbox ping-pong one way p50 {}, p99 {}",
             f0(&l["signal_to_handler_ns"]["p50"]),
             f0(&l["signal_to_handler_ns"]["p99"]),
             f0(&l["inject_to_app_ns"]["p50"]),
             f0(&l["inject_to_app_ns"]["p99"]),
             f0(&l["ipi_rtt_ns"]["p50"]),
+            f0(&l["pingpong_oneway_ns"]["p50"]),
+            f0(&l["pingpong_oneway_ns"]["p99"]),
         );
     }
     outln!();

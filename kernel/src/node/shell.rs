@@ -16,6 +16,11 @@ const HELP: &str = "commands:
   help              this text
   nodes             the node state table
   ping <node> [n]   n timed IPI round trips to a node (default 8)
+  pingpong <node> [n]
+                    n round trips (default 1000, at most 10000) of
+                    messages through the mailbox to a node, both cores
+                    polling, no IPI; prints MINT-SAMPLES (TSC ticks) and a
+                    MINT-PINGPONG-END line, for `mint bench`
   gen k=v ...       one interrupt-generator run against the debug NIC, e.g.
                     gen size=1500 count=5000 interval=2000 pattern=fixed kind=udp seed=1
                     (size 60..16384 bytes, interval in ns, 0 = back to back;
@@ -79,6 +84,7 @@ fn execute(cmd: &str) -> Flow {
         Some("help") => println!("{HELP}"),
         Some("nodes") => nodes(),
         Some("ping") => ping(words.next(), words.next()),
+        Some("pingpong") => pingpong(words.next(), words.next()),
         Some("gen") => {
             let _ = generate(cmd.trim_start_matches("gen").trim(), false);
         }
@@ -192,6 +198,31 @@ fn ping(node: Option<&str>, count: Option<&str>) {
             ),
             None => println!("no reply from {peer}: seq {seq} timed out"),
         }
+    }
+}
+
+/// `pingpong <node> [n]`: polled mailbox round trips, as raw samples.
+fn pingpong(node: Option<&str>, count: Option<&str>) {
+    let peer = node
+        .and_then(|n| n.parse::<u8>().ok())
+        .filter(|&p| p < super::node_count() && NodeId(p) != super::me());
+    let rounds = match count.map(str::parse::<u32>) {
+        None => Ok(1000),
+        Some(Ok(c)) if (1..=super::ping::PINGPONG_MAX_ROUNDS).contains(&c) => Ok(c),
+        Some(_) => Err("pingpong: n must be 1..10000"),
+    };
+    match (peer, rounds) {
+        (None, _) => {
+            println!("MINT-PINGPONG-END error usage: pingpong <node> [n], node another node")
+        }
+        (_, Err(e)) => println!("MINT-PINGPONG-END error {e}"),
+        (Some(p), Ok(n)) => match super::ping::pingpong(NodeId(p), n) {
+            Ok(ticks) => {
+                crate::net::dump_samples(0, "pingpong_rtt", &ticks);
+                println!("MINT-PINGPONG-END ok");
+            }
+            Err(e) => println!("MINT-PINGPONG-END error {e}"),
+        },
     }
 }
 
