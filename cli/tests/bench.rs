@@ -664,3 +664,15 @@ fn a_plan_without_a_target_is_refused_before_anything_is_written() {
     assert!(!run.console_seen(), "no machine booted: {}", run.context());
     assert!(!cwd.path().join("runs").exists(), "nothing is written");
 }
+
+#[test]
+fn machine_flags_are_refused_natively() {
+    let (run, cwd) = in_fresh_dir(&["bench", "--native", "--accel", "tcg"]);
+    run.assert_exit(2);
+    assert!(
+        run.stderr.contains("--accel is for full-system runs"),
+        "{}",
+        run.context()
+    );
+    assert!(!cwd.path().join("runs").exists(), "nothing is written");
+}

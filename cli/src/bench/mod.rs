@@ -255,6 +255,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if !args.native {
         return system::run(&args);
     }
+    system::refuse_machine_flags(&args)?;
     if args.experiment == Experiment::SuccessRate {
         bail!(
             "mint bench success-rate: not built yet: it needs the support node's and the target's per-frame code in host-buildable crates (docs/EVALUATION.md); run send-time, throughput, latency or all"

@@ -58,6 +58,31 @@ pub struct SystemArgs {
     pub replot: Option<PathBuf>,
 }
 
+/// With `--native`, the machine's flags name nothing: refused by name
+/// rather than silently ignored.
+pub fn refuse_machine_flags(args: &BenchArgs) -> Result<()> {
+    let s = &args.system;
+    let m = &s.machine;
+    let given = [
+        ("--accel", m.accel != "auto"),
+        ("--apic", m.apic != "auto"),
+        ("--kernel", m.kernel.is_some()),
+        ("--log-dir", m.log_dir.is_some()),
+        ("--timeout", m.timeout.is_some()),
+        ("--gdb", m.gdb.is_some()),
+        ("--nodes", m.plan.nodes.is_some()),
+        ("--config", m.plan.config.is_some()),
+        ("--replot", s.replot.is_some()),
+        ("--max-frames", s.max_frames.is_some()),
+    ];
+    if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
+        bail!(
+            "{flag} is for full-system runs (the nodes under QEMU); --native runs on two host threads (choose them with --cpus)"
+        );
+    }
+    Ok(())
+}
+
 /// `--replot FILE`: the SVG plots of a result object, next to its file.
 fn replot(file: &Path) -> Result<ExitCode> {
     let text = std::fs::read_to_string(file)
