@@ -43,6 +43,16 @@ pub struct GenArgs {
     /// udp (through the target's UDP/IP stack) or raw (Ethernet).
     #[arg(long, default_value = "udp")]
     pub kind: String,
+    /// How the target's driver takes the NIC's interrupts: none (one per
+    /// posted edge), itr:NS (the e1000's throttling, NS a multiple of 256)
+    /// or napi (masked polling from the receive loop).
+    #[arg(long, default_value = "none")]
+    pub moderation: String,
+    /// Where the target takes each frame: app (the stack and the
+    /// application's payload check) or driver (counted at the driver and
+    /// released: the driver's own capacity; nothing checked).
+    #[arg(long, default_value = "app")]
+    pub deliver: String,
     /// Seed of the schedule and payloads.
     #[arg(long, default_value = "1", allow_negative_numbers = true, value_parser = flags::non_negative_text)]
     pub seed: String,
@@ -84,6 +94,14 @@ pub fn config(args: &GenArgs) -> Result<GenConfig> {
         pattern: args.pattern.parse::<Pattern>()?,
         kind: args.kind.parse::<PacketKind>()?,
         seed: mint_traffic::config::parse_seed(&args.seed)?,
+        moderation: args
+            .moderation
+            .parse::<mint_traffic::Moderation>()
+            .map_err(|e| anyhow::anyhow!("--moderation: {e}"))?,
+        deliver: args
+            .deliver
+            .parse::<mint_traffic::Delivery>()
+            .map_err(|e| anyhow::anyhow!("--deliver: {e}"))?,
     };
     cfg.validate()?;
     Ok(cfg)
@@ -526,6 +544,11 @@ fn summarize(
             tsc_hz
         ),
         "interrupts": rec["interrupts"],
+        "interrupts_per_frame": rec["interrupts"]
+            .as_u64()
+            .filter(|_| sent > 0)
+            .map(|i| i as f64 / sent as f64),
+        "itr_throttled": rec["itr_throttled"],
         "ipis_sent": rec["ipis_sent"],
         // Lost IPIs the target's timer tick recovered, and the IPIs fault
         // injection deliberately did not send.

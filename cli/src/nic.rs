@@ -148,6 +148,8 @@ pub(crate) fn host_frames(
         pattern: Pattern::Fixed,
         kind: kind.parse::<PacketKind>()?,
         seed: mint_traffic::config::parse_seed(seed)?,
+        moderation: Default::default(),
+        deliver: Default::default(),
     };
     cfg.validate()?;
     Ok(cfg)

@@ -1,7 +1,9 @@
 //! `mint bench --native`: the result's schema and internal consistency
 //! (every size present, p50 <= p99, floors > 0, results.json equal to the
-//! `--json` output, a CSV row behind every sample), the keys this build
-//! cannot measure left null, and bad requests refused with a clear error.
+//! `--json` output, a CSV row behind every sample and every run, delivered
+//! plus drops equal to sent in every run, success rates within [0, 1] and no lower
+//! at the longest interval than at the shortest), and bad requests refused
+//! with a clear error.
 //! Full-system mode (without `--native`): one `mint bench all --quick`
 //! under software emulation, shared by the tests of its schema, its
 //! internal consistency (fit present, rates within [0,1], the rate at the
@@ -177,22 +179,100 @@ fn all_native_quick_is_consistent_and_leaves_nothing_invented() {
         num(&fit["ns_per_kb"], "ns_per_kb");
     }
 
+    // Every whole run is a row of raw/runs.csv.
+    let runs = std::fs::read_to_string(out.join("raw/runs.csv")).expect("raw/runs.csv");
+    let run_rows = runs.lines().count() - 1;
+
     let tput = r["throughput"].as_array().expect("throughput");
-    assert_eq!(
-        tput.iter()
-            .map(|t| uint(&t["size"], "size"))
-            .collect::<Vec<_>>(),
-        SIZES
-    );
+    let mut shapes = Vec::new();
     for t in tput {
-        let floor = &t["floor"];
-        let what = format!("throughput[{}].floor", t["size"]);
-        check_summary(floor, &out, &what);
+        let size = uint(&t["size"], "size");
+        let path = t["path"].as_str().expect("path").to_string();
+        let what = format!("throughput[{size} {path}]");
+        shapes.push((size, path.clone()));
+        check_summary(&t["floor"], &out, &format!("{what}.floor"));
         assert!(num(&t["floor_gbps"], &what) > 0.0);
-        assert_eq!(t["floor_gbps"], floor["p50"]);
-        for key in ["gbps", "path", "drops"] {
-            assert!(t[key].is_null(), "{what}: {key} is not measured yet: {t}");
+        assert_eq!(t["floor_gbps"], t["floor"]["p50"]);
+        assert!(num(&t["gbps"], &what) > 0.0, "{what}: {t}");
+        assert_eq!(t["gbps"], t["lossless"]["gbps"]);
+        // Lossless (NAPI, the sender waits for room): everything arrives.
+        let l = &t["lossless"];
+        assert_eq!(l["moderation"], "napi");
+        assert_eq!(l["sent"], l["frames"], "{what}: {l}");
+        assert_eq!(l["delivered"], l["sent"], "{what}: {l}");
+        assert_eq!(l["unaccounted"], 0, "{what}: {l}");
+        // Back to back: delivered + drops = sent, the drops by reason.
+        let b = &t["back_to_back"];
+        assert_eq!(b["unaccounted"], 0, "{what}: {b}");
+        let dropped: u64 = b["drops"]
+            .as_object()
+            .expect("drops")
+            .values()
+            .map(|v| uint(v, "drop"))
+            .sum();
+        assert_eq!(dropped, uint(&b["dropped"], "dropped"));
+        assert_eq!(
+            uint(&b["delivered"], "delivered") + dropped,
+            uint(&b["sent"], "sent")
+        );
+        let d = &t["drops"];
+        assert_eq!(
+            uint(&d["ring_full"], "ring_full")
+                + uint(&d["socket_buffer_full"], "socket_buffer_full")
+                + uint(&d["stack"], "stack")
+                + uint(&d["other"], "other"),
+            dropped,
+            "{what}: {t}"
+        );
+    }
+    let mut expected = Vec::new();
+    for size in SIZES {
+        for path in ["driver", "raw-checked", "udp-checked"] {
+            expected.push((size, path.to_string()));
         }
+    }
+    assert_eq!(shapes, expected);
+
+    let rows = r["success_rate"].as_array().expect("success_rate");
+    let intervals: Vec<u64> = r["cycle_intervals_ns"]
+        .as_array()
+        .expect("cycle_intervals_ns")
+        .iter()
+        .map(|v| uint(v, "interval"))
+        .collect();
+    assert_eq!(rows.len(), 3 * 3 * intervals.len());
+    for size in [1514u64, 8192, 16384] {
+        for moderation in ["none", "itr:4096", "napi"] {
+            let cycle: Vec<&Value> = rows
+                .iter()
+                .filter(|c| c["size"] == size && c["moderation"] == moderation)
+                .collect();
+            assert_eq!(cycle.len(), intervals.len(), "{size} {moderation}");
+            let mut rates = Vec::new();
+            for c in &cycle {
+                let rate = num(&c["success_rate"], "success_rate");
+                assert!((0.0..=1.0).contains(&rate), "{c}");
+                assert_eq!(c["unaccounted"], 0, "{c}");
+                assert_eq!(
+                    uint(&c["delivered"], "delivered") + uint(&c["dropped"], "dropped"),
+                    uint(&c["sent"], "sent"),
+                    "{c}"
+                );
+                rates.push((uint(&c["interval_ns"], "interval"), rate));
+            }
+            rates.sort_by_key(|&(i, _)| i);
+            let (first, last) = (rates[0], rates[rates.len() - 1]);
+            assert!(
+                last.1 >= first.1,
+                "{size} {moderation}: {last:?} below {first:?}"
+            );
+        }
+        let full = &r["min_full_interval_ns"][size.to_string()];
+        assert!(
+            full.is_null() || intervals.contains(&uint(full, "min_full")),
+            "{full}"
+        );
+        assert!(num(&r["handling_ns"][size.to_string()], "handling_ns") > 0.0);
     }
 
     let lat = &r["latency"];
@@ -212,17 +292,18 @@ fn all_native_quick_is_consistent_and_leaves_nothing_invented() {
         "one-way p50 {oneway} is not half the round trip's {rtt}"
     );
     for key in ["signal_to_handler_ns", "inject_to_app_ns"] {
-        assert!(lat[key].is_null(), "latency.{key} is not measured yet");
+        check_summary(&lat[key], &out, &format!("latency.{key}"));
+        assert_eq!(lat[key]["cross_core"], true);
     }
-    for key in ["success_rate", "min_full_interval_ns", "handling_ns"] {
-        assert!(r[key].is_null(), "{key} is not measured yet: {}", r[key]);
-    }
-    assert!(
-        !r["not_measured"]
-            .as_array()
-            .expect("not_measured")
-            .is_empty()
+    assert_eq!(lat["run"]["unaccounted"], 0);
+    assert_eq!(
+        uint(&lat["inject_to_app_ns"]["count"], "count"),
+        uint(&lat["run"]["delivered"], "delivered")
     );
+
+    // 18 throughput runs (two each), 3 handling runs, the cycles, latency.
+    assert_eq!(run_rows, 2 * tput.len() + 3 + rows.len() + 1);
+    assert!(r["not_measured"].is_array());
 }
 
 #[test]
@@ -265,11 +346,16 @@ fn in_fresh_dir(args: &[&str]) -> (Run, TempDir) {
 }
 
 #[test]
-fn success_rate_alone_is_refused_natively() {
-    let (run, cwd) = in_fresh_dir(&["bench", "success-rate", "--native"]);
-    run.assert_exit(2);
-    assert!(run.stderr.contains("not built yet"), "{}", run.context());
-    assert!(!cwd.path().join("runs").exists(), "nothing is written");
+fn success_rate_alone_runs_its_cycles_only() {
+    if !two_cpus() {
+        return;
+    }
+    let (run, _tmp) = bench(&["success-rate"]);
+    run.assert_exit(0);
+    let r = run.report();
+    assert_eq!(r["experiment"], "success-rate");
+    assert!(r["success_rate"].as_array().is_some_and(|a| !a.is_empty()));
+    assert!(r["send_time"].is_null() && r["throughput"].is_null(), "{r}");
 }
 
 #[test]
@@ -481,7 +567,7 @@ fn system_quick_has_the_schema_and_says_why_for_every_null() {
     assert!(says_why(&r, "copy_ns") && says_why(&r, "xcore_copy_ns"));
 
     let tput = r["throughput"].as_array().expect("throughput");
-    for path in ["raw-checked", "udp-checked"] {
+    for path in ["raw-checked", "udp-checked", "driver"] {
         let sizes: Vec<u64> = tput
             .iter()
             .filter(|t| t["path"] == path)
@@ -496,10 +582,7 @@ fn system_quick_has_the_schema_and_says_why_for_every_null() {
         }
         assert!(t["floor_gbps"].is_null(), "{what}: a native figure");
     }
-    // The driver-only path needs a target mode this build lacks; the
-    // real e1000 row is there, or says why not.
-    assert!(!tput.iter().any(|t| t["path"] == "driver"));
-    assert!(says_why(&r, "driver"));
+    // The real e1000 row is there, or says why not.
     assert!(tput.iter().any(|t| t["path"] == "e1000") || says_why(&r, "e1000"));
 
     for size in ["1514", "8192", "16384"] {

@@ -137,3 +137,16 @@ impl Clock {
         Ok((tsc, warning))
     }
 }
+
+/// The host's TSC at its calibrated rate, as the support side's clock.
+pub struct HostTsc(pub u64);
+
+impl mint_support::Clock for HostTsc {
+    fn now(&self) -> u64 {
+        crate::os::rdtsc()
+    }
+
+    fn hz(&self) -> u64 {
+        self.0
+    }
+}

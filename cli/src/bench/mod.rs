@@ -33,6 +33,7 @@ mod report;
 mod send;
 mod stats;
 mod system;
+mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -132,6 +133,12 @@ fn cpu_pair(text: &str) -> Result<Pair, String> {
 /// How many samples of each kind one run takes.
 #[derive(Clone, Copy, Debug)]
 pub struct Counts {
+    /// Frames per throughput run (per size, path and pace).
+    pub throughput_frames: u32,
+    /// Frames per success-rate cycle (the paper's 5000).
+    pub cycle_frames: u32,
+    /// Frames of the latency run.
+    pub latency_frames: u32,
     /// Ping-pong round trips, before and after the experiments each.
     pub pingpong_rounds: usize,
     /// Copies per size, one-core and cross-core: the paper's 3000 sends.
@@ -147,6 +154,9 @@ impl Counts {
     pub fn new(quick: bool) -> Counts {
         if quick {
             Counts {
+                throughput_frames: 3_000,
+                cycle_frames: 2_000,
+                latency_frames: 2_000,
                 pingpong_rounds: 5_000,
                 copies: 3_000,
                 spsc_frames: 20_000,
@@ -155,6 +165,9 @@ impl Counts {
             }
         } else {
             Counts {
+                throughput_frames: 20_000,
+                cycle_frames: 5_000,
+                latency_frames: 10_000,
                 pingpong_rounds: 100_000,
                 copies: 3_000,
                 spsc_frames: 100_000,
@@ -180,10 +193,45 @@ impl Counts {
                 .map(|&s| (s as u64 * self.spsc_frames * self.spsc_reps as u64) as f64)
                 .sum();
             ns += bytes / 8.0;
+            // Two runs per size and path, at about 1 GB/s through the target.
+            let frames: f64 = native::SIZES.iter().map(|&s| s as f64).sum::<f64>()
+                * f64::from(self.throughput_frames);
+            ns += 2.0 * target::Path::ALL.len() as f64 * frames;
+        }
+        if experiment.includes(Experiment::SuccessRate) {
+            let ladder: u64 = CYCLE_INTERVALS_NS.iter().sum();
+            ns += (SUCCESS_SIZES.len() * MODERATIONS.len()) as f64
+                * f64::from(self.cycle_frames)
+                * ladder as f64;
+        }
+        if experiment.includes(Experiment::Latency) {
+            ns += f64::from(self.latency_frames) * LATENCY_INTERVAL_NS as f64;
         }
         Duration::from_nanos(ns as u64)
     }
 }
+
+/// Fig. 9's sizes.
+pub const SUCCESS_SIZES: [usize; 3] = [1514, 8192, 16384];
+/// The success-rate cycles' intervals, rising cycle by cycle (ns; 0 = back
+/// to back): around the target's per-frame handling time natively (0.5 to
+/// 5 us from 1.5 to 16 KB on these machines), up to where nothing is lost
+/// even when the host takes a CPU away for a while (at 64 us the ring's
+/// 256 descriptors hold 16 ms of frames).
+pub const CYCLE_INTERVALS_NS: [u64; 15] = [
+    0, 250, 500, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 6_000, 8_000, 12_000, 16_000, 32_000,
+    64_000,
+];
+/// The moderations every cycle runs under: the paper's one interrupt per
+/// frame, the e1000's ITR (4 us), NAPI.
+pub const MODERATIONS: [mint_traffic::Moderation; 3] = [
+    mint_traffic::Moderation::None,
+    mint_traffic::Moderation::Itr { ns: 4_096 },
+    mint_traffic::Moderation::Napi,
+];
+/// The latency run: one frame every 20 us (the target idle in between).
+pub const LATENCY_INTERVAL_NS: u64 = 20_000;
+pub const LATENCY_SIZE: usize = 1514;
 
 /// The two CPUs to run on: `--cpus`, or the first two allowed.
 fn choose_cpus(asked: Option<Pair>) -> Result<Pair> {
@@ -221,6 +269,16 @@ pub struct Measured {
     pub copies: Option<Vec<(Series, Series)>>,
     /// Per size, when throughput ran.
     pub spsc: Option<Vec<Vec<native::SpscRep>>>,
+    /// Per size and path, when throughput ran: the lossless run (NAPI,
+    /// the support side waits for a free descriptor) and the
+    /// back-to-back run (one interrupt per posted edge, drops counted).
+    pub deliveries: Option<Vec<(target::RunOut, target::RunOut)>>,
+    /// When success-rate ran: per size, its lossless UDP run (the
+    /// target's handling time) and its cycles (every moderation, every
+    /// interval).
+    pub success: Option<Vec<(target::RunOut, Vec<target::RunOut>)>>,
+    /// When latency ran: the run its samples come from.
+    pub latency: Option<target::RunOut>,
     /// Preemptions of the support and the target thread, per part of the
     /// run, in the order run.
     pub preempted: Vec<(&'static str, [u64; 2])>,
@@ -256,11 +314,6 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         return system::run(&args);
     }
     system::refuse_machine_flags(&args)?;
-    if args.experiment == Experiment::SuccessRate {
-        bail!(
-            "mint bench success-rate: not built yet: it needs the support node's and the target's per-frame code in host-buildable crates (docs/EVALUATION.md); run send-time, throughput, latency or all"
-        );
-    }
     let pair = choose_cpus(args.cpus)?;
     let out = crate::preflight::LogDir::claim_as(args.out.as_deref(), "--out", "bench-")?;
     let raw = out.path.join("raw");
@@ -310,6 +363,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         series.write_csv(&out.path, clock.hz as f64)?;
     }
     report::write_spsc(&measured, &out.path, clock.hz as f64)?;
+    for series in report::latency_series(&measured).into_iter().flatten() {
+        series.write_csv(&out.path, clock.hz as f64)?;
+    }
+    let runs = out.path.join("raw/runs.csv");
+    std::fs::write(&runs, report::runs_csv(&measured))
+        .with_context(|| format!("cannot write {}", runs.display()))?;
     let text = serde_json::to_string_pretty(&result)?;
     let path = out.path.join("results.json");
     std::fs::write(&path, format!("{text}\n"))
@@ -393,6 +452,110 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
     } else {
         None
     };
+    let deliveries = if experiment.includes(Experiment::Throughput) {
+        let bar = Bar::new(
+            "delivery",
+            (native::SIZES.len() * target::Path::ALL.len()) as u64,
+            "runs",
+        );
+        let mut out = Vec::new();
+        for &size in &native::SIZES {
+            for path in target::Path::ALL {
+                let spec = |pace, moderation| target::Spec {
+                    path,
+                    size,
+                    count: counts.throughput_frames,
+                    pace,
+                    moderation,
+                };
+                let what = || format!("{} B through the {} path", size, path.as_str());
+                let lossless = target::run(
+                    pair,
+                    hz,
+                    spec(target::Pace::Lossless, mint_traffic::Moderation::Napi),
+                    next_run(),
+                )
+                .with_context(|| format!("lossless: {}", what()))?;
+                let back = target::run(
+                    pair,
+                    hz,
+                    spec(target::Pace::BackToBack, mint_traffic::Moderation::None),
+                    next_run(),
+                )
+                .with_context(|| format!("back to back: {}", what()))?;
+                out.push((lossless, back));
+                bar.set(out.len() as u64);
+            }
+        }
+        preempted.push(("delivery", native::take_preemptions()));
+        Some(out)
+    } else {
+        None
+    };
+    let success = if experiment.includes(Experiment::SuccessRate) {
+        let bar = Bar::new(
+            "success rate",
+            (SUCCESS_SIZES.len() * (1 + MODERATIONS.len() * CYCLE_INTERVALS_NS.len())) as u64,
+            "runs",
+        );
+        let mut done = 0;
+        let mut out = Vec::new();
+        for &size in &SUCCESS_SIZES {
+            let spec = |pace, moderation| target::Spec {
+                path: target::Path::UdpChecked,
+                size,
+                count: counts.cycle_frames,
+                pace,
+                moderation,
+            };
+            let handling = target::run(
+                pair,
+                hz,
+                spec(target::Pace::Lossless, mint_traffic::Moderation::Napi),
+                next_run(),
+            )
+            .with_context(|| format!("the handling time at {size} B"))?;
+            done += 1;
+            bar.set(done);
+            let mut cycles = Vec::new();
+            for m in MODERATIONS {
+                for &interval in &CYCLE_INTERVALS_NS {
+                    let pace = if interval == 0 {
+                        target::Pace::BackToBack
+                    } else {
+                        target::Pace::Interval(interval)
+                    };
+                    cycles.push(
+                        target::run(pair, hz, spec(pace, m), next_run()).with_context(|| {
+                            format!("the cycle at {size} B, {interval} ns, moderation {m}")
+                        })?,
+                    );
+                    done += 1;
+                    bar.set(done);
+                }
+            }
+            out.push((handling, cycles));
+        }
+        preempted.push(("success_rate", native::take_preemptions()));
+        Some(out)
+    } else {
+        None
+    };
+    let latency = if experiment.includes(Experiment::Latency) {
+        let _bar = Bar::new("latency", 1, "run");
+        let spec = target::Spec {
+            path: target::Path::UdpChecked,
+            size: LATENCY_SIZE,
+            count: counts.latency_frames,
+            pace: target::Pace::Interval(LATENCY_INTERVAL_NS),
+            moderation: mint_traffic::Moderation::None,
+        };
+        let run = target::run(pair, hz, spec, next_run()).context("the latency run")?;
+        preempted.push(("latency", native::take_preemptions()));
+        Some(run)
+    } else {
+        None
+    };
     let rtt_after = {
         let _bar = Bar::new("placement", 1, "ping-pong");
         native::pingpong(pair, hz, counts.pingpong_rounds).context("ping-pong after")?
@@ -407,9 +570,19 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
         rtt_after: Series::new("pingpong_rtt_after", rtt_after),
         copies,
         spsc,
+        deliveries,
+        success,
+        latency,
         preempted,
         steal_ms: None,
     })
+}
+
+/// A fresh run id for each native run (the target refuses frames of
+/// another run as stale).
+fn next_run() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(test)]
@@ -433,7 +606,7 @@ mod tests {
     #[test]
     fn quick_is_estimated_well_under_a_minute() {
         let quick = Counts::new(true).estimate(Experiment::All);
-        assert!(quick < Duration::from_secs(30), "{quick:?}");
+        assert!(quick < Duration::from_secs(50), "{quick:?}");
         assert!(Counts::new(false).estimate(Experiment::All) > quick);
     }
 }

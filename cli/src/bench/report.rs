@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use mint_abi::debug_nic::DropReason;
+
 use super::native::{self, SpscRep};
 use super::stats::{self, Series};
-use super::{Experiment, Measured};
+use super::target::RunOut;
+use super::{CYCLE_INTERVALS_NS, Experiment, MODERATIONS, Measured, SUCCESS_SIZES};
 
 /// The paper's figures (seeds/003 section 6, Core-i7-era machine): send
 /// processing time (us) and throughput (Gbps) per size.
@@ -60,6 +63,140 @@ pub fn cpu_model(cpu: usize) -> String {
         }
     }
     first.unwrap_or_else(|| "unknown".into())
+}
+
+/// The latency run's two series: signal to handler, injection to the
+/// application.
+pub fn latency_series(m: &Measured) -> Option<[Series; 2]> {
+    let run = m.latency.as_ref()?;
+    Some([
+        Series::new("signal_to_handler", run.signal_to_handler.clone()),
+        Series::new("inject_to_app", run.inject_to_app.clone()),
+    ])
+}
+
+/// Every whole native run, in the order run: (experiment, run).
+fn all_runs(m: &Measured) -> Vec<(&'static str, &RunOut)> {
+    let mut out = Vec::new();
+    for (lossless, back) in m.deliveries.iter().flatten() {
+        out.push(("throughput", lossless));
+        out.push(("throughput", back));
+    }
+    for (handling, cycles) in m.success.iter().flatten() {
+        out.push(("handling", handling));
+        out.extend(cycles.iter().map(|c| ("success_rate", c)));
+    }
+    out.extend(m.latency.iter().map(|r| ("latency", r)));
+    out
+}
+
+const RUNS_CSV: &str = "raw/runs.csv";
+
+/// Every whole run as a CSV row (`raw/runs.csv`): its spec, its
+/// accounting, its ticks; the rows behind every delivery figure.
+pub fn runs_csv(m: &Measured) -> String {
+    let mut text = String::from(
+        "experiment,path,size,count,pace,interval_ns,moderation,sent,delivered,delivered_bytes,unaccounted,elapsed_ticks,busy_ticks,handled,signals,interrupts,throttled",
+    );
+    for r in DropReason::ALL {
+        text.push(',');
+        text.push_str(r.as_str());
+    }
+    text.push('\n');
+    for (exp, r) in all_runs(m) {
+        let (pace, interval) = pace_of(r);
+        text.push_str(&format!(
+            "{exp},{},{},{},{pace},{interval},{},{},{},{},{},{},{},{},{},{},{}",
+            r.spec.path.as_str(),
+            r.spec.size,
+            r.spec.count,
+            r.spec.moderation,
+            r.sent,
+            r.delivered,
+            r.delivered_bytes,
+            r.unaccounted,
+            r.elapsed_ticks,
+            r.busy_ticks,
+            r.handled,
+            r.signals,
+            r.interrupts,
+            r.throttled
+        ));
+        for d in r.drops {
+            text.push_str(&format!(",{d}"));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn pace_of(r: &RunOut) -> (&'static str, u64) {
+    match r.spec.pace {
+        super::target::Pace::Interval(ns) => ("interval", ns),
+        super::target::Pace::BackToBack => ("back-to-back", 0),
+        super::target::Pace::Lossless => ("lossless", 0),
+    }
+}
+
+/// Drops by reason, every reason named.
+fn drops_json(r: &RunOut) -> Value {
+    DropReason::ALL
+        .iter()
+        .map(|&d| (d.as_str().to_string(), json!(r.drops[d as usize])))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// One whole run's figures.
+fn run_json(r: &RunOut, hz: f64) -> Value {
+    let (pace, interval) = pace_of(r);
+    let per_frame = |n: u64| {
+        if r.sent == 0 {
+            Value::Null
+        } else {
+            json!(n as f64 / r.sent as f64)
+        }
+    };
+    json!({
+        "pace": pace,
+        "interval_ns": interval,
+        "moderation": r.spec.moderation.to_string(),
+        "frames": r.spec.count,
+        "sent": r.sent,
+        "delivered": r.delivered,
+        "delivered_bytes": r.delivered_bytes,
+        "dropped": r.drops.iter().sum::<u64>(),
+        "drops": drops_json(r),
+        "unaccounted": r.unaccounted,
+        "gbps": finite(r.gbps(hz)),
+        "success_rate": finite(r.success_rate()),
+        "elapsed_ns": stats::to_ns(r.elapsed_ticks as f64, hz),
+        "handling_ns": finite(stats::to_ns(r.handling_ticks(), hz)),
+        "interrupts": r.interrupts,
+        "interrupts_per_frame": per_frame(r.interrupts),
+        "signals": r.signals,
+        "throttled": r.throttled,
+        "csv": RUNS_CSV,
+    })
+}
+
+/// The smallest interval from which every longer one delivered every
+/// frame (`None` if the longest did not).
+pub fn min_full_interval(rates: &[(u64, f64)]) -> Option<u64> {
+    let mut sorted = rates.to_vec();
+    sorted.sort_by_key(|&(i, _)| i);
+    let mut best = None;
+    for &(interval, rate) in sorted.iter().rev() {
+        if rate < 1.0 || !rate.is_finite() {
+            break;
+        }
+        best = Some(interval);
+    }
+    best
+}
+
+fn finite(x: f64) -> Value {
+    if x.is_finite() { json!(x) } else { Value::Null }
 }
 
 /// Every series whose raw samples the run keeps.
@@ -216,45 +353,111 @@ pub fn result(i: Inputs<'_>) -> Value {
     });
 
     let throughput = m.spsc.as_ref().map(|per_size| {
-        per_size
-            .iter()
-            .zip(native::SIZES)
-            .map(|(reps, size)| {
-                let csv = format!("raw/spsc_{size}.csv");
-                let rates: Vec<f64> = reps.iter().map(|r| gbps(r, hz)).collect();
-                let floor = float_summary(&rates, &csv);
-                json!({
+        let mut rows = Vec::new();
+        for (k, (reps, size)) in per_size.iter().zip(native::SIZES).enumerate() {
+            let csv = format!("raw/spsc_{size}.csv");
+            let rates: Vec<f64> = reps.iter().map(|r| gbps(r, hz)).collect();
+            let floor = float_summary(&rates, &csv);
+            let paths = super::target::Path::ALL.len();
+            for (lossless, back) in m.deliveries.iter().flatten().skip(k * paths).take(paths) {
+                rows.push(json!({
                     "size": size,
-                    // The target paths (driver, raw-checked, udp-checked): not measured natively yet.
-                    "path": null,
-                    "gbps": null,
-                    "drops": null,
+                    "path": lossless.spec.path.as_str(),
+                    // The pipeline's capacity: NAPI, the support side
+                    // waiting for a free descriptor (nothing dropped).
+                    "gbps": finite(lossless.gbps(hz)),
                     "floor_gbps": floor["p50"],
+                    // Where frames go when the support side does not wait.
+                    "drops": {
+                        "ring_full": back.drops[DropReason::RingFull as usize],
+                        "socket_buffer_full": back.drops[DropReason::SocketBufferFull as usize],
+                        "stack": back.drops[DropReason::Stack as usize],
+                        "other": back.drops.iter().sum::<u64>()
+                            - back.drops[DropReason::RingFull as usize]
+                            - back.drops[DropReason::SocketBufferFull as usize]
+                            - back.drops[DropReason::Stack as usize],
+                    },
+                    "lossless": run_json(lossless, hz),
+                    "back_to_back": run_json(back, hz),
                     "floor": floor,
                     "floor_frames_per_rep": m.counts.spsc_frames,
-                })
+                }));
+            }
+        }
+        rows
+    });
+
+    // Fig. 9: every cycle, then per size the smallest interval from which
+    // every longer one delivered everything (one interrupt per frame, as
+    // the paper's), and the target's handling time per frame.
+    let success_rate = m.success.as_ref().map(|per_size| {
+        per_size
+            .iter()
+            .flat_map(|(_, cycles)| cycles.iter())
+            .map(|c| {
+                let mut row = run_json(c, hz);
+                row["size"] = json!(c.spec.size);
+                row
             })
             .collect::<Vec<_>>()
+    });
+    let min_full = |m_: mint_traffic::Moderation| {
+        m.success.as_ref().map(|per_size| {
+            per_size
+                .iter()
+                .zip(SUCCESS_SIZES)
+                .map(|((_, cycles), size)| {
+                    let rates: Vec<(u64, f64)> = cycles
+                        .iter()
+                        .filter(|c| c.spec.moderation == m_)
+                        .map(|c| (pace_of(c).1, c.success_rate()))
+                        .collect();
+                    (size.to_string(), json!(min_full_interval(&rates)))
+                })
+                .collect::<serde_json::Map<_, _>>()
+        })
+    };
+    let min_full_interval_ns = min_full(mint_traffic::Moderation::None);
+    let min_full_by_moderation = m.success.as_ref().map(|_| {
+        MODERATIONS
+            .iter()
+            .map(|&md| (md.to_string(), json!(min_full(md))))
+            .collect::<serde_json::Map<_, _>>()
+    });
+    let handling_ns = m.success.as_ref().map(|per_size| {
+        per_size
+            .iter()
+            .zip(SUCCESS_SIZES)
+            .map(|((h, _), size)| {
+                (
+                    size.to_string(),
+                    finite(stats::to_ns(h.handling_ticks(), hz)),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
     });
 
     let latency = i.experiment.includes(Experiment::Latency).then(|| {
         let mut oneway = m.rtt_before.summary_ns(hz, 0.5);
         oneway["method"] = json!("half of each ping-pong round trip (pingpong_rtt.csv)");
+        let series = latency_series(m);
+        let summary = |k: usize| {
+            series.as_ref().map_or(Value::Null, |s| {
+                let mut v = s[k].summary_ns(hz, 1.0);
+                // A stamp on the support CPU, read on the target CPU.
+                v["cross_core"] = json!(true);
+                v
+            })
+        };
         json!({
-            "signal_to_handler_ns": null,
-            "inject_to_app_ns": null,
+            "signal_to_handler_ns": summary(0),
+            "inject_to_app_ns": summary(1),
             "pingpong_oneway_ns": oneway,
+            "run": m.latency.as_ref().map(|r| run_json(r, hz)),
         })
     });
 
-    let mut not_measured = vec![
-        "throughput[].gbps/path/drops: delivery through the target's driver, payload check and UDP stack",
-        "success_rate, min_full_interval_ns, handling_ns: the success-rate experiment",
-        "latency.signal_to_handler_ns, latency.inject_to_app_ns: the doorbell and the target's handler",
-    ];
-    not_measured.push(
-        "all of the above need the target's per-frame code in host-buildable crates (docs/EVALUATION.md); full-system mode is not built yet",
-    );
+    let not_measured: Vec<&str> = Vec::new();
 
     json!({
         "mode": "native",
@@ -278,16 +481,21 @@ pub fn result(i: Inputs<'_>) -> Value {
         "send_time_fit": send_time_fit,
         "floor_fit": floor_fit,
         "throughput": throughput,
-        "success_rate": null,
-        "min_full_interval_ns": null,
-        "handling_ns": null,
+        "success_rate": success_rate,
+        "min_full_interval_ns": min_full_interval_ns,
+        "min_full_interval_ns_by_moderation": min_full_by_moderation,
+        "handling_ns": handling_ns,
+        "cycle_intervals_ns": CYCLE_INTERVALS_NS,
         "latency": latency,
         "not_measured": not_measured,
         "paper": PAPER.iter().map(|&(size, us, gbps)| json!({
             "size": size, "send_time_ns": us * 1000.0, "gbps": gbps,
         })).collect::<Vec<_>>(),
         "method": {
-            "send": "mint_support::Sender::send, the kernel's per-frame function (kernel/src/nic/support.rs), on the support CPU into an e1000 RX ring of 256 x 16 KiB over host memory of the debug NIC's layout, a doorbell store in place of the IPI, one send every 10 us (absolute deadlines); the target CPU cleans the ring with mint_e1000::RxRing as the driver's handler does (a stand-in, not kernel/src/nic/driver.rs); mean_ns is the mean of sends 1000-2000 of 3000, as the paper's; send_signal is the part of the sends that raised the doorbell",
+            "send": "mint_support::Sender::send, the kernel's per-frame function (kernel/src/nic/support.rs), on the support CPU into an e1000 RX ring of 256 x 16 KiB over host memory of the debug NIC's layout, a doorbell store in place of the IPI, one send every 10 us (absolute deadlines); the target CPU runs the kernel driver's interrupt work (mint_target::RxPath) on the driver-only path; mean_ns is the mean of sends 1000-2000 of 3000, as the paper's; send_signal is the part of the sends that raised the doorbell",
+            "delivery": "whole runs (bench/target.rs): the support CPU runs mint_support::Sender, the target CPU the kernel's driver work (mint_target::RxPath) when the doorbell rings and the kernel's receive loop (mint_target::Receiver: smoltcp's UDP/IPv4 stack, the payload check, the run's accounting) in between; paths: driver (frames counted at the driver and released, no stack, no check), raw-checked (raw Ethernet past the stack to the payload check), udp-checked (through the UDP stack to the check); gbps = delivered payload bytes * 8 / (first send to the support CPU seeing the run Complete, on the support CPU) of the lossless run (NAPI, the support side waits for a free descriptor: the pipeline's capacity); drops are the back-to-back run's (one interrupt per posted edge, the support side never waits); every run's row is in raw/runs.csv",
+            "success_rate": "cycles of cycle_frames UDP frames per size at each interval of cycle_intervals_ns (0 = back to back) under each moderation (none: one interrupt per posted edge, as the paper's; itr:4096: the device defers interrupts inside the ITR window; napi: masked polling); success_rate = delivered / sent; min_full_interval_ns = the smallest interval from which every longer one delivered all (moderation none; by moderation beside); handling_ns = the target CPU's busy time (driver work and receive loop, not waiting) per frame handled, in a lossless NAPI run at that size",
+            "latency": "one UDP frame of 1514 B every 20 us, moderation none: signal_to_handler = the support CPU's stamp as it rings the doorbell to the target CPU's handler entry; inject_to_app = the frame's injection stamp to the application's check; both cross cores (the TSC offset between the two CPUs is in them: the host keeps it 0 where its TSC is synchronised)",
             "clock": "lfence; rdtsc at both ends of every sample, on one CPU; ticks to ns at tsc.hz",
             "timer_overhead": "two back-to-back stamps; every sample includes it once",
             "copy": "one CPU, copy_from_slice of a frame into buffers rotating through 256 x 16 KiB (the debug NIC's ring); copy_ns is the mean of copies 1000-2000 of 3000, as the paper's send time",
@@ -410,41 +618,97 @@ pub fn print(r: &Value) {
     }
     if let Some(rows) = r["throughput"].as_array() {
         outln!();
-        outln!("throughput (Table 2), Gbps: delivery is not measured natively yet; its floor:");
         outln!(
-            "{:>7} {:>7} {:>9} | {:>10} {:>8} {:>8}",
+            "throughput (Table 2), Gbps delivered: lossless (NAPI, the support side waits for a free descriptor); drops of the back-to-back run; beside it the SPSC floor"
+        );
+        outln!(
+            "{:>7} {:>6} {:>12} | {:>7} {:>8} | {:>9} {:>9} {:>6} | {:>5}",
             "size B",
             "paper",
-            "delivered",
-            "SPSC floor",
-            "min",
-            "max"
+            "path",
+            "Gbps",
+            "x floor",
+            "ring full",
+            "skb full",
+            "stack",
+            "floor"
         );
-        for (row, paper) in rows.iter().zip(PAPER) {
+        for row in rows {
+            let size = row["size"].as_u64().unwrap_or(0) as usize;
+            let paper = PAPER.iter().find(|p| p.0 == size).map_or(f64::NAN, |p| p.2);
+            let ratio = match (row["gbps"].as_f64(), row["floor_gbps"].as_f64()) {
+                (Some(g), Some(f)) if f > 0.0 => format!("{:.2}", g / f),
+                _ => "n/a".into(),
+            };
             outln!(
-                "{:>7} {:>7.1} {:>9} | {:>10} {:>8} {:>8}",
-                paper.0,
-                paper.2,
-                "n/a",
-                f1(&row["floor_gbps"]),
-                f1(&row["floor"]["min"]),
-                f1(&row["floor"]["max"])
+                "{:>7} {:>6.1} {:>12} | {:>7} {:>8} | {:>9} {:>9} {:>6} | {:>5}",
+                size,
+                paper,
+                row["path"].as_str().unwrap_or("?"),
+                f1(&row["gbps"]),
+                ratio,
+                row["drops"]["ring_full"],
+                row["drops"]["socket_buffer_full"],
+                row["drops"]["stack"],
+                f1(&row["floor_gbps"])
             );
         }
-        outln!("(SPSC floor: median over repetitions)");
-    }
-    if r["latency"].is_object() {
-        let o = &r["latency"]["pingpong_oneway_ns"];
-        outln!();
         outln!(
-            "latency, ns: ping-pong one way p50 {}, p99 {}; doorbell to handler and injection to application: not measured natively yet",
-            f0(&o["p50"]),
-            f0(&o["p99"])
+            "(floor: SPSC two-copy queue, median over repetitions; per-run rows in raw/runs.csv)"
         );
     }
-    if r["experiment"] == "all" {
+    if let Some(rows) = r["success_rate"].as_array() {
         outln!();
-        outln!("success rate (Fig. 9): not built yet");
+        outln!(
+            "success rate (Fig. 9): delivered / sent per cycle of {} frames, by interval (ns) and moderation",
+            rows.first().map_or(Value::Null, |r| r["frames"].clone())
+        );
+        let intervals: Vec<u64> = CYCLE_INTERVALS_NS.to_vec();
+        let mut head = format!("{:>6} {:>9} |", "size", "moderat.");
+        for i in &intervals {
+            head.push_str(&format!(" {:>5}", i));
+        }
+        outln!("{head} | {:>8} {:>8}", "full at", "handling");
+        for size in SUCCESS_SIZES {
+            for m in MODERATIONS {
+                let m = m.to_string();
+                let mut line = format!("{size:>6} {m:>9} |");
+                for i in &intervals {
+                    let cell = rows
+                        .iter()
+                        .find(|c| {
+                            c["size"] == size
+                                && c["moderation"] == m.as_str()
+                                && c["interval_ns"] == *i
+                        })
+                        .and_then(|c| c["success_rate"].as_f64())
+                        .map_or("n/a".into(), |x| format!("{x:.3}"));
+                    line.push_str(&format!(" {cell:>5}"));
+                }
+                let full = &r["min_full_interval_ns_by_moderation"][m.as_str()][size.to_string()];
+                outln!(
+                    "{line} | {:>8} {:>8}",
+                    full.as_u64().map_or("none".into(), |v| v.to_string()),
+                    f0(&r["handling_ns"][size.to_string()])
+                );
+            }
+        }
+        outln!(
+            "(full at: the smallest interval from which every longer one delivered all; handling: the target's busy ns per frame, lossless)"
+        );
+    }
+    if r["latency"].is_object() {
+        let l = &r["latency"];
+        outln!();
+        outln!(
+            "latency, ns (p50 / p99): doorbell to handler {} / {}; injection to application {} / {}; ping-pong one way {} / {}",
+            f0(&l["signal_to_handler_ns"]["p50"]),
+            f0(&l["signal_to_handler_ns"]["p99"]),
+            f0(&l["inject_to_app_ns"]["p50"]),
+            f0(&l["inject_to_app_ns"]["p99"]),
+            f0(&l["pingpong_oneway_ns"]["p50"]),
+            f0(&l["pingpong_oneway_ns"]["p99"])
+        );
     }
     outln!();
     outln!(
@@ -464,6 +728,15 @@ mod tests {
     fn the_paper_rows_are_the_measured_sizes() {
         let sizes: Vec<usize> = PAPER.iter().map(|p| p.0).collect();
         assert_eq!(sizes, native::SIZES);
+    }
+
+    #[test]
+    fn the_full_interval_is_where_every_longer_one_is_full() {
+        let r = [(0, 0.2), (500, 1.0), (1000, 0.99), (2000, 1.0), (4000, 1.0)];
+        assert_eq!(min_full_interval(&r), Some(2000));
+        assert_eq!(min_full_interval(&[(0, 1.0), (10, 1.0)]), Some(0));
+        assert_eq!(min_full_interval(&[(0, 1.0), (10, 0.5)]), None);
+        assert_eq!(min_full_interval(&[]), None);
     }
 
     #[test]

@@ -142,6 +142,7 @@ impl DropReason {
 /// One generator run. Config fields are written by the support node before
 /// `phase` becomes Configured; counters by their owner as noted.
 #[repr(C, align(64))]
+#[derive(Default)]
 pub struct RunControl {
     pub phase: AtomicU32,
     pub run_id: AtomicU32,
@@ -179,7 +180,27 @@ pub struct RunControl {
     /// Support: IPIs it deliberately did not send although it set the
     /// posted flag (fault injection: every Nth IPI "lost").
     pub ipis_forgotten: AtomicU64,
+    /// How the target's driver takes the NIC's interrupts this run
+    /// ([`MODERATION_NONE`], [`MODERATION_ITR`], [`MODERATION_NAPI`]); the
+    /// ITR interval in ns when ITR.
+    pub moderation: AtomicU32,
+    pub itr_ns: AtomicU32,
+    /// Where the target takes each frame: [`DELIVER_APP`] or
+    /// [`DELIVER_DRIVER`].
+    pub deliver: AtomicU32,
 }
+
+/// `RunControl::deliver`: to the application's payload check.
+pub const DELIVER_APP: u32 = 0;
+/// `RunControl::deliver`: counted at the driver and released.
+pub const DELIVER_DRIVER: u32 = 1;
+
+/// `RunControl::moderation`: one interrupt per posted edge.
+pub const MODERATION_NONE: u32 = 0;
+/// `RunControl::moderation`: the driver programs ITR with `itr_ns`.
+pub const MODERATION_ITR: u32 = 1;
+/// `RunControl::moderation`: NAPI (masked polling from the receive loop).
+pub const MODERATION_NAPI: u32 = 2;
 
 /// The target's timer ticks (100 Hz) the posted-IRQ flag may stay set
 /// with no interrupt taken before the target assumes the IPI was lost and

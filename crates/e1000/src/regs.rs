@@ -402,7 +402,16 @@ impl<S: RegisterSlots> RegisterAccess for RegisterFile<S> {
                 self.slot(Register::ICR).fetch_and(!value, Ordering::AcqRel);
             }
             Register::ICS => {
-                self.slot(Register::ICR).fetch_or(value, Ordering::AcqRel);
+                // Causes already pending need no locked write (the device
+                // raises the same causes frame after frame while the driver
+                // has not read ICR). A driver's read-to-clear between this
+                // load and the skipped write loses no frame: the device
+                // writes causes after the descriptor, and a driver polls
+                // the ring after reading ICR.
+                let icr = self.slot(Register::ICR);
+                if icr.load(Ordering::Acquire) & value != value {
+                    icr.fetch_or(value, Ordering::AcqRel);
+                }
             }
             Register::IMS => {
                 self.slot(Register::IMS).fetch_or(value, Ordering::AcqRel);

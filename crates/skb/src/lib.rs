@@ -57,13 +57,26 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// What both handles share.
+/// An index on a cache line (pair) of its own: the producer's and the
+/// consumer's are written on different cores, and sharing a line would
+/// move it between them on every frame for nothing.
+#[repr(align(128))]
+struct Line(AtomicUsize);
+
+impl core::ops::Deref for Line {
+    type Target = AtomicUsize;
+    fn deref(&self) -> &AtomicUsize {
+        &self.0
+    }
+}
+
 struct Shared {
     buffers: Box<[UnsafeCell<Box<[u8]>>]>,
     lens: Box<[AtomicUsize]>,
     /// The oldest published slot (moved by the consumer only).
-    head: AtomicUsize,
+    head: Line,
     /// The next slot to publish (moved by the producer only).
-    tail: AtomicUsize,
+    tail: Line,
 }
 
 // SAFETY: a slot's bytes are reached only through a `Producer` loan (slot
@@ -121,8 +134,8 @@ pub fn pool(slots: usize, size: usize) -> (Producer, Consumer) {
     let shared = Arc::new(Shared {
         buffers: buffers.into_boxed_slice(),
         lens: (0..slots).map(|_| AtomicUsize::new(0)).collect(),
-        head: AtomicUsize::new(0),
-        tail: AtomicUsize::new(0),
+        head: Line(AtomicUsize::new(0)),
+        tail: Line(AtomicUsize::new(0)),
     });
     (
         Producer {
@@ -144,6 +157,14 @@ impl Producer {
         let tail = s.tail.load(Ordering::Relaxed);
         let head = s.head.load(Ordering::Acquire);
         (tail.wrapping_sub(head) < s.slots()).then(|| tail % s.slots())
+    }
+
+    /// Buffers free to fill now (the consumer may free more meanwhile).
+    pub fn free(&self) -> usize {
+        let s = &self.shared;
+        let tail = s.tail.load(Ordering::Relaxed);
+        let head = s.head.load(Ordering::Acquire);
+        s.slots().saturating_sub(tail.wrapping_sub(head))
     }
 
     /// Lends the next free buffer (all of it), or `None` when every buffer
@@ -285,8 +306,10 @@ mod tests {
         assert!(c.is_empty());
         assert!(c.front().is_none());
         for tag in 1..=3 {
+            assert_eq!(p.free(), usize::from(4 - tag));
             assert!(fill(&mut p, tag, usize::from(tag)));
         }
+        assert_eq!(p.free(), 0);
         // Every buffer is published: the producer gets none of them back.
         assert!(p.buffer().is_none());
         assert!(!p.commit(1), "commit with no free buffer publishes nothing");
@@ -300,6 +323,7 @@ mod tests {
             assert_eq!(skb.frame()[0], tag);
             skb.release();
             // Exactly one buffer came free.
+            assert_eq!(p.free(), 1);
             assert!(p.buffer().is_some());
             assert!(fill(&mut p, 10 + tag, 4));
             assert!(p.buffer().is_none());

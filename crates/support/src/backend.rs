@@ -164,6 +164,19 @@ impl DmaMemory for WordDma<'_> {
         let mut done = 0;
         while done < out.len() {
             let at = off % WORD;
+            if at == 0 && out.len() - done >= WORD {
+                // Whole words: one load and one 8-byte store each.
+                let whole = (out.len() - done) / WORD * WORD;
+                for (w, chunk) in self.words[off / WORD..]
+                    .iter()
+                    .zip(out[done..done + whole].chunks_exact_mut(WORD))
+                {
+                    chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+                }
+                off += whole;
+                done += whole;
+                continue;
+            }
             let n = (WORD - at).min(out.len() - done);
             let b = self.words[off / WORD].load(Ordering::Relaxed).to_le_bytes();
             out[done..done + n].copy_from_slice(&b[at..at + n]);

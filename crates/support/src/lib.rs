@@ -21,6 +21,9 @@
 //!   posted flag, the signal stamp, the run's counters), taken from the
 //!   shared region's [`DebugNic`] or from a host copy of that layout.
 //!
+//! [`host`] (feature `host`) lays the same memory out on the host, for the
+//! native benchmark and the host tests of both sides.
+//!
 //! What it does not do: wait for deadlines, keep raw samples, talk to the
 //! target about the run (arming, settling). The callers do, around
 //! [`Sender::send`].
@@ -29,16 +32,25 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(any(test, feature = "host"))]
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
 pub mod backend;
+#[cfg(any(test, feature = "host"))]
+pub mod host;
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use mint_abi::debug_nic::{
+    DELIVER_APP, DELIVER_DRIVER, MODERATION_ITR, MODERATION_NAPI, MODERATION_NONE, RunControl,
+};
 use mint_abi::debug_nic::{DebugNic, DropReason};
-use mint_e1000::{DescriptorRing, DeviceModel, DmaMemory, RegisterAccess, RxDrop, WritebackFault};
-use mint_traffic::FrameTemplate;
+use mint_e1000::{
+    DescriptorRing, DeviceModel, DmaMemory, Register, RegisterAccess, RxDrop, WritebackFault,
+};
+use mint_traffic::{Delivery, FrameTemplate, GenConfig, Moderation, PacketKind};
 
 /// How the support side tells the target that its interrupt is due.
 pub trait Signal {
@@ -50,6 +62,8 @@ pub trait Signal {
 pub trait Clock {
     /// Now, in ticks.
     fn now(&self) -> u64;
+    /// Ticks per second (the device's interrupt throttling is in ns).
+    fn hz(&self) -> u64;
 }
 
 /// Fault injection for one run; 0 = off for each.
@@ -95,10 +109,25 @@ impl<'a> Lines<'a> {
             drops: &nic.run.drops,
         }
     }
+}
 
-    fn count_drop(&self, reason: DropReason) {
-        self.drops[reason as usize].fetch_add(1, Ordering::Relaxed);
-    }
+/// The run's counters a sender keeps: its own until
+/// [`Sender::publish`] stores them into the shared [`Lines`] (they share
+/// cache lines with counters the target writes, and the target reads them
+/// only once the run is injected: a store per frame would move those lines
+/// between the two cores for nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames handed to the device.
+    pub sent: u64,
+    /// Signals raised.
+    pub signals: u64,
+    /// Signals deliberately not raised (fault injection).
+    pub signals_forgotten: u64,
+    /// No free descriptor.
+    pub ring_full: u64,
+    /// Refused by the device otherwise.
+    pub device_refused: u64,
 }
 
 /// The device's memory: its registers, the driver's descriptor ring and
@@ -137,6 +166,14 @@ pub struct Sender<'a, R: ?Sized, D: ?Sized, M: ?Sized, S, C> {
     model: DeviceModel,
     /// Posted-flag 0 -> 1 edges, for forgetting every Nth signal.
     edges: u32,
+    /// When the last signal was raised (ITR's window starts there).
+    last_raise: u64,
+    /// An interrupt the device asked for inside ITR's window, raised once
+    /// the window has passed ([`Sender::tick`]).
+    deferred: bool,
+    /// Interrupts the device deferred (ITR), this run.
+    throttled: u64,
+    counters: Counters,
 }
 
 impl<'a, R, D, M, S, C> Sender<'a, R, D, M, S, C>
@@ -169,6 +206,10 @@ where
             faults,
             model: DeviceModel::new(),
             edges: 0,
+            last_raise: 0,
+            deferred: false,
+            throttled: 0,
+            counters: Counters::default(),
         }
     }
 
@@ -200,16 +241,16 @@ where
         let Device { regs, ring, dma } = self.device;
         let (signal_ticks, placed) =
             match self.model.receive_with_fault(regs, ring, dma, frame, fault) {
-                Ok(r) if r.raise_interrupt => (self.raise(), true),
+                Ok(r) if r.raise_interrupt => (self.request(), true),
                 Ok(_) => (0, true),
                 Err(drop) => {
-                    self.lines.count_drop(match drop {
-                        RxDrop::NoDescriptor { .. } => DropReason::RingFull,
-                        _ => DropReason::DeviceRefused,
-                    });
+                    match drop {
+                        RxDrop::NoDescriptor { .. } => self.counters.ring_full += 1,
+                        _ => self.counters.device_refused += 1,
+                    }
                     (
                         if drop.raise_interrupt() {
-                            self.raise()
+                            self.request()
                         } else {
                             0
                         },
@@ -218,7 +259,7 @@ where
                 }
             };
         let t1 = self.clock.now();
-        self.lines.sent.fetch_add(1, Ordering::Release);
+        self.counters.sent += 1;
         Sent {
             inject_tsc: t0,
             ticks: t1.wrapping_sub(t0),
@@ -227,24 +268,133 @@ where
         }
     }
 
+    /// The run's counters so far (not yet in the shared lines until
+    /// [`publish`](Self::publish)).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Stores the run's counters into the shared lines (the sender is
+    /// their only writer; the run's configuration zeroed them). The
+    /// callers publish before they mark the run injected, and may publish
+    /// as often as they like before (a progress report).
+    pub fn publish(&self) {
+        let c = &self.counters;
+        let l = &self.lines;
+        l.drops[DropReason::RingFull as usize].store(c.ring_full, Ordering::Relaxed);
+        l.drops[DropReason::DeviceRefused as usize].store(c.device_refused, Ordering::Relaxed);
+        l.signals.store(c.signals, Ordering::Relaxed);
+        l.signals_forgotten
+            .store(c.signals_forgotten, Ordering::Relaxed);
+        l.sent.store(c.sent, Ordering::Release);
+    }
+
+    /// Interrupts the device deferred for ITR's window so far.
+    pub fn throttled(&self) -> u64 {
+        self.throttled
+    }
+
+    /// Whether an interrupt waits for ITR's window to pass.
+    pub fn deferred(&self) -> bool {
+        self.deferred
+    }
+
+    /// The device's timer: raises an interrupt ITR deferred once its
+    /// window has passed. The caller's loop calls it between sends (while
+    /// it waits for a deadline) and after the last, until
+    /// [`deferred`](Self::deferred) is false. Returns the ticks spent
+    /// raising (0 if it did not).
+    pub fn tick(&mut self) -> u64 {
+        if !self.deferred || self.in_itr_window() {
+            return 0;
+        }
+        self.deferred = false;
+        self.raise()
+    }
+
+    /// The ticks of ITR's interval (the driver programs it; 0 = off).
+    fn itr_ticks(&self) -> u64 {
+        let units = u64::from(self.device.regs.read(Register::ITR) & 0xFFFF);
+        (u128::from(units) * 256 * u128::from(self.clock.hz()) / 1_000_000_000) as u64
+    }
+
+    /// Whether the last signal was raised less than ITR's interval ago.
+    fn in_itr_window(&self) -> bool {
+        let itr = self.itr_ticks();
+        itr != 0 && self.last_raise != 0 && self.clock.now().wrapping_sub(self.last_raise) < itr
+    }
+
+    /// The device asks for its interrupt: raised now, or, inside ITR's
+    /// window, deferred (the causes stay in ICR; one interrupt takes them
+    /// all). The ticks spent raising.
+    fn request(&mut self) -> u64 {
+        if self.in_itr_window() {
+            if !self.deferred {
+                self.throttled += 1;
+            }
+            self.deferred = true;
+            return 0;
+        }
+        self.deferred = false;
+        self.raise()
+    }
+
     /// Raises the signal on the posted flag's 0 -> 1 edge (or "loses" every
     /// Nth, fault injection); the ticks spent raising it.
     fn raise(&mut self) -> u64 {
-        if self.lines.posted.swap(1, Ordering::AcqRel) != 0 {
+        // Read before the locked exchange: while the flag is up (the
+        // target has not taken the last signal yet) this costs no
+        // ownership of the line.
+        if self.lines.posted.load(Ordering::Acquire) != 0
+            || self.lines.posted.swap(1, Ordering::AcqRel) != 0
+        {
             return 0;
         }
         self.edges = self.edges.wrapping_add(1);
         let forget = self.faults.forget_ipi_every;
         if forget > 0 && self.edges.is_multiple_of(forget) {
-            self.lines.signals_forgotten.fetch_add(1, Ordering::Relaxed);
+            self.counters.signals_forgotten += 1;
             return 0;
         }
         let t = self.clock.now();
+        self.last_raise = t;
         self.lines.signal_stamp.store(t, Ordering::Release);
         self.signal.raise();
-        self.lines.signals.fetch_add(1, Ordering::Relaxed);
+        self.counters.signals += 1;
         self.clock.now().wrapping_sub(t)
     }
+}
+
+/// Writes run `run_id` of `cfg` into a run control, its counters cleared
+/// (the phase is the caller's to set: every run starts Configured once
+/// the rest is in place). `dump_samples`: the receiver keeps and prints
+/// its raw samples at the end.
+pub fn configure(ctl: &RunControl, cfg: &GenConfig, run_id: u32, dump_samples: bool) {
+    ctl.reset_counters();
+    ctl.size.store(cfg.size, Ordering::Relaxed);
+    ctl.count.store(cfg.count, Ordering::Relaxed);
+    ctl.kind.store(
+        matches!(cfg.kind, PacketKind::Raw) as u32,
+        Ordering::Relaxed,
+    );
+    ctl.seed.store(cfg.seed, Ordering::Relaxed);
+    ctl.dump_samples
+        .store(u32::from(dump_samples), Ordering::Relaxed);
+    let (moderation, itr_ns) = match cfg.moderation {
+        Moderation::None => (MODERATION_NONE, 0),
+        Moderation::Itr { ns } => (MODERATION_ITR, ns),
+        Moderation::Napi => (MODERATION_NAPI, 0),
+    };
+    ctl.moderation.store(moderation, Ordering::Relaxed);
+    ctl.itr_ns.store(itr_ns, Ordering::Relaxed);
+    ctl.deliver.store(
+        match cfg.deliver {
+            Delivery::App => DELIVER_APP,
+            Delivery::Driver => DELIVER_DRIVER,
+        },
+        Ordering::Relaxed,
+    );
+    ctl.run_id.store(run_id, Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -3,15 +3,16 @@
 //! once per posted edge, drops and fault injection counted.
 
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::vec;
 use std::vec::Vec;
 
-use mint_abi::debug_nic::{DropReason, NIC_REGISTER_SLOTS, NicRegisters, PaddedU32};
-use mint_e1000::{Contiguous, Register, RegisterFile, RxRing};
+use mint_abi::debug_nic::DropReason;
+use mint_e1000::Register;
 use mint_traffic::{Endpoints, FrameTemplate, PacketKind};
 
-use super::backend::{AtomicRing, NicSlots, WordDma};
+use super::backend::WordDma;
+use super::host::HostNic;
 use super::*;
 
 const SLOTS: u16 = 8;
@@ -35,55 +36,15 @@ impl Clock for &Steps {
         self.0.set(self.0.get() + 10);
         self.0.get()
     }
+    fn hz(&self) -> u64 {
+        1_000_000_000
+    }
 }
 
-struct Shared {
-    regs: NicRegisters,
-    descs: Vec<[AtomicU64; 2]>,
-    words: Vec<AtomicU64>,
-    posted: AtomicU32,
-    stamp: AtomicU64,
-    sent: AtomicU64,
-    signals: AtomicU64,
-    forgotten: AtomicU64,
-    drops: [AtomicU64; DropReason::COUNT],
-}
-
-impl Shared {
-    fn new() -> Shared {
-        Shared {
-            regs: NicRegisters(core::array::from_fn::<_, NIC_REGISTER_SLOTS, _>(|_| {
-                PaddedU32(AtomicU32::new(0))
-            })),
-            descs: (0..SLOTS)
-                .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
-                .collect(),
-            words: (0..usize::from(SLOTS) * BUFFER / 8)
-                .map(|_| AtomicU64::new(0))
-                .collect(),
-            posted: AtomicU32::new(0),
-            stamp: AtomicU64::new(0),
-            sent: AtomicU64::new(0),
-            signals: AtomicU64::new(0),
-            forgotten: AtomicU64::new(0),
-            drops: core::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-
-    fn lines(&self) -> Lines<'_> {
-        Lines {
-            posted: &self.posted,
-            signal_stamp: &self.stamp,
-            sent: &self.sent,
-            signals: &self.signals,
-            signals_forgotten: &self.forgotten,
-            drops: &self.drops,
-        }
-    }
-
-    fn drop_count(&self, r: DropReason) -> u64 {
-        self.drops[r as usize].load(Ordering::Relaxed)
-    }
+/// The debug NIC's memory on the host: `SLOTS` descriptors of `BUFFER`
+/// bytes each.
+fn shared() -> HostNic {
+    HostNic::new(SLOTS, usize::from(SLOTS) * BUFFER, DMA_PHYS)
 }
 
 fn template(size: u32) -> FrameTemplate {
@@ -92,15 +53,11 @@ fn template(size: u32) -> FrameTemplate {
 
 #[test]
 fn frames_land_in_the_drivers_buffers_and_the_signal_follows_the_posted_flag() {
-    let s = Shared::new();
-    let regs = RegisterFile::with_slots(NicSlots(&s.regs));
-    let ring = AtomicRing::new(&s.descs);
-    let dma = WordDma::new(DMA_PHYS, &s.words);
-    let buffers = Contiguous {
-        base: DMA_PHYS,
-        stride: BUFFER as u64,
-    };
-    let mut rx = RxRing::init(&regs, &ring, RING_PHYS, buffers, BUFFER).expect("ring");
+    let s = shared();
+    let regs = s.registers();
+    let ring = s.ring();
+    let dma = s.dma();
+    let mut rx = s.driver_ring(RING_PHYS, BUFFER).expect("ring");
     let raised = Cell::new(0);
     let clock = Steps(Cell::new(0));
     let mut t = template(1514);
@@ -110,7 +67,7 @@ fn frames_land_in_the_drivers_buffers_and_the_signal_follows_the_posted_flag() {
             ring: &ring,
             dma: &dma,
         },
-        s.lines(),
+        s.support_lines(),
         Counting(&raised),
         &clock,
         &mut t,
@@ -121,12 +78,12 @@ fn frames_land_in_the_drivers_buffers_and_the_signal_follows_the_posted_flag() {
     assert!(first.placed);
     assert!(first.ticks > 0 && first.signal_ticks > 0, "{first:?}");
     assert_eq!(raised.get(), 1);
-    assert_eq!(s.posted.load(Ordering::Relaxed), 1);
+    assert_eq!(s.posted.0.load(Ordering::Relaxed), 1);
     // Still posted: the next frame raises nothing.
     let second = sender.send(1);
     assert_eq!((second.signal_ticks, raised.get()), (0, 1));
     // The target's handler clears the flag, then cleans.
-    s.posted.store(0, Ordering::Release);
+    s.posted.0.store(0, Ordering::Release);
     let mut got = Vec::new();
     let mut scratch = vec![0u8; BUFFER];
     rx.poll(&regs, &ring, &dma, &mut scratch, usize::MAX, |f| {
@@ -145,24 +102,27 @@ fn frames_land_in_the_drivers_buffers_and_the_signal_follows_the_posted_flag() {
     // Each frame carries its send's first clock reading.
     assert_eq!(stamps, [first.inject_tsc, second.inject_tsc]);
     // The signal's stamp: the reading after the device took frame 0.
-    assert_eq!(s.stamp.load(Ordering::Relaxed), first.inject_tsc + 10);
-    assert_eq!(s.sent.load(Ordering::Relaxed), 2);
-    assert_eq!(s.signals.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        s.signal_stamp.0.load(Ordering::Relaxed),
+        first.inject_tsc + 10
+    );
+    // The counters are the sender's own until published.
+    assert_eq!(s.run.0.sent.load(Ordering::Relaxed), 0);
+    assert_eq!(sender.counters().sent, 2);
+    sender.publish();
+    assert_eq!(s.run.0.sent.load(Ordering::Relaxed), 2);
+    assert_eq!(s.run.0.ipis_sent.load(Ordering::Relaxed), 1);
     sender.send(2);
     assert_eq!(raised.get(), 2, "a new edge after the flag was cleared");
 }
 
 #[test]
 fn a_full_ring_counts_ring_full_and_faults_are_injected() {
-    let s = Shared::new();
-    let regs = RegisterFile::with_slots(NicSlots(&s.regs));
-    let ring = AtomicRing::new(&s.descs);
-    let dma = WordDma::new(DMA_PHYS, &s.words);
-    let buffers = Contiguous {
-        base: DMA_PHYS,
-        stride: BUFFER as u64,
-    };
-    let _rx = RxRing::init(&regs, &ring, RING_PHYS, buffers, BUFFER).expect("ring");
+    let s = shared();
+    let regs = s.registers();
+    let ring = s.ring();
+    let dma = s.dma();
+    let _rx = s.driver_ring(RING_PHYS, BUFFER).expect("ring");
     let raised = Cell::new(0);
     let clock = Steps(Cell::new(0));
     let mut t = template(256);
@@ -177,7 +137,7 @@ fn a_full_ring_counts_ring_full_and_faults_are_injected() {
             ring: &ring,
             dma: &dma,
         },
-        s.lines(),
+        s.support_lines(),
         Counting(&raised),
         &clock,
         &mut t,
@@ -187,14 +147,15 @@ fn a_full_ring_counts_ring_full_and_faults_are_injected() {
     // The ring holds SLOTS - 1 frames; nobody cleans.
     let placed = (0..20).filter(|&seq| sender.send(seq).placed).count();
     assert_eq!(placed, usize::from(SLOTS) - 1);
+    sender.publish();
     assert_eq!(
-        s.drop_count(DropReason::RingFull),
+        s.run.0.drop_count(DropReason::RingFull),
         20 - u64::from(SLOTS - 1)
     );
-    assert_eq!(s.sent.load(Ordering::Relaxed), 20);
+    assert_eq!(s.run.0.sent.load(Ordering::Relaxed), 20);
     // Every signal forgotten: the flag is set, nothing raised.
     assert_eq!(raised.get(), 0);
-    assert_eq!(s.forgotten.load(Ordering::Relaxed), 1);
+    assert_eq!(s.run.0.ipis_forgotten.load(Ordering::Relaxed), 1);
     assert_eq!(regs.peek(Register::RDH), u32::from(SLOTS) - 1);
     assert_eq!(sender.model().received(), u64::from(SLOTS) - 1);
 }
@@ -220,15 +181,11 @@ fn word_dma_moves_unaligned_bytes_and_refuses_outside() {
 
 #[test]
 fn stale_and_corrupted_frames_are_injected_every_nth() {
-    let s = Shared::new();
-    let regs = RegisterFile::with_slots(NicSlots(&s.regs));
-    let ring = AtomicRing::new(&s.descs);
-    let dma = WordDma::new(DMA_PHYS, &s.words);
-    let buffers = Contiguous {
-        base: DMA_PHYS,
-        stride: BUFFER as u64,
-    };
-    let mut rx = RxRing::init(&regs, &ring, RING_PHYS, buffers, BUFFER).expect("ring");
+    let s = shared();
+    let regs = s.registers();
+    let ring = s.ring();
+    let dma = s.dma();
+    let mut rx = s.driver_ring(RING_PHYS, BUFFER).expect("ring");
     let raised = Cell::new(0);
     let clock = Steps(Cell::new(0));
     let mut t = template(128);
@@ -243,7 +200,7 @@ fn stale_and_corrupted_frames_are_injected_every_nth() {
             ring: &ring,
             dma: &dma,
         },
-        s.lines(),
+        s.support_lines(),
         Counting(&raised),
         &clock,
         &mut t,
@@ -265,4 +222,58 @@ fn stale_and_corrupted_frames_are_injected_every_nth() {
     // the driver. Frames 2, 4, 6 (seq 1, 3, 5) carry the previous run.
     assert_eq!(runs, [(0, 9), (1, 8), (3, 8), (4, 9)]);
     assert_eq!(rx.counters().refused(), 2);
+}
+
+#[test]
+fn itr_defers_an_interrupt_inside_its_window_and_the_timer_raises_it_after() {
+    let s = shared();
+    let regs = s.registers();
+    let ring = s.ring();
+    let dma = s.dma();
+    let _rx = s.driver_ring(RING_PHYS, BUFFER).expect("ring");
+    // 4 units of 256 ns: the clock moves 10 ns a reading.
+    mint_e1000::RegisterAccess::write(&regs, Register::ITR, 4);
+    let raised = Cell::new(0);
+    let clock = Steps(Cell::new(0));
+    let mut t = template(1514);
+    let mut sender = Sender::new(
+        Device {
+            regs: &regs,
+            ring: &ring,
+            dma: &dma,
+        },
+        s.support_lines(),
+        Counting(&raised),
+        &clock,
+        &mut t,
+        5,
+        Faults::default(),
+    );
+    assert!(sender.send(0).signal_ticks > 0);
+    s.posted.0.store(0, Ordering::Release);
+    // The handler took the first; the second frame comes inside the window.
+    assert_eq!(sender.send(1).signal_ticks, 0);
+    assert_eq!(raised.get(), 1);
+    assert!(sender.deferred());
+    assert_eq!(sender.throttled(), 1);
+    // A third inside the window joins the deferred one.
+    sender.send(2);
+    assert_eq!((raised.get(), sender.throttled()), (1, 1));
+    let raised_at = clock.0.get();
+    let mut ticks = 0;
+    while sender.deferred() {
+        sender.tick();
+        ticks += 1;
+        assert!(
+            ticks < 1_000,
+            "the timer never raised the deferred interrupt"
+        );
+    }
+    assert_eq!(raised.get(), 2);
+    assert!(
+        clock.0.get() - raised_at >= 1024 - 400,
+        "raised only once ITR's window passed"
+    );
+    sender.publish();
+    assert_eq!(s.run.0.ipis_sent.load(Ordering::Relaxed), 2);
 }

@@ -127,6 +127,109 @@ impl FromStr for Pattern {
     }
 }
 
+/// How the target's driver takes the NIC's interrupts during a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Moderation {
+    /// One interrupt per posted edge (the device raises whenever a cause
+    /// is unmasked and none is pending).
+    #[default]
+    None,
+    /// The e1000's interrupt throttling: the driver programs ITR, and the
+    /// device raises at most one interrupt per `ns` (a multiple of 256,
+    /// the register's unit, 256..=16_776_960).
+    Itr {
+        /// The minimum interval between two interrupts.
+        ns: u32,
+    },
+    /// NAPI: the handler masks the device's causes and schedules a poll;
+    /// the receive loop polls the ring in budgets and unmasks when it is
+    /// empty.
+    Napi,
+}
+
+/// Where the target takes a frame after its driver cleaned it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Delivery {
+    /// Through the stack (UDP) or past it (raw) to the application's
+    /// payload check: every frame checked, sequenced, timed.
+    #[default]
+    App,
+    /// Counted at the driver and released: no stack, no check (the
+    /// driver's own capacity).
+    Driver,
+}
+
+impl fmt::Display for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Delivery::App => "app",
+            Delivery::Driver => "driver",
+        })
+    }
+}
+
+impl FromStr for Delivery {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match s.trim() {
+            t if t.eq_ignore_ascii_case("app") => Ok(Delivery::App),
+            t if t.eq_ignore_ascii_case("driver") => Ok(Delivery::Driver),
+            t => Err(ConfigError::UnknownDelivery(Text::new(t))),
+        }
+    }
+}
+
+/// The e1000's ITR unit (ns) and the register's largest value.
+pub const ITR_UNIT_NS: u32 = 256;
+/// The largest ITR interval: 65535 units.
+pub const MAX_ITR_NS: u32 = 65_535 * ITR_UNIT_NS;
+
+impl Moderation {
+    /// The value the driver writes into ITR (0: no throttling).
+    pub fn itr_register(&self) -> u32 {
+        match self {
+            Moderation::Itr { ns } => ns / ITR_UNIT_NS,
+            _ => 0,
+        }
+    }
+}
+
+impl fmt::Display for Moderation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Moderation::None => f.write_str("none"),
+            Moderation::Itr { ns } => write!(f, "itr:{ns}"),
+            Moderation::Napi => f.write_str("napi"),
+        }
+    }
+}
+
+impl FromStr for Moderation {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("none") {
+            return Ok(Moderation::None);
+        }
+        if s.eq_ignore_ascii_case("napi") {
+            return Ok(Moderation::Napi);
+        }
+        let (name, ns) = s.split_once(':').unwrap_or((s, ""));
+        if !name.eq_ignore_ascii_case("itr") {
+            return Err(ConfigError::UnknownModeration(Text::new(s)));
+        }
+        let ns = parse_interval_ns(ns)?;
+        if !(u64::from(ITR_UNIT_NS)..=u64::from(MAX_ITR_NS)).contains(&ns)
+            || !ns.is_multiple_of(u64::from(ITR_UNIT_NS))
+        {
+            return Err(ConfigError::ItrOutOfRange(ns));
+        }
+        Ok(Moderation::Itr { ns: ns as u32 })
+    }
+}
+
 /// Which setting a parse error is about (used in messages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Field {
@@ -252,6 +355,12 @@ pub enum ConfigError {
     UnknownPattern(Text),
     /// A packet kind other than udp, raw.
     UnknownKind(Text),
+    /// A moderation other than none, napi, itr:NS.
+    UnknownModeration(Text),
+    /// A delivery other than app, driver.
+    UnknownDelivery(Text),
+    /// An ITR interval that is not a multiple of 256 ns in 256..=16_776_960.
+    ItrOutOfRange(u64),
     /// A key other than size, count, interval, pattern, kind, seed.
     UnknownKey(Text),
     /// An argument without `=`.
@@ -309,9 +418,20 @@ impl fmt::Display for ConfigError {
             ConfigError::UnknownKind(text) => {
                 write!(f, "unknown packet kind \"{text}\": expected udp or raw")
             }
+            ConfigError::UnknownModeration(text) => write!(
+                f,
+                "unknown moderation \"{text}\": expected none, napi or itr:NS (NS a multiple of {ITR_UNIT_NS} ns up to {MAX_ITR_NS})"
+            ),
+            ConfigError::UnknownDelivery(text) => {
+                write!(f, "unknown delivery \"{text}\": expected app or driver")
+            }
+            ConfigError::ItrOutOfRange(ns) => write!(
+                f,
+                "itr: {ns} ns is not a multiple of {ITR_UNIT_NS} ns in {ITR_UNIT_NS}..={MAX_ITR_NS} (the e1000's ITR register)"
+            ),
             ConfigError::UnknownKey(text) => write!(
                 f,
-                "unknown key \"{text}\": expected size, count, interval, pattern, kind or seed"
+                "unknown key \"{text}\": expected size, count, interval, pattern, kind, seed, moderation or deliver"
             ),
             ConfigError::NotKeyValue(text) => {
                 write!(f, "argument \"{text}\" is not key=value")
@@ -342,6 +462,10 @@ pub struct GenConfig {
     pub kind: PacketKind,
     /// Seed for the schedule and the payload body; same seed, same run.
     pub seed: u64,
+    /// How the target's driver takes the NIC's interrupts.
+    pub moderation: Moderation,
+    /// Where the target takes each frame.
+    pub deliver: Delivery,
 }
 
 impl Default for GenConfig {
@@ -353,6 +477,8 @@ impl Default for GenConfig {
             pattern: Pattern::Fixed,
             kind: PacketKind::Udp,
             seed: DEFAULT_SEED,
+            moderation: Moderation::None,
+            deliver: Delivery::App,
         }
     }
 }
@@ -379,7 +505,16 @@ impl GenConfig {
     /// key at most once; unknown keys are errors naming the key. The result
     /// is validated.
     pub fn from_kv(line: &str) -> Result<GenConfig, ConfigError> {
-        const KEYS: [&str; 6] = ["size", "count", "interval", "pattern", "kind", "seed"];
+        const KEYS: [&str; 8] = [
+            "size",
+            "count",
+            "interval",
+            "pattern",
+            "kind",
+            "seed",
+            "moderation",
+            "deliver",
+        ];
         let mut cfg = GenConfig::default();
         let mut seen = [false; KEYS.len()];
         for arg in line.split_ascii_whitespace() {
@@ -405,6 +540,8 @@ impl GenConfig {
                 "interval" => cfg.interval_ns = parse_interval_ns(value)?,
                 "pattern" => cfg.pattern = value.parse()?,
                 "kind" => cfg.kind = value.parse()?,
+                "moderation" => cfg.moderation = value.parse()?,
+                "deliver" => cfg.deliver = value.parse()?,
                 _ => cfg.seed = parse_seed(value)?,
             }
         }
@@ -423,8 +560,15 @@ impl fmt::Display for GenConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "size={} count={} interval={} pattern={} kind={} seed={}",
-            self.size, self.count, self.interval_ns, self.pattern, self.kind, self.seed
+            "size={} count={} interval={} pattern={} kind={} seed={} moderation={} deliver={}",
+            self.size,
+            self.count,
+            self.interval_ns,
+            self.pattern,
+            self.kind,
+            self.seed,
+            self.moderation,
+            self.deliver
         )
     }
 }

@@ -36,7 +36,7 @@ pub mod schedule;
 pub mod stats;
 pub mod tracker;
 
-pub use config::{ConfigError, Field, GenConfig, PacketKind, Pattern};
+pub use config::{ConfigError, Delivery, Field, GenConfig, Moderation, PacketKind, Pattern};
 pub use frame::{Endpoints, FrameError, FrameTemplate, parse_frame, payload_offset};
 pub use payload::{
     Payload, PayloadError, PayloadInfo, PayloadTemplate, RunCheckError, check, check_run, fill_body,

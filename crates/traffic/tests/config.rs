@@ -265,6 +265,8 @@ fn from_kv_full_line() {
             pattern: Pattern::Poisson,
             kind: PacketKind::Udp,
             seed: 7,
+            moderation: Default::default(),
+            deliver: Default::default(),
         }
     );
     // Order-free, partial, extra whitespace, units, alias.
@@ -367,4 +369,38 @@ fn nominal_duration() {
         ..GenConfig::default()
     };
     assert_eq!(cfg.nominal_duration_ns(), 100_000_000_000_000_000);
+}
+
+#[test]
+fn moderation_and_delivery_parse_print_and_refuse() {
+    use mint_traffic::{Delivery, Moderation};
+    let cfg = GenConfig::from_kv("moderation=itr:4096 deliver=driver").expect("valid");
+    assert_eq!(cfg.moderation, Moderation::Itr { ns: 4096 });
+    assert_eq!(cfg.moderation.itr_register(), 16);
+    assert_eq!(cfg.deliver, Delivery::Driver);
+    // Display round-trips, with units accepted on the way in.
+    assert_eq!(GenConfig::from_kv(&cfg.to_string()), Ok(cfg));
+    let napi = GenConfig::from_kv("moderation=napi").expect("valid");
+    assert_eq!(
+        (napi.moderation, napi.deliver),
+        (Moderation::Napi, Delivery::App)
+    );
+    // 8 us is not a whole number of the register's 256 ns units.
+    assert_eq!(
+        GenConfig::from_kv("moderation=itr:8us"),
+        Err(mint_traffic::ConfigError::ItrOutOfRange(8000))
+    );
+    assert_eq!(
+        GenConfig::from_kv("moderation=itr:8192ns").map(|c| c.moderation),
+        Ok(Moderation::Itr { ns: 8192 })
+    );
+    for (bad, says) in [
+        ("moderation=itr:100", "multiple of 256"),
+        ("moderation=itr:0", "multiple of 256"),
+        ("moderation=fast", "unknown moderation"),
+        ("deliver=nowhere", "unknown delivery"),
+    ] {
+        let e = GenConfig::from_kv(bad).expect_err(bad).to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
 }

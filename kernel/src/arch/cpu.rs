@@ -49,6 +49,20 @@ pub struct CpuidTsc {
 }
 
 /// Reads CPUID leaves 0x15, 0x16 and 0x40000010 where present.
+/// The CPU features the kernel image is compiled for beyond x86-64's
+/// baseline (`-C target-feature`, cli/src/kernel.rs) that CPUID leaf 1
+/// does not report, by name; `None` when all are there.
+pub fn missing_features() -> Option<&'static str> {
+    use core::arch::x86_64::__cpuid;
+    let ecx = __cpuid(1).ecx;
+    match (ecx & (1 << 1) != 0, ecx & (1 << 19) != 0) {
+        (true, true) => None,
+        (false, true) => Some("PCLMULQDQ"),
+        (true, false) => Some("SSE4.1"),
+        (false, false) => Some("PCLMULQDQ and SSE4.1"),
+    }
+}
+
 pub fn cpuid_tsc() -> CpuidTsc {
     use core::arch::x86_64::__cpuid;
     let mut out = CpuidTsc::default();

@@ -1,188 +1,105 @@
-//! The target node's network side: a real UDP/IPv4 stack (smoltcp) over
-//! the e1000 driver's socket buffers, and the receiving application that
-//! proves every packet arrived once, intact and in order, and measures its
-//! latency from injection (support node's TSC) to the application.
-//!
-//! Raw-Ethernet runs (ethertype 0x88B5) bypass the stack, as a packet
-//! socket would; UDP runs go through smoltcp to a UDP socket on port 7777.
+//! The target node's network side: `mint_target::Receiver` (smoltcp's
+//! UDP/IPv4 stack over the e1000 driver's socket buffers, and the
+//! receiving application that proves every packet arrived once, intact
+//! and in order), stepped by this node's main loop. This module is only
+//! its kernel half: the host hooks (the TSC, the driver's statics), the
+//! run's summary and raw samples on the console, the halt between
+//! interrupts.
 
-mod app;
-mod device;
+use alloc::string::String;
 
-use alloc::vec;
-use core::sync::atomic::Ordering;
-
-use mint_abi::debug_nic::{DropReason, RunControl, RunPhase};
-use smoltcp::iface::{Config, Interface, SocketSet};
-use smoltcp::socket::udp;
-use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use mint_abi::debug_nic::RunControl;
+use mint_target::{App, Host, Stats};
+use mint_traffic::{Moderation, Summary};
 
 use crate::arch::cpu;
+use crate::nic::area::SeenMap;
 use crate::nic::driver;
 use crate::{node, println};
 
-use app::App;
-pub use app::dump as dump_samples;
-use device::SkbDevice;
+/// The receiver's hooks into this kernel.
+struct Kernel;
 
-/// Packets the UDP socket can hold between two drains.
-const SOCKET_PACKETS: usize = 64;
-/// After the last injection, a run is over when nothing is in flight and
-/// nothing happened for this long...
-const QUIET_MS: u64 = 500;
-/// ...or, whatever is in flight, when nothing happened for this long.
-const STUCK_MS: u64 = mint_abi::debug_nic::RUN_STUCK_MS;
+impl Host for Kernel {
+    fn ms_to_ticks(&self, ms: u64) -> u64 {
+        node::ms_to_ticks(ms)
+    }
 
-fn now() -> Instant {
-    Instant::from_micros((node::ticks_to_ns(cpu::rdtsc()) / 1000) as i64)
+    fn ticks_to_us(&self, ticks: u64) -> u64 {
+        node::ticks_to_ns(ticks) / 1000
+    }
+
+    fn rx_settled(&self) -> bool {
+        // A real NIC arms only once its receiver takes frames as they come
+        // (QEMU's 82540EM holds them for a second after RCTL is written).
+        driver::real_rx_settled()
+    }
+
+    fn discard_leftovers(&mut self) -> usize {
+        driver::discard_leftovers()
+    }
+
+    fn reset_samples(&mut self, frames: usize) -> bool {
+        driver::reset_samples(frames).is_ok()
+    }
+
+    fn pending_completions(&self) -> bool {
+        driver::has_pending_completions()
+    }
+
+    fn flush_device_counters(&mut self) {
+        driver::flush_device_counters();
+    }
+
+    fn refused(&mut self, why: &str) {
+        println!("run refused: {why}");
+    }
+
+    fn moderate(&mut self, m: Moderation) -> Result<(), &'static str> {
+        driver::moderate(m)
+    }
+
+    fn napi_poll(&mut self) -> usize {
+        driver::napi_poll()
+    }
+
+    fn finished(&mut self, app: &mut App, ctl: &RunControl, stats: &Stats, completed: bool) {
+        report(app, ctl, stats, completed);
+        if let Some(state) = driver::describe_real() {
+            println!("{}: {state}", node::me());
+        }
+    }
 }
 
 /// One receiving node's stack and application over the driver's socket
 /// buffers, stepped by its main loop (a target node's only work, or one
 /// of node 0's chores while it runs a hand-over).
-pub struct Receiver {
-    skbs: mint_skb::Consumer,
-    dev_stats: device::Stats,
-    app: App,
-    iface: Interface,
-    sockets: SocketSet<'static>,
-    handle: smoltcp::iface::SocketHandle,
-    /// The run accounting this receiver reads its runs from and writes.
-    ctl: &'static RunControl,
-    last_progress: u64,
-    /// When this node first saw the run's injection end (the quiet window
-    /// starts no earlier).
-    injected_seen: Option<u64>,
-}
+pub struct Receiver(mint_target::Receiver<'static>);
 
 impl Receiver {
     /// A receiver over `skbs` (the driver's socket buffers, drained here
-    /// only) for the interface `mac` (the debug NIC's target gets the
-    /// generator's destination, a real NIC its own MAC), accounting into
-    /// `ctl`; `seen` is this node's seen map (a real NIC's receiver).
+    /// only) for the interface `mac`, accounting into `ctl`; `seen` is
+    /// this node's seen map (a real NIC's receiver).
     pub fn new(
-        mut skbs: mint_skb::Consumer,
+        skbs: mint_skb::Consumer,
         mac: [u8; 6],
         ctl: &'static RunControl,
-        seen: Option<crate::nic::area::SeenMap>,
+        seen: Option<SeenMap>,
     ) -> Receiver {
-        let endpoints = mint_traffic::Endpoints::default();
-        let mut dev_stats = device::Stats::default();
-        let mut app = App::new(seen);
-        let config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
-        let mut iface = {
-            let mut dev = SkbDevice::new(&mut skbs, &mut app, &mut dev_stats);
-            Interface::new(config, &mut dev, now())
-        };
-        iface.update_ip_addrs(|addrs| {
-            let [a, b, c, d] = endpoints.dst_ip;
-            let _ = addrs.push(IpCidr::new(IpAddress::v4(a, b, c, d), 24));
-        });
-        let rx = udp::PacketBuffer::new(
-            vec![udp::PacketMetadata::EMPTY; SOCKET_PACKETS],
-            vec![0u8; SOCKET_PACKETS * driver::BUFFER_SIZE],
-        );
-        let tx = udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 1], vec![0u8; 64]);
-        let mut socket = udp::Socket::new(rx, tx);
-        if socket.bind(endpoints.dst_port).is_err() {
-            panic!("cannot bind UDP port {}", endpoints.dst_port);
-        }
-        let mut sockets = SocketSet::new(vec![]);
-        let handle = sockets.add(socket);
-        Receiver {
-            skbs,
-            dev_stats,
-            app,
-            iface,
-            sockets,
-            handle,
-            ctl,
-            last_progress: cpu::rdtsc(),
-            injected_seen: None,
+        match mint_target::Receiver::new(skbs, mac, ctl, seen, cpu::rdtsc, &Kernel) {
+            Ok(r) => Receiver(r),
+            Err(e) => panic!("the target's receiver: {e}"),
         }
     }
 
-    /// Whether a socket buffer waits for the stack.
+    /// Whether no socket buffer waits for the stack.
     pub fn idle(&self) -> bool {
-        self.skbs.is_empty()
+        self.0.idle()
     }
 
-    /// One pass: arm a configured run, finish an injected one, move frames
-    /// through the stack into the application. Returns whether any frame
-    /// moved (if not, the caller may halt until the next interrupt).
+    /// One pass (see `mint_target::Receiver::step`); whether a frame moved.
     pub fn step(&mut self) -> bool {
-        let ctl = self.ctl;
-        match ctl.phase() {
-            // A real NIC arms only once its receiver takes frames as they
-            // come (QEMU's 82540EM holds them for a second after RCTL is
-            // written: `driver::REAL_RX_SETTLE_MS`).
-            Some(RunPhase::Configured) if driver::real_rx_settled() => {
-                // Frames a previous, abandoned run left behind are not this
-                // run's: in the ring, in socket buffers, in the UDP socket.
-                // The ring first: once it is empty no interrupt can fill a
-                // socket buffer again before this run's frames (a full
-                // pool only makes the discarding count them as refused).
-                driver::discard_leftovers();
-                self.skbs.clear();
-                let socket = self.sockets.get_mut::<udp::Socket>(self.handle);
-                while socket.recv().is_ok() {}
-                self.dev_stats = device::Stats::default();
-                self.injected_seen = None;
-                self.last_progress = cpu::rdtsc();
-                let armed = self.app.arm(ctl).and_then(|()| {
-                    let frames = ctl.count.load(Ordering::Acquire) as usize;
-                    driver::reset_samples(frames).map_err(|_| "interrupt samples")
-                });
-                match armed {
-                    Ok(()) => ctl.set_phase(RunPhase::Armed),
-                    Err(what) => {
-                        println!("run refused: no memory for its raw {what}");
-                        ctl.set_phase(RunPhase::Refused);
-                    }
-                }
-            }
-            Some(RunPhase::Injected) => {
-                let now = cpu::rdtsc();
-                let since = *self.injected_seen.get_or_insert(now);
-                let idle_for = now - self.last_progress.max(since);
-                let drained = self.skbs.is_empty() && !driver::has_pending_completions();
-                let done = self
-                    .app
-                    .accounted(ctl, &self.dev_stats, self.skbs.is_empty())
-                    && drained;
-                // Give up waiting for frames only when nothing is left in
-                // flight, or when nothing moved for much longer.
-                let quiet = idle_for > node::ms_to_ticks(QUIET_MS) && drained;
-                let stuck = idle_for > node::ms_to_ticks(STUCK_MS);
-                if done || quiet || stuck {
-                    driver::flush_device_counters();
-                    self.app.finish(ctl, &self.dev_stats);
-                    if let Some(state) = driver::describe_real() {
-                        crate::println!("{}: {state}", node::me());
-                    }
-                }
-            }
-            _ => {}
-        }
-
-        let before = self.app.seen() + self.dev_stats.to_stack;
-        {
-            let mut dev = SkbDevice::new(&mut self.skbs, &mut self.app, &mut self.dev_stats);
-            self.iface.poll(now(), &mut dev, &mut self.sockets);
-        }
-        let socket = self.sockets.get_mut::<udp::Socket>(self.handle);
-        while let Ok((payload, _meta)) = socket.recv() {
-            self.dev_stats.from_stack += 1;
-            self.app.consume(payload);
-        }
-        let after = self.app.seen() + self.dev_stats.to_stack;
-        if after != before {
-            self.last_progress = cpu::rdtsc();
-            ctl.progress.store(after, Ordering::Release);
-            return true;
-        }
-        false
+        self.0.step(&mut Kernel)
     }
 }
 
@@ -201,7 +118,7 @@ pub fn receive_forever(receiver: Receiver) -> ! {
         // with interrupts off, so a frame arriving between the check and
         // the halt still wakes us (`sti; hlt`).
         x86_64::instructions::interrupts::disable();
-        if r.idle() {
+        if r.idle() && !driver::napi_scheduled() {
             x86_64::instructions::interrupts::enable_and_hlt();
         } else {
             x86_64::instructions::interrupts::enable();
@@ -209,11 +126,67 @@ pub fn receive_forever(receiver: Receiver) -> ! {
     }
 }
 
-/// Frames the stack took but did not hand to the socket.
-fn stack_drops(stats: &device::Stats) -> u64 {
-    stats.to_stack.saturating_sub(stats.from_stack)
+/// After a run's accounting is published: the raw samples (when asked)
+/// and a summary on this node's console.
+fn report(app: &mut App, ctl: &RunControl, stats: &Stats, completed: bool) {
+    use core::sync::atomic::Ordering;
+    if !completed {
+        println!(
+            "run {}: finished after the run had moved on ({:?}); counts not published as complete",
+            app.run_id(),
+            ctl.phase()
+        );
+    }
+    // The counts are final and published; the raw samples follow (the
+    // UART is slow, and the support node need not wait for them).
+    let (mut intervals, mut ipi) = driver::with_samples(|s| s.take());
+    if app.dump_asked() {
+        dump_samples(app.run_id(), "latency", app.latency());
+        dump_samples(app.run_id(), "irq_interval", &intervals);
+        dump_samples(app.run_id(), "ipi_latency", &ipi);
+        ctl.samples_done.store(1, Ordering::Release);
+    }
+    let c = *app.counts();
+    // `n/a` for a figure without samples, never 0.
+    let na = |s: &Summary, v: u64| {
+        if s.is_empty() {
+            String::from("n/a")
+        } else {
+            alloc::format!("{} ns", node::ticks_to_ns(v))
+        }
+    };
+    let l = Summary::from_samples(app.latency_mut());
+    let i = Summary::from_samples(&mut intervals);
+    let p = Summary::from_samples(&mut ipi);
+    println!(
+        "run {}: delivered {}/{} ({} out of order, {} bad, {} duplicate, {} stale-run, {} stack drops; {} lost IPIs recovered); latency p50 {} p99 {}; irq interval p50 {}; ipi->handler p50 {} (cross-core: node 0's TSC to this node's)",
+        app.run_id(),
+        c.delivered,
+        ctl.sent.load(Ordering::Acquire),
+        c.out_of_order,
+        c.bad_checksum,
+        c.duplicates,
+        c.stale_run,
+        stats.stack_drops(),
+        ctl.recoveries.load(Ordering::Relaxed),
+        na(&l, l.p50),
+        na(&l, l.p99),
+        na(&i, i.p50),
+        na(&p, p.p50),
+    );
 }
 
-pub(crate) fn count_final_drops(ctl: &mint_abi::debug_nic::RunControl, stats: &device::Stats) {
-    ctl.drops[DropReason::Stack as usize].store(stack_drops(stats), Ordering::Relaxed);
+/// Prints raw TSC-tick samples as `MINT-SAMPLES <run> <metric> <i> v,v,...`
+/// lines of at most 256 values (`i` = index of the first value).
+pub fn dump_samples(run: u32, metric: &str, values: &[u64]) {
+    use core::fmt::Write;
+    let mut line = String::with_capacity(256 * 12);
+    for (n, chunk) in values.chunks(256).enumerate() {
+        line.clear();
+        for (k, v) in chunk.iter().enumerate() {
+            let _ = write!(line, "{}{v}", if k > 0 { "," } else { "" });
+        }
+        println!("MINT-SAMPLES {run} {metric} {} {line}", n * 256);
+    }
+    println!("MINT-SAMPLES-END {run} {metric} {}", values.len());
 }

@@ -3,10 +3,10 @@
 //! may own the NIC reaches (the owner and its standby nodes: a hand-over
 //! moves the driver, never the ring), and each node's seen map.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::AtomicU64;
 
 use mint_abi::NodeId;
-use mint_abi::real_nic::{self, AREA_SIZE, RING_OFFSET, RING_SLOTS, SEEN_BYTES, SEEN_FRAMES};
+use mint_abi::real_nic::{self, AREA_SIZE, RING_OFFSET, RING_SLOTS, SEEN_BYTES};
 use mint_abi::shared::SHARED_VIRT;
 use mint_e1000::{Contiguous, DmaError};
 
@@ -41,53 +41,21 @@ pub fn buffers(area: &PhysBytes) -> Contiguous {
     }
 }
 
-/// One node's seen map: bit `s` = that node's application accepted
-/// sequence number `s` of the current run. Its node writes it, node 0
-/// reads it after the run (see `mint_abi::real_nic`).
-#[derive(Clone, Copy)]
-pub struct SeenMap {
-    words: &'static [AtomicU64],
-}
+/// One node's seen map (`mint_target::SeenMap`): its node writes it,
+/// node 0 reads it after the run (see `mint_abi::real_nic`).
+pub type SeenMap = mint_target::SeenMap<'static>;
 
-impl SeenMap {
-    /// Node `node`'s map in `area`.
-    pub fn of(area: &PhysBytes, node: NodeId) -> Option<SeenMap> {
-        let off = real_nic::seen_offset(node.index());
-        let part = area.part(area.phys + off, SEEN_BYTES as usize).ok()?;
-        // SAFETY: `part` is inside the NIC area (checked by `part`), which
-        // stays mapped for good; it starts page aligned (SEEN_OFFSET is a
-        // multiple of 4096 and the area is 2 MiB aligned), as AtomicU64
-        // needs 8; any bits are a valid AtomicU64, and the one other party
-        // (node 0, or a faulty peer) reaches it only with atomics too.
-        let words = unsafe {
-            core::slice::from_raw_parts(
-                part.as_ptr() as *const AtomicU64,
-                (SEEN_BYTES / 8) as usize,
-            )
-        };
-        Some(SeenMap { words })
-    }
-
-    /// Marks `seq`; returns whether it was marked already (false for a
-    /// seq past the map: the checker refuses those first).
-    pub fn mark(&self, seq: u32) -> bool {
-        let Some(w) = self.words.get((seq / 64) as usize) else {
-            return false;
-        };
-        let bit = 1u64 << (seq % 64);
-        w.fetch_or(bit, Ordering::Relaxed) & bit != 0
-    }
-
-    /// Clears the first `frames` bits' words (a new run).
-    pub fn clear(&self, frames: u32) {
-        let n = (frames.min(SEEN_FRAMES) as usize).div_ceil(64);
-        for w in &self.words[..n] {
-            w.store(0, Ordering::Relaxed);
-        }
-    }
-
-    /// Word `i` (64 seqs from `64 * i`).
-    pub fn word(&self, i: usize) -> u64 {
-        self.words.get(i).map_or(0, |w| w.load(Ordering::Acquire))
-    }
+/// Node `node`'s seen map in `area`.
+pub fn seen_map(area: &PhysBytes, node: NodeId) -> Option<SeenMap> {
+    let off = real_nic::seen_offset(node.index());
+    let part = area.part(area.phys + off, SEEN_BYTES as usize).ok()?;
+    // SAFETY: `part` is inside the NIC area (checked by `part`), which
+    // stays mapped for good; it starts page aligned (SEEN_OFFSET is a
+    // multiple of 4096 and the area is 2 MiB aligned), as AtomicU64
+    // needs 8; any bits are a valid AtomicU64, and the one other party
+    // (node 0, or a faulty peer) reaches it only with atomics too.
+    let words = unsafe {
+        core::slice::from_raw_parts(part.as_ptr() as *const AtomicU64, (SEEN_BYTES / 8) as usize)
+    };
+    Some(SeenMap::new(words))
 }

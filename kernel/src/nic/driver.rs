@@ -4,24 +4,27 @@
 //! support node sends on `NIC_VECTOR`. The RX path is the e1000 crate's
 //! `RxRing`, the same code a real (MMIO) e1000 would run.
 //!
-//! Interrupt handler: clear the posted-interrupt flag, read ICR (ack),
-//! clean completed descriptors, copy each frame into a socket buffer, give
-//! the descriptors back (RDT). The stack consumes socket buffers outside
-//! the interrupt (`crate::net`), through the pool's only `Consumer`
-//! (`mint_skb`: a buffer cannot be lent to both sides at once).
+//! The interrupt's per-packet work is `mint_target::RxPath` (host-built
+//! and tested, the very code the native benchmark runs): clear the posted
+//! flag, take the signal's stamp, read ICR, clean completed descriptors
+//! into socket buffers, count refusals. This module owns only what is
+//! the kernel's: the handlers' registration and statics, the backends
+//! (shared page or MMIO), the EOI and the self-IPI, the real NIC's
+//! hand-over roles. The stack consumes socket buffers outside the
+//! interrupt (`crate::net`), through the pool's only `Consumer`.
 //!
 //! A lost IPI must not silence the NIC: the timer tick (`on_tick`) polls
 //! the ring itself when the posted flag stayed set too long with no
 //! interrupt, and counts a recovery.
 
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use mint_abi::Vector;
 use mint_abi::debug_nic::{DebugNic, DropReason, LOST_IPI_TICKS, NIC_VECTOR, RunControl};
 use mint_e1000::{Contiguous, RxRing};
 use mint_skb::{Consumer, Producer};
+use mint_target::{IrqSamples, Lines, RxPath};
 
 use super::mmio_backend::{LocalDma, MmioRegisters};
 use super::shared_backend::{self, AtomicRing, DmaWindow, SharedRegisters};
@@ -33,44 +36,6 @@ pub use mint_abi::debug_nic::{BUFFER_SIZE, RING_SLOTS};
 
 /// Socket buffers between the interrupt handler and the stack.
 pub const SKB_SLOTS: usize = 512;
-/// Raw samples kept per metric and run.
-pub const MAX_SAMPLES: usize = 1 << 20;
-
-/// The driver's side of the socket buffers: frames go from the DMA buffer
-/// straight into a socket buffer (one copy).
-struct SkbProducer<'a>(&'a mut Producer);
-
-impl mint_e1000::RxSink for SkbProducer<'_> {
-    fn buffer(&mut self, len: usize) -> Option<&mut [u8]> {
-        self.0.buffer().and_then(|b| b.get_mut(..len))
-    }
-
-    fn commit(&mut self, len: usize) {
-        self.0.commit(len);
-    }
-}
-
-/// A sink that takes frames and keeps none: the leftovers of an abandoned
-/// run are cleaned from the ring into a free socket buffer that is never
-/// published.
-struct Discard<'a>(&'a mut Producer);
-
-impl mint_e1000::RxSink for Discard<'_> {
-    fn buffer(&mut self, len: usize) -> Option<&mut [u8]> {
-        self.0.buffer().and_then(|b| b.get_mut(..len))
-    }
-
-    fn commit(&mut self, _len: usize) {}
-}
-
-/// Raw per-interrupt measurements of the current run.
-pub struct IrqSamples {
-    /// TSC ticks between consecutive interrupt handler entries.
-    pub intervals: Vec<u64>,
-    /// TSC ticks from the support node's IPI send to handler entry.
-    pub ipi_latency: Vec<u64>,
-    last_entry: u64,
-}
 
 /// What the timer tick knows about a posted flag it found set.
 #[derive(Clone, Copy)]
@@ -99,11 +64,8 @@ enum Backend {
 struct Driver {
     backend: Backend,
     ring: AtomicRing,
-    rx: RxRing<Contiguous>,
-    skbs: Producer,
-    samples: IrqSamples,
-    /// NIC interrupts taken since attach (never reset).
-    taken: u64,
+    /// The ring's driver state, socket buffers, samples and interrupt count.
+    path: RxPath,
     /// A real NIC's missed-packet count (MPC, clear on read), accumulated
     /// since attach.
     missed: u64,
@@ -135,14 +97,7 @@ impl Driver {
         Box::new(Driver {
             backend,
             ring,
-            rx,
-            skbs,
-            samples: IrqSamples {
-                intervals: Vec::new(),
-                ipi_latency: Vec::new(),
-                last_entry: 0,
-            },
-            taken: 0,
+            path: RxPath::new(rx, skbs),
             missed: 0,
             watch: None,
             role: Role::Owner,
@@ -212,13 +167,9 @@ pub fn with_samples<R>(f: impl FnOnce(&mut IrqSamples) -> R) -> R {
     x86_64::instructions::interrupts::without_interrupts(|| {
         // SAFETY: interrupts are off, so no handler can run meanwhile.
         match unsafe { driver() } {
-            Some(d) => f(&mut d.samples),
+            Some(d) => f(&mut d.path.samples),
             // A standby node before its first hand-over: no samples yet.
-            None => f(&mut IrqSamples {
-                intervals: Vec::new(),
-                ipi_latency: Vec::new(),
-                last_entry: 0,
-            }),
+            None => f(&mut IrqSamples::new()),
         }
     })
 }
@@ -226,32 +177,30 @@ pub fn with_samples<R>(f: impl FnOnce(&mut IrqSamples) -> R) -> R {
 fn on_interrupt(_frame: &mut InterruptFrame) {
     let entry = cpu::rdtsc();
     let nic = &shared::region().debug_nic;
-    // Clear the posted flag before reading causes: anything raised after
-    // this point sends a new IPI (see mint_abi::debug_nic).
-    nic.irq_pending.0.swap(0, Ordering::AcqRel);
     // SAFETY: interrupt context (see `driver`).
     let Some(d) = (unsafe { driver() }) else {
+        // Clear the posted flag anyway: the device signals again.
+        nic.irq_pending.0.swap(0, Ordering::AcqRel);
         apic::end_of_interrupt();
         return;
     };
-    d.taken = d.taken.wrapping_add(1);
-    let run = &nic.run;
-    run.interrupts.fetch_add(1, Ordering::Relaxed);
-    if d.samples.last_entry != 0 && d.samples.intervals.len() < d.samples.intervals.capacity() {
-        d.samples.intervals.push(entry - d.samples.last_entry);
+    let more = match &d.backend {
+        Backend::Debug { regs, dma } => {
+            d.path.on_signal(entry, &Lines::of(nic), regs, &d.ring, dma)
+        }
+        Backend::Real { .. } => false,
+    };
+    if more {
+        resignal(nic);
     }
-    d.samples.last_entry = entry;
-    // IPI-to-handler latency: each IPI's send stamp is taken exactly once.
-    // A stamp from after this entry belongs to an IPI still in flight (this
-    // entry has another cause): leave it for the entry that IPI makes.
-    let sent = nic.ipi_sent_tsc.0.swap(0, Ordering::AcqRel);
-    if sent > entry {
-        nic.ipi_sent_tsc.0.store(sent, Ordering::Release);
-    } else if sent != 0 && d.samples.ipi_latency.len() < d.samples.ipi_latency.capacity() {
-        d.samples.ipi_latency.push(entry - sent);
-    }
-    service(d, nic);
     apic::end_of_interrupt();
+}
+
+/// More completed descriptors than one poll may clean: come back (a real
+/// NIC's handler polls again itself, see `on_real_interrupt`).
+fn resignal(nic: &DebugNic) {
+    nic.irq_pending.0.store(1, Ordering::Release);
+    apic::send_ipi(apic::id(), NIC_VECTOR);
 }
 
 /// The run accounting a real NIC's driver writes: this node's own line
@@ -265,74 +214,27 @@ fn irq_counts() -> &'static mint_abi::real_nic::DeviceIrqs {
     &shared::region().real_nic.irq[crate::node::me().index()]
 }
 
-/// What the NIC's interrupt does after its bookkeeping: acknowledge the
-/// causes, clean the ring into socket buffers, count what was refused.
-fn service(d: &mut Driver, nic: &DebugNic) {
-    let more = clean(d, &nic.run, &mut |d| poll_ring(d, true));
-    // More completed descriptors than one poll may clean: come back (a
-    // real NIC's handler polls again itself, see `on_real_interrupt`).
-    if more && matches!(d.backend, Backend::Debug { .. }) {
-        nic.irq_pending.0.store(1, Ordering::Release);
-        apic::send_ipi(apic::id(), NIC_VECTOR);
-    }
-}
-
-/// Runs one poll (`poll`) and counts what the driver refused; returns
-/// whether completions are left.
-fn clean(
-    d: &mut Driver,
-    run: &RunControl,
-    poll: &mut dyn FnMut(&mut Driver) -> mint_e1000::PollResult,
-) -> bool {
-    let before = *d.rx.counters();
-    let result = poll(d);
-    let after = d.rx.counters();
-    let refused = after.refused() - before.refused();
-    if refused > 0 {
-        run.count_drop(DropReason::BadDescriptor, refused);
-    }
-    let full = after.sink_full - before.sink_full;
-    if full > 0 {
-        run.count_drop(DropReason::SocketBufferFull, full);
-    }
-    result.more
-}
-
-/// One poll of the ring into the socket buffers, over either backend,
-/// reading ICR first when `ack` (not when quiescing a real NIC: its
-/// causes stay for the next owner).
-fn poll_ring(d: &mut Driver, ack: bool) -> mint_e1000::PollResult {
+/// Polls the ring once over either backend (see `RxPath::clean`);
+/// returns whether completions are left.
+fn clean(d: &mut Driver, run: &RunControl, ack: bool) -> bool {
     let Driver {
         backend,
         ring,
-        rx,
-        skbs,
+        path,
         ..
     } = d;
-    let mut sink = SkbProducer(skbs);
     match backend {
-        Backend::Debug { regs, dma } => {
-            if ack {
-                let _causes = rx.ack(regs);
-            }
-            rx.poll_into(regs, ring, dma, usize::MAX, &mut sink)
-        }
-        Backend::Real { regs, dma } => {
-            if ack {
-                let _causes = rx.ack(regs);
-            }
-            rx.poll_into(regs, ring, dma, usize::MAX, &mut sink)
-        }
+        Backend::Debug { regs, dma } => path.clean(run, regs, ring, dma, ack),
+        Backend::Real { regs, dma } => path.clean(run, regs, ring, dma, ack),
     }
 }
 
-/// Polls a real NIC's ring once (see `poll_ring`); `None` for the debug
-/// NIC.
+/// Polls a real NIC's ring once (see `clean`); `None` for the debug NIC.
 fn clean_real(d: &mut Driver, run: &RunControl, ack: bool) -> Option<bool> {
     if !matches!(d.backend, Backend::Real { .. }) {
         return None;
     }
-    Some(clean(d, run, &mut |d| poll_ring(d, ack)))
+    Some(clean(d, run, ack))
 }
 
 /// Reads a real NIC's missed-packet count (clear on read) into the run's
@@ -450,7 +352,7 @@ pub fn real_counters() -> Option<(u64, u64)> {
         if d.role == Role::Owner {
             collect_missed(d, real_run());
         }
-        matches!(d.backend, Backend::Real { .. }).then_some((d.taken, d.missed))
+        matches!(d.backend, Backend::Real { .. }).then_some((d.path.taken(), d.missed))
     })
 }
 
@@ -463,10 +365,8 @@ pub fn describe_real() -> Option<alloc::string::String> {
             return None;
         };
         use mint_e1000::{Register, RegisterAccess};
-        let next = d.rx.next_to_clean();
-        let dd = mint_e1000::DescriptorRing::load(&d.ring, next)
-            .status
-            .contains(mint_e1000::RxStatus::DD);
+        let next = d.path.rx.next_to_clean();
+        let dd = d.path.pending(&d.ring);
         Some(alloc::format!(
             "e1000 ({}): {} interrupts, {} missed (MPC) since attach; RDH {} RDT {} next to clean {next} (done: {dd}); IMS {:#x} STATUS {:#x}; {:?}",
             if d.role == Role::Owner {
@@ -474,13 +374,13 @@ pub fn describe_real() -> Option<alloc::string::String> {
             } else {
                 "handed over"
             },
-            d.taken,
+            d.path.taken(),
             d.missed,
             regs.read(Register::RDH),
             regs.read(Register::RDT),
             regs.read(Register::IMS),
             regs.read(Register::STATUS),
-            d.rx.counters(),
+            d.path.rx.counters(),
         ))
     })
 }
@@ -510,18 +410,11 @@ fn on_real_interrupt(_frame: &mut InterruptFrame) {
     // SAFETY: interrupt context (see `driver`).
     match unsafe { driver() } {
         Some(d) if d.role == Role::Owner => {
-            d.taken = d.taken.wrapping_add(1);
             irq_counts().serviced.fetch_add(1, Ordering::Relaxed);
             irq_counts()
                 .last_serviced_tsc
                 .store(entry, Ordering::Relaxed);
-            run.interrupts.fetch_add(1, Ordering::Relaxed);
-            if d.samples.last_entry != 0
-                && d.samples.intervals.len() < d.samples.intervals.capacity()
-            {
-                d.samples.intervals.push(entry - d.samples.last_entry);
-            }
-            d.samples.last_entry = entry;
+            d.path.count_entry(entry, run);
             for _ in 0..REAL_POLLS {
                 if clean_real(d, run, true) != Some(true) {
                     break;
@@ -564,7 +457,7 @@ pub fn quiesce_real() -> Result<usize, &'static str> {
             regs.write(Register::IMC, u32::MAX);
         }
         let run = real_run();
-        let before = d.rx.counters().delivered;
+        let before = d.path.rx.counters().delivered;
         // Bounded (the receiver stays on, frames keep coming): what is
         // left belongs to the next owner, from RDT.
         for _ in 0..REAL_POLLS {
@@ -574,7 +467,7 @@ pub fn quiesce_real() -> Result<usize, &'static str> {
         }
         collect_missed(d, run);
         d.role = Role::Quiesced;
-        Ok((d.rx.counters().delivered - before) as usize)
+        Ok((d.path.rx.counters().delivered - before) as usize)
     })
 }
 
@@ -624,7 +517,7 @@ pub fn prepare_real(vector: Vector) -> Result<(), alloc::string::String> {
                 return Err("this node drives the e1000 already".into());
             }
             let (ring, phys) = super::area::ring(dma).map_err(|e| alloc::format!("{e:?}"))?;
-            d.rx = RxRing::adopt(regs, &ring, phys, super::area::buffers(dma), BUFFER_SIZE)
+            d.path.rx = RxRing::adopt(regs, &ring, phys, super::area::buffers(dma), BUFFER_SIZE)
                 .map_err(|e| alloc::format!("e1000: {e}"))?;
             d.ring = ring;
             d.role = Role::Owner;
@@ -689,7 +582,7 @@ pub fn attached_real() -> Result<u64, &'static str> {
             return Err("attached without being prepared");
         }
         let run = real_run();
-        let before = d.rx.counters().delivered;
+        let before = d.path.rx.counters().delivered;
         for _ in 0..REAL_POLLS {
             if clean_real(d, run, true) != Some(true) {
                 break;
@@ -700,7 +593,7 @@ pub fn attached_real() -> Result<u64, &'static str> {
             regs.write(Register::IMS, RxRing::<Contiguous>::INTERRUPTS.bits());
         }
         irq_counts().attached.fetch_add(1, Ordering::Relaxed);
-        Ok(d.rx.counters().delivered - before)
+        Ok(d.path.rx.counters().delivered - before)
     })
 }
 
@@ -732,7 +625,7 @@ pub fn on_tick() {
         return;
     }
     match d.watch {
-        Some(w) if w.taken == d.taken => {
+        Some(w) if w.taken == d.path.taken() => {
             let ticks = w.ticks + 1;
             if ticks < LOST_IPI_TICKS {
                 d.watch = Some(Watch { ticks, ..w });
@@ -741,11 +634,13 @@ pub fn on_tick() {
             d.watch = None;
             nic.irq_pending.0.swap(0, Ordering::AcqRel);
             nic.run.recoveries.fetch_add(1, Ordering::Relaxed);
-            service(d, nic);
+            if clean(d, &nic.run, true) {
+                resignal(nic);
+            }
         }
         _ => {
             d.watch = Some(Watch {
-                taken: d.taken,
+                taken: d.path.taken(),
                 ticks: 0,
             })
         }
@@ -767,32 +662,76 @@ pub fn discard_leftovers() -> usize {
         let Driver {
             backend,
             ring,
-            rx,
-            skbs,
+            path,
             watch,
             ..
         } = d;
-        let mut sink = Discard(skbs);
-        let r = match backend {
-            Backend::Debug { regs, dma } => rx.poll_into(regs, ring, dma, usize::MAX, &mut sink),
-            Backend::Real { regs, dma } => rx.poll_into(regs, ring, dma, usize::MAX, &mut sink),
+        let cleaned = match backend {
+            Backend::Debug { regs, dma } => path.discard(regs, ring, dma),
+            Backend::Real { regs, dma } => path.discard(regs, ring, dma),
         };
         *watch = None;
-        r.cleaned
+        cleaned
+    })
+}
+
+/// Applies a run's interrupt moderation (`RxPath::moderate`). The debug
+/// NIC takes all three; a real NIC ITR (its own register) but not NAPI,
+/// whose masking its hand-over does not know of yet.
+pub fn moderate(m: mint_traffic::Moderation) -> Result<(), &'static str> {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let Some(d) = (unsafe { driver() }) else {
+            return Ok(());
+        };
+        match &d.backend {
+            Backend::Debug { regs, .. } => {
+                d.path.moderate(regs, m);
+                Ok(())
+            }
+            Backend::Real { .. } if m == mint_traffic::Moderation::Napi => {
+                Err("NAPI is built for the debug NIC only; a real NIC takes none or itr:NS")
+            }
+            Backend::Real { regs, .. } => {
+                if d.role == Role::Owner {
+                    use mint_e1000::{Register, RegisterAccess};
+                    regs.write(Register::ITR, m.itr_register());
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+/// NAPI: polls the debug NIC's ring if the handler scheduled a poll;
+/// the frames cleaned. The receive loop's, with interrupts off (the
+/// handler shares the driver).
+pub fn napi_poll() -> usize {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        let Some(d) = (unsafe { driver() }) else {
+            return 0;
+        };
+        let Backend::Debug { regs, dma } = &d.backend else {
+            return 0;
+        };
+        d.path
+            .napi_poll(&shared::region().debug_nic.run, regs, &d.ring, dma)
+    })
+}
+
+/// Whether a NAPI poll is scheduled (the receive loop must not halt).
+pub fn napi_scheduled() -> bool {
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        // SAFETY: interrupts are off, so no handler can run meanwhile.
+        unsafe { driver() }.is_some_and(|d| d.path.scheduled())
     })
 }
 
 /// Resets the per-run interrupt samples and makes room for `frames` of
-/// them (at most [`MAX_SAMPLES`]), so the handler never allocates.
+/// them (at most [`mint_target::MAX_SAMPLES`]), so the handler never allocates.
 pub fn reset_samples(frames: usize) -> Result<(), alloc::collections::TryReserveError> {
-    let want = frames.min(MAX_SAMPLES);
-    with_samples(|s| {
-        s.intervals.clear();
-        s.ipi_latency.clear();
-        s.last_entry = 0;
-        s.intervals.try_reserve_exact(want)?;
-        s.ipi_latency.try_reserve_exact(want)
-    })
+    with_samples(|s| s.reset(frames))
 }
 
 /// Whether the ring holds a completed descriptor the handler has not
@@ -806,9 +745,6 @@ pub fn has_pending_completions() -> bool {
         if d.role != Role::Owner {
             return false;
         }
-        let next = d.rx.next_to_clean();
-        mint_e1000::DescriptorRing::load(&d.ring, next)
-            .status
-            .contains(mint_e1000::RxStatus::DD)
+        d.path.pending(&d.ring)
     })
 }

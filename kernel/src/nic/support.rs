@@ -28,12 +28,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use mint_abi::debug_nic::{NIC_VECTOR, RunControl, RunPhase};
+use mint_abi::debug_nic::{NIC_VECTOR, RunPhase};
 use mint_abi::{ApicId, NodeId};
 use mint_e1000::{Register, RegisterAccess};
 pub use mint_support::Faults;
 use mint_support::{Device, Lines, Sender};
-use mint_traffic::{Endpoints, FrameTemplate, GenConfig, PacketKind, Schedule};
+use mint_traffic::{Endpoints, FrameTemplate, GenConfig, Schedule};
 
 use super::shared_backend::{self, AtomicRing};
 use crate::arch::{apic, cpu};
@@ -65,6 +65,9 @@ impl mint_support::Clock for Tsc {
     fn now(&self) -> u64 {
         cpu::rdtsc()
     }
+    fn hz(&self) -> u64 {
+        node::tsc_hz()
+    }
 }
 
 /// What one run measured on the support node.
@@ -82,6 +85,8 @@ pub struct RunResult {
     /// `mint_traffic::schedule_digest` of the offsets this run waited for.
     pub schedule_digest: u64,
     pub completed: bool,
+    /// Interrupts the device deferred inside ITR's window.
+    pub throttled: u64,
     /// Why the support node stopped waiting for Complete, if it did.
     pub incomplete: Option<String>,
 }
@@ -187,6 +192,9 @@ pub fn run(
         schedule_digest = mint_traffic::schedule_digest_step(schedule_digest, offset_ns);
         let deadline = start + (u128::from(offset_ns) * tsc_hz / 1_000_000_000) as u64;
         while cpu::rdtsc() < deadline {
+            // The device's ITR timer: an interrupt deferred inside its
+            // window is raised once the window has passed.
+            sender.tick();
             core::hint::spin_loop();
         }
         let sent = sender.send(seq as u32);
@@ -200,6 +208,16 @@ pub fn run(
             next_progress = t1 + node::ms_to_ticks(1_000);
         }
     }
+    // An interrupt ITR still defers after the last frame: raised when its
+    // window passes (at most 65535 x 256 ns), as the device would.
+    while sender.deferred() {
+        sender.tick();
+        core::hint::spin_loop();
+    }
+    let throttled = sender.throttled();
+    // The sender's counters, into the run's lines before Injected (the
+    // target reads them from then on).
+    sender.publish();
     ctl.set_phase(RunPhase::Injected);
 
     // The target accounts for every frame, or stops waiting on its own; as
@@ -225,6 +243,7 @@ pub fn run(
         inject_span: last_end - start,
         schedule_digest,
         completed: incomplete.is_none(),
+        throttled,
         incomplete,
     })
 }
@@ -306,23 +325,7 @@ pub fn drops_json(s: &mut String, count: impl Fn(mint_abi::debug_nic::DropReason
     }
 }
 
-/// Writes run `run_id` of `cfg` into a run control, its counters cleared
-/// (the phase is the caller's to set: every run starts Configured once
-/// the rest is in place). `dump_samples`: the receiver prints its raw
-/// samples at the end.
-pub fn configure(ctl: &RunControl, cfg: &GenConfig, run_id: u32, dump_samples: bool) {
-    ctl.reset_counters();
-    ctl.size.store(cfg.size, Ordering::Relaxed);
-    ctl.count.store(cfg.count, Ordering::Relaxed);
-    ctl.kind.store(
-        matches!(cfg.kind, PacketKind::Raw) as u32,
-        Ordering::Relaxed,
-    );
-    ctl.seed.store(cfg.seed, Ordering::Relaxed);
-    ctl.dump_samples
-        .store(u32::from(dump_samples), Ordering::Relaxed);
-    ctl.run_id.store(run_id, Ordering::Relaxed);
-}
+pub use mint_support::configure;
 
 pub fn wait_for(cond: impl Fn() -> bool, ms: u64) -> bool {
     let deadline = cpu::rdtsc() + node::ms_to_ticks(ms);

@@ -98,6 +98,13 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
     gdt::init();
     interrupts::init();
     interrupts::set_exception_handler(fault::on_exception);
+    // The image is built for SSE4.1 and PCLMULQDQ (the payload check's
+    // CRC, cli/src/kernel.rs): say so rather than fault on a CPU without.
+    if let Some(missing) = cpu::missing_features() {
+        refuse(&alloc::format!(
+            "this CPU lacks {missing}, which the node kernel is built for (QEMU: -cpu max under TCG, host under KVM, have it)"
+        ));
+    }
     let early = WindowLayout::new(EARLY_PARTITION).unwrap_or_else(|| {
         println!(
             "MINT-ERROR kernel image too large for a {} MiB partition",

@@ -49,7 +49,7 @@ pub fn run(
         let mut s = String::new();
         let _ = write!(
             s,
-            "{{\"run\":{},\"tsc_hz\":{},\"completed\":{},\"config\":{{\"size\":{},\"count\":{},\"interval_ns\":{},\"pattern\":\"{}\",\"kind\":\"{}\",\"seed\":{},\"corrupt_every\":{},\"forget_ipi_every\":{},\"stale_every\":{}}}",
+            "{{\"run\":{},\"tsc_hz\":{},\"completed\":{},\"config\":{{\"size\":{},\"count\":{},\"interval_ns\":{},\"pattern\":\"{}\",\"kind\":\"{}\",\"seed\":{},\"moderation\":\"{}\",\"deliver\":\"{}\",\"corrupt_every\":{},\"forget_ipi_every\":{},\"stale_every\":{}}}",
             r.run_id,
             super::tsc_hz(),
             r.completed,
@@ -59,6 +59,8 @@ pub fn run(
             cfg.pattern,
             cfg.kind.as_str(),
             cfg.seed,
+            cfg.moderation,
+            cfg.deliver,
             faults.corrupt_every,
             faults.forget_ipi_every,
             faults.stale_every,
@@ -74,11 +76,17 @@ pub fn run(
         crate::nic::support::drops_json(&mut s, |r| ctl.drop_count(r));
         let _ = write!(
             s,
-            "}},\"unaccounted\":{unaccounted},\"corrupted\":{corrupted},\"out_of_order\":{},\"interrupts\":{},\"ipis_sent\":{},\"first_inject_tsc\":{},\"last_delivery_tsc\":{},\"delivered_bytes\":{},\"inject_span_ticks\":{},\"schedule_digest\":{},\"recoveries\":{recoveries},\"ipis_forgotten\":{forgotten},\"apic_errors\":{apic_errors},\"apic_error_status\":[",
+            "}},\"unaccounted\":{unaccounted},\"corrupted\":{corrupted},\"out_of_order\":{},\"interrupts\":{},\"ipis_sent\":{},\"itr_throttled\":{},\"first_inject_tsc\":{},\"last_delivery_tsc\":{},\"delivered_bytes\":{},\"inject_span_ticks\":{},\"schedule_digest\":{},\"recoveries\":{recoveries},\"ipis_forgotten\":{forgotten},\"apic_errors\":{apic_errors},\"apic_error_status\":[",
             ctl.out_of_order.load(Ordering::Acquire),
             ctl.interrupts.load(Ordering::Acquire),
             ctl.ipis_sent.load(Ordering::Acquire),
-            ctl.first_inject_tsc.load(Ordering::Acquire),
+            r.throttled,
+            // A driver-only run's frames are not opened at the target:
+            // its first injection is the support node's first stamp.
+            match ctl.first_inject_tsc.load(Ordering::Acquire) {
+                0 => r.inject_tsc.first().copied().unwrap_or(0),
+                t => t,
+            },
             ctl.last_delivery_tsc.load(Ordering::Acquire),
             ctl.delivered_bytes.load(Ordering::Acquire),
             r.inject_span,

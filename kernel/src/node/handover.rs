@@ -81,7 +81,7 @@ pub fn run(cfg: &GenConfig, plan: HandoverPlan, mut own: Option<Receiver>) -> Re
     let area = area::bytes().ok_or("handover: the shared region has no NIC area")?;
     let maps: Vec<SeenMap> = nodes
         .iter()
-        .map(|&n| SeenMap::of(&area, n).ok_or("handover: no seen map"))
+        .map(|&n| area::seen_map(&area, n).ok_or("handover: no seen map"))
         .collect::<Result<_, _>>()?;
     let run_id = ctl(plan.from)
         .run_id

@@ -240,7 +240,7 @@ pub fn mac_text(mac: &[u8; 6]) -> alloc::string::String {
 /// The receiver of a real NIC's frames on this node (its own accounting
 /// line and seen map).
 pub fn real_receiver(skbs: mint_skb::Consumer, mac: [u8; 6]) -> crate::net::Receiver {
-    let seen = crate::nic::area::bytes().and_then(|a| crate::nic::area::SeenMap::of(&a, me()));
+    let seen = crate::nic::area::bytes().and_then(|a| crate::nic::area::seen_map(&a, me()));
     crate::net::Receiver::new(skbs, mac, crate::nic::driver::real_run(), seen)
 }
 

@@ -1,20 +1,22 @@
 //! The smoltcp `Device` over the driver's socket buffers: each RX token is
 //! the oldest socket buffer, consumed in place (no copy). Raw-Ethernet
-//! frames are handed to the application here instead of the stack.
-//! Transmit tokens discard: the debug NIC has no TX path.
+//! frames are handed to the application here instead of the stack, as a
+//! packet socket would take them. Transmit tokens discard: the debug NIC
+//! has no TX path.
 
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
-use super::app::App;
+use mint_abi::debug_nic::BUFFER_SIZE;
 use mint_skb::{Consumer, Skb};
 
-use crate::nic::driver::BUFFER_SIZE;
+use crate::app::App;
 
 /// Frames per `poll` call, so the UDP socket is drained between batches.
 const RX_BUDGET: usize = 32;
 
-#[derive(Default)]
+/// What the stack was given and gave back, per run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Frames given to smoltcp.
     pub to_stack: u64,
@@ -24,16 +26,23 @@ pub struct Stats {
     pub tx_discarded: u64,
 }
 
-pub struct SkbDevice<'a> {
+impl Stats {
+    /// Frames the stack took but did not hand to the socket.
+    pub fn stack_drops(&self) -> u64 {
+        self.to_stack.saturating_sub(self.from_stack)
+    }
+}
+
+pub(crate) struct SkbDevice<'a, 'm> {
     skbs: &'a mut Consumer,
-    app: &'a mut App,
+    app: &'a mut App<'m>,
     stats: &'a mut Stats,
     budget: usize,
     tx_scratch: [u8; 128],
 }
 
-impl<'a> SkbDevice<'a> {
-    pub fn new(skbs: &'a mut Consumer, app: &'a mut App, stats: &'a mut Stats) -> Self {
+impl<'a, 'm> SkbDevice<'a, 'm> {
+    pub(crate) fn new(skbs: &'a mut Consumer, app: &'a mut App<'m>, stats: &'a mut Stats) -> Self {
         SkbDevice {
             skbs,
             app,
@@ -46,7 +55,7 @@ impl<'a> SkbDevice<'a> {
 
 /// The oldest socket buffer, lent by the pool's consumer; consuming the
 /// token releases it (dropping it unconsumed leaves it at the front).
-pub struct RxToken<'a> {
+pub(crate) struct RxToken<'a> {
     skb: Skb<'a>,
 }
 
@@ -58,7 +67,7 @@ impl phy::RxToken for RxToken<'_> {
     }
 }
 
-pub struct TxToken<'a> {
+pub(crate) struct TxToken<'a> {
     scratch: &'a mut [u8; 128],
     discarded: &'a mut u64,
 }
@@ -74,7 +83,7 @@ impl phy::TxToken for TxToken<'_> {
     }
 }
 
-impl phy::Device for SkbDevice<'_> {
+impl phy::Device for SkbDevice<'_, '_> {
     type RxToken<'a>
         = RxToken<'a>
     where
