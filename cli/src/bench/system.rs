@@ -1513,9 +1513,7 @@ pub fn print(r: &Value) {
                     format!(
                         "{}:{}",
                         interval_label(x["interval_ns"].as_u64().unwrap_or(0)),
-                        x["success_rate"]
-                            .as_f64()
-                            .map_or("n/a".into(), |v| format!("{:.0}%", v * 100.0))
+                        x["success_rate"].as_f64().map_or("n/a".into(), percent)
                     )
                 })
                 .collect();
@@ -1567,6 +1565,16 @@ fn paper_ns_per_kb() -> f64 {
     stats::linear_fit(&points).map_or(f64::NAN, |f| f.slope * 1024.0)
 }
 
+/// A success rate for people: 100 % only when every frame arrived (a
+/// rate just below is never rounded up to it).
+fn percent(rate: f64) -> String {
+    if rate >= 1.0 {
+        "100%".into()
+    } else {
+        format!("{:.1}%", (rate * 1000.0).floor() / 10.0)
+    }
+}
+
 fn interval_label(ns: u64) -> String {
     match ns {
         0 => "b2b".into(),
@@ -1606,5 +1614,8 @@ mod tests {
         assert_eq!(interval_label(0), "b2b");
         assert_eq!(interval_label(2_000_000), "2ms");
         assert_eq!(interval_label(5_000), "5us");
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(0.9998), "99.9%");
+        assert_eq!(percent(0.0), "0.0%");
     }
 }
