@@ -759,3 +759,16 @@ fn machine_flags_are_refused_natively() {
     );
     assert!(!cwd.path().join("runs").exists(), "nothing is written");
 }
+
+#[test]
+fn a_bad_moderation_is_refused_before_anything_boots() {
+    let (run, cwd) = in_fresh_dir(&["bench", "success-rate", "--moderation", "itr:100"]);
+    run.assert_exit(2);
+    assert!(
+        run.stderr.contains("'itr:100'") && run.stderr.contains("multiple of 256"),
+        "{}",
+        run.context()
+    );
+    assert!(!run.console_seen(), "no machine booted: {}", run.context());
+    assert!(!cwd.path().join("runs").exists(), "nothing is written");
+}

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mint_plan::NodeId;
-use mint_traffic::{Delivery, GenConfig, PacketKind, Pattern};
+use mint_traffic::{Delivery, GenConfig, Moderation, PacketKind, Pattern};
 use serde_json::{Value, json};
 
 use super::report::PAPER;
@@ -52,10 +52,20 @@ pub struct SystemArgs {
     /// time's mean is `null`, and says so).
     #[arg(long, hide = true, value_name = "N", value_parser = crate::flags::u64_value)]
     pub max_frames: Option<u64>,
+    /// How the target's driver takes the NIC's interrupts in every run:
+    /// none (one per posted edge), itr:NS (the e1000's throttling, NS a
+    /// multiple of 256) or napi (masked polling from the receive loop).
+    #[arg(long, default_value = "none", value_parser = moderation_value)]
+    pub moderation: Moderation,
     /// Draw the plots of an earlier run again from its results.json (of
     /// either mode), beside it; nothing is measured.
     #[arg(long, value_name = "RESULTS_JSON")]
     pub replot: Option<PathBuf>,
+}
+
+fn moderation_value(text: &str) -> Result<Moderation, String> {
+    text.parse::<Moderation>()
+        .map_err(|e| format!("'{text}': {e}"))
 }
 
 /// With `--native`, the machine's flags name nothing: refused by name
@@ -74,6 +84,7 @@ pub fn refuse_machine_flags(args: &BenchArgs) -> Result<()> {
         ("--config", m.plan.config.is_some()),
         ("--replot", s.replot.is_some()),
         ("--max-frames", s.max_frames.is_some()),
+        ("--moderation", s.moderation != Moderation::None),
     ];
     if let Some((flag, _)) = given.iter().find(|(_, on)| *on) {
         bail!(
@@ -328,6 +339,12 @@ impl RunOut {
                 / (span as f64 / self.tsc_hz())
                 / 1e9
         })
+    }
+
+    /// The target's interrupts over the frames sent.
+    fn interrupts_per_frame(&self) -> Option<f64> {
+        let sent = self.count("sent");
+        (sent > 0).then(|| self.count("interrupts") as f64 / sent as f64)
     }
 
     /// Whether every frame was delivered or dropped with a counted reason.
@@ -806,6 +823,7 @@ fn measure(
         pattern: Pattern::Fixed,
         kind,
         seed: 1,
+        moderation: args.system.moderation,
         ..GenConfig::default()
     };
     let overall = machine
@@ -1075,6 +1093,8 @@ fn result(
                 "unaccounted": r.record["unaccounted"],
                 "span_ns": stats::to_ns(r.span_ticks() as f64, r.tsc_hz()),
                 "interrupts": r.record["interrupts"],
+                "interrupts_per_frame": r.interrupts_per_frame(),
+                "itr_throttled": r.record["itr_throttled"],
             })
         })
         .collect();
@@ -1127,6 +1147,8 @@ fn result(
                 "delivered": r.count("delivered"),
                 "drops": r.drops(),
                 "interrupts": r.record["interrupts"],
+                "interrupts_per_frame": r.interrupts_per_frame(),
+                "itr_throttled": r.record["itr_throttled"],
             })
         })
         .collect();
@@ -1263,6 +1285,7 @@ fn result(
         "qemu_cpu": prepared.cpu_model,
         "experiment": args.experiment.as_str(),
         "quick": args.quick,
+        "moderation": args.system.moderation.to_string(),
         "counts": {
             "sends_per_size": counts.sends,
             "throughput_frames": counts.throughput,
@@ -1384,9 +1407,10 @@ fn f2(v: &Value) -> String {
 /// The tables for people, on stdout, the paper's figures beside.
 pub fn print(r: &Value) {
     outln!(
-        "mint bench {} (system, accel {}) on {} (QEMU -cpu {}): node 0 plays the NIC for node 1",
+        "mint bench {} (system, accel {}, moderation {}) on {} (QEMU -cpu {}): node 0 plays the NIC for node 1",
         r["experiment"].as_str().unwrap_or("?"),
         r["accel"].as_str().unwrap_or("?"),
+        r["moderation"].as_str().unwrap_or("?"),
         r["cpu"].as_str().unwrap_or("?"),
         r["qemu_cpu"].as_str().unwrap_or("?"),
     );
