@@ -23,8 +23,9 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 230.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 70.0;
-const COLORS: [&str; 8] = [
+const COLORS: [&str; 12] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#000000", "#aec7e8",
 ];
 
 /// How a series' points are drawn.
@@ -594,14 +595,37 @@ pub fn throughput_chart(r: &Value) -> Chart {
 /// the target's handling time per size where measured.
 pub fn success_rate_chart(r: &Value) -> Chart {
     let s = rows(r, "success_rate");
-    let mut sizes: Vec<u64> = s.iter().filter_map(|x| x["size"].as_u64()).collect();
+    // One line per size, and per moderation where a run has several
+    // (a native run cycles each size under each).
+    let mut groups: Vec<(u64, Option<String>)> = Vec::new();
+    for x in s {
+        if let Some(size) = x["size"].as_u64() {
+            let key = (size, x["moderation"].as_str().map(str::to_string));
+            if !groups.contains(&key) {
+                groups.push(key);
+            }
+        }
+    }
+    let several = groups
+        .iter()
+        .filter_map(|g| g.1.as_ref())
+        .any(|m| groups.iter().any(|g| g.1.as_ref().is_some_and(|n| n != m)));
+    let mut sizes: Vec<u64> = groups.iter().map(|g| g.0).collect();
     sizes.dedup();
     let mut lines = Vec::new();
     let mut b2b = Vec::new();
-    for &size in &sizes {
-        let pts: Vec<Value> = s.iter().filter(|x| x["size"] == size).cloned().collect();
+    for (size, moderation) in &groups {
+        let pts: Vec<Value> = s
+            .iter()
+            .filter(|x| x["size"] == *size && x["moderation"].as_str() == moderation.as_deref())
+            .cloned()
+            .collect();
+        let name = match (several, moderation) {
+            (true, Some(m)) => format!("{size} B, {m}"),
+            _ => format!("{size} B"),
+        };
         lines.push(Line::new(
-            format!("{size} B"),
+            name.clone(),
             points(&pts, "interval_ns", "success_rate"),
         ));
         if let Some(rate) = pts
@@ -609,7 +633,7 @@ pub fn success_rate_chart(r: &Value) -> Chart {
             .find(|x| x["interval_ns"] == 0)
             .and_then(|x| x["success_rate"].as_f64())
         {
-            b2b.push(format!("{size} B {:.1} %", rate * 100.0));
+            b2b.push(format!("{name} {:.1} %", rate * 100.0));
         }
     }
     for &size in &sizes {
@@ -622,16 +646,26 @@ pub fn success_rate_chart(r: &Value) -> Chart {
     }
     let mut notes = Vec::new();
     if !b2b.is_empty() {
-        notes.push(format!(
-            "back to back (interval 0, not on the log axis): {}",
-            b2b.join(", ")
-        ));
+        // Long lists wrap: one note line per three.
+        for (i, chunk) in b2b.chunks(3).enumerate() {
+            notes.push(format!(
+                "{}{}",
+                if i == 0 {
+                    "back to back (interval 0, not on the log axis): "
+                } else {
+                    "    "
+                },
+                chunk.join(", ")
+            ));
+        }
     }
     notes.push(format!(
-        "mint bench, mode {}, accel {}; cycles of {} frames",
+        "mint bench, mode {}, accel {}{}",
         r["mode"].as_str().unwrap_or("?"),
         r["accel"].as_str().unwrap_or("?"),
         r["counts"]["success_rate_cycle_frames"]
+            .as_u64()
+            .map_or(String::new(), |n| format!("; cycles of {n} frames"))
     ));
     Chart {
         title: "Success rate against the interval between frames".into(),
@@ -877,6 +911,14 @@ mod tests {
             check_xml(&svg).unwrap();
             assert!(in_area(&svg), "{svg}");
         }
+        // Several moderations: one line per size and moderation.
+        let m = json!({"success_rate": [
+            {"size": 1514, "interval_ns": 250, "success_rate": 0.5, "moderation": "none"},
+            {"size": 1514, "interval_ns": 250, "success_rate": 0.7, "moderation": "napi"},
+        ]});
+        let c = success_rate_chart(&m);
+        assert_eq!(c.lines.len(), 2);
+        assert_eq!(c.lines[1].name, "1514 B, napi");
         // A native result without success rates still gives a plot.
         let svg = success_rate_chart(&json!({"success_rate": null})).render();
         check_xml(&svg).unwrap();
