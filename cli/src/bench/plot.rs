@@ -562,7 +562,13 @@ pub fn throughput_chart(r: &Value) -> Chart {
             }
         })
         .collect();
-    let floor = points(t, "size", "floor_gbps");
+    // One floor per size (a native result repeats it on every path's row).
+    let mut floor: Vec<(f64, f64)> = Vec::new();
+    for p in points(t, "size", "floor_gbps") {
+        if !floor.iter().any(|q| q.0 == p.0) {
+            floor.push(p);
+        }
+    }
     if floor.iter().any(|q| q.1.is_finite()) {
         lines.push(Line::new("SPSC floor", floor).dashed());
     }
