@@ -53,7 +53,7 @@ pub enum Experiment {
     SendTime,
     /// Table 2: delivered throughput per size, beside the SPSC floor.
     Throughput,
-    /// Fig. 9: success rate against the interval (not built yet).
+    /// Fig. 9: success rate against the interval.
     SuccessRate,
     /// Signal-to-handler and injection-to-application latency, beside the
     /// cache-line ping-pong.
@@ -84,12 +84,13 @@ pub struct BenchArgs {
     /// Which experiment to run.
     #[arg(value_enum, default_value = "all")]
     pub experiment: Experiment,
-    /// Run the data path natively on two pinned host threads (the only
-    /// mode built so far; full-system runs under QEMU come later).
+    /// Run the data path natively on two pinned host threads (without
+    /// it: full-system runs, the nodes under QEMU).
     #[arg(long)]
     pub native: bool,
     /// Fewer samples where that keeps the method (the paper's 3000 sends
-    /// per size stay): well under a minute natively.
+    /// per size stay): well under a minute natively, about half a minute
+    /// of software emulation in full-system runs.
     #[arg(long)]
     pub quick: bool,
     /// Where results.json and the raw samples (raw/*.csv) go (default:
