@@ -18,8 +18,12 @@
 //! delivered throughput per path, the success rate, the doorbell-to-
 //! handler and injection-to-application latencies. Those need the
 //! target's per-frame code in host-buildable crates (see
-//! `docs/EVALUATION.md`); full-system runs (under QEMU) are not built
-//! yet either, and say so.
+//! `docs/EVALUATION.md`).
+//!
+//! Without `--native`, [`system`] boots the nodes under QEMU and runs
+//! every experiment through the real mechanism in one boot (node 0's
+//! shell, run after run), the real e1000's row in a second. Both modes
+//! draw their plots with [`plot`] (hand-written SVG).
 //!
 //! - [`clock`]: the TSC rate and its cross-checks;
 //! - [`native`]: the floors on two pinned threads; [`send`]: the send;
