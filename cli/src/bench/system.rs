@@ -931,9 +931,20 @@ fn measure(
     }
     let boot_report = s.boot_report.take();
     s.exit()?;
-    let e1000 = exp
+    // A failed e1000 run leaves its row out, with the reason; a stop
+    // (Ctrl-C, a closed output) stops the bench.
+    let e1000 = match exp
         .includes(Experiment::Throughput)
-        .then(|| e1000_row(counts, machine, out).map_err(|e| format!("{e:#}")));
+        .then(|| e1000_row(counts, machine, out))
+    {
+        None => None,
+        Some(Ok(report)) => Some(Ok(report)),
+        Some(Err(e)) if e.is::<crate::shutdown::Stop>() => return Err(e),
+        Some(Err(e)) => Some(Err(format!("{e:#}"))),
+    };
+    if let Some(stop) = crate::shutdown::requested() {
+        return Err(stop.into());
+    }
     Ok(Measured {
         runs,
         ping,
