@@ -772,3 +772,52 @@ fn a_bad_moderation_is_refused_before_anything_boots() {
     assert!(!run.console_seen(), "no machine booted: {}", run.context());
     assert!(!cwd.path().join("runs").exists(), "nothing is written");
 }
+
+/// Ctrl-C in the middle of a full-system bench: mint ends by SIGINT, no
+/// QEMU and no result are left.
+#[test]
+fn sigint_stops_a_system_bench_and_leaves_no_machine() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::{Duration, Instant};
+    let run = common::Isolated::new();
+    let out = TempDir::new().expect("temporary directory");
+    let out = out.path().join("out");
+    let _machine = one_machine_at_a_time();
+    let mut child = run
+        .logged(&[
+            "bench",
+            "all",
+            "--quick",
+            "--accel",
+            "tcg",
+            "--out",
+            out.to_str().expect("UTF-8 temp path"),
+        ])
+        .spawn()
+        .expect("mint starts");
+    let stderr = common::collect_stderr(&mut child);
+    let _stdout = child.stdout.take();
+    // A loaded host, a kernel build on the first run: generous.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while run.qemus().is_empty() {
+        assert!(Instant::now() < deadline, "QEMU never started");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "mint ended early"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Into the boot or the first run.
+    std::thread::sleep(Duration::from_secs(2));
+    common::send_signal(child.id(), "INT");
+    let (status, _) = common::wait_at_most(&mut child, Duration::from_secs(30));
+    run.assert_no_qemu_within(Duration::from_secs(5));
+    let stderr = stderr.join().unwrap_or_default();
+    assert_eq!(status.signal(), Some(2), "{status:?}\n{stderr}");
+    assert!(stderr.contains("stopped by SIGINT"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !out.join("results.json").exists(),
+        "no result from a stopped run"
+    );
+}
