@@ -8,7 +8,8 @@
 //! under software emulation, shared by the tests of its schema, its
 //! internal consistency (fit present, rates within [0,1], the rate at the
 //! longest interval at least that at the shortest, delivered + drops =
-//! sent for every run) and its SVG plots.
+//! sent for every run) and its SVG plots; Ctrl-C in the middle of one
+//! leaves no machine and no result.
 //! Never absolute speeds: those live in the benchmark, not in tests.
 
 mod common;
