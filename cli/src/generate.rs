@@ -292,11 +292,14 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
         let Event::Line { node, text } = ev else {
             return;
         };
+        // A Linux target prints its samples through the kernel log, each
+        // line after the kernel's timestamp.
+        let text = without_printk_time(&text);
         if text.starts_with("MINT-SAMPLES") {
             injecting = None;
             let bar = dumping
                 .get_or_insert_with(|| Bar::new("raw samples", 6 * u64::from(cfg.count), "values"));
-            if let Err(e) = samples.take(&text) {
+            if let Err(e) = samples.take(text) {
                 sample_error.get_or_insert(e);
             }
             bar.set(samples.received());
@@ -359,6 +362,20 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
         args.json,
     );
     crate::emit(&report, args.json, print_summary)
+}
+
+/// `text` without a leading kernel-log timestamp (`[   12.345678] `).
+fn without_printk_time(text: &str) -> &str {
+    text.strip_prefix('[')
+        .and_then(|t| t.split_once("] "))
+        .filter(|(stamp, _)| {
+            !stamp.is_empty()
+                && stamp
+                    .trim_start()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'.')
+        })
+        .map_or(text, |(_, rest)| rest)
 }
 
 /// Rebuilds every injected frame (frames are deterministic given the run's
@@ -720,6 +737,19 @@ fn print_summary(r: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kernel_log_timestamp_is_not_part_of_the_line() {
+        assert_eq!(
+            without_printk_time("[    5.123456] MINT-SAMPLES 1 latency 0 7"),
+            "MINT-SAMPLES 1 latency 0 7"
+        );
+        assert_eq!(
+            without_printk_time("MINT-SAMPLES 1 x 0 7"),
+            "MINT-SAMPLES 1 x 0 7"
+        );
+        assert_eq!(without_printk_time("[node1] x"), "[node1] x");
+    }
 
     #[test]
     fn an_empty_metric_is_null_never_zero() {

@@ -75,6 +75,12 @@ pub fn abi_header() -> String {
         "SLOT_MAILBOX_VECTOR",
         offset_of!(NodeSlot, mailbox_vector) as u64,
     );
+    def("SLOT_NIC_VECTOR", offset_of!(NodeSlot, nic_vector) as u64);
+    def(
+        "HEADER_DEBUG_NIC_TARGET",
+        offset_of!(Header, debug_nic_target) as u64,
+    );
+    debug_nic_defs(&mut def);
     def("OUTBOXES_START", shared::OUTBOXES_OFFSET as u64);
     def("OUTBOXES_SIZE", shared::OUTBOXES_SIZE as u64);
     def(
@@ -99,10 +105,78 @@ pub fn abi_header() -> String {
     ] {
         def(&format!("STATE_{name}"), state as u64);
     }
+    let mac = mint_traffic::Endpoints::default().dst_mac;
+    let _ = writeln!(
+        h,
+        "#define MINT_TARGET_MAC {{ {} }}",
+        mac.map(|b| format!("{b:#04x}")).join(", ")
+    );
     h.push_str(
         "#define MINT_SLOT_OFFSET(i) (MINT_SLOTS_OFFSET + (i) * MINT_SLOT_SIZE)\n#define MINT_OUTBOXES_OFFSET(i) (MINT_OUTBOXES_START + (i) * MINT_OUTBOXES_SIZE)\n#endif\n",
     );
     h
+}
+
+/// The debug NIC's part of `mint_abi.h` (`mint0`): where its register
+/// page, flags and run accounting are, the register slots the driver
+/// uses, the ring's geometry and the bits `RxRing::init` programs.
+fn debug_nic_defs(def: &mut impl FnMut(&str, u64)) {
+    use core::mem::{offset_of, size_of};
+    use mint_abi::debug_nic::{self, DebugNic, DropReason, RunControl};
+    use mint_e1000::{Rctl, Register, RxRing, RxStatus};
+    def(
+        "DNIC_OFFSET",
+        offset_of!(shared::SharedRegion, debug_nic) as u64,
+    );
+    def("DNIC_REGS", offset_of!(DebugNic, regs) as u64);
+    def("DNIC_REG_STRIDE", size_of::<debug_nic::PaddedU32>() as u64);
+    def(
+        "DNIC_DRIVER_READY",
+        offset_of!(DebugNic, driver_ready) as u64,
+    );
+    def("DNIC_IRQ_PENDING", offset_of!(DebugNic, irq_pending) as u64);
+    def(
+        "DNIC_IPI_SENT_TSC",
+        offset_of!(DebugNic, ipi_sent_tsc) as u64,
+    );
+    def("DNIC_RUN", offset_of!(DebugNic, run) as u64);
+    def("RUN_INTERRUPTS", offset_of!(RunControl, interrupts) as u64);
+    def("RUN_RECOVERIES", offset_of!(RunControl, recoveries) as u64);
+    def("RUN_DROPS", offset_of!(RunControl, drops) as u64);
+    for (name, reason) in [
+        ("BAD_DESCRIPTOR", DropReason::BadDescriptor),
+        ("SOCKET_BUFFER_FULL", DropReason::SocketBufferFull),
+    ] {
+        def(&format!("DROP_{name}"), reason as u64);
+    }
+    for (name, reg) in [
+        ("ICR", Register::ICR),
+        ("ITR", Register::ITR),
+        ("IMS", Register::IMS),
+        ("IMC", Register::IMC),
+        ("RCTL", Register::RCTL),
+        ("RDBAL", Register::RDBAL),
+        ("RDBAH", Register::RDBAH),
+        ("RDLEN", Register::RDLEN),
+        ("RDH", Register::RDH),
+        ("RDT", Register::RDT),
+    ] {
+        def(&format!("REG_{name}"), reg.index() as u64);
+    }
+    def("DMA_WINDOW_OFFSET", debug_nic::dma_window_offset());
+    def("DMA_BYTES_NEEDED", debug_nic::dma_bytes_needed());
+    def("RING_SLOTS", u64::from(debug_nic::RING_SLOTS));
+    def("BUFFER_SIZE", debug_nic::BUFFER_SIZE as u64);
+    def("LOST_IPI_TICKS", u64::from(debug_nic::LOST_IPI_TICKS));
+    let size_bits = mint_e1000::regs::rctl_bsize_bits(debug_nic::BUFFER_SIZE).unwrap_or(0);
+    let rctl = Rctl::EN | Rctl::BAM | Rctl::SECRC | Rctl::LPE | Rctl::from_bits_retain(size_bits);
+    def("RCTL_VALUE", u64::from(rctl.bits()));
+    def(
+        "RX_INTERRUPTS",
+        u64::from(RxRing::<mint_e1000::Contiguous>::INTERRUPTS.bits()),
+    );
+    def("RX_STATUS_DD", u64::from(RxStatus::DD.bits()));
+    def("RX_STATUS_EOP", u64::from(RxStatus::EOP.bits()));
 }
 
 /// The headers' build directory for `release`, installed when missing
@@ -201,5 +275,29 @@ mod tests {
         assert!(h.contains("#define MINT_OUTBOX_SLOTS 0x40ULL"));
         assert!(h.contains("#define MINT_SLOT_SIZE 0x1000ULL"));
         assert!(h.contains("#define MINT_DEFAULT_MAILBOX_VECTOR 0xf0ULL"));
+    }
+
+    #[test]
+    fn header_has_the_debug_nic() {
+        use mint_abi::debug_nic;
+        let h = abi_header();
+        let has = |name: &str, v: u64| {
+            let line = format!("#define MINT_{name} {v:#x}ULL");
+            assert!(h.contains(&line), "{line}\n{h}");
+        };
+        has(
+            "DNIC_OFFSET",
+            core::mem::offset_of!(shared::SharedRegion, debug_nic) as u64,
+        );
+        has("DMA_WINDOW_OFFSET", debug_nic::dma_window_offset());
+        has("RING_SLOTS", 256);
+        has("BUFFER_SIZE", 16384);
+        // RDT is the register page's 16th slot (`Register::index`).
+        has("REG_RDT", 15);
+        has("DROP_BAD_DESCRIPTOR", 2);
+        has("DROP_SOCKET_BUFFER_FULL", 3);
+        // EN | LPE | BAM | BSIZE 16384 (BSEX, size bits 01) | SECRC
+        has("RCTL_VALUE", 0x0601_8022);
+        assert!(h.contains("#define MINT_TARGET_MAC { 0x02, 0x00, 0x00, 0x00, 0x00, 0x02 }"));
     }
 }

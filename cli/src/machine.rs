@@ -216,6 +216,12 @@ impl Machine {
             .args(["-append", &cmdline.join(" ")])
             .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
             .args(["-monitor", "none"]);
+        if !p.trace.is_empty() {
+            for event in &p.trace {
+                cmd.args(["-trace", &format!("enable={event}")]);
+            }
+            cmd.arg("-D").arg(trace_path(&p.log_dir));
+        }
 
         if plan
             .nodes
@@ -480,6 +486,8 @@ pub struct Prepared {
     pub host_tsc: crate::tsc::HostTsc,
     /// `--tsc-mismatch warn`.
     pub tsc_mismatch_warn: bool,
+    /// `--qemu-trace`: QEMU trace events to log into `qemu-trace.log`.
+    pub trace: Vec<String>,
 }
 
 /// Checks what the flags name (`crate::preflight`), then finds QEMU,
@@ -521,7 +529,30 @@ pub fn prepare(args: &crate::MachineArgs, quiet_build: bool) -> Result<Prepared>
         gdb: args.gdb.map(|port| (port, args.gdb_wait)),
         host_tsc,
         tsc_mismatch_warn: args.tsc_mismatch == "warn",
+        trace: trace_events(args.qemu_trace.as_deref())?,
     })
+}
+
+/// `--qemu-trace`'s event patterns: names of QEMU trace events, `*` as a
+/// wildcard; anything else would reach QEMU's option parser.
+fn trace_events(arg: Option<&str>) -> Result<Vec<String>> {
+    let Some(arg) = arg else {
+        return Ok(Vec::new());
+    };
+    arg.split(',')
+        .map(|e| {
+            let e = e.trim();
+            if e.is_empty() || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '*') {
+                bail!("--qemu-trace: '{e}' is not a trace event name or pattern (letters, digits, _ and *)");
+            }
+            Ok(e.to_string())
+        })
+        .collect()
+}
+
+/// Where `--qemu-trace` logs.
+pub fn trace_path(dir: &Path) -> PathBuf {
+    dir.join("qemu-trace.log")
 }
 
 pub fn log_path(dir: &Path, node: NodeId) -> PathBuf {

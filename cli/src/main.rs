@@ -137,6 +137,11 @@ pub struct MachineArgs {
     /// Testing: tell node 0 this host TSC rate instead of measuring it.
     #[arg(long, hide = true, value_name = "HZ")]
     pub host_tsc_hz: Option<u64>,
+    /// Testing: enable these QEMU trace events (comma-separated names or
+    /// patterns, e.g. `ioapic_mem_write,pic_ioport_write`), logged to
+    /// qemu-trace.log in the log directory.
+    #[arg(long, hide = true, value_name = "EVENTS")]
+    pub qemu_trace: Option<String>,
 }
 
 impl MachineArgs {

@@ -422,7 +422,7 @@ fn back_to_back_jumbo_frames_overflow_the_target() {
 /// and the report says which moderation ran.
 #[test]
 fn moderated_runs_are_accounted_and_say_how_they_were_moderated() {
-    for (moderation, throttles) in [("napi", false), ("itr:65536", true)] {
+    for (moderation, throttles) in [("napi", false), ("itr:4194304", true)] {
         let cfg = config(1514, 2000, 0, Pattern::Fixed, PacketKind::Udp);
         let (report, _run, _logs) = generate_ok(&cfg, &["--moderation", moderation]);
         assert_eq!(report["config"]["moderation"], moderation, "{report:#}");
@@ -434,8 +434,9 @@ fn moderated_runs_are_accounted_and_say_how_they_were_moderated() {
         );
         let throttled = uint(&report["itr_throttled"], "itr_throttled");
         if throttles {
-            // 2000 frames back to back inside 65.5 us windows: the device
-            // deferred some interrupts (each window holds many frames).
+            // 2000 frames back to back inside 4.2 ms windows: the device
+            // deferred some interrupts (under emulation a send can take
+            // tens of us, so a window of a few us might hold none).
             assert!(throttled > 0, "{moderation}: nothing throttled: {report:#}");
         } else {
             assert_eq!(throttled, 0, "{moderation}: {report:#}");

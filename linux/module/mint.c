@@ -14,9 +14,22 @@
  *  - answers Ping with Pong (arguments echoed) and pings every running
  *    peer PINGS_PER_PEER times once, recording the round trips in its slot;
  *  - on Halt from node 0 stops its heartbeat and says Halted;
+ *  - on a restart, halt or power-off (a reboot notifier) says Halted and
+ *    halts its core, so the kernel never resets the shared machine;
  *  - on a panic marks its slot Crashed with the panic's message (and
  *    panics, after its ping round, when node 0 asks it to inject that
- *    fault: `mint boot --fault K:panic`).
+ *    fault: `mint boot --fault K:panic`);
+ *  - when node 0 made this node the debug NIC's target: `mint0`, a network
+ *    device that is that NIC (the e1000 register page and legacy RX ring in
+ *    the shared region, programmed and cleaned as mint's Rust driver does),
+ *    its interrupt the support node's IPI on a second vector of Linux's
+ *    own (published as the slot's nic_vector), NAPI polling, frames into
+ *    Linux's stack; every frame it refuses counted in the run accounting.
+ *    And /dev/mint: its mmap is the shared region (the target application
+ *    in mint's /init reads and writes the run accounting there), its read
+ *    the run's interrupt samples, its ioctls MINT_IOC_RESET_SAMPLES and
+ *    MINT_IOC_ARM (an abandoned run's frames left in the ring discarded,
+ *    the run's interrupt moderation programmed).
  * The layout comes from mint_abi.h, generated from crates/abi by the CLI.
  * The vector cannot be given back (irq_domain_free_irqs is not exported):
  * the module cannot be unloaded.
@@ -32,6 +45,15 @@
 #include <linux/workqueue.h>
 #include <linux/spinlock.h>
 #include <linux/delay.h>
+#include <linux/netdevice.h>
+#include <linux/etherdevice.h>
+#include <linux/ethtool.h>
+#include <linux/miscdevice.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/vmalloc.h>
+#include <linux/uaccess.h>
+#include <linux/reboot.h>
 #include <asm/apic.h>
 #include <asm/hw_irq.h>
 #include <asm/irqdomain.h>
@@ -47,6 +69,9 @@ MODULE_PARM_DESC(shared_size, "bytes of mint's shared region");
 static unsigned int node = MINT_MAX_NODES;
 module_param(node, uint, 0444);
 MODULE_PARM_DESC(node, "this node's id");
+static unsigned int user_fault;
+module_param(user_fault, uint, 0444);
+MODULE_PARM_DESC(user_fault, "non-zero: /init injects a fault from user space after loading (the ping round's end is withheld, so node 0 waits for the node until it crashes or halts)");
 static unsigned int abi = MINT_ABI_VERSION;
 module_param(abi, uint, 0444);
 MODULE_PARM_DESC(abi, "the ABI version this module claims (tests of the version check)");
@@ -65,6 +90,8 @@ static u32 pending_peer = MINT_MAX_NODES;
 static u32 pending_seq = ~0u;
 static u64 reply_tsc;
 static bool replied;
+
+static void nic_watch(void);
 
 #define U32(off) ((u32 *)(shm + (off)))
 #define U64(off) ((u64 *)(shm + (off)))
@@ -203,6 +230,7 @@ static enum hrtimer_restart on_beat(struct hrtimer *t)
 	if (READ_ONCE(halted))
 		return HRTIMER_NORESTART;
 	WRITE_ONCE(*hb, READ_ONCE(*hb) + 1);
+	nic_watch();
 	hrtimer_forward_now(t, ms_to_ktime(1000 / MINT_TIMER_HZ));
 	return HRTIMER_RESTART;
 }
@@ -256,6 +284,12 @@ static void ping_round(struct work_struct *w)
 	 * (the notifier marks the slot Crashed). */
 	if (READ_ONCE(*U32(MINT_HEADER_INJECT_FAULT + node * 4)) == MINT_FAULT_PANIC)
 		panic("mint: fault injected: panic");
+	/* A fault /init injects (`mint_user_fault=`): node 0 keeps waiting
+	 * for this round's end, and sees the node crash or halt instead. */
+	if (user_fault) {
+		pr_info("mint: ping round over; its end withheld for the fault /init injects\n");
+		return;
+	}
 	smp_store_release(U32(SLOT(node, PINGS_DONE)), 1);
 }
 
@@ -274,26 +308,540 @@ static struct notifier_block panic_nb = {
 	.priority = INT_MAX,
 };
 
-/* A vector of Linux's own for the mailbox IPI, on this (only) CPU. */
-static int take_vector(void)
+/* A restart, halt or power-off of this kernel: the machine is not this
+ * node's to reset (port 0xCF9, the 8042 or a triple fault would reset
+ * every node). Say Halted and halt this core for good, interrupts off. */
+static int on_reboot(struct notifier_block *nb, unsigned long event, void *cmd)
+{
+	char why[MINT_REASON_LEN];
+
+	snprintf(why, sizeof(why), "linux %s: mint's reboot notifier halted the core",
+		 event == SYS_RESTART ? "restart" : event == SYS_HALT ? "halt" : "power off");
+	WRITE_ONCE(halted, true);
+	hrtimer_cancel(&beat);
+	write_reason(why);
+	set_state(MINT_STATE_HALTED);
+	pr_emerg("mint: node %u: %s\n", node, why);
+	local_irq_disable();
+	for (;;)
+		halt();
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block reboot_nb = {
+	.notifier_call = on_reboot,
+	/* Last: after every other notifier has had its say. */
+	.priority = INT_MIN,
+};
+
+/* A vector of Linux's own on this (only) CPU, its interrupt handled by
+ * `handler`: for the mailbox IPI and for the debug NIC's. */
+static int take_vector(irq_handler_t handler, const char *name, int *irq, u8 *vec)
 {
 	struct irq_alloc_info info;
 	struct irq_cfg *cfg;
 	int ret;
 
 	memset(&info, 0, sizeof(info));
-	virq = __irq_domain_alloc_irqs(x86_vector_domain, -1, 1, NUMA_NO_NODE, &info, false, NULL);
-	if (virq < 0)
-		return virq;
-	irq_set_handler(virq, handle_edge_irq);
-	ret = request_irq(virq, on_mailbox, 0, "mint-mailbox", NULL);
+	*irq = __irq_domain_alloc_irqs(x86_vector_domain, -1, 1, NUMA_NO_NODE, &info, false, NULL);
+	if (*irq < 0)
+		return *irq;
+	irq_set_handler(*irq, handle_edge_irq);
+	ret = request_irq(*irq, handler, 0, name, NULL);
 	if (ret)
 		return ret;
-	cfg = irqd_cfg(irq_get_irq_data(virq));
+	cfg = irqd_cfg(irq_get_irq_data(*irq));
 	if (!cfg || cfg->vector < 0x20 || cfg->vector > 0xef)
 		return -ERANGE;
-	vector = cfg->vector;
+	*vec = cfg->vector;
 	return 0;
+}
+
+/* ---- mint0: the debug NIC ----
+ * The layout is crates/abi's `DebugNic`; the register semantics those of
+ * the e1000 crate's `RegisterFile` over the shared page (ICR read clears
+ * with one exchange, IMS/IMC set and clear mask bits); the ring is
+ * `RxRing::init`'s: RING_SLOTS legacy descriptors at the start of the DMA
+ * window, buffer i at the next page + i * BUFFER_SIZE, RDT kept at
+ * next_to_clean - 1. A completed descriptor is trusted for nothing: its
+ * buffer address must be the one placed, no error bits, EOP, a length in
+ * 1..=BUFFER_SIZE, else it is counted (bad_descriptor) and recycled. */
+#define DNIC(off) (MINT_DNIC_OFFSET + (off))
+#define NIC_REG(r) U32(DNIC(MINT_DNIC_REGS) + MINT_REG_##r * MINT_DNIC_REG_STRIDE)
+#define RUN(off) U64(DNIC(MINT_DNIC_RUN) + (off))
+#define RUN_DROP(r) RUN(MINT_RUN_DROPS + MINT_DROP_##r * 8)
+#define MINT_IOC_RESET_SAMPLES _IO('M', 1)
+#define MINT_IOC_ARM _IO('M', 2)
+/* Interrupt samples kept per run (mint's Rust target keeps 1 << 20). */
+#define MAX_SAMPLES (1 << 18)
+
+struct mint0 {
+	struct net_device *dev;
+	struct napi_struct napi;
+	u64 *ring;		/* RING_SLOTS x 2 words, in the shared region */
+	u64 buffers_phys;
+	u16 next_to_clean;
+	bool up;
+	/* Written by the poll only; read by ndo_get_stats64 (64-bit words). */
+	u64 rx_packets, rx_bytes, bad_descriptor, no_skb, tx_dropped;
+	/* Interrupts taken (the IPI handler), and the lost-IPI watch (the
+	 * heartbeat's hrtimer): both hard interrupt context on one CPU. */
+	u64 taken, watch_taken;
+	u32 watch_ticks;
+	bool watching;
+	/* MINT_IOC_ARM: the next poll recycles what completed without
+	 * delivering or counting it (an abandoned run's leftovers). */
+	bool discard;
+	u64 discarded;
+};
+
+static struct net_device *nic_dev;
+static int nic_irq = -1;
+static u8 nic_vector;
+
+/* The run's interrupt samples (TSC ticks): handler entry to entry, and
+ * the support node's IPI stamp to entry. Appended by the IPI handler,
+ * frozen by a read, emptied by MINT_IOC_RESET_SAMPLES. */
+static DEFINE_SPINLOCK(samples_lock);
+static u64 *intervals, *ipi_latency;
+static u32 n_intervals, n_ipi;
+static u64 last_entry;
+static bool samples_frozen;
+
+static void nic_write(u32 *reg, u32 v)
+{
+	smp_store_release(reg, v);
+}
+
+static u32 nic_ack(void)
+{
+	return xchg(NIC_REG(ICR), 0);
+}
+
+static u64 buffer_phys(struct mint0 *m, u16 i)
+{
+	return m->buffers_phys + (u64)i * MINT_BUFFER_SIZE;
+}
+
+/* RxRing::init: quiesce, fill the ring, program it, enable, unmask. */
+static void ring_init(struct mint0 *m)
+{
+	u64 ring_phys = shared_phys + MINT_DMA_WINDOW_OFFSET;
+	u16 i;
+
+	atomic_andnot(~0u, (atomic_t *)NIC_REG(IMS));
+	nic_ack();
+	nic_write(NIC_REG(RCTL), 0);
+	for (i = 0; i < MINT_RING_SLOTS; i++) {
+		WRITE_ONCE(m->ring[2 * i], buffer_phys(m, i));
+		smp_store_release(&m->ring[2 * i + 1], 0);
+	}
+	nic_write(NIC_REG(RDBAL), (u32)ring_phys);
+	nic_write(NIC_REG(RDBAH), (u32)(ring_phys >> 32));
+	nic_write(NIC_REG(RDLEN), MINT_RING_SLOTS * 16);
+	nic_write(NIC_REG(RDH), 0);
+	nic_write(NIC_REG(RDT), MINT_RING_SLOTS - 1);
+	nic_write(NIC_REG(RCTL), MINT_RCTL_VALUE);
+	atomic_or(MINT_RX_INTERRUPTS, (atomic_t *)NIC_REG(IMS));
+	m->next_to_clean = 0;
+}
+
+static bool ring_done(struct mint0 *m, u16 i)
+{
+	return (smp_load_acquire(&m->ring[2 * i + 1]) >> 32) & MINT_RX_STATUS_DD;
+}
+
+/* Cleans at most `budget` completed descriptors (never more than the
+ * device can own, so a peer that keeps setting DD cannot hold it), gives
+ * them back with one RDT write; returns how many it cleaned. */
+static int ring_clean(struct mint0 *m, int budget)
+{
+	int limit = min_t(int, budget, MINT_RING_SLOTS - 1), cleaned = 0;
+	u16 i = m->next_to_clean;
+
+	while (cleaned < limit) {
+		u64 *d = &m->ring[2 * i];
+		u64 w1 = smp_load_acquire(&d[1]);
+		u64 addr = READ_ONCE(d[0]);
+		u64 expected = buffer_phys(m, i);
+		u32 len = w1 & 0xffff;
+		u8 status = (w1 >> 32) & 0xff, errors = (w1 >> 40) & 0xff;
+		struct sk_buff *skb;
+
+		if (!(status & MINT_RX_STATUS_DD))
+			break;
+		if (READ_ONCE(m->discard)) {
+			WRITE_ONCE(m->discarded, m->discarded + 1);
+		} else if (addr != expected || errors || !(status & MINT_RX_STATUS_EOP) ||
+		    len == 0 || len > MINT_BUFFER_SIZE) {
+			WRITE_ONCE(m->bad_descriptor, m->bad_descriptor + 1);
+			atomic64_inc((atomic64_t *)RUN_DROP(BAD_DESCRIPTOR));
+		} else if (!(skb = napi_alloc_skb(&m->napi, len))) {
+			WRITE_ONCE(m->no_skb, m->no_skb + 1);
+			atomic64_inc((atomic64_t *)RUN_DROP(SOCKET_BUFFER_FULL));
+		} else {
+			/* From the driver's own address, not the descriptor's. */
+			skb_put_data(skb, shm + (expected - shared_phys), len);
+			skb->protocol = eth_type_trans(skb, m->dev);
+			WRITE_ONCE(m->rx_packets, m->rx_packets + 1);
+			WRITE_ONCE(m->rx_bytes, m->rx_bytes + len);
+			netif_receive_skb(skb);
+		}
+		/* Re-arm: our buffer back, the write-back cleared. */
+		WRITE_ONCE(d[0], expected);
+		smp_store_release(&d[1], 0);
+		cleaned++;
+		i = (i + 1) % MINT_RING_SLOTS;
+	}
+	if (cleaned) {
+		m->next_to_clean = i;
+		nic_write(NIC_REG(RDT), (i + MINT_RING_SLOTS - 1) % MINT_RING_SLOTS);
+	}
+	return cleaned;
+}
+
+static int mint0_poll(struct napi_struct *napi, int budget)
+{
+	struct mint0 *m = container_of(napi, struct mint0, napi);
+	int done;
+
+	/* Acknowledge the causes, as the Rust driver's service does. */
+	nic_ack();
+	done = ring_clean(m, budget);
+	if (READ_ONCE(m->discard) && done < budget)
+		smp_store_release(&m->discard, false);
+	/* Done: complete, then look once more (a completion that landed
+	 * after the last look and whose IPI came while this poll ran). */
+	if (done < budget && napi_complete_done(napi, done) &&
+	    ring_done(m, m->next_to_clean))
+		napi_schedule(napi);
+	return done;
+}
+
+/* The support node's IPI: clear the posted flag first (anything raised
+ * afterwards sends a new IPI), count, time, and poll. */
+static irqreturn_t on_nic(int irq, void *data)
+{
+	u64 entry = rdtsc_ordered(), sent;
+	struct mint0 *m;
+
+	xchg(U32(DNIC(MINT_DNIC_IRQ_PENDING)), 0);
+	if (!nic_dev)
+		return IRQ_HANDLED;
+	m = netdev_priv(nic_dev);
+	WRITE_ONCE(m->taken, m->taken + 1);
+	atomic64_inc((atomic64_t *)RUN(MINT_RUN_INTERRUPTS));
+	spin_lock(&samples_lock);
+	if (!samples_frozen) {
+		if (last_entry && n_intervals < MAX_SAMPLES)
+			intervals[n_intervals++] = entry - last_entry;
+		last_entry = entry;
+		/* Each IPI's stamp is taken once; one from after this entry
+		 * belongs to an IPI still in flight. */
+		sent = xchg(U64(DNIC(MINT_DNIC_IPI_SENT_TSC)), 0);
+		if (sent > entry)
+			smp_store_release(U64(DNIC(MINT_DNIC_IPI_SENT_TSC)), sent);
+		else if (sent && n_ipi < MAX_SAMPLES)
+			ipi_latency[n_ipi++] = entry - sent;
+	}
+	spin_unlock(&samples_lock);
+	if (READ_ONCE(m->up))
+		napi_schedule(&m->napi);
+	return IRQ_HANDLED;
+}
+
+/* From the heartbeat (100 Hz): a posted flag set at LOST_IPI_TICKS ticks
+ * in a row with no interrupt taken is a lost IPI: clear it, count a
+ * recovery, poll (as the Rust target's timer tick does). */
+static void nic_watch(void)
+{
+	struct mint0 *m;
+
+	if (!nic_dev)
+		return;
+	m = netdev_priv(nic_dev);
+	if (!READ_ONCE(m->up) || !smp_load_acquire(U32(DNIC(MINT_DNIC_IRQ_PENDING)))) {
+		m->watching = false;
+		return;
+	}
+	if (m->watching && m->watch_taken == READ_ONCE(m->taken)) {
+		if (++m->watch_ticks < MINT_LOST_IPI_TICKS)
+			return;
+		m->watching = false;
+		xchg(U32(DNIC(MINT_DNIC_IRQ_PENDING)), 0);
+		atomic64_inc((atomic64_t *)RUN(MINT_RUN_RECOVERIES));
+		napi_schedule(&m->napi);
+		return;
+	}
+	m->watching = true;
+	m->watch_taken = READ_ONCE(m->taken);
+	m->watch_ticks = 0;
+}
+
+/* The ring is programmed at load (the driver attached, as mint's own
+ * target attaches at boot): up, the poll runs; down, frames stay in the
+ * ring (once it is full the device counts them as ring_full) and the
+ * support node refuses runs (no driver ready). */
+static int mint0_open(struct net_device *dev)
+{
+	struct mint0 *m = netdev_priv(dev);
+
+	napi_enable(&m->napi);
+	WRITE_ONCE(m->up, true);
+	netif_carrier_on(dev);
+	netif_start_queue(dev);
+	smp_store_release(U32(DNIC(MINT_DNIC_DRIVER_READY)), node + 1);
+	/* Whatever completed while it was down. */
+	napi_schedule(&m->napi);
+	return 0;
+}
+
+static int mint0_stop(struct net_device *dev)
+{
+	struct mint0 *m = netdev_priv(dev);
+
+	smp_store_release(U32(DNIC(MINT_DNIC_DRIVER_READY)), 0);
+	WRITE_ONCE(m->up, false);
+	netif_stop_queue(dev);
+	netif_carrier_off(dev);
+	napi_disable(&m->napi);
+	return 0;
+}
+
+/* The debug NIC has no transmit path: what Linux sends is counted and
+ * dropped. */
+static netdev_tx_t mint0_xmit(struct sk_buff *skb, struct net_device *dev)
+{
+	struct mint0 *m = netdev_priv(dev);
+
+	WRITE_ONCE(m->tx_dropped, m->tx_dropped + 1);
+	dev_kfree_skb_any(skb);
+	return NETDEV_TX_OK;
+}
+
+static void mint0_stats(struct net_device *dev, struct rtnl_link_stats64 *s)
+{
+	struct mint0 *m = netdev_priv(dev);
+
+	s->rx_packets = READ_ONCE(m->rx_packets);
+	s->rx_bytes = READ_ONCE(m->rx_bytes);
+	s->rx_errors = READ_ONCE(m->bad_descriptor);
+	s->rx_dropped = READ_ONCE(m->bad_descriptor) + READ_ONCE(m->no_skb);
+	s->tx_dropped = READ_ONCE(m->tx_dropped);
+}
+
+static const struct net_device_ops mint0_ops = {
+	.ndo_open = mint0_open,
+	.ndo_stop = mint0_stop,
+	.ndo_start_xmit = mint0_xmit,
+	.ndo_get_stats64 = mint0_stats,
+	.ndo_set_mac_address = eth_mac_addr,
+	.ndo_validate_addr = eth_validate_addr,
+};
+
+static const char mint0_stat_names[][ETH_GSTRING_LEN] = {
+	"rx_packets", "rx_bytes", "rx_bad_descriptor", "rx_no_skb", "interrupts", "tx_dropped",
+};
+
+static int mint0_sset_count(struct net_device *dev, int set)
+{
+	return set == ETH_SS_STATS ? ARRAY_SIZE(mint0_stat_names) : -EOPNOTSUPP;
+}
+
+static void mint0_strings(struct net_device *dev, u32 set, u8 *buf)
+{
+	if (set == ETH_SS_STATS)
+		memcpy(buf, mint0_stat_names, sizeof(mint0_stat_names));
+}
+
+static void mint0_ethtool_stats(struct net_device *dev, struct ethtool_stats *st, u64 *v)
+{
+	struct mint0 *m = netdev_priv(dev);
+
+	v[0] = READ_ONCE(m->rx_packets);
+	v[1] = READ_ONCE(m->rx_bytes);
+	v[2] = READ_ONCE(m->bad_descriptor);
+	v[3] = READ_ONCE(m->no_skb);
+	v[4] = READ_ONCE(m->taken);
+	v[5] = READ_ONCE(m->tx_dropped);
+}
+
+static const struct ethtool_ops mint0_ethtool = {
+	.get_sset_count = mint0_sset_count,
+	.get_strings = mint0_strings,
+	.get_ethtool_stats = mint0_ethtool_stats,
+	.get_link = ethtool_op_get_link,
+};
+
+/* /dev/mint: the shared region for the target application. */
+static int mintdev_mmap(struct file *f, struct vm_area_struct *vma)
+{
+	unsigned long size = vma->vm_end - vma->vm_start;
+	unsigned long off = vma->vm_pgoff << PAGE_SHIFT;
+
+	if (off >= shared_size || size > shared_size - off)
+		return -EINVAL;
+	return remap_pfn_range(vma, vma->vm_start, (shared_phys + off) >> PAGE_SHIFT, size,
+			       vma->vm_page_prot);
+}
+
+/* The run's interrupt samples: u64 intervals count, u64 IPI latency
+ * count, then both arrays. Frozen from here to the next reset. */
+static ssize_t mintdev_read(struct file *f, char __user *buf, size_t len, loff_t *pos)
+{
+	u64 counts[2];
+	size_t need;
+	unsigned long flags;
+
+	spin_lock_irqsave(&samples_lock, flags);
+	samples_frozen = true;
+	counts[0] = n_intervals;
+	counts[1] = n_ipi;
+	spin_unlock_irqrestore(&samples_lock, flags);
+	need = sizeof(counts) + (counts[0] + counts[1]) * sizeof(u64);
+	if (len < need)
+		return -ENOSPC;
+	if (copy_to_user(buf, counts, sizeof(counts)) ||
+	    copy_to_user(buf + sizeof(counts), intervals, counts[0] * sizeof(u64)) ||
+	    copy_to_user(buf + sizeof(counts) + counts[0] * sizeof(u64), ipi_latency,
+			 counts[1] * sizeof(u64)))
+		return -EFAULT;
+	return need;
+}
+
+/* MINT_IOC_ARM (a run is being configured): cleans the ring of whatever
+ * completed, delivering and counting none of it (nothing in the ring is
+ * the new run's: the support node sends only once it is armed), then
+ * programs ITR with `itr` (the run's interrupt moderation, in the
+ * register's 256 ns units; 0 = none). Returns the frames discarded, or
+ * -ETIMEDOUT when the poll did not finish within 1 s. */
+static long arm(unsigned long itr)
+{
+	struct mint0 *m = netdev_priv(nic_dev);
+	u64 before = READ_ONCE(m->discarded);
+	int waited;
+
+	if (!READ_ONCE(m->up))
+		return -ENETDOWN;
+	nic_write(NIC_REG(ITR), itr & 0xffff);
+	smp_store_release(&m->discard, true);
+	local_bh_disable();
+	napi_schedule(&m->napi);
+	local_bh_enable();
+	for (waited = 0; smp_load_acquire(&m->discard); waited++) {
+		if (waited >= 1000) {
+			/* Never left set: it would discard the run's frames
+			 * uncounted. */
+			smp_store_release(&m->discard, false);
+			return -ETIMEDOUT;
+		}
+		usleep_range(1000, 2000);
+	}
+	return READ_ONCE(m->discarded) - before;
+}
+
+static long mintdev_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
+{
+	unsigned long flags;
+
+	if (cmd == MINT_IOC_ARM)
+		return arm(arg);
+	if (cmd != MINT_IOC_RESET_SAMPLES)
+		return -ENOTTY;
+	spin_lock_irqsave(&samples_lock, flags);
+	n_intervals = 0;
+	n_ipi = 0;
+	last_entry = 0;
+	samples_frozen = false;
+	spin_unlock_irqrestore(&samples_lock, flags);
+	return 0;
+}
+
+static const struct file_operations mintdev_fops = {
+	.owner = THIS_MODULE,
+	.mmap = mintdev_mmap,
+	.read = mintdev_read,
+	.unlocked_ioctl = mintdev_ioctl,
+};
+
+static struct miscdevice mintdev = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "mint",
+	.fops = &mintdev_fops,
+};
+
+/* mint0 and /dev/mint, when node 0 made this node the debug NIC's target. */
+static int nic_init(void)
+{
+	static const u8 mac[ETH_ALEN] = MINT_TARGET_MAC;
+	struct net_device *dev;
+	struct mint0 *m;
+	int ret;
+
+	if (smp_load_acquire(U32(MINT_HEADER_DEBUG_NIC_TARGET)) != node + 1)
+		return 0;
+	if (MINT_DMA_WINDOW_OFFSET + MINT_DMA_BYTES_NEEDED > shared_size) {
+		pr_err("mint: no mint0: the shared region (%#lx bytes) has no room for the debug NIC's ring\n",
+		       shared_size);
+		return -ENOSPC;
+	}
+	intervals = vmalloc(MAX_SAMPLES * sizeof(u64));
+	ipi_latency = vmalloc(MAX_SAMPLES * sizeof(u64));
+	dev = alloc_etherdev(sizeof(struct mint0));
+	if (!intervals || !ipi_latency || !dev) {
+		ret = -ENOMEM;
+		goto undo;
+	}
+	strscpy(dev->name, "mint0", IFNAMSIZ);
+	dev->netdev_ops = &mint0_ops;
+	dev->ethtool_ops = &mint0_ethtool;
+	dev->max_mtu = MINT_BUFFER_SIZE - ETH_HLEN;
+	eth_hw_addr_set(dev, mac);
+	m = netdev_priv(dev);
+	m->dev = dev;
+	m->ring = (u64 *)(shm + MINT_DMA_WINDOW_OFFSET);
+	m->buffers_phys = shared_phys + MINT_DMA_WINDOW_OFFSET +
+			  ALIGN(MINT_RING_SLOTS * 16, 4096);
+	netif_napi_add(dev, &m->napi, mint0_poll);
+	netif_carrier_off(dev);
+	ring_init(m);
+	/* The vector first: the support node reads it once the driver says
+	 * ready (on open). */
+	ret = take_vector(on_nic, "mint0", &nic_irq, &nic_vector);
+	if (ret) {
+		/* (The vector, if allocated, cannot be given back.) */
+		pr_err("mint: no mint0: no vector for the debug NIC (%d)\n", ret);
+		goto undo;
+	}
+	smp_store_release(U32(SLOT(node, NIC_VECTOR)), nic_vector);
+	ret = register_netdev(dev);
+	if (ret) {
+		pr_err("mint: no mint0: register_netdev failed (%d)\n", ret);
+		goto undo;
+	}
+	WRITE_ONCE(nic_dev, dev);
+	ret = misc_register(&mintdev);
+	if (ret) {
+		pr_err("mint: no /dev/mint: misc_register failed (%d)\n", ret);
+		return ret;
+	}
+	/* Attached: the support node may configure a run (the target
+	 * application arms it once it has brought mint0 up). */
+	smp_store_release(U32(DNIC(MINT_DNIC_DRIVER_READY)), node + 1);
+	pr_info("mint: mint0: the debug NIC (%u descriptors of %u bytes in the shared region), interrupt vector %#x (irq %d), /dev/mint minor %d\n",
+		(unsigned int)MINT_RING_SLOTS, (unsigned int)MINT_BUFFER_SIZE, nic_vector, nic_irq,
+		mintdev.minor);
+	return 0;
+undo:
+	/* The receiver stays off: the device refuses (and counts) frames. */
+	nic_write(NIC_REG(RCTL), 0);
+	if (dev)
+		free_netdev(dev);
+	vfree(intervals);
+	vfree(ipi_latency);
+	intervals = NULL;
+	ipi_latency = NULL;
+	return ret;
 }
 
 static int __init mint_init(void)
@@ -329,7 +877,7 @@ static int __init mint_init(void)
 		memunmap(shm);
 		return -EINVAL;
 	}
-	ret = take_vector();
+	ret = take_vector(on_mailbox, "mint-mailbox", &virq, &vector);
 	if (ret) {
 		/* The vector cannot be given back; the module stays out. */
 		pr_err("mint: refusing to load: no mailbox vector (%d)\n", ret);
@@ -337,10 +885,16 @@ static int __init mint_init(void)
 		return ret;
 	}
 	smp_store_release(U32(SLOT(node, MAILBOX_VECTOR)), vector);
+	/* The debug NIC is the node's; without it the node still runs. */
+	ret = nic_init();
+	if (ret)
+		pr_err("mint: node %u runs without mint0 (%d)\n", node, ret);
 	atomic_notifier_chain_register(&panic_notifier_list, &panic_nb);
 	hrtimer_init(&beat, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
 	beat.function = on_beat;
 	hrtimer_start(&beat, ms_to_ktime(1000 / MINT_TIMER_HZ), HRTIMER_MODE_REL);
+	/* After the heartbeat exists: the notifier stops it. */
+	register_reboot_notifier(&reboot_nb);
 	WRITE_ONCE(*U64(SLOT(node, RUNNING_TSC)), rdtsc_ordered());
 	set_state(MINT_STATE_RUNNING);
 	pr_info("mint: node %u running: shared region %#lx+%#lx ABI %u, mailbox vector %#x (irq %d), apic id %u, heartbeat %u Hz\n",

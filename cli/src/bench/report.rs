@@ -172,6 +172,11 @@ fn run_json(r: &RunOut, hz: f64) -> Value {
         "success_rate": finite(r.success_rate()),
         "elapsed_ns": stats::to_ns(r.elapsed_ticks as f64, hz),
         "handling_ns": finite(stats::to_ns(r.handling_ticks(), hz)),
+        "handling_driver_ns": finite(if r.handled == 0 {
+            f64::NAN
+        } else {
+            stats::to_ns(r.driver_ticks as f64 / r.handled as f64, hz)
+        }),
         "interrupts": r.interrupts,
         "interrupts_per_frame": per_frame(r.interrupts),
         "signals": r.signals,
@@ -424,6 +429,20 @@ pub fn result(i: Inputs<'_>) -> Value {
             .map(|&md| (md.to_string(), json!(min_full(md))))
             .collect::<serde_json::Map<_, _>>()
     });
+    // Where the target's time goes, per size: the driver's share of it.
+    let handling_split = m.success.as_ref().map(|per_size| {
+        per_size
+            .iter()
+            .zip(SUCCESS_SIZES)
+            .map(|((h, _), size)| {
+                let run = run_json(h, hz);
+                (
+                    size.to_string(),
+                    json!({"total_ns": run["handling_ns"], "driver_ns": run["handling_driver_ns"]}),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+    });
     let handling_ns = m.success.as_ref().map(|per_size| {
         per_size
             .iter()
@@ -485,6 +504,7 @@ pub fn result(i: Inputs<'_>) -> Value {
         "min_full_interval_ns": min_full_interval_ns,
         "min_full_interval_ns_by_moderation": min_full_by_moderation,
         "handling_ns": handling_ns,
+        "handling_split_ns": handling_split,
         "cycle_intervals_ns": CYCLE_INTERVALS_NS,
         "latency": latency,
         "not_measured": not_measured,

@@ -117,6 +117,9 @@ pub struct RunOut {
     /// Target CPU: time spent in the interrupt work and the stack, not
     /// waiting for the doorbell.
     pub busy_ticks: u64,
+    /// The part of it in the driver's work (the interrupt, NAPI's polls):
+    /// the rest is the stack and the application.
+    pub driver_ticks: u64,
     /// Frames the target handled (delivered or refused by it).
     pub handled: u64,
     /// Signals (doorbells) the support side raised.
@@ -215,6 +218,8 @@ struct Target<'a> {
     path: RxPath,
     /// Samples taken by `finished` (the run's end).
     inject_to_app: Vec<u64>,
+    /// Ticks in the driver's work so far.
+    driver_ticks: u64,
     finished: bool,
 }
 
@@ -237,8 +242,15 @@ impl Host for Target<'_> {
     }
 
     fn napi_poll(&mut self) -> usize {
-        self.path
-            .napi_poll(self.run, self.regs, self.ring, self.dma)
+        if !self.path.scheduled() {
+            return 0;
+        }
+        let t0 = rdtsc();
+        let n = self
+            .path
+            .napi_poll(self.run, self.regs, self.ring, self.dma);
+        self.driver_ticks += rdtsc() - t0;
+        n
     }
 
     fn reset_samples(&mut self, frames: usize) -> bool {
@@ -271,6 +283,7 @@ impl Target<'_> {
             .path
             .on_signal(entry, &lines, self.regs, self.ring, self.dma)
         {}
+        self.driver_ticks += rdtsc() - entry;
         true
     }
 }
@@ -306,7 +319,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
     let ctl = &rig.nic.run.0;
     let (
         (elapsed_ticks, throttled, send_ticks, send_signal_ticks),
-        (busy_ticks, signal_to_handler, inject_to_app),
+        (busy_ticks, driver_ticks, signal_to_handler, inject_to_app),
     ) = on_pair(
         pair,
         tsc_hz,
@@ -394,6 +407,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
         unaccounted: ctl.unaccounted(),
         elapsed_ticks,
         busy_ticks,
+        driver_ticks,
         handled: delivered + refused_by_target,
         signals: ctl.ipis_sent.load(Ordering::Acquire),
         interrupts: ctl.interrupts.load(Ordering::Acquire),
@@ -420,7 +434,7 @@ fn target_loop(
     rx: RxRing<Contiguous>,
     producer: mint_skb::Producer,
     consumer: mint_skb::Consumer,
-) -> Result<(u64, Vec<u64>, Vec<u64>)> {
+) -> Result<(u64, u64, Vec<u64>, Vec<u64>)> {
     let ctl = &rig.nic.run.0;
     let mut host = Target {
         hz,
@@ -430,6 +444,7 @@ fn target_loop(
         dma,
         path: RxPath::new(rx, producer),
         inject_to_app: Vec::new(),
+        driver_ticks: 0,
         finished: false,
     };
     let mut rung = 0;
@@ -467,7 +482,12 @@ fn target_loop(
         bail!("the target's receiver never finished the run");
     }
     let (_, ipi) = host.path.samples.take();
-    Ok((busy, ipi, std::mem::take(&mut host.inject_to_app)))
+    Ok((
+        busy,
+        host.driver_ticks,
+        ipi,
+        std::mem::take(&mut host.inject_to_app),
+    ))
 }
 
 #[cfg(test)]

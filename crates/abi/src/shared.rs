@@ -42,7 +42,7 @@ use crate::node::NodeState;
 /// "MINTSHRD", little endian.
 pub const SHARED_MAGIC: u64 = u64::from_le_bytes(*b"MINTSHRD");
 /// Bumped whenever this layout changes.
-pub const ABI_VERSION: u32 = 10;
+pub const ABI_VERSION: u32 = 11;
 /// Nodes a region can describe (one ISA UART per node: COM1..COM4).
 pub const MAX_NODES: usize = 4;
 /// Messages per mailbox.
@@ -259,6 +259,13 @@ pub struct NodeSlot {
     /// Linux allocated it. Read through [`NodeSlot::mailbox_vector`], which
     /// validates the peer-written value.
     pub mailbox_vector: AtomicU32,
+    /// The vector this node takes the debug NIC's interrupt on (the IPI
+    /// the support node sends), published before its driver says ready
+    /// (`DebugNic::driver_ready`); 0 = `debug_nic::NIC_VECTOR` (mint
+    /// nodes). A Linux node cannot choose its vectors (mint's module takes
+    /// one from Linux and publishes it). Read through
+    /// [`NodeSlot::nic_vector`], which validates the peer-written value.
+    pub nic_vector: AtomicU32,
 }
 
 /// The mailbox vector of a node that publishes none (mint's own nodes).
@@ -461,6 +468,16 @@ impl NodeSlot {
         match self.mailbox_vector.load(Ordering::Acquire) {
             v @ 0x20..=0xEF => v as u8,
             _ => DEFAULT_MAILBOX_VECTOR,
+        }
+    }
+
+    /// The vector to send this node the debug NIC's interrupt on: the
+    /// published one when it is a device vector (0x20..=0xEF), else
+    /// `debug_nic::NIC_VECTOR`.
+    pub fn nic_vector(&self) -> u8 {
+        match self.nic_vector.load(Ordering::Acquire) {
+            v @ 0x20..=0xEF => v as u8,
+            _ => crate::debug_nic::NIC_VECTOR.0,
         }
     }
 
@@ -740,6 +757,7 @@ mod tests {
                 answer: AtomicU64::new(0),
             },
             mailbox_vector: AtomicU32::new(0),
+            nic_vector: AtomicU32::new(0),
         }
     }
 
@@ -752,6 +770,19 @@ mod tests {
         for bad in [0x02, 0x1F, 0xF0, 0xFE, 0x1_21] {
             slot.mailbox_vector.store(bad, Ordering::Relaxed);
             assert_eq!(slot.mailbox_vector(), DEFAULT_MAILBOX_VECTOR, "{bad:#x}");
+        }
+    }
+
+    #[test]
+    fn a_published_nic_vector_is_used_only_when_it_is_a_device_vector() {
+        let slot = unsafe_free_zeroed_slot();
+        let default = crate::debug_nic::NIC_VECTOR.0;
+        assert_eq!(slot.nic_vector(), default);
+        slot.nic_vector.store(0x22, Ordering::Relaxed);
+        assert_eq!(slot.nic_vector(), 0x22);
+        for bad in [0x02, 0x1F, 0xF0, 0xFE, 0x1_22] {
+            slot.nic_vector.store(bad, Ordering::Relaxed);
+            assert_eq!(slot.nic_vector(), default, "{bad:#x}");
         }
     }
 }

@@ -347,6 +347,15 @@ impl DeviceModel {
             }
         }
         // Causes last, after RDH and statistics, so a driver woken by them sees the new state.
+        // A full fence first: what follows (the ICR and IMS loads here, the caller's load of a
+        // posted-interrupt flag) must not be satisfied before the write-back is visible to the
+        // driver's core. Otherwise a driver that polls the ring (after clearing its flag, or
+        // after unmasking IMS) can miss this descriptor while this side still sees the old
+        // flag or mask and raises nothing: a frame left in the ring with no interrupt coming.
+        // (A locked write of ICS used to order them; it is skipped when the causes are
+        // pending.) The driver's side pairs with a fence between its flag or IMS write and its
+        // poll.
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
         regs.write(Register::ICS, causes.bits());
         let raise_interrupt = regs.read(Register::IMS) & causes.bits() != 0;
         Ok(Received {

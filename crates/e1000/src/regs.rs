@@ -407,7 +407,9 @@ impl<S: RegisterSlots> RegisterAccess for RegisterFile<S> {
                 // has not read ICR). A driver's read-to-clear between this
                 // load and the skipped write loses no frame: the device
                 // writes causes after the descriptor, and a driver polls
-                // the ring after reading ICR.
+                // the ring after reading ICR. The ordering a locked write
+                // would give the device's later loads is the caller's: the
+                // device model fences before it writes ICS.
                 let icr = self.slot(Register::ICR);
                 if icr.load(Ordering::Acquire) & value != value {
                     icr.fetch_or(value, Ordering::AcqRel);

@@ -56,7 +56,6 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// What both handles share.
 /// An index on a cache line (pair) of its own: the producer's and the
 /// consumer's are written on different cores, and sharing a line would
 /// move it between them on every frame for nothing.
@@ -70,6 +69,7 @@ impl core::ops::Deref for Line {
     }
 }
 
+/// What both handles share.
 struct Shared {
     buffers: Box<[UnsafeCell<Box<[u8]>>]>,
     lens: Box<[AtomicUsize]>,
@@ -122,6 +122,18 @@ impl Shared {
     }
 }
 
+/// Writes one byte of every page of `b`: a host allocator hands out zeroed
+/// memory as pages mapped on first touch, which would put a page fault
+/// into the driver's first copy into each buffer (a kernel heap's memory
+/// is mapped already; there this costs one store per page, once). The
+/// value goes through `black_box`, so the store of a zero into memory the
+/// allocator zeroed is not optimised away.
+fn prefault(b: &mut [u8]) {
+    for page in b.chunks_mut(4096) {
+        page[0] = core::hint::black_box(0);
+    }
+}
+
 /// A pool of `slots` buffers of `size` bytes, and its only two handles.
 ///
 /// # Panics
@@ -129,7 +141,11 @@ impl Shared {
 pub fn pool(slots: usize, size: usize) -> (Producer, Consumer) {
     assert!(slots > 0, "a socket buffer pool needs at least one buffer");
     let buffers: Vec<UnsafeCell<Box<[u8]>>> = (0..slots)
-        .map(|_| UnsafeCell::new(vec![0u8; size].into_boxed_slice()))
+        .map(|_| {
+            let mut b = vec![0u8; size].into_boxed_slice();
+            prefault(&mut b);
+            UnsafeCell::new(b)
+        })
         .collect();
     let shared = Arc::new(Shared {
         buffers: buffers.into_boxed_slice(),

@@ -132,12 +132,16 @@ impl<'m> App<'m> {
     }
 
     /// A frame counted at the driver and released (a driver-only run):
-    /// delivered, its bytes counted, nothing checked or timed.
+    /// delivered, its payload's bytes counted (the frame less the run's
+    /// headers, as the checked paths count), nothing checked or timed.
     /// Its first injection is not known here (`first_inject_tsc` stays 0:
     /// the support side has its own first stamp).
     pub fn count_unchecked(&mut self, frame: &[u8]) {
         self.counts.delivered += 1;
-        self.counts.delivered_bytes += frame.len() as u64;
+        self.counts.delivered_bytes += frame
+            .len()
+            .saturating_sub(mint_traffic::payload_offset(self.kind))
+            as u64;
         self.last_delivery = (self.clock)();
     }
 

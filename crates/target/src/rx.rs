@@ -190,6 +190,26 @@ impl RxPath {
         regs.write(Register::IMS, RxRing::<Contiguous>::INTERRUPTS.bits());
     }
 
+    /// A signal was lost (the caller's watchdog saw the posted flag stay
+    /// up with no interrupt taken, and cleared it): under NAPI, schedule
+    /// the poll as the interrupt would have (the receive loop cleans in
+    /// budgets); otherwise clean the ring now, reading ICR. Returns whether
+    /// completions are left for the caller to signal itself again.
+    pub fn recover<R, D, M>(&mut self, run: &RunControl, regs: &R, ring: &D, dma: &M) -> bool
+    where
+        R: RegisterAccess + ?Sized,
+        D: DescriptorRing + ?Sized,
+        M: DmaMemory + ?Sized,
+    {
+        if self.napi {
+            regs.write(Register::IMC, RxRing::<Contiguous>::INTERRUPTS.bits());
+            let _causes = self.rx.ack(regs);
+            self.scheduled = true;
+            return false;
+        }
+        self.clean(run, regs, ring, dma, true)
+    }
+
     /// Whether a NAPI poll is scheduled (the receive loop must not wait
     /// for an interrupt: the device's causes are masked).
     pub fn scheduled(&self) -> bool {
@@ -217,7 +237,11 @@ impl RxPath {
     /// flag (first: anything raised after it signals again), counts the
     /// entry, takes the signal's stamp.
     pub fn enter_signal(&mut self, entry: u64, lines: &Lines) {
-        lines.posted.swap(0, Ordering::AcqRel);
+        lines.posted.swap(0, Ordering::SeqCst);
+        // Pairs with the device's fence between its write-back and its
+        // load of the flag: either this side's poll sees the descriptor,
+        // or the device sees the flag clear and signals again.
+        core::sync::atomic::fence(Ordering::SeqCst);
         self.count_entry(entry, lines.run);
         // Each signal's stamp is taken exactly once. A stamp from after
         // this entry belongs to a signal still in flight (this entry has
@@ -281,6 +305,10 @@ impl RxPath {
         let r = self.poll(run, regs, ring, dma, budget);
         if !r.more && !self.pending(ring) {
             regs.write(Register::IMS, RxRing::<Contiguous>::INTERRUPTS.bits());
+            // Pairs with the device's fence between its write-back and
+            // its load of IMS: either this re-check sees the descriptor,
+            // or the device sees the causes unmasked and signals.
+            core::sync::atomic::fence(Ordering::SeqCst);
             if self.pending(ring) {
                 regs.write(Register::IMC, RxRing::<Contiguous>::INTERRUPTS.bits());
             } else {

@@ -48,7 +48,6 @@ pub struct CpuidTsc {
     pub max_hypervisor_leaf: u32,
 }
 
-/// Reads CPUID leaves 0x15, 0x16 and 0x40000010 where present.
 /// The CPU features the kernel image is compiled for beyond x86-64's
 /// baseline (`-C target-feature`, cli/src/kernel.rs) that CPUID leaf 1
 /// does not report, by name; `None` when all are there.
@@ -63,6 +62,7 @@ pub fn missing_features() -> Option<&'static str> {
     }
 }
 
+/// Reads CPUID leaves 0x15, 0x16 and 0x40000010 where present.
 pub fn cpuid_tsc() -> CpuidTsc {
     use core::arch::x86_64::__cpuid;
     let mut out = CpuidTsc::default();

@@ -634,7 +634,11 @@ pub fn on_tick() {
             d.watch = None;
             nic.irq_pending.0.swap(0, Ordering::AcqRel);
             nic.run.recoveries.fetch_add(1, Ordering::Relaxed);
-            if clean(d, &nic.run, true) {
+            let more = match &d.backend {
+                Backend::Debug { regs, dma } => d.path.recover(&nic.run, regs, &d.ring, dma),
+                Backend::Real { .. } => false,
+            };
+            if more {
                 resignal(nic);
             }
         }

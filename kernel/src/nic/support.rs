@@ -28,8 +28,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-use mint_abi::debug_nic::{NIC_VECTOR, RunPhase};
-use mint_abi::{ApicId, NodeId};
+use mint_abi::debug_nic::RunPhase;
+use mint_abi::{ApicId, NodeId, Vector};
 use mint_e1000::{Register, RegisterAccess};
 pub use mint_support::Faults;
 use mint_support::{Device, Lines, Sender};
@@ -50,11 +50,13 @@ pub(crate) const SETTLE_TIMEOUT_MS: u64 = mint_abi::debug_nic::RUN_STUCK_MS + 2_
 pub(crate) const SETTLE_DEADLINE_MS: u64 = 60_000;
 
 /// The support node's signal: the NIC's vector, by IPI, to the target.
-struct Ipi(ApicId);
+/// The vector is the one the target published (`NodeSlot::nic_vector`: a
+/// Linux node's module takes one from Linux), else `NIC_VECTOR`.
+struct Ipi(ApicId, Vector);
 
 impl mint_support::Signal for Ipi {
     fn raise(&mut self) {
-        apic::send_ipi(self.0, NIC_VECTOR);
+        apic::send_ipi(self.0, self.1);
     }
 }
 
@@ -175,7 +177,10 @@ pub fn run(
             dma: &dma,
         },
         Lines::of(nic),
-        Ipi(node::apic_of(target)),
+        Ipi(
+            node::apic_of(target),
+            Vector(shared::slot(target).nic_vector()),
+        ),
         Tsc,
         &mut template,
         run_id as u8,

@@ -99,11 +99,14 @@ extern "C" fn pvh_main(start_info: u32) -> ! {
     interrupts::init();
     interrupts::set_exception_handler(fault::on_exception);
     // The image is built for SSE4.1 and PCLMULQDQ (the payload check's
-    // CRC, cli/src/kernel.rs): say so rather than fault on a CPU without.
+    // CRC, cli/src/kernel.rs): say so rather than fault later on a CPU
+    // without (the heap does not exist yet: no allocation here). Best
+    // effort: the compiler may have used SSE4.1 in what ran before.
     if let Some(missing) = cpu::missing_features() {
-        refuse(&alloc::format!(
-            "this CPU lacks {missing}, which the node kernel is built for (QEMU: -cpu max under TCG, host under KVM, have it)"
-        ));
+        println!(
+            "MINT-ERROR this CPU lacks {missing}, which the node kernel is built for (QEMU: -cpu max under TCG, host under KVM, have it)"
+        );
+        cpu::qemu_exit(2)
     }
     let early = WindowLayout::new(EARLY_PARTITION).unwrap_or_else(|| {
         println!(

@@ -15,12 +15,23 @@
 //! 4. Writes one line to the kernel log (`/dev/kmsg`), which the node's
 //!    console prints:
 //!    `mint-init: reached /init uptime_ns=<n> tsc=<n> release=<uname -r> report=<ok|why> module=<loaded|none|why>`.
-//! 5. Sleeps for ever (PID 1 must not exit).
+//! 5. `mint_user_fault=sysrq-crash` or `=reboot` on the command line (the
+//!    tests of containment): the module is told to withhold the end of its
+//!    ping round (so node 0 waits for the node), then `/init` writes `c`
+//!    to `/proc/sysrq-trigger` (a kernel crash from user space: the
+//!    module's panic notifier says Crashed) or calls `reboot(RESTART)`
+//!    (the module's reboot notifier says Halted and halts the core).
+//! 6. When the module made this node the debug NIC's target (`mint0`
+//!    and `/dev/mint` exist): runs the receiving application for good
+//!    ([`target`]). Otherwise sleeps for ever (PID 1 must not exit).
 //!
-//! System calls go through `syscall` directly: no libc beyond std's own.
+//! The C library is std's own (linked statically): the report's system
+//! calls go through `syscall` directly, the target application's
+//! (ioctl, mmap, mknod, sockets) through the `libc` crate's bindings.
 
-use std::io::Write;
 use std::os::unix::fs::FileExt;
+
+mod target;
 
 /// What node 0 looks for once the TSC and uptime are written.
 const MAGIC: &[u8; 8] = b"MINTINIT";
@@ -44,12 +55,17 @@ fn main() {
         "mint-init: reached /init uptime_ns={uptime_ns} tsc={tsc} release={} report={report} module={module}\n",
         release()
     );
-    match std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
-        Ok(mut kmsg) => {
-            let _ = kmsg.write_all(line.as_bytes());
-        }
-        Err(e) => {
-            let _ = std::io::stderr().write_all(format!("{line}/dev/kmsg: {e}\n").as_bytes());
+    let mut log = target::Log::open();
+    log.line(&line);
+    if module == "loaded"
+        && let Some(fault) = user_fault()
+    {
+        let why = inject(fault);
+        log.line(&format!("mint-init: cannot inject {fault}: {why}"));
+    } else if module == "loaded" {
+        match target::serve(&mut log) {
+            Ok(never) => match never {},
+            Err(why) => log.line(&format!("mint-target: not serving: {why}")),
         }
     }
     loop {
@@ -91,6 +107,9 @@ fn load_module() -> Result<&'static str, String> {
         .ok_or_else(|| format!("mint_shared={shared} is not PHYS,SIZE"))?;
     let node = std::env::var("mint_node").map_err(|_| "no mint_node= given".to_string())?;
     let mut params = format!("shared_phys={phys} shared_size={size} node={node}");
+    if user_fault().is_some() {
+        params.push_str(" user_fault=1");
+    }
     if let Ok(abi) = std::env::var("mint_module_abi") {
         params.push_str(&format!(" abi={abi}"));
     }
@@ -109,6 +128,35 @@ fn load_module() -> Result<&'static str, String> {
         return Err(format!("finit_module failed errno {}", -r));
     }
     Ok("loaded")
+}
+
+/// The fault `mint_user_fault=` asks `/init` to inject, if one it knows.
+fn user_fault() -> Option<&'static str> {
+    match std::env::var("mint_user_fault").ok()?.as_str() {
+        "sysrq-crash" => Some("sysrq-crash"),
+        "reboot" => Some("reboot"),
+        _ => None,
+    }
+}
+
+/// Injects `fault`; returns only when that failed, with why.
+fn inject(fault: &str) -> String {
+    match fault {
+        "sysrq-crash" => {
+            if let Err(e) = target::mount_proc() {
+                return e;
+            }
+            match std::fs::write("/proc/sysrq-trigger", "c") {
+                Ok(()) => "the kernel survived sysrq c".into(),
+                Err(e) => format!("/proc/sysrq-trigger: {e}"),
+            }
+        }
+        _ => {
+            // SAFETY: reboot(2) takes no pointer with RB_AUTOBOOT.
+            let r = unsafe { libc::reboot(libc::RB_AUTOBOOT) };
+            format!("reboot returned {r}: {}", std::io::Error::last_os_error())
+        }
+    }
 }
 
 /// A system call with three arguments.
