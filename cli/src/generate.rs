@@ -172,7 +172,11 @@ const NODE0_OVERHEAD: u64 = 24 << 20;
 /// node 0 what the run needs; a plan file that gives too little is
 /// refused, naming the size it needs. (Node 0 checks again, exactly,
 /// before it sends: this only spares the user a boot that cannot work.)
-fn fit_samples(plan: &mut mint_plan::Plan, cfg: &GenConfig, generated: bool) -> Result<()> {
+pub(crate) fn fit_samples(
+    plan: &mut mint_plan::Plan,
+    cfg: &GenConfig,
+    generated: bool,
+) -> Result<()> {
     let needed = u64::from(cfg.count) * 24 + NODE0_OVERHEAD;
     let needed = needed.next_multiple_of(mint_plan::PARTITION_ALIGN);
     let have = plan.nodes[0].memory;

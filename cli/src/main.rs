@@ -67,8 +67,8 @@ enum Command {
     /// Check a partition plan without booting; print its physical layout.
     Plan(PlanArgs),
     /// The paper's evaluation: send time, throughput, success rate and
-    /// latency, each beside the floors measured in the same run (so far
-    /// natively only: --native).
+    /// latency, each beside the floors measured in the same run: natively
+    /// (--native) or with the nodes under QEMU.
     Bench(bench::BenchArgs),
     /// Lint the node kernel with its own build flags (clippy, warnings denied).
     #[command(hide = true)]

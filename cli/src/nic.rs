@@ -392,8 +392,15 @@ pub(crate) fn check_qemu(qemu: &std::path::Path) -> Result<()> {
 }
 
 pub fn run(args: NicArgs) -> Result<ExitCode> {
-    let cfg = config(&args).context("bad nic settings")?;
-    let plan = nic_plan(&args)?;
+    let report = measure(&args)?;
+    crate::emit(&report, args.json, print_summary)
+}
+
+/// One `mint nic` run: boots, sends, returns the report (`mint bench`
+/// takes its e1000 row from it).
+pub(crate) fn measure(args: &NicArgs) -> Result<Value> {
+    let cfg = config(args).context("bad nic settings")?;
+    let plan = nic_plan(args)?;
     let mut link = HostLink::new()?;
     let (host_port, qemu_port) = (link.host_port, link.qemu_port);
     let prepared = crate::machine::prepare(&args.machine, args.json)?;
@@ -557,7 +564,7 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
         let _ = h.join();
     }
     let report = summarize(
-        &args,
+        args,
         &cfg,
         &record,
         &sent,
@@ -576,7 +583,7 @@ pub fn run(args: NicArgs) -> Result<ExitCode> {
             log_dir.display()
         );
     }
-    crate::emit(&report, args.json, print_summary)
+    Ok(report)
 }
 
 #[allow(clippy::too_many_arguments)]

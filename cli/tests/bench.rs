@@ -4,6 +4,12 @@
 //! plus drops equal to sent in every run, success rates within [0, 1] and no lower
 //! at the longest interval than at the shortest), and bad requests refused
 //! with a clear error.
+//! Full-system mode (without `--native`): one `mint bench all --quick`
+//! under software emulation, shared by the tests of its schema, its
+//! internal consistency (fit present, rates within [0,1], the rate at the
+//! longest interval at least that at the shortest, delivered + drops =
+//! sent for every run) and its SVG plots; Ctrl-C in the middle of one
+//! leaves no machine and no result.
 //! Never absolute speeds: those live in the benchmark, not in tests.
 
 mod common;
@@ -315,6 +321,10 @@ fn one_experiment_runs_only_its_part() {
     // The placement is part of every result.
     assert!(num(&r["placement"]["pingpong_rtt_ns"], "rtt") > 0.0);
     assert!(!tmp.path().join("out/raw/spsc_1514.csv").exists());
+    // The plots are written in either mode, from what was measured.
+    for name in SVGS {
+        check_svg(&tmp.path().join("out").join(name));
+    }
 }
 
 /// `mint` with `args` in a fresh current directory (where a default
@@ -334,19 +344,6 @@ fn in_fresh_dir(args: &[&str]) -> (Run, TempDir) {
         elapsed: start.elapsed(),
     };
     (run, cwd)
-}
-
-#[test]
-fn full_system_mode_is_not_faked() {
-    let (run, cwd) = in_fresh_dir(&["bench", "all", "--quick"]);
-    run.assert_exit(2);
-    assert!(
-        run.stderr.contains("not built yet: use --native"),
-        "{}",
-        run.context()
-    );
-    assert!(run.stdout.is_empty(), "{}", run.context());
-    assert!(!cwd.path().join("runs").exists(), "nothing is written");
 }
 
 #[test]
@@ -417,5 +414,411 @@ fn bad_cpus_are_refused() {
         run.stderr.contains("not one this process may run on"),
         "{}",
         run.context()
+    );
+}
+
+const SVGS: [&str; 3] = ["send_time.svg", "throughput.svg", "success_rate.svg"];
+
+/// An SVG file: there, an `<svg>` root, every tag closed in order.
+fn check_svg(path: &Path) {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: cannot read it: {e}", path.display()));
+    let body = text
+        .strip_prefix("<?xml")
+        .and_then(|t| t.split_once("?>"))
+        .map_or(text.as_str(), |(_, rest)| rest);
+    assert!(
+        body.trim_start().starts_with("<svg ") && body.trim_end().ends_with("</svg>"),
+        "{}: not an <svg> document",
+        path.display()
+    );
+    let mut open: Vec<&str> = Vec::new();
+    let mut rest = body;
+    while let Some(i) = rest.find('<') {
+        let end = rest[i..].find('>').expect("a tag without '>'") + i;
+        let tag = &rest[i + 1..end];
+        rest = &rest[end + 1..];
+        if let Some(name) = tag.strip_prefix('/') {
+            assert_eq!(open.pop(), Some(name), "{}: </{name}>", path.display());
+        } else if !tag.ends_with('/') {
+            open.push(tag.split_whitespace().next().expect("a tag name"));
+        }
+        assert_eq!(
+            tag.matches('"').count() % 2,
+            0,
+            "{}: an unquoted attribute in <{tag}>",
+            path.display()
+        );
+    }
+    assert!(open.is_empty(), "{}: unclosed {open:?}", path.display());
+}
+
+/// The one full-system run the system tests share: `mint bench all
+/// --quick --accel tcg --json`, its output directory kept.
+fn system_run() -> &'static (Run, TempDir) {
+    static RUN: std::sync::OnceLock<(Run, TempDir)> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| {
+        let tmp = TempDir::new().expect("temporary directory");
+        let out = tmp.path().join("out");
+        let _machine = one_machine_at_a_time();
+        let run = mint(&[
+            "bench",
+            "all",
+            "--quick",
+            "--accel",
+            "tcg",
+            "--json",
+            "--timeout",
+            "600",
+            "--out",
+            out.to_str().expect("UTF-8 temp path"),
+        ]);
+        (run, tmp)
+    })
+}
+
+/// The system run's result, checked to have finished.
+fn system_result() -> (&'static Run, Value, std::path::PathBuf) {
+    let (run, tmp) = system_run();
+    run.assert_exit(0);
+    (run, run.report(), tmp.path().join("out"))
+}
+
+/// Whether `not_measured` names `key` (a key left null must say why).
+fn says_why(r: &Value, key: &str) -> bool {
+    r["not_measured"]
+        .as_array()
+        .expect("not_measured")
+        .iter()
+        .any(|n| n.as_str().is_some_and(|n| n.contains(key)))
+}
+
+#[test]
+fn system_quick_has_the_schema_and_says_why_for_every_null() {
+    let (_run, r, out) = system_result();
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
+    )
+    .expect("results.json is JSON");
+    assert_eq!(r, file, "results.json differs from the --json output");
+    assert_eq!(r["mode"], "system");
+    assert_eq!(r["accel"], "tcg");
+    assert!(!r["cpu"].as_str().expect("cpu").is_empty());
+    assert_eq!(r["experiment"], "all");
+    assert_eq!(r["quick"], true);
+    assert!(num(&r["tsc"]["hz"], "tsc.hz") > 0.0);
+    for key in [
+        "placement",
+        "send_time",
+        "send_time_fit",
+        "throughput",
+        "success_rate",
+        "min_full_interval_ns",
+        "handling_ns",
+        "latency",
+        "not_measured",
+        "paper",
+        "runs",
+    ] {
+        assert!(!r[key].is_null(), "{key} missing: {r}");
+    }
+    // The polled mailbox ping-pong in the guest, and the IPI ping.
+    let p = &r["placement"];
+    check_summary(&p["pingpong_rtt"], &out, "placement.pingpong_rtt");
+    assert_eq!(p["pingpong_rtt_ns"], p["pingpong_rtt"]["p50"]);
+    let oneway = &r["latency"]["pingpong_oneway_ns"];
+    check_summary(oneway, &out, "latency.pingpong_oneway_ns");
+    let (half, rtt) = (
+        num(&oneway["p50"], "oneway"),
+        num(&p["pingpong_rtt"]["p50"], "rtt"),
+    );
+    assert!(
+        (half * 2.0 - rtt).abs() <= rtt.abs() * 1e-12,
+        "{half} vs {rtt}"
+    );
+    check_summary(&p["ipi_rtt"], &out, "placement.ipi_rtt");
+    for key in ["signal_to_handler_ns", "inject_to_app_ns"] {
+        let l = &r["latency"][key];
+        check_summary(&l["summary"], &out, key);
+        assert!(num(&l["p50"], key) <= num(&l["p99"], key), "{key}: {l}");
+    }
+
+    let send = r["send_time"].as_array().expect("send_time");
+    assert_eq!(
+        send.iter()
+            .map(|s| uint(&s["size"], "size"))
+            .collect::<Vec<_>>(),
+        SIZES
+    );
+    for s in send {
+        let what = format!("send_time[{}]", s["size"]);
+        check_summary(&s["send"], &out, &what);
+        // The paper's protocol: 3000 sends, the mean of 1000-2000.
+        assert_eq!(s["send"]["count"], 3000, "{what}");
+        assert_eq!(s["mean_ns"], s["send"]["mean_1000_2000"], "{what}");
+        assert!(num(&s["mean_ns"], &what) > 0.0);
+        assert!(num(&s["p50_ns"], &what) <= num(&s["p99_ns"], &what));
+        for key in ["copy_ns", "xcore_copy_ns"] {
+            assert!(s[key].is_null(), "{what}.{key}: a native figure");
+        }
+        // Each send minus its IPI request: never more than the send.
+        check_summary(&s["send_excl_signal"], &out, &what);
+        assert!(num(&s["send_excl_signal_ns"], &what) <= num(&s["mean_ns"], &what));
+    }
+    assert!(says_why(&r, "copy_ns") && says_why(&r, "xcore_copy_ns"));
+
+    let tput = r["throughput"].as_array().expect("throughput");
+    for path in ["raw-checked", "udp-checked", "driver"] {
+        let sizes: Vec<u64> = tput
+            .iter()
+            .filter(|t| t["path"] == path)
+            .map(|t| uint(&t["size"], "size"))
+            .collect();
+        assert_eq!(sizes, SIZES, "throughput path {path}");
+    }
+    for t in tput {
+        let what = format!("throughput[{} {}]", t["size"], t["path"]);
+        for key in ["ring_full", "socket_buffer_full", "other"] {
+            uint(&t["drops"][key], &format!("{what}.drops.{key}"));
+        }
+        assert!(t["floor_gbps"].is_null(), "{what}: a native figure");
+    }
+    // The real e1000 row is there, or says why not.
+    assert!(tput.iter().any(|t| t["path"] == "e1000") || says_why(&r, "e1000"));
+
+    for size in ["1514", "8192", "16384"] {
+        let full = &r["min_full_interval_ns"][size];
+        assert!(
+            full.is_u64()
+                || (full.is_null() && says_why(&r, &format!("min_full_interval_ns.{size}"))),
+            "min_full_interval_ns.{size}: {full}"
+        );
+        let h = &r["handling_ns"][size];
+        assert!(
+            h.as_f64().is_some_and(|h| h > 0.0)
+                || (h.is_null() && says_why(&r, &format!("handling_ns.{size}"))),
+            "handling_ns.{size}: {h}"
+        );
+    }
+}
+
+#[test]
+fn system_quick_is_internally_consistent() {
+    let (_run, r, out) = system_result();
+    let fit = &r["send_time_fit"];
+    assert!(
+        (0.0..=1.0).contains(&num(&fit["r2"], "r2")),
+        "send_time_fit: {fit}"
+    );
+    num(&fit["ns_per_kb"], "ns_per_kb");
+    num(&fit["intercept_ns"], "intercept_ns");
+
+    // Every frame of every run delivered or dropped with a counted reason.
+    let runs = r["runs"].as_array().expect("runs");
+    assert!(!runs.is_empty());
+    for run in runs {
+        let what = format!(
+            "run {} ({} {} B every {} ns)",
+            run["run"], run["purpose"], run["size"], run["interval_ns"]
+        );
+        let dropped: u64 = run["dropped"]
+            .as_object()
+            .expect("dropped")
+            .values()
+            .map(|n| uint(n, &what))
+            .sum();
+        assert_eq!(
+            uint(&run["delivered"], &what) + dropped,
+            uint(&run["sent"], &what),
+            "{what}: {run}"
+        );
+        assert_eq!(run["sent"], run["count"], "{what}");
+        assert_eq!(run["accounted"], true, "{what}: {run}");
+        for csv in run["samples"].as_object().expect("samples").values() {
+            csv_rows(&out, csv);
+        }
+    }
+    for t in r["throughput"].as_array().expect("throughput") {
+        let d = &t["drops"];
+        let what = format!("throughput[{} {}]", t["size"], t["path"]);
+        assert_eq!(
+            uint(&t["delivered"], &what)
+                + uint(&d["ring_full"], &what)
+                + uint(&d["socket_buffer_full"], &what)
+                + uint(&d["other"], &what),
+            uint(&t["sent"], &what),
+            "{what}: {t}"
+        );
+        if uint(&t["delivered"], &what) > 0 {
+            assert!(num(&t["gbps"], &what) > 0.0, "{what}: {t}");
+        }
+    }
+
+    let rates = r["success_rate"].as_array().expect("success_rate");
+    for size in [1514, 8192, 16384] {
+        let cycles: Vec<&Value> = rates.iter().filter(|x| x["size"] == size).collect();
+        assert!(cycles.len() >= 2, "success rate of {size} B: {cycles:?}");
+        for c in &cycles {
+            let rate = num(&c["success_rate"], "success_rate");
+            assert!((0.0..=1.0).contains(&rate), "{c}");
+            assert_eq!(
+                rate,
+                uint(&c["delivered"], "delivered") as f64 / uint(&c["sent"], "sent") as f64
+            );
+        }
+        let intervals: Vec<u64> = cycles
+            .iter()
+            .map(|c| uint(&c["interval_ns"], "interval"))
+            .collect();
+        assert!(intervals.windows(2).all(|w| w[0] < w[1]), "{intervals:?}");
+        let (first, last) = (cycles[0], cycles[cycles.len() - 1]);
+        assert!(
+            num(&last["success_rate"], "last") >= num(&first["success_rate"], "first"),
+            "{size} B: the longest interval's rate below the shortest's: {first} {last}"
+        );
+        // The smallest 100 % interval is one of the cycles at 100 %.
+        if let Some(full) = r["min_full_interval_ns"][size.to_string()].as_u64() {
+            assert!(
+                cycles
+                    .iter()
+                    .any(|c| c["interval_ns"] == full && c["success_rate"] == 1.0),
+                "{size} B: min_full_interval_ns {full}"
+            );
+            assert!(
+                cycles
+                    .iter()
+                    .filter(|c| uint(&c["interval_ns"], "interval") < full)
+                    .all(|c| num(&c["success_rate"], "rate") < 1.0)
+            );
+        }
+    }
+}
+
+#[test]
+fn system_quick_writes_its_plots_and_raw_samples() {
+    let (_run, _r, out) = system_result();
+    for name in SVGS {
+        check_svg(&out.join(name));
+    }
+    let runs = std::fs::read_to_string(out.join("raw/runs.csv")).expect("raw/runs.csv");
+    assert!(runs.lines().count() > 1, "raw/runs.csv has no rows");
+    // The plots again from the result alone, elsewhere.
+    let again = TempDir::new().expect("temporary directory");
+    let copy = again.path().join("results.json");
+    std::fs::copy(out.join("results.json"), &copy).expect("copy results.json");
+    let run = mint(&["bench", "--replot", copy.to_str().expect("UTF-8 temp path")]);
+    run.assert_exit(0);
+    for name in SVGS {
+        check_svg(&again.path().join(name));
+    }
+    let run = mint(&[
+        "bench",
+        "--replot",
+        out.join("raw/runs.csv").to_str().expect("UTF-8"),
+    ]);
+    run.assert_exit(2);
+    assert!(
+        run.stderr.contains("not a JSON result object"),
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn host_cpus_are_refused_in_full_system_mode() {
+    let (run, cwd) = in_fresh_dir(&["bench", "all", "--cpus", "0,1"]);
+    run.assert_exit(2);
+    assert!(
+        run.stderr.contains("--cpus 0,1") && run.stderr.contains("--native"),
+        "{}",
+        run.context()
+    );
+    assert!(!cwd.path().join("runs").exists(), "nothing is written");
+}
+
+#[test]
+fn a_plan_without_a_target_is_refused_before_anything_is_written() {
+    let (run, cwd) = in_fresh_dir(&["bench", "all", "--quick", "--nodes", "1"]);
+    run.assert_exit(2);
+    assert!(
+        run.stderr.contains("needs at least 2 nodes"),
+        "{}",
+        run.context()
+    );
+    assert!(!run.console_seen(), "no machine booted: {}", run.context());
+    assert!(!cwd.path().join("runs").exists(), "nothing is written");
+}
+
+#[test]
+fn machine_flags_are_refused_natively() {
+    let (run, cwd) = in_fresh_dir(&["bench", "--native", "--accel", "tcg"]);
+    run.assert_exit(2);
+    assert!(
+        run.stderr.contains("--accel is for full-system runs"),
+        "{}",
+        run.context()
+    );
+    assert!(!cwd.path().join("runs").exists(), "nothing is written");
+}
+
+#[test]
+fn a_bad_moderation_is_refused_before_anything_boots() {
+    let (run, cwd) = in_fresh_dir(&["bench", "success-rate", "--moderation", "itr:100"]);
+    run.assert_exit(2);
+    assert!(
+        run.stderr.contains("'itr:100'") && run.stderr.contains("multiple of 256"),
+        "{}",
+        run.context()
+    );
+    assert!(!run.console_seen(), "no machine booted: {}", run.context());
+    assert!(!cwd.path().join("runs").exists(), "nothing is written");
+}
+
+/// Ctrl-C in the middle of a full-system bench: mint ends by SIGINT, no
+/// QEMU and no result are left.
+#[test]
+fn sigint_stops_a_system_bench_and_leaves_no_machine() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::{Duration, Instant};
+    let run = common::Isolated::new();
+    let out = TempDir::new().expect("temporary directory");
+    let out = out.path().join("out");
+    let _machine = one_machine_at_a_time();
+    let mut child = run
+        .logged(&[
+            "bench",
+            "all",
+            "--quick",
+            "--accel",
+            "tcg",
+            "--out",
+            out.to_str().expect("UTF-8 temp path"),
+        ])
+        .spawn()
+        .expect("mint starts");
+    let stderr = common::collect_stderr(&mut child);
+    let _stdout = child.stdout.take();
+    // A loaded host, a kernel build on the first run: generous.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while run.qemus().is_empty() {
+        assert!(Instant::now() < deadline, "QEMU never started");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "mint ended early"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Into the boot or the first run.
+    std::thread::sleep(Duration::from_secs(2));
+    common::send_signal(child.id(), "INT");
+    let (status, _) = common::wait_at_most(&mut child, Duration::from_secs(30));
+    run.assert_no_qemu_within(Duration::from_secs(5));
+    let stderr = stderr.join().unwrap_or_default();
+    assert_eq!(status.signal(), Some(2), "{status:?}\n{stderr}");
+    assert!(stderr.contains("stopped by SIGINT"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !out.join("results.json").exists(),
+        "no result from a stopped run"
     );
 }

@@ -18,8 +18,12 @@
 //! delivered throughput per path, the success rate, the doorbell-to-
 //! handler and injection-to-application latencies. Those need the
 //! target's per-frame code in host-buildable crates (see
-//! `docs/EVALUATION.md`); full-system runs (under QEMU) are not built
-//! yet either, and say so.
+//! `docs/EVALUATION.md`).
+//!
+//! Without `--native`, [`system`] boots the nodes under QEMU and runs
+//! every experiment through the real mechanism in one boot (node 0's
+//! shell, run after run), the real e1000's row in a second. Both modes
+//! draw their plots with [`plot`] (hand-written SVG).
 //!
 //! - [`clock`]: the TSC rate and its cross-checks;
 //! - [`native`]: the floors on two pinned threads; [`send`]: the send;
@@ -28,9 +32,11 @@
 
 mod clock;
 mod native;
+mod plot;
 mod report;
 mod send;
 mod stats;
+mod system;
 mod target;
 
 use std::path::PathBuf;
@@ -51,7 +57,7 @@ pub enum Experiment {
     SendTime,
     /// Table 2: delivered throughput per size, beside the SPSC floor.
     Throughput,
-    /// Fig. 9: success rate against the interval (not built yet).
+    /// Fig. 9: success rate against the interval.
     SuccessRate,
     /// Signal-to-handler and injection-to-application latency, beside the
     /// cache-line ping-pong.
@@ -82,12 +88,13 @@ pub struct BenchArgs {
     /// Which experiment to run.
     #[arg(value_enum, default_value = "all")]
     pub experiment: Experiment,
-    /// Run the data path natively on two pinned host threads (the only
-    /// mode built so far; full-system runs under QEMU come later).
+    /// Run the data path natively on two pinned host threads (without
+    /// it: full-system runs, the nodes under QEMU).
     #[arg(long)]
     pub native: bool,
     /// Fewer samples where that keeps the method (the paper's 3000 sends
-    /// per size stay): well under a minute natively.
+    /// per size stay): well under a minute natively, about half a minute
+    /// of software emulation in full-system runs.
     #[arg(long)]
     pub quick: bool,
     /// Where results.json and the raw samples (raw/*.csv) go (default:
@@ -102,6 +109,9 @@ pub struct BenchArgs {
     /// Print the result (the same object as results.json) on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The machine, for full-system runs (without --native).
+    #[command(flatten)]
+    pub system: system::SystemArgs,
 }
 
 fn cpu_pair(text: &str) -> Result<Pair, String> {
@@ -306,10 +316,9 @@ fn user_hz() -> u64 {
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if !args.native {
-        bail!(
-            "mint bench: full-system runs (the nodes under QEMU) are not built yet: use --native"
-        );
+        return system::run(&args);
     }
+    system::refuse_machine_flags(&args)?;
     let pair = choose_cpus(args.cpus)?;
     let out = crate::preflight::LogDir::claim_as(args.out.as_deref(), "--out", "bench-")?;
     let raw = out.path.join("raw");
@@ -369,6 +378,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let path = out.path.join("results.json");
     std::fs::write(&path, format!("{text}\n"))
         .with_context(|| format!("cannot write {}", path.display()))?;
+    plot::write_all(&result, &out.path)?;
     for w in result["warnings"].as_array().into_iter().flatten() {
         errln!("mint: WARNING: {}", w.as_str().unwrap_or("?"));
     }

@@ -152,3 +152,142 @@ pub fn ping_peers(peers: &[NodeId]) {
         }
     }
 }
+
+/// A polled mailbox ping-pong: round trips through the shared region's
+/// mailbox lines alone, both cores spinning, no IPI (`mint bench`'s floor
+/// of cross-core signalling in the guest). Node 0 asks with a Ping whose
+/// `args[1]` is [`PINGPONG_START`] (`args[2]`: the rounds); the peer's
+/// mailbox interrupt serves the session after its drain, interrupts off,
+/// every wait bounded. A peer that does not know it answers with a plain
+/// Pong, which node 0 reports as such.
+const PINGPONG_START: u64 = 0x5050_5354;
+const PINGPONG_READY: u64 = 0x5050_5244;
+const PINGPONG_ROUND: u64 = 0x5050_524E;
+/// Most rounds one session may ask for.
+pub const PINGPONG_MAX_ROUNDS: u32 = 10_000;
+/// How long either side waits for the other's next message.
+const PINGPONG_WAIT_MS: u64 = 200;
+/// How long node 0 waits for the peer to take its request (the peer's
+/// virtual CPU may be halted, or busy in another interrupt).
+const PINGPONG_READY_MS: u64 = 2_000;
+
+/// Rounds node 0 asked for, until the mailbox interrupt serves them.
+static PINGPONG_ASKED: AtomicU32 = AtomicU32::new(0);
+
+/// Whether `msg` is node 0's request for a polled ping-pong (then it is
+/// remembered for [`serve_pingpong`], not answered as a ping).
+pub fn take_pingpong_request(from: NodeId, msg: &Message) -> bool {
+    if from != NodeId(0) || msg.args[1] != PINGPONG_START {
+        return false;
+    }
+    let rounds = u32::try_from(msg.args[2])
+        .unwrap_or(u32::MAX)
+        .min(PINGPONG_MAX_ROUNDS);
+    PINGPONG_ASKED.store(rounds, Ordering::Release);
+    true
+}
+
+/// Spins until `mailbox` holds a message, at most `ms`.
+fn pop_within(
+    mailbox: &mint_abi::shared::NodeMailbox<'_>,
+    ms: u64,
+) -> Result<Message, &'static str> {
+    let deadline = cpu::rdtsc() + super::ms_to_ticks(ms);
+    loop {
+        match mailbox.pop() {
+            Ok(Some(m)) => return Ok(m),
+            Ok(None) => {}
+            Err(_) => return Err("the mailbox is corrupt"),
+        }
+        if cpu::rdtsc() > deadline {
+            return Err("no message in time");
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// The peer's side of a requested session (from its mailbox interrupt,
+/// interrupts off): READY, then one answer per round. Gives up at the
+/// first late or unexpected message.
+pub fn serve_pingpong() {
+    let rounds = PINGPONG_ASKED.swap(0, Ordering::AcqRel);
+    if rounds == 0 {
+        return;
+    }
+    let me = super::me();
+    let (to0, from0) = (
+        shared::mailbox(NodeId(0), me),
+        shared::mailbox(me, NodeId(0)),
+    );
+    let pong = |seq: u32, mark: u64| {
+        Message::new(MessageKind::Pong as u32, seq, [0, mark, u64::from(rounds)])
+    };
+    if to0.push(pong(0, PINGPONG_READY)).is_err() {
+        return;
+    }
+    for i in 0..rounds {
+        match pop_within(&from0, PINGPONG_WAIT_MS) {
+            Ok(m) if m.seq == i && m.args[1] == PINGPONG_ROUND => {}
+            _ => return,
+        }
+        if to0.push(pong(i, PINGPONG_ROUND)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Node 0's side: `rounds` polled round trips to `peer`, in TSC ticks
+/// (this node's TSC at both ends). Interrupts stay off throughout: this
+/// node's own mailbox interrupt must not take the answers.
+pub fn pingpong(peer: NodeId, rounds: u32) -> Result<alloc::vec::Vec<u64>, alloc::string::String> {
+    let rounds = rounds.min(PINGPONG_MAX_ROUNDS);
+    let mut out = alloc::vec::Vec::new();
+    out.try_reserve_exact(rounds as usize)
+        .map_err(|_| alloc::string::String::from("no memory for the samples"))?;
+    let me = super::me();
+    x86_64::instructions::interrupts::without_interrupts(|| {
+        let (to, from) = (shared::mailbox(peer, me), shared::mailbox(me, peer));
+        super::send(
+            peer,
+            Message::new(
+                MessageKind::Ping as u32,
+                0,
+                [cpu::rdtsc(), PINGPONG_START, u64::from(rounds)],
+            ),
+        )
+        .map_err(|e| alloc::format!("the request: {e}"))?;
+        match pop_within(&from, PINGPONG_READY_MS) {
+            Ok(m) if m.args[1] == PINGPONG_READY => {}
+            Ok(m) => {
+                return Err(alloc::format!(
+                    "{peer} answered kind {} (args {:?}), not a ping-pong session: it does not serve one",
+                    m.kind,
+                    m.args
+                ));
+            }
+            Err(e) => return Err(alloc::format!("{peer} did not start the session: {e}")),
+        }
+        for i in 0..rounds {
+            let t0 = cpu::rdtsc();
+            to.push(Message::new(
+                MessageKind::Ping as u32,
+                i,
+                [t0, PINGPONG_ROUND, 0],
+            ))
+            .map_err(|_| alloc::format!("round {i}: the mailbox to {peer} is full"))?;
+            match pop_within(&from, PINGPONG_WAIT_MS) {
+                Ok(m) if m.seq == i && m.args[1] == PINGPONG_ROUND => out.push(cpu::rdtsc() - t0),
+                Ok(m) => {
+                    return Err(alloc::format!(
+                        "round {i}: unexpected answer (seq {}, args {:?})",
+                        m.seq,
+                        m.args
+                    ));
+                }
+                Err(e) => return Err(alloc::format!("round {i}: {e}")),
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}

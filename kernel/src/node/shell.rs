@@ -16,6 +16,11 @@ const HELP: &str = "commands:
   help              this text
   nodes             the node state table
   ping <node> [n]   n timed IPI round trips to a node (default 8)
+  pingpong <node> [n]
+                    n round trips (default 1000, at most 10000) of
+                    messages through the mailbox to a node, both cores
+                    polling, no IPI; prints MINT-SAMPLES (TSC ticks) and a
+                    MINT-PINGPONG-END line, for `mint bench`
   gen k=v ...       one interrupt-generator run against the debug NIC, e.g.
                     gen size=1500 count=5000 interval=2000 pattern=fixed kind=udp seed=1
                     (size 60..16384 bytes, interval in ns, 0 = back to back;
@@ -23,6 +28,11 @@ const HELP: &str = "commands:
                     corrupts every Nth descriptor write-back, forget_ipi=N
                     loses every Nth IPI, stale=N stamps every Nth frame
                     with the previous run's id)
+  gen-record k=v ...
+                    the same run, reported as `mint gen` reads it (the
+                    MINT-GEN record and every raw sample, the target's
+                    too), then a MINT-GEN-END line: `mint bench` drives
+                    run after run in one boot with it
   devices           the interrupt layer's devices: owner, GSI/vector, state,
                     interrupts serviced by the owner
   route             the interrupt layer's routing table
@@ -74,8 +84,18 @@ fn execute(cmd: &str) -> Flow {
         Some("help") => println!("{HELP}"),
         Some("nodes") => nodes(),
         Some("ping") => ping(words.next(), words.next()),
+        Some("pingpong") => pingpong(words.next(), words.next()),
         Some("gen") => {
-            let _ = generate(cmd.trim_start_matches("gen").trim());
+            let _ = generate(cmd.trim_start_matches("gen").trim(), false);
+        }
+        Some("gen-record") => {
+            // One line the CLI waits for, whatever happened: `ok`, `failed`
+            // (the record says why) or `error <why>` (no run, or no record).
+            match generate(cmd.trim_start_matches("gen-record").trim(), true) {
+                Some(true) => println!("MINT-GEN-END ok"),
+                Some(false) => println!("MINT-GEN-END failed"),
+                None => println!("MINT-GEN-END error"),
+            }
         }
         Some("devices") => println!("{}", crate::irq::devices_table()),
         Some("route") => println!("{}", crate::irq::routes_table()),
@@ -188,7 +208,36 @@ fn ping(node: Option<&str>, count: Option<&str>) {
     }
 }
 
-fn generate(args: &str) -> Option<()> {
+/// `pingpong <node> [n]`: polled mailbox round trips, as raw samples.
+fn pingpong(node: Option<&str>, count: Option<&str>) {
+    let peer = node
+        .and_then(|n| n.parse::<u8>().ok())
+        .filter(|&p| p < super::node_count() && NodeId(p) != super::me());
+    let rounds = match count.map(str::parse::<u32>) {
+        None => Ok(1000),
+        Some(Ok(c)) if (1..=super::ping::PINGPONG_MAX_ROUNDS).contains(&c) => Ok(c),
+        Some(_) => Err("pingpong: n must be 1..10000"),
+    };
+    match (peer, rounds) {
+        (None, _) => {
+            println!("MINT-PINGPONG-END error usage: pingpong <node> [n], node another node")
+        }
+        (_, Err(e)) => println!("MINT-PINGPONG-END error {e}"),
+        (Some(p), Ok(n)) => match super::ping::pingpong(NodeId(p), n) {
+            Ok(ticks) => {
+                crate::net::dump_samples(0, "pingpong_rtt", &ticks);
+                println!("MINT-PINGPONG-END ok");
+            }
+            Err(e) => println!("MINT-PINGPONG-END error {e}"),
+        },
+    }
+}
+
+/// One generator run from the shell's `k=v` words; `record`: report it as
+/// `mint gen` does (machine-readable), else as a summary for people.
+/// `None` when no run took place (its reason printed), else whether every
+/// frame was accounted for.
+fn generate(args: &str, record: bool) -> Option<bool> {
     // `corrupt=N`, `forget_ipi=N` and `stale=N` are the shell's
     // fault-injection knobs; the rest is the run.
     let mut faults = crate::nic::support::Faults::default();
@@ -227,10 +276,10 @@ fn generate(args: &str) -> Option<()> {
         println!("gen: no debug NIC target on this machine (needs at least 2 nodes)");
         return None;
     };
-    match super::generator::run(&cfg, target, faults, false) {
-        Ok(_) => Some(()),
+    match super::generator::run(&cfg, target, faults, record) {
+        Ok(accounted) => Some(accounted),
         Err(e) => {
-            println!("{e}");
+            println!("{}{e}", if record { "MINT-ERROR " } else { "" });
             None
         }
     }
