@@ -739,6 +739,17 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             "mint bench needs at least 2 nodes (the support node and a target); the plan has {n}"
         );
     }
+    if plan
+        .nodes
+        .iter()
+        .any(|node| node.id == NodeId(1) && matches!(node.os, mint_plan::Os::Linux(_)))
+    {
+        // Its raw samples come over its kernel log, through an emulated
+        // UART, too slowly for a bench's many runs (mint gen takes one).
+        bail!(
+            "mint bench: a Linux target (node 1 runs Linux in this plan) is not built yet; measure one run with mint gen --config <plan>"
+        );
+    }
     if plan.shared_size < mint_abi::debug_nic::min_shared_size() {
         bail!(
             "the debug NIC needs a shared region of at least {} MiB; the plan gives {} MiB",
