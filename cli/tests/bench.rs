@@ -302,8 +302,14 @@ fn all_native_quick_is_consistent_and_leaves_nothing_invented() {
         uint(&lat["run"]["delivered"], "delivered")
     );
 
-    // 18 throughput runs (two each), 3 handling runs, the cycles, latency.
-    assert_eq!(run_rows, 2 * tput.len() + 3 + rows.len() + 1);
+    // 18 throughput runs (two each), 3 handling runs, the cycles (and
+    // those measured again), latency.
+    let discarded = uint(&r["success_rate_discarded"], "success_rate_discarded") as usize;
+    assert_eq!(run_rows, 2 * tput.len() + 3 + rows.len() + discarded + 1);
+    for c in rows {
+        let attempt = uint(&c["attempt"], "attempt");
+        assert!((1..=3).contains(&attempt), "{c}");
+    }
     assert!(r["not_measured"].is_array());
 }
 

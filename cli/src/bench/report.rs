@@ -86,6 +86,11 @@ fn all_runs(m: &Measured) -> Vec<(&'static str, &RunOut)> {
         out.push(("handling", handling));
         out.extend(cycles.iter().map(|c| ("success_rate", c)));
     }
+    out.extend(
+        m.success_discarded
+            .iter()
+            .map(|c| ("success_rate_discarded", c)),
+    );
     out.extend(m.latency.iter().map(|r| ("latency", r)));
     out
 }
@@ -96,7 +101,7 @@ const RUNS_CSV: &str = "raw/runs.csv";
 /// accounting, its ticks; the rows behind every delivery figure.
 pub fn runs_csv(m: &Measured) -> String {
     let mut text = String::from(
-        "experiment,path,size,count,pace,interval_ns,moderation,sent,delivered,delivered_bytes,unaccounted,elapsed_ticks,busy_ticks,handled,signals,interrupts,throttled",
+        "experiment,path,size,count,pace,interval_ns,moderation,attempt,disturbed,sent,delivered,delivered_bytes,unaccounted,elapsed_ticks,busy_ticks,handled,signals,interrupts,throttled",
     );
     for r in DropReason::ALL {
         text.push(',');
@@ -106,11 +111,13 @@ pub fn runs_csv(m: &Measured) -> String {
     for (exp, r) in all_runs(m) {
         let (pace, interval) = pace_of(r);
         text.push_str(&format!(
-            "{exp},{},{},{},{pace},{interval},{},{},{},{},{},{},{},{},{},{},{}",
+            "{exp},{},{},{},{pace},{interval},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.spec.path.as_str(),
             r.spec.size,
             r.spec.count,
             r.spec.moderation,
+            r.attempt,
+            r.disturbed,
             r.sent,
             r.delivered,
             r.delivered_bytes,
@@ -181,6 +188,8 @@ fn run_json(r: &RunOut, hz: f64) -> Value {
         "interrupts_per_frame": per_frame(r.interrupts),
         "signals": r.signals,
         "throttled": r.throttled,
+        "attempt": r.attempt,
+        "disturbed": r.disturbed,
         "csv": RUNS_CSV,
     })
 }
@@ -501,6 +510,9 @@ pub fn result(i: Inputs<'_>) -> Value {
         "floor_fit": floor_fit,
         "throughput": throughput,
         "success_rate": success_rate,
+        // Cycles measured again because the host took a CPU away while
+        // they lost frames (their rows: raw/runs.csv, success_rate_discarded).
+        "success_rate_discarded": m.success.as_ref().map(|_| m.success_discarded.len()),
         "min_full_interval_ns": min_full_interval_ns,
         "min_full_interval_ns_by_moderation": min_full_by_moderation,
         "handling_ns": handling_ns,
@@ -514,7 +526,7 @@ pub fn result(i: Inputs<'_>) -> Value {
         "method": {
             "send": "mint_support::Sender::send, the kernel's per-frame function (kernel/src/nic/support.rs), on the support CPU into an e1000 RX ring of 256 x 16 KiB over host memory of the debug NIC's layout, a doorbell store in place of the IPI, one send every 10 us (absolute deadlines); the target CPU runs the kernel driver's interrupt work (mint_target::RxPath) on the driver-only path; mean_ns is the mean of sends 1000-2000 of 3000, as the paper's; send_signal is the part of the sends that raised the doorbell",
             "delivery": "whole runs (bench/target.rs): the support CPU runs mint_support::Sender, the target CPU the kernel's driver work (mint_target::RxPath) when the doorbell rings and the kernel's receive loop (mint_target::Receiver: smoltcp's UDP/IPv4 stack, the payload check, the run's accounting) in between; paths: driver (frames counted at the driver and released, no stack, no check), raw-checked (raw Ethernet past the stack to the payload check), udp-checked (through the UDP stack to the check); gbps = delivered payload bytes * 8 / (first send to the support CPU seeing the run Complete, on the support CPU) of the lossless run (NAPI, the support side waits for a free descriptor: the pipeline's capacity); drops are the back-to-back run's (one interrupt per posted edge, the support side never waits); every run's row is in raw/runs.csv",
-            "success_rate": "cycles of cycle_frames UDP frames per size at each interval of cycle_intervals_ns (0 = back to back) under each moderation (none: one interrupt per posted edge, as the paper's; itr:4096: the device defers interrupts inside the ITR window; napi: masked polling); success_rate = delivered / sent; min_full_interval_ns = the smallest interval from which every longer one delivered all (moderation none; by moderation beside); handling_ns = the target CPU's busy time (driver work and receive loop, not waiting) per frame handled, in a lossless NAPI run at that size",
+            "success_rate": "cycles of cycle_frames UDP frames per size at each interval of cycle_intervals_ns (0 = back to back) under each moderation (none: one interrupt per posted edge, as the paper's; itr:4096: the device defers interrupts inside the ITR window; napi: masked polling); success_rate = delivered / sent; a cycle that lost frames while either thread was preempted or the host stole either CPU is run again, at most 3 times in all (attempt, disturbed per row; the discarded attempts in raw/runs.csv); min_full_interval_ns = the smallest interval from which every longer one delivered all (moderation none; by moderation beside); handling_ns = the target CPU's busy time (driver work and receive loop, not waiting) per frame handled, in a lossless NAPI run at that size",
             "latency": "one UDP frame of 1514 B every 20 us, moderation none: signal_to_handler = the support CPU's stamp as it rings the doorbell to the target CPU's handler entry; inject_to_app = the frame's injection stamp to the application's check; both cross cores (the TSC offset between the two CPUs is in them: the host keeps it 0 where its TSC is synchronised)",
             "clock": "lfence; rdtsc at both ends of every sample, on one CPU; ticks to ns at tsc.hz",
             "timer_overhead": "two back-to-back stamps; every sample includes it once",

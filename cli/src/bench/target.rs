@@ -136,6 +136,11 @@ pub struct RunOut {
     /// none was raised), on the support CPU.
     pub send_ticks: Vec<u64>,
     pub send_signal_ticks: Vec<u64>,
+    /// Which attempt at this run it is (1 unless a cycle was run again).
+    pub attempt: usize,
+    /// Whether the host took either CPU away during it (set by the caller
+    /// that checks; false otherwise).
+    pub disturbed: bool,
 }
 
 impl RunOut {
@@ -416,6 +421,8 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
         inject_to_app,
         send_ticks,
         send_signal_ticks,
+        attempt: 1,
+        disturbed: false,
     })
 }
 
