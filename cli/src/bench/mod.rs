@@ -323,15 +323,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     system::refuse_machine_flags(&args)?;
     let pair = choose_cpus(args.cpus)?;
-    let out = crate::preflight::LogDir::claim_as(args.out.as_deref(), "--out", "bench-")?;
-    let raw = out.path.join("raw");
-    std::fs::create_dir_all(&raw).with_context(|| {
-        format!(
-            "--out {}: cannot create {}",
-            out.path.display(),
-            raw.display()
-        )
-    })?;
+    let out = claim_out(&args)?;
     let counts = Counts::new(args.quick);
     errln!(
         "mint: bench {} (native, {}) on CPUs {} (support) and {} (target): {} (estimate); results in {}",
@@ -594,6 +586,20 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
         preempted,
         steal_ms: None,
     })
+}
+
+/// `--out` (or the default), claimed for this run, with its `raw/`.
+pub(super) fn claim_out(args: &BenchArgs) -> Result<crate::preflight::LogDir> {
+    let out = crate::preflight::LogDir::claim_as(args.out.as_deref(), "--out", "bench-")?;
+    let raw = out.path.join("raw");
+    std::fs::create_dir_all(&raw).with_context(|| {
+        format!(
+            "--out {}: cannot create {}",
+            out.path.display(),
+            raw.display()
+        )
+    })?;
+    Ok(out)
 }
 
 /// Attempts at one success-rate cycle at most.

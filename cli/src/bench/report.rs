@@ -552,12 +552,17 @@ pub fn write_spsc(m: &Measured, dir: &Path, tsc_hz: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn f0(v: &Value) -> String {
+/// A figure for a table, with no, one or two decimals; `n/a` for `null`.
+pub(super) fn f0(v: &Value) -> String {
     v.as_f64().map_or("n/a".into(), |x| format!("{x:.0}"))
 }
 
-fn f1(v: &Value) -> String {
+pub(super) fn f1(v: &Value) -> String {
     v.as_f64().map_or("n/a".into(), |x| format!("{x:.1}"))
+}
+
+pub(super) fn f2(v: &Value) -> String {
+    v.as_f64().map_or("n/a".into(), |x| format!("{x:.2}"))
 }
 
 /// The tables for people, on stdout.

@@ -34,7 +34,7 @@ use mint_plan::NodeId;
 use mint_traffic::{Delivery, GenConfig, Moderation, PacketKind, Pattern};
 use serde_json::{Value, json};
 
-use super::report::PAPER;
+use super::report::{PAPER, f0, f2};
 use super::stats::{self, Series};
 use super::{BenchArgs, Experiment};
 use crate::generate::Samples;
@@ -766,15 +766,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         &largest,
         args.system.machine.plan.config.is_none(),
     )?;
-    let out = crate::preflight::LogDir::claim_as(args.out.as_deref(), "--out", "bench-")?;
-    let raw = out.path.join("raw");
-    std::fs::create_dir_all(&raw).with_context(|| {
-        format!(
-            "--out {}: cannot create {}",
-            out.path.display(),
-            raw.display()
-        )
-    })?;
+    let out = super::claim_out(args)?;
     let mut machine = args.system.machine.clone();
     if machine.log_dir.is_none() {
         machine.log_dir = Some(out.path.join("consoles"));
@@ -1418,14 +1410,6 @@ fn write_raw(m: &Measured, dir: &Path) -> Result<()> {
         write("ipi_ping_rtt.csv", &text)?;
     }
     Ok(())
-}
-
-fn f0(v: &Value) -> String {
-    v.as_f64().map_or("n/a".into(), |x| format!("{x:.0}"))
-}
-
-fn f2(v: &Value) -> String {
-    v.as_f64().map_or("n/a".into(), |x| format!("{x:.2}"))
 }
 
 /// The tables for people, on stdout, the paper's figures beside.
