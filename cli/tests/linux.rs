@@ -280,6 +280,18 @@ fn a_linux_restart_halts_its_core_not_the_machine() {
     );
 }
 
+/// `reboot(POWER_OFF)`: the node has no power-off method (its ACPI
+/// tables give no PM registers), so Linux turns it into a halt, which
+/// mint's reboot notifier meets like a restart: only its core stops.
+#[test]
+fn a_linux_poweroff_halts_its_core_not_the_machine() {
+    let (_linux, log) = user_fault("poweroff", "halted");
+    assert!(
+        log.contains("mint: node 1: linux halt: mint's reboot notifier halted the core"),
+        "{log}"
+    );
+}
+
 #[test]
 fn a_module_of_another_abi_version_refuses_to_load() {
     // `mint_module_abi=N` makes mint's module claim ABI version N.

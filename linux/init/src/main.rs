@@ -15,11 +15,11 @@
 //! 4. Writes one line to the kernel log (`/dev/kmsg`), which the node's
 //!    console prints:
 //!    `mint-init: reached /init uptime_ns=<n> tsc=<n> release=<uname -r> report=<ok|why> module=<loaded|none|why>`.
-//! 5. `mint_user_fault=sysrq-crash` or `=reboot` on the command line (the
+//! 5. `mint_user_fault=sysrq-crash`, `=reboot` or `=poweroff` on the command line (the
 //!    tests of containment): the module is told to withhold the end of its
 //!    ping round (so node 0 waits for the node), then `/init` writes `c`
 //!    to `/proc/sysrq-trigger` (a kernel crash from user space: the
-//!    module's panic notifier says Crashed) or calls `reboot(RESTART)`
+//!    module's panic notifier says Crashed) or calls `reboot(RESTART)` or `reboot(POWER_OFF)`
 //!    (the module's reboot notifier says Halted and halts the core).
 //! 6. When the module made this node the debug NIC's target (`mint0`
 //!    and `/dev/mint` exist): runs the receiving application for good
@@ -135,6 +135,7 @@ fn user_fault() -> Option<&'static str> {
     match std::env::var("mint_user_fault").ok()?.as_str() {
         "sysrq-crash" => Some("sysrq-crash"),
         "reboot" => Some("reboot"),
+        "poweroff" => Some("poweroff"),
         _ => None,
     }
 }
@@ -150,6 +151,14 @@ fn inject(fault: &str) -> String {
                 Ok(()) => "the kernel survived sysrq c".into(),
                 Err(e) => format!("/proc/sysrq-trigger: {e}"),
             }
+        }
+        "poweroff" => {
+            // SAFETY: reboot(2) takes no pointer with RB_POWER_OFF.
+            let r = unsafe { libc::reboot(libc::RB_POWER_OFF) };
+            format!(
+                "reboot(POWER_OFF) returned {r}: {}",
+                std::io::Error::last_os_error()
+            )
         }
         _ => {
             // SAFETY: reboot(2) takes no pointer with RB_AUTOBOOT.
