@@ -473,7 +473,7 @@ static int ring_clean(struct mint0 *m, int budget)
 		if (READ_ONCE(m->discard)) {
 			WRITE_ONCE(m->discarded, m->discarded + 1);
 		} else if (addr != expected || errors || !(status & MINT_RX_STATUS_EOP) ||
-		    len == 0 || len > MINT_BUFFER_SIZE) {
+		    len < ETH_HLEN || len > MINT_BUFFER_SIZE) {
 			WRITE_ONCE(m->bad_descriptor, m->bad_descriptor + 1);
 			atomic64_inc((atomic64_t *)RUN_DROP(BAD_DESCRIPTOR));
 		} else if (!(skb = napi_alloc_skb(&m->napi, len))) {
@@ -540,7 +540,8 @@ static irqreturn_t on_nic(int irq, void *data)
 		 * belongs to an IPI still in flight. */
 		sent = xchg(U64(DNIC(MINT_DNIC_IPI_SENT_TSC)), 0);
 		if (sent > entry)
-			smp_store_release(U64(DNIC(MINT_DNIC_IPI_SENT_TSC)), sent);
+			/* Put back only if no newer stamp came meanwhile. */
+			cmpxchg(U64(DNIC(MINT_DNIC_IPI_SENT_TSC)), 0, sent);
 		else if (sent && n_ipi < MAX_SAMPLES)
 			ipi_latency[n_ipi++] = entry - sent;
 	}
@@ -686,7 +687,9 @@ static int mintdev_mmap(struct file *f, struct vm_area_struct *vma)
 }
 
 /* The run's interrupt samples: u64 intervals count, u64 IPI latency
- * count, then both arrays. Frozen from here to the next reset. */
+ * count, then both arrays. Frozen from here to the next reset. Every
+ * read returns the whole set (the application reads once per run on
+ * the one file it keeps open), so `cat` would not end: not a file. */
 static ssize_t mintdev_read(struct file *f, char __user *buf, size_t len, loff_t *pos)
 {
 	u64 counts[2];

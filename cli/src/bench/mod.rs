@@ -382,6 +382,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     } else {
         report::print(&result);
     }
+    let unaccounted = report::unaccounted_runs(&measured);
+    if unaccounted > 0 {
+        errln!("mint: {unaccounted} runs did not account for every frame (raw/runs.csv)");
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -97,6 +97,15 @@ fn all_runs(m: &Measured) -> Vec<(&'static str, &RunOut)> {
 
 const RUNS_CSV: &str = "raw/runs.csv";
 
+/// Whole runs (kept or discarded) with a frame neither delivered nor
+/// dropped with a reason.
+pub fn unaccounted_runs(m: &Measured) -> usize {
+    all_runs(m)
+        .iter()
+        .filter(|(_, r)| r.unaccounted != 0)
+        .count()
+}
+
 /// Every whole run as a CSV row (`raw/runs.csv`): its spec, its
 /// accounting, its ticks; the rows behind every delivery figure.
 pub fn runs_csv(m: &Measured) -> String {

@@ -183,6 +183,12 @@ impl Receiver {
         let ctl = self.ctl;
         let mut empty = false;
         let raw = self.app.kind() == PacketKind::Raw;
+        // Frames the stack had been given, read before the receive: when
+        // the receive then finds the socket empty, each of these was
+        // received or dropped by the stack (a frame the next interrupt
+        // hands to the stack after this read is not counted yet).
+        let handed = matches!(ctl.phase(), Some(RunPhase::Injected))
+            .then(|| rx_packets("mint0").saturating_sub(self.dev.rx_packets));
         let got = if raw {
             self.packets.recv(buf)
         } else {
@@ -214,7 +220,8 @@ impl Receiver {
             Some(RunPhase::Configured) => self.arm(log),
             Some(RunPhase::Injected) if empty => {
                 let now = rdtsc();
-                let to_stack = rx_packets("mint0").saturating_sub(self.dev.rx_packets);
+                let to_stack = handed
+                    .unwrap_or_else(|| rx_packets("mint0").saturating_sub(self.dev.rx_packets));
                 if to_stack != self.to_stack {
                     self.to_stack = to_stack;
                     self.last_progress = now;
@@ -229,7 +236,7 @@ impl Receiver {
                 let quiet = idle_for > QUIET_MS * self.ms;
                 let stuck = idle_for > STUCK_MS * self.ms;
                 if done || quiet || stuck {
-                    self.finish(log);
+                    self.finish(log, done.then_some(to_stack));
                 }
             }
             _ => {}
@@ -295,11 +302,15 @@ impl Receiver {
         }
     }
 
-    fn finish(&mut self, log: &mut Log) {
+    /// The run's end: `to_stack`, the frames handed to the stack as read
+    /// before the last empty receive when every frame is accounted for
+    /// (`None`: the run gave up waiting; then as the counters say now).
+    fn finish(&mut self, log: &mut Log, to_stack: Option<u64>) {
         let ctl = self.ctl;
         let now = DevCounters::now();
         let stats = Stats {
-            to_stack: now.rx_packets.saturating_sub(self.dev.rx_packets),
+            to_stack: to_stack
+                .unwrap_or_else(|| now.rx_packets.saturating_sub(self.dev.rx_packets)),
             from_stack: self.from_stack,
             ..Stats::default()
         };
