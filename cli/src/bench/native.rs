@@ -323,17 +323,7 @@ pub fn xcore_copies(pair: Pair, tsc_hz: u64, size: usize, copies: usize) -> Resu
         move |ctl| {
             let mut own = vec![0u8; BUFFER_SIZE];
             for _ in 0..copies {
-                ctl.wait("a frame from the support side", || !consumer.is_empty())?;
-                let Some(skb) = consumer.front() else {
-                    bail!("a published frame is gone");
-                };
-                let frame = skb.frame();
-                if frame.len() != size {
-                    bail!("a frame of {} bytes arrived, {size} were sent", frame.len());
-                }
-                own[..size].copy_from_slice(frame);
-                black_box(&mut own);
-                skb.release();
+                copy_out(ctl, &mut consumer, &mut own, size)?;
             }
             Ok(())
         },
@@ -398,17 +388,7 @@ pub fn spsc(
             let mut own = vec![0u8; BUFFER_SIZE];
             for rep in 1..=reps as u64 {
                 for _ in 0..frames {
-                    ctl.wait("a frame from the support side", || !consumer.is_empty())?;
-                    let Some(skb) = consumer.front() else {
-                        bail!("a published frame is gone");
-                    };
-                    let frame = skb.frame();
-                    if frame.len() != size {
-                        bail!("a frame of {} bytes arrived, {size} were sent", frame.len());
-                    }
-                    own[..size].copy_from_slice(frame);
-                    black_box(&mut own);
-                    skb.release();
+                    copy_out(ctl, &mut consumer, &mut own, size)?;
                 }
                 done.0.store(rep, Ordering::Release);
             }
@@ -416,6 +396,28 @@ pub fn spsc(
         },
     )?;
     Ok(out)
+}
+
+/// The target CPU's side of both copy floors: waits for the next frame,
+/// checks its size, copies it out into `own` and releases its buffer.
+fn copy_out(
+    ctl: &Ctl,
+    consumer: &mut mint_skb::Consumer,
+    own: &mut [u8],
+    size: usize,
+) -> Result<()> {
+    ctl.wait("a frame from the support side", || !consumer.is_empty())?;
+    let Some(skb) = consumer.front() else {
+        bail!("a published frame is gone");
+    };
+    let frame = skb.frame();
+    if frame.len() != size {
+        bail!("a frame of {} bytes arrived, {size} were sent", frame.len());
+    }
+    own[..size].copy_from_slice(frame);
+    black_box(&mut *own);
+    skb.release();
+    Ok(())
 }
 
 #[cfg(test)]

@@ -28,6 +28,14 @@ pub const PAPER: [(usize, f64, f64); 6] = [
     (16384, 3.664, 30.6),
 ];
 
+/// The paper's figures as the result shows them (both modes).
+pub fn paper_json() -> Value {
+    PAPER
+        .iter()
+        .map(|&(size, us, gbps)| json!({"size": size, "send_time_ns": us * 1000.0, "gbps": gbps}))
+        .collect()
+}
+
 /// What the result is made of.
 pub struct Inputs<'a> {
     pub experiment: Experiment,
@@ -529,9 +537,7 @@ pub fn result(i: Inputs<'_>) -> Value {
         "cycle_intervals_ns": CYCLE_INTERVALS_NS,
         "latency": latency,
         "not_measured": not_measured,
-        "paper": PAPER.iter().map(|&(size, us, gbps)| json!({
-            "size": size, "send_time_ns": us * 1000.0, "gbps": gbps,
-        })).collect::<Vec<_>>(),
+        "paper": paper_json(),
         "method": {
             "send": "mint_support::Sender::send, the kernel's per-frame function (kernel/src/nic/support.rs), on the support CPU into an e1000 RX ring of 256 x 16 KiB over host memory of the debug NIC's layout, a doorbell store in place of the IPI, one send every 10 us (absolute deadlines); the target CPU runs the kernel driver's interrupt work (mint_target::RxPath) on the driver-only path; mean_ns is the mean of sends 1000-2000 of 3000, as the paper's; send_signal is the part of the sends that raised the doorbell",
             "delivery": "whole runs (bench/target.rs): the support CPU runs mint_support::Sender, the target CPU the kernel's driver work (mint_target::RxPath) when the doorbell rings and the kernel's receive loop (mint_target::Receiver: smoltcp's UDP/IPv4 stack, the payload check, the run's accounting) in between; paths: driver (frames counted at the driver and released, no stack, no check), raw-checked (raw Ethernet past the stack to the payload check), udp-checked (through the UDP stack to the check); gbps = delivered payload bytes * 8 / (first send to the support CPU seeing the run Complete, on the support CPU) of the lossless run (NAPI, the support side waits for a free descriptor: the pipeline's capacity); drops are the back-to-back run's (one interrupt per posted edge, the support side never waits); every run's row is in raw/runs.csv",

@@ -1354,14 +1354,12 @@ fn result(
         "latency": latency,
         "runs": runs,
         "not_measured": not_measured,
-        "paper": PAPER.iter().map(|&(size, us, gbps)| json!({
-            "size": size, "send_time_ns": us * 1000.0, "gbps": gbps,
-        })).collect::<Vec<_>>(),
+        "paper": super::report::paper_json(),
         "method": {
             "machine": "one boot into node 0's shell; the CLI types `gen-record size=.. count=.. interval=.. pattern=fixed kind=.. seed=1` for each run (kernel/src/node/shell.rs), node 0 plays the e1000 for node 1's driver (kernel/src/nic/support.rs, mint_support::Sender::send) with real IPIs; the target re-arms for each run",
             "clock": "node 0's TSC, calibrated at boot (tsc); every sample in ticks, converted at tsc.hz",
             "send": "3000 sends per size, one every 200 us; mean_ns is the mean of sends 1000-2000, as the paper's; send_signal the part of the sends that requested an IPI (over the sends that sent one: the posted flag was clear); send_excl_signal each send minus its IPI request (the mechanism's own work: stamp, copy, write-back, registers), send_excl_signal_ns its mean of 1000-2000, send_excl_signal_fit its line",
-            "throughput": "back to back (interval 0); gbps = delivered bytes * 8 / (last delivery - first injection), as mint gen's throughput_gbps (payload bytes for the checked paths, frame bytes for driver); frame_gbps counts whole frames (delivered * size); raw-checked: kind raw (Ethernet, the stack bypassed, payload CRC checked); udp-checked: kind udp (smoltcp UDP/IP, payload checked); driver: deliver=driver (each frame counted at the driver and released: no stack, no check; its first injection is node 0's first stamp)",
+            "throughput": "back to back (interval 0); gbps = delivered bytes * 8 / (last delivery - first injection), as mint gen's throughput_gbps (payload bytes on every path: the driver-only path counts each frame less the run's headers); frame_gbps counts whole frames (delivered * size); raw-checked: kind raw (Ethernet, the stack bypassed, payload CRC checked); udp-checked: kind udp (smoltcp UDP/IP, payload checked); driver: deliver=driver (each frame counted at the driver and released: no stack, no check; its first injection is node 0's first stamp)",
             "success_rate": "cycles of udp frames per size, the interval rising along success_rate_ladder_ns, stopping after two cycles in a row at 100 %; success_rate = delivered / sent; min_full_interval_ns the smallest interval of a cycle at 100 %",
             "handling": "handling_ns: first injection to last delivery over the frames delivered, in a back-to-back udp run of the size (the success-rate cycle at interval 0, and the udp-checked throughput run when it ran; handling_estimates has each): the target's time per frame with its ring kept full (interrupt, driver, stack, payload check, amortized over the frames each interrupt takes); the smallest of them, since a host stall only lengthens a span",
         },
