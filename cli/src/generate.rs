@@ -365,7 +365,7 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
 }
 
 /// `text` without a leading kernel-log timestamp (`[   12.345678] `).
-fn without_printk_time(text: &str) -> &str {
+pub(crate) fn without_printk_time(text: &str) -> &str {
     text.strip_prefix('[')
         .and_then(|t| t.split_once("] "))
         .filter(|(stamp, _)| {

@@ -828,22 +828,3 @@ fn sigint_stops_a_system_bench_and_leaves_no_machine() {
         "no result from a stopped run"
     );
 }
-
-#[test]
-fn a_linux_target_is_refused_before_anything_boots() {
-    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/linux.toml");
-    let (run, cwd) = in_fresh_dir(&[
-        "bench",
-        "throughput",
-        "--quick",
-        "--config",
-        plan.to_str().expect("UTF-8"),
-    ]);
-    run.assert_exit(2);
-    assert!(
-        run.stderr.contains("a Linux target") && run.stderr.contains("mint gen --config"),
-        "{}",
-        run.context()
-    );
-    assert!(!cwd.path().join("runs").exists(), "nothing is written");
-}

@@ -414,13 +414,14 @@ fn gen_against_linux(
         "{}",
         run.context()
     );
-    // One latency sample per delivered frame, from the application.
-    assert_eq!(
-        r["latency_ns"]["count"],
-        r["delivered"],
-        "{}",
-        run.context()
-    );
+    // One latency sample per delivered frame, from the application; none
+    // when the frames end at the driver.
+    let timed = if r["config"]["deliver"] == "driver" {
+        serde_json::json!(0)
+    } else {
+        r["delivered"].clone()
+    };
+    assert_eq!(r["latency_ns"]["count"], timed, "{}", run.context());
     let log = std::fs::read_to_string(logs.path().join("node1.log")).expect("node 1's log");
     assert!(
         log.contains("mint: mint0: the debug NIC")
@@ -447,6 +448,144 @@ fn gen_through_linux_udp_stack_is_fully_accounted() {
         log.contains(&format!("mint-target: run 1: delivered {delivered}/5000")),
         "{log}"
     );
+}
+
+#[test]
+fn a_driver_only_run_is_counted_in_mint0_and_never_reaches_the_stack() {
+    // `--deliver driver`: mint0's NAPI poll copies each frame into an skb,
+    // counts it and frees it; the application publishes the module's
+    // count. Back to back, so the ring also drops (ring_full).
+    let (run, r, log) = gen_against_linux(&example(), "0", &["--deliver", "driver"]);
+    assert_eq!(r["config"]["deliver"], "driver", "{}", run.context());
+    let delivered = uint(&r["delivered"], "delivered");
+    assert!(delivered > 0, "{}", run.context());
+    // Payload bytes: each 1514-byte frame less its Ethernet, IPv4 and
+    // UDP headers (42 bytes), as mint's own driver-only path counts.
+    assert_eq!(
+        uint(&r["delivered_bytes"], "delivered_bytes"),
+        delivered * (1514 - 42),
+        "{}",
+        run.context()
+    );
+    assert!(
+        log.contains(&format!(
+            "mint-target: run 1: {delivered} frames consumed at mint0's driver"
+        )),
+        "{log}"
+    );
+    // None went to Linux's stack: mint0's rx_packets stays 0.
+    assert!(
+        log.contains("(as `ip -s link` shows it): rx 0 packets"),
+        "{log}"
+    );
+    for reason in ["stack", "bad_checksum", "duplicate", "stale_run"] {
+        assert_eq!(r["dropped"][reason], 0, "{reason}: {}", run.context());
+    }
+}
+
+#[test]
+fn bench_measures_the_linux_target_beside_the_mint_target() {
+    // examples/linux.toml: node 1 Linux, node 2 mint. Every experiment
+    // goes to node 2; throughput and success rate again to node 1, in a
+    // second boot, into `linux_target`.
+    let tmp = TempDir::new().expect("temporary directory");
+    let out = tmp.path().join("out");
+    let plan = example();
+    let run = {
+        let _machine = one_machine_at_a_time();
+        mint(&[
+            "bench",
+            "all",
+            "--quick",
+            "--max-frames",
+            "300",
+            "--config",
+            plan.to_str().expect("UTF-8"),
+            "--json",
+            "--timeout",
+            "600",
+            "--out",
+            out.to_str().expect("UTF-8"),
+        ])
+    };
+    run.assert_exit(0);
+    let r = run.report();
+    assert_eq!(r["placement"]["target_node"], 2, "{}", run.context());
+    let l = &r["linux_target"];
+    assert_eq!(l["node"], 1, "{}", run.context());
+    let kernel = l["kernel"].as_str().expect("the Linux node's release");
+    assert!(kernel.ends_with("-amd64"), "{kernel}");
+    let sum = |drops: &serde_json::Value| -> u64 {
+        drops["by_reason"]
+            .as_object()
+            .expect("drops by reason")
+            .values()
+            .map(|v| v.as_u64().expect("a count"))
+            .sum()
+    };
+    // Table 2: every size on each of the three paths, beside the mint
+    // target's rows; every frame delivered or dropped with a reason.
+    let rows = l["throughput"].as_array().expect("throughput rows");
+    let mint_rows = r["throughput"].as_array().expect("the mint target's");
+    assert_eq!(rows.len(), 18, "{}", run.context());
+    for row in rows {
+        assert_eq!(row["sent"], 300, "{row}");
+        assert_eq!(row["unaccounted"], 0, "{row}");
+        assert_eq!(
+            uint(&row["delivered"], "delivered") + sum(&row["drops"]),
+            300,
+            "{row}"
+        );
+        assert!(row["gbps"].as_f64().is_some_and(|g| g > 0.0), "{row}");
+        assert!(
+            mint_rows
+                .iter()
+                .any(|m| m["size"] == row["size"] && m["path"] == row["path"]),
+            "{row}"
+        );
+    }
+    for path in ["driver", "raw-checked", "udp-checked"] {
+        assert_eq!(
+            rows.iter().filter(|x| x["path"] == path).count(),
+            6,
+            "{path}"
+        );
+    }
+    // Fig. 9: each size's climb, every cycle accounted for.
+    let cycles = l["success_rate"].as_array().expect("success-rate rows");
+    for size in [1514, 8192, 16384] {
+        let mine: Vec<_> = cycles.iter().filter(|c| c["size"] == size).collect();
+        assert!(!mine.is_empty(), "{size}: {}", run.context());
+        for c in mine {
+            assert_eq!(
+                uint(&c["delivered"], "delivered") + sum(&c["drops"]),
+                300,
+                "{c}"
+            );
+        }
+        assert!(
+            l["handling_ns"][size.to_string()]
+                .as_f64()
+                .is_some_and(|h| h > 0.0),
+            "{size}: {l}"
+        );
+    }
+    // Its raw rows and samples under linux/raw, one runs.csv row a run.
+    let runs = std::fs::read_to_string(out.join("linux/raw/runs.csv")).expect("linux/raw/runs.csv");
+    assert_eq!(
+        runs.lines().count() - 1,
+        l["runs"].as_array().expect("runs").len(),
+        "{runs}"
+    );
+    assert!(
+        out.join("linux/raw").read_dir().expect("linux/raw").count() > 1,
+        "raw samples"
+    );
+    let log = std::fs::read_to_string(out.join("consoles-linux/node1.log")).expect("node 1's log");
+    assert!(log.contains("frames consumed at mint0's driver"), "{log}");
+    // The plots carry the Linux target's lines.
+    let svg = std::fs::read_to_string(out.join("success_rate.svg")).expect("success_rate.svg");
+    assert!(svg.contains("Linux target, 1514 B"), "the Linux lines");
 }
 
 #[test]

@@ -27,8 +27,10 @@
  *    Linux's stack; every frame it refuses counted in the run accounting.
  *    And /dev/mint: its mmap is the shared region (the target application
  *    in mint's /init reads and writes the run accounting there), its read
- *    the run's interrupt samples, its ioctls MINT_IOC_RESET_SAMPLES and
+ *    the run's interrupt samples, its ioctls MINT_IOC_RESET_SAMPLES,
+ *    MINT_IOC_DRIVER_COUNTS (a driver-only run's frames, counted here) and
  *    MINT_IOC_ARM (an abandoned run's frames left in the ring discarded,
+ *    the run's delivery, stack or driver only,
  *    the run's interrupt moderation programmed).
  * The layout comes from mint_abi.h, generated from crates/abi by the CLI.
  * The vector cannot be given back (irq_domain_free_irqs is not exported):
@@ -372,6 +374,13 @@ static int take_vector(irq_handler_t handler, const char *name, int *irq, u8 *ve
 #define RUN_DROP(r) RUN(MINT_RUN_DROPS + MINT_DROP_##r * 8)
 #define MINT_IOC_RESET_SAMPLES _IO('M', 1)
 #define MINT_IOC_ARM _IO('M', 2)
+/* MINT_IOC_ARM's argument: ITR in bits 0-15, driver-only delivery, and
+ * the run's payload offset (the headers a driver-only count leaves out). */
+#define MINT_ARM_ITR(arg) ((arg) & 0xffff)
+#define MINT_ARM_DRIVER (1ul << 16)
+#define MINT_ARM_PAYLOAD_OFFSET(arg) (((arg) >> 24) & 0xff)
+/* What a driver-only run's frames came to, as struct mint_driver_counts. */
+#define MINT_IOC_DRIVER_COUNTS _IOR('M', 3, struct mint_driver_counts)
 /* Interrupt samples kept per run (mint's Rust target keeps 1 << 20). */
 #define MAX_SAMPLES (1 << 18)
 
@@ -393,6 +402,17 @@ struct mint0 {
 	 * delivering or counting it (an abandoned run's leftovers). */
 	bool discard;
 	u64 discarded;
+	/* A driver-only run (MINT_IOC_ARM): each frame is copied into an skb
+	 * as always, counted here and freed, never handed to the stack. */
+	bool driver_only;
+	u32 payload_offset;
+	u64 driver_frames, driver_bytes, driver_last_tsc;
+};
+
+struct mint_driver_counts {
+	u64 frames;		/* frames the driver consumed this run */
+	u64 payload_bytes;	/* their bytes less the run's headers */
+	u64 last_tsc;		/* the TSC at the last one */
 };
 
 static struct net_device *nic_dev;
@@ -482,10 +502,20 @@ static int ring_clean(struct mint0 *m, int budget)
 		} else {
 			/* From the driver's own address, not the descriptor's. */
 			skb_put_data(skb, shm + (expected - shared_phys), len);
-			skb->protocol = eth_type_trans(skb, m->dev);
-			WRITE_ONCE(m->rx_packets, m->rx_packets + 1);
-			WRITE_ONCE(m->rx_bytes, m->rx_bytes + len);
-			netif_receive_skb(skb);
+			if (m->driver_only) {
+				/* Counted here, as mint's Rust driver counts a
+				 * driver-only run (mint_target::App::count_unchecked). */
+				WRITE_ONCE(m->driver_frames, m->driver_frames + 1);
+				WRITE_ONCE(m->driver_bytes, m->driver_bytes +
+					   (len > m->payload_offset ? len - m->payload_offset : 0));
+				WRITE_ONCE(m->driver_last_tsc, rdtsc());
+				napi_consume_skb(skb, budget);
+			} else {
+				skb->protocol = eth_type_trans(skb, m->dev);
+				WRITE_ONCE(m->rx_packets, m->rx_packets + 1);
+				WRITE_ONCE(m->rx_bytes, m->rx_bytes + len);
+				netif_receive_skb(skb);
+			}
 		}
 		/* Re-arm: our buffer back, the write-back cleared. */
 		WRITE_ONCE(d[0], expected);
@@ -642,6 +672,7 @@ static const struct net_device_ops mint0_ops = {
 
 static const char mint0_stat_names[][ETH_GSTRING_LEN] = {
 	"rx_packets", "rx_bytes", "rx_bad_descriptor", "rx_no_skb", "interrupts", "tx_dropped",
+	"rx_driver_only",
 };
 
 static int mint0_sset_count(struct net_device *dev, int set)
@@ -665,6 +696,7 @@ static void mint0_ethtool_stats(struct net_device *dev, struct ethtool_stats *st
 	v[3] = READ_ONCE(m->no_skb);
 	v[4] = READ_ONCE(m->taken);
 	v[5] = READ_ONCE(m->tx_dropped);
+	v[6] = READ_ONCE(m->driver_frames);
 }
 
 static const struct ethtool_ops mint0_ethtool = {
@@ -715,10 +747,11 @@ static ssize_t mintdev_read(struct file *f, char __user *buf, size_t len, loff_t
 /* MINT_IOC_ARM (a run is being configured): cleans the ring of whatever
  * completed, delivering and counting none of it (nothing in the ring is
  * the new run's: the support node sends only once it is armed), then
- * programs ITR with `itr` (the run's interrupt moderation, in the
- * register's 256 ns units; 0 = none). Returns the frames discarded, or
- * -ETIMEDOUT when the poll did not finish within 1 s. */
-static long arm(unsigned long itr)
+ * programs ITR (the run's interrupt moderation, in the register's 256 ns
+ * units; 0 = none) and the run's delivery (MINT_ARM_*). Returns the
+ * frames discarded, or -ETIMEDOUT when the poll did not finish within
+ * 1 s. */
+static long arm(unsigned long arg)
 {
 	struct mint0 *m = netdev_priv(nic_dev);
 	u64 before = READ_ONCE(m->discarded);
@@ -726,9 +759,18 @@ static long arm(unsigned long itr)
 
 	if (!READ_ONCE(m->up))
 		return -ENETDOWN;
-	nic_write(NIC_REG(ITR), itr & 0xffff);
-	smp_store_release(&m->discard, true);
+	if (arg & ~(0xfful << 24 | MINT_ARM_DRIVER | 0xffff))
+		return -EINVAL;
+	nic_write(NIC_REG(ITR), MINT_ARM_ITR(arg));
+	/* With softirqs off no poll runs on this one CPU meanwhile: the run's
+	 * delivery and the discard take effect together. */
 	local_bh_disable();
+	m->driver_only = arg & MINT_ARM_DRIVER;
+	m->payload_offset = MINT_ARM_PAYLOAD_OFFSET(arg);
+	WRITE_ONCE(m->driver_frames, 0);
+	WRITE_ONCE(m->driver_bytes, 0);
+	WRITE_ONCE(m->driver_last_tsc, 0);
+	smp_store_release(&m->discard, true);
 	napi_schedule(&m->napi);
 	local_bh_enable();
 	for (waited = 0; smp_load_acquire(&m->discard); waited++) {
@@ -749,6 +791,19 @@ static long mintdev_ioctl(struct file *f, unsigned int cmd, unsigned long arg)
 
 	if (cmd == MINT_IOC_ARM)
 		return arm(arg);
+	if (cmd == MINT_IOC_DRIVER_COUNTS) {
+		struct mint0 *m = netdev_priv(nic_dev);
+		struct mint_driver_counts c;
+
+		/* The poll runs in softirq context on this one CPU: keep it
+		 * out so the three words are of one moment. */
+		local_bh_disable();
+		c.frames = READ_ONCE(m->driver_frames);
+		c.payload_bytes = READ_ONCE(m->driver_bytes);
+		c.last_tsc = READ_ONCE(m->driver_last_tsc);
+		local_bh_enable();
+		return copy_to_user((void __user *)arg, &c, sizeof(c)) ? -EFAULT : 0;
+	}
 	if (cmd != MINT_IOC_RESET_SAMPLES)
 		return -ENOTTY;
 	spin_lock_irqsave(&samples_lock, flags);

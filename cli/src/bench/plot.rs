@@ -562,6 +562,21 @@ pub fn throughput_chart(r: &Value) -> Chart {
             }
         })
         .collect();
+    // A Linux target's rows (full-system runs of a plan with a Linux
+    // node), dashed beside the mint target's.
+    let linux = rows(&r["linux_target"], "throughput");
+    for p in &paths {
+        let pts: Vec<Value> = linux
+            .iter()
+            .filter(|x| x["path"] == p.as_str())
+            .cloned()
+            .collect();
+        if !pts.is_empty() {
+            lines.push(
+                Line::new(format!("Linux target, {p}"), points(&pts, "size", "gbps")).dashed(),
+            );
+        }
+    }
     // One floor per size (a native result repeats it on every path's row).
     let mut floor: Vec<(f64, f64)> = Vec::new();
     for p in points(t, "size", "floor_gbps") {
@@ -640,6 +655,23 @@ pub fn success_rate_chart(r: &Value) -> Chart {
             .and_then(|x| x["success_rate"].as_f64())
         {
             b2b.push(format!("{name} {:.1} %", rate * 100.0));
+        }
+    }
+    let linux = rows(&r["linux_target"], "success_rate");
+    for &size in &sizes {
+        let pts: Vec<Value> = linux
+            .iter()
+            .filter(|x| x["size"] == size)
+            .cloned()
+            .collect();
+        if !pts.is_empty() {
+            lines.push(
+                Line::new(
+                    format!("Linux target, {size} B"),
+                    points(&pts, "interval_ns", "success_rate"),
+                )
+                .dashed(),
+            );
         }
     }
     for &size in &sizes {
@@ -925,6 +957,21 @@ mod tests {
         let c = success_rate_chart(&m);
         assert_eq!(c.lines.len(), 2);
         assert_eq!(c.lines[1].name, "1514 B, napi");
+        // A Linux target's rows: dashed lines of their own, named so.
+        let l = json!({
+            "throughput": [{"size": 1024, "path": "driver", "gbps": 2.0}],
+            "success_rate": [{"size": 1514, "interval_ns": 1000, "success_rate": 1.0}],
+            "linux_target": {
+                "throughput": [{"size": 1024, "path": "driver", "gbps": 0.5}],
+                "success_rate": [{"size": 1514, "interval_ns": 1000, "success_rate": 0.25}],
+            },
+        });
+        let t = throughput_chart(&l);
+        let linux = t.lines.iter().find(|x| x.name == "Linux target, driver");
+        assert!(linux.is_some_and(|x| x.dashed && x.points == vec![(1024.0, 0.5)]));
+        let c = success_rate_chart(&l);
+        let linux = c.lines.iter().find(|x| x.name == "Linux target, 1514 B");
+        assert!(linux.is_some_and(|x| x.dashed && x.points == vec![(1000.0, 0.25)]));
         // A native result without success rates still gives a plot.
         let svg = success_rate_chart(&json!({"success_rate": null})).render();
         check_xml(&svg).unwrap();

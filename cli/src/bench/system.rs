@@ -219,6 +219,44 @@ impl Counts {
     }
 }
 
+/// What one boot measures.
+#[derive(Clone, Copy, Debug)]
+struct Parts {
+    send_time: bool,
+    throughput: bool,
+    success_rate: bool,
+    latency: bool,
+    /// The real e1000's throughput row (its own boot, `mint nic`'s).
+    e1000: bool,
+}
+
+impl Parts {
+    fn of(exp: Experiment) -> Parts {
+        Parts {
+            send_time: exp.includes(Experiment::SendTime),
+            throughput: exp.includes(Experiment::Throughput),
+            success_rate: exp.includes(Experiment::SuccessRate),
+            latency: exp.includes(Experiment::Latency),
+            e1000: exp.includes(Experiment::Throughput),
+        }
+    }
+
+    /// What a Linux target is measured in (issue 9): Table 2's rows and
+    /// Fig. 9's cycles, beside the mint target's.
+    fn linux(self) -> Parts {
+        Parts {
+            send_time: false,
+            latency: false,
+            e1000: false,
+            ..self
+        }
+    }
+
+    fn any(self) -> bool {
+        self.send_time || self.throughput || self.success_rate || self.latency
+    }
+}
+
 /// What a generator run is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
@@ -389,6 +427,8 @@ struct Session {
     recent: Vec<String>,
     /// `--timeout`: no wait goes past it.
     overall: Option<Instant>,
+    /// The Linux nodes' releases, from their consoles.
+    watch: crate::linux::ConsoleWatch,
 }
 
 /// A console line, or why none will come.
@@ -402,13 +442,14 @@ impl Session {
     fn boot(
         prepared: &Prepared,
         plan: &mint_plan::Plan,
+        target: NodeId,
         echo: Echo,
         overall: Option<Instant>,
     ) -> Result<Session> {
         let machine = Machine::start(Options {
             prepared,
             plan,
-            cmdline: vec!["mint.mode=run".into()],
+            cmdline: vec!["mint.mode=run".into(), format!("mint.debug=0:{}", target.0)],
             echo,
             netdevs: Vec::new(),
             inherit: Vec::new(),
@@ -419,6 +460,7 @@ impl Session {
             log_dir: prepared.log_dir.clone(),
             recent: Vec::new(),
             overall,
+            watch: crate::linux::ConsoleWatch::default(),
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -450,6 +492,7 @@ impl Session {
             }
             match self.machine.next_event(Duration::from_millis(50)) {
                 Some(Event::Line { node, text }) => {
+                    self.watch.line(node, &text);
                     if node.0 == 0 && !text.starts_with("MINT-SAMPLES") {
                         if self.recent.len() >= 8 {
                             self.recent.remove(0);
@@ -516,17 +559,26 @@ impl Session {
                 Next::TimedOut => bail!(
                     "generator run {cfg}: {} after {} s; node 0's last lines: {:?}; consoles in {}",
                     if ended.is_some() {
-                        "the target's raw samples did not all arrive"
+                        let missing: Vec<String> = METRICS
+                            .iter()
+                            .filter_map(|m| samples.metric(m).err().map(|e| e.to_string()))
+                            .collect();
+                        format!(
+                            "the raw samples did not all arrive ({})",
+                            missing.join("; ")
+                        )
                     } else {
-                        "no end of the run"
+                        "no end of the run".to_string()
                     },
                     limit.as_secs(),
                     self.recent,
                     self.log_dir.display()
                 ),
             };
+            // A Linux target's lines come after the kernel's timestamp.
+            let text = crate::generate::without_printk_time(&text);
             if text.starts_with("MINT-SAMPLES") {
-                if let Err(e) = samples.take(&text) {
+                if let Err(e) = samples.take(text) {
                     sample_error.get_or_insert(e);
                 }
                 continue;
@@ -701,6 +753,8 @@ impl Session {
 
 /// What one full-system run measured.
 struct Measured {
+    /// The node the generator runs went to.
+    target: NodeId,
     runs: Vec<RunOut>,
     /// Node 0's IPI ping round trips to the target (ns), and the lost ones.
     ping: Option<(Vec<u64>, u32)>,
@@ -739,17 +793,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             "mint bench needs at least 2 nodes (the support node and a target); the plan has {n}"
         );
     }
-    if plan
-        .nodes
-        .iter()
-        .any(|node| node.id == NodeId(1) && matches!(node.os, mint_plan::Os::Linux(_)))
-    {
-        // Its raw samples come over its kernel log, through an emulated
-        // UART, too slowly for a bench's many runs (mint gen takes one).
-        bail!(
-            "mint bench: a Linux target (node 1 runs Linux in this plan) is not built yet; measure one run with mint gen --config <plan>"
-        );
-    }
+    let (target, linux) = targets(&plan)?;
     if plan.shared_size < mint_abi::debug_nic::min_shared_size() {
         bail!(
             "the debug NIC needs a shared region of at least {} MiB; the plan gives {} MiB",
@@ -784,16 +828,50 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     // The nodes' console lines go to stderr: stdout keeps the tables (or
     // the JSON) alone.
     let echo = Echo::Stderr;
-    let measured = measure(args, counts, &prepared, &plan, &machine, &out.path, echo)?;
+    let parts = Parts::of(args.experiment);
+    let measured = measure(
+        args, counts, &prepared, &plan, &machine, &out.path, echo, target, parts,
+    )?;
+    // The Linux target's rows: the same runs into the Linux node, in a
+    // boot of its own (the debug NIC has one target per boot).
+    let linux_measured = match linux {
+        Some(node) if parts.linux().any() => {
+            let mut machine = machine.clone();
+            machine.log_dir = Some(out.path.join("consoles-linux"));
+            let prepared = crate::machine::prepare(&machine, args.json)?;
+            let dir = out.path.join("linux");
+            std::fs::create_dir_all(dir.join("raw"))
+                .with_context(|| format!("cannot make {}", dir.join("raw").display()))?;
+            Some((
+                measure(
+                    args,
+                    counts,
+                    &prepared,
+                    &plan,
+                    &machine,
+                    &dir,
+                    echo,
+                    node,
+                    parts.linux(),
+                )?,
+                prepared.log_dir.clone(),
+            ))
+        }
+        _ => None,
+    };
     let result = result(
         args,
         counts,
         &measured,
+        linux_measured.as_ref().map(|(m, logs)| (m, logs.as_path())),
         &prepared,
         &out.path,
         started.elapsed(),
     );
     write_raw(&measured, &out.path)?;
+    if let Some((m, _)) = &linux_measured {
+        write_raw(m, &out.path.join("linux"))?;
+    }
     let text = serde_json::to_string_pretty(&result)?;
     let path = out.path.join("results.json");
     std::fs::write(&path, format!("{text}\n"))
@@ -809,7 +887,12 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     }
     // As mint gen: a run with a frame neither delivered nor dropped with a
     // reason fails the command (the result is written all the same).
-    let unaccounted = measured.runs.iter().filter(|r| !r.accounted()).count();
+    let unaccounted = measured
+        .runs
+        .iter()
+        .chain(linux_measured.iter().flat_map(|(m, _)| &m.runs))
+        .filter(|r| !r.accounted())
+        .count();
     if unaccounted > 0 {
         errln!(
             "mint: {unaccounted} generator runs did not account for every frame (see the warnings)"
@@ -819,6 +902,25 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The nodes the generator runs go to: the first node after node 0 that
+/// runs mint (every experiment), and the first that runs Linux, if any
+/// (throughput and success rate, beside the mint target's).
+fn targets(plan: &mint_plan::Plan) -> Result<(NodeId, Option<NodeId>)> {
+    let first = |linux: bool| {
+        plan.nodes
+            .iter()
+            .find(|n| n.id.0 > 0 && n.os.is_linux() == linux)
+            .map(|n| n.id)
+    };
+    let Some(mint) = first(false) else {
+        bail!(
+            "mint bench needs a node besides node 0 that runs mint: every experiment measures one (a Linux node is measured beside it, as in examples/linux.toml); this plan's other nodes all run Linux"
+        );
+    };
+    Ok((mint, first(true)))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn measure(
     args: &BenchArgs,
     counts: Counts,
@@ -827,9 +929,9 @@ fn measure(
     machine: &MachineArgs,
     out: &Path,
     echo: Echo,
+    target: NodeId,
+    parts: Parts,
 ) -> Result<Measured> {
-    let exp = args.experiment;
-    let target = NodeId(1);
     let base = |size: u32, count: u32, interval_ns: u64, kind: PacketKind| GenConfig {
         size,
         count,
@@ -843,7 +945,7 @@ fn measure(
     let overall = machine
         .timeout
         .map(|t| Instant::now() + Duration::from_secs(t));
-    let mut s = Session::boot(prepared, plan, echo, overall)?;
+    let mut s = Session::boot(prepared, plan, target, echo, overall)?;
     let mut runs = Vec::new();
     let mut stopped_early = Vec::new();
     // One bar per experiment, in frames; `done` frames of finished runs.
@@ -861,7 +963,7 @@ fn measure(
         runs.push(r);
         Ok(())
     };
-    if exp.includes(Experiment::SendTime) {
+    if parts.send_time {
         let bar = Bar::new(
             "send-time",
             SIZES.len() as u64 * u64::from(counts.sends),
@@ -873,7 +975,7 @@ fn measure(
             batch(&mut s, &mut runs, &bar, &mut done, Purpose::Send, cfg)?;
         }
     }
-    if exp.includes(Experiment::Throughput) {
+    if parts.throughput {
         let paths = [
             (PacketKind::Raw, Delivery::App),
             (PacketKind::Udp, Delivery::App),
@@ -895,7 +997,7 @@ fn measure(
             }
         }
     }
-    if exp.includes(Experiment::SuccessRate) {
+    if parts.success_rate {
         let bar = Bar::new(
             "success-rate",
             (SUCCESS_SIZES.len() * LADDER_NS.len()) as u64 * u64::from(counts.cycle),
@@ -928,7 +1030,7 @@ fn measure(
     }
     let mut ping = None;
     let mut pingpong = None;
-    if exp.includes(Experiment::Latency) {
+    if parts.latency {
         let bar = Bar::new("latency", u64::from(counts.latency), "frames");
         let mut done = 0;
         let cfg = base(1514, counts.latency, LATENCY_INTERVAL_NS, PacketKind::Udp);
@@ -941,14 +1043,14 @@ fn measure(
         );
         ping = Some(s.ping(target, counts.pings)?);
     }
-    let boot_report = s.boot_report.take();
+    let mut boot_report = s.boot_report.take();
+    if let Some(b) = &mut boot_report {
+        s.watch.annotate(b);
+    }
     s.exit()?;
     // A failed e1000 run leaves its row out, with the reason; a stop
     // (Ctrl-C, a closed output) stops the bench.
-    let e1000 = match exp
-        .includes(Experiment::Throughput)
-        .then(|| e1000_row(counts, machine, out))
-    {
+    let e1000 = match parts.e1000.then(|| e1000_row(counts, machine, out, target)) {
         None => None,
         Some(Ok(report)) => Some(Ok(report)),
         Some(Err(e)) if e.is::<crate::shutdown::Stop>() => return Err(e),
@@ -958,6 +1060,7 @@ fn measure(
         return Err(stop.into());
     }
     Ok(Measured {
+        target,
         runs,
         ping,
         pingpong,
@@ -969,13 +1072,13 @@ fn measure(
 
 /// The real e1000's throughput at 1514 B: `mint nic`'s run (its own boot:
 /// the host's frames into QEMU's 82540EM, as fast as the host sends).
-fn e1000_row(counts: Counts, machine: &MachineArgs, out: &Path) -> Result<Value> {
+fn e1000_row(counts: Counts, machine: &MachineArgs, out: &Path, node: NodeId) -> Result<Value> {
     let mut machine = machine.clone();
     machine.log_dir = Some(out.join("consoles-e1000"));
     let _bar = Bar::new("e1000", 1, "boot");
     crate::nic::measure(&crate::nic::NicArgs {
         machine,
-        node: 1,
+        node: node.0,
         count: counts.e1000.to_string(),
         size: E1000_SIZE.to_string(),
         rate: 0,
@@ -993,6 +1096,7 @@ fn result(
     args: &BenchArgs,
     counts: Counts,
     m: &Measured,
+    linux: Option<(&Measured, &Path)>,
     prepared: &Prepared,
     out: &Path,
     elapsed: Duration,
@@ -1004,7 +1108,7 @@ fn result(
     let hz0 = m.runs.first().map_or(0.0, RunOut::tsc_hz);
     let (pingpong_rtt, pingpong_oneway) = match &m.pingpong {
         Some(Ok(series)) => {
-            let method = "polled mailbox round trips (node 0's shell `pingpong 1 N`, kernel/src/node/ping.rs): node 0 pushes a message into its mailbox to node 1 and spins for the answer in node 1's mailbox to it, node 1 spinning in its mailbox interrupt, both with interrupts off, no IPI; timed on node 0's TSC. A message is a slot and an index line each way: a cache-line ping-pong over the mailbox's lines, a little above a bare one";
+            let method = "polled mailbox round trips (node 0's shell `pingpong T N`, T the target, kernel/src/node/ping.rs): node 0 pushes a message into its mailbox to the target and spins for the answer in the target's mailbox to it, the target spinning in its mailbox interrupt, both with interrupts off, no IPI; timed on node 0's TSC. A message is a slot and an index line each way: a cache-line ping-pong over the mailbox's lines, a little above a bare one";
             let mut rtt = series.summary_ns(hz0, 1.0);
             rtt["method"] = json!(method);
             let mut oneway = series.summary_ns(hz0, 0.5);
@@ -1013,7 +1117,8 @@ fn result(
         }
         Some(Err(why)) => {
             not_measured.push(format!(
-                "placement.pingpong_rtt_ns, latency.pingpong_oneway_ns: node 0's polled ping-pong with node 1 failed: {why}"
+                "placement.pingpong_rtt_ns, latency.pingpong_oneway_ns: node 0's polled ping-pong with node {} failed: {why}",
+                m.target.0
             ));
             (Value::Null, Value::Null)
         }
@@ -1026,21 +1131,7 @@ fn result(
     };
     let by = |p: Purpose| m.runs.iter().filter(move |r| r.purpose == p);
     let hz = m.runs.first().map_or(0.0, RunOut::tsc_hz);
-    for r in &m.runs {
-        if !r.accounted() {
-            warnings.push(format!(
-                "run {} ({}): not every frame accounted for (completed {}, unaccounted {}, corrupted {}){}",
-                r.record["run"],
-                r.cfg,
-                r.record["completed"],
-                r.record["unaccounted"],
-                r.record["corrupted"],
-                r.record["incomplete"]
-                    .as_str()
-                    .map_or(String::new(), |w| format!(": {w}"))
-            ));
-        }
-    }
+    warnings.extend(unaccounted_runs(m, ""));
     if m.runs.iter().any(|r| r.tsc_hz() != hz) {
         warnings.push("node 0's TSC rate differs between runs of one boot".into());
     }
@@ -1109,27 +1200,15 @@ fn result(
         .collect();
     let send_excl_signal_fit = send_time.map_or(Value::Null, |_| stats::fit_json(&own_points));
 
-    // Table 2.
-    let mut throughput: Vec<Value> = by(Purpose::Throughput)
-        .map(|r| {
-            json!({
-                "size": r.cfg.size,
-                "path": r.path(),
-                "gbps": r.gbps(),
-                "frame_gbps": r.frame_gbps(),
-                "floor_gbps": null,
-                "drops": r.drops(),
-                "sent": r.count("sent"),
-                "delivered": r.count("delivered"),
-                "unaccounted": r.record["unaccounted"],
-                "span_ns": stats::to_ns(r.span_ticks() as f64, r.tsc_hz()),
-                "interrupts": r.record["interrupts"],
-                "interrupts_per_frame": r.interrupts_per_frame(),
-                "itr_throttled": r.record["itr_throttled"],
-            })
-        })
-        .collect();
-    if args.experiment.includes(Experiment::Throughput) {
+    let parts = Parts::of(args.experiment);
+    let Rows {
+        mut throughput,
+        success_rate,
+        min_full,
+        handling,
+        handling_estimates,
+    } = rows(m, parts, &mut not_measured);
+    if parts.e1000 {
         match &m.e1000 {
             Some(Ok(nic)) => {
                 let mut drops = drops_of(&nic["dropped"]);
@@ -1150,7 +1229,7 @@ fn result(
                     "delivered": nic["delivered"],
                     "unaccounted": nic["unaccounted"],
                     "host_send": nic["rate"],
-                    "method": "mint nic: the host sends UDP frames as fast as it can through QEMU's socket netdev into the emulated 82540EM owned by node 1; gbps is mint nic's throughput_gbps (delivered payload bytes over first send to last delivery); drops.other includes frames lost before the NIC (the host socket, QEMU) and missed by it",
+                    "method": "mint nic: the host sends UDP frames as fast as it can through QEMU's socket netdev into the emulated 82540EM owned by the target node; gbps is mint nic's throughput_gbps (delivered payload bytes over first send to last delivery); drops.other includes frames lost before the NIC (the host socket, QEMU) and missed by it",
                     "log_dir": nic["log_dir"],
                 }));
                 if nic["ok"] != true {
@@ -1167,6 +1246,227 @@ fn result(
         }
     }
 
+    // Latency.
+    let ping = m.ping.as_ref().map(|(rtt, lost)| {
+        let mut s = stats::summary_ns(rtt, 1e9, 1.0, "raw/ipi_ping_rtt.csv");
+        s["lost"] = json!(lost);
+        s["method"] = json!("node 0's shell `ping 1 N`: IPI to the target, its answer by IPI; round trip on node 0's TSC, in ns as node 0 converts it");
+        s
+    });
+    let latency = by(Purpose::Latency).next().map(|r| {
+        let hz = r.tsc_hz();
+        let pick = |v: Value| json!({"p50": v["p50"], "p99": v["p99"], "summary": v, "cross_core": true});
+        json!({
+            "signal_to_handler_ns": pick(r.series("ipi_latency").summary_ns(hz, 1.0)),
+            "inject_to_app_ns": pick(r.series("latency").summary_ns(hz, 1.0)),
+            "pingpong_oneway_ns": pingpong_oneway,
+            "ipi_rtt_ns": ping.clone(),
+            "size": r.cfg.size,
+            "interval_ns": r.cfg.interval_ns,
+            "method": "one udp run at 1514 B, one frame every 500 us; signal_to_handler: node 0's TSC when it sent the IPI to the target's TSC at its handler's entry (ipi_latency); inject_to_app: the frame's injection stamp (node 0's TSC) to the target's application (latency); both cross-core: the two TSCs' offset (tsc, warnings) bounds them",
+        })
+    });
+
+    // TSC: node 0's boot report, checked against the host's as mint gen does.
+    let mut tsc = Value::Null;
+    if let Some(boot) = &m.boot_report {
+        let mut boot = boot.clone();
+        crate::tsc::annotate(&mut boot, &prepared.host_tsc, args.json);
+        tsc = boot["tsc"].clone();
+        tsc["skew_limit_ns"] = boot["tsc_skew_limit_ns"].clone();
+        tsc["target_sync"] = boot["nodes"]
+            .as_array()
+            .and_then(|n| n.iter().find(|n| n["id"] == u64::from(m.target.0)))
+            .map_or(Value::Null, |n| n["tsc_sync"].clone());
+        warnings.extend(crate::tsc::warnings(&boot));
+    }
+    tsc["hz"] = json!(hz);
+
+    let runs = runs_json(m);
+    let linux_target = match linux {
+        Some((lm, logs)) => linux_json(lm, logs, parts, &mut warnings),
+        None => {
+            not_measured.push(
+                "linux_target: the plan has no Linux node besides node 0 (examples/linux.toml has one: mint bench --config examples/linux.toml)".into(),
+            );
+            Value::Null
+        }
+    };
+
+    json!({
+        "mode": "system",
+        "accel": prepared.accel.as_str(),
+        "cpu": super::report::cpu_model(0),
+        "qemu_cpu": prepared.cpu_model,
+        "experiment": args.experiment.as_str(),
+        "quick": args.quick,
+        "moderation": args.system.moderation.to_string(),
+        "counts": {
+            "sends_per_size": counts.sends,
+            "throughput_frames": counts.throughput,
+            "success_rate_cycle_frames": counts.cycle,
+            "success_rate_cycle_note": if counts.cycle < 5000 {
+                format!("{} packets per cycle (the paper: 5000){}", counts.cycle, if args.quick { " under --quick" } else { "" })
+            } else {
+                "5000 packets per cycle, as the paper".to_string()
+            },
+            "latency_frames": counts.latency,
+            "ipi_pings": counts.pings,
+            "pingpong_rounds": counts.pingpong,
+            "e1000_frames": counts.e1000,
+        },
+        "placement": {
+            "support_node": 0,
+            "target_node": m.target.0,
+            "vcpus": "one QEMU virtual CPU per node; each is a host thread under TCG (thread=multi), placed by the host",
+            "pingpong_rtt_ns": pingpong_rtt["p50"],
+            "pingpong_rtt": pingpong_rtt,
+            "ipi_rtt_ns": ping.as_ref().map_or(Value::Null, |p| p["p50"].clone()),
+            "ipi_rtt": ping,
+        },
+        "tsc": tsc,
+        "send_time": send_time,
+        "send_time_fit": send_time_fit,
+        "send_excl_signal_fit": send_excl_signal_fit,
+        "throughput": (args.experiment.includes(Experiment::Throughput)).then_some(throughput),
+        "success_rate": success_rate,
+        "min_full_interval_ns": min_full,
+        "handling_ns": handling,
+        "handling_estimates": handling_estimates,
+        "success_rate_ladder_ns": LADDER_NS,
+        "success_rate_stopped_early": m.stopped_early.iter().map(|(size, at)| json!({"size": size, "after_interval_ns": at})).collect::<Vec<_>>(),
+        "latency": latency,
+        "linux_target": linux_target,
+        "runs": runs,
+        "not_measured": not_measured,
+        "paper": super::report::paper_json(),
+        "method": {
+            "machine": "one boot into node 0's shell; the CLI types `gen-record size=.. count=.. interval=.. pattern=fixed kind=.. seed=1` for each run (kernel/src/node/shell.rs), node 0 plays the e1000 for the target's driver (placement.target_node (kernel/src/nic/support.rs, mint_support::Sender::send) ), with real IPIs; the target re-arms for each run",
+            "clock": "node 0's TSC, calibrated at boot (tsc); every sample in ticks, converted at tsc.hz",
+            "send": "3000 sends per size, one every 200 us; mean_ns is the mean of sends 1000-2000, as the paper's; send_signal the part of the sends that requested an IPI (over the sends that sent one: the posted flag was clear); send_excl_signal each send minus its IPI request (the mechanism's own work: stamp, copy, write-back, registers), send_excl_signal_ns its mean of 1000-2000, send_excl_signal_fit its line",
+            "throughput": "back to back (interval 0); gbps = delivered bytes * 8 / (last delivery - first injection), as mint gen's throughput_gbps (payload bytes on every path: the driver-only path counts each frame less the run's headers); frame_gbps counts whole frames (delivered * size); raw-checked: kind raw (Ethernet, the stack bypassed, payload CRC checked); udp-checked: kind udp (smoltcp UDP/IP, payload checked); driver: deliver=driver (each frame counted at the driver and released: no stack, no check; its first injection is node 0's first stamp)",
+            "success_rate": "cycles of udp frames per size, the interval rising along success_rate_ladder_ns, stopping after two cycles in a row at 100 %; success_rate = delivered / sent; min_full_interval_ns the smallest interval of a cycle at 100 %",
+            "handling": "handling_ns: first injection to last delivery over the frames delivered, in a back-to-back udp run of the size (the success-rate cycle at interval 0, and the udp-checked throughput run when it ran; handling_estimates has each): the target's time per frame with its ring kept full (interrupt, driver, stack, payload check, amortized over the frames each interrupt takes); the smallest of them, since a host stall only lengthens a span",
+        },
+        "warnings": warnings,
+        "out_dir": out.display().to_string(),
+        "log_dir": prepared.log_dir.display().to_string(),
+        "elapsed_s": elapsed.as_secs_f64(),
+    })
+}
+
+/// One object per run (the rows of `raw/runs.csv`, with the paths of
+/// its raw samples).
+fn runs_json(m: &Measured) -> Vec<Value> {
+    m
+        .runs
+        .iter()
+        .map(|r| {
+            json!({
+                "purpose": r.purpose.as_str(),
+                "run": r.record["run"],
+                "size": r.cfg.size,
+                "kind": r.cfg.kind.as_str(),
+                "deliver": r.cfg.deliver.to_string(),
+                "interval_ns": r.cfg.interval_ns,
+                "count": r.cfg.count,
+                "sent": r.count("sent"),
+                "delivered": r.count("delivered"),
+                "dropped": r.record["dropped"],
+                "unaccounted": r.record["unaccounted"],
+                "completed": r.record["completed"],
+                "accounted": r.accounted(),
+                "samples": METRICS.iter().map(|m| (m.to_string(), json!(r.series(m).csv_path()))).collect::<serde_json::Map<_, _>>(),
+            })
+        })
+        .collect()
+}
+
+/// A warning for each run of `m` that left a frame unaccounted for.
+fn unaccounted_runs(m: &Measured, whose: &str) -> Vec<String> {
+    m.runs
+        .iter()
+        .filter(|r| !r.accounted())
+        .map(|r| {
+            format!(
+                "{whose}run {} ({}): not every frame accounted for (completed {}, unaccounted {}, corrupted {}){}",
+                r.record["run"],
+                r.cfg,
+                r.record["completed"],
+                r.record["unaccounted"],
+                r.record["corrupted"],
+                r.record["incomplete"]
+                    .as_str()
+                    .map_or(String::new(), |w| format!(": {w}"))
+            )
+        })
+        .collect()
+}
+
+/// `linux_target`: the Linux node's Table 2 and Fig. 9 rows, measured as
+/// the mint target's (its raw samples under `linux/raw`).
+fn linux_json(m: &Measured, logs: &Path, parts: Parts, warnings: &mut Vec<String>) -> Value {
+    let parts = parts.linux();
+    let mut not_measured = Vec::new();
+    let rows = rows(m, parts, &mut not_measured);
+    warnings.extend(unaccounted_runs(m, "Linux target: "));
+    let node = m.boot_report.as_ref().and_then(|b| {
+        b["nodes"]
+            .as_array()?
+            .iter()
+            .find(|n| n["id"] == u64::from(m.target.0))
+            .cloned()
+    });
+    let node = node.unwrap_or(Value::Null);
+    json!({
+        "node": m.target.0,
+        "kernel": node["kernel"],
+        "boot_ms": node["boot_ms"],
+        "throughput": parts.throughput.then_some(rows.throughput),
+        "success_rate": rows.success_rate,
+        "min_full_interval_ns": rows.min_full,
+        "handling_ns": rows.handling,
+        "handling_estimates": rows.handling_estimates,
+        "runs": runs_json(m),
+        "not_measured": not_measured,
+        "raw_dir": "linux/raw",
+        "log_dir": logs.display().to_string(),
+        "method": "the same generator runs as the mint target's (throughput's three paths, the success-rate climb), in a boot of the same plan whose debug NIC goes to the Linux node: mint's module drives it as mint0 (NAPI), frames go through Linux's own stack to the target application in mint's /init (docs/LINUX-NODES.md); driver: mint0 counts each frame and frees it, never handing it to the stack",
+    })
+}
+
+/// Table 2's rows (but the real e1000's) and Fig. 9's, of one target's
+/// runs; what they cannot give goes to `not_measured`.
+struct Rows {
+    throughput: Vec<Value>,
+    success_rate: Value,
+    min_full: Value,
+    handling: Value,
+    handling_estimates: Value,
+}
+
+fn rows(m: &Measured, parts: Parts, not_measured: &mut Vec<String>) -> Rows {
+    let by = |p: Purpose| m.runs.iter().filter(move |r| r.purpose == p);
+    // Table 2.
+    let throughput: Vec<Value> = by(Purpose::Throughput)
+        .map(|r| {
+            json!({
+                "size": r.cfg.size,
+                "path": r.path(),
+                "gbps": r.gbps(),
+                "frame_gbps": r.frame_gbps(),
+                "floor_gbps": null,
+                "drops": r.drops(),
+                "sent": r.count("sent"),
+                "delivered": r.count("delivered"),
+                "unaccounted": r.record["unaccounted"],
+                "span_ns": stats::to_ns(r.span_ticks() as f64, r.tsc_hz()),
+                "interrupts": r.record["interrupts"],
+                "interrupts_per_frame": r.interrupts_per_frame(),
+                "itr_throttled": r.record["itr_throttled"],
+            })
+        })
+        .collect();
     // Fig. 9.
     let success: Vec<Value> = by(Purpose::Success)
         .map(|r| {
@@ -1184,7 +1484,7 @@ fn result(
         })
         .collect();
     let mut handling_estimates = Value::Null;
-    let (success_rate, min_full, handling) = if args.experiment.includes(Experiment::SuccessRate) {
+    let (success_rate, min_full, handling) = if parts.success_rate {
         let mut min_full = serde_json::Map::new();
         let mut handling = serde_json::Map::new();
         let mut handling_runs = serde_json::Map::new();
@@ -1250,124 +1550,13 @@ fn result(
         (Value::Null, Value::Null, Value::Null)
     };
 
-    // Latency.
-    let ping = m.ping.as_ref().map(|(rtt, lost)| {
-        let mut s = stats::summary_ns(rtt, 1e9, 1.0, "raw/ipi_ping_rtt.csv");
-        s["lost"] = json!(lost);
-        s["method"] = json!("node 0's shell `ping 1 N`: IPI to the target, its answer by IPI; round trip on node 0's TSC, in ns as node 0 converts it");
-        s
-    });
-    let latency = by(Purpose::Latency).next().map(|r| {
-        let hz = r.tsc_hz();
-        let pick = |v: Value| json!({"p50": v["p50"], "p99": v["p99"], "summary": v, "cross_core": true});
-        json!({
-            "signal_to_handler_ns": pick(r.series("ipi_latency").summary_ns(hz, 1.0)),
-            "inject_to_app_ns": pick(r.series("latency").summary_ns(hz, 1.0)),
-            "pingpong_oneway_ns": pingpong_oneway,
-            "ipi_rtt_ns": ping.clone(),
-            "size": r.cfg.size,
-            "interval_ns": r.cfg.interval_ns,
-            "method": "one udp run at 1514 B, one frame every 500 us; signal_to_handler: node 0's TSC when it sent the IPI to the target's TSC at its handler's entry (ipi_latency); inject_to_app: the frame's injection stamp (node 0's TSC) to the target's application (latency); both cross-core: the two TSCs' offset (tsc, warnings) bounds them",
-        })
-    });
-
-    // TSC: node 0's boot report, checked against the host's as mint gen does.
-    let mut tsc = Value::Null;
-    if let Some(boot) = &m.boot_report {
-        let mut boot = boot.clone();
-        crate::tsc::annotate(&mut boot, &prepared.host_tsc, args.json);
-        tsc = boot["tsc"].clone();
-        tsc["skew_limit_ns"] = boot["tsc_skew_limit_ns"].clone();
-        tsc["target_sync"] = boot["nodes"]
-            .as_array()
-            .and_then(|n| n.iter().find(|n| n["id"] == 1))
-            .map_or(Value::Null, |n| n["tsc_sync"].clone());
-        warnings.extend(crate::tsc::warnings(&boot));
+    Rows {
+        throughput,
+        success_rate,
+        min_full,
+        handling,
+        handling_estimates,
     }
-    tsc["hz"] = json!(hz);
-
-    let runs: Vec<Value> = m
-        .runs
-        .iter()
-        .map(|r| {
-            json!({
-                "purpose": r.purpose.as_str(),
-                "run": r.record["run"],
-                "size": r.cfg.size,
-                "kind": r.cfg.kind.as_str(),
-                "deliver": r.cfg.deliver.to_string(),
-                "interval_ns": r.cfg.interval_ns,
-                "count": r.cfg.count,
-                "sent": r.count("sent"),
-                "delivered": r.count("delivered"),
-                "dropped": r.record["dropped"],
-                "unaccounted": r.record["unaccounted"],
-                "completed": r.record["completed"],
-                "accounted": r.accounted(),
-                "samples": METRICS.iter().map(|m| (m.to_string(), json!(r.series(m).csv_path()))).collect::<serde_json::Map<_, _>>(),
-            })
-        })
-        .collect();
-
-    json!({
-        "mode": "system",
-        "accel": prepared.accel.as_str(),
-        "cpu": super::report::cpu_model(0),
-        "qemu_cpu": prepared.cpu_model,
-        "experiment": args.experiment.as_str(),
-        "quick": args.quick,
-        "moderation": args.system.moderation.to_string(),
-        "counts": {
-            "sends_per_size": counts.sends,
-            "throughput_frames": counts.throughput,
-            "success_rate_cycle_frames": counts.cycle,
-            "success_rate_cycle_note": if counts.cycle < 5000 {
-                format!("{} packets per cycle (the paper: 5000){}", counts.cycle, if args.quick { " under --quick" } else { "" })
-            } else {
-                "5000 packets per cycle, as the paper".to_string()
-            },
-            "latency_frames": counts.latency,
-            "ipi_pings": counts.pings,
-            "pingpong_rounds": counts.pingpong,
-            "e1000_frames": counts.e1000,
-        },
-        "placement": {
-            "support_node": 0,
-            "target_node": 1,
-            "vcpus": "one QEMU virtual CPU per node; each is a host thread under TCG (thread=multi), placed by the host",
-            "pingpong_rtt_ns": pingpong_rtt["p50"],
-            "pingpong_rtt": pingpong_rtt,
-            "ipi_rtt_ns": ping.as_ref().map_or(Value::Null, |p| p["p50"].clone()),
-            "ipi_rtt": ping,
-        },
-        "tsc": tsc,
-        "send_time": send_time,
-        "send_time_fit": send_time_fit,
-        "send_excl_signal_fit": send_excl_signal_fit,
-        "throughput": (args.experiment.includes(Experiment::Throughput)).then_some(throughput),
-        "success_rate": success_rate,
-        "min_full_interval_ns": min_full,
-        "handling_ns": handling,
-        "handling_estimates": handling_estimates,
-        "success_rate_ladder_ns": LADDER_NS,
-        "success_rate_stopped_early": m.stopped_early.iter().map(|(size, at)| json!({"size": size, "after_interval_ns": at})).collect::<Vec<_>>(),
-        "latency": latency,
-        "runs": runs,
-        "not_measured": not_measured,
-        "paper": super::report::paper_json(),
-        "method": {
-            "machine": "one boot into node 0's shell; the CLI types `gen-record size=.. count=.. interval=.. pattern=fixed kind=.. seed=1` for each run (kernel/src/node/shell.rs), node 0 plays the e1000 for node 1's driver (kernel/src/nic/support.rs, mint_support::Sender::send) with real IPIs; the target re-arms for each run",
-            "clock": "node 0's TSC, calibrated at boot (tsc); every sample in ticks, converted at tsc.hz",
-            "send": "3000 sends per size, one every 200 us; mean_ns is the mean of sends 1000-2000, as the paper's; send_signal the part of the sends that requested an IPI (over the sends that sent one: the posted flag was clear); send_excl_signal each send minus its IPI request (the mechanism's own work: stamp, copy, write-back, registers), send_excl_signal_ns its mean of 1000-2000, send_excl_signal_fit its line",
-            "throughput": "back to back (interval 0); gbps = delivered bytes * 8 / (last delivery - first injection), as mint gen's throughput_gbps (payload bytes on every path: the driver-only path counts each frame less the run's headers); frame_gbps counts whole frames (delivered * size); raw-checked: kind raw (Ethernet, the stack bypassed, payload CRC checked); udp-checked: kind udp (smoltcp UDP/IP, payload checked); driver: deliver=driver (each frame counted at the driver and released: no stack, no check; its first injection is node 0's first stamp)",
-            "success_rate": "cycles of udp frames per size, the interval rising along success_rate_ladder_ns, stopping after two cycles in a row at 100 %; success_rate = delivered / sent; min_full_interval_ns the smallest interval of a cycle at 100 %",
-            "handling": "handling_ns: first injection to last delivery over the frames delivered, in a back-to-back udp run of the size (the success-rate cycle at interval 0, and the udp-checked throughput run when it ran; handling_estimates has each): the target's time per frame with its ring kept full (interrupt, driver, stack, payload check, amortized over the frames each interrupt takes); the smallest of them, since a host stall only lengthens a span",
-        },
-        "warnings": warnings,
-        "out_dir": out.display().to_string(),
-        "log_dir": prepared.log_dir.display().to_string(),
-        "elapsed_s": elapsed.as_secs_f64(),
-    })
 }
 
 /// Every run's raw samples (`raw/<purpose>_<size>_<kind>_<interval>_<metric>.csv`),
@@ -1428,19 +1617,21 @@ fn write_raw(m: &Measured, dir: &Path) -> Result<()> {
 /// The tables for people, on stdout, the paper's figures beside.
 pub fn print(r: &Value) {
     outln!(
-        "mint bench {} (system, accel {}, moderation {}) on {} (QEMU -cpu {}): node 0 plays the NIC for node 1",
+        "mint bench {} (system, accel {}, moderation {}) on {} (QEMU -cpu {}): node 0 plays the NIC for node {}",
         r["experiment"].as_str().unwrap_or("?"),
         r["accel"].as_str().unwrap_or("?"),
         r["moderation"].as_str().unwrap_or("?"),
         r["cpu"].as_str().unwrap_or("?"),
         r["qemu_cpu"].as_str().unwrap_or("?"),
+        r["placement"]["target_node"],
     );
     outln!(
         "node 0's TSC {:.1} MHz{}",
         r["tsc"]["hz"].as_f64().unwrap_or(0.0) / 1e6,
         if r["placement"]["ipi_rtt"].is_object() {
             format!(
-                "; IPI ping round trip node 0 -> node 1: p50 {} ns, p99 {} ns",
+                "; IPI ping round trip node 0 -> node {}: p50 {} ns, p99 {} ns",
+                r["placement"]["target_node"],
                 f0(&r["placement"]["ipi_rtt"]["p50"]),
                 f0(&r["placement"]["ipi_rtt"]["p99"])
             )
@@ -1450,7 +1641,10 @@ pub fn print(r: &Value) {
     );
     if let Some(rows) = r["send_time"].as_array() {
         outln!();
-        outln!("send time (Table 1), ns: node 0's send into node 1's ring, with the IPI");
+        outln!(
+            "send time (Table 1), ns: node 0's send into node {}'s ring, with the IPI",
+            r["placement"]["target_node"]
+        );
         outln!(
             "{:>7} {:>6} | {:>8} {:>8} {:>8} {:>5} | {:>6} {:>8} | {:>8}",
             "size B",
@@ -1572,6 +1766,9 @@ pub fn print(r: &Value) {
             );
         }
     }
+    if r["linux_target"].is_object() {
+        print_linux(r);
+    }
     if r["latency"].is_object() {
         let l = &r["latency"];
         outln!();
@@ -1598,6 +1795,81 @@ pub fn print(r: &Value) {
     );
     for w in r["warnings"].as_array().into_iter().flatten() {
         outln!("WARNING: {}", w.as_str().unwrap_or("?"));
+    }
+}
+
+/// The Linux target's rows beside the mint target's.
+fn print_linux(r: &Value) {
+    let l = &r["linux_target"];
+    outln!();
+    outln!(
+        "Linux target: node {} (Linux {}), the same runs in a boot of its own, beside the mint target's (node {}); its consoles in {}",
+        l["node"],
+        l["kernel"].as_str().unwrap_or("(release not seen)"),
+        r["placement"]["target_node"],
+        l["log_dir"].as_str().unwrap_or("?")
+    );
+    if let Some(rows) = l["throughput"].as_array() {
+        outln!(
+            "{:>7} {:>12} | {:>9} {:>9} | {:>9} {:>9} {:>6} {:>6}",
+            "size B",
+            "path",
+            "mint Gbps",
+            "Linux",
+            "ring full",
+            "sock full",
+            "other",
+            "sent"
+        );
+        let mint = r["throughput"].as_array();
+        for row in rows {
+            let beside = mint
+                .into_iter()
+                .flatten()
+                .find(|m| m["size"] == row["size"] && m["path"] == row["path"]);
+            outln!(
+                "{:>7} {:>12} | {:>9} {:>9} | {:>9} {:>9} {:>6} {:>6}",
+                row["size"].to_string(),
+                row["path"].as_str().unwrap_or("?"),
+                beside.map_or("n/a".into(), |m| f2(&m["gbps"])),
+                f2(&row["gbps"]),
+                row["drops"]["ring_full"].to_string(),
+                row["drops"]["socket_buffer_full"].to_string(),
+                row["drops"]["other"].to_string(),
+                row["sent"].to_string()
+            );
+        }
+        outln!(
+            "(the Linux target's drops: other includes `stack`, frames Linux's stack took and never gave the socket; driver: counted in mint0's NAPI poll, never handed to the stack)"
+        );
+    }
+    if let Some(rows) = l["success_rate"].as_array() {
+        for size in SUCCESS_SIZES {
+            let cells: Vec<String> = rows
+                .iter()
+                .filter(|x| x["size"] == size)
+                .map(|x| {
+                    format!(
+                        "{}:{}",
+                        interval_label(x["interval_ns"].as_u64().unwrap_or(0)),
+                        x["success_rate"].as_f64().map_or("n/a".into(), percent)
+                    )
+                })
+                .collect();
+            let key = size.to_string();
+            let from = |v: &Value| v.as_u64().map_or("n/a (never)".into(), |v| v.to_string());
+            outln!("{size:>7} B: {}", cells.join(" "));
+            outln!(
+                "          100 % from {} ns (mint: {} ns); handling per frame (back to back) {} ns (mint: {} ns)",
+                from(&l["min_full_interval_ns"][&key]),
+                from(&r["min_full_interval_ns"][&key]),
+                f0(&l["handling_ns"][&key]),
+                f0(&r["handling_ns"][&key])
+            );
+        }
+    }
+    for n in l["not_measured"].as_array().into_iter().flatten() {
+        outln!("not measured (Linux target): {}", n.as_str().unwrap_or("?"));
     }
 }
 

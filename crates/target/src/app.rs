@@ -145,6 +145,18 @@ impl<'m> App<'m> {
         self.last_delivery = (self.clock)();
     }
 
+    /// Frames a driver outside this crate counted and released itself
+    /// (Linux's `mint0` in a driver-only run): as `count_unchecked` for
+    /// each, `payload_bytes` their bytes less the headers, `last_tsc` the
+    /// clock at the last one.
+    pub fn count_at_driver(&mut self, frames: u64, payload_bytes: u64, last_tsc: u64) {
+        self.counts.delivered += frames;
+        self.counts.delivered_bytes += payload_bytes;
+        if frames > 0 {
+            self.last_delivery = self.last_delivery.max(last_tsc);
+        }
+    }
+
     /// A raw-Ethernet frame (the stack is bypassed).
     pub fn consume_raw(&mut self, frame: &[u8]) {
         match mint_traffic::parse_frame(PacketKind::Raw, frame) {

@@ -58,6 +58,15 @@ const MINT_IOC_RESET_SAMPLES: libc::c_ulong = 0x4d01;
 /// completed, delivering none of it (returns how many), and programs the
 /// run's interrupt moderation.
 const MINT_IOC_ARM: libc::c_ulong = 0x4d02;
+/// `MINT_IOC_ARM`'s argument beside ITR: a driver-only run...
+const ARM_DRIVER: libc::c_ulong = 1 << 16;
+/// ...and, in bits 24-31, the run's payload offset (the headers its
+/// driver-only count leaves out).
+const ARM_PAYLOAD_OFFSET_SHIFT: u32 = 24;
+/// `_IOR('M', 3, struct mint_driver_counts)`: a driver-only run's frames
+/// as the module counted them (three u64: frames, payload bytes, the TSC
+/// at the last).
+const MINT_IOC_DRIVER_COUNTS: libc::c_ulong = 0x8018_4d03;
 /// Values per `MINT-SAMPLES` line: a /dev/kmsg record holds under 1 KiB.
 const SAMPLES_PER_LINE: usize = 64;
 
@@ -77,10 +86,13 @@ impl Log {
             .ok())
     }
 
+    /// One record. The newline matters: without it Linux keeps the record
+    /// open for a continuation and prints it only when the next record
+    /// comes, so a run's last sample line would wait for the next run.
     pub fn line(&mut self, text: &str) {
         match &mut self.0 {
             Some(f) => {
-                let _ = f.write_all(text.as_bytes());
+                let _ = f.write_all(format!("{text}\n").as_bytes());
             }
             None => {
                 let _ = std::io::stderr().write_all(format!("{text}\n").as_bytes());
@@ -130,6 +142,8 @@ pub fn serve(log: &mut Log) -> Result<std::convert::Infallible, String> {
         injected_seen: None,
         ms: tsc_hz / 1000,
         mintdev: minor.1,
+        driver_only: false,
+        at_driver: DriverCounts::default(),
     };
     let mut buf = vec![0u8; 65536];
     loop {
@@ -176,10 +190,48 @@ struct Receiver {
     ms: u64,
     /// /dev/mint (its read gives the module's interrupt samples).
     mintdev: File,
+    /// This run delivers at the driver: `mint0` counts and frees each
+    /// frame, none reaches the stack or this application.
+    driver_only: bool,
+    /// The module's count of a driver-only run, as last read.
+    at_driver: DriverCounts,
+}
+
+/// `struct mint_driver_counts` (linux/module/mint.c).
+#[repr(C)]
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+struct DriverCounts {
+    frames: u64,
+    payload_bytes: u64,
+    last_tsc: u64,
+}
+
+fn driver_counts(dev: &File) -> Result<DriverCounts, String> {
+    let mut c = DriverCounts::default();
+    // SAFETY: the ioctl writes exactly one `struct mint_driver_counts`
+    // (three u64, the layout of `DriverCounts`) into `c`, which lives
+    // across the call.
+    let r = unsafe {
+        libc::ioctl(
+            dev.as_raw_fd(),
+            MINT_IOC_DRIVER_COUNTS,
+            &mut c as *mut DriverCounts,
+        )
+    };
+    if r != 0 {
+        return Err(format!(
+            "/dev/mint: driver counts: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(c)
 }
 
 impl Receiver {
     fn step(&mut self, buf: &mut [u8], log: &mut Log) {
+        if self.driver_only {
+            return self.step_at_driver(log);
+        }
         let ctl = self.ctl;
         let mut empty = false;
         let raw = self.app.kind() == PacketKind::Raw;
@@ -243,22 +295,65 @@ impl Receiver {
         }
     }
 
+    /// A driver-only run: the module counts; this follows its count
+    /// (about every millisecond) to the run's end.
+    fn step_at_driver(&mut self, log: &mut Log) {
+        let ctl = self.ctl;
+        match ctl.phase() {
+            Some(RunPhase::Configured) => return self.arm(log),
+            Some(RunPhase::Armed | RunPhase::Injected) => {}
+            _ => {
+                // The run is over (or was never armed): the next one may
+                // deliver to the stack.
+                self.driver_only = false;
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        let now = rdtsc();
+        match driver_counts(&self.mintdev) {
+            Ok(c) if c != self.at_driver => {
+                self.at_driver = c;
+                self.last_progress = now;
+                ctl.progress.store(c.frames, Ordering::Release);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                log.line(&format!("mint-target: {e}"));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if ctl.phase() != Some(RunPhase::Injected) {
+            return;
+        }
+        let since = *self.injected_seen.get_or_insert(now);
+        let idle_for = now - self.last_progress.max(since);
+        let sent = ctl.sent.load(Ordering::Acquire);
+        let done = self.at_driver.frames + ctl.drops_before_stack() >= sent;
+        if done || idle_for > QUIET_MS * self.ms {
+            self.finish(log, Some(0));
+        }
+    }
+
     /// Resets for the run the support node configured.
     fn arm(&mut self, log: &mut Log) {
         // Frames an abandoned run left behind are not this run's: in the
         // ring (the support node sends only once this run is armed, so
         // all of it), then in the sockets. `mint0` polls with NAPI
         // whatever the run's moderation; ITR it programs as asked.
+        let armed = self.app.arm(self.ctl);
+        self.driver_only =
+            self.ctl.deliver.load(Ordering::Acquire) == mint_abi::debug_nic::DELIVER_DRIVER;
+        self.at_driver = DriverCounts::default();
         let itr = mint_target::moderation_of(self.ctl).map_or(0, |m| m.itr_register());
+        let mut arg = libc::c_ulong::from(itr);
+        if self.driver_only {
+            let offset = mint_traffic::payload_offset(self.app.kind()) as libc::c_ulong;
+            arg |= ARM_DRIVER | offset << ARM_PAYLOAD_OFFSET_SHIFT;
+        }
         // SAFETY: an ioctl whose argument is a plain integer, on our open
         // /dev/mint.
-        let discarded = unsafe {
-            libc::ioctl(
-                self.mintdev.as_raw_fd(),
-                MINT_IOC_ARM,
-                libc::c_ulong::from(itr),
-            )
-        };
+        let discarded = unsafe { libc::ioctl(self.mintdev.as_raw_fd(), MINT_IOC_ARM, arg) };
         if discarded < 0 {
             log.line(&format!(
                 "mint-target: cannot arm mint0 for the run: {}",
@@ -284,13 +379,6 @@ impl Receiver {
         if reset != 0 {
             log.line("mint-target: cannot reset the module's interrupt samples");
         }
-        let armed = self.app.arm(self.ctl);
-        if self.ctl.deliver.load(Ordering::Acquire) == mint_abi::debug_nic::DELIVER_DRIVER {
-            log.line(&format!(
-                "mint-target: run {} asks for delivery at the driver; this Linux target delivers every frame to its application (checked) instead",
-                self.app.run_id()
-            ));
-        }
         match armed {
             Ok(()) => self.ctl.set_phase(RunPhase::Armed),
             Err(what) => {
@@ -307,6 +395,19 @@ impl Receiver {
     /// (`None`: the run gave up waiting; then as the counters say now).
     fn finish(&mut self, log: &mut Log, to_stack: Option<u64>) {
         let ctl = self.ctl;
+        if self.driver_only {
+            if let Ok(c) = driver_counts(&self.mintdev) {
+                self.at_driver = c;
+            }
+            let c = self.at_driver;
+            self.app
+                .count_at_driver(c.frames, c.payload_bytes, c.last_tsc);
+            log.line(&format!(
+                "mint-target: run {}: {} frames consumed at mint0's driver (driver-only delivery: not checked, not handed to the stack)",
+                self.app.run_id(),
+                c.frames
+            ));
+        }
         let now = DevCounters::now();
         let stats = Stats {
             to_stack: to_stack
