@@ -82,17 +82,20 @@ pub fn run(args: BootArgs) -> Result<ExitCode> {
         .map(|f| parse_fault(f, plan.nodes.len()))
         .transpose()?;
     if let Some(f) = fault
-        && f.kind != FaultKind::Panic
+        && !crate::linuxmod::LINUX_FAULTS.contains(&f.kind)
         && plan
             .nodes
             .iter()
             .any(|n| n.id.0 == f.node && n.os.is_linux())
     {
         bail!(
-            "--fault {}:{}: node {} runs Linux, where mint's module injects only `panic`",
+            "--fault {}:{}: node {} runs Linux, where mint's module injects only {}",
             f.node,
             f.kind.as_str(),
-            f.node
+            f.node,
+            crate::linuxmod::LINUX_FAULTS
+                .map(|k| format!("`{}`", k.as_str()))
+                .join(", ")
         );
     }
     let prepared = crate::machine::prepare(&args.machine, args.json)?;

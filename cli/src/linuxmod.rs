@@ -29,6 +29,17 @@ const SOURCES: [(&str, &str); 2] = [
 
 /// `mint_abi.h`: every offset and constant of the shared region the
 /// module uses, from the Rust definitions.
+/// The faults mint's module injects into a Linux node (`mint boot
+/// --fault K:KIND`): a panic; an oops, which `oops=panic` on the node's
+/// command line turns into one (a NULL read, a `BUG()`'s invalid opcode);
+/// a hang with interrupts off, which only node 0's heartbeat watch sees.
+pub const LINUX_FAULTS: [FaultKind; 4] = [
+    FaultKind::Panic,
+    FaultKind::PageFault,
+    FaultKind::InvalidOpcode,
+    FaultKind::Hang,
+];
+
 pub fn abi_header() -> String {
     use core::mem::offset_of;
     let mut h = String::from(
@@ -59,7 +70,10 @@ pub fn abi_header() -> String {
         "HEADER_INJECT_FAULT",
         offset_of!(Header, inject_fault) as u64,
     );
-    def("FAULT_PANIC", FaultKind::Panic as u64);
+    for kind in LINUX_FAULTS {
+        let name = kind.as_str().to_uppercase().replace('-', "_");
+        def(&format!("FAULT_{name}"), kind as u64);
+    }
     def("SLOTS_OFFSET", shared::SLOTS_OFFSET as u64);
     def("SLOT_SIZE", shared::SLOT_SIZE as u64);
     def("SLOT_STATE", offset_of!(NodeSlot, state) as u64);
@@ -275,6 +289,11 @@ mod tests {
         assert!(h.contains("#define MINT_OUTBOX_SLOTS 0x40ULL"));
         assert!(h.contains("#define MINT_SLOT_SIZE 0x1000ULL"));
         assert!(h.contains("#define MINT_DEFAULT_MAILBOX_VECTOR 0xf0ULL"));
+        // Every fault the module injects, by FaultKind's number.
+        assert!(h.contains("#define MINT_FAULT_PANIC 0x2ULL"));
+        assert!(h.contains("#define MINT_FAULT_PAGE_FAULT 0x1ULL"));
+        assert!(h.contains("#define MINT_FAULT_INVALID_OPCODE 0x5ULL"));
+        assert!(h.contains("#define MINT_FAULT_HANG 0x4ULL"));
     }
 
     #[test]

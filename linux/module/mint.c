@@ -16,9 +16,10 @@
  *  - on Halt from node 0 stops its heartbeat and says Halted;
  *  - on a restart, halt or power-off (a reboot notifier) says Halted and
  *    halts its core, so the kernel never resets the shared machine;
- *  - on a panic marks its slot Crashed with the panic's message (and
- *    panics, after its ping round, when node 0 asks it to inject that
- *    fault: `mint boot --fault K:panic`);
+ *  - on a panic marks its slot Crashed with the panic's message and the
+ *    oops before it, if any (a die notifier); after its ping round
+ *    injects the fault node 0 asks for (`mint boot --fault K:KIND`: panic,
+ *    page-fault, invalid-opcode, hang);
  *  - when node 0 made this node the debug NIC's target: `mint0`, a network
  *    device that is that NIC (the e1000 register page and legacy RX ring in
  *    the shared region, programmed and cleaned as mint's Rust driver does),
@@ -56,6 +57,7 @@
 #include <linux/vmalloc.h>
 #include <linux/uaccess.h>
 #include <linux/reboot.h>
+#include <linux/kdebug.h>
 #include <asm/apic.h>
 #include <asm/hw_irq.h>
 #include <asm/irqdomain.h>
@@ -262,6 +264,37 @@ static u64 ping_once(u32 peer, u32 seq)
 	return READ_ONCE(reply_tsc) - t0;
 }
 
+/* Read through by the page-fault injection: volatile, so the compiler
+ * emits the load of address 0 as written. */
+static u64 *volatile nowhere;
+
+/* The fault node 0 asked this node to inject (`mint boot --fault`), in
+ * the ping round's work: a panic (the notifier marks the slot Crashed);
+ * an oops, made a panic by the node's `oops=panic` (the die notifier puts
+ * the oops in the reason); or a hang with interrupts off, which stops the
+ * heartbeat too, so node 0's watch declares the node crashed. */
+static void inject_fault(u32 kind)
+{
+	switch (kind) {
+	case MINT_FAULT_PANIC:
+		panic("mint: fault injected: panic");
+	case MINT_FAULT_PAGE_FAULT:
+		pr_emerg("mint: fault injected: page fault (a read of address 0)\n");
+		(void)READ_ONCE(*nowhere);
+		break;
+	case MINT_FAULT_INVALID_OPCODE:
+		pr_emerg("mint: fault injected: invalid opcode (BUG)\n");
+		BUG();
+	case MINT_FAULT_HANG:
+		pr_emerg("mint: fault injected: hang with interrupts off\n");
+		local_irq_disable();
+		for (;;)
+			cpu_relax();
+	default:
+		break;
+	}
+}
+
 /* Pings every running peer PINGS_PER_PEER times, as mint's nodes do. */
 static void ping_round(struct work_struct *w)
 {
@@ -282,10 +315,8 @@ static void ping_round(struct work_struct *w)
 		pr_info("mint: pinged node %u: %u round trips\n", peer,
 			READ_ONCE(*U32(SLOT(node, PING_COUNT) + peer * 4)));
 	}
-	/* `mint boot --fault K:panic`: instead of finishing the round, panic
-	 * (the notifier marks the slot Crashed). */
-	if (READ_ONCE(*U32(MINT_HEADER_INJECT_FAULT + node * 4)) == MINT_FAULT_PANIC)
-		panic("mint: fault injected: panic");
+	/* `mint boot --fault K:KIND`: instead of finishing the round. */
+	inject_fault(READ_ONCE(*U32(MINT_HEADER_INJECT_FAULT + node * 4)));
 	/* A fault /init injects (`mint_user_fault=`): node 0 keeps waiting
 	 * for this round's end, and sees the node crash or halt instead. */
 	if (user_fault) {
@@ -295,11 +326,33 @@ static void ping_round(struct work_struct *w)
 	smp_store_release(U32(SLOT(node, PINGS_DONE)), 1);
 }
 
+/* The oops a panic follows (`oops=panic`), for the crash's reason. */
+static char oops_what[64];
+
+static int on_die(struct notifier_block *nb, unsigned long event, void *data)
+{
+	struct die_args *args = data;
+
+	if (event == DIE_OOPS && !oops_what[0])
+		/* Not args->trapnr: a kernel page fault leaves it 0. */
+		snprintf(oops_what, sizeof(oops_what), "%s at %pS",
+			 args->str ? args->str : "?", (void *)args->regs->ip);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block die_nb = {
+	.notifier_call = on_die,
+};
+
 static int on_panic(struct notifier_block *nb, unsigned long event, void *msg)
 {
 	char why[MINT_REASON_LEN];
 
-	snprintf(why, sizeof(why), "linux panic: %s", msg ? (const char *)msg : "?");
+	if (oops_what[0])
+		snprintf(why, sizeof(why), "linux panic: %s (after an oops: %s)",
+			 msg ? (const char *)msg : "?", oops_what);
+	else
+		snprintf(why, sizeof(why), "linux panic: %s", msg ? (const char *)msg : "?");
 	write_reason(why);
 	set_state(MINT_STATE_CRASHED);
 	return NOTIFY_DONE;
@@ -948,6 +1001,7 @@ static int __init mint_init(void)
 	if (ret)
 		pr_err("mint: node %u runs without mint0 (%d)\n", node, ret);
 	atomic_notifier_chain_register(&panic_notifier_list, &panic_nb);
+	register_die_notifier(&die_nb);
 	hrtimer_init(&beat, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
 	beat.function = on_beat;
 	hrtimer_start(&beat, ms_to_ktime(1000 / MINT_TIMER_HZ), HRTIMER_MODE_REL);

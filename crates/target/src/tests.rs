@@ -485,3 +485,22 @@ fn napi_unmask_rechecks_the_ring() {
     s.posted.0.store(0, Ordering::Relaxed);
     assert!(sender.send(2).signal_ticks > 0);
 }
+
+#[test]
+fn a_count_made_at_another_driver_is_published_as_delivered() {
+    // Linux's mint0 counts a driver-only run itself; the application
+    // publishes that count as its own driver-only path would.
+    let ctl = RunControl::default();
+    let mut app = App::new(clock, None);
+    app.arm(&ctl).expect("armed");
+    app.count_at_driver(0, 0, 99);
+    assert_eq!(app.counts().delivered, 0);
+    app.count_at_driver(7, 7 * 1472, 5_000);
+    ctl.set_phase(RunPhase::Injected);
+    assert!(app.publish(&ctl, &Stats::default()));
+    assert_eq!(ctl.delivered.load(Ordering::Relaxed), 7);
+    assert_eq!(ctl.delivered_bytes.load(Ordering::Relaxed), 7 * 1472);
+    // The last delivery is the driver's stamp, not the empty count's.
+    assert_eq!(ctl.last_delivery_tsc.load(Ordering::Relaxed), 5_000);
+    assert_eq!(ctl.phase(), Some(RunPhase::Complete));
+}

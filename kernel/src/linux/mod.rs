@@ -17,7 +17,9 @@
 //!   FADT's SCI is IRQ 0, whose ELCR bit is always clear, i.e. edge), its
 //!   console through
 //!   `earlyprintk` on its own UART only (`8250.nr_uarts=0`: the 8250 driver
-//!   probes no port, so no other node's UART is touched);
+//!   probes no port, so no other node's UART is touched); `oops=panic`, so
+//!   a kernel oops ends the node (crashed, with the oops in its reason)
+//!   instead of leaving a half-dead kernel that still beats its heartbeat;
 //! - a start through the AP trampoline into the entry stub, which loads
 //!   the protocol's GDT and enters the kernel at load + 0x200, rsi = the
 //!   zero page.
@@ -320,7 +322,7 @@ fn place_initrd(
 fn command_line(id: NodeId, console: u16, tsc_hz: u64, shared: (u64, u64), extra: &str) -> String {
     let line = alloc::format!(
         "earlyprintk=serial,{console:#x},115200,keep 8250.nr_uarts=0 nr_cpus=1 noapic pci=off \
-         acpi=noirq acpi_sci=edge tsc=reliable tsc_early_khz={} mint_report={:#x} \
+         acpi=noirq acpi_sci=edge tsc=reliable tsc_early_khz={} oops=panic mint_report={:#x} \
          mint_shared={:#x},{:#x} mint_node={} {extra}",
         tsc_hz / 1000,
         stub::init_report(id).as_u64(),
