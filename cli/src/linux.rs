@@ -76,13 +76,19 @@ pub fn prepare(plan: &Plan, dir: &Path) -> Result<Option<(PathBuf, u64)>> {
         return Ok(None);
     }
     let mut files: Vec<(NodeId, Kind, Vec<u8>)> = Vec::new();
-    // mint's initramfs, by the release its module is built for (none for
-    // a plan's own kernel: bring your own module in your own initrd).
+    // mint's initramfs, by the release its module is built for (for a
+    // plan's own kernel, the release its header names when that
+    // release's headers are installed; else none: bring your own module
+    // in your own initrd).
     let mut own_initrd: std::collections::BTreeMap<Option<String>, Vec<u8>> = Default::default();
     let mut init: Option<Vec<u8>> = None;
     for (node, boot) in nodes {
         let (kernel, release) = match &boot.kernel {
-            Some(path) => (read_kernel(node, Path::new(path))?, None),
+            Some(path) => {
+                let bytes = read_kernel(node, Path::new(path))?;
+                let release = own_kernel_release(node, path, &bytes, boot.initrd.is_none());
+                (bytes, release)
+            }
             None => {
                 let (path, release) = debian_kernel()?;
                 (read_kernel(node, &path)?, Some(release))
@@ -128,6 +134,26 @@ pub fn prepare(plan: &Plan, dir: &Path) -> Result<Option<(PathBuf, u64)>> {
     let path = dir.join("linux-pack.bin");
     std::fs::write(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(Some((path, bytes.len() as u64)))
+}
+
+/// The release of a plan's own kernel that mint's module can be built
+/// for: the one its header names, when that release's headers are
+/// installed. Says why not when mint's initramfs goes without it.
+fn own_kernel_release(node: NodeId, path: &str, bytes: &[u8], says: bool) -> Option<String> {
+    let release = BzImage::parse(bytes).ok()?.release().map(str::to_string);
+    let why = match &release {
+        None => "its header names no release".to_string(),
+        Some(r) if crate::linuxmod::installed_headers(r).is_none() => {
+            format!("the headers of its release {r} are not installed (/usr/src/linux-headers-{r})")
+        }
+        Some(_) => return release,
+    };
+    if says {
+        errln!(
+            "mint: {node}: kernel {path}: mint's initramfs goes without mint's module ({why}): the node is unmonitored, and cannot be the debug NIC's target"
+        );
+    }
+    None
 }
 
 /// `~/.cache/mint/linux` (or under `$XDG_CACHE_HOME`).

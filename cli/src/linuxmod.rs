@@ -193,11 +193,16 @@ fn debug_nic_defs(def: &mut impl FnMut(&str, u64)) {
     def("RX_STATUS_EOP", u64::from(RxStatus::EOP.bits()));
 }
 
+/// The headers' build directory for `release`, if installed.
+pub fn installed_headers(release: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(format!("/usr/src/linux-headers-{release}"));
+    dir.join("Makefile").is_file().then_some(dir)
+}
+
 /// The headers' build directory for `release`, installed when missing
 /// and this runs as root.
 fn headers(release: &str) -> Result<PathBuf> {
-    let dir = PathBuf::from(format!("/usr/src/linux-headers-{release}"));
-    if dir.join("Makefile").is_file() {
+    if let Some(dir) = installed_headers(release) {
         return Ok(dir);
     }
     let package = format!("linux-headers-{release}");
@@ -214,10 +219,10 @@ fn headers(release: &str) -> Result<PathBuf> {
         .stdout(std::io::stderr())
         .status()
         .context("cannot run apt-get")?;
-    if !status.success() || !dir.join("Makefile").is_file() {
-        bail!("apt-get install {package} failed ({status}); install it by hand");
+    match installed_headers(release) {
+        Some(dir) if status.success() => Ok(dir),
+        _ => bail!("apt-get install {package} failed ({status}); install it by hand"),
     }
-    Ok(dir)
 }
 
 /// `~/.cache/mint/linux/<release>/module/mint.ko`, built if its sources

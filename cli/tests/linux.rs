@@ -369,6 +369,84 @@ fn with_an_initrd_of_its_own_the_node_is_started_not_awaited() {
     assert!(uint(&linux["entered_us"], "entered_us") > 0);
 }
 
+/// Debian's kernel as mint takes it (the release `linux-image-amd64`
+/// depends on, in /boot or mint's cache), fetched by one boot of the
+/// example when no test has fetched it yet.
+fn debian_kernel() -> (String, PathBuf) {
+    let out = std::process::Command::new("apt-cache")
+        .args(["depends", "linux-image-amd64"])
+        .output()
+        .expect("apt-cache");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let release = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Depends: linux-image-"))
+        .expect("linux-image-amd64's image")
+        .to_string();
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+    let places = [
+        PathBuf::from(format!("/boot/vmlinuz-{release}")),
+        cache.join(format!("mint/linux/{release}/vmlinuz-{release}")),
+    ];
+    if !places.iter().any(|p| p.is_file()) {
+        let (run, _logs) = run_logged("boot", &["--config", example().to_str().expect("UTF-8")]);
+        run.assert_exit(0);
+    }
+    let path = places
+        .into_iter()
+        .find(|p| p.is_file())
+        .expect("Debian's kernel, fetched");
+    (release, path)
+}
+
+#[test]
+fn a_plans_own_kernel_gets_mints_module_when_its_headers_are_installed() {
+    // The plan names the kernel file itself: mint reads its release from
+    // the bzImage's header and, with that release's headers installed,
+    // builds its module for it: the node is monitored like the default.
+    // The same image with its release string changed (headers for it are
+    // not installed) boots without the module, which mint says up front.
+    let (release, kernel) = debian_kernel();
+    let dir = TempDir::new().expect("temporary directory");
+    // Same length (6.1.0-57-amd64 becomes 691.0-57-amd64): the header's
+    // pointer and the rest stay valid.
+    let renamed = release.replacen('.', "9", 1);
+    let mut bytes = std::fs::read(&kernel).expect("kernel");
+    let copy = dir.path().join("vmlinuz-renamed");
+    let at = bytes
+        .windows(release.len() + 1)
+        .position(|w| w == format!("{release} ").as_bytes())
+        .expect("the release in the image");
+    assert_eq!(renamed.len(), release.len());
+    bytes.splice(at..at + release.len(), renamed.bytes());
+    std::fs::write(&copy, bytes).expect("copy written");
+    for (path, module) in [(kernel.as_path(), true), (copy.as_path(), false)] {
+        let text = std::fs::read_to_string(example())
+            .expect("example")
+            .replace(
+                "# kernel = \"/boot/vmlinuz-6.1.0-57-amd64\"",
+                &format!("kernel = \"{}\"", path.display()),
+            );
+        let plan = dir.path().join("plan.toml");
+        std::fs::write(&plan, text).expect("plan written");
+        let (run, _logs) = run_logged("boot", &["--config", plan.to_str().expect("UTF-8")]);
+        run.assert_exit(0);
+        let linux = &run.report()["nodes"][1];
+        assert_eq!(linux["init"]["reached"], true, "{}", run.context());
+        assert_eq!(linux["monitored"], module, "{}", run.context());
+        let said = run
+            .stderr
+            .contains("goes without mint's module (the headers of its release");
+        assert_eq!(said, !module, "{}", run.context());
+        if module {
+            assert_eq!(linux["state"], "running", "{}", run.context());
+            assert_eq!(linux["kernel"], release.as_str(), "{}", run.context());
+        }
+    }
+}
+
 /// `examples/linux.toml` with node 1's `cmdline` set to `cmdline`.
 fn example_with_cmdline(dir: &TempDir, cmdline: &str) -> PathBuf {
     let text = std::fs::read_to_string(example())

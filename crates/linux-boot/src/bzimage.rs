@@ -11,6 +11,8 @@ mod field {
     pub const JUMP: usize = 0x200;
     pub const HEADER: usize = 0x202;
     pub const VERSION: usize = 0x206;
+    /// Where the kernel's version string is, less 0x200 (0 = none).
+    pub const KERNEL_VERSION: usize = 0x20e;
     pub const INITRD_ADDR_MAX: usize = 0x22c;
     pub const KERNEL_ALIGNMENT: usize = 0x230;
     pub const RELOCATABLE: usize = 0x234;
@@ -181,6 +183,23 @@ impl<'a> BzImage<'a> {
         }
     }
 
+    /// The kernel's release (the first word of its version string, e.g.
+    /// `6.1.0-57-amd64`), when the header points at a printable one inside
+    /// the setup part.
+    pub fn release(&self) -> Option<&'a str> {
+        let at = usize::from(self.u16(field::KERNEL_VERSION));
+        if at == 0 {
+            return None;
+        }
+        let start = at + 0x200;
+        let text = self
+            .bytes
+            .get(start..self.setup_len().min(self.bytes.len()))?;
+        let end = text.iter().position(|&b| b == 0 || b == b' ')?;
+        let word = core::str::from_utf8(&text[..end]).ok()?;
+        (!word.is_empty() && word.bytes().all(|b| b.is_ascii_graphic())).then_some(word)
+    }
+
     /// The setup header as the boot loader copies it into the zero page:
     /// from 0x1f1 to the end the jump at 0x200 names (0x202 + its byte).
     pub fn header(&self) -> &'a [u8] {
@@ -212,6 +231,22 @@ pub(crate) mod tests {
         b[field::CMDLINE_SIZE..field::CMDLINE_SIZE + 4].copy_from_slice(&2047u32.to_le_bytes());
         b[5 * 512] = 0xcc;
         b
+    }
+
+    #[test]
+    fn the_release_is_the_version_strings_first_word() {
+        let mut b = image();
+        assert_eq!(BzImage::parse(&b).expect("valid").release(), None);
+        let text = b"6.1.0-57-amd64 (debian-kernel@lists.debian.org) #1 SMP\0";
+        b[0x800..0x800 + text.len()].copy_from_slice(text);
+        b[field::KERNEL_VERSION..field::KERNEL_VERSION + 2]
+            .copy_from_slice(&(0x800u16 - 0x200).to_le_bytes());
+        let k = BzImage::parse(&b).expect("valid");
+        assert_eq!(k.release(), Some("6.1.0-57-amd64"));
+        // Pointing past the setup part, or at no terminator: none.
+        b[field::KERNEL_VERSION..field::KERNEL_VERSION + 2]
+            .copy_from_slice(&0x2000u16.to_le_bytes());
+        assert_eq!(BzImage::parse(&b).expect("valid").release(), None);
     }
 
     #[test]
