@@ -9,6 +9,8 @@
 //! - [`acpi`]: per-node ACPI tables (RSDP, XSDT/RSDT, a hardware-reduced
 //!   FADT, an empty DSDT, a MADT with only the node's local APIC) that keep
 //!   Linux off the shared platform devices.
+//! - [`mptable`]: an MP table naming no I/O APIC, found before the
+//!   firmware's, so Linux registers (and reads) no I/O APIC from it.
 //! - [`pack`]: the one file the CLI gives node 0 (QEMU's PVH boot carries a
 //!   single module) holding each Linux node's kernel, initrd and command line.
 //!
@@ -22,6 +24,7 @@ extern crate alloc;
 
 pub mod acpi;
 pub mod bzimage;
+pub mod mptable;
 pub mod pack;
 pub mod params;
 

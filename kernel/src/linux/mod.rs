@@ -10,7 +10,9 @@
 //! - an e820 map of only its partition plus a private slice below 1 MiB
 //!   (for its real-mode trampoline);
 //! - per-node ACPI tables in node 0's low area (`stub`): hardware-reduced,
-//!   no I/O APIC, no 8259s, no RTC, no 8042, no VGA;
+//!   no I/O APIC, no 8259s, no RTC, no 8042, no VGA; and an MP table with
+//!   no I/O APIC where Linux looks first (`mint_linux_boot::mptable`), so
+//!   it does not read the firmware's and probe the shared I/O APIC;
 //! - a command line keeping it off shared devices: `nr_cpus=1 noapic
 //!   pci=off tsc=reliable tsc_early_khz=<node 0's>`, `acpi=noirq
 //!   acpi_sci=edge` (so it keeps the shared ELCR as it finds it: the
@@ -244,6 +246,7 @@ fn prepare(
     let cr3 = memory.identity_tables(tables, &[low, part])?;
     let acpi = mint_linux_boot::acpi::build(spec.rsdp, apic);
     stub::install(id, PhysAddr(load + ENTRY_64_OFFSET), &acpi);
+    stub::install_mp_table(&mint_linux_boot::mptable::build());
 
     let (slice, slice_len) = low_slice(id);
     println!(

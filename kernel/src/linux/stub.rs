@@ -129,6 +129,18 @@ pub fn install(id: NodeId, entry: PhysAddr, acpi: &[u8]) {
     }
 }
 
+/// Writes the MP table every Linux node finds first (the same for all)
+/// at physical `mptable::BASE`.
+pub fn install_mp_table(table: &[u8; mint_linux_boot::mptable::LEN]) {
+    let base = mint_linux_boot::mptable::BASE as usize as *mut u8;
+    // SAFETY: physical 0x300..0x33c, the real-mode vectors 0xC0-0xFF in
+    // node 0's low area (identity mapped, writable, in its tables), which
+    // nothing reads once every core runs in long mode: the trampoline at
+    // 0x8000 takes no interrupt in real mode, and the firmware is done.
+    // Linux nodes only read it; nothing else writes it.
+    unsafe { core::ptr::copy_nonoverlapping(table.as_ptr(), base, table.len()) };
+}
+
 /// The TSC the stub of node `id` stamped on its way into Linux, 0 before.
 pub fn started_tsc(id: NodeId) -> u64 {
     let slot = block(id).as_u64() + STUB_OFF + stub_offset(&raw const linux_stub_started);
