@@ -366,6 +366,28 @@ impl DeviceModel {
         })
     }
 
+    /// Warms what the next frame is placed in: the descriptor at RDH, when the device owns it
+    /// (RDH != RDT), and `len` bytes of its buffer are prefetched for writing
+    /// (`DescriptorRing::prepare_writeback`, `DmaMemory::prepare_write`), so the next frame's
+    /// copy and write-back find their lines here instead of in the cache of the driver that
+    /// last read them. A hint: nothing changes in the registers, the ring or the memory.
+    pub fn prepare_next<R, D, M>(regs: &R, ring: &D, dma: &M, len: usize)
+    where
+        R: RegisterAccess + ?Sized,
+        D: DescriptorRing + ?Sized,
+        M: DmaMemory + ?Sized,
+    {
+        let Ok(count) = ring_count(regs.read(Register::RDLEN), ring.len()) else {
+            return;
+        };
+        let head = regs.read(Register::RDH);
+        if head >= u32::from(count) || head == regs.read(Register::RDT) {
+            return;
+        }
+        ring.prepare_writeback(head as u16);
+        dma.prepare_write(ring.load(head as u16).buffer_addr, len);
+    }
+
     /// Sets or clears STATUS.LU and raises LSC, as the NIC does when the link changes. Returns
     /// whether LSC is unmasked (the caller must raise the driver's interrupt).
     pub fn set_link<R: RegisterAccess + ?Sized>(&self, regs: &R, up: bool) -> bool {

@@ -38,6 +38,10 @@ pub trait DescriptorRing {
 
     /// Zeroes the write-back fields (word1) of descriptor `index`, handing it back unwritten.
     fn clear_status(&self, index: u16);
+
+    /// A hint that descriptor `index` is written back next: a backend may start taking its
+    /// line for writing. No effect on the descriptor.
+    fn prepare_writeback(&self, _index: u16) {}
 }
 
 impl<T: DescriptorRing + ?Sized> DescriptorRing for &T {
@@ -55,6 +59,9 @@ impl<T: DescriptorRing + ?Sized> DescriptorRing for &T {
     }
     fn clear_status(&self, index: u16) {
         (**self).clear_status(index)
+    }
+    fn prepare_writeback(&self, index: u16) {
+        (**self).prepare_writeback(index)
     }
 }
 
@@ -88,6 +95,11 @@ pub trait DmaMemory {
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), DmaError>;
     /// Copies `addr..addr + out.len()` into `out`.
     fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), DmaError>;
+    /// A hint that `addr..addr + len` is written next: a backend may start
+    /// taking the lines for writing (a prefetch), so the write finds them
+    /// here instead of in the core that last read them. No effect on
+    /// what memory holds; nothing outside the memory is touched.
+    fn prepare_write(&self, _addr: u64, _len: usize) {}
 }
 
 impl<T: DmaMemory + ?Sized> DmaMemory for &T {
@@ -96,5 +108,8 @@ impl<T: DmaMemory + ?Sized> DmaMemory for &T {
     }
     fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), DmaError> {
         (**self).read(addr, out)
+    }
+    fn prepare_write(&self, addr: u64, len: usize) {
+        (**self).prepare_write(addr, len)
     }
 }

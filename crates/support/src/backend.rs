@@ -9,12 +9,14 @@
 //!   write-back published with one release store;
 //! - [`WordDma`]: DMA memory as `AtomicU64` words (the native runs'; the
 //!   kernel's DMA window is volatile bytes, `kernel/src/nic/dma.rs`). Both
-//!   move frames a 64-bit word at a time with plain loads and stores.
+//!   move frames with the same copies, `mint_volatile::VolatileSlice`'s,
+//!   and warm a buffer for writing the same way.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use mint_abi::debug_nic::NicRegisters;
 use mint_e1000::{DescriptorRing, DmaError, DmaMemory, RegisterSlots, RxDescriptor};
+use mint_volatile::VolatileSlice;
 
 /// The debug NIC's register page as the e1000 crate's register slots.
 pub struct NicSlots<'a>(pub &'a NicRegisters);
@@ -73,6 +75,12 @@ impl DescriptorRing for AtomicRing<'_> {
     fn clear_status(&self, index: u16) {
         self.descs[usize::from(index)][1].store(0, Ordering::Release);
     }
+
+    fn prepare_writeback(&self, index: u16) {
+        if let Some(d) = self.descs.get(usize::from(index)) {
+            mint_volatile::prefetch_write(d);
+        }
+    }
 }
 
 const WORD: usize = core::mem::size_of::<u64>();
@@ -126,63 +134,32 @@ impl<'a> WordDma<'a> {
 }
 
 impl DmaMemory for WordDma<'_> {
+    // The kernel's copies (`mint_volatile::VolatileSlice`), over the words.
     #[inline]
     fn write(&self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
-        let mut off = self.offset(addr, data.len())?;
-        let mut data = data;
-        // An unaligned head or a short tail: merge into its word.
-        while !data.is_empty() {
-            let word = &self.words[off / WORD];
-            let at = off % WORD;
-            let n = (WORD - at).min(data.len());
-            if n == WORD {
-                let whole = data.len() / WORD * WORD;
-                for (w, chunk) in self.words[off / WORD..]
-                    .iter()
-                    .zip(data[..whole].chunks_exact(WORD))
-                {
-                    let mut b = [0u8; WORD];
-                    b.copy_from_slice(chunk);
-                    w.store(u64::from_le_bytes(b), Ordering::Relaxed);
-                }
-                off += whole;
-                data = &data[whole..];
-                continue;
-            }
-            let mut b = word.load(Ordering::Relaxed).to_le_bytes();
-            b[at..at + n].copy_from_slice(&data[..n]);
-            word.store(u64::from_le_bytes(b), Ordering::Relaxed);
-            off += n;
-            data = &data[n..];
-        }
-        Ok(())
+        let off = self.offset(addr, data.len())?;
+        VolatileSlice::from_atomics(self.words)
+            .copy_from(off, data)
+            .map_err(|_| DmaError {
+                addr,
+                len: data.len(),
+            })
     }
 
     #[inline]
     fn read(&self, addr: u64, out: &mut [u8]) -> Result<(), DmaError> {
-        let mut off = self.offset(addr, out.len())?;
-        let mut done = 0;
-        while done < out.len() {
-            let at = off % WORD;
-            if at == 0 && out.len() - done >= WORD {
-                // Whole words: one load and one 8-byte store each.
-                let whole = (out.len() - done) / WORD * WORD;
-                for (w, chunk) in self.words[off / WORD..]
-                    .iter()
-                    .zip(out[done..done + whole].chunks_exact_mut(WORD))
-                {
-                    chunk.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
-                }
-                off += whole;
-                done += whole;
-                continue;
-            }
-            let n = (WORD - at).min(out.len() - done);
-            let b = self.words[off / WORD].load(Ordering::Relaxed).to_le_bytes();
-            out[done..done + n].copy_from_slice(&b[at..at + n]);
-            off += n;
-            done += n;
+        let off = self.offset(addr, out.len())?;
+        VolatileSlice::from_atomics(self.words)
+            .copy_to(off, out)
+            .map_err(|_| DmaError {
+                addr,
+                len: out.len(),
+            })
+    }
+
+    fn prepare_write(&self, addr: u64, len: usize) {
+        if let Ok(off) = self.offset(addr, len) {
+            VolatileSlice::from_atomics(self.words).prefetch_for_write(off, len);
         }
-        Ok(())
     }
 }

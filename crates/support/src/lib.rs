@@ -225,6 +225,9 @@ where
     /// posted, and counts the frame as sent.
     pub fn send(&mut self, seq: u32) -> Sent {
         let t0 = self.clock.now();
+        // The posted flag is read after the frame is in place: start
+        // bringing its line (the target writes it) now.
+        mint_volatile::prefetch_read(self.lines.posted);
         let nth = |every: u32| every > 0 && (seq.wrapping_add(1)).is_multiple_of(every);
         let frame = if nth(self.faults.stale_every) {
             self.template
@@ -258,6 +261,11 @@ where
                     )
                 }
             };
+        if placed {
+            // The device's DMA engine reads ahead: the next frame's buffer
+            // is taken for writing while the support node waits.
+            DeviceModel::prepare_next(regs, ring, dma, self.template.frame().len());
+        }
         let t1 = self.clock.now();
         self.counters.sent += 1;
         Sent {

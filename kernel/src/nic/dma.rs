@@ -52,4 +52,10 @@ impl DmaMemory for PhysBytes {
             .copy_to(0, out)
             .map_err(|_| DmaError { addr, len })
     }
+
+    fn prepare_write(&self, addr: u64, len: usize) {
+        if let Ok(part) = self.part(addr, len) {
+            part.prefetch_for_write(0, len);
+        }
+    }
 }
