@@ -219,13 +219,14 @@ impl Counts {
 /// Fig. 9's sizes.
 pub const SUCCESS_SIZES: [usize; 3] = [1514, 8192, 16384];
 /// The success-rate cycles' intervals, rising cycle by cycle (ns; 0 = back
-/// to back): around the target's per-frame handling time natively (0.5 to
-/// 5 us from 1.5 to 16 KB on these machines), up to where nothing is lost
+/// to back): steps of 125-250 ns around the target's per-frame handling
+/// time natively (0.3 to 1.6 us from 1.5 to 16 KB on these machines, so a
+/// 100 % interval can be told from 1.5x of it), up to where nothing is lost
 /// even when the host takes a CPU away for a while (at 64 us the ring's
 /// 256 descriptors hold 16 ms of frames).
-pub const CYCLE_INTERVALS_NS: [u64; 15] = [
-    0, 250, 500, 750, 1_000, 1_500, 2_000, 3_000, 4_000, 6_000, 8_000, 12_000, 16_000, 32_000,
-    64_000,
+pub const CYCLE_INTERVALS_NS: [u64; 20] = [
+    0, 125, 250, 375, 500, 625, 750, 1_000, 1_250, 1_500, 2_000, 2_500, 3_000, 4_000, 6_000,
+    8_000, 12_000, 16_000, 32_000, 64_000,
 ];
 /// The moderations every cycle runs under: the paper's one interrupt per
 /// frame, the e1000's ITR (4 us), NAPI.
