@@ -225,8 +225,8 @@ pub const SUCCESS_SIZES: [usize; 3] = [1514, 8192, 16384];
 /// even when the host takes a CPU away for a while (at 64 us the ring's
 /// 256 descriptors hold 16 ms of frames).
 pub const CYCLE_INTERVALS_NS: [u64; 20] = [
-    0, 125, 250, 375, 500, 625, 750, 1_000, 1_250, 1_500, 2_000, 2_500, 3_000, 4_000, 6_000,
-    8_000, 12_000, 16_000, 32_000, 64_000,
+    0, 125, 250, 375, 500, 625, 750, 1_000, 1_250, 1_500, 2_000, 2_500, 3_000, 4_000, 6_000, 8_000,
+    12_000, 16_000, 32_000, 64_000,
 ];
 /// The moderations every cycle runs under: the paper's one interrupt per
 /// frame, the e1000's ITR (4 us), NAPI.

@@ -1745,18 +1745,7 @@ pub fn print(r: &Value) {
             r["counts"]["success_rate_cycle_frames"]
         );
         for size in SUCCESS_SIZES {
-            let cells: Vec<String> = rows
-                .iter()
-                .filter(|x| x["size"] == size)
-                .map(|x| {
-                    format!(
-                        "{}:{}",
-                        interval_label(x["interval_ns"].as_u64().unwrap_or(0)),
-                        x["success_rate"].as_f64().map_or("n/a".into(), percent)
-                    )
-                })
-                .collect();
-            outln!("{size:>7} B: {}", cells.join(" "));
+            outln!("{size:>7} B: {}", success_cells(rows, size));
             outln!(
                 "          100 % from {} ns; the target's handling time per frame (back to back) {} ns",
                 r["min_full_interval_ns"][size.to_string()]
@@ -1796,6 +1785,21 @@ pub fn print(r: &Value) {
     for w in r["warnings"].as_array().into_iter().flatten() {
         outln!("WARNING: {}", w.as_str().unwrap_or("?"));
     }
+}
+
+/// One size's success-rate cycles for people: `interval:rate` each.
+fn success_cells(rows: &[Value], size: u32) -> String {
+    rows.iter()
+        .filter(|x| x["size"] == size)
+        .map(|x| {
+            format!(
+                "{}:{}",
+                interval_label(x["interval_ns"].as_u64().unwrap_or(0)),
+                x["success_rate"].as_f64().map_or("n/a".into(), percent)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The Linux target's rows beside the mint target's.
@@ -1845,20 +1849,9 @@ fn print_linux(r: &Value) {
     }
     if let Some(rows) = l["success_rate"].as_array() {
         for size in SUCCESS_SIZES {
-            let cells: Vec<String> = rows
-                .iter()
-                .filter(|x| x["size"] == size)
-                .map(|x| {
-                    format!(
-                        "{}:{}",
-                        interval_label(x["interval_ns"].as_u64().unwrap_or(0)),
-                        x["success_rate"].as_f64().map_or("n/a".into(), percent)
-                    )
-                })
-                .collect();
             let key = size.to_string();
             let from = |v: &Value| v.as_u64().map_or("n/a (never)".into(), |v| v.to_string());
-            outln!("{size:>7} B: {}", cells.join(" "));
+            outln!("{size:>7} B: {}", success_cells(rows, size));
             outln!(
                 "          100 % from {} ns (mint: {} ns); handling per frame (back to back) {} ns (mint: {} ns)",
                 from(&l["min_full_interval_ns"][&key]),
