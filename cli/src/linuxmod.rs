@@ -27,8 +27,6 @@ const SOURCES: [(&str, &str); 2] = [
     ("Makefile", include_str!("../../linux/module/Makefile")),
 ];
 
-/// `mint_abi.h`: every offset and constant of the shared region the
-/// module uses, from the Rust definitions.
 /// The faults mint's module injects into a Linux node (`mint boot
 /// --fault K:KIND`): a panic; an oops, which `oops=panic` on the node's
 /// command line turns into one (a NULL read, a `BUG()`'s invalid opcode);
@@ -40,6 +38,8 @@ pub const LINUX_FAULTS: [FaultKind; 4] = [
     FaultKind::Hang,
 ];
 
+/// `mint_abi.h`: every offset and constant of the shared region the
+/// module uses, from the Rust definitions.
 pub fn abi_header() -> String {
     use core::mem::offset_of;
     let mut h = String::from(

@@ -370,8 +370,8 @@ fn with_an_initrd_of_its_own_the_node_is_started_not_awaited() {
 }
 
 /// Debian's kernel as mint takes it (the release `linux-image-amd64`
-/// depends on, in /boot or mint's cache), fetched by one boot of the
-/// example when no test has fetched it yet.
+/// depends on, in /boot or mint's cache), fetched, with its headers, by
+/// one boot of the example when no test has done that yet.
 fn debian_kernel() -> (String, PathBuf) {
     let out = std::process::Command::new("apt-cache")
         .args(["depends", "linux-image-amd64"])
@@ -390,7 +390,10 @@ fn debian_kernel() -> (String, PathBuf) {
         PathBuf::from(format!("/boot/vmlinuz-{release}")),
         cache.join(format!("mint/linux/{release}/vmlinuz-{release}")),
     ];
-    if !places.iter().any(|p| p.is_file()) {
+    // The image, and the headers mint builds its module against (which
+    // a boot of the example installs when it runs as root).
+    let headers = PathBuf::from(format!("/usr/src/linux-headers-{release}/Makefile"));
+    if !places.iter().any(|p| p.is_file()) || !headers.is_file() {
         let (run, _logs) = run_logged("boot", &["--config", example().to_str().expect("UTF-8")]);
         run.assert_exit(0);
     }

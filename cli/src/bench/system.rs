@@ -842,20 +842,24 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             let dir = out.path.join("linux");
             std::fs::create_dir_all(dir.join("raw"))
                 .with_context(|| format!("cannot make {}", dir.join("raw").display()))?;
-            Some((
-                measure(
-                    args,
-                    counts,
-                    &prepared,
-                    &plan,
-                    &machine,
-                    &dir,
-                    echo,
-                    node,
-                    parts.linux(),
-                )?,
-                prepared.log_dir.clone(),
-            ))
+            match measure(
+                args,
+                counts,
+                &prepared,
+                &plan,
+                &machine,
+                &dir,
+                echo,
+                node,
+                parts.linux(),
+            ) {
+                Ok(m) => Some(Ok((m, prepared.log_dir.clone()))),
+                // A stop (Ctrl-C, a closed output) stops the bench; any
+                // other failure leaves the mint target's results whole
+                // and says why the Linux rows are missing.
+                Err(e) if e.is::<crate::shutdown::Stop>() => return Err(e),
+                Err(e) => Some(Err(format!("{e:#}"))),
+            }
         }
         _ => None,
     };
@@ -863,13 +867,15 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         args,
         counts,
         &measured,
-        linux_measured.as_ref().map(|(m, logs)| (m, logs.as_path())),
+        linux_measured
+            .as_ref()
+            .map(|r| r.as_ref().map(|(m, logs)| (m, logs.as_path()))),
         &prepared,
         &out.path,
         started.elapsed(),
     );
     write_raw(&measured, &out.path)?;
-    if let Some((m, _)) = &linux_measured {
+    if let Some(Ok((m, _))) = &linux_measured {
         write_raw(m, &out.path.join("linux"))?;
     }
     let text = serde_json::to_string_pretty(&result)?;
@@ -890,7 +896,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let unaccounted = measured
         .runs
         .iter()
-        .chain(linux_measured.iter().flat_map(|(m, _)| &m.runs))
+        .chain(linux_measured.iter().flatten().flat_map(|(m, _)| &m.runs))
         .filter(|r| !r.accounted())
         .count();
     if unaccounted > 0 {
@@ -906,10 +912,18 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
 /// runs mint (every experiment), and the first that runs Linux, if any
 /// (throughput and success rate, beside the mint target's).
 fn targets(plan: &mint_plan::Plan) -> Result<(NodeId, Option<NodeId>)> {
+    // A Linux node with an initrd of its own runs no mint /init, so it
+    // cannot be the debug NIC's target.
     let first = |linux: bool| {
         plan.nodes
             .iter()
-            .find(|n| n.id.0 > 0 && n.os.is_linux() == linux)
+            .find(|n| {
+                n.id.0 > 0
+                    && match &n.os {
+                        mint_plan::Os::Linux(boot) => linux && boot.initrd.is_none(),
+                        _ => !linux,
+                    }
+            })
             .map(|n| n.id)
     };
     let Some(mint) = first(false) else {
@@ -1096,7 +1110,7 @@ fn result(
     args: &BenchArgs,
     counts: Counts,
     m: &Measured,
-    linux: Option<(&Measured, &Path)>,
+    linux: Option<Result<(&Measured, &Path), &String>>,
     prepared: &Prepared,
     out: &Path,
     elapsed: Duration,
@@ -1284,7 +1298,13 @@ fn result(
 
     let runs = runs_json(m);
     let linux_target = match linux {
-        Some((lm, logs)) => linux_json(lm, logs, parts, &mut warnings),
+        Some(Ok((lm, logs))) => linux_json(lm, logs, parts, &mut warnings),
+        Some(Err(why)) => {
+            not_measured.push(format!(
+                "linux_target: the Linux target's boot or runs failed: {why}"
+            ));
+            Value::Null
+        }
         None => {
             not_measured.push(
                 "linux_target: the plan has no Linux node besides node 0 (examples/linux.toml has one: mint bench --config examples/linux.toml)".into(),
@@ -1341,7 +1361,7 @@ fn result(
         "not_measured": not_measured,
         "paper": super::report::paper_json(),
         "method": {
-            "machine": "one boot into node 0's shell; the CLI types `gen-record size=.. count=.. interval=.. pattern=fixed kind=.. seed=1` for each run (kernel/src/node/shell.rs), node 0 plays the e1000 for the target's driver (placement.target_node (kernel/src/nic/support.rs, mint_support::Sender::send) ), with real IPIs; the target re-arms for each run",
+            "machine": "one boot into node 0's shell; the CLI types `gen-record size=.. count=.. interval=.. pattern=fixed kind=.. seed=1` for each run (kernel/src/node/shell.rs), node 0 plays the e1000 for the target's driver (placement.target_node; kernel/src/nic/support.rs, mint_support::Sender::send), with real IPIs; the target re-arms for each run",
             "clock": "node 0's TSC, calibrated at boot (tsc); every sample in ticks, converted at tsc.hz",
             "send": "3000 sends per size, one every 200 us; mean_ns is the mean of sends 1000-2000, as the paper's; send_signal the part of the sends that requested an IPI (over the sends that sent one: the posted flag was clear); send_excl_signal each send minus its IPI request (the mechanism's own work: stamp, copy, write-back, registers), send_excl_signal_ns its mean of 1000-2000, send_excl_signal_fit its line",
             "throughput": "back to back (interval 0); gbps = delivered bytes * 8 / (last delivery - first injection), as mint gen's throughput_gbps (payload bytes on every path: the driver-only path counts each frame less the run's headers); frame_gbps counts whole frames (delivered * size); raw-checked: kind raw (Ethernet, the stack bypassed, payload CRC checked); udp-checked: kind udp (smoltcp UDP/IP, payload checked); driver: deliver=driver (each frame counted at the driver and released: no stack, no check; its first injection is node 0's first stamp)",
@@ -1897,6 +1917,32 @@ fn interval_label(ns: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(node1: &str, node2: &str) -> mint_plan::Plan {
+        let text = format!(
+            "[[node]]\nid = 0\ncores = [0]\nmemory = \"64M\"\ndevices = [\"com1\"]\n\n[[node]]\nid = 1\ncores = [1]\ndevices = [\"com2\"]\n{node1}\n\n[[node]]\nid = 2\ncores = [2]\ndevices = [\"com3\"]\n{node2}\n"
+        );
+        mint_plan::Plan::from_toml_str(&text).expect("a valid plan")
+    }
+
+    #[test]
+    fn the_mint_target_is_measured_and_a_linux_node_beside_it() {
+        let mint = "memory = \"64M\"";
+        let linux = "memory = \"256M\"\nos = \"linux\"";
+        let t = |a: &str, b: &str| targets(&plan(a, b)).map_err(|e| e.to_string());
+        assert_eq!(t(linux, mint), Ok((NodeId(2), Some(NodeId(1)))));
+        assert_eq!(t(mint, linux), Ok((NodeId(1), Some(NodeId(2)))));
+        assert_eq!(t(mint, mint), Ok((NodeId(1), None)));
+        // A Linux node with an initrd of its own runs no mint /init: it
+        // cannot be a target.
+        let own = "memory = \"256M\"\nos = \"linux\"\ninitrd = \"/x.cpio\"";
+        assert_eq!(t(own, mint), Ok((NodeId(2), None)));
+        let err = t(linux, linux).unwrap_err();
+        assert!(
+            err.contains("needs a node besides node 0 that runs mint"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn drops_split_into_the_three_groups() {

@@ -24,7 +24,7 @@
 //!   middle of the range, a 64-bit one to reach and to leave 16-byte
 //!   alignment, byte accesses only for the unaligned head and tail (a
 //!   per-byte volatile copy of a 16 KiB frame would cost 16384 accesses;
-//!   this costs at most 1040). `core::intrinsics::volatile_copy_memory`
+//!   this costs at most about 1030). `core::intrinsics::volatile_copy_memory`
 //!   would be the obvious tool but is nightly-only.
 //! - A write can be prepared: [`VolatileSlice::prefetch_for_write`] takes
 //!   the lines for writing ahead of a copy.
@@ -38,7 +38,7 @@
 //! Why a crate of its own: `mint-e1000` and `mint-abi` are
 //! `#![forbid(unsafe_code)]`, and the kernel cannot be unit-tested on the
 //! host; here the `unsafe` is confined to [`VolatileSlice::new`], its two
-//! safe wrappers, the prefetch and six private accessors, and the copy logic is tested on the host against
+//! safe wrappers, the prefetches and six private accessors, and the copy logic is tested on the host against
 //! a plain copy.
 
 #![no_std]
@@ -63,17 +63,54 @@ pub fn prefetch_read<T>(value: &T) {
     };
 }
 
-/// Starts taking the cache line that holds `value` for writing
-/// (`prefetchw`): a hint, with no effect on memory.
+/// Starts taking the cache line that holds `value` for writing: a hint,
+/// with no effect on memory.
 pub fn prefetch_write<T>(value: &T) {
+    prefetch_line_for_write((value as *const T).cast());
+}
+
+/// Whether this CPU has `prefetchw` (CPUID 0x8000_0001 ECX bit 8,
+/// PRFCHW / 3DNowPrefetch): 0 not asked yet, 1 no, 2 yes.
+#[cfg(target_arch = "x86_64")]
+static PRFCHW: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// `prefetchw` of the line holding `p` where the CPU has it, else a read
+/// prefetch (`_MM_HINT_ET0` alone would not do: the compiler emits
+/// `prefetchw` for it only when built with `prfchw`, which neither the
+/// kernel nor a portable host binary is).
+fn prefetch_line_for_write(p: *const i8) {
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `prefetch_read`.
-    #[allow(unsafe_code)]
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(
-            (value as *const T).cast(),
-        )
-    };
+    {
+        use core::sync::atomic::Ordering;
+        let known = match PRFCHW.load(Ordering::Relaxed) {
+            0 => {
+                let ext = core::arch::x86_64::__cpuid(0x8000_0000).eax;
+                let has = ext >= 0x8000_0001
+                    && core::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0;
+                let v = if has { 2 } else { 1 };
+                PRFCHW.store(v, Ordering::Relaxed);
+                v
+            }
+            v => v,
+        };
+        if known == 2 {
+            // SAFETY: `prefetchw` (present: CPUID said so) reads and
+            // writes nothing architecturally and never faults, whatever
+            // the address; it touches no register, stack or flag.
+            #[allow(unsafe_code)]
+            unsafe {
+                core::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly));
+            }
+        } else {
+            // SAFETY: as in `prefetch_read`.
+            #[allow(unsafe_code)]
+            unsafe {
+                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p)
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// An access that does not lie within a [`VolatileSlice`].
@@ -157,6 +194,10 @@ impl<'a> VolatileSlice<'a> {
     /// copy of the shared region): atomics are interior-mutable and no
     /// plain reference to their bytes can exist, so volatile accesses
     /// beside the atomic ones are what [`VolatileSlice::new`] asks for.
+    /// The volatile copies are not atomic: between two threads of this
+    /// program they must be ordered by something else (the debug NIC's
+    /// descriptor Release/Acquire and RDT hand a buffer from one side to
+    /// the other), or a racing copy is a data race.
     pub fn from_atomics(words: &'a [core::sync::atomic::AtomicU64]) -> VolatileSlice<'a> {
         let (base, len) = (words.as_ptr() as *mut u8, core::mem::size_of_val(words));
         // SAFETY: `words` is borrowed for 'a, so it stays mapped, readable
@@ -173,18 +214,17 @@ impl<'a> VolatileSlice<'a> {
     /// (`prefetchw`), so a copy into them soon after finds them here; an
     /// out-of-bounds range is ignored. A hint: no effect on the bytes.
     pub fn prefetch_for_write(&self, offset: usize, len: usize) {
-        if self.check(offset, len).is_err() {
+        if len == 0 || self.check(offset, len).is_err() {
             return;
         }
-        #[cfg(target_arch = "x86_64")]
-        for line in (offset..offset + len).step_by(64) {
-            let p = self.base.wrapping_add(line) as *const i8;
-            // SAFETY: a prefetch reads and writes nothing and never
-            // faults; `p` lies within the slice besides.
-            #[allow(unsafe_code)]
-            unsafe {
-                core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(p)
-            };
+        // Every line the range touches: from the line of its first byte,
+        // 64 bytes at a time, to the line of its last.
+        let first = self.addr(offset) & !63;
+        let last = self.addr(offset + len - 1);
+        let mut line = first;
+        while line <= last {
+            prefetch_line_for_write(line as *const i8);
+            line += 64;
         }
     }
 

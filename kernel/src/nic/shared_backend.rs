@@ -105,4 +105,8 @@ impl DescriptorRing for AtomicRing {
     fn clear_status(&self, index: u16) {
         self.0.clear_status(index);
     }
+
+    fn prepare_writeback(&self, index: u16) {
+        self.0.prepare_writeback(index);
+    }
 }

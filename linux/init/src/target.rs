@@ -355,10 +355,16 @@ impl Receiver {
         // /dev/mint.
         let discarded = unsafe { libc::ioctl(self.mintdev.as_raw_fd(), MINT_IOC_ARM, arg) };
         if discarded < 0 {
+            // mint0 kept the last run's delivery and moderation: this run
+            // cannot be taken as asked.
             log.line(&format!(
-                "mint-target: cannot arm mint0 for the run: {}",
+                "mint-target: cannot arm mint0 for run {}: {}; run refused",
+                self.app.run_id(),
                 std::io::Error::last_os_error()
             ));
+            self.driver_only = false;
+            self.ctl.set_phase(RunPhase::Refused);
+            return;
         } else if discarded > 0 {
             log.line(&format!(
                 "mint-target: {discarded} frames of an earlier run left in mint0's ring, discarded"
