@@ -180,17 +180,18 @@ impl Axis {
     }
 }
 
+/// The smallest and the largest of `values`, none if there are none.
+fn extent(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    lo.is_finite().then_some((lo, hi))
+}
+
 /// A linear range over `values` from 0 (or below, if any is negative),
 /// rounded out to a tick.
 fn linear(values: impl Iterator<Item = f64>) -> Option<Axis> {
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in values {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    if !lo.is_finite() {
-        return None;
-    }
+    let (lo, hi) = extent(values)?;
     let lo = lo.min(0.0);
     let hi = if hi <= lo { lo + 1.0 } else { hi };
     let step = nice_step(hi - lo);
@@ -203,14 +204,7 @@ fn linear(values: impl Iterator<Item = f64>) -> Option<Axis> {
 
 /// A log range over positive `values`, out to whole decades.
 fn logarithmic(values: impl Iterator<Item = f64>) -> Option<Axis> {
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in values {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    if !lo.is_finite() {
-        return None;
-    }
+    let (lo, hi) = extent(values)?;
     let lo = 10f64.powf(lo.log10().floor());
     let mut hi = 10f64.powf(hi.log10().ceil());
     if hi <= lo {

@@ -580,6 +580,18 @@ pub(super) fn f2(v: &Value) -> String {
     v.as_f64().map_or("n/a".into(), |x| format!("{x:.2}"))
 }
 
+/// A line fit for people: `N ns per KB, intercept M ns (R^2 X)`.
+pub(super) fn fit_text(fit: &Value) -> String {
+    format!(
+        "{} ns per KB, intercept {} ns (R^2 {})",
+        f1(&fit["ns_per_kb"]),
+        f0(&fit["intercept_ns"]),
+        fit["r2"]
+            .as_f64()
+            .map_or("n/a".into(), |x| format!("{x:.3}"))
+    )
+}
+
 /// The tables for people, on stdout.
 pub fn print(r: &Value) {
     let p = &r["placement"];
@@ -647,25 +659,10 @@ pub fn print(r: &Value) {
         outln!(
             "(send, copy, x-core: mean of 1000-2000 of 3000, as the paper's send time; full: frames the ring had no room for)"
         );
-        let fit = &r["send_time_fit"];
-        outln!(
-            "send fit: {} ns per KB, intercept {} ns (R^2 {})",
-            f1(&fit["ns_per_kb"]),
-            f0(&fit["intercept_ns"]),
-            fit["r2"]
-                .as_f64()
-                .map_or("n/a".into(), |x| format!("{x:.3}"))
-        );
+        outln!("send fit: {}", fit_text(&r["send_time_fit"]));
         let fit = &r["floor_fit"];
         for (name, key) in [("copy", "copy"), ("x-core copy", "xcore_copy")] {
-            outln!(
-                "{name} fit: {} ns per KB, intercept {} ns (R^2 {})",
-                f1(&fit[key]["ns_per_kb"]),
-                f0(&fit[key]["intercept_ns"]),
-                fit[key]["r2"]
-                    .as_f64()
-                    .map_or("n/a".into(), |x| format!("{x:.3}"))
-            );
+            outln!("{name} fit: {}", fit_text(&fit[key]));
         }
     }
     if let Some(rows) = r["throughput"].as_array() {

@@ -34,7 +34,7 @@ use mint_plan::NodeId;
 use mint_traffic::{Delivery, GenConfig, Moderation, PacketKind, Pattern};
 use serde_json::{Value, json};
 
-use super::report::{PAPER, f0, f2};
+use super::report::{PAPER, f0, f2, fit_text};
 use super::stats::{self, Series};
 use super::{BenchArgs, Experiment};
 use crate::generate::Samples;
@@ -1698,24 +1698,14 @@ pub fn print(r: &Value) {
         outln!(
             "(send and w/o IPI: mean of sends 1000-2000 of 3000, as the paper's; full: sends that met a full ring; IPIs: sends that requested one, IPI p50: that request's time; w/o IPI: each send minus its IPI request)"
         );
-        let fit = &r["send_time_fit"];
         outln!(
-            "send fit: {} ns per KB, intercept {} ns (R^2 {}); the paper's: {:.0} ns per KB",
-            f0(&fit["ns_per_kb"]),
-            f0(&fit["intercept_ns"]),
-            fit["r2"]
-                .as_f64()
-                .map_or("n/a".into(), |x| format!("{x:.3}")),
+            "send fit: {}; the paper's: {:.0} ns per KB",
+            fit_text(&r["send_time_fit"]),
             paper_ns_per_kb()
         );
-        let fit = &r["send_excl_signal_fit"];
         outln!(
-            "without the IPI request: {} ns per KB, intercept {} ns (R^2 {})",
-            f0(&fit["ns_per_kb"]),
-            f0(&fit["intercept_ns"]),
-            fit["r2"]
-                .as_f64()
-                .map_or("n/a".into(), |x| format!("{x:.3}")),
+            "without the IPI request: {}",
+            fit_text(&r["send_excl_signal_fit"])
         );
     }
     if let Some(rows) = r["throughput"].as_array() {

@@ -358,34 +358,20 @@ impl DeviceModel {
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
         regs.write(Register::ICS, causes.bits());
         let raise_interrupt = regs.read(Register::IMS) & causes.bits() != 0;
+        // The DMA engine reads ahead: the next descriptor the device owns and as much of its
+        // buffer as this frame took are taken for writing now (`prepare_writeback`,
+        // `prepare_write`: hints, nothing changes), so the next frame's copy and write-back find
+        // their lines here instead of in the cache of the driver that last read them.
+        if new_head != tail {
+            ring.prepare_writeback(new_head);
+            dma.prepare_write(ring.load(new_head).buffer_addr, len);
+        }
         Ok(Received {
             index: head,
             length,
             causes: causes.bits(),
             raise_interrupt,
         })
-    }
-
-    /// Warms what the next frame is placed in: the descriptor at RDH, when the device owns it
-    /// (RDH != RDT), and `len` bytes of its buffer are prefetched for writing
-    /// (`DescriptorRing::prepare_writeback`, `DmaMemory::prepare_write`), so the next frame's
-    /// copy and write-back find their lines here instead of in the cache of the driver that
-    /// last read them. A hint: nothing changes in the registers, the ring or the memory.
-    pub fn prepare_next<R, D, M>(regs: &R, ring: &D, dma: &M, len: usize)
-    where
-        R: RegisterAccess + ?Sized,
-        D: DescriptorRing + ?Sized,
-        M: DmaMemory + ?Sized,
-    {
-        let Ok(count) = ring_count(regs.read(Register::RDLEN), ring.len()) else {
-            return;
-        };
-        let head = regs.read(Register::RDH);
-        if head >= u32::from(count) || head == regs.read(Register::RDT) {
-            return;
-        }
-        ring.prepare_writeback(head as u16);
-        dma.prepare_write(ring.load(head as u16).buffer_addr, len);
     }
 
     /// Sets or clears STATUS.LU and raises LSC, as the NIC does when the link changes. Returns

@@ -261,11 +261,6 @@ where
                     )
                 }
             };
-        if placed {
-            // The device's DMA engine reads ahead: the next frame's buffer
-            // is taken for writing while the support node waits.
-            DeviceModel::prepare_next(regs, ring, dma, self.template.frame().len());
-        }
         let t1 = self.clock.now();
         self.counters.sent += 1;
         Sent {
