@@ -392,17 +392,11 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
     )?;
     let drops = std::array::from_fn(|i| ctl.drops[i].load(Ordering::Acquire));
     let delivered = ctl.delivered.load(Ordering::Acquire);
-    let refused_by_target: u64 = [
-        DropReason::BadDescriptor,
-        DropReason::SocketBufferFull,
-        DropReason::Stack,
-        DropReason::BadChecksum,
-        DropReason::Duplicate,
-        DropReason::StaleRun,
-    ]
-    .iter()
-    .map(|&r| drops[r as usize])
-    .sum();
+    let refused_by_target: u64 = DropReason::ALL
+        .iter()
+        .filter(|r| !r.by_device())
+        .map(|&r| drops[r as usize])
+        .sum();
     Ok(RunOut {
         spec,
         sent: ctl.sent.load(Ordering::Acquire),

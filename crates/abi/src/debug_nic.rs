@@ -137,6 +137,12 @@ impl DropReason {
             DropReason::StaleRun => "stale_run",
         }
     }
+
+    /// Counted by the support node's device model (the frame never
+    /// reached the target); every other reason the target counts.
+    pub fn by_device(self) -> bool {
+        matches!(self, DropReason::RingFull | DropReason::DeviceRefused)
+    }
 }
 
 /// One generator run. Config fields are written by the support node before
@@ -337,6 +343,14 @@ pub const fn dma_window_offset() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_device_counts_only_what_never_reached_the_target() {
+        for r in DropReason::ALL {
+            let expected = matches!(r, DropReason::RingFull | DropReason::DeviceRefused);
+            assert_eq!(r.by_device(), expected, "{}", r.as_str());
+        }
+    }
 
     #[test]
     fn registers_do_not_share_cache_lines() {
