@@ -156,6 +156,13 @@ fn all_native_quick_is_consistent_and_leaves_nothing_invented() {
             &format!("send_time[{size}].send_signal"),
         );
         assert_eq!(s["send"]["count"], 3000);
+        // This size's own placement, taken beside its sends and floors.
+        check_summary(
+            &s["pingpong_rtt"],
+            &out,
+            &format!("send_time[{size}].pingpong_rtt"),
+        );
+        assert_eq!(s["pingpong_rtt_ns"], s["pingpong_rtt"]["p50"]);
         assert!(num(&s["mean_ns"], "mean_ns") > 0.0);
         assert_eq!(s["mean_ns"], s["send"]["mean_1000_2000"]);
         assert!(num(&s["p50_ns"], "p50_ns") <= num(&s["p99_ns"], "p99_ns"));
@@ -192,6 +199,7 @@ fn all_native_quick_is_consistent_and_leaves_nothing_invented() {
         let what = format!("throughput[{size} {path}]");
         shapes.push((size, path.clone()));
         check_summary(&t["floor"], &out, &format!("{what}.floor"));
+        check_summary(&t["pingpong_rtt"], &out, &format!("{what}.pingpong_rtt"));
         assert!(num(&t["floor_gbps"], &what) > 0.0);
         assert_eq!(t["floor_gbps"], t["floor"]["p50"]);
         assert!(num(&t["gbps"], &what) > 0.0, "{what}: {t}");
@@ -311,6 +319,40 @@ fn all_native_quick_is_consistent_and_leaves_nothing_invented() {
         assert!((1..=3).contains(&attempt), "{c}");
     }
     assert!(r["not_measured"].is_array());
+
+    // Issue 8's targets, each judged on this run's rows: a row's verdict
+    // is its value held to its bound, the target's is all its rows'.
+    let targets = r["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 7, "{targets:?}");
+    for t in targets {
+        let rows = t["rows"].as_array().expect("rows");
+        assert!(!rows.is_empty(), "every experiment ran: {t}");
+        for row in rows {
+            let met = match (row["value"].as_f64(), row["bound"].as_f64()) {
+                (Some(v), Some(b)) => match t["comparison"].as_str().expect("comparison") {
+                    "<=" => v <= b,
+                    "<" => v < b,
+                    ">=" => v >= b,
+                    ">" => v > b,
+                    c => panic!("comparison {c}"),
+                },
+                _ => false,
+            };
+            assert_eq!(row["met"], met, "{t}");
+        }
+        assert_eq!(t["met"], rows.iter().all(|x| x["met"] == true), "{t}");
+    }
+    let by_id = |id: &str| targets.iter().find(|t| t["id"] == id).expect(id);
+    assert_eq!(
+        by_id("send_within_floor")["rows"].as_array().map(Vec::len),
+        Some(6)
+    );
+    assert_eq!(
+        by_id("full_interval_vs_handling")["rows"]
+            .as_array()
+            .map(Vec::len),
+        Some(9)
+    );
 }
 
 #[test]
@@ -327,6 +369,11 @@ fn one_experiment_runs_only_its_part() {
     // The placement is part of every result.
     assert!(num(&r["placement"]["pingpong_rtt_ns"], "rtt") > 0.0);
     assert!(!tmp.path().join("out/raw/spsc_1514.csv").exists());
+    // Only send time's targets are judged; the others were not measured.
+    for t in r["targets"].as_array().expect("targets") {
+        let send = t["id"].as_str().is_some_and(|id| id.starts_with("send_"));
+        assert_eq!(t["met"].is_boolean(), send, "{t}");
+    }
     // The plots are written in either mode, from what was measured.
     for name in SVGS {
         check_svg(&tmp.path().join("out").join(name));

@@ -38,6 +38,7 @@ mod send;
 mod stats;
 mod system;
 mod target;
+mod targets;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -146,6 +147,8 @@ pub struct Counts {
     pub latency_frames: u32,
     /// Ping-pong round trips, before and after the experiments each.
     pub pingpong_rounds: usize,
+    /// Ping-pong round trips before each size of send-time and throughput.
+    pub size_pingpong_rounds: usize,
     /// Copies per size, one-core and cross-core: the paper's 3000 sends.
     pub copies: usize,
     /// Frames per SPSC repetition, and repetitions per size.
@@ -163,6 +166,7 @@ impl Counts {
                 cycle_frames: 2_000,
                 latency_frames: 2_000,
                 pingpong_rounds: 5_000,
+                size_pingpong_rounds: 2_000,
                 copies: 3_000,
                 spsc_frames: 20_000,
                 spsc_reps: 3,
@@ -174,6 +178,7 @@ impl Counts {
                 cycle_frames: 5_000,
                 latency_frames: 10_000,
                 pingpong_rounds: 100_000,
+                size_pingpong_rounds: 5_000,
                 copies: 3_000,
                 spsc_frames: 100_000,
                 spsc_reps: 10,
@@ -188,6 +193,11 @@ impl Counts {
     /// times that), and the TSC's calibration.
     pub fn estimate(&self, experiment: Experiment) -> Duration {
         let mut ns: f64 = 300e6 + 2.0 * self.pingpong_rounds as f64 * 1e3;
+        let sized = [Experiment::SendTime, Experiment::Throughput]
+            .iter()
+            .filter(|&&e| experiment.includes(e))
+            .count();
+        ns += (sized * native::SIZES.len() * self.size_pingpong_rounds) as f64 * 1e3;
         if experiment.includes(Experiment::SendTime) {
             // Two copy floors (4 us a pair) and the sends (one interval each).
             ns += (native::SIZES.len() * self.copies) as f64 * (4e3 + send::INTERVAL_NS as f64);
@@ -273,6 +283,12 @@ pub struct Measured {
     pub sends: Option<Vec<(Series, Series, send::SendRun)>>,
     /// Per size, when send-time ran: the one-core and cross-core copies.
     pub copies: Option<Vec<(Series, Series)>>,
+    /// Per size, when send-time ran: the ping-pong taken right before
+    /// that size's sends and floors (their placement).
+    pub send_rtt: Option<Vec<Series>>,
+    /// Per size, when throughput ran: the ping-pong taken right before
+    /// that size's floor and runs.
+    pub throughput_rtt: Option<Vec<Series>>,
     /// Per size, when throughput ran.
     pub spsc: Option<Vec<Vec<native::SpscRep>>>,
     /// Per size and path, when throughput ran: the lossless run (NAPI,
@@ -400,10 +416,23 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
     };
     let timer = native::timer_overhead(pair, counts.timer).context("timer overhead")?;
     preempted.push(("placement", native::take_preemptions()));
-    let sends = if experiment.includes(Experiment::SendTime) {
-        let bar = Bar::new("sends", native::SIZES.len() as u64, "sizes");
-        let mut out = Vec::new();
+    // Each size's floors are taken right beside its own measurements, with
+    // a short ping-pong first: the host moves these CPUs between "near"
+    // and "far" (2-3x apart in every cross-core figure) from one second
+    // to the next, and a ratio to a floor means something only when both
+    // were taken in one placement.
+    let mut part = Preemptions::default();
+    let (mut sends, mut copies, mut send_rtt) = (None, None, None);
+    if experiment.includes(Experiment::SendTime) {
+        let bar = Bar::new("send time", native::SIZES.len() as u64, "sizes");
+        let (mut s_out, mut c_out, mut r_out) = (Vec::new(), Vec::new(), Vec::new());
         for (i, &size) in native::SIZES.iter().enumerate() {
+            r_out.push(Series::new(
+                format!("pingpong_rtt_send_{size}"),
+                native::pingpong(pair, hz, counts.size_pingpong_rounds)
+                    .with_context(|| format!("ping-pong before the sends of {size} B"))?,
+            ));
+            part.add("placement_by_size");
             let mut run = send::send_time(pair, hz, size, counts.copies)
                 .with_context(|| format!("sends of {size} B"))?;
             let ticks = std::mem::take(&mut run.ticks);
@@ -413,59 +442,50 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
                 .copied()
                 .filter(|&t| t > 0)
                 .collect();
-            out.push((
+            s_out.push((
                 Series::new(format!("send_{size}"), ticks),
                 Series::new(format!("send_signal_{size}"), signals),
                 run,
             ));
-            bar.set(i as u64 + 1);
-        }
-        preempted.push(("send", native::take_preemptions()));
-        Some(out)
-    } else {
-        None
-    };
-    let copies = if experiment.includes(Experiment::SendTime) {
-        let bar = Bar::new("send floors", native::SIZES.len() as u64, "sizes");
-        let one = native::copies(pair, &native::SIZES, counts.copies).context("one-core copies")?;
-        let mut out = Vec::new();
-        for (i, (&size, one)) in native::SIZES.iter().zip(one).enumerate() {
+            part.add("send");
+            let one = native::copies(pair, &[size], counts.copies)
+                .context("one-core copies")?
+                .pop()
+                .unwrap_or_default();
             let x = native::xcore_copies(pair, hz, size, counts.copies)
                 .with_context(|| format!("cross-core copies of {size} B"))?;
-            out.push((
+            c_out.push((
                 Series::new(format!("copy_{size}"), one),
                 Series::new(format!("xcore_copy_{size}"), x),
             ));
+            part.add("copy_floors");
             bar.set(i as u64 + 1);
         }
-        preempted.push(("copy_floors", native::take_preemptions()));
-        Some(out)
-    } else {
-        None
-    };
-    let spsc = if experiment.includes(Experiment::Throughput) {
-        let bar = Bar::new("SPSC floor", native::SIZES.len() as u64, "sizes");
-        let mut out = Vec::new();
-        for (i, &size) in native::SIZES.iter().enumerate() {
-            out.push(
+        (sends, copies, send_rtt) = (Some(s_out), Some(c_out), Some(r_out));
+    }
+    let (mut spsc, mut deliveries, mut throughput_rtt) = (None, None, None);
+    if experiment.includes(Experiment::Throughput) {
+        let bar = Bar::new(
+            "throughput",
+            (native::SIZES.len() * (1 + target::Path::ALL.len())) as u64,
+            "runs",
+        );
+        let (mut f_out, mut d_out, mut r_out) = (Vec::new(), Vec::new(), Vec::new());
+        let mut done = 0;
+        for &size in &native::SIZES {
+            r_out.push(Series::new(
+                format!("pingpong_rtt_throughput_{size}"),
+                native::pingpong(pair, hz, counts.size_pingpong_rounds)
+                    .with_context(|| format!("ping-pong before the runs of {size} B"))?,
+            ));
+            part.add("placement_by_size");
+            f_out.push(
                 native::spsc(pair, hz, size, counts.spsc_frames, counts.spsc_reps)
                     .with_context(|| format!("SPSC queue of {size} B"))?,
             );
-            bar.set(i as u64 + 1);
-        }
-        preempted.push(("spsc_floor", native::take_preemptions()));
-        Some(out)
-    } else {
-        None
-    };
-    let deliveries = if experiment.includes(Experiment::Throughput) {
-        let bar = Bar::new(
-            "delivery",
-            (native::SIZES.len() * target::Path::ALL.len()) as u64,
-            "runs",
-        );
-        let mut out = Vec::new();
-        for &size in &native::SIZES {
+            part.add("spsc_floor");
+            done += 1;
+            bar.set(done);
             for path in target::Path::ALL {
                 let spec = |pace, moderation| target::Spec {
                     path,
@@ -489,15 +509,15 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
                     next_run(),
                 )
                 .with_context(|| format!("back to back: {}", what()))?;
-                out.push((lossless, back));
-                bar.set(out.len() as u64);
+                d_out.push((lossless, back));
+                part.add("delivery");
+                done += 1;
+                bar.set(done);
             }
         }
-        preempted.push(("delivery", native::take_preemptions()));
-        Some(out)
-    } else {
-        None
-    };
+        (spsc, deliveries, throughput_rtt) = (Some(f_out), Some(d_out), Some(r_out));
+    }
+    preempted.extend(part.parts);
     let mut success_discarded = Vec::new();
     let success = if experiment.includes(Experiment::SuccessRate) {
         let bar = Bar::new(
@@ -584,6 +604,8 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
         rtt_before: Series::new("pingpong_rtt", rtt_before),
         rtt_after: Series::new("pingpong_rtt_after", rtt_after),
         copies,
+        send_rtt,
+        throughput_rtt,
         spsc,
         deliveries,
         success,
@@ -643,6 +665,27 @@ fn cycle(
             return Ok((run, discarded));
         }
         discarded.push(run);
+    }
+}
+
+/// Preemptions per part of the run, summed over the sizes the parts
+/// alternate between, in the order each part first ran.
+#[derive(Default)]
+struct Preemptions {
+    parts: Vec<(&'static str, [u64; 2])>,
+}
+
+impl Preemptions {
+    /// Adds the preemptions since the last take to `part`.
+    fn add(&mut self, part: &'static str) {
+        let [s, t] = native::take_preemptions();
+        match self.parts.iter_mut().find(|(p, _)| *p == part) {
+            Some((_, n)) => {
+                n[0] += s;
+                n[1] += t;
+            }
+            None => self.parts.push((part, [s, t])),
+        }
     }
 }
 

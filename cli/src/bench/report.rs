@@ -241,6 +241,8 @@ pub fn all_series(m: &Measured) -> Vec<&Series> {
         out.push(one);
         out.push(x);
     }
+    out.extend(m.send_rtt.iter().flatten());
+    out.extend(m.throughput_rtt.iter().flatten());
     out
 }
 
@@ -348,6 +350,11 @@ pub fn result(i: Inputs<'_>) -> Value {
                 let sends = m.sends.as_ref().and_then(|s| s.get(k));
                 let send = sends.map_or(Value::Null, |(s, _, _)| s.summary_ns(hz, 1.0));
                 let signal = sends.map_or(Value::Null, |(_, s, _)| s.summary_ns(hz, 1.0));
+                let rtt = m
+                    .send_rtt
+                    .as_ref()
+                    .and_then(|r| r.get(k))
+                    .map_or(Value::Null, |r| r.summary_ns(hz, 1.0));
                 json!({
                     "size": size,
                     // The paper's figure: the mean of sends 1000-2000 of 3000.
@@ -362,6 +369,10 @@ pub fn result(i: Inputs<'_>) -> Value {
                     "cleaned": sends.map(|(_, _, r)| r.cleaned),
                     "copy": copy,
                     "xcore_copy": xcore,
+                    // This size's placement: taken right before its sends
+                    // and floors.
+                    "pingpong_rtt_ns": rtt["p50"],
+                    "pingpong_rtt": rtt,
                 })
             })
             .collect::<Vec<_>>()
@@ -389,6 +400,11 @@ pub fn result(i: Inputs<'_>) -> Value {
             let csv = format!("raw/spsc_{size}.csv");
             let rates: Vec<f64> = reps.iter().map(|r| gbps(r, hz)).collect();
             let floor = float_summary(&rates, &csv);
+            let rtt = m
+                .throughput_rtt
+                .as_ref()
+                .and_then(|r| r.get(k))
+                .map_or(Value::Null, |r| r.summary_ns(hz, 1.0));
             let paths = super::target::Path::ALL.len();
             for (lossless, back) in m.deliveries.iter().flatten().skip(k * paths).take(paths) {
                 rows.push(json!({
@@ -412,6 +428,10 @@ pub fn result(i: Inputs<'_>) -> Value {
                     "back_to_back": run_json(back, hz),
                     "floor": floor,
                     "floor_frames_per_rep": m.counts.spsc_frames,
+                    // This size's placement: taken right before its floor
+                    // and runs.
+                    "pingpong_rtt_ns": rtt["p50"],
+                    "pingpong_rtt": rtt,
                 }));
             }
         }
@@ -504,7 +524,7 @@ pub fn result(i: Inputs<'_>) -> Value {
 
     let not_measured: Vec<&str> = Vec::new();
 
-    json!({
+    let mut out = json!({
         "mode": "native",
         "accel": "none",
         "cpu": i.cpu,
@@ -553,7 +573,9 @@ pub fn result(i: Inputs<'_>) -> Value {
         "warnings": warnings,
         "out_dir": i.out_dir.display().to_string(),
         "elapsed_s": i.elapsed.as_secs_f64(),
-    })
+    });
+    out["targets"] = super::targets::judge(&out);
+    out
 }
 
 /// Writes the SPSC repetitions' CSV files (`raw/spsc_<size>.csv`).
@@ -759,6 +781,7 @@ pub fn print(r: &Value) {
             f0(&l["pingpong_oneway_ns"]["p99"])
         );
     }
+    super::targets::print(&r["targets"]);
     outln!();
     outln!(
         "results: {}/results.json (raw samples in raw/*.csv)",

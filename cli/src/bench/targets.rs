@@ -1,0 +1,380 @@
+//! Issue 8's speed targets for `--native`, judged from one run's own
+//! figures: each target, each row it is judged on (a size, a path, a
+//! moderation), the measured value, the bound it is held to and whether it
+//! was met. `results.json` keeps them under `targets`; the terminal prints
+//! them last.
+//!
+//! The bounds that are ratios take both sides from the same run, and where
+//! the run measures a size's floor right beside that size (send time,
+//! throughput), from the same placement. A target whose experiment did
+//! not run is `met: null`, never passed.
+
+use serde_json::{Value, json};
+
+use super::report::{PAPER, f0, f1};
+
+/// How a row's value is held to its bound.
+#[derive(Clone, Copy)]
+enum Cmp {
+    /// value <= bound
+    AtMost,
+    /// value < bound
+    Below,
+    /// value >= bound
+    AtLeast,
+    /// value > bound
+    Above,
+}
+
+impl Cmp {
+    fn holds(self, value: f64, bound: f64) -> bool {
+        match self {
+            Cmp::AtMost => value <= bound,
+            Cmp::Below => value < bound,
+            Cmp::AtLeast => value >= bound,
+            Cmp::Above => value > bound,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Cmp::AtMost => "<=",
+            Cmp::Below => "<",
+            Cmp::AtLeast => ">=",
+            Cmp::Above => ">",
+        }
+    }
+
+    /// The sign a row that misses shows.
+    fn missed(self) -> &'static str {
+        match self {
+            Cmp::AtMost => ">",
+            Cmp::Below => ">=",
+            Cmp::AtLeast => "<",
+            Cmp::Above => "<=",
+        }
+    }
+}
+
+/// One row: what it is (`at`: its size and path or moderation), its value
+/// and bound (`None`: not measured, which misses the target).
+struct Row {
+    at: Value,
+    value: Option<f64>,
+    bound: Option<f64>,
+}
+
+fn target(id: &str, text: &str, unit: &str, cmp: Cmp, rows: Option<Vec<Row>>) -> Value {
+    let Some(rows) = rows.filter(|r| !r.is_empty()) else {
+        return json!({
+            "id": id, "target": text, "unit": unit, "met": null, "rows": [],
+            "why_null": "this run did not measure it (its experiment was not run)",
+        });
+    };
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            let met = match (r.value, r.bound) {
+                (Some(v), Some(b)) => cmp.holds(v, b),
+                _ => false,
+            };
+            let mut row = r.at;
+            row["value"] = json!(r.value);
+            row["bound"] = json!(r.bound);
+            row["met"] = json!(met);
+            row
+        })
+        .collect();
+    let met = rows.iter().all(|r| r["met"] == true);
+    json!({
+        "id": id, "target": text, "unit": unit, "comparison": cmp.as_str(),
+        "met": met, "rows": rows,
+    })
+}
+
+fn paper(size: u64) -> Option<(f64, f64)> {
+    PAPER
+        .iter()
+        .find(|p| p.0 as u64 == size)
+        .map(|p| (p.1 * 1000.0, p.2))
+}
+
+/// The throughput rows of `path`, by size.
+fn gbps_of<'a>(r: &'a Value, path: &str) -> Vec<(u64, Option<f64>, &'a Value)> {
+    r["throughput"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["path"] == path)
+        .filter_map(|t| Some((t["size"].as_u64()?, t["gbps"].as_f64(), t)))
+        .collect()
+}
+
+/// Every target, judged from the native result object `r`.
+pub fn judge(r: &Value) -> Value {
+    let sends = r["send_time"].as_array().map(|rows| {
+        rows.iter()
+            .filter_map(|s| Some((s["size"].as_u64()?, s)))
+            .collect::<Vec<_>>()
+    });
+    let send_rows = |bound: &dyn Fn(u64, &Value) -> Option<f64>| {
+        sends.as_ref().map(|rows| {
+            rows.iter()
+                .map(|&(size, s)| Row {
+                    at: json!({"size": size}),
+                    value: s["mean_ns"].as_f64(),
+                    bound: bound(size, s),
+                })
+                .collect()
+        })
+    };
+    let has_throughput = r["throughput"].is_array();
+    let driver = gbps_of(r, "driver");
+    let udp = gbps_of(r, "udp-checked");
+
+    let full = r["success_rate"].is_array().then(|| {
+        let mut rows = Vec::new();
+        let by_mod = r["min_full_interval_ns_by_moderation"].as_object();
+        for (moderation, sizes) in by_mod.into_iter().flatten() {
+            for (size, interval) in sizes.as_object().into_iter().flatten() {
+                rows.push(Row {
+                    at: json!({"size": size.parse::<u64>().ok(), "moderation": moderation}),
+                    value: interval.as_f64(),
+                    bound: r["handling_ns"][size].as_f64().map(|h| 1.5 * h),
+                });
+            }
+        }
+        rows
+    });
+    let l = &r["latency"];
+    let doorbell = l.is_object().then(|| {
+        vec![Row {
+            at: json!({}),
+            value: l["signal_to_handler_ns"]["p50"].as_f64(),
+            bound: l["pingpong_oneway_ns"]["p50"].as_f64().map(|o| 1.5 * o),
+        }]
+    });
+
+    json!([
+        target(
+            "send_within_floor",
+            "send time within the cross-core copy floor + 100 ns at every size",
+            "ns",
+            Cmp::AtMost,
+            send_rows(&|_, s| s["xcore_copy_ns"].as_f64().map(|x| x + 100.0)),
+        ),
+        target(
+            "send_beats_paper",
+            "the paper's send time beaten at all six sizes",
+            "ns",
+            Cmp::Below,
+            send_rows(&|size, _| paper(size).map(|p| p.0)),
+        ),
+        target(
+            "driver_vs_floor",
+            "driver-only lossless throughput at least 0.8x the SPSC floor at every size",
+            "Gbps",
+            Cmp::AtLeast,
+            has_throughput.then(|| driver
+                .iter()
+                .map(|&(size, g, t)| Row {
+                    at: json!({"size": size, "path": "driver"}),
+                    value: g,
+                    bound: t["floor_gbps"].as_f64().map(|f| 0.8 * f),
+                })
+                .collect()),
+        ),
+        target(
+            "udp_beats_paper",
+            "the UDP-checked path's throughput beats the paper's at every size",
+            "Gbps",
+            Cmp::Above,
+            has_throughput.then(|| udp
+                .iter()
+                .map(|&(size, g, _)| Row {
+                    at: json!({"size": size, "path": "udp-checked"}),
+                    value: g,
+                    bound: paper(size).map(|p| p.1),
+                })
+                .collect()),
+        ),
+        target(
+            "udp_vs_driver",
+            "the UDP-checked path at least 0.5x driver-only at every size",
+            "Gbps",
+            Cmp::AtLeast,
+            has_throughput.then(|| udp
+                .iter()
+                .map(|&(size, g, _)| Row {
+                    at: json!({"size": size, "path": "udp-checked"}),
+                    value: g,
+                    bound: driver
+                        .iter()
+                        .find(|d| d.0 == size)
+                        .and_then(|d| d.1)
+                        .map(|d| 0.5 * d),
+                })
+                .collect()),
+        ),
+        target(
+            "full_interval_vs_handling",
+            "the 100 %-success interval within 1.5x of the target's per-frame handling time, every size and moderation",
+            "ns",
+            Cmp::AtMost,
+            full,
+        ),
+        target(
+            "doorbell_vs_pingpong",
+            "doorbell-to-handler p50 within 1.5x of the one-way ping-pong",
+            "ns",
+            Cmp::AtMost,
+            doorbell,
+        ),
+    ])
+}
+
+/// Where a row is, for people: `1514 B`, `8192 B napi`.
+fn row_place(row: &Value) -> String {
+    let mut s = match row["size"].as_u64() {
+        Some(size) => format!("{size} B"),
+        None => String::new(),
+    };
+    if let Some(m) = row["moderation"].as_str() {
+        s.push(' ');
+        s.push_str(m);
+    }
+    s
+}
+
+/// The targets for people: one line each, the rows that missed beside.
+pub fn print(targets: &Value) {
+    let Some(all) = targets.as_array() else {
+        return;
+    };
+    outln!();
+    outln!(
+        "against issue 8's targets (this run's own figures; a ratio's two sides from one placement):"
+    );
+    for t in all {
+        let rows = t["rows"].as_array().map_or(&[][..], Vec::as_slice);
+        let met = rows.iter().filter(|r| r["met"] == true).count();
+        let (mark, detail) = match t["met"].as_bool() {
+            None => ("  -  ".to_string(), "not measured in this run".to_string()),
+            Some(ok) => {
+                let fmt = |v: &Value| {
+                    if t["unit"] == "Gbps" { f1(v) } else { f0(v) }
+                };
+                let missed: Vec<String> = rows
+                    .iter()
+                    .filter(|r| r["met"] != true)
+                    .map(|r| {
+                        let sign = match t["comparison"].as_str() {
+                            Some("<=") => Cmp::AtMost.missed(),
+                            Some("<") => Cmp::Below.missed(),
+                            Some(">=") => Cmp::AtLeast.missed(),
+                            _ => Cmp::Above.missed(),
+                        };
+                        let place = row_place(r);
+                        let place = if place.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{place}: ")
+                        };
+                        match r["value"].as_f64() {
+                            Some(_) => {
+                                format!("{place}{} {sign} {}", fmt(&r["value"]), fmt(&r["bound"]))
+                            }
+                            None => format!("{place}none"),
+                        }
+                    })
+                    .collect();
+                let mark = if ok { " met " } else { " NOT " };
+                let detail = if missed.is_empty() {
+                    format!("{met}/{}", rows.len())
+                } else {
+                    format!("{met}/{}; missed at {}", rows.len(), missed.join(", "))
+                };
+                (mark.to_string(), detail)
+            }
+        };
+        outln!(
+            "  [{mark}] {} ({}): {detail}",
+            t["target"].as_str().unwrap_or("?"),
+            t["unit"].as_str().unwrap_or("?")
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by_id<'a>(t: &'a Value, id: &str) -> &'a Value {
+        t.as_array()
+            .and_then(|a| a.iter().find(|x| x["id"] == id))
+            .unwrap_or_else(|| panic!("no target {id}"))
+    }
+
+    #[test]
+    fn each_target_is_judged_from_the_runs_own_rows() {
+        let r = json!({
+            "send_time": [
+                {"size": 1024, "mean_ns": 150.0, "xcore_copy_ns": 40.0},
+                {"size": 16384, "mean_ns": 700.0, "xcore_copy_ns": 650.0},
+            ],
+            "throughput": [
+                {"size": 1024, "path": "driver", "gbps": 40.0, "floor_gbps": 60.0},
+                {"size": 1024, "path": "udp-checked", "gbps": 20.0, "floor_gbps": 60.0},
+                {"size": 16384, "path": "driver", "gbps": 100.0, "floor_gbps": 110.0},
+                {"size": 16384, "path": "udp-checked", "gbps": null, "floor_gbps": 110.0},
+            ],
+            "success_rate": [],
+            "min_full_interval_ns_by_moderation": {
+                "none": {"1514": 500, "8192": null},
+                "napi": {"1514": 1000, "8192": 2000},
+            },
+            "handling_ns": {"1514": 400.0, "8192": 1500.0},
+            "latency": {"signal_to_handler_ns": {"p50": 65.0}, "pingpong_oneway_ns": {"p50": 60.0}},
+        });
+        let t = judge(&r);
+        // 150 > 40 + 100 at 1 KB; 700 <= 750 at 16 KB.
+        let s = by_id(&t, "send_within_floor");
+        assert_eq!(s["met"], false);
+        assert_eq!(s["rows"][0]["met"], false);
+        assert_eq!(s["rows"][1]["met"], true);
+        assert_eq!(s["rows"][0]["bound"], 140.0);
+        // 150 < 175 and 700 < 3664.
+        assert_eq!(by_id(&t, "send_beats_paper")["met"], true);
+        // 40 < 48 at 1 KB.
+        let d = by_id(&t, "driver_vs_floor");
+        assert_eq!(d["met"], false);
+        assert_eq!(d["rows"][1]["met"], true);
+        // A Gbps not measured misses, it does not pass.
+        let u = by_id(&t, "udp_beats_paper");
+        assert_eq!(u["met"], false);
+        assert_eq!(u["rows"][0]["met"], true);
+        assert_eq!(u["rows"][1]["met"], false);
+        assert_eq!(by_id(&t, "udp_vs_driver")["rows"][0]["met"], true);
+        // No interval full at 8 KB under none: missed; 1000 > 600 under napi.
+        let f = by_id(&t, "full_interval_vs_handling");
+        assert_eq!(f["met"], false);
+        let met: Vec<bool> = f["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["met"].as_bool().unwrap())
+            .collect();
+        assert_eq!(met.iter().filter(|&&m| m).count(), 2, "{f}");
+        // 65 <= 90.
+        assert_eq!(by_id(&t, "doorbell_vs_pingpong")["met"], true);
+    }
+
+    #[test]
+    fn a_target_whose_experiment_did_not_run_is_not_passed() {
+        let t = judge(&json!({"send_time": null, "throughput": null, "latency": null}));
+        for x in t.as_array().unwrap() {
+            assert!(x["met"].is_null(), "{x}");
+            assert!(x["why_null"].is_string());
+        }
+    }
+}
