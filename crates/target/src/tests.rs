@@ -486,6 +486,60 @@ fn napi_unmask_rechecks_the_ring() {
     assert!(sender.send(2).signal_ticks > 0);
 }
 
+/// Frames NAPI polls clean, one poll after another, with `frames` frames
+/// of `size` bytes waiting in the ring.
+fn napi_polls(size: u32, frames: u32) -> Vec<usize> {
+    // A ring of 256 (255 frames in flight at most).
+    let s = HostNic::new(256, 256 * BUFFER, DMA_PHYS);
+    let (regs, ring, dma) = (s.registers(), s.ring(), s.dma());
+    let rx = s.driver_ring(RING_PHYS, BUFFER).expect("ring");
+    let (producer, mut consumer) = mint_skb::pool(256, BUFFER);
+    let mut path = RxPath::new(rx, producer);
+    path.moderate(&regs, Moderation::Napi);
+    path.samples.reset(256).expect("samples");
+    let cfg = GenConfig::default();
+    let mut template =
+        FrameTemplate::new(PacketKind::Udp, size, &Endpoints::default(), cfg.seed).expect("t");
+    let mut sender = Sender::new(
+        Device {
+            regs: &regs,
+            ring: &ring,
+            dma: &dma,
+        },
+        s.support_lines(),
+        Raised,
+        Ticks,
+        &mut template,
+        1,
+        Faults::default(),
+    );
+    for seq in 0..frames {
+        assert!(sender.send(seq).placed);
+    }
+    assert!(!path.on_signal(clock(), &lines(&s), &regs, &ring, &dma));
+    let mut polls = Vec::new();
+    while path.scheduled() {
+        polls.push(path.napi_poll(&s.run.0, &regs, &ring, &dma));
+        consumer.clear();
+    }
+    polls
+}
+
+#[test]
+fn a_napi_poll_stops_at_its_weight_or_its_bytes() {
+    // 1514 B: 64 frames (97 KB) a poll, the weight binds.
+    assert_eq!(napi_polls(1514, 150), [64, 64, 22]);
+    // 16 KB: the poll stops once it has copied 256 KiB (it checks its
+    // bytes every 4 frames): 16 frames a poll.
+    let polls = napi_polls(16384, 100);
+    assert_eq!(polls.iter().sum::<usize>(), 100);
+    let per = usize::try_from(rx::NAPI_BYTES.div_ceil(16384 * 4) * 4).unwrap();
+    assert!(
+        polls[..polls.len() - 1].iter().all(|&n| n == per),
+        "{polls:?}"
+    );
+}
+
 #[test]
 fn a_count_made_at_another_driver_is_published_as_delivered() {
     // Linux's mint0 counts a driver-only run itself; the application
