@@ -229,14 +229,16 @@ impl Counts {
 /// Fig. 9's sizes.
 pub const SUCCESS_SIZES: [usize; 3] = [1514, 8192, 16384];
 /// The success-rate cycles' intervals, rising cycle by cycle (ns; 0 = back
-/// to back): steps of 125-250 ns around the target's per-frame handling
-/// time natively (0.3 to 1.6 us from 1.5 to 16 KB on these machines, so a
-/// 100 % interval can be told from 1.5x of it), up to where nothing is lost
-/// even when the host takes a CPU away for a while (at 64 us the ring's
-/// 256 descriptors hold 16 ms of frames).
-pub const CYCLE_INTERVALS_NS: [u64; 20] = [
-    0, 125, 250, 375, 500, 625, 750, 1_000, 1_250, 1_500, 2_000, 2_500, 3_000, 4_000, 6_000, 8_000,
-    12_000, 16_000, 32_000, 64_000,
+/// to back): steps of 125 ns up to 1 us, then at most a fifth of the
+/// interval up to 8 us, around the target's per-frame handling time
+/// natively (0.3 to 5 us from 1.5 to 16 KB on these machines, so a 100 %
+/// interval can be told from 1.5x of it: coarser steps would put a cycle
+/// that is full at 4.5 us at the next rung, 6 us), up to where nothing is
+/// lost even when the host takes a CPU away for a while (at 64 us the
+/// ring's 256 descriptors hold 16 ms of frames).
+pub const CYCLE_INTERVALS_NS: [u64; 27] = [
+    0, 125, 250, 375, 500, 625, 750, 875, 1_000, 1_250, 1_500, 1_750, 2_000, 2_250, 2_500, 3_000,
+    3_500, 4_000, 4_500, 5_000, 6_000, 7_000, 8_000, 12_000, 16_000, 32_000, 64_000,
 ];
 /// The moderations every cycle runs under: the paper's one interrupt per
 /// frame, the e1000's ITR (4 us), NAPI.
