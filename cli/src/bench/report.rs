@@ -366,6 +366,15 @@ pub fn result(i: Inputs<'_>) -> Value {
                     "send": send,
                     "send_signal": signal,
                     "ring_full": sends.map(|(_, _, r)| r.ring_full),
+                    // The device's read-ahead of the next frame's place,
+                    // between sends (idle time), per read-ahead: not in
+                    // the send's figures.
+                    "read_ahead_ns": sends.map(|(_, _, r)| if r.read_aheads == 0 {
+                        Value::Null
+                    } else {
+                        json!(stats::to_ns(r.read_ahead_ticks as f64 / r.read_aheads as f64, hz))
+                    }),
+                    "read_aheads": sends.map(|(_, _, r)| r.read_aheads),
                     "cleaned": sends.map(|(_, _, r)| r.cleaned),
                     "copy": copy,
                     "xcore_copy": xcore,
@@ -559,6 +568,7 @@ pub fn result(i: Inputs<'_>) -> Value {
         "not_measured": not_measured,
         "paper": paper_json(),
         "method": {
+            "read_ahead": "mint_e1000::DeviceModel::read_ahead, from mint_support::Sender::tick in the support CPU's wait between sends (or at the start of a send that had none): the next descriptor the device owns and as many bytes of its buffer as the last frame took, taken for writing (prefetchw); read_ahead_ns is its mean per read-ahead, not part of any send's ticks",
             "send": "mint_support::Sender::send, the kernel's per-frame function (kernel/src/nic/support.rs), on the support CPU into an e1000 RX ring of 256 x 16 KiB over host memory of the debug NIC's layout, a doorbell store in place of the IPI, one send every 10 us (absolute deadlines); the target CPU runs the kernel driver's interrupt work (mint_target::RxPath) on the driver-only path; mean_ns is the mean of sends 1000-2000 of 3000, as the paper's; send_signal is the part of the sends that raised the doorbell",
             "delivery": "whole runs (bench/target.rs): the support CPU runs mint_support::Sender, the target CPU the kernel's driver work (mint_target::RxPath) when the doorbell rings and the kernel's receive loop (mint_target::Receiver: smoltcp's UDP/IPv4 stack, the payload check, the run's accounting) in between; paths: driver (frames counted at the driver and released, no stack, no check), raw-checked (raw Ethernet past the stack to the payload check), udp-checked (through the UDP stack to the check); gbps = delivered payload bytes * 8 / (first send to the support CPU seeing the run Complete, on the support CPU) of the lossless run (NAPI, the support side waits for a free descriptor: the pipeline's capacity); drops are the back-to-back run's (one interrupt per posted edge, the support side never waits); every run's row is in raw/runs.csv",
             "success_rate": "cycles of cycle_frames UDP frames per size at each interval of cycle_intervals_ns (0 = back to back) under each moderation (none: one interrupt per posted edge, as the paper's; itr:4096: the device defers interrupts inside the ITR window; napi: masked polling); success_rate = delivered / sent; a cycle that lost frames while either thread was preempted or the host stole either CPU is run again, at most 3 times in all (attempt, disturbed per row; the discarded attempts in raw/runs.csv); min_full_interval_ns = the smallest interval from which every longer one delivered all (moderation none; by moderation beside); handling_ns = the target CPU's busy time (driver work and receive loop, not waiting) per frame handled, in a lossless NAPI run at that size",
@@ -647,13 +657,14 @@ pub fn print(r: &Value) {
             "send time (Table 1), ns: the kernel's send (mint_support), a doorbell for the IPI; beside it its floors"
         );
         outln!(
-            "{:>7} {:>6} | {:>6} {:>6} {:>6} {:>5} | {:>6} {:>6} {:>6} | {:>7} {:>6} {:>6}",
+            "{:>7} {:>6} | {:>6} {:>6} {:>6} {:>5} {:>5} | {:>6} {:>6} {:>6} | {:>7} {:>6} {:>6}",
             "size B",
             "paper",
             "send",
             "p50",
             "p99",
             "full",
+            "ahead",
             "copy",
             "p50",
             "p99",
@@ -663,13 +674,14 @@ pub fn print(r: &Value) {
         );
         for (row, paper) in rows.iter().zip(PAPER) {
             outln!(
-                "{:>7} {:>6.0} | {:>6} {:>6} {:>6} {:>5} | {:>6} {:>6} {:>6} | {:>7} {:>6} {:>6}",
+                "{:>7} {:>6.0} | {:>6} {:>6} {:>6} {:>5} {:>5} | {:>6} {:>6} {:>6} | {:>7} {:>6} {:>6}",
                 paper.0,
                 paper.1 * 1000.0,
                 f0(&row["mean_ns"]),
                 f0(&row["p50_ns"]),
                 f0(&row["p99_ns"]),
                 row["ring_full"].to_string(),
+                f0(&row["read_ahead_ns"]),
                 f0(&row["copy_ns"]),
                 f0(&row["copy"]["p50"]),
                 f0(&row["copy"]["p99"]),
@@ -679,7 +691,7 @@ pub fn print(r: &Value) {
             );
         }
         outln!(
-            "(send, copy, x-core: mean of 1000-2000 of 3000, as the paper's send time; full: frames the ring had no room for)"
+            "(send, copy, x-core: mean of 1000-2000 of 3000, as the paper's send time; full: frames the ring had no room for; ahead: the device's read-ahead of the next frame's place, mean ns, in the idle time between sends, not in them)"
         );
         outln!("send fit: {}", fit_text(&r["send_time_fit"]));
         let fit = &r["floor_fit"];

@@ -171,13 +171,16 @@ impl DropCounters {
     }
 }
 
-/// The support node's e1000 receive unit. Holds only statistics: all configuration is read
-/// from the registers on each frame.
+/// The support node's e1000 receive unit. Holds statistics and where its read-ahead goes
+/// next: all configuration is read from the registers on each frame.
 #[derive(Debug, Clone, Default)]
 pub struct DeviceModel {
     received: u64,
     bytes: u64,
     drops: DropCounters,
+    /// The descriptor the next frame goes to and the bytes the last one took, once a frame is
+    /// placed and until [`read_ahead`](Self::read_ahead) has warmed them.
+    ahead: Option<(u16, usize)>,
 }
 
 impl DeviceModel {
@@ -194,6 +197,7 @@ impl DeviceModel {
                 no_descriptor: 0,
                 dma_fault: 0,
             },
+            ahead: None,
         }
     }
 
@@ -249,9 +253,10 @@ impl DeviceModel {
         M: DmaMemory + ?Sized,
     {
         match Self::place(regs, ring, dma, frame, fault) {
-            Ok(r) => {
+            Ok((r, next)) => {
                 self.received += 1;
                 self.bytes += u64::from(r.length);
+                self.ahead = next.map(|index| (index, usize::from(r.length)));
                 Ok(r)
             }
             Err(drop) => {
@@ -261,13 +266,39 @@ impl DeviceModel {
         }
     }
 
+    /// Whether a read-ahead waits (a frame was placed since the last one).
+    pub fn reads_ahead(&self) -> bool {
+        self.ahead.is_some()
+    }
+
+    /// The device's idle work between frames, as an 8254x's DMA engine fetches descriptors
+    /// ahead of the frames that need them: once per frame placed, the next descriptor the
+    /// device owns and as much of its buffer as the last frame took are taken for writing
+    /// (`prepare_writeback`, `prepare_write`: hints, nothing changes), so the next frame's
+    /// copy and write-back find their lines here instead of in the cache of the driver that
+    /// last read them. Returns whether it warmed anything. No register is read: the head and
+    /// tail are the last frame's.
+    pub fn read_ahead<D, M>(&mut self, ring: &D, dma: &M) -> bool
+    where
+        D: DescriptorRing + ?Sized,
+        M: DmaMemory + ?Sized,
+    {
+        let Some((index, len)) = self.ahead.take() else {
+            return false;
+        };
+        ring.prepare_writeback(index);
+        dma.prepare_write(ring.load(index).buffer_addr, len);
+        true
+    }
+
+    /// Places `frame`; with it, the next descriptor the device owns (if the ring has one).
     fn place<R, D, M>(
         regs: &R,
         ring: &D,
         dma: &M,
         frame: &[u8],
         fault: Option<WritebackFault>,
-    ) -> Result<Received, RxDrop>
+    ) -> Result<(Received, Option<u16>), RxDrop>
     where
         R: RegisterAccess + ?Sized,
         D: DescriptorRing + ?Sized,
@@ -358,20 +389,15 @@ impl DeviceModel {
         core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
         regs.write(Register::ICS, causes.bits());
         let raise_interrupt = regs.read(Register::IMS) & causes.bits() != 0;
-        // The DMA engine reads ahead: the next descriptor the device owns and as much of its
-        // buffer as this frame took are taken for writing now (`prepare_writeback`,
-        // `prepare_write`: hints, nothing changes), so the next frame's copy and write-back find
-        // their lines here instead of in the cache of the driver that last read them.
-        if new_head != tail {
-            ring.prepare_writeback(new_head);
-            dma.prepare_write(ring.load(new_head).buffer_addr, len);
-        }
-        Ok(Received {
-            index: head,
-            length,
-            causes: causes.bits(),
-            raise_interrupt,
-        })
+        Ok((
+            Received {
+                index: head,
+                length,
+                causes: causes.bits(),
+                raise_interrupt,
+            },
+            (new_head != tail).then_some(new_head),
+        ))
     }
 
     /// Sets or clears STATUS.LU and raises LSC, as the NIC does when the link changes. Returns

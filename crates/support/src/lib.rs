@@ -173,6 +173,9 @@ pub struct Sender<'a, R: ?Sized, D: ?Sized, M: ?Sized, S, C> {
     deferred: bool,
     /// Interrupts the device deferred (ITR), this run.
     throttled: u64,
+    /// The device's read-ahead between frames: how often, and its ticks.
+    read_aheads: u64,
+    read_ahead_ticks: u64,
     counters: Counters,
 }
 
@@ -209,6 +212,8 @@ where
             last_raise: 0,
             deferred: false,
             throttled: 0,
+            read_aheads: 0,
+            read_ahead_ticks: 0,
             counters: Counters::default(),
         }
     }
@@ -225,6 +230,9 @@ where
     /// posted, and counts the frame as sent.
     pub fn send(&mut self, seq: u32) -> Sent {
         let t0 = self.clock.now();
+        // The last frame's read-ahead, when no idle time ran it (back to
+        // back): part of this send, then.
+        self.read_ahead();
         // The posted flag is read after the frame is in place: start
         // bringing its line (the target writes it) now.
         mint_volatile::prefetch_read(self.lines.posted);
@@ -302,12 +310,35 @@ where
         self.deferred
     }
 
-    /// The device's timer: raises an interrupt ITR deferred once its
-    /// window has passed. The caller's loop calls it between sends (while
-    /// it waits for a deadline) and after the last, until
-    /// [`deferred`](Self::deferred) is false. Returns the ticks spent
-    /// raising (0 if it did not).
+    /// The device's read-ahead between frames so far: how many, and their
+    /// ticks (not in any send's: they ran in the sender's idle time, or at
+    /// the start of a send, which then counts them).
+    pub fn read_ahead_totals(&self) -> (u64, u64) {
+        (self.read_aheads, self.read_ahead_ticks)
+    }
+
+    /// The device model's read-ahead of the next frame's descriptor and
+    /// buffer (`DeviceModel::read_ahead`), once per frame placed, timed.
+    fn read_ahead(&mut self) {
+        if !self.model.reads_ahead() {
+            return;
+        }
+        let t = self.clock.now();
+        let Device { ring, dma, .. } = self.device;
+        if self.model.read_ahead(ring, dma) {
+            self.read_aheads += 1;
+            self.read_ahead_ticks += self.clock.now().wrapping_sub(t);
+        }
+    }
+
+    /// The device's idle work and timer: first the read-ahead of the next
+    /// frame's place (once per frame), then an interrupt ITR deferred,
+    /// raised once its window has passed. The caller's loop calls it
+    /// between sends (while it waits for a deadline or for room) and after
+    /// the last, until [`deferred`](Self::deferred) is false. Returns the
+    /// ticks spent raising (0 if it did not).
     pub fn tick(&mut self) -> u64 {
+        self.read_ahead();
         if !self.deferred || self.in_itr_window() {
             return 0;
         }

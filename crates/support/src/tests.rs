@@ -277,3 +277,49 @@ fn itr_defers_an_interrupt_inside_its_window_and_the_timer_raises_it_after() {
     sender.publish();
     assert_eq!(s.run.0.ipis_sent.load(Ordering::Relaxed), 2);
 }
+
+#[test]
+fn the_read_ahead_runs_once_per_frame_in_idle_time_or_in_the_next_send() {
+    let s = shared();
+    let (regs, ring, dma) = (s.registers(), s.ring(), s.dma());
+    let _rx = s.driver_ring(RING_PHYS, BUFFER).expect("ring");
+    let clock = Steps(Cell::new(0));
+    let raised = Cell::new(0);
+    let mut t = template(1514);
+    let mut sender = Sender::new(
+        Device {
+            regs: &regs,
+            ring: &ring,
+            dma: &dma,
+        },
+        s.support_lines(),
+        Counting(&raised),
+        &clock,
+        &mut t,
+        5,
+        Faults::default(),
+    );
+    // Nothing placed yet: nothing to read ahead.
+    sender.tick();
+    assert_eq!(sender.read_ahead_totals(), (0, 0));
+    let before = [Register::RDH, Register::RDT, Register::ICR].map(|r| regs.peek(r));
+    let first = sender.send(0);
+    assert!(first.placed);
+    // Idle time: once, timed (two readings of a clock that steps by 10),
+    // then nothing more for the same frame; no register changes.
+    let after = [Register::RDH, Register::RDT, Register::ICR].map(|r| regs.peek(r));
+    sender.tick();
+    sender.tick();
+    assert_eq!(sender.read_ahead_totals(), (1, 10));
+    assert_eq!(
+        [Register::RDH, Register::RDT, Register::ICR].map(|r| regs.peek(r)),
+        after
+    );
+    assert_ne!(before, after, "the send moved RDH and raised a cause");
+    // Back to back (no idle time between): the next send runs it, inside
+    // its own ticks.
+    sender.send(1);
+    let third = sender.send(2);
+    assert_eq!(sender.read_ahead_totals(), (2, 20));
+    assert!(third.ticks >= 20, "{third:?}");
+}
