@@ -40,7 +40,7 @@ pub mod seen;
 pub use app::App;
 pub use device::Stats;
 pub use receiver::{Host, Receiver};
-pub use rx::{IrqSamples, Lines, MAX_SAMPLES, NAPI_WEIGHT, RxPath, moderation_of};
+pub use rx::{IrqSamples, Lines, MAX_SAMPLES, NAPI_BYTES, NAPI_WEIGHT, RxPath, moderation_of};
 pub use seen::SeenMap;
 
 #[cfg(test)]
