@@ -148,7 +148,8 @@ pub struct Sent {
     pub inject_tsc: u64,
     /// Ticks of the whole send (stamp, copy, write-back, registers, signal).
     pub ticks: u64,
-    /// The part spent raising the signal (0 when none was raised).
+    /// The part spent raising the signal: from its stamp to the send's
+    /// end (0 when none was raised).
     pub signal_ticks: u64,
     /// Whether the device took the frame (else a drop was counted).
     pub placed: bool,
@@ -250,31 +251,33 @@ where
             WritebackFault::ALL[(seq / corrupt_every) as usize % WritebackFault::ALL.len()]
         });
         let Device { regs, ring, dma } = self.device;
-        let (signal_ticks, placed) =
-            match self.model.receive_with_fault(regs, ring, dma, frame, fault) {
-                Ok(r) if r.raise_interrupt => (self.request(), true),
-                Ok(_) => (0, true),
-                Err(drop) => {
-                    match drop {
-                        RxDrop::NoDescriptor { .. } => self.counters.ring_full += 1,
-                        _ => self.counters.device_refused += 1,
-                    }
-                    (
-                        if drop.raise_interrupt() {
-                            self.request()
-                        } else {
-                            0
-                        },
-                        false,
-                    )
+        // The signal's stamp, when one was raised: the send's end reading
+        // closes its part too (one clock reading fewer per send).
+        let (raised_at, placed) = match self.model.receive_with_fault(regs, ring, dma, frame, fault)
+        {
+            Ok(r) if r.raise_interrupt => (self.request(), true),
+            Ok(_) => (None, true),
+            Err(drop) => {
+                match drop {
+                    RxDrop::NoDescriptor { .. } => self.counters.ring_full += 1,
+                    _ => self.counters.device_refused += 1,
                 }
-            };
+                (
+                    if drop.raise_interrupt() {
+                        self.request()
+                    } else {
+                        None
+                    },
+                    false,
+                )
+            }
+        };
         let t1 = self.clock.now();
         self.counters.sent += 1;
         Sent {
             inject_tsc: t0,
             ticks: t1.wrapping_sub(t0),
-            signal_ticks,
+            signal_ticks: raised_at.map_or(0, |t| t1.wrapping_sub(t)),
             placed,
         }
     }
@@ -343,7 +346,7 @@ where
             return 0;
         }
         self.deferred = false;
-        self.raise()
+        self.raise().map_or(0, |t| self.clock.now().wrapping_sub(t))
     }
 
     /// The ticks of ITR's interval (the driver programs it; 0 = off).
@@ -360,42 +363,43 @@ where
 
     /// The device asks for its interrupt: raised now, or, inside ITR's
     /// window, deferred (the causes stay in ICR; one interrupt takes them
-    /// all). The ticks spent raising.
-    fn request(&mut self) -> u64 {
+    /// all). The stamp of the signal, if one was raised.
+    fn request(&mut self) -> Option<u64> {
         if self.in_itr_window() {
             if !self.deferred {
                 self.throttled += 1;
             }
             self.deferred = true;
-            return 0;
+            return None;
         }
         self.deferred = false;
         self.raise()
     }
 
     /// Raises the signal on the posted flag's 0 -> 1 edge (or "loses" every
-    /// Nth, fault injection); the ticks spent raising it.
-    fn raise(&mut self) -> u64 {
+    /// Nth, fault injection); the signal's stamp (the clock just before
+    /// it), if it raised one.
+    fn raise(&mut self) -> Option<u64> {
         // Read before the locked exchange: while the flag is up (the
         // target has not taken the last signal yet) this costs no
         // ownership of the line.
         if self.lines.posted.load(Ordering::Acquire) != 0
             || self.lines.posted.swap(1, Ordering::AcqRel) != 0
         {
-            return 0;
+            return None;
         }
         self.edges = self.edges.wrapping_add(1);
         let forget = self.faults.forget_ipi_every;
         if forget > 0 && self.edges.is_multiple_of(forget) {
             self.counters.signals_forgotten += 1;
-            return 0;
+            return None;
         }
         let t = self.clock.now();
         self.last_raise = t;
         self.lines.signal_stamp.store(t, Ordering::Release);
         self.signal.raise();
         self.counters.signals += 1;
-        self.clock.now().wrapping_sub(t)
+        Some(t)
     }
 }
 
