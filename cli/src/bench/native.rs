@@ -276,6 +276,11 @@ impl PageAligned {
         for (i, b) in bytes[at..at + len].iter_mut().enumerate() {
             *b = fill(i);
         }
+        // A fill of zeroes into zeroed memory may be optimised away: one
+        // store per page the compiler must keep maps every page now.
+        for page in bytes[at..at + len].chunks_mut(4096) {
+            page[0] = black_box(page[0]);
+        }
         PageAligned { bytes, at, len }
     }
 

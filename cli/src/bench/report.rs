@@ -369,12 +369,15 @@ pub fn result(i: Inputs<'_>) -> Value {
                     // The device's read-ahead of the next frame's place,
                     // between sends (idle time), per read-ahead: not in
                     // the send's figures.
-                    "read_ahead_ns": sends.map(|(_, _, r)| if r.read_aheads == 0 {
+                    "read_ahead_ns": sends.map(|(_, _, r)| if r.read_aheads.idle == 0 {
                         Value::Null
                     } else {
-                        json!(stats::to_ns(r.read_ahead_ticks as f64 / r.read_aheads as f64, hz))
+                        json!(stats::to_ns(r.read_aheads.idle_ticks as f64 / r.read_aheads.idle as f64, hz))
                     }),
-                    "read_aheads": sends.map(|(_, _, r)| r.read_aheads),
+                    "read_aheads": sends.map(|(_, _, r)| r.read_aheads.idle),
+                    // Sends that came late and ran it themselves (in
+                    // their own ticks).
+                    "read_aheads_in_sends": sends.map(|(_, _, r)| r.read_aheads.in_sends),
                     "cleaned": sends.map(|(_, _, r)| r.cleaned),
                     "copy": copy,
                     "xcore_copy": xcore,
@@ -568,7 +571,7 @@ pub fn result(i: Inputs<'_>) -> Value {
         "not_measured": not_measured,
         "paper": paper_json(),
         "method": {
-            "read_ahead": "mint_e1000::DeviceModel::read_ahead, from mint_support::Sender::tick in the support CPU's wait between sends (or at the start of a send that had none): the next descriptor the device owns and as many bytes of its buffer as the last frame took, taken for writing (prefetchw); read_ahead_ns is its mean per read-ahead, not part of any send's ticks",
+            "read_ahead": "mint_e1000::DeviceModel::read_ahead, from mint_support::Sender::tick in the support CPU's wait between sends: the next descriptor the device owns and as many bytes of its buffer as the last frame took, taken for writing (prefetchw); read_ahead_ns is its mean per read-ahead run in that wait, which is in no send's ticks (a send with no wait before it runs the read-ahead itself, in its own ticks, not counted here); the send-time targets hold mean_ns + read_ahead_ns",
             "send": "mint_support::Sender::send, the kernel's per-frame function (kernel/src/nic/support.rs), on the support CPU into an e1000 RX ring of 256 x 16 KiB over host memory of the debug NIC's layout, a doorbell store in place of the IPI, one send every 10 us (absolute deadlines); the target CPU runs the kernel driver's interrupt work (mint_target::RxPath) on the driver-only path; mean_ns is the mean of sends 1000-2000 of 3000, as the paper's; send_signal is the part of the sends that raised the doorbell",
             "delivery": "whole runs (bench/target.rs): the support CPU runs mint_support::Sender, the target CPU the kernel's driver work (mint_target::RxPath) when the doorbell rings and the kernel's receive loop (mint_target::Receiver: smoltcp's UDP/IPv4 stack, the payload check, the run's accounting) in between; paths: driver (frames counted at the driver and released, no stack, no check), raw-checked (raw Ethernet past the stack to the payload check), udp-checked (through the UDP stack to the check); gbps = delivered payload bytes * 8 / (first send to the support CPU seeing the run Complete, on the support CPU) of the lossless run (NAPI, the support side waits for a free descriptor: the pipeline's capacity); drops are the back-to-back run's (one interrupt per posted edge, the support side never waits); every run's row is in raw/runs.csv",
             "success_rate": "cycles of cycle_frames UDP frames per size at each interval of cycle_intervals_ns (0 = back to back) under each moderation (none: one interrupt per posted edge, as the paper's; itr:4096: the device defers interrupts inside the ITR window; napi: masked polling); success_rate = delivered / sent; a cycle that lost frames while either thread was preempted or the host stole either CPU is run again, at most 3 times in all (attempt, disturbed per row; the discarded attempts in raw/runs.csv); min_full_interval_ns = the smallest interval from which every longer one delivered all (moderation none; by moderation beside); handling_ns = the target CPU's busy time (driver work and receive loop, not waiting) per frame handled, in a lossless NAPI run at that size",

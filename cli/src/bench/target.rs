@@ -128,11 +128,10 @@ pub struct RunOut {
     pub interrupts: u64,
     /// Interrupts the device deferred for ITR's window.
     pub throttled: u64,
-    /// The device's read-ahead of the next frame's place: how often, and
-    /// its ticks in all (in the support side's idle time, or at the start
-    /// of a send back to back; see `mint_support::Sender::tick`).
-    pub read_aheads: u64,
-    pub read_ahead_ticks: u64,
+    /// The device's read-aheads of the next frame's place: in the support
+    /// side's waits (`mint_support::Sender::tick`, in no send's ticks) and
+    /// in sends that had no wait before them.
+    pub read_aheads: mint_support::ReadAheads,
     /// Per signal: support's stamp to the target's handler entry.
     pub signal_to_handler: Vec<u64>,
     /// Per delivered frame: injection to the application (checked paths).
@@ -328,7 +327,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
     let (rig, regs, ring, dma) = (&rig, &regs, &ring, &dma);
     let ctl = &rig.nic.run.0;
     let (
-        (elapsed_ticks, (throttled, read_aheads, read_ahead_ticks), send_ticks, send_signal_ticks),
+        (elapsed_ticks, (throttled, read_aheads), send_ticks, send_signal_ticks),
         (busy_ticks, driver_ticks, signal_to_handler, inject_to_app),
     ) = on_pair(
         pair,
@@ -384,7 +383,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
                 !sender.deferred()
             })?;
             let throttled = sender.throttled();
-            let (aheads, ahead_ticks) = sender.read_ahead_totals();
+            let aheads = *sender.read_aheads();
             sender.publish();
             ctl.set_phase(RunPhase::Injected);
             c.wait("the run to complete", || {
@@ -394,7 +393,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
             rig.stop.0.store(1, Ordering::Release);
             Ok((
                 end - start,
-                (throttled, aheads, ahead_ticks),
+                (throttled, aheads),
                 send_ticks,
                 send_signal_ticks,
             ))
@@ -423,7 +422,6 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
         interrupts: ctl.interrupts.load(Ordering::Acquire),
         throttled,
         read_aheads,
-        read_ahead_ticks,
         signal_to_handler,
         inject_to_app,
         send_ticks,

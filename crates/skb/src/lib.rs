@@ -41,7 +41,7 @@
 //!
 //! The `unsafe` (turning a buffer's `UnsafeCell`s into a loan, and `Sync`
 //! for the shared state) is confined to two `unsafe fn` accessors, their
-//! three callers, and one impl below.
+//! four callers, and one impl below.
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -54,6 +54,7 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
+use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// An index on a cache line (pair) of its own: the producer's and the
@@ -79,15 +80,17 @@ impl core::ops::Deref for Line {
 /// writes cached lines instead of taking each one from memory (a pool of
 /// 512 x 16 KiB cycled in order is 8 MiB, several times a core's L2).
 struct Shared {
-    /// Every buffer, back to back from the first page boundary of one
-    /// allocation: a buffer of a page-multiple size starts on a page. The
-    /// stack copies payloads out of them with the platform's memcpy, whose
-    /// `rep movsb` runs 10-20 times slower on some CPUs (AMD Zen 3) when
-    /// the destination is 1-63 bytes past the source modulo 4 KiB; buffers
-    /// wherever the allocator put them would hit that by chance.
-    slab: Box<[UnsafeCell<u8>]>,
-    /// Where buffer 0 starts in `slab`.
-    start: usize,
+    /// The buffers, back to back from the first page boundary of each of
+    /// a few slabs (about 1 MiB each: a kernel heap need not find the
+    /// whole pool in one piece): a buffer of a page-multiple size starts
+    /// on a page. The stack copies payloads out of them with the
+    /// platform's memcpy, whose `rep movsb` runs 10-20 times slower on
+    /// some CPUs (AMD Zen 3) when the destination is 1-63 bytes past the
+    /// source modulo 4 KiB; buffers wherever the allocator put them would
+    /// hit that by chance.
+    slabs: Box<[Slab]>,
+    /// Buffers per slab (the last may hold fewer).
+    per_slab: usize,
     /// Buffers, and each one's size.
     count: usize,
     size: usize,
@@ -128,7 +131,8 @@ impl Shared {
 
     /// Buffer `index`'s cells.
     fn cells(&self, index: usize) -> &[UnsafeCell<u8>] {
-        &self.slab[self.start + index * self.size..][..self.size]
+        let slab = &self.slabs[index / self.per_slab];
+        &slab.cells[slab.start + (index % self.per_slab) * self.size..][..self.size]
     }
 
     /// The bytes of buffer `index`, writable.
@@ -151,9 +155,10 @@ impl Shared {
     /// The bytes of buffer `index`, read-only.
     ///
     /// # Safety
-    /// The caller is the consumer, buffer `index` is at `head` and
-    /// published, and the consumer stays borrowed (shared) while the loan
-    /// lives, which keeps its mutable loans away.
+    /// The caller is the consumer (or its loan of this buffer), buffer
+    /// `index` is at `head` and published, and the caller stays borrowed
+    /// (shared) while the returned slice lives, which keeps its mutable
+    /// loans away.
     #[allow(unsafe_code)]
     unsafe fn buffer_ref(&self, index: usize) -> &[u8] {
         let cells = self.cells(index);
@@ -189,6 +194,27 @@ fn prefault(b: &mut [UnsafeCell<u8>]) {
 }
 
 const PAGE: usize = 4096;
+/// About how much one slab of buffers holds.
+const SLAB_BYTES: usize = 1 << 20;
+
+/// One allocation holding buffers from its first page boundary on.
+struct Slab {
+    cells: Box<[UnsafeCell<u8>]>,
+    start: usize,
+}
+
+impl Slab {
+    /// Room for `bytes` from a page boundary, every page touched.
+    fn new(bytes: usize) -> Slab {
+        let total = bytes
+            .checked_add(PAGE - 1)
+            .expect("a socket buffer slab larger than the address space");
+        let mut cells: Box<[UnsafeCell<u8>]> = (0..total).map(|_| UnsafeCell::new(0)).collect();
+        let start = cells.as_ptr().align_offset(PAGE).min(PAGE - 1);
+        prefault(&mut cells[start..]);
+        Slab { cells, start }
+    }
+}
 
 /// A pool of `count` buffers of `size` bytes, and its only two handles.
 ///
@@ -196,17 +222,21 @@ const PAGE: usize = 4096;
 /// When `count` is 0.
 pub fn pool(count: usize, size: usize) -> (Producer, Consumer) {
     assert!(count > 0, "a socket buffer pool needs at least one buffer");
-    let bytes = count
-        .checked_mul(size)
-        .and_then(|b| b.checked_add(PAGE - 1))
-        .expect("a socket buffer pool larger than the address space");
-    let mut slab: Box<[UnsafeCell<u8>]> = (0..bytes).map(|_| UnsafeCell::new(0)).collect();
-    let start = slab.as_ptr().align_offset(PAGE).min(PAGE - 1);
-    prefault(&mut slab[start..]);
+    let per_slab = (SLAB_BYTES / size.max(1)).clamp(1, count);
+    let slabs: Box<[Slab]> = (0..count.div_ceil(per_slab))
+        .map(|k| {
+            let buffers = per_slab.min(count - k * per_slab);
+            Slab::new(
+                buffers
+                    .checked_mul(size)
+                    .expect("a socket buffer slab larger than the address space"),
+            )
+        })
+        .collect();
     let places = || (0..count).map(|_| AtomicUsize::new(0)).collect();
     let shared = Arc::new(Shared {
-        slab,
-        start,
+        slabs,
+        per_slab,
         count,
         size,
         ring_buffer: places(),
@@ -280,10 +310,13 @@ impl Producer {
 
     /// Publishes the buffer last lent by [`buffer`](Self::buffer) with its
     /// first `len` bytes (at most the buffer's size) as a frame. Returns
-    /// `false`, publishing nothing, when no buffer is free.
+    /// `false`, publishing nothing, when no buffer is lent (none was asked
+    /// for since the last commit, or none was free).
     pub fn commit(&mut self, len: usize) -> bool {
+        // Nothing lent (no buffer asked for, or none was free): nothing
+        // filled to publish.
         if !self.lent {
-            self.take_back();
+            return false;
         }
         let Some(index) = self.free.pop() else {
             return false;
@@ -311,16 +344,11 @@ impl Consumer {
     pub fn front(&mut self) -> Option<Skb<'_>> {
         let s = &*self.shared;
         let (index, len) = s.front()?;
-        // SAFETY: buffer `index` is at `head` and published, the consumer
-        // is the only handle that reaches published buffers, and the loan
-        // borrows `self` mutably.
-        #[allow(unsafe_code)]
-        let bytes = unsafe { s.buffer_mut(index) };
-        let len = len.min(bytes.len());
         Some(Skb {
             shared: s,
             index,
-            frame: &mut bytes[..len],
+            len: len.min(s.size),
+            _loan: PhantomData,
         })
     }
 
@@ -352,21 +380,38 @@ impl Consumer {
 }
 
 /// A published frame, lent by [`Consumer::front`].
+///
+/// It holds the buffer's number, not a reference into it: once
+/// [`release`](Skb::release) hands the buffer back, the producer may write
+/// it while `release` still runs, and no reference of the consumer's may
+/// cover those bytes then.
 pub struct Skb<'a> {
     shared: &'a Shared,
     index: usize,
-    frame: &'a mut [u8],
+    len: usize,
+    /// The loan: `Consumer::front` borrows the consumer mutably for it.
+    _loan: PhantomData<&'a mut [u8]>,
 }
 
 impl Skb<'_> {
     /// The frame.
     pub fn frame(&self) -> &[u8] {
-        self.frame
+        // SAFETY: the buffer is at `head` and published until `release`,
+        // which consumes this loan; the loan borrows the consumer mutably
+        // (no other loan of it exists) and this borrows the loan, so no
+        // mutable reference to these bytes lives meanwhile.
+        #[allow(unsafe_code)]
+        let bytes = unsafe { self.shared.buffer_ref(self.index) };
+        &bytes[..self.len]
     }
 
     /// The frame, writable (a stack may work in place).
     pub fn frame_mut(&mut self) -> &mut [u8] {
-        self.frame
+        // SAFETY: as in `frame`; borrowing the loan mutably keeps every
+        // other reference to these bytes away.
+        #[allow(unsafe_code)]
+        let bytes = unsafe { self.shared.buffer_mut(self.index) };
+        &mut bytes[..self.len]
     }
 
     /// Frees the buffer for the producer. Dropping an `Skb` without
@@ -436,6 +481,17 @@ mod tests {
         }
         assert!(c.is_empty());
         assert_eq!(c.clear(), 0);
+    }
+
+    #[test]
+    fn a_commit_without_a_loan_publishes_nothing() {
+        let (mut p, c) = pool(2, 8);
+        assert!(!p.commit(4));
+        assert!(c.is_empty());
+        p.buffer().expect("free")[0] = 1;
+        assert!(p.commit(1));
+        assert!(!p.commit(1), "the loan was published already");
+        assert_eq!(p.free(), 1);
     }
 
     #[test]
@@ -513,16 +569,17 @@ mod tests {
 
     #[test]
     fn buffers_of_a_page_multiple_start_on_pages() {
-        let (mut p, mut c) = pool(5, 8192);
-        for tag in 0..5u8 {
+        // 70 of 16 KiB: two slabs (64 a slab), every buffer on a page.
+        let (mut p, mut c) = pool(70, 16384);
+        for tag in 0..70u8 {
             let b = p.buffer().expect("free");
-            assert_eq!(b.len(), 8192);
+            assert_eq!(b.len(), 16384);
             assert_eq!(b.as_ptr() as usize % 4096, 0, "buffer {tag}");
             b.fill(tag);
-            assert!(p.commit(8192));
+            assert!(p.commit(16384));
         }
-        // Back to back, none overlapping another.
-        for tag in 0..5u8 {
+        // None overlapping another.
+        for tag in 0..70u8 {
             let skb = c.front().expect("published");
             assert!(skb.frame().iter().all(|&x| x == tag), "buffer {tag}");
             skb.release();

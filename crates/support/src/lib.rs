@@ -130,6 +130,19 @@ pub struct Counters {
     pub device_refused: u64,
 }
 
+/// The device model's read-aheads of the next frame's place (one per
+/// frame placed with a free descriptor after it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadAheads {
+    /// Run as idle work ([`Sender::tick`]): in no send's ticks.
+    pub idle: u64,
+    /// Their ticks in all.
+    pub idle_ticks: u64,
+    /// Run at the start of the next send, no tick having run before it:
+    /// in that send's ticks.
+    pub in_sends: u64,
+}
+
 /// The device's memory: its registers, the driver's descriptor ring and
 /// the DMA memory the ring's buffers are in.
 pub struct Device<'a, R: ?Sized, D: ?Sized, M: ?Sized> {
@@ -174,9 +187,8 @@ pub struct Sender<'a, R: ?Sized, D: ?Sized, M: ?Sized, S, C> {
     deferred: bool,
     /// Interrupts the device deferred (ITR), this run.
     throttled: u64,
-    /// The device's read-ahead between frames: how often, and its ticks.
-    read_aheads: u64,
-    read_ahead_ticks: u64,
+    /// The device's read-aheads between frames.
+    read_aheads: ReadAheads,
     counters: Counters,
 }
 
@@ -213,8 +225,7 @@ where
             last_raise: 0,
             deferred: false,
             throttled: 0,
-            read_aheads: 0,
-            read_ahead_ticks: 0,
+            read_aheads: ReadAheads::default(),
             counters: Counters::default(),
         }
     }
@@ -231,9 +242,15 @@ where
     /// posted, and counts the frame as sent.
     pub fn send(&mut self, seq: u32) -> Sent {
         let t0 = self.clock.now();
-        // The last frame's read-ahead, when no idle time ran it (back to
-        // back): part of this send, then.
-        self.read_ahead();
+        // The last frame's read-ahead, when no idle work ran it since:
+        // part of this send, then (its ticks are the send's, not counted
+        // among the idle ones).
+        {
+            let Device { ring, dma, .. } = self.device;
+            if self.model.read_ahead(ring, dma) {
+                self.read_aheads.in_sends += 1;
+            }
+        }
         // The posted flag is read after the frame is in place: start
         // bringing its line (the target writes it) now.
         mint_volatile::prefetch_read(self.lines.posted);
@@ -313,40 +330,40 @@ where
         self.deferred
     }
 
-    /// The device's read-ahead between frames so far: how many, and their
-    /// ticks (not in any send's: they ran in the sender's idle time, or at
-    /// the start of a send, which then counts them).
-    pub fn read_ahead_totals(&self) -> (u64, u64) {
-        (self.read_aheads, self.read_ahead_ticks)
+    /// The device's read-aheads so far.
+    pub fn read_aheads(&self) -> &ReadAheads {
+        &self.read_aheads
     }
 
     /// The device model's read-ahead of the next frame's descriptor and
     /// buffer (`DeviceModel::read_ahead`), once per frame placed, timed.
-    fn read_ahead(&mut self) {
+    fn idle_read_ahead(&mut self) {
         if !self.model.reads_ahead() {
             return;
         }
         let t = self.clock.now();
         let Device { ring, dma, .. } = self.device;
         if self.model.read_ahead(ring, dma) {
-            self.read_aheads += 1;
-            self.read_ahead_ticks += self.clock.now().wrapping_sub(t);
+            self.read_aheads.idle += 1;
+            self.read_aheads.idle_ticks += self.clock.now().wrapping_sub(t);
         }
     }
 
-    /// The device's idle work and timer: first the read-ahead of the next
-    /// frame's place (once per frame), then an interrupt ITR deferred,
-    /// raised once its window has passed. The caller's loop calls it
-    /// between sends (while it waits for a deadline or for room) and after
-    /// the last, until [`deferred`](Self::deferred) is false. Returns the
-    /// ticks spent raising (0 if it did not).
+    /// The device's timer and idle work: first an interrupt ITR deferred,
+    /// raised once its window has passed, then the read-ahead of the next
+    /// frame's place (once per frame). The caller's loop calls it between
+    /// sends (while it waits for a deadline or for room) and after the
+    /// last, until [`deferred`](Self::deferred) is false. Returns the ticks
+    /// spent raising (0 if it did not).
     pub fn tick(&mut self) -> u64 {
-        self.read_ahead();
-        if !self.deferred || self.in_itr_window() {
-            return 0;
-        }
-        self.deferred = false;
-        self.raise().map_or(0, |t| self.clock.now().wrapping_sub(t))
+        let raised = if self.deferred && !self.in_itr_window() {
+            self.deferred = false;
+            self.raise().map_or(0, |t| self.clock.now().wrapping_sub(t))
+        } else {
+            0
+        };
+        self.idle_read_ahead();
+        raised
     }
 
     /// The ticks of ITR's interval (the driver programs it; 0 = off).

@@ -301,7 +301,7 @@ fn the_read_ahead_runs_once_per_frame_in_idle_time_or_in_the_next_send() {
     );
     // Nothing placed yet: nothing to read ahead.
     sender.tick();
-    assert_eq!(sender.read_ahead_totals(), (0, 0));
+    assert_eq!(*sender.read_aheads(), ReadAheads::default());
     let before = [Register::RDH, Register::RDT, Register::ICR].map(|r| regs.peek(r));
     let first = sender.send(0);
     assert!(first.placed);
@@ -310,16 +310,34 @@ fn the_read_ahead_runs_once_per_frame_in_idle_time_or_in_the_next_send() {
     let after = [Register::RDH, Register::RDT, Register::ICR].map(|r| regs.peek(r));
     sender.tick();
     sender.tick();
-    assert_eq!(sender.read_ahead_totals(), (1, 10));
+    assert_eq!(
+        (sender.read_aheads().idle, sender.read_aheads().idle_ticks),
+        (1, 10)
+    );
     assert_eq!(
         [Register::RDH, Register::RDT, Register::ICR].map(|r| regs.peek(r)),
         after
     );
     assert_ne!(before, after, "the send moved RDH and raised a cause");
-    // Back to back (no idle time between): the next send runs it, inside
-    // its own ticks.
+    // Back to back (no idle work between): the next send runs it, in its
+    // own ticks, not among the idle ones.
     sender.send(1);
-    let third = sender.send(2);
-    assert_eq!(sender.read_ahead_totals(), (2, 20));
-    assert!(third.ticks >= 20, "{third:?}");
+    assert!(sender.model().reads_ahead());
+    sender.send(2);
+    assert_eq!(
+        *sender.read_aheads(),
+        ReadAheads {
+            idle: 1,
+            idle_ticks: 10,
+            in_sends: 1
+        }
+    );
+    // Frame 2's is left for the idle work, once.
+    sender.tick();
+    sender.tick();
+    assert_eq!(
+        (sender.read_aheads().idle, sender.read_aheads().idle_ticks),
+        (2, 20)
+    );
+    assert!(!sender.model().reads_ahead());
 }

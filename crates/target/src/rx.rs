@@ -44,7 +44,7 @@ pub const NAPI_WEIGHT: usize = 64;
 /// both of those copies go to memory. Half of Zen 3's 512 KiB L2 keeps a
 /// poll's frames and their socket copies in it (at 16 KiB: 16 frames a
 /// poll; at 1.5 KiB the weight binds first). Measured natively at 16 KiB:
-/// the UDP path's handling time per frame 5.5-6.5 us with the weight
+/// the UDP path's handling time per frame 5.3-6.5 us with the weight
 /// alone, 2.7-4.1 us with 16 frames a poll.
 pub const NAPI_BYTES: u64 = 256 * 1024;
 /// Frames per pass inside one NAPI poll, between checks of its bytes.
