@@ -16,6 +16,14 @@ use crate::regs::{
 };
 use crate::ring::{DescriptorRing, DmaError, DmaMemory};
 
+/// How much of the next buffer the read-ahead warms: its first KiB. All of
+/// a 16 KiB frame's lines took 0.5-1.1 us to prefetch natively, in the
+/// support side's critical path when frames come back to back; warming
+/// the start only measured 110-117 against 79 Gbps at 8 KiB and 115-139
+/// against 96-98 at 16 KiB (lossless, two interleaved A/Bs), and sends
+/// at intervals no slower from 8 KiB on (docs/EVALUATION.md).
+pub const READ_AHEAD_BYTES: usize = 1024;
+
 /// Shortest frame accepted, without FCS (64-byte Ethernet minimum less the 4-byte CRC).
 pub const MIN_FRAME: usize = 60;
 /// Longest frame accepted while RCTL.LPE is clear, without FCS (1522 with CRC, VLAN-tagged).
@@ -273,7 +281,8 @@ impl DeviceModel {
 
     /// The device's idle work between frames, as an 8254x's DMA engine fetches descriptors
     /// ahead of the frames that need them: once per frame placed, the next descriptor the
-    /// device owns and as much of its buffer as the last frame took are taken for writing
+    /// device owns and as much of its buffer as the last frame took, up to
+    /// [`READ_AHEAD_BYTES`], are taken for writing
     /// (`prepare_writeback`, `prepare_write`: hints, nothing changes), so the next frame's
     /// copy and write-back find their lines here instead of in the cache of the driver that
     /// last read them. Returns whether it warmed anything. No register is read: the head and
@@ -287,7 +296,7 @@ impl DeviceModel {
             return false;
         };
         ring.prepare_writeback(index);
-        dma.prepare_write(ring.load(index).buffer_addr, len);
+        dma.prepare_write(ring.load(index).buffer_addr, len.min(READ_AHEAD_BYTES));
         true
     }
 

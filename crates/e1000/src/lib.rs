@@ -43,7 +43,9 @@ pub mod testing;
 mod tests;
 
 pub use desc::{RxDescriptor, RxDescriptorView, RxErrors, RxStatus, ViewError};
-pub use device::{ConfigError, DeviceModel, DropCounters, Received, RxDrop, WritebackFault};
+pub use device::{
+    ConfigError, DeviceModel, DropCounters, READ_AHEAD_BYTES, Received, RxDrop, WritebackFault,
+};
 pub use driver::{
     BufferAddrs, Contiguous, InitError, PollError, PollResult, RxCounters, RxRing, RxSink,
 };
