@@ -161,6 +161,23 @@ pub fn judge(r: &Value) -> Value {
     let has_throughput = r["throughput"].is_array();
     let driver = gbps_of(r, "driver");
     let udp = gbps_of(r, "udp-checked");
+    // One path's throughput rows, each held to `bound` (of its size and
+    // row), every size there.
+    let gbps_rows = |rows: &[(u64, Option<f64>, &Value)],
+                     path: &str,
+                     bound: &dyn Fn(u64, &Value) -> Option<f64>| {
+        has_throughput.then(|| {
+            let found = rows
+                .iter()
+                .map(|&(size, g, t)| Row {
+                    at: json!({"size": size, "path": path}),
+                    value: g,
+                    bound: bound(size, t),
+                })
+                .collect();
+            every_size(found, &SIZES)
+        })
+    };
 
     let full = r["success_rate"].is_array().then(|| {
         let mut rows = Vec::new();
@@ -206,53 +223,26 @@ pub fn judge(r: &Value) -> Value {
             "driver-only lossless throughput at least 0.8x the SPSC floor at every size",
             "Gbps",
             Cmp::AtLeast,
-            has_throughput.then(|| every_size(
-                driver
-                    .iter()
-                    .map(|&(size, g, t)| Row {
-                        at: json!({"size": size, "path": "driver"}),
-                        value: g,
-                        bound: t["floor_gbps"].as_f64().map(|f| 0.8 * f),
-                    })
-                    .collect(),
-                &SIZES,
-            )),
+            gbps_rows(&driver, "driver", &|_, t| t["floor_gbps"]
+                .as_f64()
+                .map(|f| 0.8 * f)),
         ),
         target(
             "udp_beats_paper",
             "the UDP-checked path's throughput beats the paper's at every size",
             "Gbps",
             Cmp::Above,
-            has_throughput.then(|| every_size(
-                udp.iter()
-                    .map(|&(size, g, _)| Row {
-                        at: json!({"size": size, "path": "udp-checked"}),
-                        value: g,
-                        bound: paper(size).map(|p| p.1),
-                    })
-                    .collect(),
-                &SIZES,
-            )),
+            gbps_rows(&udp, "udp-checked", &|size, _| paper(size).map(|p| p.1)),
         ),
         target(
             "udp_vs_driver",
             "the UDP-checked path at least 0.5x driver-only at every size",
             "Gbps",
             Cmp::AtLeast,
-            has_throughput.then(|| every_size(
-                udp.iter()
-                    .map(|&(size, g, _)| Row {
-                        at: json!({"size": size, "path": "udp-checked"}),
-                        value: g,
-                        bound: driver
-                            .iter()
-                            .find(|d| d.0 == size)
-                            .and_then(|d| d.1)
-                            .map(|d| 0.5 * d),
-                    })
-                    .collect(),
-                &SIZES,
-            )),
+            gbps_rows(&udp, "udp-checked", &|size, _| {
+                let driver = driver.iter().find(|d| d.0 == size)?.1?;
+                Some(0.5 * driver)
+            }),
         ),
         target(
             "full_interval_vs_handling",
