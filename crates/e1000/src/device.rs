@@ -186,9 +186,94 @@ pub struct DeviceModel {
     received: u64,
     bytes: u64,
     drops: DropCounters,
-    /// The descriptor the next frame goes to and the bytes the last one took, once a frame is
-    /// placed and until [`read_ahead`](Self::read_ahead) has warmed them.
-    ahead: Option<(u16, usize)>,
+    /// Where the next frame goes and the bytes the last one took, once a frame is placed and
+    /// until [`read_ahead`](Self::read_ahead) has warmed them.
+    ahead: Option<Ahead>,
+    /// Buffer addresses of descriptors the device owns, fetched ahead.
+    cache: DescCache,
+}
+
+/// What the read-ahead after a frame needs: the next descriptor and the ring as the frame
+/// found it.
+#[derive(Debug, Clone, Copy)]
+struct Ahead {
+    index: u16,
+    tail: u16,
+    ring: RingId,
+    len: usize,
+}
+
+/// The ring's registers when descriptors were fetched: a driver that programs another ring (or
+/// resets this one elsewhere) invalidates what was fetched from the old one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RingId {
+    base_lo: u32,
+    base_hi: u32,
+    count: u16,
+}
+
+/// Descriptors fetched at once, as an 8254x's on-chip descriptor cache (RXDCTL's prefetch):
+/// two cache lines of the ring.
+pub const DESC_CACHE: usize = 8;
+
+/// The buffer addresses of descriptors `first..first + len` (mod the ring's size), fetched
+/// while the device owned them (between RDH and RDT). The driver may not rewrite a descriptor
+/// it has handed to the device (the 8254x's contract: the hardware may have fetched it), so
+/// they stay valid until the device writes them back; fetching them a group at a time spares
+/// each frame a load of a line the driver last wrote (it refills the descriptor before this
+/// one, in the same line three times in four).
+#[derive(Debug, Clone, Default)]
+struct DescCache {
+    ring: RingId,
+    first: u16,
+    len: u8,
+    addrs: [u64; DESC_CACHE],
+}
+
+impl DescCache {
+    /// The buffer address of descriptor `index` when it is the next one fetched.
+    fn peek(&self, ring: RingId, index: u16) -> Option<u64> {
+        (self.len > 0 && self.first == index && self.ring == ring)
+            .then(|| self.addrs[usize::from(DESC_CACHE as u8 - self.len)])
+    }
+
+    /// Fetches the device's descriptors from `head` (up to `tail`, at most [`DESC_CACHE`]).
+    fn fill<D: DescriptorRing + ?Sized>(&mut self, ring: &D, id: RingId, head: u16, tail: u16) {
+        let count = u32::from(id.count);
+        let owned = (u32::from(tail) + count - u32::from(head)) % count;
+        let n = (owned as usize).min(DESC_CACHE);
+        // Entries fill from the back, so that the next one is always at DESC_CACHE - len.
+        let start = DESC_CACHE - n;
+        for (k, slot) in self.addrs[start..].iter_mut().enumerate() {
+            let index = (u32::from(head) + k as u32) % count;
+            *slot = ring.load(index as u16).buffer_addr;
+        }
+        self.ring = id;
+        self.first = head;
+        self.len = n as u8;
+    }
+
+    /// The buffer address of descriptor `head`, fetched now (with those after it) unless it
+    /// was already.
+    fn address<D: DescriptorRing + ?Sized>(
+        &mut self,
+        ring: &D,
+        id: RingId,
+        head: u16,
+        tail: u16,
+    ) -> u64 {
+        if self.peek(id, head).is_none() {
+            self.fill(ring, id, head, tail);
+        }
+        let addr = self.addrs[DESC_CACHE - usize::from(self.len)];
+        self.len -= 1;
+        self.first = if u32::from(head) + 1 == u32::from(id.count) {
+            0
+        } else {
+            head + 1
+        };
+        addr
+    }
 }
 
 impl DeviceModel {
@@ -206,6 +291,16 @@ impl DeviceModel {
                 dma_fault: 0,
             },
             ahead: None,
+            cache: DescCache {
+                ring: RingId {
+                    base_lo: 0,
+                    base_hi: 0,
+                    count: 0,
+                },
+                first: 0,
+                len: 0,
+                addrs: [0; DESC_CACHE],
+            },
         }
     }
 
@@ -260,11 +355,14 @@ impl DeviceModel {
         D: DescriptorRing + ?Sized,
         M: DmaMemory + ?Sized,
     {
-        match Self::place(regs, ring, dma, frame, fault) {
+        match Self::place(&mut self.cache, regs, ring, dma, frame, fault) {
             Ok((r, next)) => {
                 self.received += 1;
                 self.bytes += u64::from(r.length);
-                self.ahead = next.map(|index| (index, usize::from(r.length)));
+                self.ahead = next.map(|mut a| {
+                    a.len = usize::from(r.length);
+                    a
+                });
                 Ok(r)
             }
             Err(drop) => {
@@ -280,9 +378,10 @@ impl DeviceModel {
     }
 
     /// The device's idle work between frames, as an 8254x's DMA engine fetches descriptors
-    /// ahead of the frames that need them: once per frame placed, the next descriptor the
-    /// device owns and as much of its buffer as the last frame took, up to
-    /// [`READ_AHEAD_BYTES`], are taken for writing
+    /// ahead of the frames that need them: once per frame placed, the next descriptors the
+    /// device owns are fetched (up to [`DESC_CACHE`], unless they were), and the next one's
+    /// line and as much of its buffer as the last frame took, up to [`READ_AHEAD_BYTES`], are
+    /// taken for writing
     /// (`prepare_writeback`, `prepare_write`: hints, nothing changes), so the next frame's
     /// copy and write-back find their lines here instead of in the cache of the driver that
     /// last read them. Returns whether it warmed anything. No register is read: the head and
@@ -292,22 +391,29 @@ impl DeviceModel {
         D: DescriptorRing + ?Sized,
         M: DmaMemory + ?Sized,
     {
-        let Some((index, len)) = self.ahead.take() else {
+        let Some(a) = self.ahead.take() else {
             return false;
         };
-        ring.prepare_writeback(index);
-        dma.prepare_write(ring.load(index).buffer_addr, len.min(READ_AHEAD_BYTES));
+        ring.prepare_writeback(a.index);
+        if self.cache.peek(a.ring, a.index).is_none() {
+            self.cache.fill(ring, a.ring, a.index, a.tail);
+        }
+        // `index` was the device's when the frame was placed (index != tail): fetched.
+        if let Some(addr) = self.cache.peek(a.ring, a.index) {
+            dma.prepare_write(addr, a.len.min(READ_AHEAD_BYTES));
+        }
         true
     }
 
     /// Places `frame`; with it, the next descriptor the device owns (if the ring has one).
     fn place<R, D, M>(
+        cache: &mut DescCache,
         regs: &R,
         ring: &D,
         dma: &M,
         frame: &[u8],
         fault: Option<WritebackFault>,
-    ) -> Result<(Received, Option<u16>), RxDrop>
+    ) -> Result<(Received, Option<Ahead>), RxDrop>
     where
         R: RegisterAccess + ?Sized,
         D: DescriptorRing + ?Sized,
@@ -315,6 +421,9 @@ impl DeviceModel {
     {
         let rctl = Rctl::from_bits_retain(regs.read(Register::RCTL));
         if !rctl.contains(Rctl::EN) {
+            // As the hardware's descriptor cache is flushed when the receiver is disabled: the
+            // driver may now rewrite its ring.
+            cache.len = 0;
             return Err(RxDrop::NotEnabled);
         }
         let buffer_size =
@@ -336,6 +445,9 @@ impl DeviceModel {
         // max <= 16384, so the length fits the descriptor's u16.
         let length = len as u16;
 
+        // ICR is read (and, the causes being new, written) last, in the driver's cache since
+        // its handler's read-to-clear: start taking it now, so the frame's copy hides the miss.
+        regs.prepare_write(Register::ICR);
         let count = ring_count(regs.read(Register::RDLEN), ring.len())?;
         let rdh = regs.read(Register::RDH);
         let head = u16::try_from(rdh)
@@ -357,10 +469,15 @@ impl DeviceModel {
             return Err(RxDrop::NoDescriptor { raise_interrupt });
         }
 
-        let d = ring.load(head);
-        dma.write(d.buffer_addr, frame).map_err(RxDrop::DmaFault)?;
+        let id = RingId {
+            base_lo: regs.read(Register::RDBAL),
+            base_hi: regs.read(Register::RDBAH),
+            count,
+        };
+        let buffer_addr = cache.address(ring, id, head, tail);
+        dma.write(buffer_addr, frame).map_err(RxDrop::DmaFault)?;
         let mut writeback = RxDescriptor {
-            buffer_addr: d.buffer_addr,
+            buffer_addr,
             length,
             checksum: 0,
             status: RxStatus::DD | RxStatus::EOP,
@@ -405,7 +522,12 @@ impl DeviceModel {
                 causes: causes.bits(),
                 raise_interrupt,
             },
-            (new_head != tail).then_some(new_head),
+            (new_head != tail).then_some(Ahead {
+                index: new_head,
+                tail,
+                ring: id,
+                len: 0,
+            }),
         ))
     }
 

@@ -305,6 +305,11 @@ pub trait RegisterAccess {
     /// Writes `value` to `reg`, with the register's write semantics (IMS sets, IMC clears, ICS
     /// raises).
     fn write(&self, reg: Register, value: u32);
+
+    /// A hint that `reg` is read or written soon (the device model's ICR, which the driver's
+    /// read-to-clear left in the driver's cache): a backend may start taking it for writing.
+    /// No effect on the register.
+    fn prepare_write(&self, _reg: Register) {}
 }
 
 impl<T: RegisterAccess + ?Sized> RegisterAccess for &T {
@@ -313,6 +318,9 @@ impl<T: RegisterAccess + ?Sized> RegisterAccess for &T {
     }
     fn write(&self, reg: Register, value: u32) {
         (**self).write(reg, value)
+    }
+    fn prepare_write(&self, reg: Register) {
+        (**self).prepare_write(reg)
     }
 }
 
@@ -342,6 +350,10 @@ pub struct RegisterFile<S: RegisterSlots = [AtomicU32; Register::ALL.len()]> {
 pub trait RegisterSlots {
     /// The slot of register number `index` (`index < Register::ALL.len()`).
     fn slot(&self, index: usize) -> &AtomicU32;
+
+    /// A hint that slot `index` is written soon: a backend may start taking its line for
+    /// writing. No effect on the value.
+    fn prepare_write(&self, _index: usize) {}
 }
 
 impl<const N: usize> RegisterSlots for [AtomicU32; N] {
@@ -387,6 +399,10 @@ impl<S: RegisterSlots> RegisterFile<S> {
 }
 
 impl<S: RegisterSlots> RegisterAccess for RegisterFile<S> {
+    fn prepare_write(&self, reg: Register) {
+        self.regs.prepare_write(reg.index())
+    }
+
     fn read(&self, reg: Register) -> u32 {
         match reg {
             // Swap, not load-then-store: a cause raised between the two would be lost.

@@ -26,6 +26,13 @@ impl RegisterSlots for NicSlots<'_> {
     fn slot(&self, index: usize) -> &AtomicU32 {
         &self.0.0[index].0
     }
+
+    #[inline]
+    fn prepare_write(&self, index: usize) {
+        if let Some(slot) = self.0.0.get(index) {
+            mint_volatile::prefetch_write(slot);
+        }
+    }
 }
 
 /// A ring of legacy RX descriptors as pairs of `AtomicU64` (address;

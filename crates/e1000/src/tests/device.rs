@@ -388,3 +388,108 @@ fn injected_writeback_faults_are_refused_by_the_driver_which_carries_on() {
         );
     }
 }
+
+/// A device over an 8-descriptor ring of 256-byte buffers, descriptor `i` naming buffer `i`,
+/// RDH 0 and RDT `tail`.
+fn small_ring(
+    tail: u32,
+) -> (
+    crate::RegisterFile,
+    crate::testing::MemRing,
+    crate::testing::MemDma,
+    crate::DeviceModel,
+) {
+    let regs = crate::RegisterFile::new();
+    let ring = crate::testing::MemRing::new(8);
+    let dma = crate::testing::MemDma::new(BUF_BASE, 16 * 256);
+    for i in 0..8u16 {
+        ring.store_buffer_addr(i, BUF_BASE + u64::from(i) * 256);
+    }
+    let rctl = Rctl::EN | Rctl::from_bits_retain(rctl_bsize_bits(256).expect("valid"));
+    regs.write(Register::RCTL, rctl.bits());
+    regs.write(Register::RDBAL, 0x1000);
+    regs.write(Register::RDLEN, 8 * 16);
+    regs.write(Register::RDH, 0);
+    regs.write(Register::RDT, tail);
+    (regs, ring, dma, crate::DeviceModel::new())
+}
+
+fn buffer_holds(dma: &crate::testing::MemDma, addr: u64, f: &[u8]) -> bool {
+    let mut buf = alloc::vec![0u8; f.len()];
+    dma.read(addr, &mut buf).expect("in range");
+    buf == f
+}
+
+#[test]
+fn descriptors_are_fetched_only_while_the_device_owns_them() {
+    // Descriptors 0 and 1 are the device's; 2 is still the driver's, which re-arms it with
+    // another buffer before handing it over: the device must not have fetched it early.
+    let (regs, ring, dma, mut dev) = small_ring(2);
+    for seq in 0..2u32 {
+        let r = dev
+            .receive(&regs, &ring, &dma, &frame(seq, 64))
+            .expect("room");
+        assert_eq!(r.index, seq as u16);
+        dev.read_ahead(&ring, &dma);
+    }
+    let moved = BUF_BASE + 9 * 256;
+    ring.store_buffer_addr(2, moved);
+    regs.write(Register::RDT, 3);
+    let f = frame(2, 64);
+    assert_eq!(dev.receive(&regs, &ring, &dma, &f).expect("room").index, 2);
+    assert!(
+        buffer_holds(&dma, moved, &f),
+        "frame 2 went to the re-armed buffer"
+    );
+    assert!(!buffer_holds(&dma, BUF_BASE + 2 * 256, &f));
+}
+
+#[test]
+fn a_disabled_or_reprogrammed_ring_is_fetched_anew() {
+    let (regs, ring, dma, mut dev) = small_ring(7);
+    dev.receive(&regs, &ring, &dma, &frame(0, 64))
+        .expect("room");
+    // Descriptors 1..7 are fetched. The driver programs another ring (another base) whose
+    // descriptor 1 names another buffer, and resumes at the same head.
+    let other = BUF_BASE + 10 * 256;
+    ring.store_buffer_addr(1, other);
+    regs.write(Register::RDBAL, 0x2000);
+    let f = frame(1, 64);
+    assert_eq!(dev.receive(&regs, &ring, &dma, &f).expect("room").index, 1);
+    assert!(
+        buffer_holds(&dma, other, &f),
+        "the new ring's descriptor was read"
+    );
+
+    // Same base, but the receiver disabled meanwhile (a frame refused while it was): the
+    // driver may have rewritten its ring, and the device reads it again.
+    let again = BUF_BASE + 11 * 256;
+    let rctl = regs.peek(Register::RCTL);
+    regs.write(Register::RCTL, rctl & !Rctl::EN.bits());
+    assert_eq!(
+        dev.receive(&regs, &ring, &dma, &frame(99, 64)),
+        Err(RxDrop::NotEnabled)
+    );
+    ring.store_buffer_addr(2, again);
+    regs.write(Register::RCTL, rctl);
+    let f = frame(2, 64);
+    assert_eq!(dev.receive(&regs, &ring, &dma, &f).expect("room").index, 2);
+    assert!(buffer_holds(&dma, again, &f));
+}
+
+#[test]
+fn a_driver_that_rewinds_the_head_is_followed() {
+    // A driver that re-initialises its ring writes RDH: the device starts over from there.
+    let (regs, ring, dma, mut dev) = small_ring(7);
+    for seq in 0..3u32 {
+        dev.receive(&regs, &ring, &dma, &frame(seq, 64))
+            .expect("room");
+    }
+    regs.write(Register::RDH, 0);
+    let f = frame(3, 64);
+    assert_eq!(dev.receive(&regs, &ring, &dma, &f).expect("room").index, 0);
+    assert!(buffer_holds(&dma, BUF_BASE, &f));
+    let f = frame(4, 64);
+    assert_eq!(dev.receive(&regs, &ring, &dma, &f).expect("room").index, 1);
+    assert!(buffer_holds(&dma, BUF_BASE + 256, &f));
+}
