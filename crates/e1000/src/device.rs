@@ -24,6 +24,15 @@ use crate::ring::{DescriptorRing, DmaError, DmaMemory};
 /// at intervals no slower from 8 KiB on (docs/EVALUATION.md).
 pub const READ_AHEAD_BYTES: usize = 1024;
 
+/// RDT, checked against the ring's size.
+fn read_tail<R: RegisterAccess + ?Sized>(regs: &R, count: u16) -> Result<u16, RxDrop> {
+    let rdt = regs.read(Register::RDT);
+    u16::try_from(rdt)
+        .ok()
+        .filter(|&t| t < count)
+        .ok_or(RxDrop::BadConfig(ConfigError::Tail { rdt, count }))
+}
+
 /// Shortest frame accepted, without FCS (64-byte Ethernet minimum less the 4-byte CRC).
 pub const MIN_FRAME: usize = 60;
 /// Longest frame accepted while RCTL.LPE is clear, without FCS (1522 with CRC, VLAN-tagged).
@@ -198,7 +207,6 @@ pub struct DeviceModel {
 #[derive(Debug, Clone, Copy)]
 struct Ahead {
     index: u16,
-    tail: u16,
     ring: RingId,
     len: usize,
 }
@@ -218,16 +226,20 @@ pub const DESC_CACHE: usize = 8;
 
 /// The buffer addresses of descriptors `first..first + len` (mod the ring's size), fetched
 /// while the device owned them (between RDH and RDT). The driver may not rewrite a descriptor
-/// it has handed to the device (the 8254x's contract: the hardware may have fetched it), so
-/// they stay valid until the device writes them back; fetching them a group at a time spares
-/// each frame a load of a line the driver last wrote (it refills the descriptor before this
-/// one, in the same line three times in four).
+/// it has handed to the device (the 8254x's contract: the hardware may have fetched it), nor
+/// move RDT back over it, so they stay valid, and the ring has room for them, until the device
+/// writes them back. Fetching them a group at a time spares each frame two loads of lines the
+/// driver writes as it refills: its descriptor (the driver refills the one before it, in the
+/// same line three times in four) and RDT (read only when the cache runs out, or when the
+/// free descriptors may have fallen to the RXDMT0 threshold).
 #[derive(Debug, Clone, Default)]
 struct DescCache {
     ring: RingId,
     first: u16,
     len: u8,
     addrs: [u64; DESC_CACHE],
+    /// RDT as last read: the ring has room up to here at least.
+    tail: u16,
 }
 
 impl DescCache {
@@ -251,20 +263,13 @@ impl DescCache {
         self.ring = id;
         self.first = head;
         self.len = n as u8;
+        self.tail = tail;
     }
 
-    /// The buffer address of descriptor `head`, fetched now (with those after it) unless it
-    /// was already.
-    fn address<D: DescriptorRing + ?Sized>(
-        &mut self,
-        ring: &D,
-        id: RingId,
-        head: u16,
-        tail: u16,
-    ) -> u64 {
-        if self.peek(id, head).is_none() {
-            self.fill(ring, id, head, tail);
-        }
+    /// Takes the buffer address of descriptor `head`, which must be the next one fetched
+    /// ([`peek`](Self::peek) is `Some`).
+    fn take(&mut self, id: RingId, head: u16) -> u64 {
+        debug_assert!(self.peek(id, head).is_some());
         let addr = self.addrs[DESC_CACHE - usize::from(self.len)];
         self.len -= 1;
         self.first = if u32::from(head) + 1 == u32::from(id.count) {
@@ -300,6 +305,7 @@ impl DeviceModel {
                 first: 0,
                 len: 0,
                 addrs: [0; DESC_CACHE],
+                tail: 0,
             },
         }
     }
@@ -386,8 +392,9 @@ impl DeviceModel {
     /// copy and write-back find their lines here instead of in the cache of the driver that
     /// last read them. Returns whether it warmed anything. No register is read: the head and
     /// tail are the last frame's.
-    pub fn read_ahead<D, M>(&mut self, ring: &D, dma: &M) -> bool
+    pub fn read_ahead<R, D, M>(&mut self, regs: &R, ring: &D, dma: &M) -> bool
     where
+        R: RegisterAccess + ?Sized,
         D: DescriptorRing + ?Sized,
         M: DmaMemory + ?Sized,
     {
@@ -396,9 +403,14 @@ impl DeviceModel {
         };
         ring.prepare_writeback(a.index);
         if self.cache.peek(a.ring, a.index).is_none() {
-            self.cache.fill(ring, a.ring, a.index, a.tail);
+            // RDT now, in idle time (the driver may have refilled since the frame), else what
+            // the frame knew; `index` was the device's then (index != that tail).
+            let tail = read_tail(regs, a.ring.count).unwrap_or(self.cache.tail);
+            if tail == a.index {
+                return false;
+            }
+            self.cache.fill(ring, a.ring, a.index, tail);
         }
-        // `index` was the device's when the frame was placed (index != tail): fetched.
         if let Some(addr) = self.cache.peek(a.ring, a.index) {
             dma.prepare_write(addr, a.len.min(READ_AHEAD_BYTES));
         }
@@ -454,27 +466,27 @@ impl DeviceModel {
             .ok()
             .filter(|&h| h < count)
             .ok_or(RxDrop::BadConfig(ConfigError::Head { rdh, count }))?;
-        let rdt = regs.read(Register::RDT);
-        let tail = u16::try_from(rdt)
-            .ok()
-            .filter(|&t| t < count)
-            .ok_or(RxDrop::BadConfig(ConfigError::Tail { rdt, count }))?;
-
-        if head == tail {
-            // The driver is behind: the frame is lost, as in the NIC's FIFO overrun. MPC and RXO
-            // make that visible to the driver (and wake it if it is the one missing interrupts).
-            increment(regs, Register::MPC);
-            regs.write(Register::ICS, Interrupt::RXO.bits());
-            let raise_interrupt = regs.read(Register::IMS) & Interrupt::RXO.bits() != 0;
-            return Err(RxDrop::NoDescriptor { raise_interrupt });
-        }
-
         let id = RingId {
             base_lo: regs.read(Register::RDBAL),
             base_hi: regs.read(Register::RDBAH),
             count,
         };
-        let buffer_addr = cache.address(ring, id, head, tail);
+        // A descriptor fetched while the device owned it means room, whatever RDT says now:
+        // RDT is read only to fetch more.
+        if cache.peek(id, head).is_none() {
+            let tail = read_tail(regs, count)?;
+            if head == tail {
+                // The driver is behind: the frame is lost, as in the NIC's FIFO overrun. MPC and
+                // RXO make that visible to the driver (and wake it if it is the one missing
+                // interrupts).
+                increment(regs, Register::MPC);
+                regs.write(Register::ICS, Interrupt::RXO.bits());
+                let raise_interrupt = regs.read(Register::IMS) & Interrupt::RXO.bits() != 0;
+                return Err(RxDrop::NoDescriptor { raise_interrupt });
+            }
+            cache.fill(ring, id, head, tail);
+        }
+        let buffer_addr = cache.take(id, head);
         dma.write(buffer_addr, frame).map_err(RxDrop::DmaFault)?;
         let mut writeback = RxDescriptor {
             buffer_addr,
@@ -494,13 +506,23 @@ impl DeviceModel {
         increment(regs, Register::GPRC);
 
         let mut causes = Interrupt::RXT0;
-        if let Some(divisor) = rctl_rdmts_divisor(rctl.bits()) {
-            // Descriptors still owned by the device: new_head up to (not including) tail.
-            // In u32: tail + count overflows u16 for rings near the 65535-descriptor limit.
+        // Descriptors still owned by the device: new_head up to (not including) tail.
+        // In u32: tail + count overflows u16 for rings near the 65535-descriptor limit.
+        let free = |tail: u16| {
             let (tail, count, new_head) = (u32::from(tail), u32::from(count), u32::from(new_head));
-            let free = (tail + count - new_head) % count;
-            if free <= count / u32::from(divisor) {
-                causes |= Interrupt::RXDMT0;
+            (tail + count - new_head) % count
+        };
+        if let Some(divisor) = rctl_rdmts_divisor(rctl.bits()) {
+            let threshold = u32::from(count) / u32::from(divisor);
+            // The tail last read is a lower bound (the driver only moves it on): at the
+            // threshold by it, RDT itself decides.
+            if free(cache.tail) <= threshold {
+                if let Ok(tail) = read_tail(regs, count) {
+                    cache.tail = tail;
+                }
+                if free(cache.tail) <= threshold {
+                    causes |= Interrupt::RXDMT0;
+                }
             }
         }
         // Causes last, after RDH and statistics, so a driver woken by them sees the new state.
@@ -522,9 +544,8 @@ impl DeviceModel {
                 causes: causes.bits(),
                 raise_interrupt,
             },
-            (new_head != tail).then_some(Ahead {
+            (new_head != cache.tail).then_some(Ahead {
                 index: new_head,
-                tail,
                 ring: id,
                 len: 0,
             }),

@@ -246,8 +246,8 @@ where
         // part of this send, then (its ticks are the send's, not counted
         // among the idle ones).
         {
-            let Device { ring, dma, .. } = self.device;
-            if self.model.read_ahead(ring, dma) {
+            let Device { regs, ring, dma } = self.device;
+            if self.model.read_ahead(regs, ring, dma) {
                 self.read_aheads.in_sends += 1;
             }
         }
@@ -342,8 +342,8 @@ where
             return;
         }
         let t = self.clock.now();
-        let Device { ring, dma, .. } = self.device;
-        if self.model.read_ahead(ring, dma) {
+        let Device { regs, ring, dma } = self.device;
+        if self.model.read_ahead(regs, ring, dma) {
             self.read_aheads.idle += 1;
             self.read_aheads.idle_ticks += self.clock.now().wrapping_sub(t);
         }

@@ -430,7 +430,7 @@ fn descriptors_are_fetched_only_while_the_device_owns_them() {
             .receive(&regs, &ring, &dma, &frame(seq, 64))
             .expect("room");
         assert_eq!(r.index, seq as u16);
-        dev.read_ahead(&ring, &dma);
+        dev.read_ahead(&regs, &ring, &dma);
     }
     let moved = BUF_BASE + 9 * 256;
     ring.store_buffer_addr(2, moved);
