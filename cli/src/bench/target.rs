@@ -362,7 +362,7 @@ pub fn run(pair: Pair, tsc_hz: u64, spec: Spec, run_id: u32) -> Result<RunOut> {
                     Pace::Interval(_) => {
                         let deadline = start + interval * u64::from(seq);
                         while rdtsc() < deadline {
-                            sender.tick();
+                            sender.tick_before(deadline);
                             std::hint::spin_loop();
                         }
                     }

@@ -77,6 +77,15 @@ pub struct Faults {
     pub stale_every: u32,
 }
 
+/// How long before the next send's deadline the device's read-ahead runs
+/// when the caller says when that is ([`Sender::tick_before`]). Right after
+/// a frame the target is still handling it: its refill of the descriptor
+/// before the next one (in the same line three times in four) takes back
+/// the line the read-ahead just took, and its reads compete with the
+/// prefetches. A microsecond before the next frame that is over, and the
+/// lines still have time to arrive.
+pub const READ_AHEAD_LEAD_NS: u64 = 1_000;
+
 /// The shared lines a send touches besides the device's registers, ring
 /// and buffers.
 #[derive(Clone, Copy)]
@@ -189,6 +198,8 @@ pub struct Sender<'a, R: ?Sized, D: ?Sized, M: ?Sized, S, C> {
     throttled: u64,
     /// The device's read-aheads between frames.
     read_aheads: ReadAheads,
+    /// [`READ_AHEAD_LEAD_NS`] in clock ticks.
+    lead_ticks: u64,
     counters: Counters,
 }
 
@@ -212,6 +223,8 @@ where
         faults: Faults,
     ) -> Self {
         template.set_run(run_tag);
+        let lead_ticks =
+            (u128::from(READ_AHEAD_LEAD_NS) * u128::from(clock.hz()) / 1_000_000_000) as u64;
         Sender {
             device,
             lines,
@@ -226,6 +239,7 @@ where
             deferred: false,
             throttled: 0,
             read_aheads: ReadAheads::default(),
+            lead_ticks,
             counters: Counters::default(),
         }
     }
@@ -356,14 +370,33 @@ where
     /// last, until [`deferred`](Self::deferred) is false. Returns the ticks
     /// spent raising (0 if it did not).
     pub fn tick(&mut self) -> u64 {
-        let raised = if self.deferred && !self.in_itr_window() {
+        let raised = self.itr_tick();
+        self.idle_read_ahead();
+        raised
+    }
+
+    /// As [`tick`](Self::tick), for a caller that waits for the next
+    /// send's deadline, `next_send` on the clock: the read-ahead waits
+    /// until [`READ_AHEAD_LEAD_NS`] before it (at once when that is
+    /// nearer; a send with none before it runs it itself).
+    pub fn tick_before(&mut self, next_send: u64) -> u64 {
+        let raised = self.itr_tick();
+        if self.model.reads_ahead() && next_send.saturating_sub(self.clock.now()) <= self.lead_ticks
+        {
+            self.idle_read_ahead();
+        }
+        raised
+    }
+
+    /// ITR's timer: raises an interrupt deferred for its window once the
+    /// window has passed; the ticks spent raising (0 if it did not).
+    fn itr_tick(&mut self) -> u64 {
+        if self.deferred && !self.in_itr_window() {
             self.deferred = false;
             self.raise().map_or(0, |t| self.clock.now().wrapping_sub(t))
         } else {
             0
-        };
-        self.idle_read_ahead();
-        raised
+        }
     }
 
     /// The ticks of ITR's interval (the driver programs it; 0 = off).

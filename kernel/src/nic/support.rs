@@ -197,9 +197,10 @@ pub fn run(
         schedule_digest = mint_traffic::schedule_digest_step(schedule_digest, offset_ns);
         let deadline = start + (u128::from(offset_ns) * tsc_hz / 1_000_000_000) as u64;
         while cpu::rdtsc() < deadline {
-            // The device's ITR timer: an interrupt deferred inside its
-            // window is raised once the window has passed.
-            sender.tick();
+            // The device's ITR timer (an interrupt deferred inside its
+            // window is raised once the window has passed), and its
+            // read-ahead shortly before the frame.
+            sender.tick_before(deadline);
             core::hint::spin_loop();
         }
         let sent = sender.send(seq as u32);
