@@ -350,7 +350,8 @@ where
     }
 
     /// The device model's read-ahead of the next frame's descriptor and
-    /// buffer (`DeviceModel::read_ahead`), once per frame placed, timed.
+    /// buffer (`DeviceModel::read_ahead`), with ICR and the posted flag
+    /// taken for writing, once per frame placed, timed.
     fn idle_read_ahead(&mut self) {
         if !self.model.reads_ahead() {
             return;
@@ -358,6 +359,11 @@ where
         let t = self.clock.now();
         let Device { regs, ring, dma } = self.device;
         if self.model.read_ahead(regs, ring, dma) {
+            // The lines the send's signalling reads and writes after its copy,
+            // which the target's handler took for its read-to-clear of ICR and
+            // its clear of the posted flag: here, not in the send's time.
+            regs.prepare_write(Register::ICR);
+            mint_volatile::prefetch_write(self.lines.posted);
             self.read_aheads.idle += 1;
             self.read_aheads.idle_ticks += self.clock.now().wrapping_sub(t);
         }
