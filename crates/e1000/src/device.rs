@@ -1,14 +1,18 @@
 //! The NIC's receive side as the support node plays it: frame in, descriptor written back, cause raised.
 //!
 //! [`DeviceModel::receive`] does what an 82540EM does when a frame arrives from the wire, reading
-//! its configuration from the registers the driver programmed (RCTL, RDLEN, RDH, RDT, IMS) every
-//! time — the driver may reprogram them at any moment, and each read is only an atomic load of
-//! the shared register page. It returns whether the driver's interrupt must be raised; raising
-//! it (an IPI) is the caller's job.
+//! its configuration from the registers the driver programmed (RCTL, RDLEN, RDH, RDBAL/RDBAH,
+//! IMS) every time — the driver may reprogram them at any moment, and each read is only an
+//! atomic load of the shared register page. RDT is read when the device fetches descriptors:
+//! like the 8254x's on-chip descriptor cache, it fetches up to [`DESC_CACHE`] device-owned
+//! descriptors at once and reads RDT again only to fetch more (or at the RXDMT0 threshold). It
+//! returns whether the driver's interrupt must be raised; raising it (an IPI) is the caller's
+//! job.
 //!
-//! Everything the driver wrote is untrusted: a bad RDLEN, RDH or RDT, an undecodable buffer
-//! size, or a buffer address outside the allowed memory drops the frame with a named reason
-//! and a count in [`DropCounters`], never a panic or a stray write.
+//! Everything the driver wrote is untrusted: a bad RDLEN or RDH, a bad RDT when descriptors are
+//! fetched, an undecodable buffer size, or a buffer address outside the allowed memory drops
+//! the frame with a named reason and a count in [`DropCounters`], never a panic or a stray
+//! write.
 
 use crate::desc::{RxDescriptor, RxErrors, RxStatus};
 use crate::regs::{
@@ -86,8 +90,9 @@ pub enum RxDrop {
     },
     /// The driver's register programming is unusable.
     BadConfig(ConfigError),
-    /// RDH == RDT: the driver has given the device no free descriptor. MPC was incremented and
-    /// RXO raised, as the NIC does on an overrun.
+    /// RDH == RDT when the device fetched descriptors (none fetched earlier was left): the
+    /// driver has given the device no free descriptor. MPC was incremented and RXO raised, as
+    /// the NIC does on an overrun.
     NoDescriptor {
         /// RXO is unmasked in IMS: the caller must raise the driver's interrupt.
         raise_interrupt: bool,
@@ -188,8 +193,9 @@ impl DropCounters {
     }
 }
 
-/// The support node's e1000 receive unit. Holds statistics and where its read-ahead goes
-/// next: all configuration is read from the registers on each frame.
+/// The support node's e1000 receive unit. Holds statistics, where its read-ahead goes next and
+/// the descriptors it has fetched: the rest of its configuration is read from the registers on
+/// each frame.
 #[derive(Debug, Clone, Default)]
 pub struct DeviceModel {
     received: u64,
@@ -227,11 +233,13 @@ pub const DESC_CACHE: usize = 8;
 /// The buffer addresses of descriptors `first..first + len` (mod the ring's size), fetched
 /// while the device owned them (between RDH and RDT). The driver may not rewrite a descriptor
 /// it has handed to the device (the 8254x's contract: the hardware may have fetched it), nor
-/// move RDT back over it, so they stay valid, and the ring has room for them, until the device
-/// writes them back. Fetching them a group at a time spares each frame two loads of lines the
-/// driver writes as it refills: its descriptor (the driver refills the one before it, in the
-/// same line three times in four) and RDT (read only when the cache runs out, or when the
-/// free descriptors may have fallen to the RXDMT0 threshold).
+/// move RDT back over it, so the ring has room for them until the device writes them back;
+/// the device model still compares each with the descriptor before it uses it (a driver that
+/// re-initialises its ring between two frames, unseen). Fetching them a group at a time spares
+/// each frame the load of RDT, a line the driver writes as it refills: it is read only when
+/// the cache runs out, or when the free descriptors may have fallen to the RXDMT0 threshold.
+/// (The descriptor's own line, which the driver's refill of the one before it takes three
+/// times in four, is taken back by the read-ahead in idle time.)
 #[derive(Debug, Clone, Default)]
 struct DescCache {
     ring: RingId,
@@ -390,8 +398,9 @@ impl DeviceModel {
     /// taken for writing
     /// (`prepare_writeback`, `prepare_write`: hints, nothing changes), so the next frame's
     /// copy and write-back find their lines here instead of in the cache of the driver that
-    /// last read them. Returns whether it warmed anything. No register is read: the head and
-    /// tail are the last frame's.
+    /// last read them. Returns whether it warmed anything (not when the ring had no room
+    /// after the last frame and RDT still says so). RDT is the only register read, and only
+    /// to fetch.
     pub fn read_ahead<R, D, M>(&mut self, regs: &R, ring: &D, dma: &M) -> bool
     where
         R: RegisterAccess + ?Sized,
@@ -401,16 +410,18 @@ impl DeviceModel {
         let Some(a) = self.ahead.take() else {
             return false;
         };
-        ring.prepare_writeback(a.index);
         if self.cache.peek(a.ring, a.index).is_none() {
-            // RDT now, in idle time (the driver may have refilled since the frame), else what
-            // the frame knew; `index` was the device's then (index != that tail).
-            let tail = read_tail(regs, a.ring.count).unwrap_or(self.cache.tail);
+            // RDT now, in idle time (the driver may have refilled since the frame). A bad one
+            // fetches nothing: the next frame reads it again and drops with its reason.
+            let Ok(tail) = read_tail(regs, a.ring.count) else {
+                return false;
+            };
             if tail == a.index {
                 return false;
             }
             self.cache.fill(ring, a.ring, a.index, tail);
         }
+        ring.prepare_writeback(a.index);
         if let Some(addr) = self.cache.peek(a.ring, a.index) {
             dma.prepare_write(addr, a.len.min(READ_AHEAD_BYTES));
         }
@@ -472,8 +483,14 @@ impl DeviceModel {
             count,
         };
         // A descriptor fetched while the device owned it means room, whatever RDT says now:
-        // RDT is read only to fetch more.
-        if cache.peek(id, head).is_none() {
+        // RDT is read only to fetch more. Its buffer address is checked against the ring's all
+        // the same (the line is the read-ahead's, taken in idle time): the device sees the
+        // registers only when a frame comes, so a driver that re-programs its ring between two
+        // frames, same base and head, other buffers, is caught here.
+        let fetched = cache
+            .peek(id, head)
+            .is_some_and(|addr| ring.load(head).buffer_addr == addr);
+        if !fetched {
             let tail = read_tail(regs, count)?;
             if head == tail {
                 // The driver is behind: the frame is lost, as in the NIC's FIFO overrun. MPC and

@@ -143,7 +143,8 @@ pub struct Counters {
 /// frame placed with a free descriptor after it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReadAheads {
-    /// Run as idle work ([`Sender::tick`]): in no send's ticks.
+    /// Run as idle work ([`Sender::tick`], [`Sender::tick_before`]): in
+    /// no send's ticks.
     pub idle: u64,
     /// Their ticks in all.
     pub idle_ticks: u64,

@@ -493,3 +493,80 @@ fn a_driver_that_rewinds_the_head_is_followed() {
     assert_eq!(dev.receive(&regs, &ring, &dma, &f).expect("room").index, 1);
     assert!(buffer_holds(&dma, BUF_BASE + 256, &f));
 }
+
+#[test]
+fn a_ring_reprogrammed_at_the_same_base_and_head_between_two_frames_is_followed() {
+    // The device sees the registers only when a frame comes: a driver that re-initialises its
+    // ring in between (same base, same head, other buffers) must not have its frames written
+    // into the old buffers.
+    let (regs, ring, dma, mut dev) = small_ring(7);
+    dev.receive(&regs, &ring, &dma, &frame(0, 64))
+        .expect("room");
+    dev.read_ahead(&regs, &ring, &dma);
+    for i in 0..8u16 {
+        ring.store_buffer_addr(i, BUF_BASE + (8 + u64::from(i)) * 256);
+        ring.clear_status(i);
+    }
+    let f = frame(1, 64);
+    assert_eq!(dev.receive(&regs, &ring, &dma, &f).expect("room").index, 1);
+    assert!(buffer_holds(&dma, BUF_BASE + 9 * 256, &f));
+    assert!(!buffer_holds(&dma, BUF_BASE + 256, &f));
+}
+
+#[test]
+fn descriptors_fetched_in_idle_time_wrap_around_the_ring() {
+    let (regs, ring, dma, mut dev) = small_ring(7);
+    for seq in 0..7u32 {
+        dev.receive(&regs, &ring, &dma, &frame(seq, 64))
+            .expect("room");
+        dev.read_ahead(&regs, &ring, &dma);
+    }
+    // Full (head 7 == RDT 7): nothing to read ahead, and the next frame is refused.
+    assert!(!dev.reads_ahead());
+    assert!(matches!(
+        dev.receive(&regs, &ring, &dma, &frame(99, 64)),
+        Err(RxDrop::NoDescriptor { .. })
+    ));
+    // The driver hands 7 and 0..4 back; the device fetches them across the ring's end.
+    regs.write(Register::RDT, 5);
+    for (seq, index) in [(7u32, 7u16), (8, 0), (9, 1), (10, 2), (11, 3), (12, 4)] {
+        let f = frame(seq, 64);
+        assert_eq!(
+            dev.receive(&regs, &ring, &dma, &f).expect("room").index,
+            index
+        );
+        assert!(buffer_holds(&dma, BUF_BASE + u64::from(index) * 256, &f));
+        dev.read_ahead(&regs, &ring, &dma);
+    }
+    assert!(matches!(
+        dev.receive(&regs, &ring, &dma, &frame(99, 64)),
+        Err(RxDrop::NoDescriptor { .. })
+    ));
+}
+
+#[test]
+fn rxdmt0_follows_the_drivers_refills_not_the_tail_last_fetched_with() {
+    // 16 descriptors, RXDMT0 at 8 free or fewer. Frames 0..7 are fetched with RDT 15; the
+    // driver cleans 0..3 (RDT 3): by RDT, frames 4..7 leave 14 down to 11 free, never the
+    // threshold, although by the tail they were fetched with, 6 and 7 would reach it.
+    let mut h = Harness::new(16, 2048);
+    let rctl = h.reg(Register::RCTL) & !Rctl::RDMTS_MASK.bits() | Rctl::RDMTS_HALF.bits();
+    h.regs.write(Register::RCTL, rctl);
+    for seq in 0..4u32 {
+        let r = h.send(&frame(seq, 64)).expect("room");
+        assert_eq!(r.causes & Interrupt::RXDMT0.bits(), 0, "frame {seq}");
+    }
+    assert_eq!(h.poll(16).cleaned, 4);
+    assert_eq!(h.reg(Register::RDT), 3);
+    for seq in 4..8u32 {
+        let r = h.send(&frame(seq, 64)).expect("room");
+        assert_eq!(r.causes & Interrupt::RXDMT0.bits(), 0, "frame {seq}");
+    }
+    // Without the driver's refills the threshold comes as before: 15 - 7 free after frame 7.
+    let mut h = Harness::new(16, 2048);
+    h.regs.write(Register::RCTL, rctl);
+    let low: alloc::vec::Vec<bool> = (0..8u32)
+        .map(|seq| h.send(&frame(seq, 64)).expect("room").causes & Interrupt::RXDMT0.bits() != 0)
+        .collect();
+    assert_eq!(low, [false, false, false, false, false, false, true, true]);
+}
