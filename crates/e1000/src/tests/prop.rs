@@ -17,6 +17,8 @@ enum Op {
     Receive(usize),
     /// The driver polls with this budget.
     Poll(usize),
+    /// The device's idle work: its read-ahead (which fetches descriptors).
+    ReadAhead,
 }
 
 fn ops() -> impl Strategy<Value = Vec<Op>> {
@@ -24,6 +26,7 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
         prop_oneof![
             3 => (0usize..600).prop_map(Op::Receive),
             1 => (0usize..20).prop_map(Op::Poll),
+            1 => Just(Op::ReadAhead),
         ],
         0..300,
     )
@@ -98,6 +101,12 @@ proptest! {
                         let expected = in_flight.pop_front();
                         prop_assert_eq!(Some(seq_of(f)), expected);
                     }
+                }
+                Op::ReadAhead => {
+                    let (rdh, rdt) = (h.regs.peek(Register::RDH), h.regs.peek(Register::RDT));
+                    h.dev.read_ahead(&h.regs, &h.ring, &h.dma);
+                    // Idle work changes no register (and, checked at the end, no frame).
+                    prop_assert_eq!((h.regs.peek(Register::RDH), h.regs.peek(Register::RDT)), (rdh, rdt));
                 }
             }
             check_indices(&h);
