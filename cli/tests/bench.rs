@@ -202,6 +202,20 @@ fn all_native_quick_is_consistent_and_leaves_nothing_invented() {
         check_summary(&t["pingpong_rtt"], &out, &format!("{what}.pingpong_rtt"));
         assert!(num(&t["floor_gbps"], &what) > 0.0);
         assert_eq!(t["floor_gbps"], t["floor"]["p50"]);
+        // Both buffer-reuse orders measured, each behind its own CSV; the
+        // floor is the faster one's.
+        let orders = t["floor_by_reuse"].as_object().expect("floor_by_reuse");
+        assert_eq!(orders.len(), 2, "{what}: {orders:?}");
+        for (name, s) in orders {
+            check_summary(s, &out, &format!("{what}.floor_by_reuse.{name}"));
+        }
+        let chosen = t["floor_reuse"].as_str().expect("floor_reuse");
+        assert_eq!(t["floor"], orders[chosen], "{what}");
+        let best = orders
+            .values()
+            .map(|s| num(&s["p50"], &what))
+            .fold(0.0, f64::max);
+        assert_eq!(num(&t["floor_gbps"], &what), best, "{what}");
         assert!(num(&t["gbps"], &what) > 0.0, "{what}: {t}");
         assert_eq!(t["gbps"], t["lossless"]["gbps"]);
         // Lossless (NAPI, the sender waits for room): everything arrives.
@@ -368,7 +382,11 @@ fn one_experiment_runs_only_its_part() {
     assert!(r["throughput"].is_null() && r["latency"].is_null(), "{r}");
     // The placement is part of every result.
     assert!(num(&r["placement"]["pingpong_rtt_ns"], "rtt") > 0.0);
-    assert!(!tmp.path().join("out/raw/spsc_1514.csv").exists());
+    assert!(
+        !tmp.path()
+            .join("out/raw/spsc_1514_oldest_released.csv")
+            .exists()
+    );
     // Only send time's targets are judged; the others were not measured.
     for t in r["targets"].as_array().expect("targets") {
         let send = t["id"].as_str().is_some_and(|id| id.starts_with("send_"));

@@ -205,7 +205,10 @@ impl Counts {
         if experiment.includes(Experiment::Throughput) {
             let bytes: f64 = native::SIZES
                 .iter()
-                .map(|&s| (s as u64 * self.spsc_frames * self.spsc_reps as u64) as f64)
+                .map(|&s| {
+                    (s as u64 * self.spsc_frames * self.spsc_reps as u64) as f64
+                        * native::SPSC_REUSE.len() as f64
+                })
                 .sum();
             ns += bytes / 8.0;
             // Two runs per size and path, at about 1 GB/s through the target.
@@ -481,10 +484,14 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
                     .with_context(|| format!("ping-pong before the runs of {size} B"))?,
             ));
             part.add("placement_by_size");
-            f_out.push(
-                native::spsc(pair, hz, size, counts.spsc_frames, counts.spsc_reps)
-                    .with_context(|| format!("SPSC queue of {size} B"))?,
-            );
+            let mut reps = Vec::new();
+            for reuse in native::SPSC_REUSE {
+                reps.extend(
+                    native::spsc(pair, hz, size, counts.spsc_frames, counts.spsc_reps, reuse)
+                        .with_context(|| format!("SPSC queue of {size} B ({reuse:?})"))?,
+                );
+            }
+            f_out.push(reps);
             part.add("spsc_floor");
             done += 1;
             bar.set(done);

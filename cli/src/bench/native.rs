@@ -10,7 +10,10 @@
 //!   (what a send cannot go below);
 //! - [`spsc`]: a two-copy queue over 256 buffers of 16 KiB, producer on
 //!   the support CPU, consumer on the target CPU (what a delivered
-//!   throughput cannot go above).
+//!   throughput cannot go above), in both orders of reusing its buffers:
+//!   the one released last (hot in cache, but its lines cross back to the
+//!   producer at once) and the oldest (the ring's rotation, the two cores
+//!   on different buffers); the floor is the faster.
 //!
 //! The buffers passed between the two threads are `mint-skb`'s pool, the
 //! one the target's driver hands socket buffers to its stack with: its
@@ -32,6 +35,11 @@ pub const SIZES: [usize; 6] = [1024, 1514, 4096, 8192, 12288, 16384];
 /// The debug NIC's RX ring: buffers and their size.
 pub const RING_SLOTS: usize = mint_abi::debug_nic::RING_SLOTS as usize;
 pub const BUFFER_SIZE: usize = mint_abi::debug_nic::BUFFER_SIZE;
+/// The SPSC floor's two orders of reusing buffers, measured in this order.
+pub const SPSC_REUSE: [mint_skb::Reuse; 2] = [
+    mint_skb::Reuse::LastReleased,
+    mint_skb::Reuse::OldestReleased,
+];
 /// How long one thread waits for the other before giving up.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(10);
 
@@ -379,6 +387,8 @@ pub fn xcore_copies(pair: Pair, tsc_hz: u64, size: usize, copies: usize) -> Resu
 /// One repetition of the SPSC floor.
 #[derive(Clone, Copy, Debug)]
 pub struct SpscRep {
+    /// Which free buffer the producer took next.
+    pub reuse: mint_skb::Reuse,
     pub frames: u64,
     pub bytes: u64,
     /// From before the first copy in to the producer seeing the last
@@ -387,17 +397,19 @@ pub struct SpscRep {
 }
 
 /// `reps` repetitions of `frames` frames of `size` bytes through a
-/// `mint-skb` pool of [`RING_SLOTS`] x [`BUFFER_SIZE`]: the support CPU
-/// copies each frame in and publishes it, the target CPU copies it out
-/// into a buffer of its own and releases it.
+/// `mint-skb` pool of [`RING_SLOTS`] x [`BUFFER_SIZE`] reusing its free
+/// buffers in `reuse` order: the support CPU copies each frame in and
+/// publishes it, the target CPU copies it out into a buffer of its own and
+/// releases it.
 pub fn spsc(
     pair: Pair,
     tsc_hz: u64,
     size: usize,
     frames: u64,
     reps: usize,
+    reuse: mint_skb::Reuse,
 ) -> Result<Vec<SpscRep>> {
-    let (mut producer, mut consumer) = mint_skb::pool(RING_SLOTS, BUFFER_SIZE);
+    let (mut producer, mut consumer) = mint_skb::pool_with(RING_SLOTS, BUFFER_SIZE, reuse);
     let done = Line(AtomicU64::new(0));
     let (out, ()) = on_pair(
         pair,
@@ -423,6 +435,7 @@ pub fn spsc(
                 })?;
                 let t1 = rdtsc();
                 out.push(SpscRep {
+                    reuse,
                     frames,
                     bytes: frames * size as u64,
                     ticks: t1 - t0,
@@ -488,8 +501,15 @@ mod tests {
         let c = copies(pair, &[64, 1514], 10).expect("copies");
         assert_eq!(c.iter().map(Vec::len).collect::<Vec<_>>(), [10, 10]);
         assert_eq!(xcore_copies(pair, hz, 1514, 20).expect("xcore").len(), 20);
-        let reps = spsc(pair, hz, 4096, 600, 2).expect("spsc");
-        assert_eq!(reps.len(), 2);
+        for reuse in [
+            mint_skb::Reuse::LastReleased,
+            mint_skb::Reuse::OldestReleased,
+        ] {
+            let reps = spsc(pair, hz, 4096, 600, 2, reuse).expect("spsc");
+            assert_eq!(reps.len(), 2);
+            assert!(reps.iter().all(|r| r.reuse == reuse));
+        }
+        let reps = spsc(pair, hz, 4096, 600, 2, mint_skb::Reuse::OldestReleased).expect("spsc");
         assert!(reps.iter().all(|r| r.bytes == 600 * 4096 && r.ticks > 0));
     }
 }

@@ -6,14 +6,15 @@
 //! returns the only two handles to them:
 //!
 //! - [`Producer`] (the interrupt handler): [`Producer::buffer`] lends the
-//!   free buffer released last (still in cache), [`Producer::commit`]
-//!   publishes it with a length;
+//!   free buffer released last (still in cache; [`pool_with`] and
+//!   [`Reuse::OldestReleased`]: the oldest, the buffers cycling in order),
+//!   [`Producer::commit`] publishes it with a length;
 //! - [`Consumer`] (the stack): [`Consumer::front`] lends the oldest
 //!   published buffer as an [`Skb`], [`Skb::release`] frees it.
 //!
 //! Neither handle is `Clone`, and every loan borrows its handle mutably, so
 //! at most one producer loan and one consumer loan exist at any time. The
-//! producer only ever lends a buffer on its own free stack (never a
+//! producer only ever lends a buffer on its own free list (never a
 //! published one), the consumer only the published one at `head`, and
 //! each index moves only by its own handle: two `&mut` to one buffer
 //! cannot be made, which the borrow checker (not a comment) enforces:
@@ -51,9 +52,9 @@ extern crate alloc;
 extern crate std;
 
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
-use core::cell::UnsafeCell;
+use core::cell::{Cell, UnsafeCell};
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -109,7 +110,7 @@ struct Shared {
 }
 
 // SAFETY: every buffer number is in exactly one of three places at any
-// time: the producer's free stack, the published ring between `head` and
+// time: the producer's free list, the published ring between `head` and
 // `tail`, or the returned ring between the producer's `taken` and
 // `returned_tail`. The numbers move stack -> published (the producer's
 // `commit`, Release on `tail`) -> returned (the consumer's `release`,
@@ -140,7 +141,7 @@ impl Shared {
     /// # Safety
     /// The caller is the one handle that may reach buffer `index` now (the
     /// protocol in the `Sync` comment above: the producer for the top of
-    /// its free stack, the consumer for the buffer at `head` while it is
+    /// its free list, the consumer for the buffer at `head` while it is
     /// published) and keeps that handle borrowed mutably for as long as the
     /// loan lives, so no other reference to these bytes can exist.
     #[allow(clippy::mut_from_ref, unsafe_code)]
@@ -168,10 +169,17 @@ impl Shared {
     }
 
     /// The buffer and frame length at the consumer's `head`, if published.
-    fn front(&self) -> Option<(usize, usize)> {
+    /// `seen_tail` is the consumer's last reading of `tail`: read again
+    /// (Acquire) only when `head` has caught up with it, so the line the
+    /// producer writes on every frame is not taken on every frame.
+    fn front(&self, seen_tail: &Cell<usize>) -> Option<(usize, usize)> {
         let head = self.head.load(Ordering::Relaxed);
-        if head == self.tail.load(Ordering::Acquire) {
-            return None;
+        if head == seen_tail.get() {
+            let tail = self.tail.load(Ordering::Acquire);
+            seen_tail.set(tail);
+            if head == tail {
+                return None;
+            }
         }
         let place = head % self.count();
         Some((
@@ -216,11 +224,31 @@ impl Slab {
     }
 }
 
-/// A pool of `count` buffers of `size` bytes, and its only two handles.
+/// Which free buffer the producer lends next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reuse {
+    /// The one released last, still in cache (the driver's pool).
+    LastReleased,
+    /// The one released first: the buffers cycle in order, as a NIC's
+    /// ring buffers do (the benchmark's queue floor over the ring's
+    /// buffers).
+    OldestReleased,
+}
+
+/// A pool of `count` buffers of `size` bytes, and its only two handles;
+/// the producer lends the buffer released last ([`Reuse::LastReleased`]).
 ///
 /// # Panics
 /// When `count` is 0.
 pub fn pool(count: usize, size: usize) -> (Producer, Consumer) {
+    pool_with(count, size, Reuse::LastReleased)
+}
+
+/// As [`pool`], with the free buffers lent in `reuse` order.
+///
+/// # Panics
+/// When `count` is 0.
+pub fn pool_with(count: usize, size: usize, reuse: Reuse) -> (Producer, Consumer) {
     assert!(count > 0, "a socket buffer pool needs at least one buffer");
     let per_slab = (SLAB_BYTES / size.max(1)).clamp(1, count);
     let slabs: Box<[Slab]> = (0..count.div_ceil(per_slab))
@@ -249,20 +277,29 @@ pub fn pool(count: usize, size: usize) -> (Producer, Consumer) {
     (
         Producer {
             shared: shared.clone(),
-            // Buffer 0 on top.
-            free: (0..count).rev().collect(),
+            // Buffer 0 lent first either way.
+            free: match reuse {
+                Reuse::LastReleased => (0..count).rev().collect(),
+                Reuse::OldestReleased => (0..count).collect(),
+            },
+            reuse,
             taken: 0,
             lent: false,
         },
-        Consumer { shared },
+        Consumer {
+            shared,
+            seen_tail: Cell::new(0),
+        },
     )
 }
 
 /// The filling side (the driver's interrupt handler).
 pub struct Producer {
     shared: Arc<Shared>,
-    /// Free buffers, the one released last on top.
-    free: Vec<usize>,
+    /// Free buffers, in release order (the one released last at the back).
+    free: VecDeque<usize>,
+    /// Which end of `free` is lent.
+    reuse: Reuse,
     /// How far into the returned ring the producer has taken buffers back.
     taken: usize,
     /// A buffer is lent and not yet committed (asking again lends it again).
@@ -270,14 +307,14 @@ pub struct Producer {
 }
 
 impl Producer {
-    /// Takes the buffers released since the last call back onto the free
-    /// stack, oldest first, so the one released last ends on top.
+    /// Takes the buffers released since the last call back among the free
+    /// ones, oldest first, so the one released last ends at the back.
     fn take_back(&mut self) {
         let s = &self.shared;
         let end = s.returned_tail.load(Ordering::Acquire);
         while self.taken != end {
             let index = s.returned[self.taken % s.count()].load(Ordering::Relaxed);
-            self.free.push(index);
+            self.free.push_back(index);
             self.taken = self.taken.wrapping_add(1);
         }
     }
@@ -292,16 +329,24 @@ impl Producer {
         self.free.len() + back
     }
 
-    /// Lends the next free buffer (all of it): the one released last, or
-    /// `None` when every buffer is published and not yet released. Asking
+    /// Lends the next free buffer (all of it): the one released last (or
+    /// first, with [`Reuse::OldestReleased`]), or `None` when every buffer
+    /// is published and not yet released. Asking
     /// again before [`commit`](Self::commit) lends the same buffer.
     pub fn buffer(&mut self) -> Option<&mut [u8]> {
-        if !self.lent {
+        // The one released last may have come back since: look each time.
+        // Oldest first, the buffers already here go before any released
+        // since, so `returned_tail` (a line the consumer writes on every
+        // release) is read only when they run out.
+        if !self.lent && (self.reuse == Reuse::LastReleased || self.free.is_empty()) {
             self.take_back();
         }
-        let &index = self.free.last()?;
+        let &index = match self.reuse {
+            Reuse::LastReleased => self.free.back(),
+            Reuse::OldestReleased => self.free.front(),
+        }?;
         self.lent = true;
-        // SAFETY: `index` is on the producer's free stack (not published,
+        // SAFETY: `index` is on the producer's free list (not published,
         // not lent to the consumer), the producer is the only handle that
         // reaches its stack, and the loan borrows `self` mutably.
         #[allow(unsafe_code)]
@@ -318,7 +363,11 @@ impl Producer {
         if !self.lent {
             return false;
         }
-        let Some(index) = self.free.pop() else {
+        let next = match self.reuse {
+            Reuse::LastReleased => self.free.pop_back(),
+            Reuse::OldestReleased => self.free.pop_front(),
+        };
+        let Some(index) = next else {
             return false;
         };
         self.lent = false;
@@ -336,6 +385,9 @@ impl Producer {
 /// The draining side (the stack).
 pub struct Consumer {
     shared: Arc<Shared>,
+    /// `tail` as this side last read it (Acquire): the places before it
+    /// are published.
+    seen_tail: Cell<usize>,
 }
 
 impl Consumer {
@@ -343,7 +395,7 @@ impl Consumer {
     /// is lent again) until [`Skb::release`].
     pub fn front(&mut self) -> Option<Skb<'_>> {
         let s = &*self.shared;
-        let (index, len) = s.front()?;
+        let (index, len) = s.front(&self.seen_tail)?;
         Some(Skb {
             shared: s,
             index,
@@ -355,7 +407,7 @@ impl Consumer {
     /// The oldest published frame, read-only, without lending it.
     pub fn peek(&self) -> Option<&[u8]> {
         let s = &*self.shared;
-        let (index, len) = s.front()?;
+        let (index, len) = s.front(&self.seen_tail)?;
         // SAFETY: buffer `index` is at `head` and published, and the loan
         // borrows the consumer, so none of its mutable loans lives.
         #[allow(unsafe_code)]
@@ -365,7 +417,7 @@ impl Consumer {
 
     /// Whether no published buffer is waiting.
     pub fn is_empty(&self) -> bool {
-        self.shared.front().is_none()
+        self.shared.front(&self.seen_tail).is_none()
     }
 
     /// Releases every published buffer; returns how many.
@@ -596,14 +648,43 @@ mod tests {
     }
 
     #[test]
+    fn reuse_order_decides_which_free_buffer_is_lent() {
+        // Each frame released at once: the last released is the one just
+        // used; the oldest released cycles through all of them.
+        let lent = |reuse| {
+            let (mut p, mut c) = pool_with(3, 64, reuse);
+            let mut order = std::vec::Vec::new();
+            for _ in 0..5 {
+                order.push(p.buffer().expect("a free buffer").as_ptr() as usize);
+                assert!(p.commit(8));
+                c.front().expect("published").release();
+            }
+            order
+        };
+        let last = lent(Reuse::LastReleased);
+        assert!(last.iter().all(|&b| b == last[0]), "{last:?}");
+        let oldest = lent(Reuse::OldestReleased);
+        assert_eq!(oldest[3], oldest[0]);
+        assert_eq!(oldest[4], oldest[1]);
+        assert!(oldest[0] != oldest[1] && oldest[1] != oldest[2] && oldest[0] != oldest[2]);
+        assert_eq!(oldest[0], last[0], "buffer 0 first either way");
+    }
+
+    #[test]
     fn producer_and_consumer_on_two_threads_never_share_a_buffer() {
         // Each frame is filled with its number; a buffer lent to both sides
         // at once would show a frame with mixed or wrong bytes.
         const FRAMES: u32 = 20_000;
-        let (mut p, mut c) = pool(4, 64);
+        for reuse in [Reuse::LastReleased, Reuse::OldestReleased] {
+            two_threads(FRAMES, reuse);
+        }
+    }
+
+    fn two_threads(frames: u32, reuse: Reuse) {
+        let (mut p, mut c) = pool_with(4, 64, reuse);
         let producer = std::thread::spawn(move || {
             let mut n = 0u32;
-            while n < FRAMES {
+            while n < frames {
                 if let Some(b) = p.buffer() {
                     let len = 4 + (n as usize % 60);
                     for chunk in b[..len - len % 4].chunks_exact_mut(4) {
@@ -617,7 +698,7 @@ mod tests {
             }
         });
         let mut seen = Vec::new();
-        while seen.len() < FRAMES as usize {
+        while seen.len() < frames as usize {
             let Some(skb) = c.front() else {
                 std::thread::yield_now();
                 continue;
@@ -634,8 +715,8 @@ mod tests {
         }
         producer.join().unwrap();
         assert!(
-            seen.iter().copied().eq(0..FRAMES),
-            "frames lost or reordered"
+            seen.iter().copied().eq(0..frames),
+            "frames lost or reordered ({reuse:?})"
         );
     }
 }
