@@ -484,8 +484,14 @@ fn measure(experiment: Experiment, pair: Pair, counts: Counts, hz: u64) -> Resul
                     .with_context(|| format!("ping-pong before the runs of {size} B"))?,
             ));
             part.add("placement_by_size");
+            // Each order first at every other size: neither always runs
+            // on the CPUs the other has just warmed.
+            let mut orders = native::SPSC_REUSE;
+            if f_out.len() % 2 == 1 {
+                orders.reverse();
+            }
             let mut reps = Vec::new();
-            for reuse in native::SPSC_REUSE {
+            for reuse in orders {
                 reps.extend(
                     native::spsc(pair, hz, size, counts.spsc_frames, counts.spsc_reps, reuse)
                         .with_context(|| format!("SPSC queue of {size} B ({reuse:?})"))?,

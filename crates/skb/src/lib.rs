@@ -29,6 +29,15 @@
 //! assert!(consumer.front().is_none());
 //! ```
 //!
+//! The consumer keeps its own reading of the producer's index, so it is
+//! not `Sync` (it moves to a thread whole, as `Send`):
+//!
+//! ```compile_fail
+//! fn shared_between_threads<T: Sync>(_: &T) {}
+//! let (_producer, consumer) = mint_skb::pool(4, 64);
+//! shared_between_threads(&consumer);
+//! ```
+//!
 //! ```compile_fail
 //! let (_producer, mut consumer) = mint_skb::pool(4, 64);
 //! let first = consumer.front();
@@ -112,16 +121,18 @@ struct Shared {
 // SAFETY: every buffer number is in exactly one of three places at any
 // time: the producer's free list, the published ring between `head` and
 // `tail`, or the returned ring between the producer's `taken` and
-// `returned_tail`. The numbers move stack -> published (the producer's
-// `commit`, Release on `tail`) -> returned (the consumer's `release`,
-// Release on `returned_tail`) -> stack (the producer, after an Acquire of
-// `returned_tail`), and nothing else makes or copies one. A buffer's bytes
-// are reached only through a `Producer` loan (the top of its own stack) or
-// a `Consumer` loan (the buffer at `head`, published), so the two loans
-// never cover the same buffer, and the Release/Acquire pairs order each
-// side's accesses after the other's. There is exactly one of each handle
-// (`pool` makes them, neither is Clone) and each loan borrows its handle
-// mutably.
+// `returned_tail`. The numbers move free list -> published (the
+// producer's `commit`, Release on `tail`) -> returned (the consumer's
+// `release`, Release on `returned_tail`) -> free list (the producer, after
+// an Acquire of `returned_tail`), and nothing else makes or copies one. A
+// buffer's bytes are reached only through a `Producer` loan (the end of
+// its own free list that its `Reuse` names) or a `Consumer` loan (the
+// buffer at `head`, published: before a value of `tail` the consumer
+// itself read with Acquire, kept in its `seen_tail`, which is why the
+// `Consumer` is not `Sync`), so the two loans never cover the same
+// buffer, and the Release/Acquire pairs order each side's accesses after
+// the other's. There is exactly one of each handle (`pool` makes them,
+// neither is Clone) and each loan borrows its handle mutably.
 #[allow(unsafe_code)]
 unsafe impl Sync for Shared {}
 
@@ -548,11 +559,17 @@ mod tests {
 
     #[test]
     fn asking_twice_before_commit_lends_the_same_free_buffer() {
-        let (mut p, mut c) = pool(2, 8);
-        p.buffer().expect("free")[0] = 7;
-        assert_eq!(p.buffer().expect("same buffer")[0], 7);
-        assert!(p.commit(1));
-        assert_eq!(c.front().expect("published").frame(), &[7]);
+        for reuse in [Reuse::LastReleased, Reuse::OldestReleased] {
+            let (mut p, mut c) = pool_with(2, 8, reuse);
+            p.buffer().expect("free")[0] = 7;
+            // A release in between changes nothing for the lent buffer.
+            assert!(p.commit(1));
+            p.buffer().expect("free")[0] = 8;
+            c.front().expect("published").release();
+            assert_eq!(p.buffer().expect("same buffer")[0], 8, "{reuse:?}");
+            assert!(p.commit(1));
+            assert_eq!(c.front().expect("published").frame(), &[8]);
+        }
     }
 
     #[test]
