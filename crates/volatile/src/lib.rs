@@ -165,9 +165,11 @@ const WIDER: usize = 32;
 const WIDER_FROM: usize = 8192;
 
 /// Whether 32-byte AVX accesses may be used: CPUID says AVX and OSXSAVE,
-/// and XCR0 has the SSE and AVX state enabled (mint's kernel does not
-/// enable it: there the copies stay at 16 bytes). 0 not asked yet, 1 no,
-/// 2 yes.
+/// and XCR0 has the SSE and AVX state enabled, which an OS does when it
+/// saves that state across whatever may interrupt a copy (a host OS
+/// does). mint's kernel sets neither CR4.OSXSAVE nor XCR0, so there this
+/// is false and the copies stay at 16 bytes: its interrupt handlers save
+/// no YMM state. 0 not asked yet, 1 no, 2 yes.
 #[cfg(target_arch = "x86_64")]
 static AVX: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
