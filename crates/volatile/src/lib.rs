@@ -24,7 +24,9 @@
 //!   middle of the range, a 64-bit one to reach and to leave 16-byte
 //!   alignment, byte accesses only for the unaligned head and tail (a
 //!   per-byte volatile copy of a 16 KiB frame would cost 16384 accesses;
-//!   this costs at most about 1030). `core::intrinsics::volatile_copy_memory`
+//!   this costs at most about 1030). From 8 KiB, where the OS enabled AVX
+//!   (a host; never mint's kernel, see `has_avx`), aligned 32-byte
+//!   accesses over the middle instead. `core::intrinsics::volatile_copy_memory`
 //!   would be the obvious tool but is nightly-only.
 //! - A write can be prepared: [`VolatileSlice::prefetch_for_write`] takes
 //!   the lines for writing ahead of a copy.
@@ -38,8 +40,9 @@
 //! Why a crate of its own: `mint-e1000` and `mint-abi` are
 //! `#![forbid(unsafe_code)]`, and the kernel cannot be unit-tested on the
 //! host; here the `unsafe` is confined to [`VolatileSlice::new`], its two
-//! safe wrappers, the prefetches and six private accessors, and the copy logic is tested on the host against
-//! a plain copy.
+//! safe wrappers, the prefetches, six private accessors, the AVX check
+//! (`has_avx`: XGETBV) and the two 32-byte runs, and the copy logic is
+//! tested on the host against a plain copy.
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -147,8 +150,8 @@ pub struct VolatileSlice<'a> {
 }
 
 const WORD: usize = core::mem::size_of::<u64>();
-/// The widest access of a copy: one SSE register (baseline on x86-64, and
-/// enabled in mint's kernel).
+/// A copy's access below [`WIDER_FROM`], or without AVX: one SSE register
+/// (baseline on x86-64, and enabled in mint's kernel).
 const WIDE: usize = 16;
 
 /// A copy's widest access where the CPU and the OS allow it: one AVX
@@ -183,7 +186,9 @@ fn has_avx() -> bool {
             // XGETBV exists once the OS has set CR4.OSXSAVE (CPUID's bit).
             let has = osxsave && avx && {
                 // SAFETY: XGETBV with ECX = 0 reads XCR0; it is defined
-                // (no #UD) because CR4.OSXSAVE is set (CPUID.1:ECX[27]).
+                // (no #UD) because CR4.OSXSAVE is set (CPUID.1:ECX[27]),
+                // which only a CPU with XSAVE (the intrinsic's target
+                // feature) allows.
                 #[allow(unsafe_code)]
                 let xcr0 = unsafe { core::arch::x86_64::_xgetbv(0) };
                 xcr0 & 0b110 == 0b110
