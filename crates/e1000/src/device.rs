@@ -373,10 +373,7 @@ impl DeviceModel {
             Ok((r, next)) => {
                 self.received += 1;
                 self.bytes += u64::from(r.length);
-                self.ahead = next.map(|mut a| {
-                    a.len = usize::from(r.length);
-                    a
-                });
+                self.ahead = next;
                 Ok(r)
             }
             Err(drop) => {
@@ -394,8 +391,8 @@ impl DeviceModel {
     /// The device's idle work between frames, as an 8254x's DMA engine fetches descriptors
     /// ahead of the frames that need them: once per frame placed, the next descriptors the
     /// device owns are fetched (up to [`DESC_CACHE`], unless they were), and the next one's
-    /// line and as much of its buffer as the last frame took, up to [`READ_AHEAD_BYTES`], are
-    /// taken for writing
+    /// line, as much of its buffer as the last frame took, up to [`READ_AHEAD_BYTES`], and ICR
+    /// are taken for writing
     /// (`prepare_writeback`, `prepare_write`: hints, nothing changes), so the next frame's
     /// copy and write-back find their lines here instead of in the cache of the driver that
     /// last read them. Returns whether it warmed anything (not when the ring had no room
@@ -425,6 +422,9 @@ impl DeviceModel {
         if let Some(addr) = self.cache.peek(a.ring, a.index) {
             dma.prepare_write(addr, a.len.min(READ_AHEAD_BYTES));
         }
+        // And ICR, which the next frame reads and writes last (the driver's read-to-clear left
+        // it in the driver's cache).
+        regs.prepare_write(Register::ICR);
         true
     }
 
@@ -564,7 +564,7 @@ impl DeviceModel {
             (new_head != cache.tail).then_some(Ahead {
                 index: new_head,
                 ring: id,
-                len: 0,
+                len: usize::from(length),
             }),
         ))
     }

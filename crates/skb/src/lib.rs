@@ -84,8 +84,8 @@ impl core::ops::Deref for Line {
 ///
 /// Buffers and ring places are apart: the published ring carries buffer
 /// numbers, and a released buffer goes back to the producer through a
-/// second ring, onto the producer's own stack of free buffers. The
-/// producer lends the top of that stack, the buffer released last: its
+/// second ring, onto the producer's own list of free buffers. The
+/// producer lends the front of that list, by default the buffer released last: its
 /// lines are still in this core's cache, so the driver's copy into it
 /// writes cached lines instead of taking each one from memory (a pool of
 /// 512 x 16 KiB cycled in order is 8 MiB, several times a core's L2).
@@ -125,8 +125,8 @@ struct Shared {
 // producer's `commit`, Release on `tail`) -> returned (the consumer's
 // `release`, Release on `returned_tail`) -> free list (the producer, after
 // an Acquire of `returned_tail`), and nothing else makes or copies one. A
-// buffer's bytes are reached only through a `Producer` loan (the end of
-// its own free list that its `Reuse` names) or a `Consumer` loan (the
+// buffer's bytes are reached only through a `Producer` loan (the front of
+// its own free list) or a `Consumer` loan (the
 // buffer at `head`, published: before a value of `tail` the consumer
 // itself read with Acquire, kept in its `seen_tail`, which is why the
 // `Consumer` is not `Sync`), so the two loans never cover the same
@@ -151,7 +151,7 @@ impl Shared {
     ///
     /// # Safety
     /// The caller is the one handle that may reach buffer `index` now (the
-    /// protocol in the `Sync` comment above: the producer for the top of
+    /// protocol in the `Sync` comment above: the producer for the front of
     /// its free list, the consumer for the buffer at `head` while it is
     /// published) and keeps that handle borrowed mutably for as long as the
     /// loan lives, so no other reference to these bytes can exist.
@@ -289,10 +289,7 @@ pub fn pool_with(count: usize, size: usize, reuse: Reuse) -> (Producer, Consumer
         Producer {
             shared: shared.clone(),
             // Buffer 0 lent first either way.
-            free: match reuse {
-                Reuse::LastReleased => (0..count).rev().collect(),
-                Reuse::OldestReleased => (0..count).collect(),
-            },
+            free: (0..count).collect(),
             reuse,
             taken: 0,
             lent: false,
@@ -307,9 +304,9 @@ pub fn pool_with(count: usize, size: usize, reuse: Reuse) -> (Producer, Consumer
 /// The filling side (the driver's interrupt handler).
 pub struct Producer {
     shared: Arc<Shared>,
-    /// Free buffers, in release order (the one released last at the back).
+    /// Free buffers, the next one to lend at the front.
     free: VecDeque<usize>,
-    /// Which end of `free` is lent.
+    /// Where a buffer taken back goes: to the front (lent next) or the back.
     reuse: Reuse,
     /// How far into the returned ring the producer has taken buffers back.
     taken: usize,
@@ -319,13 +316,17 @@ pub struct Producer {
 
 impl Producer {
     /// Takes the buffers released since the last call back among the free
-    /// ones, oldest first, so the one released last ends at the back.
+    /// ones, oldest first: each to the front (the one released last is lent
+    /// next) or to the back (lent after those already free).
     fn take_back(&mut self) {
         let s = &self.shared;
         let end = s.returned_tail.load(Ordering::Acquire);
         while self.taken != end {
             let index = s.returned[self.taken % s.count()].load(Ordering::Relaxed);
-            self.free.push_back(index);
+            match self.reuse {
+                Reuse::LastReleased => self.free.push_front(index),
+                Reuse::OldestReleased => self.free.push_back(index),
+            }
             self.taken = self.taken.wrapping_add(1);
         }
     }
@@ -352,14 +353,11 @@ impl Producer {
         if !self.lent && (self.reuse == Reuse::LastReleased || self.free.is_empty()) {
             self.take_back();
         }
-        let &index = match self.reuse {
-            Reuse::LastReleased => self.free.back(),
-            Reuse::OldestReleased => self.free.front(),
-        }?;
+        let &index = self.free.front()?;
         self.lent = true;
         // SAFETY: `index` is on the producer's free list (not published,
         // not lent to the consumer), the producer is the only handle that
-        // reaches its stack, and the loan borrows `self` mutably.
+        // reaches that list, and the loan borrows `self` mutably.
         #[allow(unsafe_code)]
         Some(unsafe { self.shared.buffer_mut(index) })
     }
@@ -374,11 +372,7 @@ impl Producer {
         if !self.lent {
             return false;
         }
-        let next = match self.reuse {
-            Reuse::LastReleased => self.free.pop_back(),
-            Reuse::OldestReleased => self.free.pop_front(),
-        };
-        let Some(index) = next else {
+        let Some(index) = self.free.pop_front() else {
             return false;
         };
         self.lent = false;

@@ -360,10 +360,9 @@ where
         let t = self.clock.now();
         let Device { regs, ring, dma } = self.device;
         if self.model.read_ahead(regs, ring, dma) {
-            // The lines the send's signalling reads and writes after its copy,
-            // which the target's handler took for its read-to-clear of ICR and
-            // its clear of the posted flag: here, not in the send's time.
-            regs.prepare_write(Register::ICR);
+            // The posted flag, which the send's signalling reads and writes
+            // after its copy and the target's handler cleared: taken here, not
+            // in the send's time (the device's read-ahead takes ICR).
             mint_volatile::prefetch_write(self.lines.posted);
             self.read_aheads.idle += 1;
             self.read_aheads.idle_ticks += self.clock.now().wrapping_sub(t);

@@ -73,9 +73,24 @@ pub fn prefetch_write<T>(value: &T) {
 }
 
 /// Whether this CPU has `prefetchw` (CPUID 0x8000_0001 ECX bit 8,
-/// PRFCHW / 3DNowPrefetch): 0 not asked yet, 1 no, 2 yes.
+/// PRFCHW / 3DNowPrefetch), as [`cpu_flag`] keeps it.
 #[cfg(target_arch = "x86_64")]
 static PRFCHW: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// A CPU property asked once: `probe`'s answer kept in `known` (0 not
+/// asked yet, 1 no, 2 yes). Racing first callers ask twice and agree.
+#[cfg(target_arch = "x86_64")]
+fn cpu_flag(known: &core::sync::atomic::AtomicU8, probe: fn() -> bool) -> bool {
+    use core::sync::atomic::Ordering;
+    match known.load(Ordering::Relaxed) {
+        0 => {
+            let has = probe();
+            known.store(if has { 2 } else { 1 }, Ordering::Relaxed);
+            has
+        }
+        v => v == 2,
+    }
+}
 
 /// `prefetchw` of the line holding `p` where the CPU has it, else a read
 /// prefetch (`_MM_HINT_ET0` alone would not do: the compiler emits
@@ -84,19 +99,11 @@ static PRFCHW: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(
 fn prefetch_line_for_write(p: *const i8) {
     #[cfg(target_arch = "x86_64")]
     {
-        use core::sync::atomic::Ordering;
-        let known = match PRFCHW.load(Ordering::Relaxed) {
-            0 => {
-                let ext = core::arch::x86_64::__cpuid(0x8000_0000).eax;
-                let has = ext >= 0x8000_0001
-                    && core::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0;
-                let v = if has { 2 } else { 1 };
-                PRFCHW.store(v, Ordering::Relaxed);
-                v
-            }
-            v => v,
-        };
-        if known == 2 {
+        let has = cpu_flag(&PRFCHW, || {
+            let ext = core::arch::x86_64::__cpuid(0x8000_0000).eax;
+            ext >= 0x8000_0001 && core::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
+        });
+        if has {
             // SAFETY: `prefetchw` (present: CPUID said so) reads and
             // writes nothing architecturally and never faults, whatever
             // the address; it touches no register, stack or flag.
@@ -172,32 +179,26 @@ const WIDER_FROM: usize = 8192;
 /// saves that state across whatever may interrupt a copy (a host OS
 /// does). mint's kernel sets neither CR4.OSXSAVE nor XCR0, so there this
 /// is false and the copies stay at 16 bytes: its interrupt handlers save
-/// no YMM state. 0 not asked yet, 1 no, 2 yes.
+/// no YMM state. Kept by [`cpu_flag`].
 #[cfg(target_arch = "x86_64")]
 static AVX: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
 #[cfg(target_arch = "x86_64")]
 fn has_avx() -> bool {
-    use core::sync::atomic::Ordering;
-    match AVX.load(Ordering::Relaxed) {
-        0 => {
-            let ecx = core::arch::x86_64::__cpuid(1).ecx;
-            let (osxsave, avx) = (ecx & (1 << 27) != 0, ecx & (1 << 28) != 0);
-            // XGETBV exists once the OS has set CR4.OSXSAVE (CPUID's bit).
-            let has = osxsave && avx && {
-                // SAFETY: XGETBV with ECX = 0 reads XCR0; it is defined
-                // (no #UD) because CR4.OSXSAVE is set (CPUID.1:ECX[27]),
-                // which only a CPU with XSAVE (the intrinsic's target
-                // feature) allows.
-                #[allow(unsafe_code)]
-                let xcr0 = unsafe { core::arch::x86_64::_xgetbv(0) };
-                xcr0 & 0b110 == 0b110
-            };
-            AVX.store(if has { 2 } else { 1 }, Ordering::Relaxed);
-            has
+    cpu_flag(&AVX, || {
+        let ecx = core::arch::x86_64::__cpuid(1).ecx;
+        let (osxsave, avx) = (ecx & (1 << 27) != 0, ecx & (1 << 28) != 0);
+        // XGETBV exists once the OS has set CR4.OSXSAVE (CPUID's bit).
+        osxsave && avx && {
+            // SAFETY: XGETBV with ECX = 0 reads XCR0; it is defined
+            // (no #UD) because CR4.OSXSAVE is set (CPUID.1:ECX[27]),
+            // which only a CPU with XSAVE (the intrinsic's target
+            // feature) allows.
+            #[allow(unsafe_code)]
+            let xcr0 = unsafe { core::arch::x86_64::_xgetbv(0) };
+            xcr0 & 0b110 == 0b110
         }
-        v => v == 2,
-    }
+    })
 }
 
 /// The native-endian word of 8 bytes.
