@@ -24,9 +24,12 @@
 //!   middle of the range, a 64-bit one to reach and to leave 16-byte
 //!   alignment, byte accesses only for the unaligned head and tail (a
 //!   per-byte volatile copy of a 16 KiB frame would cost 16384 accesses;
-//!   this costs at most about 1030). From 8 KiB, where the OS enabled AVX
-//!   (a host; never mint's kernel, see `has_avx`), aligned 32-byte
-//!   accesses over the middle instead. `core::intrinsics::volatile_copy_memory`
+//!   this costs at most about 1030). From 8 KiB, with feature `avx` and
+//!   where the OS enabled AVX, aligned 32-byte accesses over the middle
+//!   instead. Only host builds enable the feature (the native benchmark's
+//!   CLI): the node kernel's graph leaves it off, so no YMM access is even
+//!   compiled into code whose interrupt handlers save no YMM state (the
+//!   run-time check, `has_avx`, would also say no there). `core::intrinsics::volatile_copy_memory`
 //!   would be the obvious tool but is nightly-only.
 //! - A write can be prepared: [`VolatileSlice::prefetch_for_write`] takes
 //!   the lines for writing ahead of a copy.
@@ -41,7 +44,7 @@
 //! `#![forbid(unsafe_code)]`, and the kernel cannot be unit-tested on the
 //! host; here the `unsafe` is confined to [`VolatileSlice::new`], its two
 //! safe wrappers, the prefetches, six private accessors, the AVX check
-//! (`has_avx`: XGETBV) and the two 32-byte runs, and the copy logic is
+//! (`has_avx`: XGETBV) and the two 32-byte runs (feature `avx`), and the copy logic is
 //! tested on the host against a plain copy.
 
 #![no_std]
@@ -165,6 +168,7 @@ const WIDE: usize = 16;
 /// register. Stores wait for their lines in the store buffer, an entry
 /// each: 32 bytes an entry keeps twice the lines of a copy in flight as
 /// 16 do, which is what a copy into lines another core holds waits on.
+#[cfg(feature = "avx")]
 const WIDER: usize = 32;
 
 /// The shortest copy that uses [`WIDER`] accesses. Alternated A/Bs on an
@@ -172,6 +176,7 @@ const WIDER: usize = 32;
 /// faster from 8 KiB on (lossless 86 against 77 Gbps at 8 KiB, 95
 /// against 82 at 12 KiB; a 16 KiB send 1.40 against 1.51 us) and slower
 /// below (18 against 20 Gbps at 1 KiB, 68 against 70-76 at 4 KiB).
+#[cfg(any(feature = "avx", test))]
 const WIDER_FROM: usize = 8192;
 
 /// Whether 32-byte AVX accesses may be used: CPUID says AVX and OSXSAVE,
@@ -180,10 +185,10 @@ const WIDER_FROM: usize = 8192;
 /// does). mint's kernel sets neither CR4.OSXSAVE nor XCR0, so there this
 /// is false and the copies stay at 16 bytes: its interrupt handlers save
 /// no YMM state. Kept by [`cpu_flag`].
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", feature = "avx"))]
 static AVX: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", feature = "avx"))]
 fn has_avx() -> bool {
     cpu_flag(&AVX, || {
         let ecx = core::arch::x86_64::__cpuid(1).ecx;
@@ -351,7 +356,7 @@ impl<'a> VolatileSlice<'a> {
             at += WORD;
             src_words = rest;
         }
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", feature = "avx"))]
         if src.len() >= WIDER_FROM && has_avx() {
             // To a 32-byte boundary with one 16-byte store, then 32 at a time.
             if self.addr(at).is_multiple_of(WIDE) && !self.addr(at).is_multiple_of(WIDER) {
@@ -396,6 +401,7 @@ impl<'a> VolatileSlice<'a> {
     /// is not within the slice.
     pub fn copy_to(&self, offset: usize, dst: &mut [u8]) -> Result<(), OutOfBounds> {
         self.check(offset, dst.len())?;
+        #[cfg(all(target_arch = "x86_64", feature = "avx"))]
         let total = dst.len();
         let (head, words, tail) = self.split(offset, dst.len());
         let (dst_head, rest) = dst.split_at_mut(head);
@@ -412,7 +418,7 @@ impl<'a> VolatileSlice<'a> {
             at += WORD;
             dst_words = rest;
         }
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", feature = "avx"))]
         if total >= WIDER_FROM && has_avx() {
             if self.addr(at).is_multiple_of(WIDE) && !self.addr(at).is_multiple_of(WIDER) {
                 let (w, rest) = dst_words.split_at_mut(WIDE);
@@ -571,7 +577,7 @@ impl<'a> VolatileSlice<'a> {
 /// # Safety
 /// `dst..dst + src.len()` is writable memory reached only through volatile
 /// accesses, `dst` is 32-byte aligned, and AVX is usable (`has_avx`).
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", feature = "avx"))]
 #[target_feature(enable = "avx")]
 #[allow(unsafe_code)]
 unsafe fn store_wider_run(dst: *mut u8, src: &[u8]) {
@@ -591,7 +597,7 @@ unsafe fn store_wider_run(dst: *mut u8, src: &[u8]) {
 ///
 /// # Safety
 /// As [`store_wider_run`], for reading.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", feature = "avx"))]
 #[target_feature(enable = "avx")]
 #[allow(unsafe_code)]
 unsafe fn load_wider_run(src: *const u8, dst: &mut [u8]) {
@@ -719,7 +725,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", feature = "avx"))]
     fn avx_is_used_where_the_os_enabled_it() {
         assert_eq!(has_avx(), std::arch::is_x86_feature_detected!("avx"));
     }
