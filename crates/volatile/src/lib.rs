@@ -160,7 +160,7 @@ pub struct VolatileSlice<'a> {
 }
 
 const WORD: usize = core::mem::size_of::<u64>();
-/// A copy's access below [`WIDER_FROM`], or without AVX: one SSE register
+/// A copy's access below `WIDER_FROM`, or without AVX: one SSE register
 /// (baseline on x86-64, and enabled in mint's kernel).
 const WIDE: usize = 16;
 
@@ -168,7 +168,7 @@ const WIDE: usize = 16;
 /// register. Stores wait for their lines in the store buffer, an entry
 /// each: 32 bytes an entry keeps twice the lines of a copy in flight as
 /// 16 do, which is what a copy into lines another core holds waits on.
-#[cfg(feature = "avx")]
+#[cfg(all(target_arch = "x86_64", feature = "avx"))]
 const WIDER: usize = 32;
 
 /// The shortest copy that uses [`WIDER`] accesses. Alternated A/Bs on an
