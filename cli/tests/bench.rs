@@ -872,11 +872,15 @@ fn sigint_stops_a_system_bench_and_leaves_no_machine() {
     let deadline = Instant::now() + Duration::from_secs(240);
     // A failure names what mint printed (it is ended first, so its stderr
     // is complete).
-    let fail = |child: &mut std::process::Child, stderr: std::thread::JoinHandle<String>, what| {
+    fn fail(
+        child: &mut std::process::Child,
+        stderr: std::thread::JoinHandle<String>,
+        what: &str,
+    ) -> ! {
         let _ = child.kill();
         let _ = child.wait();
         panic!("{what}\n{}", stderr.join().unwrap_or_default());
-    };
+    }
     while run.qemus().is_empty() {
         if Instant::now() >= deadline {
             fail(&mut child, stderr, "QEMU never started");
@@ -889,15 +893,8 @@ fn sigint_stops_a_system_bench_and_leaves_no_machine() {
     // Into the boot or the first run.
     std::thread::sleep(Duration::from_secs(2));
     common::send_signal(child.id(), "INT");
-    let stopped = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if stopped.elapsed() > Duration::from_secs(30) {
-            fail(&mut child, stderr, "mint did not end within 30 s of SIGINT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some((status, _)) = common::ended_within(&mut child, Duration::from_secs(30)) else {
+        fail(&mut child, stderr, "mint did not end within 30 s of SIGINT");
     };
     run.assert_no_qemu_within(Duration::from_secs(5));
     let stderr = stderr.join().unwrap_or_default();

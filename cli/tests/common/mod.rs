@@ -272,15 +272,29 @@ pub fn wait_at_most(
     child: &mut std::process::Child,
     within: Duration,
 ) -> (std::process::ExitStatus, Duration) {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for mint") {
-            return (status, start.elapsed());
-        }
-        if start.elapsed() > within {
+    match ended_within(child, within) {
+        Some(ended) => ended,
+        None => {
             let _ = child.kill();
             let _ = child.wait();
             panic!("mint did not end within {within:?}");
+        }
+    }
+}
+
+/// `child`'s exit status and how long it took, if it ended within
+/// `within` (else it is left running, for the caller to end).
+pub fn ended_within(
+    child: &mut std::process::Child,
+    within: Duration,
+) -> Option<(std::process::ExitStatus, Duration)> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for mint") {
+            return Some((status, start.elapsed()));
+        }
+        if start.elapsed() > within {
+            return None;
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -182,9 +182,9 @@ const WIDER_FROM: usize = 8192;
 /// Whether 32-byte AVX accesses may be used: CPUID says AVX and OSXSAVE,
 /// and XCR0 has the SSE and AVX state enabled, which an OS does when it
 /// saves that state across whatever may interrupt a copy (a host OS
-/// does). mint's kernel sets neither CR4.OSXSAVE nor XCR0, so there this
-/// is false and the copies stay at 16 bytes: its interrupt handlers save
-/// no YMM state. Kept by [`cpu_flag`].
+/// does). Compiled only with feature `avx`, which mint's kernel leaves
+/// off (it sets neither CR4.OSXSAVE nor XCR0, and its interrupt handlers
+/// save no YMM state). Kept by [`cpu_flag`].
 #[cfg(all(target_arch = "x86_64", feature = "avx"))]
 static AVX: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
